@@ -1,0 +1,1 @@
+//! Criterion micro-benchmarks of the xtcp core over the in-memory link (see `benches/`).

@@ -1,0 +1,17 @@
+//! xtcp: a kernel-bypass TCP stack.
+//!
+//! Layers, bottom up:
+//! - [`wire`]: zero-copy packet views and validated representations (Ethernet, ARP, IPv4,
+//!   TCP). Knows nothing of connections.
+//! - [`tcp`]: the sans-I/O TCP core. Reads no clock and does no I/O: every entry point takes
+//!   `now` ([`time::Instant`]).
+//! - [`link`]: the batched, zero-copy frame I/O trait with an in-memory implementation.
+//! - [`sim`]: a deterministic network simulator (virtual clock, seeded faults) for tests and
+//!   benches.
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod link;
+pub mod sim;
+pub mod tcp;
+pub mod time;
+pub mod wire;
