@@ -15,7 +15,7 @@ pub mod timer_wheel;
 use core::net::Ipv4Addr;
 
 /// A connection's identity: (local address, local port, remote address, remote port).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FourTuple {
     pub local_addr: Ipv4Addr,
     pub remote_addr: Ipv4Addr,
