@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+/*
+ * xtcp_xdp.c - steers xtcp's TCP segments into AF_XDP sockets.
+ *
+ * A frame is ours when it is Ethernet/IPv4/TCP, not an IP fragment, and its
+ * (destination address, destination port) is a registered listener, or its
+ * destination port lies in a registered port range (the local ports of our
+ * active opens). Ours goes to the AF_XDP socket bound to the receive queue it
+ * arrived on; a queue without a socket falls back to XDP_PASS through the
+ * bpf_redirect_map() flags. Everything else - ARP, ICMP, IPv6, VLAN-tagged
+ * frames, other TCP ports, fragments, malformed or truncated headers - gets
+ * XDP_PASS, so the kernel keeps answering ARP and SSH keeps working.
+ *
+ * Each frame increments exactly one per-CPU counter (see xtcp_maps.h).
+ * Map layouts live in xtcp_maps.h, shared with the Rust loader.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "xtcp_maps.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XTCP_MAX_LISTENERS);
+	__type(key, struct xtcp_listener_key);
+	__type(value, __u32);
+} xtcp_listeners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XTCP_PORT_RANGE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct xtcp_port_range);
+} xtcp_port_range SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, XTCP_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xtcp_xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XTCP_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} xtcp_counters SEC(".maps");
+
+/* What the parser decided, before the redirect is attempted. */
+enum verdict {
+	V_PASS,      /* well formed, not ours */
+	V_MALFORMED, /* cannot be parsed safely */
+	V_OURS,      /* steer to the queue's AF_XDP socket */
+};
+
+/* IPv4 flags/fragment-offset field: More Fragments bit and the 13-bit
+ * offset (RFC 791, section 3.1). Any fragment goes to the kernel, which
+ * reassembles; xtcp does not. */
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+static __always_inline int port_in_ranges(__u32 daddr, __u16 dport)
+{
+#pragma unroll
+	for (__u32 i = 0; i < XTCP_PORT_RANGE_SLOTS; i++) {
+		__u32 slot = i;
+		struct xtcp_port_range *r =
+			bpf_map_lookup_elem(&xtcp_port_range, &slot);
+
+		if (!r || !r->enabled)
+			continue;
+		if (r->addr != 0 && r->addr != daddr)
+			continue;
+		if (dport >= r->lo && dport <= r->hi)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int is_listener(__u32 daddr, __u16 dport)
+{
+	struct xtcp_listener_key key = { .addr = daddr, .port = dport, .pad = 0 };
+
+	if (bpf_map_lookup_elem(&xtcp_listeners, &key))
+		return 1;
+	key.addr = 0; /* wildcard listener: any local address */
+	return bpf_map_lookup_elem(&xtcp_listeners, &key) != 0;
+}
+
+static __always_inline enum verdict try_classify(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return V_MALFORMED;
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return V_PASS; /* ARP, IPv6, VLAN tags, ... */
+
+	struct iphdr *iph = (void *)(eth + 1);
+	if ((void *)(iph + 1) > data_end)
+		return V_MALFORMED;
+	if (iph->version != 4)
+		return V_MALFORMED;
+	/* IHL counts 32-bit words and includes options (RFC 791, 3.1). */
+	__u32 ip_hlen = (__u32)iph->ihl * 4;
+	if (ip_hlen < sizeof(*iph))
+		return V_MALFORMED;
+	if ((void *)iph + ip_hlen > data_end)
+		return V_MALFORMED;
+	__u32 tot_len = bpf_ntohs(iph->tot_len);
+	if (tot_len < ip_hlen || (void *)iph + tot_len > data_end)
+		return V_MALFORMED;
+	if (iph->protocol != IPPROTO_TCP)
+		return V_PASS;
+	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return V_PASS;
+
+	struct tcphdr *th = (void *)iph + ip_hlen;
+	if ((void *)(th + 1) > data_end)
+		return V_MALFORMED;
+	/* Data offset counts 32-bit words (RFC 9293, 3.1). */
+	__u32 tcp_hlen = (__u32)th->doff * 4;
+	if (tcp_hlen < sizeof(*th) || ip_hlen + tcp_hlen > tot_len)
+		return V_MALFORMED;
+	if ((void *)th + tcp_hlen > data_end)
+		return V_MALFORMED;
+
+	__u32 daddr = bpf_ntohl(iph->daddr);
+	__u16 dport = bpf_ntohs(th->dest);
+	if (is_listener(daddr, dport) || port_in_ranges(daddr, dport))
+		return V_OURS;
+	return V_PASS;
+}
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&xtcp_counters, &idx);
+
+	if (c)
+		*c += 1; /* per-CPU slot: no other writer, no atomic needed */
+}
+
+SEC("xdp")
+int xtcp_xdp(struct xdp_md *ctx)
+{
+	enum verdict v = try_classify(ctx);
+
+	if (v == V_MALFORMED) {
+		count(XTCP_CNT_MALFORMED);
+		return XDP_PASS;
+	}
+	if (v == V_PASS) {
+		count(XTCP_CNT_PASSED);
+		return XDP_PASS;
+	}
+	/* The low bits of the flags are the action when the slot is empty. */
+	long act = bpf_redirect_map(&xtcp_xsks, ctx->rx_queue_index, XDP_PASS);
+	count(act == XDP_REDIRECT ? XTCP_CNT_REDIRECTED : XTCP_CNT_NO_SOCKET);
+	return act;
+}
+
+char _license[] SEC("license") = "Dual MIT/GPL";
