@@ -10,6 +10,8 @@
 //!   benches.
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+#[cfg(feature = "afxdp")]
+pub mod afxdp;
 pub mod link;
 pub mod sim;
 pub mod tcp;
