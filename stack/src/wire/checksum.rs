@@ -1,1 +1,186 @@
-//! (being written)
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//!
+//! Contract: [`data`], [`combine`] and [`pseudo_header_v4`] return the *folded* 16-bit ones'
+//! complement sum, not its complement. A header's checksum field holds `!combine(..)`; a
+//! received header verifies when the folded sum over it, checksum field included, is `0xffff`.
+//! Nothing here allocates or panics.
+
+use core::net::Ipv4Addr;
+
+/// Folds a wide accumulator of 16-bit words into a 16-bit ones' complement sum.
+#[inline]
+fn fold(mut acc: u64) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// Folded ones' complement sum of `bytes` taken as big-endian 16-bit words; an odd trailing
+/// byte is padded with a zero byte (RFC 1071 §4.1).
+pub fn data(bytes: &[u8]) -> u16 {
+    // Summing 32-bit words into a 64-bit accumulator is equivalent to summing 16-bit words
+    // (RFC 1071 §2(C), "parallel summation"): carries out of bit 15 and bit 31 are folded
+    // back at the end. 2^32 additions of u32 cannot overflow a u64, far beyond any frame.
+    let mut acc: u64 = 0;
+    let mut chunks = bytes.chunks_exact(16);
+    for c in &mut chunks {
+        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+        acc += u64::from(u32::from_be_bytes([c[4], c[5], c[6], c[7]]));
+        acc += u64::from(u32::from_be_bytes([c[8], c[9], c[10], c[11]]));
+        acc += u64::from(u32::from_be_bytes([c[12], c[13], c[14], c[15]]));
+    }
+    let mut words = chunks.remainder().chunks_exact(2);
+    for w in &mut words {
+        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    fold(acc)
+}
+
+/// Folded ones' complement sum of partial sums (each itself a folded sum).
+pub fn combine(sums: &[u16]) -> u16 {
+    fold(sums.iter().map(|&s| u64::from(s)).sum())
+}
+
+/// Folded sum of the IPv4 pseudo-header (RFC 9293 §3.1): source, destination, zero byte,
+/// protocol and the transport length (header plus payload).
+pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u32) -> u16 {
+    let s = u32::from(src);
+    let d = u32::from(dst);
+    let acc = u64::from(s >> 16)
+        + u64::from(s & 0xffff)
+        + u64::from(d >> 16)
+        + u64::from(d & 0xffff)
+        + u64::from(protocol)
+        + u64::from(length >> 16)
+        + u64::from(length & 0xffff);
+    fold(acc)
+}
+
+/// Incrementally updates a stored checksum field after one 16-bit word of the covered data
+/// changed from `old_word` to `new_word`.
+///
+/// RFC 1624 eqn. 3, `HC' = ~(~HC + ~m + m')`, and not eqn. 2 (`HC - ~m - m'`), because eqn. 2
+/// can produce `0x0000` where a full recomputation yields `0xffff` (RFC 1624 §3).
+#[inline]
+pub fn update(old_checksum: u16, old_word: u16, new_word: u16) -> u16 {
+    !fold(u64::from(!old_checksum) + u64::from(!old_word) + u64::from(new_word))
+}
+
+/// [`update`] for a 32-bit field (an address, a sequence number): both halves at once.
+#[inline]
+pub fn update_u32(old_checksum: u16, old: u32, new: u32) -> u16 {
+    let acc = u64::from(!old_checksum)
+        + u64::from(!(old >> 16) & 0xffff)
+        + u64::from(!old & 0xffff)
+        + u64::from(new >> 16)
+        + u64::from(new & 0xffff);
+    !fold(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Straightforward 16-bit-at-a-time reference, as RFC 1071 §4.1 writes it.
+    fn reference(bytes: &[u8]) -> u16 {
+        let mut sum: u32 = 0;
+        let mut i = 0;
+        while i + 1 < bytes.len() {
+            sum += u32::from(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
+            i += 2;
+        }
+        if i < bytes.len() {
+            sum += u32::from(bytes[i]) << 8;
+        }
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3's example bytes: 00 01 f2 03 f4 f5 f6 f7 sum to 0xddf2.
+        assert_eq!(
+            data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0xddf2
+        );
+    }
+
+    #[test]
+    fn odd_length_pads_with_zero() {
+        assert_eq!(data(&[0x12]), 0x1200);
+        assert_eq!(data(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+        assert_eq!(data(&[]), 0);
+    }
+
+    #[test]
+    fn matches_reference_on_all_lengths() {
+        let bytes: Vec<u8> = (0..200u32).map(|i| (i * 151 + 7) as u8 | 0x80).collect();
+        for len in 0..bytes.len() {
+            assert_eq!(data(&bytes[..len]), reference(&bytes[..len]), "len {len}");
+        }
+    }
+
+    #[test]
+    fn ipv4_header_checksum() {
+        // A captured header: 45 00 00 73 00 00 40 00 40 11 [b8 61] c0 a8 00 01 c0 a8 00 c7.
+        let mut hdr = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(!data(&hdr), 0xb861);
+        hdr[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
+        assert_eq!(data(&hdr), 0xffff);
+    }
+
+    #[test]
+    fn combine_equals_concatenation() {
+        let a = [0x45, 0x00, 0x12, 0x34, 0xff, 0xff];
+        let b = [0x80, 0x01, 0xfe, 0xdc];
+        let whole: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
+        assert_eq!(combine(&[data(&a), data(&b)]), data(&whole));
+    }
+
+    #[test]
+    fn pseudo_header() {
+        let src = Ipv4Addr::new(10, 0, 0, 1);
+        let dst = Ipv4Addr::new(10, 0, 0, 2);
+        let bytes = [10, 0, 0, 1, 10, 0, 0, 2, 0, 6, 0, 40];
+        assert_eq!(pseudo_header_v4(src, dst, 6, 40), data(&bytes));
+    }
+
+    #[test]
+    fn rfc1624_example() {
+        // RFC 1624 §4: HC = 0xdd2f, m = 0x5555 changes to m' = 0x3285; eqn. 3 gives 0x0000.
+        assert_eq!(update(0xdd2f, 0x5555, 0x3285), 0x0000);
+    }
+
+    #[test]
+    fn incremental_ttl_decrement_matches_recompute() {
+        let mut hdr = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        let old_word = u16::from_be_bytes([hdr[8], hdr[9]]);
+        hdr[8] -= 1;
+        let new_word = u16::from_be_bytes([hdr[8], hdr[9]]);
+        let inc = update(0xb861, old_word, new_word);
+        hdr[10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(inc, !data(&hdr));
+    }
+
+    #[test]
+    fn incremental_u32_matches_recompute() {
+        let mut seg = [0u8; 20];
+        seg[0] = 0x45;
+        seg[4..8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+        let before = !data(&seg);
+        seg[4..8].copy_from_slice(&0x0102_f304u32.to_be_bytes());
+        assert_eq!(update_u32(before, 0xdead_beef, 0x0102_f304), !data(&seg));
+    }
+}

@@ -1,8 +1,17 @@
 //! TCP header (RFC 9293 §3.1) and options (RFC 9293 §3.2, RFC 7323, RFC 2018).
+//!
+//! [`TcpPacket`] is the zero-copy view, [`TcpRepr`] the validated segment, [`TcpOption`] one
+//! option. Panic contract: see [`crate::wire`]; after [`TcpPacket::new_checked`] no accessor
+//! panics, and [`TcpRepr::parse`] never panics on any buffer. Emitting never allocates.
 
 use core::cmp::Ordering;
 use core::fmt;
+use core::net::Ipv4Addr;
 use core::ops::{Add, AddAssign, Sub};
+
+use super::checksum;
+use super::ipv4::PROTOCOL_TCP;
+use super::{Error, Result};
 
 /// A TCP sequence number: arithmetic and comparison modulo 2^32 (RFC 9293 §3.4).
 ///
@@ -131,6 +140,666 @@ impl TcpRepr<'_> {
     #[inline]
     pub fn segment_len(&self) -> usize {
         self.payload.len() + matches!(self.control, TcpControl::Syn | TcpControl::Fin) as usize
+    }
+}
+
+mod field {
+    pub type Field = core::ops::Range<usize>;
+    pub const SRC_PORT: Field = 0..2;
+    pub const DST_PORT: Field = 2..4;
+    pub const SEQ_NUM: Field = 4..8;
+    pub const ACK_NUM: Field = 8..12;
+    /// Data offset (high 4 bits) and the flag bits.
+    pub const FLAGS: Field = 12..14;
+    pub const WIN_SIZE: Field = 14..16;
+    pub const CHECKSUM: Field = 16..18;
+    pub const URGENT: Field = 18..20;
+    pub const OPTIONS: usize = 20;
+
+    pub const FLG_FIN: u16 = 0x001;
+    pub const FLG_SYN: u16 = 0x002;
+    pub const FLG_RST: u16 = 0x004;
+    pub const FLG_PSH: u16 = 0x008;
+    pub const FLG_ACK: u16 = 0x010;
+    pub const FLG_URG: u16 = 0x020;
+    pub const FLG_ECE: u16 = 0x040;
+    pub const FLG_CWR: u16 = 0x080;
+    /// The nine bits after the data offset and the three reserved bits.
+    pub const FLG_MASK: u16 = 0x1ff;
+
+    pub const OPT_EOL: u8 = 0;
+    pub const OPT_NOP: u8 = 1;
+    pub const OPT_MSS: u8 = 2;
+    pub const OPT_WS: u8 = 3;
+    pub const OPT_SACKPERM: u8 = 4;
+    pub const OPT_SACKRNG: u8 = 5;
+    pub const OPT_TSTAMP: u8 = 8;
+}
+
+/// Length of a TCP header without options.
+pub const HEADER_LEN: usize = field::OPTIONS;
+/// Largest option space: the 4-bit data offset allows a 60-byte header.
+pub const MAX_OPTIONS_LEN: usize = 40;
+/// Largest window shift a peer may use (RFC 7323 §2.3).
+pub const MAX_WINDOW_SCALE: u8 = 14;
+
+/// Raw TCP flag bits, as found in the low 9 bits of header bytes 12..14.
+pub mod flags {
+    pub const FIN: u16 = super::field::FLG_FIN;
+    pub const SYN: u16 = super::field::FLG_SYN;
+    pub const RST: u16 = super::field::FLG_RST;
+    pub const PSH: u16 = super::field::FLG_PSH;
+    pub const ACK: u16 = super::field::FLG_ACK;
+    pub const URG: u16 = super::field::FLG_URG;
+    pub const ECE: u16 = super::field::FLG_ECE;
+    pub const CWR: u16 = super::field::FLG_CWR;
+}
+
+/// A zero-copy view of a TCP segment (header, options and payload; no IP header).
+///
+/// The buffer must be exactly the segment: the checksum covers all of it, and the payload is
+/// everything after the header. For a received frame that is the IPv4 payload as bounded by
+/// the IPv4 total length, never the rest of the Ethernet frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> TcpPacket<T> {
+    /// Wraps a buffer without checks; accessors may panic on a short buffer.
+    pub const fn new_unchecked(buffer: T) -> TcpPacket<T> {
+        TcpPacket { buffer }
+    }
+
+    /// Wraps a buffer and runs [`TcpPacket::check_len`].
+    pub fn new_checked(buffer: T) -> Result<TcpPacket<T>> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// `Truncated` if the buffer is shorter than 20 bytes or than the data offset says;
+    /// `Malformed` if the data offset is below 5 words.
+    pub fn check_len(&self) -> Result<()> {
+        let len = self.buffer.as_ref().len();
+        if len < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let header_len = usize::from(self.header_len());
+        if header_len < HEADER_LEN {
+            Err(Error::Malformed)
+        } else if len < header_len {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    fn u16_at(&self, f: field::Field) -> u16 {
+        let b = &self.buffer.as_ref()[f];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
+    fn u32_at(&self, f: field::Field) -> u32 {
+        let b = &self.buffer.as_ref()[f];
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    #[inline]
+    pub fn src_port(&self) -> u16 {
+        self.u16_at(field::SRC_PORT)
+    }
+
+    #[inline]
+    pub fn dst_port(&self) -> u16 {
+        self.u16_at(field::DST_PORT)
+    }
+
+    #[inline]
+    pub fn seq_number(&self) -> SeqNumber {
+        SeqNumber(self.u32_at(field::SEQ_NUM))
+    }
+
+    /// The acknowledgment field, meaningful only when [`TcpPacket::ack`] is set.
+    #[inline]
+    pub fn ack_number(&self) -> SeqNumber {
+        SeqNumber(self.u32_at(field::ACK_NUM))
+    }
+
+    /// Header length in bytes (data offset × 4).
+    #[inline]
+    pub fn header_len(&self) -> u8 {
+        (self.buffer.as_ref()[field::FLAGS.start] >> 4) * 4
+    }
+
+    /// The raw flag bits (see [`flags`]).
+    #[inline]
+    pub fn flags(&self) -> u16 {
+        self.u16_at(field::FLAGS) & field::FLG_MASK
+    }
+
+    #[inline]
+    pub fn fin(&self) -> bool {
+        self.flags() & field::FLG_FIN != 0
+    }
+
+    #[inline]
+    pub fn syn(&self) -> bool {
+        self.flags() & field::FLG_SYN != 0
+    }
+
+    #[inline]
+    pub fn rst(&self) -> bool {
+        self.flags() & field::FLG_RST != 0
+    }
+
+    #[inline]
+    pub fn psh(&self) -> bool {
+        self.flags() & field::FLG_PSH != 0
+    }
+
+    #[inline]
+    pub fn ack(&self) -> bool {
+        self.flags() & field::FLG_ACK != 0
+    }
+
+    #[inline]
+    pub fn urg(&self) -> bool {
+        self.flags() & field::FLG_URG != 0
+    }
+
+    #[inline]
+    pub fn ece(&self) -> bool {
+        self.flags() & field::FLG_ECE != 0
+    }
+
+    #[inline]
+    pub fn cwr(&self) -> bool {
+        self.flags() & field::FLG_CWR != 0
+    }
+
+    #[inline]
+    pub fn window_len(&self) -> u16 {
+        self.u16_at(field::WIN_SIZE)
+    }
+
+    #[inline]
+    pub fn checksum(&self) -> u16 {
+        self.u16_at(field::CHECKSUM)
+    }
+
+    #[inline]
+    pub fn urgent_at(&self) -> u16 {
+        self.u16_at(field::URGENT)
+    }
+
+    /// The option bytes (between the fixed header and the payload).
+    #[inline]
+    pub fn options(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::OPTIONS..usize::from(self.header_len())]
+    }
+
+    /// Folded sum over pseudo-header and segment; `0xffff` means the checksum verifies.
+    fn checksum_sum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
+        let data = self.buffer.as_ref();
+        checksum::combine(&[
+            checksum::pseudo_header_v4(src, dst, PROTOCOL_TCP, data.len() as u32),
+            checksum::data(data),
+        ])
+    }
+
+    /// Whether the checksum verifies over the whole buffer and the IPv4 pseudo-header.
+    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        self.checksum_sum(src, dst) == 0xffff
+    }
+
+    /// The checksum the field should hold given the rest of the segment.
+    pub fn expected_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
+        // Remove the field's own contribution (ones' complement subtraction is adding !x).
+        let sum = checksum::combine(&[self.checksum_sum(src, dst), !self.checksum()]);
+        !sum
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> TcpPacket<&'a T> {
+    /// The payload, borrowed for the buffer's lifetime.
+    #[inline]
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[usize::from(self.header_len())..]
+    }
+
+    /// The option bytes, borrowed for the buffer's lifetime.
+    #[inline]
+    pub fn options_ref(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[field::OPTIONS..usize::from(self.header_len())]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    fn set_u16_at(&mut self, f: field::Field, v: u16) {
+        self.buffer.as_mut()[f].copy_from_slice(&v.to_be_bytes());
+    }
+
+    fn set_u32_at(&mut self, f: field::Field, v: u32) {
+        self.buffer.as_mut()[f].copy_from_slice(&v.to_be_bytes());
+    }
+
+    #[inline]
+    pub fn set_src_port(&mut self, v: u16) {
+        self.set_u16_at(field::SRC_PORT, v);
+    }
+
+    #[inline]
+    pub fn set_dst_port(&mut self, v: u16) {
+        self.set_u16_at(field::DST_PORT, v);
+    }
+
+    #[inline]
+    pub fn set_seq_number(&mut self, v: SeqNumber) {
+        self.set_u32_at(field::SEQ_NUM, v.0);
+    }
+
+    #[inline]
+    pub fn set_ack_number(&mut self, v: SeqNumber) {
+        self.set_u32_at(field::ACK_NUM, v.0);
+    }
+
+    /// Sets the header length in bytes (a multiple of 4, at most 60); keeps the flags.
+    #[inline]
+    pub fn set_header_len(&mut self, len: u8) {
+        let b = &mut self.buffer.as_mut()[field::FLAGS.start];
+        *b = (*b & 0x0f) | ((len / 4) << 4);
+    }
+
+    /// Sets the raw flag bits (see [`flags`]); keeps the data offset.
+    #[inline]
+    pub fn set_flags(&mut self, flags: u16) {
+        let raw = (self.u16_at(field::FLAGS) & !field::FLG_MASK) | (flags & field::FLG_MASK);
+        self.set_u16_at(field::FLAGS, raw);
+    }
+
+    #[inline]
+    pub fn set_window_len(&mut self, v: u16) {
+        self.set_u16_at(field::WIN_SIZE, v);
+    }
+
+    #[inline]
+    pub fn set_checksum(&mut self, v: u16) {
+        self.set_u16_at(field::CHECKSUM, v);
+    }
+
+    #[inline]
+    pub fn set_urgent_at(&mut self, v: u16) {
+        self.set_u16_at(field::URGENT, v);
+    }
+
+    #[inline]
+    pub fn options_mut(&mut self) -> &mut [u8] {
+        let end = usize::from(self.header_len());
+        &mut self.buffer.as_mut()[field::OPTIONS..end]
+    }
+
+    #[inline]
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let start = usize::from(self.header_len());
+        &mut self.buffer.as_mut()[start..]
+    }
+
+    /// Computes and writes the checksum over the whole buffer and the pseudo-header.
+    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.set_checksum(0);
+        let sum = self.checksum_sum(src, dst);
+        self.set_checksum(!sum);
+    }
+}
+
+/// One TCP option as found on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpOption<'a> {
+    EndOfList,
+    NoOperation,
+    MaxSegmentSize(u16),
+    /// The shift count as received (not yet clamped).
+    WindowScale(u8),
+    SackPermitted,
+    /// The first three blocks of a SACK option; later unused entries are `None`.
+    SackRange([Option<(SeqNumber, SeqNumber)>; 3]),
+    Timestamp(TcpTimestamp),
+    Unknown {
+        kind: u8,
+        data: &'a [u8],
+    },
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+impl<'a> TcpOption<'a> {
+    /// Parses the option at the start of `buffer` (which must be non-empty) and returns the
+    /// bytes after it. An option whose length is below 2, runs past the buffer, or does not
+    /// fit its kind is `Malformed`.
+    pub fn parse(buffer: &'a [u8]) -> Result<(&'a [u8], TcpOption<'a>)> {
+        let (&kind, rest) = buffer.split_first().ok_or(Error::Truncated)?;
+        match kind {
+            field::OPT_EOL => return Ok((rest, TcpOption::EndOfList)),
+            field::OPT_NOP => return Ok((rest, TcpOption::NoOperation)),
+            _ => {}
+        }
+        let &len = rest.first().ok_or(Error::Malformed)?;
+        let len = usize::from(len);
+        if len < 2 || len > buffer.len() {
+            return Err(Error::Malformed);
+        }
+        let data = &buffer[2..len];
+        let rest = &buffer[len..];
+        let option = match (kind, len) {
+            (field::OPT_MSS, 4) => {
+                TcpOption::MaxSegmentSize(u16::from_be_bytes([data[0], data[1]]))
+            }
+            (field::OPT_WS, 3) => TcpOption::WindowScale(data[0]),
+            (field::OPT_SACKPERM, 2) => TcpOption::SackPermitted,
+            // RFC 2018 §3: 1 to 4 blocks of two 32-bit edges; at most 3 fit beside timestamps,
+            // and we keep no more than that.
+            (field::OPT_SACKRNG, 10 | 18 | 26 | 34) => {
+                let mut ranges = [None; 3];
+                for (slot, block) in ranges.iter_mut().zip(data.chunks_exact(8)) {
+                    *slot = Some((
+                        SeqNumber(be_u32(&block[..4])),
+                        SeqNumber(be_u32(&block[4..])),
+                    ));
+                }
+                TcpOption::SackRange(ranges)
+            }
+            (field::OPT_TSTAMP, 10) => TcpOption::Timestamp(TcpTimestamp {
+                tsval: be_u32(&data[..4]),
+                tsecr: be_u32(&data[4..]),
+            }),
+            (
+                field::OPT_MSS
+                | field::OPT_WS
+                | field::OPT_SACKPERM
+                | field::OPT_SACKRNG
+                | field::OPT_TSTAMP,
+                _,
+            ) => return Err(Error::Malformed),
+            (kind, _) => TcpOption::Unknown { kind, data },
+        };
+        Ok((rest, option))
+    }
+
+    /// Bytes this option occupies when emitted.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            TcpOption::EndOfList | TcpOption::NoOperation => 1,
+            TcpOption::MaxSegmentSize(_) => 4,
+            TcpOption::WindowScale(_) => 3,
+            TcpOption::SackPermitted => 2,
+            TcpOption::SackRange(r) => 2 + 8 * r.iter().flatten().count(),
+            TcpOption::Timestamp(_) => 10,
+            TcpOption::Unknown { data, .. } => 2 + data.len(),
+        }
+    }
+
+    /// Writes the option at the start of `buffer` and returns the bytes after it.
+    ///
+    /// # Panics
+    /// If `buffer` is shorter than [`TcpOption::buffer_len`] (or an unknown option's data
+    /// exceeds 253 bytes).
+    pub fn emit<'b>(&self, buffer: &'b mut [u8]) -> &'b mut [u8] {
+        let len = self.buffer_len();
+        let (out, rest) = buffer.split_at_mut(len);
+        match *self {
+            TcpOption::EndOfList => out[0] = field::OPT_EOL,
+            TcpOption::NoOperation => out[0] = field::OPT_NOP,
+            _ => {
+                out[1] = u8::try_from(len).expect("TCP option longer than 255 bytes");
+                match *self {
+                    TcpOption::EndOfList | TcpOption::NoOperation => unreachable!(),
+                    TcpOption::MaxSegmentSize(mss) => {
+                        out[0] = field::OPT_MSS;
+                        out[2..4].copy_from_slice(&mss.to_be_bytes());
+                    }
+                    TcpOption::WindowScale(shift) => {
+                        out[0] = field::OPT_WS;
+                        out[2] = shift;
+                    }
+                    TcpOption::SackPermitted => out[0] = field::OPT_SACKPERM,
+                    TcpOption::SackRange(ranges) => {
+                        out[0] = field::OPT_SACKRNG;
+                        for (block, (l, r)) in
+                            out[2..].chunks_exact_mut(8).zip(ranges.iter().flatten())
+                        {
+                            block[..4].copy_from_slice(&l.0.to_be_bytes());
+                            block[4..].copy_from_slice(&r.0.to_be_bytes());
+                        }
+                    }
+                    TcpOption::Timestamp(ts) => {
+                        out[0] = field::OPT_TSTAMP;
+                        out[2..6].copy_from_slice(&ts.tsval.to_be_bytes());
+                        out[6..10].copy_from_slice(&ts.tsecr.to_be_bytes());
+                    }
+                    TcpOption::Unknown { kind, data } => {
+                        out[0] = kind;
+                        out[2..].copy_from_slice(data);
+                    }
+                }
+            }
+        }
+        rest
+    }
+}
+
+/// Walks an option block, yielding each option or a single final error.
+#[derive(Debug, Clone)]
+pub struct TcpOptions<'a> {
+    rest: &'a [u8],
+    done: bool,
+}
+
+impl<'a> TcpOptions<'a> {
+    pub fn new(options: &'a [u8]) -> TcpOptions<'a> {
+        TcpOptions {
+            rest: options,
+            done: false,
+        }
+    }
+}
+
+impl<'a> Iterator for TcpOptions<'a> {
+    type Item = Result<TcpOption<'a>>;
+
+    fn next(&mut self) -> Option<Result<TcpOption<'a>>> {
+        if self.done || self.rest.is_empty() {
+            return None;
+        }
+        match TcpOption::parse(self.rest) {
+            Ok((rest, option)) => {
+                // RFC 9293 §3.2: what follows End of Option List is padding.
+                self.done = option == TcpOption::EndOfList;
+                self.rest = rest;
+                Some(Ok(option))
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl<'a> TcpRepr<'a> {
+    /// Parses and validates a received segment. Never panics, whatever the buffer.
+    ///
+    /// Errors: `Truncated`/`Malformed` from [`TcpPacket::check_len`]; `Checksum` if the
+    /// checksum (with the pseudo-header of `src`, `dst`) fails; `Malformed` for SYN+FIN,
+    /// SYN+RST, or a malformed option. RST+FIN is read as RST.
+    pub fn parse(
+        packet: &TcpPacket<&'a [u8]>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> Result<TcpRepr<'a>> {
+        packet.check_len()?;
+        if !packet.verify_checksum(src, dst) {
+            return Err(Error::Checksum);
+        }
+        Self::parse_unverified(packet)
+    }
+
+    /// [`TcpRepr::parse`] without the checksum check, for diagnostics (and for a datapath
+    /// whose NIC has verified the checksum already).
+    pub fn parse_unverified(packet: &TcpPacket<&'a [u8]>) -> Result<TcpRepr<'a>> {
+        packet.check_len()?;
+        let control = match (packet.syn(), packet.fin(), packet.rst()) {
+            (false, false, false) => TcpControl::None,
+            (true, false, false) => TcpControl::Syn,
+            (false, true, false) => TcpControl::Fin,
+            // A reset ends the connection whatever else the segment says.
+            (false, _, true) => TcpControl::Rst,
+            (true, true, _) | (true, _, true) => return Err(Error::Malformed),
+        };
+        let mut repr = TcpRepr {
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
+            control,
+            psh: packet.psh(),
+            seq_number: packet.seq_number(),
+            ack_number: packet.ack().then(|| packet.ack_number()),
+            window_len: packet.window_len(),
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: packet.payload(),
+        };
+        for option in TcpOptions::new(packet.options_ref()) {
+            match option? {
+                TcpOption::EndOfList | TcpOption::NoOperation | TcpOption::Unknown { .. } => {}
+                TcpOption::MaxSegmentSize(mss) => repr.max_seg_size = Some(mss),
+                // RFC 7323 §2.3: a shift above 14 is treated as 14.
+                TcpOption::WindowScale(shift) => {
+                    repr.window_scale = Some(shift.min(MAX_WINDOW_SCALE));
+                }
+                TcpOption::SackPermitted => repr.sack_permitted = true,
+                TcpOption::SackRange(ranges) => repr.sack_ranges = ranges,
+                TcpOption::Timestamp(ts) => repr.timestamp = Some(ts),
+            }
+        }
+        Ok(repr)
+    }
+
+    /// Option bytes other than SACK blocks, as `emit` lays them out (each padded to 4).
+    fn fixed_options_len(&self) -> usize {
+        4 * (self.max_seg_size.is_some() as usize
+            + self.window_scale.is_some() as usize
+            + self.sack_permitted as usize)
+            + 12 * self.timestamp.is_some() as usize
+    }
+
+    /// How many SACK blocks `emit` writes: those present, as many as fit in 40 bytes.
+    pub fn sack_blocks_emitted(&self) -> usize {
+        let wanted = self.sack_ranges.iter().flatten().count();
+        // Each SACK option costs NOP NOP kind len = 4 bytes plus 8 per block.
+        let room = MAX_OPTIONS_LEN.saturating_sub(self.fixed_options_len() + 4) / 8;
+        wanted.min(room)
+    }
+
+    /// Length of the options `emit` writes (a multiple of 4, at most 40).
+    pub fn options_len(&self) -> usize {
+        let blocks = self.sack_blocks_emitted();
+        let sack = if blocks > 0 { 4 + 8 * blocks } else { 0 };
+        self.fixed_options_len() + sack
+    }
+
+    /// Length of the header `emit` writes, options included.
+    pub fn header_len(&self) -> usize {
+        HEADER_LEN + self.options_len()
+    }
+
+    /// Length of the segment `emit` writes: header, options and payload.
+    pub fn buffer_len(&self) -> usize {
+        self.header_len() + self.payload.len()
+    }
+
+    /// Writes the segment into the first [`TcpRepr::buffer_len`] bytes of the packet buffer
+    /// and fills in the checksum for the `src`, `dst` pseudo-header. Options go in the order
+    /// MSS, NOP+WS, SACK-permitted+NOP+NOP, NOP+NOP+timestamps, NOP+NOP+SACK, each
+    /// 4-byte aligned, and never exceed 40 bytes (SACK blocks that don't fit are dropped).
+    /// URG, ECE and CWR are never set.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than [`TcpRepr::buffer_len`].
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut TcpPacket<T>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) {
+        let header_len = self.header_len();
+        let len = header_len + self.payload.len();
+        let mut packet = TcpPacket::new_unchecked(&mut packet.buffer.as_mut()[..len]);
+        packet.set_src_port(self.src_port);
+        packet.set_dst_port(self.dst_port);
+        packet.set_seq_number(self.seq_number);
+        packet.set_ack_number(self.ack_number.unwrap_or(SeqNumber(0)));
+        packet.set_header_len(header_len as u8);
+        let mut flags = match self.control {
+            TcpControl::None => 0,
+            TcpControl::Syn => field::FLG_SYN,
+            TcpControl::Fin => field::FLG_FIN,
+            TcpControl::Rst => field::FLG_RST,
+        };
+        if self.psh {
+            flags |= field::FLG_PSH;
+        }
+        if self.ack_number.is_some() {
+            flags |= field::FLG_ACK;
+        }
+        packet.set_flags(flags);
+        packet.set_window_len(self.window_len);
+        packet.set_urgent_at(0);
+
+        let mut out = packet.options_mut();
+        if let Some(mss) = self.max_seg_size {
+            out = TcpOption::MaxSegmentSize(mss).emit(out);
+        }
+        if let Some(shift) = self.window_scale {
+            out = TcpOption::NoOperation.emit(out);
+            out = TcpOption::WindowScale(shift).emit(out);
+        }
+        if self.sack_permitted {
+            out = TcpOption::SackPermitted.emit(out);
+            out = TcpOption::NoOperation.emit(out);
+            out = TcpOption::NoOperation.emit(out);
+        }
+        if let Some(ts) = self.timestamp {
+            out = TcpOption::NoOperation.emit(out);
+            out = TcpOption::NoOperation.emit(out);
+            out = TcpOption::Timestamp(ts).emit(out);
+        }
+        let blocks = self.sack_blocks_emitted();
+        if blocks > 0 {
+            let mut ranges = [None; 3];
+            for (slot, range) in ranges
+                .iter_mut()
+                .zip(self.sack_ranges.iter().flatten())
+                .take(blocks)
+            {
+                *slot = Some(*range);
+            }
+            out = TcpOption::NoOperation.emit(out);
+            out = TcpOption::NoOperation.emit(out);
+            out = TcpOption::SackRange(ranges).emit(out);
+        }
+        debug_assert!(out.is_empty());
+
+        packet.payload_mut().copy_from_slice(self.payload);
+        packet.fill_checksum(src, dst);
     }
 }
 

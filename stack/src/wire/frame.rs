@@ -1,0 +1,400 @@
+//! Whole-frame helpers for the hot path (Ethernet + IPv4 + TCP in one call) and a
+//! tcpdump-style one-line description of any frame for test failures and traces.
+//!
+//! [`parse_tcp_frame`] and [`emit_tcp_frame`] neither allocate nor panic (emit reports a short
+//! buffer as `Error::Truncated`). [`describe_frame`] allocates its `String`: it is for
+//! diagnostics only, never for the data path.
+
+use core::fmt::{self, Write};
+use core::net::Ipv4Addr;
+
+use super::arp::{ArpPacket, ArpRepr};
+use super::ethernet::{self, EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+use super::ipv4::{self, Ipv4Packet, Ipv4Repr, PROTOCOL_TCP};
+use super::tcp::{TcpPacket, TcpRepr, flags};
+use super::{Error, Result};
+
+/// A parsed Ethernet/IPv4/TCP frame; the TCP payload borrows from the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpFrame<'a> {
+    pub eth: EthernetRepr,
+    pub ip: Ipv4Repr,
+    pub tcp: TcpRepr<'a>,
+}
+
+/// Parses and validates an Ethernet/IPv4/TCP frame, checksums included. Trailing Ethernet
+/// padding is ignored. A frame of another EtherType or IP protocol is `Error::Unsupported`.
+pub fn parse_tcp_frame(frame: &[u8]) -> Result<TcpFrame<'_>> {
+    let eth_frame = EthernetFrame::new_checked(frame)?;
+    let eth = EthernetRepr::parse(&eth_frame)?;
+    if eth.ethertype != EtherType::Ipv4 {
+        return Err(Error::Unsupported);
+    }
+    let ip_packet = Ipv4Packet::new_checked(eth_frame.payload())?;
+    let ip = Ipv4Repr::parse(&ip_packet)?;
+    if ip.protocol != PROTOCOL_TCP {
+        return Err(Error::Unsupported);
+    }
+    let tcp_packet = TcpPacket::new_checked(ip_packet.payload())?;
+    let tcp = TcpRepr::parse(&tcp_packet, ip.src_addr, ip.dst_addr)?;
+    Ok(TcpFrame { eth, ip, tcp })
+}
+
+/// Length of the Ethernet/IPv4/TCP frame [`emit_tcp_frame`] writes for `tcp`, without
+/// minimum-size padding (the NIC or the veth pads short frames).
+pub fn tcp_frame_len(tcp: &TcpRepr) -> usize {
+    ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp.buffer_len()
+}
+
+/// Writes a whole Ethernet/IPv4/TCP frame (TTL 64, DF, both checksums) at the start of `buf`
+/// and returns its length. `Error::Truncated` if `buf` is too short; `Error::Malformed` if the
+/// segment is too large for an IPv4 datagram.
+pub fn emit_tcp_frame(
+    buf: &mut [u8],
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src_ip: Ipv4Addr,
+    dst_ip: Ipv4Addr,
+    tcp: &TcpRepr,
+) -> Result<usize> {
+    let len = tcp_frame_len(tcp);
+    if buf.len() < len {
+        return Err(Error::Truncated);
+    }
+    let tcp_len = tcp.buffer_len();
+    if ipv4::HEADER_LEN + tcp_len > usize::from(u16::MAX) {
+        return Err(Error::Malformed);
+    }
+    let (eth_hdr, rest) = buf[..len].split_at_mut(ethernet::HEADER_LEN);
+    EthernetRepr {
+        src_addr: src_mac,
+        dst_addr: dst_mac,
+        ethertype: EtherType::Ipv4,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(eth_hdr));
+    let (ip_hdr, segment) = rest.split_at_mut(ipv4::HEADER_LEN);
+    Ipv4Repr {
+        src_addr: src_ip,
+        dst_addr: dst_ip,
+        protocol: PROTOCOL_TCP,
+        payload_len: tcp_len,
+        ttl: ipv4::DEFAULT_TTL,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(ip_hdr));
+    tcp.emit(&mut TcpPacket::new_unchecked(segment), src_ip, dst_ip);
+    Ok(len)
+}
+
+/// A one-line, tcpdump-style description of a frame, never panicking on any input:
+///
+/// - `10.0.0.1:49152 > 10.0.0.2:80 Flags [S.], seq 100, ack 201, win 65535, options [mss
+///   1460,wscale 7,sackOK,TS val 1 ecr 0], length 0` (sequence numbers are absolute; a bad
+///   TCP checksum is noted as `[bad tcp cksum 0x1234 -> 0x5678]`);
+/// - `ARP who-has 10.0.0.2 tell 10.0.0.1`, `ARP reply 10.0.0.2 is-at 02:00:00:00:00:02`;
+/// - `10.0.0.1 > 10.0.0.2: ip-proto 17, length 8` for IPv4 that isn't TCP;
+/// - `ethertype 0x86dd, length 60` for other EtherTypes;
+/// - `malformed frame (truncated), 54 bytes` when a layer fails to parse.
+pub fn describe_frame(frame: &[u8]) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = write_description(&mut out, frame);
+    out
+}
+
+fn write_description(out: &mut String, frame: &[u8]) -> fmt::Result {
+    let malformed =
+        |out: &mut String, e: Error| write!(out, "malformed frame ({e}), {} bytes", frame.len());
+    let eth_frame = match EthernetFrame::new_checked(frame) {
+        Ok(f) => f,
+        Err(e) => return malformed(out, e),
+    };
+    match eth_frame.ethertype() {
+        EtherType::Arp => match ArpRepr::parse(&ArpPacket::new_unchecked(eth_frame.payload())) {
+            Ok(arp) => write!(out, "{arp}"),
+            Err(e) => malformed(out, e),
+        },
+        EtherType::Ipv4 => {
+            let ip_packet = Ipv4Packet::new_unchecked(eth_frame.payload());
+            let ip = match Ipv4Repr::parse(&ip_packet) {
+                Ok(ip) => ip,
+                Err(e) => return malformed(out, e),
+            };
+            if ip.protocol != PROTOCOL_TCP {
+                return write!(
+                    out,
+                    "{} > {}: ip-proto {}, length {}",
+                    ip.src_addr, ip.dst_addr, ip.protocol, ip.payload_len
+                );
+            }
+            let tcp_packet = TcpPacket::new_unchecked(ip_packet.payload());
+            let tcp = match TcpRepr::parse_unverified(&tcp_packet) {
+                Ok(tcp) => tcp,
+                Err(e) => return malformed(out, e),
+            };
+            write_tcp(out, ip.src_addr, ip.dst_addr, tcp_packet.flags(), &tcp)?;
+            if !tcp_packet.verify_checksum(ip.src_addr, ip.dst_addr) {
+                write!(
+                    out,
+                    " [bad tcp cksum 0x{:04x} -> 0x{:04x}]",
+                    tcp_packet.checksum(),
+                    tcp_packet.expected_checksum(ip.src_addr, ip.dst_addr)
+                )?;
+            }
+            Ok(())
+        }
+        EtherType::Unknown(t) => write!(out, "ethertype 0x{t:04x}, length {}", frame.len()),
+    }
+}
+
+fn write_tcp(
+    out: &mut String,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    raw_flags: u16,
+    tcp: &TcpRepr,
+) -> fmt::Result {
+    write!(
+        out,
+        "{src}:{} > {dst}:{} Flags [",
+        tcp.src_port, tcp.dst_port
+    )?;
+    // tcpdump's letters and order; ACK is '.'.
+    const LETTERS: [(u16, char); 8] = [
+        (flags::FIN, 'F'),
+        (flags::SYN, 'S'),
+        (flags::RST, 'R'),
+        (flags::PSH, 'P'),
+        (flags::ACK, '.'),
+        (flags::URG, 'U'),
+        (flags::ECE, 'E'),
+        (flags::CWR, 'W'),
+    ];
+    if raw_flags & LETTERS.iter().fold(0, |m, (bit, _)| m | bit) == 0 {
+        out.push_str("none");
+    }
+    for (bit, letter) in LETTERS {
+        if raw_flags & bit != 0 {
+            out.push(letter);
+        }
+    }
+    write!(out, "], seq {}", tcp.seq_number)?;
+    if let Some(ack) = tcp.ack_number {
+        write!(out, ", ack {ack}")?;
+    }
+    write!(out, ", win {}", tcp.window_len)?;
+
+    let has_options = tcp.max_seg_size.is_some()
+        || tcp.window_scale.is_some()
+        || tcp.sack_permitted
+        || tcp.timestamp.is_some()
+        || tcp.sack_ranges.iter().any(Option::is_some);
+    if has_options {
+        out.push_str(", options [");
+        let mut sep = "";
+        if let Some(mss) = tcp.max_seg_size {
+            write!(out, "{sep}mss {mss}")?;
+            sep = ",";
+        }
+        if let Some(shift) = tcp.window_scale {
+            write!(out, "{sep}wscale {shift}")?;
+            sep = ",";
+        }
+        if tcp.sack_permitted {
+            write!(out, "{sep}sackOK")?;
+            sep = ",";
+        }
+        if let Some(ts) = tcp.timestamp {
+            write!(out, "{sep}TS val {} ecr {}", ts.tsval, ts.tsecr)?;
+            sep = ",";
+        }
+        let blocks = tcp.sack_ranges.iter().flatten().count();
+        if blocks > 0 {
+            write!(out, "{sep}sack {blocks} ")?;
+            for (l, r) in tcp.sack_ranges.iter().flatten() {
+                write!(out, "{{{l}:{r}}}")?;
+            }
+        }
+        out.push(']');
+    }
+    write!(out, ", length {}", tcp.payload.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tcp::{SeqNumber, TcpControl, TcpTimestamp};
+
+    const MAC_A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    const MAC_B: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn syn_ack() -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: 49152,
+            dst_port: 80,
+            control: TcpControl::Syn,
+            seq_number: SeqNumber(100),
+            ack_number: Some(SeqNumber(201)),
+            window_len: 65535,
+            max_seg_size: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            timestamp: Some(TcpTimestamp { tsval: 1, tsecr: 0 }),
+            ..TcpRepr::default()
+        }
+    }
+
+    #[test]
+    fn emit_then_parse() {
+        let mut buf = [0u8; 128];
+        let tcp = TcpRepr {
+            payload: b"hello",
+            psh: true,
+            control: TcpControl::None,
+            ..syn_ack()
+        };
+        let len = emit_tcp_frame(&mut buf, MAC_A, MAC_B, IP_A, IP_B, &tcp).unwrap();
+        assert_eq!(len, tcp_frame_len(&tcp));
+        assert_eq!(len, 14 + 20 + 20 + 24 + 5);
+        let parsed = parse_tcp_frame(&buf[..len]).unwrap();
+        assert_eq!(parsed.eth.src_addr, MAC_A);
+        assert_eq!(parsed.eth.dst_addr, MAC_B);
+        assert_eq!(parsed.ip.src_addr, IP_A);
+        assert_eq!(parsed.ip.ttl, 64);
+        assert_eq!(parsed.ip.payload_len, len - 34);
+        assert_eq!(parsed.tcp, tcp);
+    }
+
+    #[test]
+    fn padded_frame_parses() {
+        let tcp = TcpRepr {
+            control: TcpControl::None,
+            max_seg_size: None,
+            window_scale: None,
+            sack_permitted: false,
+            timestamp: None,
+            ..syn_ack()
+        };
+        let mut buf = [0u8; 60];
+        let len = emit_tcp_frame(&mut buf, MAC_A, MAC_B, IP_A, IP_B, &tcp).unwrap();
+        assert_eq!(len, 54);
+        buf[54..].fill(0xee); // padding need not be zero
+        assert_eq!(parse_tcp_frame(&buf).unwrap().tcp, tcp);
+    }
+
+    #[test]
+    fn emit_short_buffer() {
+        let mut buf = [0u8; 60];
+        assert_eq!(
+            emit_tcp_frame(&mut buf, MAC_A, MAC_B, IP_A, IP_B, &syn_ack()),
+            Err(Error::Truncated)
+        );
+    }
+
+    #[test]
+    fn non_tcp_unsupported() {
+        let mut buf = [0u8; 128];
+        let len = emit_tcp_frame(&mut buf, MAC_A, MAC_B, IP_A, IP_B, &syn_ack()).unwrap();
+        let mut arp = buf;
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(parse_tcp_frame(&arp[..len]), Err(Error::Unsupported));
+        let mut udp = buf;
+        udp[14 + 9] = 17;
+        Ipv4Packet::new_unchecked(&mut udp[14..len]).fill_checksum();
+        assert_eq!(parse_tcp_frame(&udp[..len]), Err(Error::Unsupported));
+        assert_eq!(
+            describe_frame(&udp[..len]),
+            "10.0.0.1 > 10.0.0.2: ip-proto 17, length 44"
+        );
+    }
+
+    #[test]
+    fn describe_syn_ack() {
+        let mut buf = [0u8; 128];
+        let len = emit_tcp_frame(&mut buf, MAC_A, MAC_B, IP_A, IP_B, &syn_ack()).unwrap();
+        assert_eq!(
+            describe_frame(&buf[..len]),
+            "10.0.0.1:49152 > 10.0.0.2:80 Flags [S.], seq 100, ack 201, win 65535, \
+             options [mss 1460,wscale 7,sackOK,TS val 1 ecr 0], length 0"
+        );
+    }
+
+    #[test]
+    fn describe_data_rst_and_sack() {
+        let mut buf = [0u8; 128];
+        let data = TcpRepr {
+            src_port: 80,
+            dst_port: 49152,
+            psh: true,
+            seq_number: SeqNumber(201),
+            ack_number: Some(SeqNumber(101)),
+            window_len: 512,
+            sack_ranges: [Some((SeqNumber(300), SeqNumber(400))), None, None],
+            payload: b"abc",
+            ..TcpRepr::default()
+        };
+        let len = emit_tcp_frame(&mut buf, MAC_B, MAC_A, IP_B, IP_A, &data).unwrap();
+        assert_eq!(
+            describe_frame(&buf[..len]),
+            "10.0.0.2:80 > 10.0.0.1:49152 Flags [P.], seq 201, ack 101, win 512, \
+             options [sack 1 {300:400}], length 3"
+        );
+        let rst = TcpRepr {
+            control: TcpControl::Rst,
+            src_port: 80,
+            dst_port: 49152,
+            seq_number: SeqNumber(7),
+            ..TcpRepr::default()
+        };
+        let len = emit_tcp_frame(&mut buf, MAC_B, MAC_A, IP_B, IP_A, &rst).unwrap();
+        assert_eq!(
+            describe_frame(&buf[..len]),
+            "10.0.0.2:80 > 10.0.0.1:49152 Flags [R], seq 7, win 0, length 0"
+        );
+        // Corrupt the payload-free RST's window: checksum no longer verifies.
+        buf[14 + 20 + 15] ^= 1;
+        let d = describe_frame(&buf[..len]);
+        assert!(
+            d.starts_with(
+                "10.0.0.2:80 > 10.0.0.1:49152 Flags [R], seq 7, win 1, length 0 [bad tcp cksum 0x"
+            ),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn describe_arp_and_errors() {
+        let mut frame = [0u8; 60];
+        frame[..6].copy_from_slice(&[0xff; 6]);
+        frame[6..12].copy_from_slice(&MAC_A.0);
+        frame[12..14].copy_from_slice(&[0x08, 0x06]);
+        ArpRepr::EthernetIpv4 {
+            operation: crate::wire::arp::ArpOperation::Request,
+            source_hardware_addr: MAC_A,
+            source_protocol_addr: IP_A,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: IP_B,
+        }
+        .emit(&mut ArpPacket::new_unchecked(&mut frame[14..]));
+        assert_eq!(describe_frame(&frame), "ARP who-has 10.0.0.2 tell 10.0.0.1");
+
+        assert_eq!(
+            describe_frame(&frame[..10]),
+            "malformed frame (truncated), 10 bytes"
+        );
+        let mut buf = [0u8; 128];
+        let len = emit_tcp_frame(&mut buf, MAC_A, MAC_B, IP_A, IP_B, &syn_ack()).unwrap();
+        assert_eq!(
+            describe_frame(&buf[..54]),
+            "malformed frame (truncated), 54 bytes"
+        );
+        buf[14 + 10] ^= 0xff;
+        assert_eq!(
+            describe_frame(&buf[..len]),
+            format!("malformed frame (bad checksum), {len} bytes")
+        );
+        frame[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(describe_frame(&frame), "ethertype 0x86dd, length 60");
+    }
+}
