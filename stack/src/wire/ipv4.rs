@@ -292,7 +292,7 @@ impl Ipv4Repr {
     /// version other than 4; `Checksum` if the header checksum fails; `Unsupported` for a
     /// fragment (MF set or a non-zero offset), since this stack does no reassembly.
     pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Ipv4Repr> {
-        if packet.buffer.as_ref().len() >= 1 && packet.version() != 4 {
+        if !packet.buffer.as_ref().is_empty() && packet.version() != 4 {
             return Err(Error::Malformed);
         }
         packet.check_len()?;
