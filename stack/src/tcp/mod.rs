@@ -6,13 +6,43 @@
 //!
 //! Nothing here reads a clock, does I/O or starts a thread: every entry point takes `now`.
 
+pub mod buffer;
+pub mod connection;
+pub mod counters;
 pub mod flow_table;
+pub mod isn;
 pub mod ports;
 pub mod syncookie;
 pub mod time_wait;
 pub mod timer_wheel;
 
+pub use self::connection::{Connection, Event, RttEstimator, State, TcpConfig, TcpError};
+pub use self::counters::Counters;
+pub use self::isn::IsnGenerator;
+
+use crate::wire::{SeqNumber, TcpControl, TcpRepr};
 use core::net::Ipv4Addr;
+
+/// The reset owed to a segment that matches no connection or listener (RFC 9293 §3.10.7.1):
+/// none for a RST; `<SEQ=SEG.ACK><CTL=RST>` if the segment has an ACK; otherwise
+/// `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>`.
+pub fn rst_for_unexpected(seg: &TcpRepr) -> Option<TcpRepr<'static>> {
+    if seg.control == TcpControl::Rst {
+        return None;
+    }
+    let (seq_number, ack_number) = match seg.ack_number {
+        Some(ack) => (ack, None),
+        None => (SeqNumber(0), Some(seg.seq_number + seg.segment_len())),
+    };
+    Some(TcpRepr {
+        src_port: seg.dst_port,
+        dst_port: seg.src_port,
+        control: TcpControl::Rst,
+        seq_number,
+        ack_number,
+        ..TcpRepr::default()
+    })
+}
 
 /// A connection's identity: (local address, local port, remote address, remote port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,66 @@
+//! Per-stack counters, nstat-style. Plain `u64` fields bumped on the fast path: one core owns
+//! the stack, so no atomics; snapshots are taken by copying the struct.
+
+/// Counters of one stack instance (one core). Gauges are marked; everything else only grows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    // Frames.
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    /// Frames that failed to parse (truncated, malformed, bad checksum).
+    pub rx_dropped_malformed: u64,
+    /// Well-formed frames not for us (other protocol, other address).
+    pub rx_not_ours: u64,
+    /// Segments we wanted to send but the link had no free TX frame.
+    pub tx_no_buffer: u64,
+
+    // Opens.
+    pub active_opens: u64,
+    pub passive_opens: u64,
+    pub syns_received: u64,
+    pub synacks_sent: u64,
+    /// SYN-ACKs sent with a SYN cookie instead of a SYN-RECEIVED entry.
+    pub syn_cookies_sent: u64,
+    pub syn_cookies_validated: u64,
+    pub syn_cookies_rejected: u64,
+    /// SYNs dropped because the SYN queue was full and cookies are disabled.
+    pub syn_queue_overflows: u64,
+    /// Final ACKs that found the accept queue full.
+    pub accept_queue_overflows: u64,
+    /// Connections refused because the connection table was full.
+    pub conn_table_full: u64,
+
+    // Gauges (current values).
+    pub established: u64,
+    pub syn_recv: u64,
+    pub time_wait: u64,
+    pub orphans: u64,
+
+    // TIME-WAIT.
+    pub time_wait_inserts: u64,
+    pub time_wait_reuses: u64,
+    pub time_wait_expiries: u64,
+    pub time_wait_table_full: u64,
+    /// Retransmitted FINs re-ACKed from TIME-WAIT.
+    pub time_wait_fin_acks: u64,
+
+    // Orphans and teardown.
+    pub orphan_overflows: u64,
+    pub fin_wait2_timeouts: u64,
+
+    // Resets and attacks.
+    pub resets_sent: u64,
+    pub resets_received: u64,
+    pub challenge_acks: u64,
+    /// Challenge ACKs suppressed by the rate limit (RFC 5961 §7).
+    pub challenge_acks_suppressed: u64,
+    pub paws_drops: u64,
+    /// Segments outside the receive window (answered with an ACK, RFC 9293 §3.10.7.4).
+    pub unacceptable_segments: u64,
+
+    // Reliability.
+    pub retransmits: u64,
+    pub retransmit_timeouts: u64,
+    /// Connections ended because a retry limit was reached.
+    pub timeouts: u64,
+}

@@ -1,0 +1,914 @@
+//! Per-state tests of the TCP connection state machine with exact segment exchanges
+//! (flags, seq, ack) and the states of both ends at each step.
+//!
+//! The harness ferries segments between two `Connection`s by hand, so a test decides which
+//! segment is delivered, lost or reordered. ISNs are fixed: A (client) 1000, B (server) 5000.
+
+use core::net::Ipv4Addr;
+
+use xtcp::tcp::{Connection, Counters, Event, State, TcpConfig, rst_for_unexpected};
+use xtcp::tcp::FourTuple;
+use xtcp::time::{Duration, Instant};
+use xtcp::wire::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+
+/// An owned copy of a segment, for logging and delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seg {
+    control: TcpControl,
+    seq: u32,
+    ack: Option<u32>,
+    window: u16,
+    wscale: Option<u8>,
+    mss: Option<u16>,
+    sack_permitted: bool,
+    ts: Option<TcpTimestamp>,
+    src_port: u16,
+    dst_port: u16,
+    payload: Vec<u8>,
+}
+
+impl Seg {
+    fn from_repr(r: &TcpRepr) -> Seg {
+        Seg {
+            control: r.control,
+            seq: r.seq_number.0,
+            ack: r.ack_number.map(|a| a.0),
+            window: r.window_len,
+            wscale: r.window_scale,
+            mss: r.max_seg_size,
+            sack_permitted: r.sack_permitted,
+            ts: r.timestamp,
+            src_port: r.src_port,
+            dst_port: r.dst_port,
+            payload: r.payload.to_vec(),
+        }
+    }
+
+    fn repr(&self) -> TcpRepr<'_> {
+        TcpRepr {
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            control: self.control,
+            psh: false,
+            seq_number: SeqNumber(self.seq),
+            ack_number: self.ack.map(SeqNumber),
+            window_len: self.window,
+            window_scale: self.wscale,
+            max_seg_size: self.mss,
+            sack_permitted: self.sack_permitted,
+            sack_ranges: [None; 3],
+            timestamp: self.ts,
+            payload: &self.payload,
+        }
+    }
+
+    /// tcpdump-like flags: S, F, R and '.' for ACK.
+    fn flags(&self) -> String {
+        let mut s = String::new();
+        match self.control {
+            TcpControl::Syn => s.push('S'),
+            TcpControl::Fin => s.push('F'),
+            TcpControl::Rst => s.push('R'),
+            TcpControl::None => {}
+        }
+        if self.ack.is_some() {
+            s.push('.');
+        }
+        s
+    }
+
+    /// (flags, seq, ack, payload length): what the tests assert.
+    fn key(&self) -> (String, u32, Option<u32>, usize) {
+        (self.flags(), self.seq, self.ack, self.payload.len())
+    }
+}
+
+fn k(flags: &str, seq: u32, ack: Option<u32>, len: usize) -> (String, u32, Option<u32>, usize) {
+    (flags.to_string(), seq, ack, len)
+}
+
+const A_ISS: u32 = 1000;
+const B_ISS: u32 = 5000;
+
+fn tuple_a() -> FourTuple {
+    FourTuple {
+        local_addr: Ipv4Addr::new(10, 0, 0, 1),
+        remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+        local_port: 40000,
+        remote_port: 80,
+    }
+}
+
+fn plain_cfg() -> TcpConfig {
+    TcpConfig {
+        timestamps: false,
+        sack: false,
+        window_scaling: false,
+        ..TcpConfig::default()
+    }
+}
+
+struct Pair {
+    a: Connection,
+    b: Option<Connection>,
+    now: Instant,
+    cfg_b: TcpConfig,
+    counters: Counters,
+}
+
+impl Pair {
+    fn new(cfg_a: TcpConfig, cfg_b: TcpConfig) -> Pair {
+        Pair::with_iss(cfg_a, cfg_b, A_ISS)
+    }
+
+    fn with_iss(cfg_a: TcpConfig, cfg_b: TcpConfig, a_iss: u32) -> Pair {
+        let a = Connection::connect(&cfg_a, tuple_a(), SeqNumber(a_iss), 0, Instant::ZERO);
+        Pair {
+            a,
+            b: None,
+            now: Instant::ZERO,
+            cfg_b,
+            counters: Counters::default(),
+        }
+    }
+
+    fn close_b(&mut self) -> Result<(), xtcp::tcp::TcpError> {
+        let now = self.now;
+        self.b().close(now)
+    }
+
+    fn b(&mut self) -> &mut Connection {
+        self.b.as_mut().expect("B exists")
+    }
+
+    fn out_a(&mut self) -> Vec<Seg> {
+        let mut v = Vec::new();
+        while let Some(r) = self.a.poll_transmit(self.now, &mut self.counters) {
+            v.push(Seg::from_repr(&r));
+        }
+        v
+    }
+
+    fn out_b(&mut self) -> Vec<Seg> {
+        let now = self.now;
+        let mut v = Vec::new();
+        let b = self.b.as_mut().expect("B exists");
+        while let Some(r) = b.poll_transmit(now, &mut self.counters) {
+            v.push(Seg::from_repr(&r));
+        }
+        v
+    }
+
+    fn to_a(&mut self, s: &Seg) {
+        self.a.handle_segment(self.now, &s.repr(), &mut self.counters);
+    }
+
+    /// Delivers to B; the first SYN creates B from a "listener".
+    fn to_b(&mut self, s: &Seg) {
+        match self.b.as_mut() {
+            Some(b) => b.handle_segment(self.now, &s.repr(), &mut self.counters),
+            None => {
+                assert_eq!(s.control, TcpControl::Syn);
+                self.b = Some(Connection::accept(
+                    &self.cfg_b,
+                    tuple_a().reversed(),
+                    &s.repr(),
+                    SeqNumber(B_ISS),
+                    0,
+                    self.now,
+                ));
+            }
+        }
+    }
+
+    fn states(&self) -> (State, State) {
+        (self.a.state(), self.b.as_ref().map_or(State::Listen, |b| b.state()))
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        let now = self.now;
+        self.a.handle_timeout(now, &mut self.counters);
+        if let Some(b) = self.b.as_mut() {
+            b.handle_timeout(now, &mut self.counters);
+        }
+    }
+
+    /// Runs the three-way handshake and checks every segment.
+    fn handshake(&mut self) {
+        let syn = self.out_a();
+        assert_eq!(syn.iter().map(Seg::key).collect::<Vec<_>>(), [k("S", A_ISS, None, 0)]);
+        assert_eq!(self.states(), (State::SynSent, State::Listen));
+        self.to_b(&syn[0]);
+        assert_eq!(self.states(), (State::SynSent, State::SynReceived));
+        let synack = self.out_b();
+        assert_eq!(
+            synack.iter().map(Seg::key).collect::<Vec<_>>(),
+            [k("S.", B_ISS, Some(A_ISS + 1), 0)]
+        );
+        self.to_a(&synack[0]);
+        assert_eq!(self.states(), (State::Established, State::SynReceived));
+        let ack = self.out_a();
+        assert_eq!(
+            ack.iter().map(Seg::key).collect::<Vec<_>>(),
+            [k(".", A_ISS + 1, Some(B_ISS + 1), 0)]
+        );
+        self.to_b(&ack[0]);
+        assert_eq!(self.states(), (State::Established, State::Established));
+    }
+}
+
+fn keys(v: &[Seg]) -> Vec<(String, u32, Option<u32>, usize)> {
+    v.iter().map(Seg::key).collect()
+}
+
+fn events(c: &mut Connection) -> Vec<Event> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+// ============================================================ opening
+
+#[test]
+fn handshake() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    assert_eq!(events(&mut p.a), [Event::Connected]);
+    assert_eq!(events(p.b()), [Event::Connected]);
+    // Nothing more to send on either side.
+    assert!(p.out_a().is_empty());
+    assert!(p.out_b().is_empty());
+    assert_eq!(p.a.poll_at(), None);
+}
+
+#[test]
+fn handshake_negotiates_options_only_when_both_offer() {
+    // A offers everything with a 1 MiB buffer; B offers everything.
+    let cfg_a = TcpConfig {
+        recv_buffer: 1 << 20,
+        ..TcpConfig::default()
+    };
+    let cfg_b = TcpConfig {
+        mss: 1400,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(cfg_a, cfg_b);
+    let syn = p.out_a();
+    assert_eq!(syn[0].mss, Some(1460));
+    assert_eq!(syn[0].wscale, Some(5)); // 1 MiB >> 5 fits 16 bits
+    assert!(syn[0].sack_permitted);
+    assert_eq!(syn[0].ts.map(|t| t.tsecr), Some(0));
+    p.to_b(&syn[0]);
+    let synack = p.out_b();
+    assert_eq!(synack[0].mss, Some(1400));
+    assert_eq!(synack[0].wscale, Some(1)); // 64 KiB needs a shift of 1
+    assert!(synack[0].sack_permitted);
+    assert_eq!(synack[0].ts.map(|t| t.tsecr), syn[0].ts.map(|t| t.tsval));
+    p.to_a(&synack[0]);
+    let ack = p.out_a();
+    p.to_b(&ack[0]);
+    assert_eq!(p.states(), (State::Established, State::Established));
+    // MSS is clamped to the smaller of the two (our MTU limit and the peer's offer).
+    assert_eq!(p.a.mss(), 1400);
+    assert_eq!(p.b().mss(), 1400);
+    assert_eq!(p.a.window_scales(), (1, 5));
+    assert_eq!(p.b().window_scales(), (5, 1));
+    assert!(p.a.timestamps_enabled() && p.b().timestamps_enabled());
+    assert!(p.a.sack_enabled() && p.b().sack_enabled());
+
+    // B offers nothing: A must not use any option.
+    let mut p = Pair::new(TcpConfig::default(), plain_cfg());
+    let syn = p.out_a();
+    p.to_b(&syn[0]);
+    let synack = p.out_b();
+    assert_eq!(synack[0].wscale, None);
+    assert!(!synack[0].sack_permitted);
+    assert_eq!(synack[0].ts, None);
+    p.to_a(&synack[0]);
+    assert_eq!(p.a.window_scales(), (0, 0));
+    assert!(!p.a.timestamps_enabled());
+    assert!(!p.a.sack_enabled());
+    let ack = p.out_a();
+    assert_eq!(ack[0].ts, None, "no timestamps unless both offered");
+
+    // A SYN without MSS option: RFC 9293 §3.7.1 default 536.
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    let mut syn = p.out_a();
+    syn[0].mss = None;
+    p.to_b(&syn[0]);
+    assert_eq!(p.b().mss(), 536);
+}
+
+#[test]
+fn simultaneous_open() {
+    // Both sides actively open to each other (RFC 9293 Figure 8).
+    let cfg = plain_cfg();
+    let mut a = Connection::connect(&cfg, tuple_a(), SeqNumber(A_ISS), 0, Instant::ZERO);
+    let mut b = Connection::connect(&cfg, tuple_a().reversed(), SeqNumber(B_ISS), 0, Instant::ZERO);
+    let mut c = Counters::default();
+    let now = Instant::ZERO;
+    let syn_a = Seg::from_repr(&a.poll_transmit(now, &mut c).unwrap());
+    let syn_b = Seg::from_repr(&b.poll_transmit(now, &mut c).unwrap());
+    assert_eq!(syn_a.key(), k("S", A_ISS, None, 0));
+    assert_eq!(syn_b.key(), k("S", B_ISS, None, 0));
+    a.handle_segment(now, &syn_b.repr(), &mut c);
+    b.handle_segment(now, &syn_a.repr(), &mut c);
+    assert_eq!((a.state(), b.state()), (State::SynReceived, State::SynReceived));
+    let sa_a = Seg::from_repr(&a.poll_transmit(now, &mut c).unwrap());
+    let sa_b = Seg::from_repr(&b.poll_transmit(now, &mut c).unwrap());
+    assert_eq!(sa_a.key(), k("S.", A_ISS, Some(B_ISS + 1), 0));
+    assert_eq!(sa_b.key(), k("S.", B_ISS, Some(A_ISS + 1), 0));
+    a.handle_segment(now, &sa_b.repr(), &mut c);
+    b.handle_segment(now, &sa_a.repr(), &mut c);
+    assert_eq!((a.state(), b.state()), (State::Established, State::Established));
+    assert!(a.poll_transmit(now, &mut c).is_none());
+    assert!(b.poll_transmit(now, &mut c).is_none());
+    assert_eq!(events(&mut a), [Event::Connected]);
+    assert_eq!(events(&mut b), [Event::Connected]);
+}
+
+// ============================================================ closing
+
+#[test]
+fn active_close_from_client() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    p.a.close(p.now).unwrap();
+    assert_eq!(p.states(), (State::FinWait1, State::Established));
+    let fin = p.out_a();
+    assert_eq!(keys(&fin), [k("F.", A_ISS + 1, Some(B_ISS + 1), 0)]);
+    p.to_b(&fin[0]);
+    assert_eq!(p.states(), (State::FinWait1, State::CloseWait));
+    let ack = p.out_b();
+    assert_eq!(keys(&ack), [k(".", B_ISS + 1, Some(A_ISS + 2), 0)]);
+    p.to_a(&ack[0]);
+    assert_eq!(p.states(), (State::FinWait2, State::CloseWait));
+    assert_eq!(events(p.b()), [Event::Connected, Event::PeerClosed]);
+    p.close_b().unwrap();
+    assert_eq!(p.states(), (State::FinWait2, State::LastAck));
+    let fin = p.out_b();
+    assert_eq!(keys(&fin), [k("F.", B_ISS + 1, Some(A_ISS + 2), 0)]);
+    p.to_a(&fin[0]);
+    assert_eq!(p.states(), (State::TimeWait, State::LastAck));
+    let ack = p.out_a();
+    assert_eq!(keys(&ack), [k(".", A_ISS + 2, Some(B_ISS + 2), 0)]);
+    p.to_b(&ack[0]);
+    assert_eq!(p.states(), (State::TimeWait, State::Closed));
+    assert_eq!(events(&mut p.a), [Event::Connected, Event::PeerClosed, Event::Closed]);
+    assert_eq!(events(p.b()), [Event::Closed]);
+}
+
+#[test]
+fn active_close_from_server() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    p.close_b().unwrap();
+    let fin = p.out_b();
+    assert_eq!(keys(&fin), [k("F.", B_ISS + 1, Some(A_ISS + 1), 0)]);
+    p.to_a(&fin[0]);
+    assert_eq!(p.states(), (State::CloseWait, State::FinWait1));
+    let ack = p.out_a();
+    assert_eq!(keys(&ack), [k(".", A_ISS + 1, Some(B_ISS + 2), 0)]);
+    p.to_b(&ack[0]);
+    assert_eq!(p.states(), (State::CloseWait, State::FinWait2));
+    p.a.close(p.now).unwrap();
+    let fin = p.out_a();
+    assert_eq!(keys(&fin), [k("F.", A_ISS + 1, Some(B_ISS + 2), 0)]);
+    assert_eq!(p.states(), (State::LastAck, State::FinWait2));
+    p.to_b(&fin[0]);
+    assert_eq!(p.states(), (State::LastAck, State::TimeWait));
+    let ack = p.out_b();
+    assert_eq!(keys(&ack), [k(".", B_ISS + 2, Some(A_ISS + 2), 0)]);
+    p.to_a(&ack[0]);
+    assert_eq!(p.states(), (State::Closed, State::TimeWait));
+}
+
+#[test]
+fn simultaneous_close_via_closing() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    p.a.close(p.now).unwrap();
+    p.close_b().unwrap();
+    let fin_a = p.out_a();
+    let fin_b = p.out_b();
+    assert_eq!(keys(&fin_a), [k("F.", A_ISS + 1, Some(B_ISS + 1), 0)]);
+    assert_eq!(keys(&fin_b), [k("F.", B_ISS + 1, Some(A_ISS + 1), 0)]);
+    p.to_a(&fin_b[0]);
+    p.to_b(&fin_a[0]);
+    assert_eq!(p.states(), (State::Closing, State::Closing));
+    let ack_a = p.out_a();
+    let ack_b = p.out_b();
+    assert_eq!(keys(&ack_a), [k(".", A_ISS + 2, Some(B_ISS + 2), 0)]);
+    assert_eq!(keys(&ack_b), [k(".", B_ISS + 2, Some(A_ISS + 2), 0)]);
+    p.to_a(&ack_b[0]);
+    p.to_b(&ack_a[0]);
+    assert_eq!(p.states(), (State::TimeWait, State::TimeWait));
+}
+
+#[test]
+fn fin_and_ack_together_in_fin_wait_1_go_straight_to_time_wait() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    p.a.close(p.now).unwrap();
+    let fin = p.out_a();
+    p.to_b(&fin[0]);
+    // B's application closes before B's stack sends the ACK: one FIN+ACK acks A's FIN.
+    p.close_b().unwrap();
+    let finack = p.out_b();
+    assert_eq!(keys(&finack), [k("F.", B_ISS + 1, Some(A_ISS + 2), 0)]);
+    assert_eq!(p.states(), (State::FinWait1, State::LastAck));
+    p.to_a(&finack[0]);
+    assert_eq!(p.states(), (State::TimeWait, State::LastAck));
+    let ack = p.out_a();
+    assert_eq!(keys(&ack), [k(".", A_ISS + 2, Some(B_ISS + 2), 0)]);
+    p.to_b(&ack[0]);
+    assert_eq!(p.states(), (State::TimeWait, State::Closed));
+}
+
+#[test]
+fn half_close_keeps_data_flowing_the_other_way() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    // A shuts down writing; B keeps sending; A keeps receiving.
+    p.a.shutdown(p.now).unwrap();
+    assert_eq!(p.a.send(b"x"), Err(xtcp::tcp::TcpError::NotWritable));
+    let fin = p.out_a();
+    assert_eq!(keys(&fin), [k("F.", A_ISS + 1, Some(B_ISS + 1), 0)]);
+    p.to_b(&fin[0]);
+    let ack = p.out_b();
+    p.to_a(&ack[0]);
+    assert_eq!(p.states(), (State::FinWait2, State::CloseWait));
+    assert_eq!(p.b().send(b"hello after your FIN").unwrap(), 20);
+    let data = p.out_b();
+    assert_eq!(keys(&data), [k(".", B_ISS + 1, Some(A_ISS + 2), 20)]);
+    p.to_a(&data[0]);
+    let ack = p.out_a();
+    assert_eq!(keys(&ack), [k(".", A_ISS + 2, Some(B_ISS + 21), 0)]);
+    let mut buf = [0u8; 64];
+    let n = p.a.recv(&mut buf);
+    assert_eq!(&buf[..n], b"hello after your FIN");
+    p.to_b(&ack[0]);
+    p.close_b().unwrap();
+    let fin = p.out_b();
+    assert_eq!(keys(&fin), [k("F.", B_ISS + 21, Some(A_ISS + 2), 0)]);
+    p.to_a(&fin[0]);
+    assert_eq!(p.states(), (State::TimeWait, State::LastAck));
+}
+
+#[test]
+fn time_wait_lasts_exactly_2msl_and_reacks_a_retransmitted_fin() {
+    let msl = Duration::from_secs(30);
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    p.a.close(p.now).unwrap();
+    let fin = p.out_a();
+    p.to_b(&fin[0]);
+    p.close_b().unwrap();
+    let finack = p.out_b();
+    p.to_a(&finack[0]);
+    assert_eq!(p.a.state(), State::TimeWait);
+    let entered = p.now;
+    assert_eq!(p.a.poll_at(), Some(entered + 2 * msl));
+    let _lost_ack = p.out_a();
+
+    // B retransmits its FIN after 10 s: A re-ACKs it and restarts the 2MSL timer.
+    p.advance(Duration::from_secs(10));
+    p.to_a(&finack[0]);
+    let reack = p.out_a();
+    assert_eq!(keys(&reack), [k(".", A_ISS + 2, Some(B_ISS + 2), 0)]);
+    assert_eq!(p.a.poll_at(), Some(p.now + 2 * msl));
+    let restarted = p.now;
+
+    // One microsecond before 2MSL: still TIME-WAIT; at exactly 2MSL: CLOSED.
+    p.advance(2 * msl - Duration::from_micros(1));
+    assert_eq!(p.a.state(), State::TimeWait);
+    p.advance(Duration::from_micros(1));
+    assert_eq!(p.now, restarted + 2 * msl);
+    assert_eq!(p.a.state(), State::Closed);
+    assert_eq!(p.a.poll_at(), None);
+}
+
+// ============================================================ resets
+
+/// Builds a RST (with the given seq) from B to A, or A to B.
+fn rst(src_port: u16, dst_port: u16, seq: u32, ack: Option<u32>) -> Seg {
+    Seg {
+        control: TcpControl::Rst,
+        seq,
+        ack,
+        window: 0,
+        wscale: None,
+        mss: None,
+        sack_permitted: false,
+        ts: None,
+        src_port,
+        dst_port,
+        payload: vec![],
+    }
+}
+
+#[test]
+fn rst_in_syn_sent_needs_an_acceptable_ack() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    let _syn = p.out_a();
+    // A RST without ACK, or with a wrong ACK, is ignored (the latter draws nothing: RST).
+    p.to_a(&rst(80, 40000, 0, None));
+    assert_eq!(p.a.state(), State::SynSent);
+    p.to_a(&rst(80, 40000, 0, Some(A_ISS + 7)));
+    assert_eq!(p.a.state(), State::SynSent);
+    assert!(p.out_a().is_empty());
+    // Connection refused: RST,ACK acking our SYN.
+    p.to_a(&rst(80, 40000, 0, Some(A_ISS + 1)));
+    assert_eq!(p.a.state(), State::Closed);
+    assert_eq!(events(&mut p.a), [Event::Reset, Event::Closed]);
+}
+
+#[test]
+fn bad_ack_in_syn_sent_draws_a_reset() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    let _syn = p.out_a();
+    let mut bogus = rst(80, 40000, 777, Some(A_ISS + 50));
+    bogus.control = TcpControl::Syn;
+    p.to_a(&bogus);
+    assert_eq!(p.a.state(), State::SynSent);
+    // RFC 9293 §3.10.7.3: <SEQ=SEG.ACK><CTL=RST>
+    assert_eq!(keys(&p.out_a()), [k("R", A_ISS + 50, None, 0)]);
+}
+
+#[test]
+fn rst_in_syn_received_returns_to_listen_silently() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    let syn = p.out_a();
+    p.to_b(&syn[0]);
+    let _synack = p.out_b();
+    p.to_b(&rst(40000, 80, A_ISS + 1, None));
+    assert_eq!(p.b().state(), State::Closed);
+    assert_eq!(events(p.b()), [], "a never-accepted connection reports nothing");
+}
+
+/// Drives the pair into `target` on side A, returning the pair.
+fn pair_in(target: State) -> Pair {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    match target {
+        State::Established => {}
+        State::FinWait1 => {
+            p.a.close(p.now).unwrap();
+            let _ = p.out_a();
+        }
+        State::FinWait2 => {
+            p.a.close(p.now).unwrap();
+            let fin = p.out_a();
+            p.to_b(&fin[0]);
+            let ack = p.out_b();
+            p.to_a(&ack[0]);
+        }
+        State::CloseWait => {
+            p.close_b().unwrap();
+            let fin = p.out_b();
+            p.to_a(&fin[0]);
+            let _ = p.out_a();
+        }
+        State::Closing => {
+            p.a.close(p.now).unwrap();
+            p.close_b().unwrap();
+            let _ = p.out_a();
+            let fin = p.out_b();
+            p.to_a(&fin[0]);
+            let _ = p.out_a();
+        }
+        State::LastAck => {
+            p.close_b().unwrap();
+            let fin = p.out_b();
+            p.to_a(&fin[0]);
+            let _ = p.out_a();
+            p.a.close(p.now).unwrap();
+            let _ = p.out_a();
+        }
+        State::TimeWait => {
+            p.a.close(p.now).unwrap();
+            let fin = p.out_a();
+            p.to_b(&fin[0]);
+            p.close_b().unwrap();
+            let finack = p.out_b();
+            p.to_a(&finack[0]);
+            let _ = p.out_a();
+        }
+        s => panic!("no recipe for {s}"),
+    }
+    assert_eq!(p.a.state(), target);
+    let _ = events(&mut p.a);
+    p
+}
+
+#[test]
+fn exact_rst_closes_in_every_synchronized_state() {
+    for st in [
+        State::Established,
+        State::FinWait1,
+        State::FinWait2,
+        State::CloseWait,
+        State::Closing,
+        State::LastAck,
+        State::TimeWait,
+    ] {
+        let mut p = pair_in(st);
+        let rcv_nxt = p.a.rcv_nxt().0;
+        p.to_a(&rst(80, 40000, rcv_nxt, None));
+        assert_eq!(p.a.state(), State::Closed, "RST at RCV.NXT in {st}");
+        let ev = events(&mut p.a);
+        match st {
+            // RFC 9293 §3.10.7.4: in CLOSING, LAST-ACK, TIME-WAIT just close.
+            State::Closing | State::LastAck => assert_eq!(ev, [Event::Closed], "{st}"),
+            State::TimeWait => assert_eq!(ev, [], "{st}"),
+            _ => assert_eq!(ev, [Event::Reset, Event::Closed], "{st}"),
+        }
+        assert!(p.out_a().is_empty(), "no reply to a RST in {st}");
+    }
+}
+
+#[test]
+fn in_window_rst_draws_a_challenge_ack_and_the_connection_survives() {
+    for st in [State::Established, State::FinWait2, State::CloseWait] {
+        let mut p = pair_in(st);
+        let rcv_nxt = p.a.rcv_nxt().0;
+        let snd_nxt = p.a.snd_nxt().0;
+        p.to_a(&rst(80, 40000, rcv_nxt + 100, None));
+        assert_eq!(p.a.state(), st);
+        // RFC 5961 §3.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+        assert_eq!(keys(&p.out_a()), [k(".", snd_nxt, Some(rcv_nxt), 0)]);
+        // Out of window: silently dropped.
+        p.to_a(&rst(80, 40000, rcv_nxt.wrapping_sub(1_000_000), None));
+        assert_eq!(p.a.state(), st);
+        assert!(p.out_a().is_empty());
+    }
+}
+
+#[test]
+fn challenge_acks_are_rate_limited() {
+    let mut p = pair_in(State::Established);
+    let rcv_nxt = p.a.rcv_nxt().0;
+    let mut acks = 0;
+    for i in 0..100 {
+        p.to_a(&rst(80, 40000, rcv_nxt + 1 + i, None));
+        acks += p.out_a().len();
+    }
+    assert_eq!(acks, TcpConfig::default().challenge_ack_limit as usize);
+    // A second later the budget is back.
+    p.advance(Duration::from_secs(1));
+    p.to_a(&rst(80, 40000, rcv_nxt + 1, None));
+    assert_eq!(p.out_a().len(), 1);
+    assert_eq!(p.a.state(), State::Established);
+}
+
+#[test]
+fn syn_in_established_draws_a_challenge_ack() {
+    let mut p = pair_in(State::Established);
+    let mut syn = rst(80, 40000, 123_456, None);
+    syn.control = TcpControl::Syn;
+    p.to_a(&syn);
+    assert_eq!(p.a.state(), State::Established);
+    assert_eq!(keys(&p.out_a()), [k(".", A_ISS + 1, Some(B_ISS + 1), 0)]);
+    // Even a SYN exactly at RCV.NXT never aborts (RFC 5961 §4.2).
+    let mut syn = rst(80, 40000, B_ISS + 1, None);
+    syn.control = TcpControl::Syn;
+    p.to_a(&syn);
+    assert_eq!(p.a.state(), State::Established);
+    assert_eq!(keys(&p.out_a()), [k(".", A_ISS + 1, Some(B_ISS + 1), 0)]);
+    assert_eq!(events(&mut p.a), []);
+}
+
+#[test]
+fn segment_to_a_closed_port_gets_the_rfc_reset() {
+    // A SYN (no ACK): <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+    let syn = TcpRepr {
+        src_port: 40000,
+        dst_port: 81,
+        control: TcpControl::Syn,
+        seq_number: SeqNumber(1000),
+        window_len: 100,
+        ..TcpRepr::default()
+    };
+    let r = rst_for_unexpected(&syn).unwrap();
+    assert_eq!((r.control, r.seq_number, r.ack_number), (TcpControl::Rst, SeqNumber(0), Some(SeqNumber(1001))));
+    assert_eq!((r.src_port, r.dst_port), (81, 40000));
+    // Data with ACK: <SEQ=SEG.ACK><CTL=RST>
+    let data = TcpRepr {
+        src_port: 40000,
+        dst_port: 81,
+        seq_number: SeqNumber(1000),
+        ack_number: Some(SeqNumber(77)),
+        payload: b"abc",
+        ..TcpRepr::default()
+    };
+    let r = rst_for_unexpected(&data).unwrap();
+    assert_eq!((r.control, r.seq_number, r.ack_number), (TcpControl::Rst, SeqNumber(77), None));
+    // FIN without ACK counts the FIN: ACK = SEQ + LEN + 1.
+    let fin = TcpRepr {
+        control: TcpControl::Fin,
+        seq_number: SeqNumber(u32::MAX),
+        payload: b"ab",
+        ..TcpRepr::default()
+    };
+    assert_eq!(rst_for_unexpected(&fin).unwrap().ack_number, Some(SeqNumber(2)));
+    // A RST is never answered.
+    let r = TcpRepr {
+        control: TcpControl::Rst,
+        ..TcpRepr::default()
+    };
+    assert!(rst_for_unexpected(&r).is_none());
+}
+
+// ============================================================ data and loss
+
+/// Moves everything each side has to send to the other until both are quiet.
+fn pump(p: &mut Pair) -> usize {
+    let mut moved = 0;
+    loop {
+        let from_a = p.out_a();
+        let from_b = p.out_b();
+        if from_a.is_empty() && from_b.is_empty() {
+            return moved;
+        }
+        moved += from_a.len() + from_b.len();
+        for s in &from_a {
+            p.to_b(s);
+        }
+        for s in &from_b {
+            p.to_a(s);
+        }
+    }
+}
+
+#[test]
+fn transfer_across_the_2_32_sequence_wrap() {
+    // A's ISS sits just below 2^32: its data crosses the wrap.
+    let mut p = Pair::with_iss(plain_cfg(), plain_cfg(), u32::MAX - 3000);
+    let syn = p.out_a();
+    p.to_b(&syn[0]);
+    let synack = p.out_b();
+    p.to_a(&synack[0]);
+    let ack = p.out_a();
+    p.to_b(&ack[0]);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while got.len() < data.len() {
+        if sent < data.len() {
+            sent += p.a.send(&data[sent..]).unwrap();
+        }
+        pump(&mut p);
+        loop {
+            let n = p.b().recv(&mut buf);
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert_eq!(got, data);
+    let end = p.a.snd_nxt().0;
+    assert!(end < 1_000_000, "sequence space wrapped (SND.NXT = {end})");
+    assert_eq!(p.a.snd_una(), p.a.snd_nxt());
+}
+
+#[test]
+fn lost_syn_is_retransmitted_with_backoff() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    let _lost = p.out_a();
+    assert_eq!(p.a.poll_at(), Some(Instant::from_secs(1)));
+    p.advance(Duration::from_secs(1));
+    let again = p.out_a();
+    assert_eq!(keys(&again), [k("S", A_ISS, None, 0)]);
+    // Exponential backoff: the next retransmission is 2 s later.
+    assert_eq!(p.a.poll_at(), Some(Instant::from_secs(3)));
+    p.to_b(&again[0]);
+    let synack = p.out_b();
+    p.to_a(&synack[0]);
+    assert_eq!(p.a.state(), State::Established);
+}
+
+#[test]
+fn syn_retry_limit_ends_in_timed_out() {
+    let cfg = TcpConfig {
+        syn_retries: 2,
+        ..plain_cfg()
+    };
+    let mut p = Pair::new(cfg, plain_cfg());
+    let mut sent = p.out_a().len();
+    for _ in 0..10 {
+        let Some(at) = p.a.poll_at() else { break };
+        p.advance(at - p.now);
+        sent += p.out_a().len();
+    }
+    assert_eq!(sent, 3, "one SYN and two retransmissions");
+    assert_eq!(p.a.state(), State::Closed);
+    assert_eq!(events(&mut p.a), [Event::TimedOut, Event::Closed]);
+}
+
+#[test]
+fn lost_syn_ack_is_retransmitted() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    let syn = p.out_a();
+    p.to_b(&syn[0]);
+    let _lost = p.out_b();
+    // B's timer fires first (both 1 s; B started at the same instant).
+    p.advance(Duration::from_secs(1));
+    let synack = p.out_b();
+    assert_eq!(keys(&synack), [k("S.", B_ISS, Some(A_ISS + 1), 0)]);
+    // A's SYN retransmission also arrives at B: B answers with the SYN-ACK again.
+    let syn2 = p.out_a();
+    assert_eq!(keys(&syn2), [k("S", A_ISS, None, 0)]);
+    p.to_b(&syn2[0]);
+    assert_eq!(keys(&p.out_b()), [k("S.", B_ISS, Some(A_ISS + 1), 0)]);
+    p.to_a(&synack[0]);
+    let ack = p.out_a();
+    p.to_b(&ack[0]);
+    assert_eq!(p.states(), (State::Established, State::Established));
+}
+
+#[test]
+fn lost_fin_is_retransmitted() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    p.a.close(p.now).unwrap();
+    let _lost = p.out_a();
+    assert_eq!(p.a.poll_at(), Some(p.now + Duration::from_secs(1)));
+    p.advance(Duration::from_secs(1));
+    let fin = p.out_a();
+    assert_eq!(keys(&fin), [k("F.", A_ISS + 1, Some(B_ISS + 1), 0)]);
+    p.to_b(&fin[0]);
+    let ack = p.out_b();
+    p.to_a(&ack[0]);
+    assert_eq!(p.states(), (State::FinWait2, State::CloseWait));
+}
+
+#[test]
+fn lost_data_is_retransmitted_and_rto_resets_after_new_ack() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    p.a.send(b"hello").unwrap();
+    let _lost = p.out_a();
+    let rto1 = p.a.poll_at().unwrap() - p.now;
+    p.advance(rto1);
+    let again = p.out_a();
+    assert_eq!(keys(&again), [k(".", A_ISS + 1, Some(B_ISS + 1), 5)]);
+    let rto2 = p.a.poll_at().unwrap() - p.now;
+    assert_eq!(rto2, rto1 * 2, "RTO doubles after a timeout");
+    p.to_b(&again[0]);
+    let ack = p.out_b();
+    p.to_a(&ack[0]);
+    assert_eq!(p.a.poll_at(), None, "timer stops when all data is acknowledged");
+    p.a.send(b"more").unwrap();
+    let _ = p.out_a();
+    let rto3 = p.a.poll_at().unwrap() - p.now;
+    assert!(rto3 < rto2, "backoff ends after a new ACK ({rto3:?} vs {rto2:?})");
+}
+
+#[test]
+fn close_with_unread_data_aborts_with_rst() {
+    let mut p = pair_in(State::Established);
+    p.b().send(b"unread").unwrap();
+    let d = p.out_b();
+    p.to_a(&d[0]);
+    let _ack = p.out_a();
+    p.a.close(p.now).unwrap();
+    assert_eq!(p.a.state(), State::Closed);
+    assert_eq!(keys(&p.out_a()), [k("R", A_ISS + 1, None, 0)]);
+}
+
+#[test]
+fn state_names_print_as_in_the_rfc() {
+    let names: Vec<String> = [
+        State::Closed,
+        State::Listen,
+        State::SynSent,
+        State::SynReceived,
+        State::Established,
+        State::FinWait1,
+        State::FinWait2,
+        State::CloseWait,
+        State::Closing,
+        State::LastAck,
+        State::TimeWait,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "CLOSED",
+            "LISTEN",
+            "SYN-SENT",
+            "SYN-RECEIVED",
+            "ESTABLISHED",
+            "FIN-WAIT-1",
+            "FIN-WAIT-2",
+            "CLOSE-WAIT",
+            "CLOSING",
+            "LAST-ACK",
+            "TIME-WAIT"
+        ]
+    );
+}
