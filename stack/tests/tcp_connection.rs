@@ -833,8 +833,11 @@ fn lost_fin_is_retransmitted() {
     p.handshake();
     p.a.close(p.now).unwrap();
     let _lost = p.out_a();
-    assert_eq!(p.a.poll_at(), Some(p.now + Duration::from_secs(1)));
-    p.advance(Duration::from_secs(1));
+    // The handshake measured a 0 µs RTT, so the RTO is the 200 ms floor (RFC 6298 §2.4).
+    assert_eq!(p.a.poll_at(), Some(p.now + Duration::from_millis(200)));
+    p.advance(Duration::from_millis(199));
+    assert!(p.out_a().is_empty());
+    p.advance(Duration::from_millis(1));
     let fin = p.out_a();
     assert_eq!(keys(&fin), [k("F.", A_ISS + 1, Some(B_ISS + 1), 0)]);
     p.to_b(&fin[0]);
