@@ -1,5 +1,54 @@
 //! xtcp-loadgen: measures handshake rate, teardown rate and TIME-WAIT table pressure.
-fn main() {
-    eprintln!("xtcp-loadgen: not built yet");
-    std::process::exit(2);
+
+use clap::Parser;
+use std::process::ExitCode;
+use xtcp_loadgen::cli::{Cli, Cmd};
+use xtcp_loadgen::{plot, run, server, util};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run(args) => run_cmd(args),
+        Cmd::KernelServer(a) => (|| {
+            let cores = match &a.cores {
+                Some(s) => util::parse_cores(s).map_err(|e| format!("--cores {s}: {e}"))?,
+                None => Vec::new(),
+            };
+            if a.threads == Some(0) {
+                return Err("--threads must be > 0".to_string());
+            }
+            server::serve(server::ServerConfig {
+                ip: a.ip,
+                port: a.port,
+                mode: a.mode,
+                threads: a.threads.unwrap_or(cores.len().max(1)),
+                cores,
+                stats: a.stats,
+                body_bytes: a.body_bytes,
+            })
+        })(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtcp-loadgen: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_cmd(args: xtcp_loadgen::cli::RunArgs) -> Result<(), String> {
+    let json = args.json.clone();
+    let plot_path = args.plot.clone();
+    let out = run::run(args)?;
+    print!("{}", out.report.table());
+    if let Some(p) = json {
+        let text = serde_json::to_string_pretty(&out.report).map_err(|e| e.to_string())?;
+        std::fs::write(&p, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    if let Some(p) = plot_path {
+        plot::write_svg(&p, &out.report, &out.hists.connect)?;
+    }
+    Ok(())
 }

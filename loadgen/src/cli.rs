@@ -1,0 +1,313 @@
+//! Command line: clap definitions and the checks clap cannot express.
+
+use crate::backend::{BackendKind, Load, Workload};
+use crate::server::Mode;
+use clap::{Args, Parser, Subcommand};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtcp-loadgen",
+    version,
+    about = "Measures TCP handshake rate, teardown rate and TIME-WAIT pressure (xtcp vs Linux)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Generate load against a server and report rates, latencies and TIME-WAIT pressure.
+    Run(RunArgs),
+    /// Run the Linux reference server (epoll, SO_REUSEPORT listener per thread, pinned).
+    KernelServer(ServerArgs),
+}
+
+/// What is being measured, for the report's `server` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServerKind {
+    Xtcp,
+    Linux,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Server address.
+    #[arg(long, value_name = "IP:PORT")]
+    pub target: SocketAddrV4,
+    /// What each connection does.
+    #[arg(long, value_enum)]
+    pub workload: Workload,
+    /// Measured duration in seconds (after the warmup).
+    #[arg(long, value_name = "SECS")]
+    pub duration: f64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub warmup: f64,
+    /// Closed loop: connections (rr: transactions) in flight [default: 32 when --rate is absent].
+    #[arg(long, value_name = "N", conflicts_with = "rate")]
+    pub concurrency: Option<u32>,
+    /// Open loop: new connections (rr: transactions) per second, latency from intended start.
+    #[arg(long, value_name = "CONN_PER_S")]
+    pub rate: Option<f64>,
+    /// Which stack opens the client connections.
+    #[arg(long, value_enum, default_value = "xtcp")]
+    pub backend: BackendKind,
+    /// Interface for the xtcp backend.
+    #[arg(long, value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// Source address or prefix; every address is bound round-robin (kernel backend: each must
+    /// be configured locally).
+    #[arg(long, value_name = "IP[/PREFIX]")]
+    pub src_ip: Option<String>,
+    /// Cores for the load-generating threads, one thread per core (e.g. `1` or `0,2-3`).
+    #[arg(long, value_name = "LIST")]
+    pub cores: Option<String>,
+    /// Request size in bytes [default: 1; server-close: a 27-byte HTTP GET, padded to N].
+    #[arg(long, value_name = "N")]
+    pub request_bytes: Option<usize>,
+    /// Bytes that complete a response [default: the request size, as the echo server answers;
+    /// server-close reads until EOF and needs at least this many, default 1].
+    #[arg(long, value_name = "M")]
+    pub response_bytes: Option<usize>,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write an SVG with rate over time, TIME-WAIT over time and connect-latency distribution.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// The server's JSON stats file (top-level `time_wait`), read once a second.
+    #[arg(long, value_name = "FILE")]
+    pub server_stats: Option<PathBuf>,
+    /// Network namespace of a Linux server: its /proc/net/sockstat gives server TIME-WAIT.
+    #[arg(long, value_name = "NAME")]
+    pub server_netns: Option<String>,
+    /// What the target is, for the report [default: the stats file's `server` key, else `xtcp`
+    /// with --server-stats, else `linux`].
+    #[arg(long, value_enum)]
+    pub server_kind: Option<ServerKind>,
+    /// Connect, response and close timeout in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub timeout_ms: u64,
+    /// Cap on starts per second in closed loop (pacing is never off).
+    #[arg(long, value_name = "PER_S", default_value_t = 200_000.0)]
+    pub max_rate: f64,
+    /// rr in open loop: persistent connections per load thread.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub rr_pool: u32,
+    /// No live progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    pub ip: Ipv4Addr,
+    /// Port to listen on (0: pick one; the chosen port is printed).
+    #[arg(long)]
+    pub port: u16,
+    /// echo, or respond-close (HTTP/1.1 200 with Connection: close, server closes first).
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+    /// Listener threads [default: one per core of --cores, else 1].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Cores to pin the threads to, round-robin.
+    #[arg(long, value_name = "LIST")]
+    pub cores: Option<String>,
+    /// Write counters (accepted, closed, bytes, time_wait) as JSON once a second.
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+    /// respond-close: response body size in bytes.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub body_bytes: usize,
+}
+
+/// Largest source prefix expanded (65 534 addresses).
+const MIN_PREFIX: u8 = 16;
+const MAX_DURATION_S: f64 = 7.0 * 86400.0;
+
+impl RunArgs {
+    /// The checks clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.duration > 0.0 && self.duration <= MAX_DURATION_S) {
+            return Err(format!(
+                "--duration must be > 0 and at most {MAX_DURATION_S} seconds (got {})",
+                self.duration
+            ));
+        }
+        if !(self.warmup >= 0.0 && self.warmup <= MAX_DURATION_S) {
+            return Err(format!("--warmup must be >= 0 (got {})", self.warmup));
+        }
+        if self.concurrency == Some(0) {
+            return Err("--concurrency must be > 0".into());
+        }
+        if let Some(r) = self.rate
+            && !(r > 0.0 && r <= 1e8)
+        {
+            return Err(format!("--rate must be > 0 (got {r})"));
+        }
+        if !(self.max_rate > 0.0 && self.max_rate.is_finite()) {
+            return Err("--max-rate must be > 0".into());
+        }
+        if self.timeout_ms == 0 {
+            return Err("--timeout-ms must be > 0".into());
+        }
+        if self.rr_pool == 0 {
+            return Err("--rr-pool must be > 0".into());
+        }
+        if self.target.port() == 0 || self.target.ip().is_unspecified() {
+            return Err(format!(
+                "--target {} is not a connectable address",
+                self.target
+            ));
+        }
+        if self.workload == Workload::SynFlood && self.src_ip.is_none() {
+            return Err("workload syn-flood needs --src-ip PREFIX (the spoofed sources)".into());
+        }
+        Ok(())
+    }
+
+    pub fn load(&self) -> Load {
+        match (self.rate, self.concurrency) {
+            (Some(rate), _) => Load::Open { rate },
+            (None, c) => Load::Closed {
+                concurrency: c.unwrap_or(32),
+            },
+        }
+    }
+
+    /// The request payload for this workload.
+    pub fn request(&self) -> Vec<u8> {
+        match self.workload {
+            Workload::ServerClose => http_get(self.request_bytes.unwrap_or(0)),
+            _ => vec![b'x'; self.request_bytes.unwrap_or(1).max(1)],
+        }
+    }
+
+    pub fn response_bytes(&self) -> usize {
+        match self.workload {
+            Workload::ServerClose => self.response_bytes.unwrap_or(1),
+            _ => self
+                .response_bytes
+                .unwrap_or_else(|| self.request().len())
+                .max(1),
+        }
+    }
+}
+
+/// A GET request of exactly `n` bytes where `n` ≥ 27 (the minimum), padding the path.
+pub fn http_get(n: usize) -> Vec<u8> {
+    const BASE: usize = 27; // "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    let pad = n.saturating_sub(BASE);
+    let mut r = b"GET /".to_vec();
+    r.extend(std::iter::repeat_n(b'a', pad));
+    r.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+    r
+}
+
+/// Parses `IP` or `IP/PREFIX` into the address list (network and broadcast addresses excluded
+/// for prefixes shorter than /31) plus the prefix itself.
+pub fn parse_src(s: &str) -> Result<(Vec<Ipv4Addr>, (Ipv4Addr, u8)), String> {
+    let (ip, len) = match s.split_once('/') {
+        Some((ip, len)) => (
+            ip,
+            len.parse::<u8>()
+                .ok()
+                .filter(|l| *l <= 32)
+                .ok_or_else(|| format!("--src-ip {s}: bad prefix length `{len}`"))?,
+        ),
+        None => (s, 32),
+    };
+    let ip: Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("--src-ip {s}: `{ip}` is not an IPv4 address"))?;
+    if len < MIN_PREFIX {
+        return Err(format!(
+            "--src-ip {s}: prefix /{len} is too large (at most /{MIN_PREFIX}, 65534 addresses)"
+        ));
+    }
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+    let net = u32::from(ip) & mask;
+    let size = 1u64 << (32 - len);
+    let addrs: Vec<Ipv4Addr> = if len >= 31 {
+        (0..size).map(|i| Ipv4Addr::from(net + i as u32)).collect()
+    } else {
+        (1..size - 1)
+            .map(|i| Ipv4Addr::from(net + i as u32))
+            .collect()
+    };
+    let addrs = if len == 32 { vec![ip] } else { addrs };
+    Ok((addrs, (Ipv4Addr::from(net), len)))
+}
+
+/// Fails with a clear message unless every address is configured on this host (checked by
+/// binding a socket to it, which also accepts 127.0.0.0/8 on loopback).
+pub fn check_local(addrs: &[Ipv4Addr], spec: &str) -> Result<(), String> {
+    let mut missing = Vec::new();
+    for &a in addrs {
+        let probe = crate::sys::tcp_socket().map_err(|e| format!("socket: {e}"))?;
+        let r = crate::sys::set_int_opt(probe, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)
+            .and_then(|()| crate::sys::bind(probe, SocketAddrV4::new(a, 0)));
+        crate::sys::close(probe);
+        if let Err(e) = r
+            && e.raw_os_error() == Some(libc::EADDRNOTAVAIL)
+        {
+            missing.push(a);
+            if missing.len() >= 3 {
+                break;
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = missing.iter().map(|a| a.to_string()).collect();
+    Err(format!(
+        "--src-ip {spec}: address {} not configured on this host; add them (e.g. `ip addr add \
+         {}/32 dev IFACE`) or give a smaller prefix",
+        list.join(", "),
+        missing[0]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn src_prefixes() {
+        let (a, p) = parse_src("10.0.0.7").unwrap();
+        assert_eq!(a, vec![Ipv4Addr::new(10, 0, 0, 7)]);
+        assert_eq!(p, (Ipv4Addr::new(10, 0, 0, 7), 32));
+        let (a, p) = parse_src("10.0.0.9/30").unwrap();
+        assert_eq!(
+            a,
+            vec![Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 10)]
+        );
+        assert_eq!(p, (Ipv4Addr::new(10, 0, 0, 8), 30));
+        assert_eq!(parse_src("10.0.0.0/31").unwrap().0.len(), 2);
+        assert_eq!(parse_src("10.0.0.0/16").unwrap().0.len(), 65534);
+        assert!(parse_src("10.0.0.0/8").is_err());
+        assert!(parse_src("10.0.0.0/33").is_err());
+        assert!(parse_src("nope/24").is_err());
+    }
+
+    #[test]
+    fn http_get_sizes() {
+        assert_eq!(http_get(0).len(), 27);
+        assert_eq!(http_get(100).len(), 100);
+        assert!(http_get(64).ends_with(b"\r\n\r\n"));
+    }
+
+    #[test]
+    fn loopback_is_local_and_documentation_net_is_not() {
+        check_local(&[Ipv4Addr::new(127, 0, 0, 2)], "127.0.0.2").unwrap();
+        let e = check_local(&[Ipv4Addr::new(192, 0, 2, 77)], "192.0.2.77").unwrap_err();
+        assert!(e.contains("not configured"), "{e}");
+    }
+}

@@ -1,0 +1,18 @@
+//! xtcp-loadgen: measures TCP handshake rate, teardown rate and TIME-WAIT table pressure,
+//! against an xtcp server or the Linux kernel, with a kernel-socket or an xtcp client.
+//!
+//! Layout: [`cli`] parses, [`run`] orchestrates a measurement (workers from a
+//! [`backend::Backend`], pacing from [`pace`], counting in [`metrics`], outside counters from
+//! [`probe`]), [`report`] and [`plot`] present it; [`server`] is the Linux reference server.
+
+pub mod backend;
+pub mod cli;
+pub mod metrics;
+pub mod pace;
+pub mod plot;
+pub mod probe;
+pub mod report;
+pub mod run;
+pub mod server;
+pub mod sys;
+pub mod util;
