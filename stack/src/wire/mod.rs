@@ -9,6 +9,11 @@
 //! accessor panics. Untrusted input always goes through `new_checked` and `Repr::parse`, which
 //! return a typed [`Error`], never panic.
 //!
+//! [`frame`] stacks the three layers for the hot path ([`parse_tcp_frame`],
+//! [`emit_tcp_frame`]) and describes any frame in one tcpdump-style line ([`describe_frame`])
+//! for test failures. [`checksum`] holds the RFC 1071 sum and the RFC 1624 incremental update.
+//! Nothing here allocates except `describe_frame`.
+//!
 //! This layer knows nothing of sockets or connections.
 
 pub mod arp;
