@@ -51,6 +51,7 @@ struct KernelWorker;
 
 impl Worker for KernelWorker {
     fn run(self: Box<Self>, ctx: WorkerCtx) -> Result<(), String> {
+        sys::tight_timer_slack();
         let share = ctx.spec.share(ctx.index, ctx.workers);
         let mut engine = Engine::new(ctx.spec, share, ctx.index, ctx.workers, ctx.recorder)
             .map_err(|e| format!("worker {}: {e}", ctx.index))?;
@@ -115,6 +116,8 @@ impl Conn {
 const MAX_STARTS_PER_TURN: usize = 256;
 /// Longest sleep, so SIGINT and the end of the run are noticed promptly.
 const MAX_SLEEP: Duration = Duration::from_millis(20);
+/// Open loop: how long before a due start the loop stops sleeping and polls.
+const SPIN_NS: u64 = 50_000;
 /// Closed-loop burst allowance of the start-rate cap.
 const CLOSED_BURST: u32 = 32;
 
@@ -224,8 +227,9 @@ impl Engine {
             for ev in self.epoll.wait(sleep)? {
                 self.events.push((ev.events, ev.u64));
             }
-            let now = self.spec.now_ns();
             for i in 0..self.events.len() {
+                // A fresh clock per event: a batch can take longer than the latencies measured.
+                let now = self.spec.now_ns();
                 let (mask, token) = self.events[i];
                 let slot = token as u32;
                 let generation = (token >> 32) as u32;
@@ -275,7 +279,9 @@ impl Engine {
             match &self.pacer {
                 Pacer::Open(p) => {
                     if let Some(d) = p.next_due() {
-                        wake = wake.min(d);
+                        // Wake early and poll the last stretch: a timed sleep overshoots by
+                        // tens of µs on a VM, and that error would count as latency.
+                        wake = wake.min(d.saturating_sub(SPIN_NS));
                     }
                 }
                 Pacer::Closed { target, bucket } => {
@@ -586,24 +592,28 @@ impl Engine {
                     if !c.readable {
                         return;
                     }
-                    return self.receive(slot, now);
+                    return self.receive(slot);
                 }
                 St::Closing => {
                     if !c.readable {
                         return;
                     }
-                    return self.finish_close(slot, now);
+                    return self.finish_close(slot);
                 }
             }
         }
     }
 
-    fn receive(&mut self, slot: u32, now: u64) {
+    fn receive(&mut self, slot: u32) {
         let workload = self.spec.workload;
         let want = self.spec.response_bytes.max(1);
         loop {
             let c = &mut self.conns[slot as usize];
-            match sys::read(c.fd, &mut self.buf) {
+            let r = sys::read(c.fd, &mut self.buf);
+            // Read the clock after the read: on loopback the peer may run inside our own
+            // syscalls (softirq, wakeup preemption), so a time taken before can be stale.
+            let now = self.spec.now_ns();
+            match r {
                 Ok(Some(0)) => {
                     // The server closed. In server-close that is the goal; in crr the response
                     // may legitimately end at EOF; in rr it is a failure.
@@ -653,10 +663,12 @@ impl Engine {
         }
     }
 
-    fn finish_close(&mut self, slot: u32, now: u64) {
+    fn finish_close(&mut self, slot: u32) {
         loop {
             let c = &mut self.conns[slot as usize];
-            match sys::read(c.fd, &mut self.buf) {
+            let r = sys::read(c.fd, &mut self.buf);
+            let now = self.spec.now_ns();
+            match r {
                 Ok(Some(0)) => {
                     let (m, t0) = (c.measured, c.close_ns);
                     self.rec.teardown(m, now.saturating_sub(t0));
