@@ -12,6 +12,8 @@
 //! The core cannot tell implementations apart: the in-memory link (tests, simulator, benches)
 //! and the AF_XDP socket behave the same through this trait.
 
+pub mod memory;
+
 /// A source and sink of Ethernet frames.
 pub trait Link {
     /// Largest frame (Ethernet header included, FCS excluded) that `transmit` accepts.
