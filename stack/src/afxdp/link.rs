@@ -92,6 +92,12 @@ pub struct XskLink {
     stats: XskStats,
 }
 
+// A link is built in the interface's namespace and may then move to its worker thread.
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<XskLink>();
+};
+
 impl std::fmt::Debug for XskLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("XskLink")
