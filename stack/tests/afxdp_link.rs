@@ -386,14 +386,20 @@ fn kernel_frames_reach_the_socket_and_socket_frames_reach_the_kernel() {
         assert_eq!(link.frame_accounting().rx_kernel, cfg.fill_target());
 
         // Kernel → XskLink.
-        assert!(!link.wait_readable(0).unwrap(), "RX ring not empty before any send");
+        assert!(
+            !link.wait_readable(0).unwrap(),
+            "RX ring not empty before any send"
+        );
         const N: u32 = 200;
         let mut buf = [0u8; 2048];
         for seq in 0..N {
             let len = write_frame(&mut buf, mac_a, mac_b, seq);
             assert!(peer.send(&buf[..len]), "peer send {seq} refused");
         }
-        assert!(link.wait_readable(1000).unwrap(), "poll(2) never reported RX");
+        assert!(
+            link.wait_readable(1000).unwrap(),
+            "poll(2) never reported RX"
+        );
         let mut seen = HashSet::new();
         let deadline = Instant::now() + Duration::from_secs(5);
         while seen.len() < N as usize && Instant::now() < deadline {
