@@ -93,13 +93,8 @@ pub fn serve(cfg: ServerConfig) -> Result<(), String> {
     for _ in 1..threads {
         fds.push(listener(SocketAddrV4::new(cfg.ip, port))?);
     }
-    println!(
-        "xtcp-loadgen kernel-server listening on {}:{port} mode {} threads {threads}",
-        cfg.ip,
-        cfg.mode.name()
-    );
-    let _ = std::io::stdout().flush();
 
+    let started = Instant::now();
     let counters: Arc<Vec<Counters>> =
         Arc::new((0..threads).map(|_| Counters::default()).collect());
     let response = Arc::new(http_response(cfg.body_bytes));
@@ -121,7 +116,6 @@ pub fn serve(cfg: ServerConfig) -> Result<(), String> {
         handles.push((core, h));
     }
 
-    let started = Instant::now();
     let cores: Vec<Option<usize>> = handles.iter().map(|(c, _)| *c).collect();
     let write = |final_: bool| {
         if let Some(path) = &cfg.stats
@@ -133,7 +127,14 @@ pub fn serve(cfg: ServerConfig) -> Result<(), String> {
             );
         }
     };
+    // The stats file exists before anyone is told the server is up.
     write(false);
+    println!(
+        "xtcp-loadgen kernel-server listening on {}:{port} mode {} threads {threads}",
+        cfg.ip,
+        cfg.mode.name()
+    );
+    let _ = std::io::stdout().flush();
     let mut next = Instant::now() + Duration::from_secs(1);
     while !util::stop_requested() && !handles.iter().any(|(_, h)| h.is_finished()) {
         std::thread::sleep(Duration::from_millis(50));
