@@ -475,6 +475,7 @@ pub enum TcpOption<'a> {
     },
 }
 
+#[inline]
 fn be_u32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
@@ -483,6 +484,7 @@ impl<'a> TcpOption<'a> {
     /// Parses the option at the start of `buffer` (which must be non-empty) and returns the
     /// bytes after it. An option whose length is below 2, runs past the buffer, or does not
     /// fit its kind is `Malformed`.
+    #[inline]
     pub fn parse(buffer: &'a [u8]) -> Result<(&'a [u8], TcpOption<'a>)> {
         let (&kind, rest) = buffer.split_first().ok_or(Error::Truncated)?;
         match kind {
