@@ -20,7 +20,7 @@
 //!
 //! Complexity: `get`, `insert`, `remove` are O(1) expected.
 //!
-//! Hashing: [`TupleHasher`], keyed per table from the seed. Peers choose their address and
+//! Hashing: `TupleHasher`, keyed per table from the seed. Peers choose their address and
 //! port, so an unkeyed hash would let them aim every connection at one probe run; the stack
 //! must seed each table from a random source. The hash is a vector multiply-shift over the
 //! three 32-bit words of the tuple with random 64-bit multipliers (pairwise collision
@@ -345,7 +345,7 @@ mod tests {
             let mut m: HashMap<FourTuple, u32> = HashMap::new();
             for step in 0..2000u32 {
                 let k = tuple((rng.next() % 24) as u32);
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     let r = t.insert(k, step);
                     match m.get(&k) {
                         Some(&v) => assert_eq!(r, Err(InsertError::Exists(v))),

@@ -248,6 +248,6 @@ mod tests {
         }
         let a2 = p.allocate(L, R, 80, |_| PortState::Free).unwrap();
         let step = (u32::from(a2) + 28232 - u32::from(a1)) % 28232;
-        assert!(step >= 1 && step <= 11, "step {step}");
+        assert!((1..=11).contains(&step), "step {step}");
     }
 }

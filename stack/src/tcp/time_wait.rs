@@ -19,9 +19,9 @@
 //! - Capacity bounds the TIME-WAIT entries *created* (inserted or restarted) within the last
 //!   2×MSL, not only the live ones: a removed entry leaves a tombstone in the ring until the
 //!   ring's head passes it. Policy when full: the oldest entry (the one with the least time
-//!   left) is evicted early and counted in [`TimeWaitStats::table_full_evictions`]. This is
-//!   the same choice as Linux's `tcp_max_tw_buckets`, which drops the newest instead; evicting
-//!   the oldest loses the least protection.
+//!   left) is evicted early and counted in [`TimeWaitStats::table_full_evictions`]. (Linux,
+//!   past `tcp_max_tw_buckets`, instead lets the newest connection skip TIME-WAIT; evicting
+//!   the oldest gives up the least protection.)
 //! - No allocation after [`TimeWaitTable::with_capacity`].
 //!
 //! Design: entries live in a ring in insertion order. All entries are given the same 2×MSL
@@ -494,7 +494,7 @@ mod tests {
             tuple: tuple(i),
             snd_nxt: SeqNumber(i.wrapping_mul(3)),
             rcv_nxt: SeqNumber(i.wrapping_mul(5)),
-            ts_recent: (i % 2 == 0).then_some(i),
+            ts_recent: i.is_multiple_of(2).then_some(i),
             rcv_wnd: 1000,
             rcv_wscale: 7,
         }

@@ -40,6 +40,9 @@ const NIL: u32 = u32::MAX;
 /// `Node::slot` of a node on the free list.
 const FREE: u16 = u16::MAX;
 
+/// The intended tick: fine enough for RTOs (≥ 200 ms) and delayed ACKs (≤ 40 ms).
+pub const DEFAULT_TICK: Duration = Duration::from_millis(1);
+
 /// Handle to a scheduled timer. Stale handles are detected and ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerId {
@@ -84,7 +87,7 @@ pub struct TimerWheel {
 
 impl TimerWheel {
     /// A wheel for up to `capacity` simultaneous timers, ticking every `tick` (at least 1 µs;
-    /// 1 ms is the intended default), starting at `now`.
+    /// [`DEFAULT_TICK`] is the intended value), starting at `now`.
     pub fn new(capacity: usize, tick: Duration, now: Instant) -> Self {
         assert!(
             capacity < NIL as usize,
