@@ -6,6 +6,8 @@
 //! - [`tcp`]: the sans-I/O TCP core. Reads no clock and does no I/O: every entry point takes
 //!   `now` ([`time::Instant`]).
 //! - [`link`]: the batched, zero-copy frame I/O trait with an in-memory implementation.
+//! - [`stack`]: the per-core stack: flow table, listeners, SYN queue and cookies, TIME-WAIT
+//!   table, timer wheel and counters over one link. Still sans-I/O.
 //! - [`sim`]: a deterministic network simulator (virtual clock, seeded faults) for tests and
 //!   benches.
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -14,6 +16,9 @@
 pub mod afxdp;
 pub mod link;
 pub mod sim;
+pub mod stack;
 pub mod tcp;
 pub mod time;
 pub mod wire;
+
+pub use stack::{ConnHandle, ListenerId, Stack, StackConfig, StackError};

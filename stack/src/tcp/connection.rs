@@ -426,11 +426,12 @@ impl Connection {
         c
     }
 
-    /// A connection created from a validated SYN cookie (RFC 4987 §3.6): the handshake is
-    /// already complete. `ack` is the peer's final ACK, `peer_mss` and the options come from
-    /// the cookie.
+    /// A passive connection whose handshake the listener completed (from a compact
+    /// SYN-RECEIVED entry or a validated SYN cookie, RFC 4987 §3.6): ESTABLISHED at once.
+    /// `ack` is the peer's final ACK; `peer_mss` and the options come from the SYN (or the
+    /// cookie). Payload or FIN on `ack` is not consumed: pass `ack` to `handle_segment` too.
     #[allow(clippy::too_many_arguments)]
-    pub fn from_cookie(
+    pub fn from_handshake(
         cfg: &TcpConfig,
         tuple: FourTuple,
         ack: &TcpRepr,
@@ -709,6 +710,11 @@ impl Connection {
 
     fn push_event(&mut self, e: Event) {
         self.events |= event_bit(e);
+    }
+
+    /// True when `poll_event` has something.
+    pub fn has_events(&self) -> bool {
+        self.events != 0
     }
 
     /// Drops pending events (e.g. a passive connection that was never accepted).

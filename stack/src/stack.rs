@@ -1,0 +1,1560 @@
+//! The per-core stack: every connection of one core, its listeners, SYN queue, TIME-WAIT table,
+//! timers and counters, over one [`Link`]. Sans-I/O like the rest of the core: it reads no
+//! clock (every call takes `now`) and does no I/O except through the `Link` it is handed.
+//!
+//! # Call order
+//! A driver (the AF_XDP engine, the simulator, a benchmark) calls [`Stack::poll`] whenever
+//! frames may have arrived or `now >= poll_at()`. One poll:
+//! 1. receives up to `rx_batch` frames and processes each in place (RFC 9293 §3.10.7);
+//! 2. runs due timers (retransmission, SYN-ACK retries, TIME-WAIT expiry, ...);
+//! 3. transmits control replies (RST, SYN-ACK, TIME-WAIT ACK, ARP) and then what every touched
+//!    connection has to send, and flushes the link once.
+//!
+//! The application uses handles: [`Stack::listen`], [`Stack::accept`], [`Stack::connect`],
+//! [`Stack::send`], [`Stack::recv`], [`Stack::shutdown`], [`Stack::close`], [`Stack::abort`],
+//! and reads [`Stack::poll_event`] after each poll. Operations take effect on the next poll
+//! (or [`Stack::flush`]).
+//!
+//! # Structures
+//! - connections live in a slab indexed by the flow table (4-tuple → slot);
+//! - half-open passive connections are compact [`SynRecvEntry`]s (≤ 64 bytes), not full
+//!   control blocks, and become connections when the final ACK arrives; when the SYN queue is
+//!   full the listener answers with SYN cookies (RFC 4987 §3.6);
+//! - a connection entering TIME-WAIT moves into the compact TIME-WAIT table (32 bytes);
+//! - every deadline lives in one timer wheel.
+//!
+//! Resource limits have defined behaviour and a counter: a full connection table refuses the
+//! SYN (counted in `conn_table_full`), a full SYN queue switches to cookies (or drops, counted),
+//! a full accept queue drops or resets the final ACK (counted), a full TIME-WAIT table evicts
+//! its oldest entry (counted), too many orphans reset the oldest (counted).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddrV4;
+
+use crate::link::Link;
+use crate::tcp::flow_table::FlowTable;
+use crate::tcp::ports::{EphemeralPorts, PortState, PortsExhausted};
+use crate::tcp::syncookie::{self, CookieOptions, SynCookies};
+use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable};
+use crate::tcp::timer_wheel::{TimerId, TimerWheel};
+use crate::tcp::{
+    Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig, TcpError,
+    rst_for_unexpected,
+};
+use crate::time::{Duration, Instant};
+use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
+use crate::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr};
+use crate::wire::{
+    EthernetAddress, Ipv4Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp, emit_tcp_frame,
+    parse_tcp_frame,
+};
+
+/// What a SYN queue overflow does (RFC 4987 §3.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynCookieMode {
+    /// Never: SYNs beyond the backlog are dropped (counted in `syn_queue_overflows`).
+    Off,
+    /// Only when the SYN queue is full. Default.
+    WhenFull,
+    /// Always: no SYN-RECEIVED state at all.
+    Always,
+}
+
+/// What a final ACK that finds the accept queue full gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptOverflow {
+    /// Drop it; the client retransmits and the SYN-ACK is retried (Linux default). Default.
+    Drop,
+    /// Answer with RST (Linux `tcp_abort_on_overflow`).
+    Reset,
+}
+
+/// Configuration of one per-core stack. Defaults documented on each field.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Our MAC address on the link.
+    pub mac: EthernetAddress,
+    /// Our IPv4 addresses (the first is the default source address of active opens).
+    pub ips: Vec<Ipv4Addr>,
+    /// Per-connection TCP settings.
+    pub tcp: TcpConfig,
+    /// Connections (all states but TIME-WAIT and SYN-RECEIVED). Default 65 536.
+    pub max_connections: usize,
+    /// Compact SYN-RECEIVED entries across all listeners. Default 65 536.
+    pub max_syn_recv: usize,
+    /// TIME-WAIT table capacity. Default 10 M (memory is only touched as it fills).
+    pub time_wait_capacity: usize,
+    /// Default SYN backlog of a listener. Default 1024.
+    pub syn_backlog: usize,
+    /// Default accept backlog of a listener. Default 1024.
+    pub accept_backlog: usize,
+    /// SYN cookie policy. Default `WhenFull`.
+    pub syn_cookies: SynCookieMode,
+    /// Full accept queue policy. Default `Drop`.
+    pub accept_overflow: AcceptOverflow,
+    /// Orphaned connections (closed by the application, still closing) before the oldest is
+    /// reset. Default 65 536.
+    pub max_orphans: usize,
+    /// Ephemeral ports for active opens. Default 32768..=60999.
+    pub ephemeral_ports: core::ops::RangeInclusive<u16>,
+    /// Frames handled per `poll` call. Default 64.
+    pub rx_batch: usize,
+    /// Answer ARP requests for our addresses and resolve neighbours with ARP ourselves.
+    /// Default true (the simulator needs it; on AF_XDP the kernel keeps answering ARP).
+    pub arp: bool,
+    /// Secret for ISNs, timestamps offsets, cookies and hash seeds. Fill from a CSPRNG.
+    pub secret: [u8; 32],
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            mac: EthernetAddress([0x02, 0, 0, 0, 0, 1]),
+            ips: vec![Ipv4Addr::new(10, 0, 0, 1)],
+            tcp: TcpConfig::default(),
+            max_connections: 65_536,
+            max_syn_recv: 65_536,
+            time_wait_capacity: time_wait::DEFAULT_CAPACITY,
+            syn_backlog: 1024,
+            accept_backlog: 1024,
+            syn_cookies: SynCookieMode::WhenFull,
+            accept_overflow: AcceptOverflow::Drop,
+            max_orphans: 65_536,
+            ephemeral_ports: crate::tcp::ports::DEFAULT_RANGE,
+            rx_batch: 64,
+            arp: true,
+            secret: [0x5a; 32],
+        }
+    }
+}
+
+/// A connection, as the application sees it. Stale handles (of a finished connection whose
+/// slot was reused) are detected by a generation number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnHandle {
+    index: u32,
+    generation: u32,
+}
+
+impl ConnHandle {
+    /// The slot index (stable while the connection lives; useful as an array index).
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// A listening socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u32);
+
+/// Why an operation on the stack failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackError {
+    /// The handle refers to a connection that no longer exists.
+    InvalidHandle,
+    /// The connection refused the operation.
+    Tcp(TcpError),
+    /// Every ephemeral port to this destination is in use or in TIME-WAIT.
+    PortsExhausted(PortsExhausted),
+    /// The connection table is full.
+    TableFull,
+    /// The address is already bound by a listener.
+    AddressInUse,
+    /// The local address is not one of ours.
+    AddressNotLocal,
+}
+
+impl core::fmt::Display for StackError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StackError::InvalidHandle => f.write_str("connection handle is no longer valid"),
+            StackError::Tcp(e) => write!(f, "{e}"),
+            StackError::PortsExhausted(e) => write!(f, "{e}"),
+            StackError::TableFull => f.write_str("connection table full"),
+            StackError::AddressInUse => f.write_str("address already has a listener"),
+            StackError::AddressNotLocal => f.write_str("address is not configured on this stack"),
+        }
+    }
+}
+
+impl std::error::Error for StackError {}
+
+impl From<TcpError> for StackError {
+    fn from(e: TcpError) -> Self {
+        StackError::Tcp(e)
+    }
+}
+
+/// A half-open passive connection (SYN received, SYN-ACK sent): what the final ACK needs to
+/// create the connection, and what a SYN-ACK retransmission needs. ≤ 64 bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct SynRecvEntry {
+    tuple: FourTuple,
+    iss: SeqNumber,
+    irs: SeqNumber,
+    ts_recent: u32,
+    timer: Option<TimerId>,
+    peer_mac: EthernetAddress,
+    peer_mss: u16,
+    listener: u16,
+    /// Peer's window scale, or 0xff when not offered.
+    peer_wscale: u8,
+    /// `SR_SACK | SR_TS | SR_LIVE`.
+    flags: u8,
+    retries: u8,
+}
+
+const SR_SACK: u8 = 1;
+const SR_TS: u8 = 2;
+const SR_LIVE: u8 = 4;
+
+const _: () = assert!(core::mem::size_of::<SynRecvEntry>() <= 64);
+
+/// Timer tokens: the top bit tells a SYN-RECEIVED entry from a connection slot.
+const TOKEN_SYN_RECV: u32 = 1 << 31;
+/// Flow table values: the same tag.
+const FLOW_SYN_RECV: u32 = 1 << 31;
+
+struct Listener {
+    addr: Ipv4Addr,
+    port: u16,
+    syn_backlog: usize,
+    accept_backlog: usize,
+    syn_queue_len: usize,
+    accept_queue: VecDeque<ConnHandle>,
+}
+
+struct Slot {
+    conn: Option<Connection>,
+    generation: u32,
+    timer: Option<TimerId>,
+    timer_at: Option<Instant>,
+    peer_mac: Option<EthernetAddress>,
+    dirty: bool,
+    /// Delivered to the application (false while in an accept queue).
+    accepted: bool,
+    orphan: bool,
+    last_state: State,
+}
+
+/// A stateless reply waiting for a TX frame.
+#[derive(Clone, Copy)]
+enum Control {
+    Tcp {
+        dst_mac: EthernetAddress,
+        src_ip: Ipv4Addr,
+        dst_ip: Ipv4Addr,
+        repr: TcpRepr<'static>,
+    },
+    Arp {
+        dst_mac: EthernetAddress,
+        repr: ArpRepr,
+    },
+}
+
+/// Bound on queued stateless replies per poll; beyond it they are dropped (and counted as
+/// `tx_no_buffer`), which a SYN flood must not turn into unbounded memory.
+const MAX_CONTROL: usize = 4096;
+
+/// The per-core TCP stack. See the module docs.
+pub struct Stack {
+    cfg: StackConfig,
+    now: Instant,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    flows: FlowTable,
+    syn_recv: Vec<SynRecvEntry>,
+    free_syn_recv: Vec<u32>,
+    listeners: Vec<Listener>,
+    time_wait: TimeWaitTable,
+    wheel: TimerWheel,
+    fired: Vec<u32>,
+    cookies: SynCookies,
+    isn: IsnGenerator,
+    ports: EphemeralPorts,
+    dirty: Vec<u32>,
+    control: VecDeque<Control>,
+    events: VecDeque<(ConnHandle, Event)>,
+    orphans: VecDeque<ConnHandle>,
+    neighbors: HashMap<Ipv4Addr, EthernetAddress>,
+    arp_requested: HashMap<Ipv4Addr, Instant>,
+    waiting_arp: Vec<u32>,
+    counters: Counters,
+    live_connections: usize,
+}
+
+fn seed_u64(secret: &[u8; 32], i: usize) -> u64 {
+    u64::from_le_bytes(secret[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]))
+}
+
+impl Stack {
+    pub fn new(cfg: StackConfig, now: Instant) -> Stack {
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&cfg.secret[..16]);
+        let timers = cfg.max_connections + cfg.max_syn_recv;
+        Stack {
+            now,
+            slots: Vec::with_capacity(cfg.max_connections.min(1 << 16)),
+            free_slots: Vec::new(),
+            flows: FlowTable::with_capacity(
+                cfg.max_connections + cfg.max_syn_recv,
+                seed_u64(&cfg.secret, 0),
+            ),
+            syn_recv: Vec::with_capacity(cfg.max_syn_recv.min(1 << 16)),
+            free_syn_recv: Vec::new(),
+            listeners: Vec::new(),
+            time_wait: TimeWaitTable::with_capacity(
+                cfg.time_wait_capacity.max(1),
+                seed_u64(&cfg.secret, 1),
+            ),
+            wheel: TimerWheel::new(timers, Duration::from_millis(1), now),
+            fired: Vec::with_capacity(1024),
+            cookies: SynCookies::new(cfg.secret, now),
+            isn: IsnGenerator::new(key),
+            ports: EphemeralPorts::new(cfg.ephemeral_ports.clone(), seed_u64(&cfg.secret, 2)),
+            dirty: Vec::with_capacity(1024),
+            control: VecDeque::with_capacity(256),
+            events: VecDeque::with_capacity(1024),
+            orphans: VecDeque::new(),
+            neighbors: HashMap::new(),
+            arp_requested: HashMap::new(),
+            waiting_arp: Vec::new(),
+            counters: Counters::default(),
+            live_connections: 0,
+            cfg,
+        }
+    }
+
+    // ---------------------------------------------------------------- getters
+
+    pub fn config(&self) -> &StackConfig {
+        &self.cfg
+    }
+
+    /// A snapshot of the counters, gauges refreshed.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        c.time_wait = self.time_wait.len() as u64;
+        let tw = self.time_wait.stats();
+        c.time_wait_expiries = tw.expiries;
+        c.time_wait_table_full = tw.table_full_evictions;
+        c
+    }
+
+    /// The connection behind a handle (for inspection: state, sequence numbers, buffers).
+    pub fn connection(&self, h: ConnHandle) -> Option<&Connection> {
+        let slot = self.slots.get(h.index as usize)?;
+        if slot.generation != h.generation {
+            return None;
+        }
+        slot.conn.as_ref()
+    }
+
+    /// The state of a connection; `None` once it is gone (CLOSED, or moved to TIME-WAIT table).
+    pub fn state(&self, h: ConnHandle) -> Option<State> {
+        self.connection(h).map(|c| c.state())
+    }
+
+    /// Connections in the slab (every state but SYN-RECEIVED entries and TIME-WAIT entries).
+    pub fn connection_count(&self) -> usize {
+        self.live_connections
+    }
+
+    pub fn syn_recv_count(&self) -> usize {
+        self.syn_recv.len() - self.free_syn_recv.len()
+    }
+
+    pub fn time_wait_table(&self) -> &TimeWaitTable {
+        &self.time_wait
+    }
+
+    /// Whether `tuple` (our side local) is in the TIME-WAIT table.
+    pub fn in_time_wait(&self, tuple: &FourTuple) -> bool {
+        self.time_wait.get(tuple).is_some()
+    }
+
+    /// Teaches the stack a neighbour's MAC (e.g. from the kernel's neighbour table).
+    pub fn add_neighbor(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+        self.learn(ip, mac);
+    }
+
+    pub fn neighbor(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+        self.neighbors.get(&ip).copied()
+    }
+
+    /// When `poll` must next be called even if no frame arrives.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.dirty.is_empty() || !self.control.is_empty() {
+            return Some(self.now);
+        }
+        [self.wheel.next_deadline(), self.time_wait.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    // ---------------------------------------------------------------- application: setup
+
+    /// Listens on `addr` (0.0.0.0 = every local address) with the default backlogs.
+    pub fn listen(&mut self, addr: SocketAddrV4) -> Result<ListenerId, StackError> {
+        let (syn, acc) = (self.cfg.syn_backlog, self.cfg.accept_backlog);
+        self.listen_with_backlog(addr, syn, acc)
+    }
+
+    pub fn listen_with_backlog(
+        &mut self,
+        addr: SocketAddrV4,
+        syn_backlog: usize,
+        accept_backlog: usize,
+    ) -> Result<ListenerId, StackError> {
+        let ip = *addr.ip();
+        if !ip.is_unspecified() && !self.cfg.ips.contains(&ip) {
+            return Err(StackError::AddressNotLocal);
+        }
+        if self
+            .listeners
+            .iter()
+            .any(|l| l.port == addr.port() && (l.addr == ip || l.addr.is_unspecified()))
+        {
+            return Err(StackError::AddressInUse);
+        }
+        self.listeners.push(Listener {
+            addr: ip,
+            port: addr.port(),
+            syn_backlog,
+            accept_backlog,
+            syn_queue_len: 0,
+            accept_queue: VecDeque::with_capacity(accept_backlog.min(1 << 16)),
+        });
+        Ok(ListenerId(self.listeners.len() as u32 - 1))
+    }
+
+    /// Connections waiting in a listener's accept queue.
+    pub fn accept_queue_len(&self, l: ListenerId) -> usize {
+        self.listeners
+            .get(l.0 as usize)
+            .map_or(0, |l| l.accept_queue.len())
+    }
+
+    /// Takes the next established connection from the accept queue. Its events (Connected,
+    /// and Readable/PeerClosed if data or FIN came already) follow in `poll_event`.
+    pub fn accept(&mut self, l: ListenerId) -> Option<ConnHandle> {
+        loop {
+            let h = self.listeners.get_mut(l.0 as usize)?.accept_queue.pop_front()?;
+            if self.slot_mut(h).is_none() {
+                continue; // died in the queue (reset, timed out)
+            }
+            let slot = &mut self.slots[h.index as usize];
+            slot.accepted = true;
+            if let Some(c) = slot.conn.as_mut() {
+                while let Some(e) = c.poll_event() {
+                    self.events.push_back((h, e));
+                }
+            }
+            self.mark_dirty(h.index);
+            return Some(h);
+        }
+    }
+
+    /// Active open to `remote` from our first address (or `local_ip`).
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local_ip: Option<Ipv4Addr>,
+        remote: SocketAddrV4,
+    ) -> Result<ConnHandle, StackError> {
+        self.now = now;
+        let local_ip = match local_ip {
+            Some(ip) if self.cfg.ips.contains(&ip) => ip,
+            Some(_) => return Err(StackError::AddressNotLocal),
+            None => *self.cfg.ips.first().ok_or(StackError::AddressNotLocal)?,
+        };
+        if self.live_connections >= self.cfg.max_connections {
+            self.counters.conn_table_full += 1;
+            return Err(StackError::TableFull);
+        }
+        let (rip, rport) = (*remote.ip(), remote.port());
+        let flows = &self.flows;
+        let tw = &self.time_wait;
+        let msl2 = 2 * self.cfg.tcp.msl;
+        let port = self
+            .ports
+            .allocate(local_ip, rip, rport, |p| {
+                let t = FourTuple {
+                    local_addr: local_ip,
+                    remote_addr: rip,
+                    local_port: p,
+                    remote_port: rport,
+                };
+                if flows.contains_key(&t) {
+                    return PortState::InUse;
+                }
+                match tw.get(&t) {
+                    None => PortState::Free,
+                    Some(e) => {
+                        // Like Linux tcp_tw_reuse: safe when timestamps protect the new
+                        // incarnation (RFC 6191 §2 on the peer side; PAWS) and the entry is
+                        // at least one second old.
+                        let expires = Instant::from_millis(u64::from(e.expiry_millis()));
+                        let age = msl2.saturating_sub(expires.saturating_since(now));
+                        PortState::TimeWait {
+                            reusable: e.ts_recent().is_some() && age >= Duration::from_secs(1),
+                        }
+                    }
+                }
+            })
+            .map_err(StackError::PortsExhausted)?;
+        let tuple = FourTuple {
+            local_addr: local_ip,
+            remote_addr: rip,
+            local_port: port,
+            remote_port: rport,
+        };
+        if self.time_wait.remove(&tuple).is_some() {
+            self.counters.time_wait_reuses += 1;
+        }
+        let iss = self.isn.isn(now, &tuple);
+        let conn = Connection::connect(&self.cfg.tcp, tuple, iss, self.isn.ts_offset(&tuple), now);
+        let mac = self.neighbors.get(&rip).copied();
+        let h = self.insert_connection(conn, mac, true)?;
+        self.counters.active_opens += 1;
+        Ok(h)
+    }
+
+    // ---------------------------------------------------------------- application: data
+
+    fn slot_mut(&mut self, h: ConnHandle) -> Option<&mut Slot> {
+        let slot = self.slots.get_mut(h.index as usize)?;
+        if slot.generation != h.generation || slot.conn.is_none() {
+            return None;
+        }
+        Some(slot)
+    }
+
+    fn with_conn<R>(
+        &mut self,
+        h: ConnHandle,
+        f: impl FnOnce(&mut Connection, Instant) -> R,
+    ) -> Result<R, StackError> {
+        let now = self.now;
+        let slot = self.slot_mut(h).ok_or(StackError::InvalidHandle)?;
+        let conn = slot.conn.as_mut().ok_or(StackError::InvalidHandle)?;
+        let state = conn.state();
+        let r = f(conn, now);
+        // Only a connection with something to do goes on the dirty list: an application that
+        // polls `recv` in a loop must not keep the stack busy.
+        let busy = conn.wants_transmit()
+            || conn.has_events()
+            || matches!(conn.state(), State::Closed | State::TimeWait)
+            || conn.state() != state
+            || conn.poll_at() != slot.timer_at;
+        if busy {
+            self.mark_dirty(h.index);
+        }
+        Ok(r)
+    }
+
+    /// Copies as much of `data` as fits into the send buffer.
+    pub fn send(&mut self, h: ConnHandle, data: &[u8]) -> Result<usize, StackError> {
+        self.with_conn(h, |c, _| c.send(data))?
+            .map_err(StackError::Tcp)
+    }
+
+    /// Copies received bytes into `buf`.
+    pub fn recv(&mut self, h: ConnHandle, buf: &mut [u8]) -> Result<usize, StackError> {
+        self.with_conn(h, |c, _| c.recv(buf))
+    }
+
+    /// Received bytes at the front of the buffer, borrowed in place (zero-copy).
+    pub fn recv_slice(&self, h: ConnHandle) -> Result<&[u8], StackError> {
+        self.connection(h)
+            .map(|c| c.recv_slice())
+            .ok_or(StackError::InvalidHandle)
+    }
+
+    /// Marks `n` bytes of `recv_slice` as read.
+    pub fn consume(&mut self, h: ConnHandle, n: usize) -> Result<(), StackError> {
+        self.with_conn(h, |c, _| c.consume(n))
+    }
+
+    /// Half-close: FIN after the queued data; receiving continues.
+    pub fn shutdown(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.shutdown(now))?
+            .map_err(StackError::Tcp)
+    }
+
+    /// Closes both directions; the connection becomes an orphan until it finishes.
+    pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.close(now))??;
+        let slot = &mut self.slots[h.index as usize];
+        let alive = slot.conn.as_ref().is_some_and(|c| c.state() != State::Closed);
+        if alive && !slot.orphan {
+            slot.orphan = true;
+            self.counters.orphans += 1;
+            self.orphans.push_back(h);
+            self.enforce_orphan_limit();
+        }
+        Ok(())
+    }
+
+    /// Aborts with RST.
+    pub fn abort(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.abort(now))
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<(ConnHandle, Event)> {
+        self.events.pop_front()
+    }
+
+    fn enforce_orphan_limit(&mut self) {
+        while self.counters.orphans as usize > self.cfg.max_orphans {
+            let Some(h) = self.orphans.pop_front() else {
+                break;
+            };
+            let now = self.now;
+            let Some(slot) = self.slot_mut(h) else {
+                continue;
+            };
+            if !slot.orphan {
+                continue;
+            }
+            if let Some(c) = slot.conn.as_mut() {
+                c.abort(now);
+            }
+            self.counters.orphan_overflows += 1;
+            self.mark_dirty(h.index);
+            // The gauge drops when the slot is freed; stop this slot from counting twice.
+            let slot = &mut self.slots[h.index as usize];
+            slot.orphan = false;
+            self.counters.orphans -= 1;
+        }
+    }
+
+    // ---------------------------------------------------------------- slots
+
+    fn insert_connection(
+        &mut self,
+        conn: Connection,
+        peer_mac: Option<EthernetAddress>,
+        accepted: bool,
+    ) -> Result<ConnHandle, StackError> {
+        if self.live_connections >= self.cfg.max_connections {
+            self.counters.conn_table_full += 1;
+            return Err(StackError::TableFull);
+        }
+        let index = match self.free_slots.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    conn: None,
+                    generation: 0,
+                    timer: None,
+                    timer_at: None,
+                    peer_mac: None,
+                    dirty: false,
+                    accepted: false,
+                    orphan: false,
+                    last_state: State::Closed,
+                });
+                self.slots.len() as u32 - 1
+            }
+        };
+        if self.flows.insert(conn.tuple(), index).is_err() {
+            self.free_slots.push(index);
+            self.counters.conn_table_full += 1;
+            return Err(StackError::TableFull);
+        }
+        let slot = &mut self.slots[index as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.conn = Some(conn);
+        slot.timer = None;
+        slot.timer_at = None;
+        slot.peer_mac = peer_mac;
+        slot.dirty = false;
+        slot.accepted = accepted;
+        slot.orphan = false;
+        slot.last_state = State::Closed;
+        self.live_connections += 1;
+        let h = ConnHandle {
+            index,
+            generation: slot.generation,
+        };
+        self.mark_dirty(index);
+        Ok(h)
+    }
+
+    fn mark_dirty(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(index);
+        }
+    }
+
+    fn free_slot(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        let Some(conn) = slot.conn.take() else {
+            return;
+        };
+        if let Some(t) = slot.timer.take() {
+            self.wheel.cancel(t);
+        }
+        slot.timer_at = None;
+        if slot.orphan {
+            slot.orphan = false;
+            self.counters.orphans = self.counters.orphans.saturating_sub(1);
+        }
+        if slot.last_state == State::Established {
+            self.counters.established = self.counters.established.saturating_sub(1);
+        }
+        slot.last_state = State::Closed;
+        self.flows.remove(&conn.tuple());
+        self.free_slots.push(index);
+        self.live_connections -= 1;
+    }
+
+    /// After anything touched a connection: gauges, events, timers, TIME-WAIT migration,
+    /// freeing.
+    fn settle(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        let handle = ConnHandle {
+            index,
+            generation: slot.generation,
+        };
+        let Some(conn) = slot.conn.as_mut() else {
+            return;
+        };
+        let state = conn.state();
+        if state != slot.last_state {
+            if slot.last_state == State::Established {
+                self.counters.established -= 1;
+            }
+            if state == State::Established {
+                self.counters.established += 1;
+            }
+            slot.last_state = state;
+        }
+        if slot.accepted {
+            while let Some(e) = conn.poll_event() {
+                self.events.push_back((handle, e));
+            }
+        }
+        // A finished connection stays (as a full control block) while the application still
+        // has bytes to read from it; it is released once they are read or it is closed.
+        let releasable = !slot.accepted || slot.orphan || conn.recv_queue() == 0;
+        let finished = match state {
+            State::Closed => releasable,
+            State::TimeWait if releasable => {
+                // The final ACK went out (settle runs after transmit): hand over to the table.
+                let (_, rcv_wscale) = conn.window_scales();
+                let wnd = (self.cfg.tcp.recv_buffer >> rcv_wscale).min(65535) as u16;
+                let init = TimeWaitInit {
+                    tuple: conn.tuple(),
+                    snd_nxt: conn.snd_nxt(),
+                    rcv_nxt: conn.rcv_nxt(),
+                    ts_recent: conn.ts_recent(),
+                    rcv_wnd: wnd,
+                    rcv_wscale,
+                };
+                let expires = conn
+                    .time_wait_until()
+                    .unwrap_or(self.now + 2 * self.cfg.tcp.msl);
+                self.counters.time_wait_inserts += 1;
+                if self.time_wait.insert(self.now, init, expires) == InsertOutcome::EvictedOldest
+                {
+                    // Counted by the table (`table_full_evictions`).
+                }
+                true
+            }
+            _ => false,
+        };
+        if finished {
+            if !slot.accepted {
+                conn.clear_events();
+            }
+            self.free_slot(index);
+            return;
+        }
+        let want = conn.poll_at();
+        if want != slot.timer_at {
+            if let Some(t) = slot.timer.take() {
+                self.wheel.cancel(t);
+            }
+            slot.timer_at = want;
+            if let Some(at) = want {
+                // The wheel holds max_connections + max_syn_recv nodes: one per slot, so it
+                // cannot be full here.
+                slot.timer = self.wheel.schedule(at, index).ok();
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- poll
+
+    /// Receives, runs timers, transmits. Returns the number of frames received.
+    pub fn poll<L: Link>(&mut self, now: Instant, link: &mut L) -> usize {
+        self.now = now;
+        let budget = self.cfg.rx_batch;
+        let received = link.receive(budget, |frame| self.process_frame(now, frame));
+        self.run_timers(now);
+        self.dispatch(now, link);
+        link.flush();
+        received
+    }
+
+    /// Transmits what application calls queued, without receiving.
+    pub fn flush<L: Link>(&mut self, now: Instant, link: &mut L) {
+        self.now = now;
+        self.dispatch(now, link);
+        link.flush();
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        let mut fired = core::mem::take(&mut self.fired);
+        fired.clear();
+        self.wheel.expire(now, |token| fired.push(token));
+        for &token in &fired {
+            if token & TOKEN_SYN_RECV != 0 {
+                self.syn_recv_timeout(now, token & !TOKEN_SYN_RECV);
+                continue;
+            }
+            let slot = &mut self.slots[token as usize];
+            slot.timer = None;
+            slot.timer_at = None;
+            if let Some(c) = slot.conn.as_mut() {
+                c.handle_timeout(now, &mut self.counters);
+                self.mark_dirty(token);
+            }
+        }
+        self.fired = fired;
+        // Bounded work per poll; the rest expires on the next poll (poll_at says when).
+        self.time_wait.expire(now, 4096, |_| {});
+    }
+
+    fn dispatch<L: Link>(&mut self, now: Instant, link: &mut L) {
+        // Stateless replies first: they are small and often time-critical (SYN-ACKs).
+        while let Some(c) = self.control.front().copied() {
+            let mac = self.cfg.mac;
+            let ok = link.transmit(|buf| match c {
+                Control::Tcp {
+                    dst_mac,
+                    src_ip,
+                    dst_ip,
+                    repr,
+                } => emit_tcp_frame(buf, mac, dst_mac, src_ip, dst_ip, &repr).unwrap_or(0),
+                Control::Arp { dst_mac, repr } => emit_arp(buf, mac, dst_mac, &repr),
+            });
+            if !ok {
+                self.counters.tx_no_buffer += 1;
+                return;
+            }
+            self.counters.tx_frames += 1;
+            self.control.pop_front();
+        }
+        let mut i = 0;
+        while i < self.dirty.len() {
+            let index = self.dirty[i];
+            if !self.transmit_slot(now, index, link) {
+                // TX ring full: keep the rest dirty for the next poll.
+                self.counters.tx_no_buffer += 1;
+                self.dirty.drain(..i);
+                return;
+            }
+            self.slots[index as usize].dirty = false;
+            self.settle(index);
+            i += 1;
+        }
+        self.dirty.clear();
+    }
+
+    /// Sends everything one connection has ready. False if the link ran out of TX frames.
+    fn transmit_slot<L: Link>(&mut self, now: Instant, index: u32, link: &mut L) -> bool {
+        let mac = self.cfg.mac;
+        let slot = &mut self.slots[index as usize];
+        let Some(conn) = slot.conn.as_mut() else {
+            return true;
+        };
+        let tuple = conn.tuple();
+        let dst_mac = match slot.peer_mac.or_else(|| self.neighbors.get(&tuple.remote_addr).copied())
+        {
+            Some(m) => {
+                slot.peer_mac = Some(m);
+                m
+            }
+            None => {
+                if conn.wants_transmit() {
+                    if !self.waiting_arp.contains(&index) {
+                        self.waiting_arp.push(index);
+                    }
+                    self.request_arp(now, tuple.local_addr, tuple.remote_addr);
+                }
+                return true;
+            }
+        };
+        let counters = &mut self.counters;
+        while conn.wants_transmit() {
+            let mut sent = false;
+            let ok = link.transmit(|buf| match conn.poll_transmit(now, counters) {
+                Some(repr) => {
+                    sent = true;
+                    emit_tcp_frame(
+                        buf,
+                        mac,
+                        dst_mac,
+                        tuple.local_addr,
+                        tuple.remote_addr,
+                        &repr,
+                    )
+                    .unwrap_or(0)
+                }
+                None => 0,
+            });
+            if !ok {
+                return false;
+            }
+            if !sent {
+                break;
+            }
+            counters.tx_frames += 1;
+        }
+        true
+    }
+
+    // ---------------------------------------------------------------- receive
+
+    fn learn(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+        if !mac.is_unicast() {
+            return;
+        }
+        if self.neighbors.get(&ip) != Some(&mac) {
+            self.neighbors.insert(ip, mac);
+        }
+        if !self.waiting_arp.is_empty() {
+            let waiting = core::mem::take(&mut self.waiting_arp);
+            for index in waiting {
+                self.mark_dirty(index);
+            }
+        }
+    }
+
+    fn request_arp(&mut self, now: Instant, src: Ipv4Addr, target: Ipv4Addr) {
+        if !self.cfg.arp {
+            return;
+        }
+        if let Some(&at) = self.arp_requested.get(&target) {
+            if now.saturating_since(at) < Duration::from_secs(1) {
+                return;
+            }
+        }
+        self.arp_requested.insert(target, now);
+        self.push_control(Control::Arp {
+            dst_mac: EthernetAddress::BROADCAST,
+            repr: ArpRepr::EthernetIpv4 {
+                operation: ArpOperation::Request,
+                source_hardware_addr: self.cfg.mac,
+                source_protocol_addr: src,
+                target_hardware_addr: EthernetAddress([0; 6]),
+                target_protocol_addr: target,
+            },
+        });
+    }
+
+    fn push_control(&mut self, c: Control) {
+        if self.control.len() >= MAX_CONTROL {
+            self.counters.tx_no_buffer += 1;
+            return;
+        }
+        self.control.push_back(c);
+    }
+
+    fn process_frame(&mut self, now: Instant, frame: &[u8]) {
+        self.counters.rx_frames += 1;
+        let f = match parse_tcp_frame(frame) {
+            Ok(f) => f,
+            Err(crate::wire::Error::Unsupported) => {
+                self.process_other(frame);
+                return;
+            }
+            Err(_) => {
+                self.counters.rx_dropped_malformed += 1;
+                return;
+            }
+        };
+        if (f.eth.dst_addr != self.cfg.mac && !f.eth.dst_addr.is_broadcast())
+            || !self.cfg.ips.contains(&f.ip.dst_addr)
+        {
+            self.counters.rx_not_ours += 1;
+            return;
+        }
+        let seg = f.tcp;
+        let tuple = FourTuple {
+            local_addr: f.ip.dst_addr,
+            remote_addr: f.ip.src_addr,
+            local_port: seg.dst_port,
+            remote_port: seg.src_port,
+        };
+        let peer_mac = f.eth.src_addr;
+        match self.flows.get(&tuple) {
+            Some(v) if v & FLOW_SYN_RECV != 0 => {
+                self.segment_for_syn_recv(now, v & !FLOW_SYN_RECV, &seg, peer_mac)
+            }
+            Some(index) => {
+                let slot = &mut self.slots[index as usize];
+                if let Some(c) = slot.conn.as_mut() {
+                    c.handle_segment(now, &seg, &mut self.counters);
+                    if slot.peer_mac.is_none() {
+                        slot.peer_mac = Some(peer_mac);
+                    }
+                }
+                self.mark_dirty(index);
+            }
+            None => {
+                if self.time_wait.get(&tuple).is_some()
+                    && self.segment_for_time_wait(now, &tuple, &seg, peer_mac)
+                {
+                    return;
+                }
+                self.segment_for_listener(now, tuple, &seg, peer_mac);
+            }
+        }
+    }
+
+    fn process_other(&mut self, frame: &[u8]) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            self.counters.rx_dropped_malformed += 1;
+            return;
+        };
+        let Ok(eth_repr) = EthernetRepr::parse(&eth) else {
+            self.counters.rx_dropped_malformed += 1;
+            return;
+        };
+        if eth_repr.ethertype != EtherType::Arp {
+            self.counters.rx_not_ours += 1;
+            return;
+        }
+        let Ok(pkt) = ArpPacket::new_checked(eth.payload()) else {
+            self.counters.rx_dropped_malformed += 1;
+            return;
+        };
+        let Ok(ArpRepr::EthernetIpv4 {
+            operation,
+            source_hardware_addr,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) = ArpRepr::parse(&pkt)
+        else {
+            self.counters.rx_dropped_malformed += 1;
+            return;
+        };
+        if !self.cfg.ips.contains(&target_protocol_addr) {
+            self.counters.rx_not_ours += 1;
+            return;
+        }
+        self.learn(source_protocol_addr, source_hardware_addr);
+        if operation == ArpOperation::Request && self.cfg.arp {
+            self.push_control(Control::Arp {
+                dst_mac: source_hardware_addr,
+                repr: ArpRepr::EthernetIpv4 {
+                    operation: ArpOperation::Reply,
+                    source_hardware_addr: self.cfg.mac,
+                    source_protocol_addr: target_protocol_addr,
+                    target_hardware_addr: source_hardware_addr,
+                    target_protocol_addr: source_protocol_addr,
+                },
+            });
+        }
+    }
+
+    fn reply(&mut self, tuple: &FourTuple, peer_mac: EthernetAddress, repr: TcpRepr<'static>) {
+        if repr.control == TcpControl::Rst {
+            self.counters.resets_sent += 1;
+        }
+        self.push_control(Control::Tcp {
+            dst_mac: peer_mac,
+            src_ip: tuple.local_addr,
+            dst_ip: tuple.remote_addr,
+            repr,
+        });
+    }
+
+    fn reset(&mut self, tuple: &FourTuple, peer_mac: EthernetAddress, seg: &TcpRepr) {
+        if seg.control == TcpControl::Rst {
+            self.counters.resets_received += 1;
+        }
+        if let Some(r) = rst_for_unexpected(seg) {
+            self.reply(tuple, peer_mac, r);
+        }
+    }
+
+    fn ts_now(&self, now: Instant, tuple: &FourTuple) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.isn.ts_offset(tuple))
+    }
+
+    /// A segment for a 4-tuple in TIME-WAIT (RFC 9293 §3.10.7.4, TIME-WAIT; RFC 6191).
+    /// Returns false when the TIME-WAIT entry gave way to a new SYN (which the listener then
+    /// handles).
+    fn segment_for_time_wait(
+        &mut self,
+        now: Instant,
+        tuple: &FourTuple,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) -> bool {
+        let Some(e) = self.time_wait.get(tuple).copied() else {
+            return false;
+        };
+        match seg.control {
+            TcpControl::Rst => {
+                // RFC 9293: a RST in TIME-WAIT closes (deletes) the connection.
+                if seg.seq_number == e.rcv_nxt() {
+                    self.counters.resets_received += 1;
+                    self.time_wait.remove(tuple);
+                }
+                return true;
+            }
+            TcpControl::Syn if seg.ack_number.is_none() => {
+                if time_wait::syn_may_reuse(&e, seg.seq_number, seg.timestamp) {
+                    self.time_wait.remove(tuple);
+                    self.counters.time_wait_reuses += 1;
+                    return false;
+                }
+            }
+            TcpControl::Fin => {
+                // A retransmitted FIN: re-ACK and restart the 2MSL timer.
+                if seg.seq_number + seg.payload.len() + 1 == e.rcv_nxt() {
+                    self.time_wait.restart(tuple, now + 2 * self.cfg.tcp.msl);
+                    self.counters.time_wait_fin_acks += 1;
+                }
+            }
+            _ => {
+                // A duplicate pure ACK needs no answer; anything else gets the ACK.
+                if seg.payload.is_empty() && seg.seq_number == e.rcv_nxt() {
+                    return true;
+                }
+            }
+        }
+        let repr = TcpRepr {
+            src_port: tuple.local_port,
+            dst_port: tuple.remote_port,
+            seq_number: e.snd_nxt(),
+            ack_number: Some(e.rcv_nxt()),
+            window_len: e.rcv_wnd(),
+            timestamp: e.ts_recent().map(|recent| TcpTimestamp {
+                tsval: self.ts_now(now, tuple),
+                tsecr: recent,
+            }),
+            ..TcpRepr::default()
+        };
+        self.reply(tuple, peer_mac, repr);
+        true
+    }
+
+    fn find_listener(&self, addr: Ipv4Addr, port: u16) -> Option<usize> {
+        self.listeners
+            .iter()
+            .position(|l| l.port == port && l.addr == addr)
+            .or_else(|| {
+                self.listeners
+                    .iter()
+                    .position(|l| l.port == port && l.addr.is_unspecified())
+            })
+    }
+
+    fn segment_for_listener(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
+        let Some(li) = self.find_listener(tuple.local_addr, tuple.local_port) else {
+            self.reset(&tuple, peer_mac, seg);
+            return;
+        };
+        match (seg.control, seg.ack_number) {
+            (TcpControl::Rst, _) => {}
+            (TcpControl::Syn, None) => self.listener_syn(now, li, tuple, seg, peer_mac),
+            (TcpControl::Syn, Some(_)) => self.reset(&tuple, peer_mac, seg),
+            (_, Some(_)) => self.listener_cookie_ack(now, li, tuple, seg, peer_mac),
+            (_, None) => {} // RFC 9293 §3.10.7.2: anything else without ACK is dropped
+        }
+    }
+
+    fn syn_options(&self, seg: &TcpRepr) -> CookieOptions {
+        CookieOptions {
+            wscale: if self.cfg.tcp.window_scaling {
+                seg.window_scale
+            } else {
+                None
+            },
+            sack_permitted: seg.sack_permitted && self.cfg.tcp.sack,
+            timestamps: seg.timestamp.is_some() && self.cfg.tcp.timestamps,
+        }
+    }
+
+    fn listener_syn(
+        &mut self,
+        now: Instant,
+        li: usize,
+        tuple: FourTuple,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
+        self.counters.syns_received += 1;
+        let opts = self.syn_options(seg);
+        let l = &self.listeners[li];
+        let queue_full = l.syn_queue_len >= l.syn_backlog
+            || (self.free_syn_recv.is_empty() && self.syn_recv.len() >= self.cfg.max_syn_recv);
+        let use_cookie = match self.cfg.syn_cookies {
+            SynCookieMode::Always => true,
+            SynCookieMode::WhenFull => queue_full,
+            SynCookieMode::Off => {
+                if queue_full {
+                    self.counters.syn_queue_overflows += 1;
+                    return;
+                }
+                false
+            }
+        };
+        let peer_mss = seg.max_seg_size.unwrap_or(536);
+        if use_cookie {
+            let cookie = self
+                .cookies
+                .generate(now, &tuple, seg.seq_number, peer_mss, opts);
+            let mss = syncookie::MSS_TABLE
+                .iter()
+                .rev()
+                .find(|&&m| m <= peer_mss)
+                .copied()
+                .unwrap_or(syncookie::MSS_TABLE[0]);
+            let tsval = cookie
+                .tsval_low_bits
+                .map(|bits| syncookie::encode_tsval(self.ts_now(now, &tuple), bits));
+            let repr = self.synack_repr(
+                &tuple,
+                cookie.isn,
+                seg.seq_number,
+                opts,
+                tsval.zip(seg.timestamp.map(|t| t.tsval)),
+                mss.min(self.cfg.tcp.mss),
+            );
+            self.counters.syn_cookies_sent += 1;
+            self.counters.synacks_sent += 1;
+            self.reply(&tuple, peer_mac, repr);
+            return;
+        }
+        // A compact SYN-RECEIVED entry.
+        let index = match self.free_syn_recv.pop() {
+            Some(i) => i,
+            None => {
+                self.syn_recv.push(SynRecvEntry {
+                    tuple,
+                    iss: SeqNumber(0),
+                    irs: SeqNumber(0),
+                    ts_recent: 0,
+                    timer: None,
+                    peer_mac,
+                    peer_mss: 0,
+                    listener: 0,
+                    peer_wscale: 0xff,
+                    flags: 0,
+                    retries: 0,
+                });
+                self.syn_recv.len() as u32 - 1
+            }
+        };
+        if self.flows.insert(tuple, index | FLOW_SYN_RECV).is_err() {
+            self.free_syn_recv.push(index);
+            self.counters.conn_table_full += 1;
+            return;
+        }
+        let iss = self.isn.isn(now, &tuple);
+        let rto = self.cfg.tcp.initial_rto;
+        let Ok(timer) = self.wheel.schedule(now + rto, index | TOKEN_SYN_RECV) else {
+            self.flows.remove(&tuple);
+            self.free_syn_recv.push(index);
+            return;
+        };
+        let flags = SR_LIVE
+            | if opts.sack_permitted { SR_SACK } else { 0 }
+            | if opts.timestamps { SR_TS } else { 0 };
+        self.syn_recv[index as usize] = SynRecvEntry {
+            tuple,
+            iss,
+            irs: seg.seq_number,
+            ts_recent: seg.timestamp.map_or(0, |t| t.tsval),
+            timer: Some(timer),
+            peer_mac,
+            peer_mss,
+            listener: li as u16,
+            peer_wscale: opts.wscale.unwrap_or(0xff),
+            flags,
+            retries: 0,
+        };
+        self.listeners[li].syn_queue_len += 1;
+        self.counters.syn_recv += 1;
+        self.send_synack(now, index);
+    }
+
+    fn entry_options(e: &SynRecvEntry) -> CookieOptions {
+        CookieOptions {
+            wscale: (e.peer_wscale != 0xff).then_some(e.peer_wscale),
+            sack_permitted: e.flags & SR_SACK != 0,
+            timestamps: e.flags & SR_TS != 0,
+        }
+    }
+
+    fn send_synack(&mut self, now: Instant, index: u32) {
+        let e = self.syn_recv[index as usize];
+        let opts = Self::entry_options(&e);
+        let ts = opts
+            .timestamps
+            .then(|| (self.ts_now(now, &e.tuple), e.ts_recent));
+        let repr = self.synack_repr(&e.tuple, e.iss, e.irs, opts, ts, self.cfg.tcp.mss);
+        self.counters.synacks_sent += 1;
+        self.reply(&e.tuple, e.peer_mac, repr);
+    }
+
+    /// A SYN-ACK for a SYN with sequence number `irs` (RFC 9293 §3.10.7.2).
+    fn synack_repr(
+        &self,
+        tuple: &FourTuple,
+        iss: SeqNumber,
+        irs: SeqNumber,
+        opts: CookieOptions,
+        ts: Option<(u32, u32)>,
+        mss: u16,
+    ) -> TcpRepr<'static> {
+        let our_wscale = if opts.wscale.is_some() {
+            let mut shift = 0u8;
+            while shift < 14 && (self.cfg.tcp.recv_buffer >> shift) > 65535 {
+                shift += 1;
+            }
+            Some(shift)
+        } else {
+            None
+        };
+        TcpRepr {
+            src_port: tuple.local_port,
+            dst_port: tuple.remote_port,
+            control: TcpControl::Syn,
+            seq_number: iss,
+            ack_number: Some(irs + 1),
+            window_len: self.cfg.tcp.recv_buffer.min(65535) as u16,
+            window_scale: our_wscale,
+            max_seg_size: Some(mss),
+            sack_permitted: opts.sack_permitted,
+            timestamp: ts.map(|(tsval, tsecr)| TcpTimestamp { tsval, tsecr }),
+            ..TcpRepr::default()
+        }
+    }
+
+    fn remove_syn_recv(&mut self, index: u32) {
+        let e = &mut self.syn_recv[index as usize];
+        if e.flags & SR_LIVE == 0 {
+            return;
+        }
+        e.flags = 0;
+        let (tuple, timer, li) = (e.tuple, e.timer.take(), e.listener as usize);
+        if let Some(t) = timer {
+            self.wheel.cancel(t);
+        }
+        self.flows.remove(&tuple);
+        self.free_syn_recv.push(index);
+        self.listeners[li].syn_queue_len -= 1;
+        self.counters.syn_recv -= 1;
+    }
+
+    fn syn_recv_timeout(&mut self, now: Instant, index: u32) {
+        let e = &mut self.syn_recv[index as usize];
+        if e.flags & SR_LIVE == 0 {
+            return;
+        }
+        e.retries += 1;
+        if e.retries > self.cfg.tcp.synack_retries {
+            self.counters.timeouts += 1;
+            self.remove_syn_recv(index);
+            return;
+        }
+        // RFC 6298 §5.5 backoff on the SYN-ACK too.
+        let rto = self.cfg.tcp.initial_rto * (1u32 << e.retries.min(16));
+        let rto = rto.min(self.cfg.tcp.max_rto);
+        match self.wheel.schedule(now + rto, index | TOKEN_SYN_RECV) {
+            Ok(t) => self.syn_recv[index as usize].timer = Some(t),
+            Err(_) => {
+                self.remove_syn_recv(index);
+                return;
+            }
+        }
+        self.counters.retransmits += 1;
+        self.send_synack(now, index);
+    }
+
+    fn segment_for_syn_recv(
+        &mut self,
+        now: Instant,
+        index: u32,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
+        let e = self.syn_recv[index as usize];
+        match (seg.control, seg.ack_number) {
+            (TcpControl::Rst, _) => {
+                // RFC 9293 §3.10.7.4 / RFC 5961: only an exact RST removes the entry.
+                if seg.seq_number == e.irs + 1 {
+                    self.counters.resets_received += 1;
+                    self.remove_syn_recv(index);
+                }
+            }
+            (TcpControl::Syn, None) => {
+                if seg.seq_number == e.irs {
+                    // Retransmitted SYN: our SYN-ACK was lost.
+                    self.counters.retransmits += 1;
+                    self.send_synack(now, index);
+                }
+            }
+            (TcpControl::Syn, Some(_)) => {}
+            (_, None) => {}
+            (_, Some(ack)) => {
+                if ack != e.iss + 1 {
+                    // <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, SYN-RECEIVED).
+                    self.reset(&e.tuple, peer_mac, seg);
+                    return;
+                }
+                if seg.seq_number != e.irs + 1 {
+                    return;
+                }
+                let li = e.listener as usize;
+                if self.listeners[li].accept_queue.len() >= self.listeners[li].accept_backlog {
+                    self.counters.accept_queue_overflows += 1;
+                    if self.cfg.accept_overflow == AcceptOverflow::Reset {
+                        self.remove_syn_recv(index);
+                        self.reset(&e.tuple, peer_mac, seg);
+                    }
+                    return;
+                }
+                self.remove_syn_recv(index);
+                let opts = Self::entry_options(&e);
+                let mut tcp = self.cfg.tcp;
+                tcp.timestamps &= opts.timestamps;
+                let conn = Connection::from_handshake(
+                    &tcp,
+                    e.tuple,
+                    seg,
+                    e.iss,
+                    e.peer_mss,
+                    opts.wscale,
+                    opts.sack_permitted,
+                    self.isn.ts_offset(&e.tuple),
+                    now,
+                );
+                self.establish_passive(now, li, conn, seg, peer_mac);
+            }
+        }
+    }
+
+    /// An ACK for a listener with no SYN-RECEIVED entry: a SYN cookie, or garbage.
+    fn listener_cookie_ack(
+        &mut self,
+        now: Instant,
+        li: usize,
+        tuple: FourTuple,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
+        if self.cfg.syn_cookies == SynCookieMode::Off || seg.control == TcpControl::Syn {
+            self.reset(&tuple, peer_mac, seg);
+            return;
+        }
+        let Some(ack) = seg.ack_number else {
+            return;
+        };
+        let client_isn = SeqNumber(seg.seq_number.0.wrapping_sub(1));
+        let cookie = SeqNumber(ack.0.wrapping_sub(1));
+        let tsecr = seg.timestamp.map(|t| t.tsecr);
+        match self.cookies.validate(now, &tuple, client_isn, cookie, tsecr) {
+            Err(_) => {
+                self.counters.syn_cookies_rejected += 1;
+                self.reset(&tuple, peer_mac, seg);
+            }
+            Ok(res) => {
+                if self.listeners[li].accept_queue.len() >= self.listeners[li].accept_backlog {
+                    self.counters.accept_queue_overflows += 1;
+                    if self.cfg.accept_overflow == AcceptOverflow::Reset {
+                        self.reset(&tuple, peer_mac, seg);
+                    }
+                    return;
+                }
+                self.counters.syn_cookies_validated += 1;
+                let mut tcp = self.cfg.tcp;
+                tcp.timestamps &= res.opts.timestamps;
+                let conn = Connection::from_handshake(
+                    &tcp,
+                    tuple,
+                    seg,
+                    cookie,
+                    res.mss,
+                    res.opts.wscale,
+                    res.opts.sack_permitted,
+                    self.isn.ts_offset(&tuple),
+                    now,
+                );
+                self.establish_passive(now, li, conn, seg, peer_mac);
+            }
+        }
+    }
+
+    fn establish_passive(
+        &mut self,
+        now: Instant,
+        li: usize,
+        conn: Connection,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
+        let Ok(h) = self.insert_connection(conn, Some(peer_mac), false) else {
+            return;
+        };
+        self.counters.passive_opens += 1;
+        // Data or FIN riding on the final ACK.
+        if !seg.payload.is_empty() || seg.control == TcpControl::Fin {
+            if let Some(c) = self.slots[h.index as usize].conn.as_mut() {
+                c.handle_segment(now, seg, &mut self.counters);
+            }
+        }
+        self.listeners[li].accept_queue.push_back(h);
+    }
+}
+
+fn emit_arp(
+    buf: &mut [u8],
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    repr: &ArpRepr,
+) -> usize {
+    let len = ethernet::HEADER_LEN + repr.buffer_len();
+    if buf.len() < len {
+        return 0;
+    }
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..len]);
+    EthernetRepr {
+        src_addr: src,
+        dst_addr: dst,
+        ethertype: EtherType::Arp,
+    }
+    .emit(&mut frame);
+    let mut pkt = ArpPacket::new_unchecked(frame.payload_mut());
+    repr.emit(&mut pkt);
+    len
+}
+
+impl crate::sim::Host for Stack {
+    fn poll(&mut self, now: Instant, link: &mut crate::link::memory::MemoryLink) {
+        Stack::poll(self, now, link);
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        Stack::poll_at(self)
+    }
+}

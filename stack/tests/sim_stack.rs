@@ -1,0 +1,313 @@
+//! Whole stacks over the deterministic simulator: bulk transfer both ways, sequential
+//! connections, RSTs to closed ports, ARP resolution.
+
+use std::hash::{DefaultHasher, Hasher};
+use std::net::SocketAddrV4;
+
+use xtcp::link::memory::MemoryLink;
+use xtcp::sim::{Host, LinkConfig, SimConfig, Simulation};
+use xtcp::stack::{ConnHandle, ListenerId, Stack, StackConfig};
+use xtcp::tcp::{Event, State};
+use xtcp::time::{Duration, Instant};
+
+const PORT: u16 = 7;
+
+fn stack_for(sim: &Simulation, node: usize) -> Stack {
+    let mut secret = [0u8; 32];
+    secret[0] = node as u8 + 1;
+    let cfg = StackConfig {
+        mac: sim.mac(node),
+        ips: vec![sim.ipv4(node)],
+        time_wait_capacity: 1 << 16,
+        max_connections: 4096,
+        max_syn_recv: 4096,
+        secret,
+        ..StackConfig::default()
+    };
+    Stack::new(cfg, sim.now())
+}
+
+fn digest(data: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    h.write(data);
+    h.finish()
+}
+
+/// A peer that sends `to_send`, reads everything, half-closes when done sending and closes
+/// when the other side has finished too.
+struct Bulk {
+    stack: Stack,
+    listener: Option<ListenerId>,
+    connect_to: Option<SocketAddrV4>,
+    conn: Option<ConnHandle>,
+    to_send: Vec<u8>,
+    sent: usize,
+    received: Vec<u8>,
+    shut: bool,
+    peer_closed: bool,
+    closed: bool,
+    events: Vec<Event>,
+}
+
+impl Bulk {
+    fn new(stack: Stack, to_send: Vec<u8>) -> Bulk {
+        Bulk {
+            stack,
+            listener: None,
+            connect_to: None,
+            conn: None,
+            to_send,
+            sent: 0,
+            received: Vec::new(),
+            shut: false,
+            peer_closed: false,
+            closed: false,
+            events: Vec::new(),
+        }
+    }
+
+    fn app(&mut self, now: Instant) {
+        if let Some(addr) = self.connect_to.take() {
+            self.conn = Some(self.stack.connect(now, None, addr).expect("connect"));
+        }
+        if let (None, Some(l)) = (self.conn, self.listener) {
+            self.conn = self.stack.accept(l);
+        }
+        while let Some((_, e)) = self.stack.poll_event() {
+            self.events.push(e);
+            if e == Event::PeerClosed {
+                self.peer_closed = true;
+            }
+        }
+        let Some(h) = self.conn else { return };
+        if self.stack.state(h).is_none() {
+            return;
+        }
+        let mut buf = [0u8; 16384];
+        loop {
+            match self.stack.recv(h, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.received.extend_from_slice(&buf[..n]),
+            }
+        }
+        while self.sent < self.to_send.len() {
+            match self.stack.send(h, &self.to_send[self.sent..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.sent += n,
+            }
+        }
+        if self.sent == self.to_send.len() && !self.shut {
+            self.shut = true;
+            self.stack.shutdown(h).unwrap();
+        }
+        if self.shut && self.peer_closed && !self.closed {
+            self.closed = true;
+            self.stack.close(h).unwrap();
+        }
+    }
+}
+
+impl Host for Bulk {
+    fn poll(&mut self, now: Instant, link: &mut MemoryLink) {
+        self.stack.poll(now, link);
+        self.app(now);
+        self.stack.flush(now, link);
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        self.stack.poll_at()
+    }
+}
+
+fn random_bytes(sim: &mut Simulation, n: usize) -> Vec<u8> {
+    sim.rng().bytes(n)
+}
+
+#[test]
+fn one_mib_each_way_arrives_byte_exact() {
+    let mut sim = Simulation::new(SimConfig {
+        seed: 42,
+        capture: true,
+        link: LinkConfig::with_latency(Duration::from_micros(500)),
+        ..SimConfig::default()
+    });
+    let a_data = random_bytes(&mut sim, 1 << 20);
+    let b_data = random_bytes(&mut sim, 1 << 20);
+    let server_addr = SocketAddrV4::new(sim.ipv4(1), PORT);
+    let mut client = Bulk::new(stack_for(&sim, 0), a_data.clone());
+    client.connect_to = Some(server_addr);
+    let mut server = Bulk::new(stack_for(&sim, 1), b_data.clone());
+    server.listener = Some(server.stack.listen(server_addr).unwrap());
+    let mut hosts = [client, server];
+    let end = sim.run_while(&mut hosts, Instant::from_secs(60), |h| {
+        !(h[0].closed && h[1].closed && h[0].stack.connection_count() == 0
+            && h[1].stack.connection_count() == 0)
+    });
+    let [client, server] = &hosts;
+    if end.is_none() {
+        let dump = sim.dump();
+        let tail: Vec<&str> = dump.lines().rev().take(40).collect();
+        panic!(
+            "transfer did not finish in 60 s of virtual time: client got {} sent {}, server got {} sent {}; last frames:\n{}",
+            client.received.len(),
+            client.sent,
+            server.received.len(),
+            server.sent,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    assert_eq!(client.received.len(), b_data.len());
+    assert_eq!(server.received.len(), a_data.len());
+    assert_eq!(digest(&client.received), digest(&b_data));
+    assert_eq!(digest(&server.received), digest(&a_data));
+    // Both half-closed, then closed: simultaneous-ish close. Whoever sent FIN first and got
+    // the other's FIN later sits in TIME-WAIT; at least one side must.
+    let tw = client.stack.time_wait_table().len() + server.stack.time_wait_table().len();
+    assert!(tw >= 1, "someone holds TIME-WAIT");
+    assert_eq!(client.stack.counters().rx_dropped_malformed, 0);
+    assert!(client.events.contains(&Event::Connected));
+    assert!(server.events.contains(&Event::Connected));
+}
+
+/// Client: opens `total` connections one after another, closes each as soon as it is
+/// established. Server: accepts and closes when the client's FIN arrives.
+struct Churn {
+    stack: Stack,
+    listener: Option<ListenerId>,
+    target: Option<SocketAddrV4>,
+    total: usize,
+    opened: usize,
+    current: Option<ConnHandle>,
+    finished: usize,
+}
+
+impl Churn {
+    fn app(&mut self, now: Instant) {
+        if let Some(l) = self.listener {
+            while self.stack.accept(l).is_some() {}
+        }
+        while let Some((h, e)) = self.stack.poll_event() {
+            match e {
+                Event::Connected if self.target.is_some() => self.stack.close(h).unwrap(),
+                Event::PeerClosed if self.listener.is_some() => self.stack.close(h).unwrap(),
+                Event::Closed => self.finished += 1,
+                Event::Reset | Event::TimedOut => panic!("unexpected {e:?}"),
+                _ => {}
+            }
+        }
+        if let Some(t) = self.target {
+            let idle = self.current.is_none_or(|h| self.stack.state(h).is_none()
+                || self.stack.state(h) == Some(State::FinWait2)
+                || self.stack.state(h) == Some(State::TimeWait));
+            if idle && self.opened < self.total && self.finished == self.opened {
+                self.current = Some(self.stack.connect(now, None, t).unwrap());
+                self.opened += 1;
+            }
+        }
+    }
+}
+
+impl Host for Churn {
+    fn poll(&mut self, now: Instant, link: &mut MemoryLink) {
+        self.stack.poll(now, link);
+        self.app(now);
+        self.stack.flush(now, link);
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        self.stack.poll_at()
+    }
+}
+
+#[test]
+fn hundred_sequential_connections_end_closed_or_time_wait() {
+    let mut sim = Simulation::new(SimConfig {
+        seed: 7,
+        capture: true,
+        ..SimConfig::default()
+    });
+    let server_addr = SocketAddrV4::new(sim.ipv4(1), 80);
+    let client = Churn {
+        stack: stack_for(&sim, 0),
+        listener: None,
+        target: Some(server_addr),
+        total: 100,
+        opened: 0,
+        current: None,
+        finished: 0,
+    };
+    let mut server_stack = stack_for(&sim, 1);
+    let l = server_stack.listen(server_addr).unwrap();
+    let server = Churn {
+        stack: server_stack,
+        listener: Some(l),
+        target: None,
+        total: 0,
+        opened: 0,
+        current: None,
+        finished: 0,
+    };
+    let mut hosts = [client, server];
+    let done = sim.run_while(&mut hosts, Instant::from_secs(30), |h| {
+        h[0].finished < 100 || h[1].finished < 100
+    });
+    if done.is_none() {
+        panic!("not finished; capture:\n{}", sim.dump());
+    }
+    let [client, server] = &hosts;
+    // The client closed first: every connection sits in its TIME-WAIT table; the server's
+    // are all CLOSED (LAST-ACK → CLOSED) and gone.
+    assert_eq!(client.stack.time_wait_table().len(), 100);
+    assert_eq!(client.stack.connection_count(), 0);
+    assert_eq!(server.stack.connection_count(), 0);
+    assert_eq!(server.stack.time_wait_table().len(), 0);
+    let cc = client.stack.counters();
+    let sc = server.stack.counters();
+    assert_eq!(cc.active_opens, 100);
+    assert_eq!(sc.passive_opens, 100);
+    assert_eq!(sc.syns_received, 100);
+    assert_eq!(cc.time_wait_inserts, 100);
+    assert_eq!(sc.established, 0);
+    assert_eq!(cc.retransmits + sc.retransmits, 0, "clean link: no retransmission");
+    // 7 frames per lifecycle (SYN, SYN-ACK, ACK, FIN, ACK, FIN, ACK) plus ARP.
+    let frames = sim.capture().len();
+    assert!((700..=704).contains(&frames), "{frames} frames");
+    // TIME-WAIT expires after 2 MSL (60 s): run on, all entries go.
+    let mut hosts = hosts;
+    sim.run_for(&mut hosts, Duration::from_secs(61));
+    assert_eq!(hosts[0].stack.time_wait_table().len(), 0);
+    assert_eq!(hosts[0].stack.counters().time_wait_expiries, 100);
+}
+
+/// A host that does nothing but poll its stack.
+struct Plain(Stack);
+
+impl Host for Plain {
+    fn poll(&mut self, now: Instant, link: &mut MemoryLink) {
+        self.0.poll(now, link);
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        self.0.poll_at()
+    }
+}
+
+#[test]
+fn syn_to_a_closed_port_is_refused_with_rst() {
+    let mut sim = Simulation::new(SimConfig {
+        seed: 3,
+        capture: true,
+        ..SimConfig::default()
+    });
+    let mut a = Plain(stack_for(&sim, 0));
+    let b = Plain(stack_for(&sim, 1));
+    let h = a
+        .0
+        .connect(sim.now(), None, SocketAddrV4::new(sim.ipv4(1), 9999))
+        .unwrap();
+    let mut hosts = [a, b];
+    sim.run_for(&mut hosts, Duration::from_millis(100));
+    assert_eq!(hosts[0].0.state(h), None, "connection refused and freed");
+    let ev: Vec<_> = std::iter::from_fn(|| hosts[0].0.poll_event()).collect();
+    assert_eq!(ev, [(h, Event::Reset), (h, Event::Closed)]);
+    assert_eq!(hosts[1].0.counters().resets_sent, 1);
+    let dump = sim.dump();
+    assert!(dump.contains("Flags [R.], seq 0"), "{dump}");
+}
