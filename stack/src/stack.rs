@@ -440,7 +440,11 @@ impl Stack {
     /// and Readable/PeerClosed if data or FIN came already) follow in `poll_event`.
     pub fn accept(&mut self, l: ListenerId) -> Option<ConnHandle> {
         loop {
-            let h = self.listeners.get_mut(l.0 as usize)?.accept_queue.pop_front()?;
+            let h = self
+                .listeners
+                .get_mut(l.0 as usize)?
+                .accept_queue
+                .pop_front()?;
             if self.slot_mut(h).is_none() {
                 continue; // died in the queue (reset, timed out)
             }
@@ -587,7 +591,10 @@ impl Stack {
     pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
         self.with_conn(h, |c, now| c.close(now))??;
         let slot = &mut self.slots[h.index as usize];
-        let alive = slot.conn.as_ref().is_some_and(|c| c.state() != State::Closed);
+        let alive = slot
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.state() != State::Closed);
         if alive && !slot.orphan {
             slot.orphan = true;
             self.counters.orphans += 1;
@@ -761,8 +768,7 @@ impl Stack {
                     .time_wait_until()
                     .unwrap_or(self.now + 2 * self.cfg.tcp.msl);
                 self.counters.time_wait_inserts += 1;
-                if self.time_wait.insert(self.now, init, expires) == InsertOutcome::EvictedOldest
-                {
+                if self.time_wait.insert(self.now, init, expires) == InsertOutcome::EvictedOldest {
                     // Counted by the table (`table_full_evictions`).
                 }
                 true
@@ -876,7 +882,9 @@ impl Stack {
             return true;
         };
         let tuple = conn.tuple();
-        let dst_mac = match slot.peer_mac.or_else(|| self.neighbors.get(&tuple.remote_addr).copied())
+        let dst_mac = match slot
+            .peer_mac
+            .or_else(|| self.neighbors.get(&tuple.remote_addr).copied())
         {
             Some(m) => {
                 slot.peer_mac = Some(m);
@@ -942,10 +950,10 @@ impl Stack {
         if !self.cfg.arp {
             return;
         }
-        if let Some(&at) = self.arp_requested.get(&target) {
-            if now.saturating_since(at) < Duration::from_secs(1) {
-                return;
-            }
+        if let Some(&at) = self.arp_requested.get(&target)
+            && now.saturating_since(at) < Duration::from_secs(1)
+        {
+            return;
         }
         self.arp_requested.insert(target, now);
         self.push_control(Control::Arp {
@@ -1474,7 +1482,10 @@ impl Stack {
         let client_isn = SeqNumber(seg.seq_number.0.wrapping_sub(1));
         let cookie = SeqNumber(ack.0.wrapping_sub(1));
         let tsecr = seg.timestamp.map(|t| t.tsecr);
-        match self.cookies.validate(now, &tuple, client_isn, cookie, tsecr) {
+        match self
+            .cookies
+            .validate(now, &tuple, client_isn, cookie, tsecr)
+        {
             Err(_) => {
                 self.counters.syn_cookies_rejected += 1;
                 self.reset(&tuple, peer_mac, seg);
@@ -1519,21 +1530,16 @@ impl Stack {
         };
         self.counters.passive_opens += 1;
         // Data or FIN riding on the final ACK.
-        if !seg.payload.is_empty() || seg.control == TcpControl::Fin {
-            if let Some(c) = self.slots[h.index as usize].conn.as_mut() {
-                c.handle_segment(now, seg, &mut self.counters);
-            }
+        if (!seg.payload.is_empty() || seg.control == TcpControl::Fin)
+            && let Some(c) = self.slots[h.index as usize].conn.as_mut()
+        {
+            c.handle_segment(now, seg, &mut self.counters);
         }
         self.listeners[li].accept_queue.push_back(h);
     }
 }
 
-fn emit_arp(
-    buf: &mut [u8],
-    src: EthernetAddress,
-    dst: EthernetAddress,
-    repr: &ArpRepr,
-) -> usize {
+fn emit_arp(buf: &mut [u8], src: EthernetAddress, dst: EthernetAddress, repr: &ArpRepr) -> usize {
     let len = ethernet::HEADER_LEN + repr.buffer_len();
     if buf.len() < len {
         return 0;

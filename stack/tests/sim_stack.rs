@@ -139,7 +139,9 @@ fn one_mib_each_way_arrives_byte_exact() {
     server.listener = Some(server.stack.listen(server_addr).unwrap());
     let mut hosts = [client, server];
     let end = sim.run_while(&mut hosts, Instant::from_secs(60), |h| {
-        !(h[0].closed && h[1].closed && h[0].stack.connection_count() == 0
+        !(h[0].closed
+            && h[1].closed
+            && h[0].stack.connection_count() == 0
             && h[1].stack.connection_count() == 0)
     });
     let [client, server] = &hosts;
@@ -195,9 +197,11 @@ impl Churn {
             }
         }
         if let Some(t) = self.target {
-            let idle = self.current.is_none_or(|h| self.stack.state(h).is_none()
-                || self.stack.state(h) == Some(State::FinWait2)
-                || self.stack.state(h) == Some(State::TimeWait));
+            let idle = self.current.is_none_or(|h| {
+                self.stack.state(h).is_none()
+                    || self.stack.state(h) == Some(State::FinWait2)
+                    || self.stack.state(h) == Some(State::TimeWait)
+            });
             if idle && self.opened < self.total && self.finished == self.opened {
                 self.current = Some(self.stack.connect(now, None, t).unwrap());
                 self.opened += 1;
@@ -266,12 +270,15 @@ fn hundred_sequential_connections_end_closed_or_time_wait() {
     assert_eq!(sc.syns_received, 100);
     assert_eq!(cc.time_wait_inserts, 100);
     assert_eq!(sc.established, 0);
-    assert_eq!(cc.retransmits + sc.retransmits, 0, "clean link: no retransmission");
+    assert_eq!(
+        cc.retransmits + sc.retransmits,
+        0,
+        "clean link: no retransmission"
+    );
     // 7 frames per lifecycle (SYN, SYN-ACK, ACK, FIN, ACK, FIN, ACK) plus ARP.
     let frames = sim.capture().len();
     assert!((700..=704).contains(&frames), "{frames} frames");
     // TIME-WAIT expires after 2 MSL (60 s): run on, all entries go.
-    let mut hosts = hosts;
     sim.run_for(&mut hosts, Duration::from_secs(61));
     assert_eq!(hosts[0].stack.time_wait_table().len(), 0);
     assert_eq!(hosts[0].stack.counters().time_wait_expiries, 100);
@@ -298,10 +305,9 @@ fn syn_to_a_closed_port_is_refused_with_rst() {
     });
     let mut a = Plain(stack_for(&sim, 0));
     let b = Plain(stack_for(&sim, 1));
-    let h = a
-        .0
-        .connect(sim.now(), None, SocketAddrV4::new(sim.ipv4(1), 9999))
-        .unwrap();
+    let h =
+        a.0.connect(sim.now(), None, SocketAddrV4::new(sim.ipv4(1), 9999))
+            .unwrap();
     let mut hosts = [a, b];
     sim.run_for(&mut hosts, Duration::from_millis(100));
     assert_eq!(hosts[0].0.state(h), None, "connection refused and freed");

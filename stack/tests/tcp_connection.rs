@@ -6,8 +6,8 @@
 
 use core::net::Ipv4Addr;
 
-use xtcp::tcp::{Connection, Counters, Event, State, TcpConfig, rst_for_unexpected};
 use xtcp::tcp::FourTuple;
+use xtcp::tcp::{Connection, Counters, Event, State, TcpConfig, rst_for_unexpected};
 use xtcp::time::{Duration, Instant};
 use xtcp::wire::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
 
@@ -159,12 +159,13 @@ impl Pair {
         v
     }
 
-    fn to_a(&mut self, s: &Seg) {
-        self.a.handle_segment(self.now, &s.repr(), &mut self.counters);
+    fn deliver_a(&mut self, s: &Seg) {
+        self.a
+            .handle_segment(self.now, &s.repr(), &mut self.counters);
     }
 
     /// Delivers to B; the first SYN creates B from a "listener".
-    fn to_b(&mut self, s: &Seg) {
+    fn deliver_b(&mut self, s: &Seg) {
         match self.b.as_mut() {
             Some(b) => b.handle_segment(self.now, &s.repr(), &mut self.counters),
             None => {
@@ -182,7 +183,10 @@ impl Pair {
     }
 
     fn states(&self) -> (State, State) {
-        (self.a.state(), self.b.as_ref().map_or(State::Listen, |b| b.state()))
+        (
+            self.a.state(),
+            self.b.as_ref().map_or(State::Listen, |b| b.state()),
+        )
     }
 
     fn advance(&mut self, d: Duration) {
@@ -197,23 +201,26 @@ impl Pair {
     /// Runs the three-way handshake and checks every segment.
     fn handshake(&mut self) {
         let syn = self.out_a();
-        assert_eq!(syn.iter().map(Seg::key).collect::<Vec<_>>(), [k("S", A_ISS, None, 0)]);
+        assert_eq!(
+            syn.iter().map(Seg::key).collect::<Vec<_>>(),
+            [k("S", A_ISS, None, 0)]
+        );
         assert_eq!(self.states(), (State::SynSent, State::Listen));
-        self.to_b(&syn[0]);
+        self.deliver_b(&syn[0]);
         assert_eq!(self.states(), (State::SynSent, State::SynReceived));
         let synack = self.out_b();
         assert_eq!(
             synack.iter().map(Seg::key).collect::<Vec<_>>(),
             [k("S.", B_ISS, Some(A_ISS + 1), 0)]
         );
-        self.to_a(&synack[0]);
+        self.deliver_a(&synack[0]);
         assert_eq!(self.states(), (State::Established, State::SynReceived));
         let ack = self.out_a();
         assert_eq!(
             ack.iter().map(Seg::key).collect::<Vec<_>>(),
             [k(".", A_ISS + 1, Some(B_ISS + 1), 0)]
         );
-        self.to_b(&ack[0]);
+        self.deliver_b(&ack[0]);
         assert_eq!(self.states(), (State::Established, State::Established));
     }
 }
@@ -257,15 +264,15 @@ fn handshake_negotiates_options_only_when_both_offer() {
     assert_eq!(syn[0].wscale, Some(5)); // 1 MiB >> 5 fits 16 bits
     assert!(syn[0].sack_permitted);
     assert_eq!(syn[0].ts.map(|t| t.tsecr), Some(0));
-    p.to_b(&syn[0]);
+    p.deliver_b(&syn[0]);
     let synack = p.out_b();
     assert_eq!(synack[0].mss, Some(1400));
     assert_eq!(synack[0].wscale, Some(1)); // 64 KiB needs a shift of 1
     assert!(synack[0].sack_permitted);
     assert_eq!(synack[0].ts.map(|t| t.tsecr), syn[0].ts.map(|t| t.tsval));
-    p.to_a(&synack[0]);
+    p.deliver_a(&synack[0]);
     let ack = p.out_a();
-    p.to_b(&ack[0]);
+    p.deliver_b(&ack[0]);
     assert_eq!(p.states(), (State::Established, State::Established));
     // MSS is clamped to the smaller of the two (our MTU limit and the peer's offer).
     assert_eq!(p.a.mss(), 1400);
@@ -278,12 +285,12 @@ fn handshake_negotiates_options_only_when_both_offer() {
     // B offers nothing: A must not use any option.
     let mut p = Pair::new(TcpConfig::default(), plain_cfg());
     let syn = p.out_a();
-    p.to_b(&syn[0]);
+    p.deliver_b(&syn[0]);
     let synack = p.out_b();
     assert_eq!(synack[0].wscale, None);
     assert!(!synack[0].sack_permitted);
     assert_eq!(synack[0].ts, None);
-    p.to_a(&synack[0]);
+    p.deliver_a(&synack[0]);
     assert_eq!(p.a.window_scales(), (0, 0));
     assert!(!p.a.timestamps_enabled());
     assert!(!p.a.sack_enabled());
@@ -294,7 +301,7 @@ fn handshake_negotiates_options_only_when_both_offer() {
     let mut p = Pair::new(plain_cfg(), plain_cfg());
     let mut syn = p.out_a();
     syn[0].mss = None;
-    p.to_b(&syn[0]);
+    p.deliver_b(&syn[0]);
     assert_eq!(p.b().mss(), 536);
 }
 
@@ -303,7 +310,13 @@ fn simultaneous_open() {
     // Both sides actively open to each other (RFC 9293 Figure 8).
     let cfg = plain_cfg();
     let mut a = Connection::connect(&cfg, tuple_a(), SeqNumber(A_ISS), 0, Instant::ZERO);
-    let mut b = Connection::connect(&cfg, tuple_a().reversed(), SeqNumber(B_ISS), 0, Instant::ZERO);
+    let mut b = Connection::connect(
+        &cfg,
+        tuple_a().reversed(),
+        SeqNumber(B_ISS),
+        0,
+        Instant::ZERO,
+    );
     let mut c = Counters::default();
     let now = Instant::ZERO;
     let syn_a = Seg::from_repr(&a.poll_transmit(now, &mut c).unwrap());
@@ -312,14 +325,20 @@ fn simultaneous_open() {
     assert_eq!(syn_b.key(), k("S", B_ISS, None, 0));
     a.handle_segment(now, &syn_b.repr(), &mut c);
     b.handle_segment(now, &syn_a.repr(), &mut c);
-    assert_eq!((a.state(), b.state()), (State::SynReceived, State::SynReceived));
+    assert_eq!(
+        (a.state(), b.state()),
+        (State::SynReceived, State::SynReceived)
+    );
     let sa_a = Seg::from_repr(&a.poll_transmit(now, &mut c).unwrap());
     let sa_b = Seg::from_repr(&b.poll_transmit(now, &mut c).unwrap());
     assert_eq!(sa_a.key(), k("S.", A_ISS, Some(B_ISS + 1), 0));
     assert_eq!(sa_b.key(), k("S.", B_ISS, Some(A_ISS + 1), 0));
     a.handle_segment(now, &sa_b.repr(), &mut c);
     b.handle_segment(now, &sa_a.repr(), &mut c);
-    assert_eq!((a.state(), b.state()), (State::Established, State::Established));
+    assert_eq!(
+        (a.state(), b.state()),
+        (State::Established, State::Established)
+    );
     assert!(a.poll_transmit(now, &mut c).is_none());
     assert!(b.poll_transmit(now, &mut c).is_none());
     assert_eq!(events(&mut a), [Event::Connected]);
@@ -336,24 +355,27 @@ fn active_close_from_client() {
     assert_eq!(p.states(), (State::FinWait1, State::Established));
     let fin = p.out_a();
     assert_eq!(keys(&fin), [k("F.", A_ISS + 1, Some(B_ISS + 1), 0)]);
-    p.to_b(&fin[0]);
+    p.deliver_b(&fin[0]);
     assert_eq!(p.states(), (State::FinWait1, State::CloseWait));
     let ack = p.out_b();
     assert_eq!(keys(&ack), [k(".", B_ISS + 1, Some(A_ISS + 2), 0)]);
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     assert_eq!(p.states(), (State::FinWait2, State::CloseWait));
     assert_eq!(events(p.b()), [Event::Connected, Event::PeerClosed]);
     p.close_b().unwrap();
     assert_eq!(p.states(), (State::FinWait2, State::LastAck));
     let fin = p.out_b();
     assert_eq!(keys(&fin), [k("F.", B_ISS + 1, Some(A_ISS + 2), 0)]);
-    p.to_a(&fin[0]);
+    p.deliver_a(&fin[0]);
     assert_eq!(p.states(), (State::TimeWait, State::LastAck));
     let ack = p.out_a();
     assert_eq!(keys(&ack), [k(".", A_ISS + 2, Some(B_ISS + 2), 0)]);
-    p.to_b(&ack[0]);
+    p.deliver_b(&ack[0]);
     assert_eq!(p.states(), (State::TimeWait, State::Closed));
-    assert_eq!(events(&mut p.a), [Event::Connected, Event::PeerClosed, Event::Closed]);
+    assert_eq!(
+        events(&mut p.a),
+        [Event::Connected, Event::PeerClosed, Event::Closed]
+    );
     assert_eq!(events(p.b()), [Event::Closed]);
 }
 
@@ -364,21 +386,21 @@ fn active_close_from_server() {
     p.close_b().unwrap();
     let fin = p.out_b();
     assert_eq!(keys(&fin), [k("F.", B_ISS + 1, Some(A_ISS + 1), 0)]);
-    p.to_a(&fin[0]);
+    p.deliver_a(&fin[0]);
     assert_eq!(p.states(), (State::CloseWait, State::FinWait1));
     let ack = p.out_a();
     assert_eq!(keys(&ack), [k(".", A_ISS + 1, Some(B_ISS + 2), 0)]);
-    p.to_b(&ack[0]);
+    p.deliver_b(&ack[0]);
     assert_eq!(p.states(), (State::CloseWait, State::FinWait2));
     p.a.close(p.now).unwrap();
     let fin = p.out_a();
     assert_eq!(keys(&fin), [k("F.", A_ISS + 1, Some(B_ISS + 2), 0)]);
     assert_eq!(p.states(), (State::LastAck, State::FinWait2));
-    p.to_b(&fin[0]);
+    p.deliver_b(&fin[0]);
     assert_eq!(p.states(), (State::LastAck, State::TimeWait));
     let ack = p.out_b();
     assert_eq!(keys(&ack), [k(".", B_ISS + 2, Some(A_ISS + 2), 0)]);
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     assert_eq!(p.states(), (State::Closed, State::TimeWait));
 }
 
@@ -392,15 +414,15 @@ fn simultaneous_close_via_closing() {
     let fin_b = p.out_b();
     assert_eq!(keys(&fin_a), [k("F.", A_ISS + 1, Some(B_ISS + 1), 0)]);
     assert_eq!(keys(&fin_b), [k("F.", B_ISS + 1, Some(A_ISS + 1), 0)]);
-    p.to_a(&fin_b[0]);
-    p.to_b(&fin_a[0]);
+    p.deliver_a(&fin_b[0]);
+    p.deliver_b(&fin_a[0]);
     assert_eq!(p.states(), (State::Closing, State::Closing));
     let ack_a = p.out_a();
     let ack_b = p.out_b();
     assert_eq!(keys(&ack_a), [k(".", A_ISS + 2, Some(B_ISS + 2), 0)]);
     assert_eq!(keys(&ack_b), [k(".", B_ISS + 2, Some(A_ISS + 2), 0)]);
-    p.to_a(&ack_b[0]);
-    p.to_b(&ack_a[0]);
+    p.deliver_a(&ack_b[0]);
+    p.deliver_b(&ack_a[0]);
     assert_eq!(p.states(), (State::TimeWait, State::TimeWait));
 }
 
@@ -410,17 +432,17 @@ fn fin_and_ack_together_in_fin_wait_1_go_straight_to_time_wait() {
     p.handshake();
     p.a.close(p.now).unwrap();
     let fin = p.out_a();
-    p.to_b(&fin[0]);
+    p.deliver_b(&fin[0]);
     // B's application closes before B's stack sends the ACK: one FIN+ACK acks A's FIN.
     p.close_b().unwrap();
     let finack = p.out_b();
     assert_eq!(keys(&finack), [k("F.", B_ISS + 1, Some(A_ISS + 2), 0)]);
     assert_eq!(p.states(), (State::FinWait1, State::LastAck));
-    p.to_a(&finack[0]);
+    p.deliver_a(&finack[0]);
     assert_eq!(p.states(), (State::TimeWait, State::LastAck));
     let ack = p.out_a();
     assert_eq!(keys(&ack), [k(".", A_ISS + 2, Some(B_ISS + 2), 0)]);
-    p.to_b(&ack[0]);
+    p.deliver_b(&ack[0]);
     assert_eq!(p.states(), (State::TimeWait, State::Closed));
 }
 
@@ -433,24 +455,24 @@ fn half_close_keeps_data_flowing_the_other_way() {
     assert_eq!(p.a.send(b"x"), Err(xtcp::tcp::TcpError::NotWritable));
     let fin = p.out_a();
     assert_eq!(keys(&fin), [k("F.", A_ISS + 1, Some(B_ISS + 1), 0)]);
-    p.to_b(&fin[0]);
+    p.deliver_b(&fin[0]);
     let ack = p.out_b();
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     assert_eq!(p.states(), (State::FinWait2, State::CloseWait));
     assert_eq!(p.b().send(b"hello after your FIN").unwrap(), 20);
     let data = p.out_b();
     assert_eq!(keys(&data), [k(".", B_ISS + 1, Some(A_ISS + 2), 20)]);
-    p.to_a(&data[0]);
+    p.deliver_a(&data[0]);
     let ack = p.out_a();
     assert_eq!(keys(&ack), [k(".", A_ISS + 2, Some(B_ISS + 21), 0)]);
     let mut buf = [0u8; 64];
     let n = p.a.recv(&mut buf);
     assert_eq!(&buf[..n], b"hello after your FIN");
-    p.to_b(&ack[0]);
+    p.deliver_b(&ack[0]);
     p.close_b().unwrap();
     let fin = p.out_b();
     assert_eq!(keys(&fin), [k("F.", B_ISS + 21, Some(A_ISS + 2), 0)]);
-    p.to_a(&fin[0]);
+    p.deliver_a(&fin[0]);
     assert_eq!(p.states(), (State::TimeWait, State::LastAck));
 }
 
@@ -461,10 +483,10 @@ fn time_wait_lasts_exactly_2msl_and_reacks_a_retransmitted_fin() {
     p.handshake();
     p.a.close(p.now).unwrap();
     let fin = p.out_a();
-    p.to_b(&fin[0]);
+    p.deliver_b(&fin[0]);
     p.close_b().unwrap();
     let finack = p.out_b();
-    p.to_a(&finack[0]);
+    p.deliver_a(&finack[0]);
     assert_eq!(p.a.state(), State::TimeWait);
     let entered = p.now;
     assert_eq!(p.a.poll_at(), Some(entered + 2 * msl));
@@ -472,7 +494,7 @@ fn time_wait_lasts_exactly_2msl_and_reacks_a_retransmitted_fin() {
 
     // B retransmits its FIN after 10 s: A re-ACKs it and restarts the 2MSL timer.
     p.advance(Duration::from_secs(10));
-    p.to_a(&finack[0]);
+    p.deliver_a(&finack[0]);
     let reack = p.out_a();
     assert_eq!(keys(&reack), [k(".", A_ISS + 2, Some(B_ISS + 2), 0)]);
     assert_eq!(p.a.poll_at(), Some(p.now + 2 * msl));
@@ -511,13 +533,13 @@ fn rst_in_syn_sent_needs_an_acceptable_ack() {
     let mut p = Pair::new(plain_cfg(), plain_cfg());
     let _syn = p.out_a();
     // A RST without ACK, or with a wrong ACK, is ignored (the latter draws nothing: RST).
-    p.to_a(&rst(80, 40000, 0, None));
+    p.deliver_a(&rst(80, 40000, 0, None));
     assert_eq!(p.a.state(), State::SynSent);
-    p.to_a(&rst(80, 40000, 0, Some(A_ISS + 7)));
+    p.deliver_a(&rst(80, 40000, 0, Some(A_ISS + 7)));
     assert_eq!(p.a.state(), State::SynSent);
     assert!(p.out_a().is_empty());
     // Connection refused: RST,ACK acking our SYN.
-    p.to_a(&rst(80, 40000, 0, Some(A_ISS + 1)));
+    p.deliver_a(&rst(80, 40000, 0, Some(A_ISS + 1)));
     assert_eq!(p.a.state(), State::Closed);
     assert_eq!(events(&mut p.a), [Event::Reset, Event::Closed]);
 }
@@ -528,7 +550,7 @@ fn bad_ack_in_syn_sent_draws_a_reset() {
     let _syn = p.out_a();
     let mut bogus = rst(80, 40000, 777, Some(A_ISS + 50));
     bogus.control = TcpControl::Syn;
-    p.to_a(&bogus);
+    p.deliver_a(&bogus);
     assert_eq!(p.a.state(), State::SynSent);
     // RFC 9293 §3.10.7.3: <SEQ=SEG.ACK><CTL=RST>
     assert_eq!(keys(&p.out_a()), [k("R", A_ISS + 50, None, 0)]);
@@ -538,11 +560,15 @@ fn bad_ack_in_syn_sent_draws_a_reset() {
 fn rst_in_syn_received_returns_to_listen_silently() {
     let mut p = Pair::new(plain_cfg(), plain_cfg());
     let syn = p.out_a();
-    p.to_b(&syn[0]);
+    p.deliver_b(&syn[0]);
     let _synack = p.out_b();
-    p.to_b(&rst(40000, 80, A_ISS + 1, None));
+    p.deliver_b(&rst(40000, 80, A_ISS + 1, None));
     assert_eq!(p.b().state(), State::Closed);
-    assert_eq!(events(p.b()), [], "a never-accepted connection reports nothing");
+    assert_eq!(
+        events(p.b()),
+        [],
+        "a never-accepted connection reports nothing"
+    );
 }
 
 /// Drives the pair into `target` on side A, returning the pair.
@@ -558,14 +584,14 @@ fn pair_in(target: State) -> Pair {
         State::FinWait2 => {
             p.a.close(p.now).unwrap();
             let fin = p.out_a();
-            p.to_b(&fin[0]);
+            p.deliver_b(&fin[0]);
             let ack = p.out_b();
-            p.to_a(&ack[0]);
+            p.deliver_a(&ack[0]);
         }
         State::CloseWait => {
             p.close_b().unwrap();
             let fin = p.out_b();
-            p.to_a(&fin[0]);
+            p.deliver_a(&fin[0]);
             let _ = p.out_a();
         }
         State::Closing => {
@@ -573,13 +599,13 @@ fn pair_in(target: State) -> Pair {
             p.close_b().unwrap();
             let _ = p.out_a();
             let fin = p.out_b();
-            p.to_a(&fin[0]);
+            p.deliver_a(&fin[0]);
             let _ = p.out_a();
         }
         State::LastAck => {
             p.close_b().unwrap();
             let fin = p.out_b();
-            p.to_a(&fin[0]);
+            p.deliver_a(&fin[0]);
             let _ = p.out_a();
             p.a.close(p.now).unwrap();
             let _ = p.out_a();
@@ -587,10 +613,10 @@ fn pair_in(target: State) -> Pair {
         State::TimeWait => {
             p.a.close(p.now).unwrap();
             let fin = p.out_a();
-            p.to_b(&fin[0]);
+            p.deliver_b(&fin[0]);
             p.close_b().unwrap();
             let finack = p.out_b();
-            p.to_a(&finack[0]);
+            p.deliver_a(&finack[0]);
             let _ = p.out_a();
         }
         s => panic!("no recipe for {s}"),
@@ -613,7 +639,7 @@ fn exact_rst_closes_in_every_synchronized_state() {
     ] {
         let mut p = pair_in(st);
         let rcv_nxt = p.a.rcv_nxt().0;
-        p.to_a(&rst(80, 40000, rcv_nxt, None));
+        p.deliver_a(&rst(80, 40000, rcv_nxt, None));
         assert_eq!(p.a.state(), State::Closed, "RST at RCV.NXT in {st}");
         let ev = events(&mut p.a);
         match st {
@@ -632,12 +658,12 @@ fn in_window_rst_draws_a_challenge_ack_and_the_connection_survives() {
         let mut p = pair_in(st);
         let rcv_nxt = p.a.rcv_nxt().0;
         let snd_nxt = p.a.snd_nxt().0;
-        p.to_a(&rst(80, 40000, rcv_nxt + 100, None));
+        p.deliver_a(&rst(80, 40000, rcv_nxt + 100, None));
         assert_eq!(p.a.state(), st);
         // RFC 5961 §3.2: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
         assert_eq!(keys(&p.out_a()), [k(".", snd_nxt, Some(rcv_nxt), 0)]);
         // Out of window: silently dropped.
-        p.to_a(&rst(80, 40000, rcv_nxt.wrapping_sub(1_000_000), None));
+        p.deliver_a(&rst(80, 40000, rcv_nxt.wrapping_sub(1_000_000), None));
         assert_eq!(p.a.state(), st);
         assert!(p.out_a().is_empty());
     }
@@ -649,13 +675,13 @@ fn challenge_acks_are_rate_limited() {
     let rcv_nxt = p.a.rcv_nxt().0;
     let mut acks = 0;
     for i in 0..100 {
-        p.to_a(&rst(80, 40000, rcv_nxt + 1 + i, None));
+        p.deliver_a(&rst(80, 40000, rcv_nxt + 1 + i, None));
         acks += p.out_a().len();
     }
     assert_eq!(acks, TcpConfig::default().challenge_ack_limit as usize);
     // A second later the budget is back.
     p.advance(Duration::from_secs(1));
-    p.to_a(&rst(80, 40000, rcv_nxt + 1, None));
+    p.deliver_a(&rst(80, 40000, rcv_nxt + 1, None));
     assert_eq!(p.out_a().len(), 1);
     assert_eq!(p.a.state(), State::Established);
 }
@@ -665,13 +691,13 @@ fn syn_in_established_draws_a_challenge_ack() {
     let mut p = pair_in(State::Established);
     let mut syn = rst(80, 40000, 123_456, None);
     syn.control = TcpControl::Syn;
-    p.to_a(&syn);
+    p.deliver_a(&syn);
     assert_eq!(p.a.state(), State::Established);
     assert_eq!(keys(&p.out_a()), [k(".", A_ISS + 1, Some(B_ISS + 1), 0)]);
     // Even a SYN exactly at RCV.NXT never aborts (RFC 5961 §4.2).
     let mut syn = rst(80, 40000, B_ISS + 1, None);
     syn.control = TcpControl::Syn;
-    p.to_a(&syn);
+    p.deliver_a(&syn);
     assert_eq!(p.a.state(), State::Established);
     assert_eq!(keys(&p.out_a()), [k(".", A_ISS + 1, Some(B_ISS + 1), 0)]);
     assert_eq!(events(&mut p.a), []);
@@ -689,7 +715,10 @@ fn segment_to_a_closed_port_gets_the_rfc_reset() {
         ..TcpRepr::default()
     };
     let r = rst_for_unexpected(&syn).unwrap();
-    assert_eq!((r.control, r.seq_number, r.ack_number), (TcpControl::Rst, SeqNumber(0), Some(SeqNumber(1001))));
+    assert_eq!(
+        (r.control, r.seq_number, r.ack_number),
+        (TcpControl::Rst, SeqNumber(0), Some(SeqNumber(1001)))
+    );
     assert_eq!((r.src_port, r.dst_port), (81, 40000));
     // Data with ACK: <SEQ=SEG.ACK><CTL=RST>
     let data = TcpRepr {
@@ -701,7 +730,10 @@ fn segment_to_a_closed_port_gets_the_rfc_reset() {
         ..TcpRepr::default()
     };
     let r = rst_for_unexpected(&data).unwrap();
-    assert_eq!((r.control, r.seq_number, r.ack_number), (TcpControl::Rst, SeqNumber(77), None));
+    assert_eq!(
+        (r.control, r.seq_number, r.ack_number),
+        (TcpControl::Rst, SeqNumber(77), None)
+    );
     // FIN without ACK counts the FIN: ACK = SEQ + LEN + 1.
     let fin = TcpRepr {
         control: TcpControl::Fin,
@@ -709,7 +741,10 @@ fn segment_to_a_closed_port_gets_the_rfc_reset() {
         payload: b"ab",
         ..TcpRepr::default()
     };
-    assert_eq!(rst_for_unexpected(&fin).unwrap().ack_number, Some(SeqNumber(2)));
+    assert_eq!(
+        rst_for_unexpected(&fin).unwrap().ack_number,
+        Some(SeqNumber(2))
+    );
     // A RST is never answered.
     let r = TcpRepr {
         control: TcpControl::Rst,
@@ -731,10 +766,10 @@ fn pump(p: &mut Pair) -> usize {
         }
         moved += from_a.len() + from_b.len();
         for s in &from_a {
-            p.to_b(s);
+            p.deliver_b(s);
         }
         for s in &from_b {
-            p.to_a(s);
+            p.deliver_a(s);
         }
     }
 }
@@ -744,11 +779,11 @@ fn transfer_across_the_2_32_sequence_wrap() {
     // A's ISS sits just below 2^32: its data crosses the wrap.
     let mut p = Pair::with_iss(plain_cfg(), plain_cfg(), u32::MAX - 3000);
     let syn = p.out_a();
-    p.to_b(&syn[0]);
+    p.deliver_b(&syn[0]);
     let synack = p.out_b();
-    p.to_a(&synack[0]);
+    p.deliver_a(&synack[0]);
     let ack = p.out_a();
-    p.to_b(&ack[0]);
+    p.deliver_b(&ack[0]);
     let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
     let mut sent = 0;
     let mut got = Vec::new();
@@ -782,9 +817,9 @@ fn lost_syn_is_retransmitted_with_backoff() {
     assert_eq!(keys(&again), [k("S", A_ISS, None, 0)]);
     // Exponential backoff: the next retransmission is 2 s later.
     assert_eq!(p.a.poll_at(), Some(Instant::from_secs(3)));
-    p.to_b(&again[0]);
+    p.deliver_b(&again[0]);
     let synack = p.out_b();
-    p.to_a(&synack[0]);
+    p.deliver_a(&synack[0]);
     assert_eq!(p.a.state(), State::Established);
 }
 
@@ -810,7 +845,7 @@ fn syn_retry_limit_ends_in_timed_out() {
 fn lost_syn_ack_is_retransmitted() {
     let mut p = Pair::new(plain_cfg(), plain_cfg());
     let syn = p.out_a();
-    p.to_b(&syn[0]);
+    p.deliver_b(&syn[0]);
     let _lost = p.out_b();
     // B's timer fires first (both 1 s; B started at the same instant).
     p.advance(Duration::from_secs(1));
@@ -819,11 +854,11 @@ fn lost_syn_ack_is_retransmitted() {
     // A's SYN retransmission also arrives at B: B answers with the SYN-ACK again.
     let syn2 = p.out_a();
     assert_eq!(keys(&syn2), [k("S", A_ISS, None, 0)]);
-    p.to_b(&syn2[0]);
+    p.deliver_b(&syn2[0]);
     assert_eq!(keys(&p.out_b()), [k("S.", B_ISS, Some(A_ISS + 1), 0)]);
-    p.to_a(&synack[0]);
+    p.deliver_a(&synack[0]);
     let ack = p.out_a();
-    p.to_b(&ack[0]);
+    p.deliver_b(&ack[0]);
     assert_eq!(p.states(), (State::Established, State::Established));
 }
 
@@ -840,9 +875,9 @@ fn lost_fin_is_retransmitted() {
     p.advance(Duration::from_millis(1));
     let fin = p.out_a();
     assert_eq!(keys(&fin), [k("F.", A_ISS + 1, Some(B_ISS + 1), 0)]);
-    p.to_b(&fin[0]);
+    p.deliver_b(&fin[0]);
     let ack = p.out_b();
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     assert_eq!(p.states(), (State::FinWait2, State::CloseWait));
 }
 
@@ -858,14 +893,21 @@ fn lost_data_is_retransmitted_and_rto_resets_after_new_ack() {
     assert_eq!(keys(&again), [k(".", A_ISS + 1, Some(B_ISS + 1), 5)]);
     let rto2 = p.a.poll_at().unwrap() - p.now;
     assert_eq!(rto2, rto1 * 2, "RTO doubles after a timeout");
-    p.to_b(&again[0]);
+    p.deliver_b(&again[0]);
     let ack = p.out_b();
-    p.to_a(&ack[0]);
-    assert_eq!(p.a.poll_at(), None, "timer stops when all data is acknowledged");
+    p.deliver_a(&ack[0]);
+    assert_eq!(
+        p.a.poll_at(),
+        None,
+        "timer stops when all data is acknowledged"
+    );
     p.a.send(b"more").unwrap();
     let _ = p.out_a();
     let rto3 = p.a.poll_at().unwrap() - p.now;
-    assert!(rto3 < rto2, "backoff ends after a new ACK ({rto3:?} vs {rto2:?})");
+    assert!(
+        rto3 < rto2,
+        "backoff ends after a new ACK ({rto3:?} vs {rto2:?})"
+    );
 }
 
 #[test]
@@ -873,7 +915,7 @@ fn close_with_unread_data_aborts_with_rst() {
     let mut p = pair_in(State::Established);
     p.b().send(b"unread").unwrap();
     let d = p.out_b();
-    p.to_a(&d[0]);
+    p.deliver_a(&d[0]);
     let _ack = p.out_a();
     p.a.close(p.now).unwrap();
     assert_eq!(p.a.state(), State::Closed);

@@ -348,7 +348,13 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn new(cfg: &TcpConfig, tuple: FourTuple, iss: SeqNumber, ts_offset: u32, now: Instant) -> Self {
+    fn new(
+        cfg: &TcpConfig,
+        tuple: FourTuple,
+        iss: SeqNumber,
+        ts_offset: u32,
+        now: Instant,
+    ) -> Self {
         Connection {
             tuple,
             state: State::Closed,
@@ -849,16 +855,16 @@ impl Connection {
     fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpRepr, counters: &mut Counters) {
         let rst = seg.control == TcpControl::Rst;
         // First: the ACK must acknowledge our SYN.
-        if let Some(ack) = seg.ack_number {
-            if ack <= self.iss || ack > self.snd_max {
-                if !rst {
-                    self.rst_pending = Some(PendingRst {
-                        seq: ack,
-                        ack: None,
-                    });
-                }
-                return;
+        if let Some(ack) = seg.ack_number
+            && (ack <= self.iss || ack > self.snd_max)
+        {
+            if !rst {
+                self.rst_pending = Some(PendingRst {
+                    seq: ack,
+                    ack: None,
+                });
             }
+            return;
         }
         // Second: RST. Only with an acceptable ACK (RFC 5961 §3.2 keeps this rule).
         if rst {
@@ -914,7 +920,7 @@ impl Connection {
                 // The SYN-ACK of a simultaneous open: its SYN is a duplicate we already hold,
                 // its ACK completes our handshake (RFC 9293 Figure 8, line 6).
                 syn = false;
-                seq = seq + 1;
+                seq += 1;
             }
         }
         let seg_len = seg.payload.len() + syn as usize + fin as usize;
@@ -958,11 +964,11 @@ impl Connection {
         }
 
         // TS.Recent update (RFC 7323 §4.3): only from segments at or before RCV.NXT.
-        if let (Some(ts), Some(seg_ts)) = (self.ts.as_mut(), seg.timestamp) {
-            if seq <= self.rcv_nxt {
-                ts.recent = seg_ts.tsval;
-                ts.recent_at = now;
-            }
+        if let (Some(ts), Some(seg_ts)) = (self.ts.as_mut(), seg.timestamp)
+            && seq <= self.rcv_nxt
+        {
+            ts.recent = seg_ts.tsval;
+            ts.recent_at = now;
         }
 
         // Second: RST (RFC 5961 §3.2): exact match resets, in-window draws a challenge ACK.
@@ -1151,23 +1157,23 @@ impl Connection {
         // RTT sample: timestamps echo our clock (RFC 7323 §4.1); otherwise time one segment,
         // never a retransmitted one (Karn's rule, RFC 6298 §3).
         let mut sampled = false;
-        if let (Some(t), Some(seg_ts)) = (self.ts, ts) {
-            if seg_ts.tsecr != 0 {
-                let sent = seg_ts.tsecr.wrapping_sub(t.offset);
-                let elapsed = (now.total_millis() as u32).wrapping_sub(sent);
-                if elapsed < 60_000 && self.rtx_count == 0 {
-                    self.rtt.sample(Duration::from_millis(elapsed as u64));
-                    sampled = true;
-                }
+        if let (Some(t), Some(seg_ts)) = (self.ts, ts)
+            && seg_ts.tsecr != 0
+        {
+            let sent = seg_ts.tsecr.wrapping_sub(t.offset);
+            let elapsed = (now.total_millis() as u32).wrapping_sub(sent);
+            if elapsed < 60_000 && self.rtx_count == 0 {
+                self.rtt.sample(Duration::from_millis(elapsed as u64));
+                sampled = true;
             }
         }
-        if let Some((end, sent_at)) = self.rtt_probe {
-            if ack >= end {
-                if !sampled {
-                    self.rtt.sample(now.saturating_since(sent_at));
-                }
-                self.rtt_probe = None;
+        if let Some((end, sent_at)) = self.rtt_probe
+            && ack >= end
+        {
+            if !sampled {
+                self.rtt.sample(now.saturating_since(sent_at));
             }
+            self.rtt_probe = None;
         }
         self.rtx_count = 0;
         self.rtt.reset_backoff();
@@ -1199,20 +1205,21 @@ impl Connection {
 
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, counters: &mut Counters) {
-        if let Some(t) = self.time_wait_until {
-            if now >= t {
-                // 2MSL elapsed (RFC 9293 §3.10.8): delete the TCB.
-                self.time_wait_until = None;
-                self.state = State::Closed;
-                return;
-            }
+        if let Some(t) = self.time_wait_until
+            && now >= t
+        {
+            // 2MSL elapsed (RFC 9293 §3.10.8): delete the TCB.
+            self.time_wait_until = None;
+            self.state = State::Closed;
+            return;
         }
-        if let Some(t) = self.fin_wait2_until {
-            if now >= t && self.state == State::FinWait2 {
-                counters.fin_wait2_timeouts += 1;
-                self.enter_closed(now, None);
-                return;
-            }
+        if let Some(t) = self.fin_wait2_until
+            && now >= t
+            && self.state == State::FinWait2
+        {
+            counters.fin_wait2_timeouts += 1;
+            self.enter_closed(now, None);
+            return;
         }
         let Some(t) = self.rtx_at else {
             return;
@@ -1417,7 +1424,11 @@ impl Connection {
             }
         }
         self.ack_pending = false;
-        repr.control = if fin { TcpControl::Fin } else { TcpControl::None };
+        repr.control = if fin {
+            TcpControl::Fin
+        } else {
+            TcpControl::None
+        };
         repr.psh = len > 0 && offset + len == self.tx.len();
         repr.payload = self.tx.contiguous_at(offset, len);
         Some(repr)
