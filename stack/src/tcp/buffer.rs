@@ -1,21 +1,31 @@
-//! A fixed-capacity byte ring, allocated once per connection (never per segment).
+//! A fixed-capacity byte ring (never allocated per segment).
 //!
 //! Used for both directions: the send buffer holds unacknowledged and unsent bytes starting at
 //! the sequence number of its first byte; the receive buffer holds in-order bytes the
 //! application has not read yet.
+//!
+//! Storage is allocated lazily, on the first [`RingBuffer::enqueue`] that has bytes to store:
+//! a connection that never carries data (most of a churn workload: handshake and teardown
+//! only) never allocates its buffers, and [`RingBuffer::new`] is free. Once allocated, the
+//! storage stays for the buffer's lifetime, and a stack recycles allocated buffers of finished
+//! connections into new ones, so steady-state churn allocates nothing.
 
 /// A byte ring buffer of fixed capacity.
 #[derive(Debug, Clone)]
 pub struct RingBuffer {
+    /// Empty until the first byte is enqueued; then exactly `cap` bytes.
     storage: Box<[u8]>,
+    cap: usize,
     head: usize,
     len: usize,
 }
 
 impl RingBuffer {
+    /// A buffer of `capacity` bytes. Allocates nothing until the first byte is enqueued.
     pub fn new(capacity: usize) -> Self {
         RingBuffer {
-            storage: vec![0u8; capacity].into_boxed_slice(),
+            storage: Box::default(),
+            cap: capacity,
             head: 0,
             len: 0,
         }
@@ -23,7 +33,12 @@ impl RingBuffer {
 
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.storage.len()
+        self.cap
+    }
+    /// Whether the storage has been allocated (a buffer worth recycling).
+    #[inline]
+    pub fn is_allocated(&self) -> bool {
+        self.storage.len() == self.cap && self.cap > 0
     }
     #[inline]
     pub fn len(&self) -> usize {
@@ -44,6 +59,10 @@ impl RingBuffer {
         let cap = self.capacity();
         if n == 0 {
             return 0;
+        }
+        if self.storage.is_empty() {
+            // First bytes: allocate now (once per buffer, see the module docs).
+            self.storage = vec![0u8; cap].into_boxed_slice();
         }
         let tail = (self.head + self.len) % cap;
         let first = n.min(cap - tail);
@@ -129,5 +148,27 @@ mod tests {
         assert_eq!(r.dequeue_into(&mut out), 8);
         assert_eq!(&out, b"efghijkl");
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn storage_is_allocated_on_first_enqueue_only() {
+        let mut r = RingBuffer::new(16);
+        assert!(!r.is_allocated());
+        assert_eq!((r.capacity(), r.free(), r.len()), (16, 16, 0));
+        assert_eq!(r.front(), b"");
+        assert_eq!(r.consume(3), 0);
+        let mut out = [0u8; 4];
+        assert_eq!(r.dequeue_into(&mut out), 0);
+        assert_eq!(r.enqueue(b""), 0);
+        assert!(!r.is_allocated(), "an empty enqueue allocates nothing");
+        assert_eq!(r.enqueue(b"abc"), 3);
+        assert!(r.is_allocated());
+        assert_eq!(r.front(), b"abc");
+        r.clear();
+        assert!(r.is_allocated(), "clear keeps the storage for reuse");
+        assert_eq!(r.front(), b"");
+        let mut z = RingBuffer::new(0);
+        assert_eq!(z.enqueue(b"x"), 0);
+        assert!(!z.is_allocated());
     }
 }

@@ -728,6 +728,16 @@ impl Connection {
         self.events = 0;
     }
 
+    /// Exchanges the send and receive buffers with `tx` and `rx`: a stack recycles the
+    /// (allocated) buffers of finished connections into new ones so that churn allocates
+    /// nothing per connection. Swap in only empty buffers of the configured capacities
+    /// (`TcpConfig::send_buffer`, `recv_buffer`), before the connection holds data; buffers
+    /// swapped out may hold stale bytes (clear them before reuse).
+    pub fn swap_buffers(&mut self, tx: &mut RingBuffer, rx: &mut RingBuffer) {
+        core::mem::swap(&mut self.tx, tx);
+        core::mem::swap(&mut self.rx, rx);
+    }
+
     // ---------------------------------------------------------------- state helpers
 
     fn enter_closed(&mut self, _now: Instant, event: Option<Event>) {
