@@ -15,27 +15,56 @@
 //! and reads [`Stack::poll_event`] after each poll. Operations take effect on the next poll
 //! (or [`Stack::flush`]).
 //!
+//! A driver may split a poll in two: [`Stack::receive`] (steps 1 and 2), then the
+//! application, then [`Stack::flush`] (step 3). What the application does in between rides on
+//! the same segments: a response on the ACK of the request, a FIN on the ACK of the peer's FIN
+//! (one FIN+ACK instead of an ACK and a FIN).
+//!
 //! # Structures
-//! - connections live in a slab indexed by the flow table (4-tuple → slot);
+//! - connections live in a slab indexed by the flow table (4-tuple → slot), split hot/cold
+//!   (see "Memory layout");
 //! - half-open passive connections are compact [`SynRecvEntry`]s (≤ 64 bytes), not full
 //!   control blocks, and become connections when the final ACK arrives; when the SYN queue is
 //!   full the listener answers with SYN cookies (RFC 4987 §3.6);
 //! - a connection entering TIME-WAIT moves into the compact TIME-WAIT table (32 bytes);
 //! - every deadline lives in one timer wheel.
 //!
-//! Resource limits have defined behaviour and a counter: a full connection table refuses the
-//! SYN (counted in `conn_table_full`), a full SYN queue switches to cookies (or drops, counted),
-//! a full accept queue drops or resets the final ACK (counted), a full TIME-WAIT table evicts
-//! its oldest entry (counted), too many orphans reset the oldest (counted).
+//! # Memory layout
+//! The per-segment path reads the flow table bucket (16 bytes), the slot's [`SlotMeta`]
+//! (32 bytes: generation, timer, timer deadline, peer MAC, flags; two per cache line, in an
+//! array of their own) and the control block ([`Connection`], in a separate array, each
+//! cache-line aligned so it spans the fewest lines). Cold per-slot data (the orphan list
+//! links) lives in a third array, and payload bytes live out of line in the connection's ring
+//! buffers, which a connection without data never allocates. Finished connections give their
+//! allocated buffers back to a free pool that the next connections take them from: after
+//! warm-up, opening and closing connections allocates nothing. `size_of` of each piece is
+//! printed by the `scale_limits` test.
+//!
+//! # Limits
+//! Resource limits have defined behaviour and a counter:
+//! - connection table full (`max_connections`): a final ACK or cookie ACK is dropped (the
+//!   SYN-RECEIVED entry stays and its SYN-ACK is retried), an active open fails with
+//!   [`StackError::TableFull`]; counted in `conn_table_full`;
+//! - SYN queue full (listener `syn_backlog`, or `max_syn_recv` overall): SYN cookies, or with
+//!   cookies off the SYN is dropped (`syn_queue_overflows`);
+//! - accept queue full: the final ACK is dropped or answered with RST, by
+//!   [`StackConfig::accept_overflow`] (`accept_queue_overflows`);
+//! - TIME-WAIT table full: its oldest entry is evicted (`time_wait_table_full`);
+//! - too many orphans: the oldest is reset (`orphan_overflows`);
+//! - SYN-ACK retries exhausted: the entry is dropped (`syn_recv_timeouts`);
+//! - stateless replies beyond [`MAX_CONTROL`] per poll, or no TX frame: dropped
+//!   (`tx_no_buffer`);
+//! - ephemeral ports exhausted: [`StackError::PortsExhausted`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddrV4;
 
 use crate::link::Link;
+use crate::tcp::buffer::RingBuffer;
 use crate::tcp::flow_table::FlowTable;
 use crate::tcp::ports::{EphemeralPorts, PortState, PortsExhausted};
 use crate::tcp::syncookie::{self, CookieOptions, SynCookies};
-use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable};
+use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitEntry, TimeWaitInit, TimeWaitTable};
 use crate::tcp::timer_wheel::{TimerId, TimerWheel};
 use crate::tcp::{
     Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig, TcpError,
@@ -193,6 +222,8 @@ pub struct SynRecvEntry {
     iss: SeqNumber,
     irs: SeqNumber,
     ts_recent: u32,
+    /// Our timestamp clock offset for this tuple (keyed hash, computed once per SYN).
+    ts_offset: u32,
     timer: Option<TimerId>,
     peer_mac: EthernetAddress,
     peer_mss: u16,
@@ -224,18 +255,80 @@ struct Listener {
     accept_queue: VecDeque<ConnHandle>,
 }
 
-struct Slot {
-    conn: Option<Connection>,
-    generation: u32,
+/// The hot per-slot metadata, beside (not inside) the control block: what handle checks,
+/// the dirty list and timer bookkeeping read. 32 bytes, two per cache line.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotMeta {
+    /// Deadline the slot's timer is armed for, in µs; `NO_TIMER` when none.
+    timer_at: u64,
     timer: Option<TimerId>,
-    timer_at: Option<Instant>,
-    peer_mac: Option<EthernetAddress>,
-    dirty: bool,
-    /// Delivered to the application (false while in an accept queue).
-    accepted: bool,
-    orphan: bool,
+    generation: u32,
+    peer_mac: EthernetAddress,
+    /// `SM_*` bits.
+    flags: u8,
+    /// State at the last `settle` (for the ESTABLISHED gauge).
     last_state: State,
 }
+
+const NO_TIMER: u64 = u64::MAX;
+/// On the dirty list.
+const SM_DIRTY: u8 = 1;
+/// Delivered to the application (clear while in an accept queue).
+const SM_ACCEPTED: u8 = 2;
+/// Closed by the application, not finished: on the orphan list.
+const SM_ORPHAN: u8 = 4;
+/// `peer_mac` is known.
+const SM_MAC: u8 = 8;
+/// The slot holds a connection.
+const SM_LIVE: u8 = 16;
+
+const _: () = assert!(core::mem::size_of::<SlotMeta>() <= 32);
+
+impl SlotMeta {
+    const EMPTY: SlotMeta = SlotMeta {
+        timer_at: NO_TIMER,
+        timer: None,
+        generation: 0,
+        peer_mac: EthernetAddress([0; 6]),
+        flags: 0,
+        last_state: State::Closed,
+    };
+    #[inline]
+    fn has(&self, bit: u8) -> bool {
+        self.flags & bit != 0
+    }
+    #[inline]
+    fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.flags |= bit;
+        } else {
+            self.flags &= !bit;
+        }
+    }
+    #[inline]
+    fn timer_deadline(&self) -> Option<Instant> {
+        (self.timer_at != NO_TIMER).then(|| Instant::from_micros(self.timer_at))
+    }
+    #[inline]
+    fn peer_mac(&self) -> Option<EthernetAddress> {
+        self.has(SM_MAC).then_some(self.peer_mac)
+    }
+}
+
+/// A control block in the slab, aligned to a cache line so that it spans the fewest lines
+/// (`size_of::<Connection>()` rounded up to 64 bytes).
+#[repr(align(64))]
+struct ConnCell(Option<Connection>);
+
+/// Doubly-linked orphan list through slot indices (oldest at the head): O(1) insert and
+/// removal, no allocation, no stale entries. `NIL` ends the list.
+#[derive(Clone, Copy)]
+struct OrphanLink {
+    prev: u32,
+    next: u32,
+}
+
+const NIL: u32 = u32::MAX;
 
 /// A stateless reply waiting for a TX frame.
 #[derive(Clone, Copy)]
@@ -254,13 +347,20 @@ enum Control {
 
 /// Bound on queued stateless replies per poll; beyond it they are dropped (and counted as
 /// `tx_no_buffer`), which a SYN flood must not turn into unbounded memory.
-const MAX_CONTROL: usize = 4096;
+pub const MAX_CONTROL: usize = 4096;
+
+/// TIME-WAIT entries expired per poll at most; the rest wait for the next poll (`poll_at`
+/// says it is due at once), so one poll never stalls on a mass expiry.
+const TIME_WAIT_EXPIRY_BUDGET: usize = 4096;
 
 /// The per-core TCP stack. See the module docs.
 pub struct Stack {
     cfg: StackConfig,
     now: Instant,
-    slots: Vec<Slot>,
+    /// Hot per-slot metadata; `conns` and `orphan_links` are indexed alike.
+    meta: Vec<SlotMeta>,
+    conns: Vec<ConnCell>,
+    orphan_links: Vec<OrphanLink>,
     free_slots: Vec<u32>,
     flows: FlowTable,
     syn_recv: Vec<SynRecvEntry>,
@@ -275,7 +375,12 @@ pub struct Stack {
     dirty: Vec<u32>,
     control: VecDeque<Control>,
     events: VecDeque<(ConnHandle, Event)>,
-    orphans: VecDeque<ConnHandle>,
+    /// Oldest and newest orphan slot (`NIL` when none).
+    orphan_head: u32,
+    orphan_tail: u32,
+    /// Allocated, cleared send and receive buffers of finished connections.
+    tx_pool: Vec<RingBuffer>,
+    rx_pool: Vec<RingBuffer>,
     neighbors: HashMap<Ipv4Addr, EthernetAddress>,
     arp_requested: HashMap<Ipv4Addr, Instant>,
     waiting_arp: Vec<u32>,
@@ -292,16 +397,21 @@ impl Stack {
         let mut key = [0u8; 16];
         key.copy_from_slice(&cfg.secret[..16]);
         let timers = cfg.max_connections + cfg.max_syn_recv;
+        // Reserved, not touched: the slab never reallocates (and never moves a control block)
+        // and costs resident memory only as it fills.
+        let slots = cfg.max_connections;
         Stack {
             now,
-            slots: Vec::with_capacity(cfg.max_connections.min(1 << 16)),
-            free_slots: Vec::new(),
+            meta: Vec::with_capacity(slots),
+            conns: Vec::with_capacity(slots),
+            orphan_links: Vec::with_capacity(slots),
+            free_slots: Vec::with_capacity(slots),
             flows: FlowTable::with_capacity(
                 cfg.max_connections + cfg.max_syn_recv,
                 seed_u64(&cfg.secret, 0),
             ),
-            syn_recv: Vec::with_capacity(cfg.max_syn_recv.min(1 << 16)),
-            free_syn_recv: Vec::new(),
+            syn_recv: Vec::with_capacity(cfg.max_syn_recv),
+            free_syn_recv: Vec::with_capacity(cfg.max_syn_recv),
             listeners: Vec::new(),
             time_wait: TimeWaitTable::with_capacity(
                 cfg.time_wait_capacity.max(1),
@@ -315,7 +425,10 @@ impl Stack {
             dirty: Vec::with_capacity(1024),
             control: VecDeque::with_capacity(256),
             events: VecDeque::with_capacity(1024),
-            orphans: VecDeque::new(),
+            orphan_head: NIL,
+            orphan_tail: NIL,
+            tx_pool: Vec::with_capacity(slots),
+            rx_pool: Vec::with_capacity(slots),
             neighbors: HashMap::new(),
             arp_requested: HashMap::new(),
             waiting_arp: Vec::new(),
@@ -343,11 +456,11 @@ impl Stack {
 
     /// The connection behind a handle (for inspection: state, sequence numbers, buffers).
     pub fn connection(&self, h: ConnHandle) -> Option<&Connection> {
-        let slot = self.slots.get(h.index as usize)?;
-        if slot.generation != h.generation {
+        let meta = self.meta.get(h.index as usize)?;
+        if meta.generation != h.generation {
             return None;
         }
-        slot.conn.as_ref()
+        self.conns[h.index as usize].0.as_ref()
     }
 
     /// The state of a connection; `None` once it is gone (CLOSED, or moved to TIME-WAIT table).
@@ -371,6 +484,27 @@ impl Stack {
     /// Whether `tuple` (our side local) is in the TIME-WAIT table.
     pub fn in_time_wait(&self, tuple: &FourTuple) -> bool {
         self.time_wait.get(tuple).is_some()
+    }
+
+    /// Puts a 4-tuple into TIME-WAIT as if its connection had just finished there: the entry
+    /// lasts 2×MSL from `now`, answers retransmitted FINs and judges new SYNs like any other
+    /// (counted in `time_wait_inserts`). For restoring state and for preloading the table in
+    /// tests and benchmarks; `init.tuple` must not be a live connection.
+    pub fn insert_time_wait(&mut self, now: Instant, init: TimeWaitInit) -> InsertOutcome {
+        self.counters.time_wait_inserts += 1;
+        self.time_wait.insert(now, init, now + 2 * self.cfg.tcp.msl)
+    }
+
+    /// Entries in a listener's SYN queue (compact SYN-RECEIVED entries).
+    pub fn syn_queue_len(&self, l: ListenerId) -> usize {
+        self.listeners
+            .get(l.0 as usize)
+            .map_or(0, |l| l.syn_queue_len)
+    }
+
+    /// Allocated send and receive buffers waiting in the free pool for new connections.
+    pub fn pooled_buffers(&self) -> (usize, usize) {
+        (self.tx_pool.len(), self.rx_pool.len())
     }
 
     /// Teaches the stack a neighbour's MAC (e.g. from the kernel's neighbour table).
@@ -445,12 +579,11 @@ impl Stack {
                 .get_mut(l.0 as usize)?
                 .accept_queue
                 .pop_front()?;
-            if self.slot_mut(h).is_none() {
+            if !self.is_live(h) {
                 continue; // died in the queue (reset, timed out)
             }
-            let slot = &mut self.slots[h.index as usize];
-            slot.accepted = true;
-            if let Some(c) = slot.conn.as_mut() {
+            self.meta[h.index as usize].set(SM_ACCEPTED, true);
+            if let Some(c) = self.conns[h.index as usize].0.as_mut() {
                 while let Some(e) = c.poll_event() {
                     self.events.push_back((h, e));
                 }
@@ -527,12 +660,11 @@ impl Stack {
 
     // ---------------------------------------------------------------- application: data
 
-    fn slot_mut(&mut self, h: ConnHandle) -> Option<&mut Slot> {
-        let slot = self.slots.get_mut(h.index as usize)?;
-        if slot.generation != h.generation || slot.conn.is_none() {
-            return None;
-        }
-        Some(slot)
+    /// The handle names a slot that still holds its connection.
+    fn is_live(&self, h: ConnHandle) -> bool {
+        self.meta
+            .get(h.index as usize)
+            .is_some_and(|m| m.generation == h.generation && m.has(SM_LIVE))
     }
 
     fn with_conn<R>(
@@ -541,8 +673,14 @@ impl Stack {
         f: impl FnOnce(&mut Connection, Instant) -> R,
     ) -> Result<R, StackError> {
         let now = self.now;
-        let slot = self.slot_mut(h).ok_or(StackError::InvalidHandle)?;
-        let conn = slot.conn.as_mut().ok_or(StackError::InvalidHandle)?;
+        if !self.is_live(h) {
+            return Err(StackError::InvalidHandle);
+        }
+        let timer_at = self.meta[h.index as usize].timer_deadline();
+        let conn = self.conns[h.index as usize]
+            .0
+            .as_mut()
+            .ok_or(StackError::InvalidHandle)?;
         let state = conn.state();
         let r = f(conn, now);
         // Only a connection with something to do goes on the dirty list: an application that
@@ -551,7 +689,7 @@ impl Stack {
             || conn.has_events()
             || matches!(conn.state(), State::Closed | State::TimeWait)
             || conn.state() != state
-            || conn.poll_at() != slot.timer_at;
+            || conn.poll_at() != timer_at;
         if busy {
             self.mark_dirty(h.index);
         }
@@ -590,15 +728,12 @@ impl Stack {
     /// Closes both directions; the connection becomes an orphan until it finishes.
     pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
         self.with_conn(h, |c, now| c.close(now))??;
-        let slot = &mut self.slots[h.index as usize];
-        let alive = slot
-            .conn
+        let alive = self.conns[h.index as usize]
+            .0
             .as_ref()
-            .is_some_and(|c| c.state() != State::Closed);
-        if alive && !slot.orphan {
-            slot.orphan = true;
-            self.counters.orphans += 1;
-            self.orphans.push_back(h);
+            .is_some_and(|c| !matches!(c.state(), State::Closed | State::TimeWait));
+        if alive && !self.meta[h.index as usize].has(SM_ORPHAN) {
+            self.orphan_push(h.index);
             self.enforce_orphan_limit();
         }
         Ok(())
@@ -614,27 +749,54 @@ impl Stack {
         self.events.pop_front()
     }
 
+    /// Appends a slot to the orphan list (newest at the tail).
+    fn orphan_push(&mut self, index: u32) {
+        self.meta[index as usize].set(SM_ORPHAN, true);
+        self.orphan_links[index as usize] = OrphanLink {
+            prev: self.orphan_tail,
+            next: NIL,
+        };
+        match self.orphan_tail {
+            NIL => self.orphan_head = index,
+            t => self.orphan_links[t as usize].next = index,
+        }
+        self.orphan_tail = index;
+        self.counters.orphans += 1;
+    }
+
+    /// Takes a slot off the orphan list (it finished, or is being reset).
+    fn orphan_unlink(&mut self, index: u32) {
+        let meta = &mut self.meta[index as usize];
+        if !meta.has(SM_ORPHAN) {
+            return;
+        }
+        meta.set(SM_ORPHAN, false);
+        let OrphanLink { prev, next } = self.orphan_links[index as usize];
+        match prev {
+            NIL => self.orphan_head = next,
+            p => self.orphan_links[p as usize].next = next,
+        }
+        match next {
+            NIL => self.orphan_tail = prev,
+            n => self.orphan_links[n as usize].prev = prev,
+        }
+        self.counters.orphans -= 1;
+    }
+
+    /// Resets the oldest orphans while there are more than `max_orphans` (like Linux's
+    /// `tcp_max_orphans`, which resets rather than lets orphans eat memory).
     fn enforce_orphan_limit(&mut self) {
         while self.counters.orphans as usize > self.cfg.max_orphans {
-            let Some(h) = self.orphans.pop_front() else {
+            let index = self.orphan_head;
+            if index == NIL {
                 break;
-            };
-            let now = self.now;
-            let Some(slot) = self.slot_mut(h) else {
-                continue;
-            };
-            if !slot.orphan {
-                continue;
             }
-            if let Some(c) = slot.conn.as_mut() {
-                c.abort(now);
+            self.orphan_unlink(index);
+            if let Some(c) = self.conns[index as usize].0.as_mut() {
+                c.abort(self.now);
             }
             self.counters.orphan_overflows += 1;
-            self.mark_dirty(h.index);
-            // The gauge drops when the slot is freed; stop this slot from counting twice.
-            let slot = &mut self.slots[h.index as usize];
-            slot.orphan = false;
-            self.counters.orphans -= 1;
+            self.mark_dirty(index);
         }
     }
 
@@ -642,7 +804,7 @@ impl Stack {
 
     fn insert_connection(
         &mut self,
-        conn: Connection,
+        mut conn: Connection,
         peer_mac: Option<EthernetAddress>,
         accepted: bool,
     ) -> Result<ConnHandle, StackError> {
@@ -653,18 +815,14 @@ impl Stack {
         let index = match self.free_slots.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(Slot {
-                    conn: None,
-                    generation: 0,
-                    timer: None,
-                    timer_at: None,
-                    peer_mac: None,
-                    dirty: false,
-                    accepted: false,
-                    orphan: false,
-                    last_state: State::Closed,
+                // Within the reserved capacity (max_connections): never reallocates.
+                self.meta.push(SlotMeta::EMPTY);
+                self.conns.push(ConnCell(None));
+                self.orphan_links.push(OrphanLink {
+                    prev: NIL,
+                    next: NIL,
                 });
-                self.slots.len() as u32 - 1
+                self.meta.len() as u32 - 1
             }
         };
         if self.flows.insert(conn.tuple(), index).is_err() {
@@ -672,51 +830,87 @@ impl Stack {
             self.counters.conn_table_full += 1;
             return Err(StackError::TableFull);
         }
-        let slot = &mut self.slots[index as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.conn = Some(conn);
-        slot.timer = None;
-        slot.timer_at = None;
-        slot.peer_mac = peer_mac;
-        slot.dirty = false;
-        slot.accepted = accepted;
-        slot.orphan = false;
-        slot.last_state = State::Closed;
-        self.live_connections += 1;
-        let h = ConnHandle {
-            index,
-            generation: slot.generation,
+        self.recycle_buffers_into(&mut conn);
+        let meta = &mut self.meta[index as usize];
+        let generation = meta.generation.wrapping_add(1);
+        *meta = SlotMeta {
+            generation,
+            flags: SM_LIVE,
+            ..SlotMeta::EMPTY
         };
+        if let Some(mac) = peer_mac {
+            meta.peer_mac = mac;
+            meta.flags |= SM_MAC;
+        }
+        meta.set(SM_ACCEPTED, accepted);
+        self.conns[index as usize].0 = Some(conn);
+        self.live_connections += 1;
+        let h = ConnHandle { index, generation };
         self.mark_dirty(index);
         Ok(h)
     }
 
+    /// Gives a new connection pooled buffers, if any. Its own are not allocated yet (see
+    /// `RingBuffer`), so swapping them out frees nothing.
+    fn recycle_buffers_into(&mut self, conn: &mut Connection) {
+        if self.tx_pool.is_empty() && self.rx_pool.is_empty() {
+            return;
+        }
+        let tcp = &self.cfg.tcp;
+        let mut tx = self
+            .tx_pool
+            .pop()
+            .unwrap_or_else(|| RingBuffer::new(tcp.send_buffer));
+        let mut rx = self
+            .rx_pool
+            .pop()
+            .unwrap_or_else(|| RingBuffer::new(tcp.recv_buffer));
+        conn.swap_buffers(&mut tx, &mut rx);
+    }
+
+    /// Takes a finished connection's allocated buffers into the pools, cleared. The pools
+    /// hold at most one buffer of each kind per slot ever used: bounded by `max_connections`.
+    fn recycle_buffers_from(&mut self, conn: &mut Connection) {
+        let mut tx = RingBuffer::new(0);
+        let mut rx = RingBuffer::new(0);
+        conn.swap_buffers(&mut tx, &mut rx);
+        if tx.is_allocated() && tx.capacity() == self.cfg.tcp.send_buffer {
+            tx.clear();
+            self.tx_pool.push(tx);
+        }
+        if rx.is_allocated() && rx.capacity() == self.cfg.tcp.recv_buffer {
+            rx.clear();
+            self.rx_pool.push(rx);
+        }
+    }
+
+    #[inline]
     fn mark_dirty(&mut self, index: u32) {
-        let slot = &mut self.slots[index as usize];
-        if !slot.dirty {
-            slot.dirty = true;
+        let meta = &mut self.meta[index as usize];
+        if !meta.has(SM_DIRTY) {
+            meta.flags |= SM_DIRTY;
             self.dirty.push(index);
         }
     }
 
     fn free_slot(&mut self, index: u32) {
-        let slot = &mut self.slots[index as usize];
-        let Some(conn) = slot.conn.take() else {
+        let Some(mut conn) = self.conns[index as usize].0.take() else {
             return;
         };
-        if let Some(t) = slot.timer.take() {
+        self.orphan_unlink(index);
+        let meta = &mut self.meta[index as usize];
+        if let Some(t) = meta.timer.take() {
             self.wheel.cancel(t);
         }
-        slot.timer_at = None;
-        if slot.orphan {
-            slot.orphan = false;
-            self.counters.orphans = self.counters.orphans.saturating_sub(1);
-        }
-        if slot.last_state == State::Established {
+        meta.timer_at = NO_TIMER;
+        if meta.last_state == State::Established {
             self.counters.established = self.counters.established.saturating_sub(1);
         }
-        slot.last_state = State::Closed;
+        meta.last_state = State::Closed;
+        // Keep the generation and the dirty bit (the slot may still be on the dirty list).
+        meta.flags &= SM_DIRTY;
         self.flows.remove(&conn.tuple());
+        self.recycle_buffers_from(&mut conn);
         self.free_slots.push(index);
         self.live_connections -= 1;
     }
@@ -724,32 +918,33 @@ impl Stack {
     /// After anything touched a connection: gauges, events, timers, TIME-WAIT migration,
     /// freeing.
     fn settle(&mut self, index: u32) {
-        let slot = &mut self.slots[index as usize];
+        let meta = &mut self.meta[index as usize];
         let handle = ConnHandle {
             index,
-            generation: slot.generation,
+            generation: meta.generation,
         };
-        let Some(conn) = slot.conn.as_mut() else {
+        let Some(conn) = self.conns[index as usize].0.as_mut() else {
             return;
         };
         let state = conn.state();
-        if state != slot.last_state {
-            if slot.last_state == State::Established {
+        if state != meta.last_state {
+            if meta.last_state == State::Established {
                 self.counters.established -= 1;
             }
             if state == State::Established {
                 self.counters.established += 1;
             }
-            slot.last_state = state;
+            meta.last_state = state;
         }
-        if slot.accepted {
+        let accepted = meta.has(SM_ACCEPTED);
+        if accepted {
             while let Some(e) = conn.poll_event() {
                 self.events.push_back((handle, e));
             }
         }
         // A finished connection stays (as a full control block) while the application still
         // has bytes to read from it; it is released once they are read or it is closed.
-        let releasable = !slot.accepted || slot.orphan || conn.recv_queue() == 0;
+        let releasable = !accepted || meta.has(SM_ORPHAN) || conn.recv_queue() == 0;
         let finished = match state {
             State::Closed => releasable,
             State::TimeWait if releasable => {
@@ -768,30 +963,30 @@ impl Stack {
                     .time_wait_until()
                     .unwrap_or(self.now + 2 * self.cfg.tcp.msl);
                 self.counters.time_wait_inserts += 1;
-                if self.time_wait.insert(self.now, init, expires) == InsertOutcome::EvictedOldest {
-                    // Counted by the table (`table_full_evictions`).
-                }
+                // A full table evicts its oldest entry; the table counts it
+                // (`time_wait_table_full` in the snapshot).
+                self.time_wait.insert(self.now, init, expires);
                 true
             }
             _ => false,
         };
         if finished {
-            if !slot.accepted {
+            if !accepted {
                 conn.clear_events();
             }
             self.free_slot(index);
             return;
         }
         let want = conn.poll_at();
-        if want != slot.timer_at {
-            if let Some(t) = slot.timer.take() {
+        if want != meta.timer_deadline() {
+            if let Some(t) = meta.timer.take() {
                 self.wheel.cancel(t);
             }
-            slot.timer_at = want;
+            meta.timer_at = want.map_or(NO_TIMER, Instant::total_micros);
             if let Some(at) = want {
                 // The wheel holds max_connections + max_syn_recv nodes: one per slot, so it
                 // cannot be full here.
-                slot.timer = self.wheel.schedule(at, index).ok();
+                meta.timer = self.wheel.schedule(at, index).ok();
             }
         }
     }
@@ -800,12 +995,21 @@ impl Stack {
 
     /// Receives, runs timers, transmits. Returns the number of frames received.
     pub fn poll<L: Link>(&mut self, now: Instant, link: &mut L) -> usize {
+        let received = self.receive(now, link);
+        self.dispatch(now, link);
+        link.flush();
+        received
+    }
+
+    /// The first half of [`Stack::poll`]: receives up to `rx_batch` frames and runs due
+    /// timers, but transmits nothing. Call [`Stack::flush`] after the application has reacted
+    /// to the events, so its output shares segments with the ACKs owed (see the module docs).
+    /// Returns the number of frames received.
+    pub fn receive<L: Link>(&mut self, now: Instant, link: &mut L) -> usize {
         self.now = now;
         let budget = self.cfg.rx_batch;
         let received = link.receive(budget, |frame| self.process_frame(now, frame));
         self.run_timers(now);
-        self.dispatch(now, link);
-        link.flush();
         received
     }
 
@@ -825,17 +1029,19 @@ impl Stack {
                 self.syn_recv_timeout(now, token & !TOKEN_SYN_RECV);
                 continue;
             }
-            let slot = &mut self.slots[token as usize];
-            slot.timer = None;
-            slot.timer_at = None;
-            if let Some(c) = slot.conn.as_mut() {
+            let meta = &mut self.meta[token as usize];
+            meta.timer = None;
+            meta.timer_at = NO_TIMER;
+            if let Some(c) = self.conns[token as usize].0.as_mut() {
                 c.handle_timeout(now, &mut self.counters);
                 self.mark_dirty(token);
             }
         }
         self.fired = fired;
         // Bounded work per poll; the rest expires on the next poll (poll_at says when).
-        self.time_wait.expire(now, 4096, |_| {});
+        if !self.time_wait.is_empty() {
+            self.time_wait.expire(now, TIME_WAIT_EXPIRY_BUDGET, |_| {});
+        }
     }
 
     fn dispatch<L: Link>(&mut self, now: Instant, link: &mut L) {
@@ -867,7 +1073,7 @@ impl Stack {
                 self.dirty.drain(..i);
                 return;
             }
-            self.slots[index as usize].dirty = false;
+            self.meta[index as usize].set(SM_DIRTY, false);
             self.settle(index);
             i += 1;
         }
@@ -877,26 +1083,28 @@ impl Stack {
     /// Sends everything one connection has ready. False if the link ran out of TX frames.
     fn transmit_slot<L: Link>(&mut self, now: Instant, index: u32, link: &mut L) -> bool {
         let mac = self.cfg.mac;
-        let slot = &mut self.slots[index as usize];
-        let Some(conn) = slot.conn.as_mut() else {
+        let meta = &mut self.meta[index as usize];
+        let Some(conn) = self.conns[index as usize].0.as_mut() else {
             return true;
         };
+        if !conn.wants_transmit() {
+            return true;
+        }
         let tuple = conn.tuple();
-        let dst_mac = match slot
-            .peer_mac
+        let dst_mac = match meta
+            .peer_mac()
             .or_else(|| self.neighbors.get(&tuple.remote_addr).copied())
         {
             Some(m) => {
-                slot.peer_mac = Some(m);
+                meta.peer_mac = m;
+                meta.flags |= SM_MAC;
                 m
             }
             None => {
-                if conn.wants_transmit() {
-                    if !self.waiting_arp.contains(&index) {
-                        self.waiting_arp.push(index);
-                    }
-                    self.request_arp(now, tuple.local_addr, tuple.remote_addr);
+                if !self.waiting_arp.contains(&index) {
+                    self.waiting_arp.push(index);
                 }
+                self.request_arp(now, tuple.local_addr, tuple.remote_addr);
                 return true;
             }
         };
@@ -1008,18 +1216,25 @@ impl Stack {
                 self.segment_for_syn_recv(now, v & !FLOW_SYN_RECV, &seg, peer_mac)
             }
             Some(index) => {
-                let slot = &mut self.slots[index as usize];
-                if let Some(c) = slot.conn.as_mut() {
+                if let Some(c) = self.conns[index as usize].0.as_mut() {
                     c.handle_segment(now, &seg, &mut self.counters);
-                    if slot.peer_mac.is_none() {
-                        slot.peer_mac = Some(peer_mac);
+                    let meta = &mut self.meta[index as usize];
+                    if !meta.has(SM_MAC) {
+                        meta.peer_mac = peer_mac;
+                        meta.flags |= SM_MAC;
                     }
                 }
                 self.mark_dirty(index);
             }
             None => {
-                if self.time_wait.get(&tuple).is_some()
-                    && self.segment_for_time_wait(now, &tuple, &seg, peer_mac)
+                // One probe of the TIME-WAIT table, skipped while it is empty.
+                let tw = if self.time_wait.is_empty() {
+                    None
+                } else {
+                    self.time_wait.get(&tuple).copied()
+                };
+                if let Some(e) = tw
+                    && self.segment_for_time_wait(now, &tuple, e, &seg, peer_mac)
                 {
                     return;
                 }
@@ -1107,12 +1322,10 @@ impl Stack {
         &mut self,
         now: Instant,
         tuple: &FourTuple,
+        e: TimeWaitEntry,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) -> bool {
-        let Some(e) = self.time_wait.get(tuple).copied() else {
-            return false;
-        };
         match seg.control {
             TcpControl::Rst => {
                 // RFC 9293: a RST in TIME-WAIT closes (deletes) the connection.
@@ -1262,6 +1475,7 @@ impl Stack {
                     iss: SeqNumber(0),
                     irs: SeqNumber(0),
                     ts_recent: 0,
+                    ts_offset: 0,
                     timer: None,
                     peer_mac,
                     peer_mss: 0,
@@ -1281,8 +1495,10 @@ impl Stack {
         let iss = self.isn.isn(now, &tuple);
         let rto = self.cfg.tcp.initial_rto;
         let Ok(timer) = self.wheel.schedule(now + rto, index | TOKEN_SYN_RECV) else {
+            // Cannot happen (the wheel has a node per entry), but stays defined and counted.
             self.flows.remove(&tuple);
             self.free_syn_recv.push(index);
+            self.counters.conn_table_full += 1;
             return;
         };
         let flags = SR_LIVE
@@ -1293,6 +1509,7 @@ impl Stack {
             iss,
             irs: seg.seq_number,
             ts_recent: seg.timestamp.map_or(0, |t| t.tsval),
+            ts_offset: self.isn.ts_offset(&tuple),
             timer: Some(timer),
             peer_mac,
             peer_mss,
@@ -1317,9 +1534,10 @@ impl Stack {
     fn send_synack(&mut self, now: Instant, index: u32) {
         let e = self.syn_recv[index as usize];
         let opts = Self::entry_options(&e);
-        let ts = opts
-            .timestamps
-            .then(|| (self.ts_now(now, &e.tuple), e.ts_recent));
+        let ts = opts.timestamps.then(|| {
+            let tsval = (now.total_millis() as u32).wrapping_add(e.ts_offset);
+            (tsval, e.ts_recent)
+        });
         let repr = self.synack_repr(&e.tuple, e.iss, e.irs, opts, ts, self.cfg.tcp.mss);
         self.counters.synacks_sent += 1;
         self.reply(&e.tuple, e.peer_mac, repr);
@@ -1383,6 +1601,7 @@ impl Stack {
         e.retries += 1;
         if e.retries > self.cfg.tcp.synack_retries {
             self.counters.timeouts += 1;
+            self.counters.syn_recv_timeouts += 1;
             self.remove_syn_recv(index);
             return;
         }
@@ -1441,6 +1660,13 @@ impl Stack {
                         self.remove_syn_recv(index);
                         self.reset(&e.tuple, peer_mac, seg);
                     }
+                    // Drop: the entry stays, its SYN-ACK is retried and the client's ACK
+                    // to it may find room.
+                    return;
+                }
+                if self.live_connections >= self.cfg.max_connections {
+                    // Like a full accept queue with Drop: keep the entry, retry later.
+                    self.counters.conn_table_full += 1;
                     return;
                 }
                 self.remove_syn_recv(index);
@@ -1455,7 +1681,7 @@ impl Stack {
                     e.peer_mss,
                     opts.wscale,
                     opts.sack_permitted,
-                    self.isn.ts_offset(&e.tuple),
+                    e.ts_offset,
                     now,
                 );
                 self.establish_passive(now, li, conn, seg, peer_mac);
@@ -1498,6 +1724,12 @@ impl Stack {
                     }
                     return;
                 }
+                if self.live_connections >= self.cfg.max_connections {
+                    // The client retransmits (its data, or its ACK on our next segment):
+                    // the cookie stays valid for the rest of its period.
+                    self.counters.conn_table_full += 1;
+                    return;
+                }
                 self.counters.syn_cookies_validated += 1;
                 let mut tcp = self.cfg.tcp;
                 tcp.timestamps &= res.opts.timestamps;
@@ -1531,7 +1763,7 @@ impl Stack {
         self.counters.passive_opens += 1;
         // Data or FIN riding on the final ACK.
         if (!seg.payload.is_empty() || seg.control == TcpControl::Fin)
-            && let Some(c) = self.slots[h.index as usize].conn.as_mut()
+            && let Some(c) = self.conns[h.index as usize].0.as_mut()
         {
             c.handle_segment(now, seg, &mut self.counters);
         }

@@ -61,6 +61,8 @@ pub struct Counters {
     // Reliability.
     pub retransmits: u64,
     pub retransmit_timeouts: u64,
-    /// Connections ended because a retry limit was reached.
+    /// Connections ended because a retry limit was reached (SYN-RECEIVED entries included).
     pub timeouts: u64,
+    /// SYN-RECEIVED entries dropped after `synack_retries` unanswered SYN-ACKs.
+    pub syn_recv_timeouts: u64,
 }
