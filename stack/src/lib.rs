@@ -8,12 +8,16 @@
 //! - [`link`]: the batched, zero-copy frame I/O trait with an in-memory implementation.
 //! - [`stack`]: the per-core stack: flow table, listeners, SYN queue and cookies, TIME-WAIT
 //!   table, timer wheel and counters over one link. Still sans-I/O.
+//! - `engine` (feature `afxdp`): the AF_XDP datapath: XDP steering, one pinned polling
+//!   thread per queue, and the per-core application API.
 //! - [`sim`]: a deterministic network simulator (virtual clock, seeded faults) for tests and
 //!   benches.
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
+#[cfg(feature = "afxdp")]
+pub mod engine;
 pub mod link;
 pub mod sim;
 pub mod stack;

@@ -1,0 +1,303 @@
+//! The application side of the engine: the [`App`] trait, its [`AppEvent`]s, and [`Io`], the
+//! per-core handle through which an application acts on its connections.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::neighbor::Resolver;
+use crate::stack::{ConnHandle, Stack, StackError};
+use crate::tcp::{FourTuple, State};
+use crate::time::Instant;
+
+/// A per-core, run-to-completion application.
+///
+/// The engine creates one instance per core with the factory given to
+/// [`Engine::start`](super::Engine::start), on that core's thread: an `App` need not be
+/// `Send`, and shares nothing with the other cores. Callbacks run on the polling thread
+/// between two polls; they must not block. Everything done through [`Io`] in a callback
+/// goes out before the thread polls again.
+///
+/// # Example: an echo server
+/// ```no_run
+/// use xtcp::engine::{App, AppEvent, Engine, EngineConfig, Io};
+///
+/// struct Echo;
+/// impl App for Echo {
+///     fn on_event(&mut self, io: &mut Io<'_>, ev: AppEvent) {
+///         match ev {
+///             AppEvent::Readable(c) | AppEvent::Writable(c) => {
+///                 // Echo what fits into the send buffer; the rest stays unread (and the
+///                 // receive window closes) until `Writable`.
+///                 let mut buf = [0u8; 4096];
+///                 let n = io.recv_slice(c).len().min(io.send_capacity(c)).min(buf.len());
+///                 buf[..n].copy_from_slice(&io.recv_slice(c)[..n]);
+///                 let sent = io.send(c, &buf[..n]).unwrap_or(0);
+///                 io.consume(c, sent);
+///             }
+///             AppEvent::PeerClosed(c) => {
+///                 let _ = io.close(c);
+///             }
+///             _ => {}
+///         }
+///     }
+/// }
+///
+/// let mut cfg = EngineConfig::new("xt-a", "10.77.0.1".parse().unwrap());
+/// cfg.ports = vec![7];
+/// let engine = Engine::start(cfg, |_core| Echo).expect("start the engine");
+/// engine.run_until_signal().expect("clean shutdown");
+/// ```
+pub trait App {
+    /// Called once on the core's thread before its first poll (listeners are already open).
+    fn on_start(&mut self, _io: &mut Io<'_>) {}
+
+    /// Called for each event of one of this core's connections, in the order they happened.
+    fn on_event(&mut self, io: &mut Io<'_>, ev: AppEvent);
+
+    /// Called once per loop iteration after the events (so at least every idle wait, ~1 ms,
+    /// when the engine backs off; continuously when busy-polling). Use it for timers and for
+    /// starting client connections.
+    fn on_tick(&mut self, _io: &mut Io<'_>) {}
+}
+
+/// What happened to a connection. Each carries the connection's handle.
+///
+/// Order for one connection: `Accepted` or `Connected` first; then any of `Readable`,
+/// `Writable`, `PeerClosed`; last exactly one of `Closed`, `Reset`, `TimedOut` (a reset or
+/// timed-out connection may still be followed by `Closed`, which can be ignored). After the
+/// last event the handle is invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppEvent {
+    /// A passive open completed: a new connection on one of the engine's listening ports.
+    Accepted(ConnHandle),
+    /// An active open ([`Io::connect`]) completed.
+    Connected(ConnHandle),
+    /// New bytes are in the receive buffer: read them with [`Io::recv_slice`] and
+    /// [`Io::consume`] (or [`Io::recv`]). Bytes left unread stay there; the event fires
+    /// again only when more arrive.
+    Readable(ConnHandle),
+    /// Send buffer space freed up after a [`Io::send`] that did not take everything.
+    Writable(ConnHandle),
+    /// The peer sent FIN: no more bytes will arrive. Sending may go on (half-close).
+    PeerClosed(ConnHandle),
+    /// The connection is finished (both directions closed cleanly, or aborted by us).
+    Closed(ConnHandle),
+    /// The peer reset the connection (or refused an active open).
+    Reset(ConnHandle),
+    /// A retransmission limit was reached, or the next hop of an active open did not resolve.
+    TimedOut(ConnHandle),
+}
+
+impl AppEvent {
+    /// The connection the event is about.
+    pub fn conn(self) -> ConnHandle {
+        match self {
+            AppEvent::Accepted(c)
+            | AppEvent::Connected(c)
+            | AppEvent::Readable(c)
+            | AppEvent::Writable(c)
+            | AppEvent::PeerClosed(c)
+            | AppEvent::Closed(c)
+            | AppEvent::Reset(c)
+            | AppEvent::TimedOut(c) => c,
+        }
+    }
+}
+
+/// Why [`Io::connect`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The stack refused (ports exhausted, table full, ...).
+    Stack(StackError),
+    /// The engine runs more than one queue: the peer's answer to our SYN would arrive on a
+    /// receive queue picked by the peer's hash, quite possibly another core's, which has no
+    /// state for the connection. Active opens need `queues = 1`.
+    MultiQueue,
+}
+
+impl core::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ConnectError::Stack(e) => write!(f, "{e}"),
+            ConnectError::MultiQueue => {
+                f.write_str("active opens need an engine with a single queue")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// One core's state as the engine loop and [`Io`] share it.
+pub(crate) struct CoreState {
+    pub stack: Stack,
+    pub resolver: Resolver,
+    pub now: Instant,
+    pub queue: u32,
+    pub queues: u32,
+    /// Connections the application holds, by slot index (closed or aborted at shutdown).
+    pub live: Vec<Option<ConnHandle>>,
+    pub stop_requested: bool,
+}
+
+impl CoreState {
+    pub fn track(&mut self, h: ConnHandle) {
+        let i = h.index();
+        if self.live.len() <= i {
+            self.live.resize(i + 1, None);
+        }
+        self.live[i] = Some(h);
+    }
+
+    pub fn untrack(&mut self, h: ConnHandle) {
+        if let Some(slot) = self.live.get_mut(h.index())
+            && *slot == Some(h)
+        {
+            *slot = None;
+        }
+    }
+}
+
+/// The application's handle on its core: connections, time, and the engine.
+///
+/// Operations take effect when the callback returns (the engine transmits then). Methods on
+/// a handle that is no longer valid return `Err(StackError::InvalidHandle)` or an empty/zero
+/// result, never panic.
+pub struct Io<'a> {
+    pub(crate) core: &'a mut CoreState,
+}
+
+impl Io<'_> {
+    /// The time of this loop iteration (the engine reads the clock once per iteration).
+    pub fn now(&self) -> Instant {
+        self.core.now
+    }
+
+    /// The receive queue (and so the core) this instance runs on, `0..queues`.
+    pub fn queue(&self) -> u32 {
+        self.core.queue
+    }
+
+    /// How many queues (cores) the engine runs.
+    pub fn queues(&self) -> u32 {
+        self.core.queues
+    }
+
+    /// Copies as much of `data` as fits into the send buffer; returns how much it took. A
+    /// short count arms [`AppEvent::Writable`].
+    pub fn send(&mut self, c: ConnHandle, data: &[u8]) -> Result<usize, StackError> {
+        self.core.stack.send(c, data)
+    }
+
+    /// Free space in the send buffer (0 once the connection can no longer send).
+    pub fn send_capacity(&self, c: ConnHandle) -> usize {
+        self.core
+            .stack
+            .connection(c)
+            .map_or(0, |conn| conn.send_capacity())
+    }
+
+    /// Bytes queued for sending and not yet acknowledged.
+    pub fn send_queue(&self, c: ConnHandle) -> usize {
+        self.core
+            .stack
+            .connection(c)
+            .map_or(0, |conn| conn.send_queue())
+    }
+
+    /// The received bytes at the front of the receive buffer, borrowed in place (empty for an
+    /// invalid handle). Follow with [`Io::consume`].
+    pub fn recv_slice(&self, c: ConnHandle) -> &[u8] {
+        self.core.stack.recv_slice(c).unwrap_or(&[])
+    }
+
+    /// Marks the first `n` bytes of [`Io::recv_slice`] as read (opening the window).
+    pub fn consume(&mut self, c: ConnHandle, n: usize) {
+        let _ = self.core.stack.consume(c, n);
+    }
+
+    /// Copies received bytes into `buf`; returns how many.
+    pub fn recv(&mut self, c: ConnHandle, buf: &mut [u8]) -> usize {
+        self.core.stack.recv(c, buf).unwrap_or(0)
+    }
+
+    /// Bytes waiting in the receive buffer.
+    pub fn recv_queue(&self, c: ConnHandle) -> usize {
+        self.core
+            .stack
+            .connection(c)
+            .map_or(0, |conn| conn.recv_queue())
+    }
+
+    /// Half-close: FIN after the queued data; receiving goes on.
+    pub fn shutdown(&mut self, c: ConnHandle) -> Result<(), StackError> {
+        self.core.stack.shutdown(c)
+    }
+
+    /// Closes both directions (FIN after the queued data). Unread received bytes turn this
+    /// into an abort, as in Linux: read or consume everything first.
+    pub fn close(&mut self, c: ConnHandle) -> Result<(), StackError> {
+        self.core.stack.close(c)
+    }
+
+    /// Aborts with RST.
+    pub fn abort(&mut self, c: ConnHandle) -> Result<(), StackError> {
+        self.core.stack.abort(c)
+    }
+
+    /// Opens a connection to `remote` from the engine's address and an ephemeral port. The
+    /// next hop is resolved through the kernel (see [`neighbor`](super::neighbor)); events
+    /// follow: [`AppEvent::Connected`], or [`AppEvent::Reset`] / [`AppEvent::TimedOut`].
+    pub fn connect(&mut self, remote: SocketAddrV4) -> Result<ConnHandle, ConnectError> {
+        if self.core.queues > 1 {
+            return Err(ConnectError::MultiQueue);
+        }
+        let now = self.core.now;
+        let h = self
+            .core
+            .stack
+            .connect(now, None, remote)
+            .map_err(ConnectError::Stack)?;
+        self.core.track(h);
+        self.core
+            .resolver
+            .ensure(&mut self.core.stack, now, *remote.ip(), h);
+        Ok(h)
+    }
+
+    /// The connection's TCP state; `None` once it is gone.
+    pub fn state(&self, c: ConnHandle) -> Option<State> {
+        self.core.stack.state(c)
+    }
+
+    /// The connection's addresses (local = ours).
+    pub fn tuple(&self, c: ConnHandle) -> Option<FourTuple> {
+        self.core.stack.connection(c).map(|conn| conn.tuple())
+    }
+
+    /// The remote end of the connection.
+    pub fn peer(&self, c: ConnHandle) -> Option<SocketAddrV4> {
+        self.tuple(c)
+            .map(|t| SocketAddrV4::new(t.remote_addr, t.remote_port))
+    }
+
+    /// Our address (the first configured).
+    pub fn local_ip(&self) -> Ipv4Addr {
+        self.core
+            .stack
+            .config()
+            .ips
+            .first()
+            .copied()
+            .unwrap_or(Ipv4Addr::UNSPECIFIED)
+    }
+
+    /// Asks the whole engine to shut down (as Ctrl-C would), e.g. when a client is done.
+    pub fn stop_engine(&mut self) {
+        self.core.stop_requested = true;
+    }
+
+    /// The core's stack, for inspection (counters, connection details).
+    pub fn stack(&self) -> &Stack {
+        &self.core.stack
+    }
+}

@@ -1,0 +1,617 @@
+//! The AF_XDP engine: one pinned polling thread per NIC queue, each running its own
+//! [`Stack`](crate::Stack) over its own [`XskLink`](crate::afxdp::XskLink), and a per-core,
+//! run-to-completion application API ([`App`], [`AppEvent`], [`Io`]).
+//!
+//! # Architecture (shared nothing)
+//! [`Engine::start`] attaches the XDP steering program to the interface (one per interface,
+//! touched only during setup and teardown), creates one AF_XDP socket per queue and
+//! registers it in the program's XSKMAP, steers the listening ports and the ephemeral port
+//! range of our address to the sockets, then starts one thread per queue. Each thread owns
+//! its socket and UMEM, its stack (flow table, listeners, timers, TIME-WAIT table), its
+//! neighbour cache and its application instance. Threads talk to the engine only over
+//! crossbeam channels, for control: start, stop, counter snapshots, and calls into the
+//! application ([`Engine::call`]); never per packet.
+//!
+//! Each loop iteration reads the monotonic clock once (all packets of the iteration share
+//! that `now`), polls the stack, delivers events, and transmits what the application queued;
+//! see the `worker` module for the exact order. Threads busy-poll by default; with
+//! [`EngineConfig::busy_poll`] off they wait on the socket after
+//! [`EngineConfig::idle_spins`] empty iterations.
+//!
+//! # Neighbours
+//! Replies to passive opens reuse the MAC of the incoming frame. Active opens resolve the next
+//! hop through the kernel's neighbour table (see [`neighbor`]); the stack's own ARP is off
+//! (the XDP program passes ARP to the kernel, which keeps answering for the address).
+//!
+//! # Active opens and queues
+//! [`Io::connect`] needs an engine with one queue: with several, the peer's answer to our SYN
+//! arrives on whichever receive queue the peer's transmit hash picks (veth: the sender's TX
+//! queue; a NIC: RSS), most likely not the core that sent the SYN, and that core has no state
+//! for it. Run servers with N queues and clients with one.
+//!
+//! # Shutdown
+//! [`Engine::run_until_signal`] returns on SIGINT/SIGTERM (or [`Io::stop_engine`]);
+//! [`Engine::shutdown`] then FINs (or RSTs, see [`ShutdownPolicy`]) the open connections,
+//! drains briefly, joins the threads, detaches the XDP program and frees the sockets. Dropping
+//! an [`Engine`] does the same.
+//!
+//! # Example
+//! ```no_run
+//! use xtcp::engine::{App, AppEvent, Engine, EngineConfig, Io};
+//!
+//! /// Answers every request chunk with "ok\n" and closes when the peer does.
+//! struct Ok;
+//! impl App for Ok {
+//!     fn on_event(&mut self, io: &mut Io<'_>, ev: AppEvent) {
+//!         match ev {
+//!             AppEvent::Readable(c) => {
+//!                 let n = io.recv_slice(c).len();
+//!                 io.consume(c, n);
+//!                 let _ = io.send(c, b"ok\n");
+//!             }
+//!             AppEvent::PeerClosed(c) => {
+//!                 let _ = io.close(c);
+//!             }
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//!
+//! let mut cfg = EngineConfig::new("xt-a", "10.77.0.1".parse().unwrap());
+//! cfg.ports = vec![8080];
+//! cfg.queues = 2;
+//! let engine = Engine::start(cfg, |_queue| Ok)?;
+//! let stats = engine.run_until_signal()?; // Ctrl-C: FIN open connections, detach XDP
+//! println!("{} connections accepted", stats.totals().passive_opens);
+//! # Ok::<(), xtcp::engine::EngineError>(())
+//! ```
+
+mod app;
+pub mod cli;
+pub mod neighbor;
+mod stats;
+pub mod sys;
+mod worker;
+
+pub use app::{App, AppEvent, ConnectError, Io};
+pub use stats::{CoreStats, EngineStats, SNAPSHOT_INTERVAL, counter_fields};
+pub use worker::CoreCall;
+pub use xtcp_xdp_ebpf::{XdpCounters, XdpError, XdpMode};
+
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant as StdInstant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use xtcp_xdp_ebpf::XdpSteering;
+
+use self::worker::{Command, Report, WorkerSetup};
+use crate::afxdp::{XskConfig, XskError, XskLink};
+use crate::link::Link;
+use crate::stack::StackConfig;
+use crate::time::Duration;
+use crate::wire::EthernetAddress;
+
+/// Ethernet + IPv4 + TCP headers without options: what the MSS leaves of a frame.
+const HEADERS: usize = 14 + 20 + 20;
+
+/// What happens to open connections at shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownPolicy {
+    /// Close them (FIN after queued data; RST where unread bytes remain) and keep polling up
+    /// to `drain` for the closes to complete; whatever is left then gets RST.
+    Fin {
+        /// How long to wait for closes to complete.
+        drain: Duration,
+    },
+    /// Reset them at once.
+    Rst,
+}
+
+impl Default for ShutdownPolicy {
+    /// `Fin` with a 500 ms drain.
+    fn default() -> Self {
+        ShutdownPolicy::Fin {
+            drain: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Configuration of an [`Engine`]. [`EngineConfig::new`] fills the documented defaults.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The interface to attach to (in the calling thread's network namespace).
+    pub iface: String,
+    /// Our IPv4 address: listeners bind to it and active opens use it. It is normally also
+    /// configured on the interface, so that the kernel answers ARP for it.
+    pub ip: Ipv4Addr,
+    /// Ports to listen on (on every core). Default none (a pure client).
+    pub ports: Vec<u16>,
+    /// Receive queues to serve, `0..queues`, one thread each. Default 1.
+    pub queues: u32,
+    /// XDP attach mode. Default [`XdpMode::Auto`] (native, falling back to SKB).
+    pub xdp_mode: XdpMode,
+    /// CPU for each queue's thread (`cores[i]` serves queue `i`). Default `None`: queue `i`
+    /// is pinned to the `i % n`-th of the `n` CPUs the process may run on.
+    pub cores: Option<Vec<usize>>,
+    /// Frames per receive batch and per ring operation. Default 64.
+    pub batch: usize,
+    /// UMEM frames per socket. Default 4096 (8 MiB of 2 KiB frames).
+    pub frame_count: u32,
+    /// Poll without ever sleeping. Default true (lowest latency; one CPU per queue at 100 %).
+    pub busy_poll: bool,
+    /// Without busy polling: empty iterations before waiting on the socket. Default 1000.
+    pub idle_spins: u32,
+    /// Without busy polling: the longest wait (the next timer cuts it short). Default 1 ms.
+    pub idle_wait: Duration,
+    /// Write the counters as JSON to this file once per `stats_interval` while
+    /// [`Engine::run_until_signal`] runs, and once at shutdown. Default `None`.
+    pub stats_file: Option<PathBuf>,
+    /// Default 1 s.
+    pub stats_interval: Duration,
+    /// Default [`ShutdownPolicy::Fin`] with 500 ms drain.
+    pub shutdown: ShutdownPolicy,
+    /// Template of every core's stack: TCP settings and limits. The engine sets `mac` (the
+    /// interface's), `ips` (`[ip]`), `secret` (fresh from getrandom for each core), `arp`
+    /// (false: the kernel answers ARP), `rx_batch` (`batch`) and caps `tcp.mss` to what the
+    /// interface MTU allows. Default [`StackConfig::default`].
+    pub stack: StackConfig,
+}
+
+impl EngineConfig {
+    /// The defaults listed on each field.
+    pub fn new(iface: impl Into<String>, ip: Ipv4Addr) -> Self {
+        EngineConfig {
+            iface: iface.into(),
+            ip,
+            ports: Vec::new(),
+            queues: 1,
+            xdp_mode: XdpMode::Auto,
+            cores: None,
+            batch: 64,
+            frame_count: 4096,
+            busy_poll: true,
+            idle_spins: 1000,
+            idle_wait: Duration::from_millis(1),
+            stats_file: None,
+            stats_interval: Duration::from_secs(1),
+            shutdown: ShutdownPolicy::default(),
+            stack: StackConfig::default(),
+        }
+    }
+}
+
+/// Why the engine could not start or stop cleanly.
+#[derive(Debug)]
+pub enum EngineError {
+    /// A field of [`EngineConfig`] is unusable.
+    Config(String),
+    /// The interface could not be queried (`SIOCGIFHWADDR`), or randomness was unavailable.
+    Io(io::Error),
+    /// Loading or attaching the XDP program, or updating its maps.
+    Xdp(XdpError),
+    /// Creating queue `queue`'s AF_XDP socket.
+    Xsk {
+        /// The queue.
+        queue: u32,
+        /// Why.
+        error: XskError,
+    },
+    /// A core failed during setup (e.g. a listener could not be opened).
+    Core {
+        /// The core's queue.
+        queue: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A core's thread panicked.
+    Panicked(u32),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Config(why) => write!(f, "engine config: {why}"),
+            EngineError::Io(e) => write!(f, "engine: {e}"),
+            EngineError::Xdp(e) => write!(f, "XDP: {e}"),
+            EngineError::Xsk { queue, error } => write!(f, "queue {queue}: {error}"),
+            EngineError::Core { queue, reason } => write!(f, "queue {queue}: {reason}"),
+            EngineError::Panicked(q) => write!(f, "the thread of queue {q} panicked"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EngineError::Io(e) => Some(e),
+            EngineError::Xdp(e) => Some(e),
+            EngineError::Xsk { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<XdpError> for EngineError {
+    fn from(e: XdpError) -> Self {
+        EngineError::Xdp(e)
+    }
+}
+
+/// What the engine ended up with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// The interface's MAC address.
+    pub mac: EthernetAddress,
+    /// The attach mode in effect: [`XdpMode::Native`] or [`XdpMode::Skb`].
+    pub xdp_mode: XdpMode,
+    /// Whether the sockets are bound zero-copy (false: copy mode, e.g. on veth).
+    pub zero_copy: bool,
+    /// The CPU of each queue's thread.
+    pub cores: Vec<Option<usize>>,
+    /// The ephemeral port range steered to the sockets (our active opens).
+    pub ephemeral_ports: (u16, u16),
+}
+
+struct Worker<A> {
+    queue: u32,
+    commands: Sender<Command<A>>,
+    thread: Option<JoinHandle<(XskLink, CoreStats)>>,
+}
+
+/// A running engine. See the module docs.
+pub struct Engine<A: App + 'static> {
+    cfg: EngineConfig,
+    info: EngineInfo,
+    steering: Option<XdpSteering>,
+    workers: Vec<Worker<A>>,
+    reports: Receiver<Report>,
+    latest: Vec<CoreStats>,
+    stop_requested: bool,
+    stopped: bool,
+}
+
+impl<A: App + 'static> fmt::Debug for Engine<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("iface", &self.cfg.iface)
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+fn resolve_cores(cfg: &EngineConfig) -> Result<Vec<Option<usize>>, EngineError> {
+    match &cfg.cores {
+        Some(list) => {
+            if list.len() < cfg.queues as usize {
+                return Err(EngineError::Config(format!(
+                    "{} queue(s) need {} core(s), got {}",
+                    cfg.queues,
+                    cfg.queues,
+                    list.len()
+                )));
+            }
+            Ok(list.iter().map(|&c| Some(c)).collect())
+        }
+        None => {
+            let ids = core_affinity::get_core_ids().unwrap_or_default();
+            Ok((0..cfg.queues as usize)
+                .map(|i| (!ids.is_empty()).then(|| ids[i % ids.len()].id))
+                .collect())
+        }
+    }
+}
+
+impl<A: App + 'static> Engine<A> {
+    /// Attaches XDP, opens one AF_XDP socket per queue, starts one thread per queue, and
+    /// returns once every core listens. `make_app(queue)` runs on each core's thread and
+    /// builds that core's application.
+    ///
+    /// Must run in the interface's network namespace (the threads inherit it). Needs
+    /// `CAP_NET_ADMIN`, `CAP_BPF`/`CAP_SYS_ADMIN` and `CAP_NET_RAW` (root).
+    pub fn start<F>(cfg: EngineConfig, make_app: F) -> Result<Engine<A>, EngineError>
+    where
+        F: Fn(u32) -> A + Send + Sync + 'static,
+    {
+        if cfg.queues == 0 || cfg.queues > xtcp_xdp_ebpf::MAX_QUEUES {
+            return Err(EngineError::Config(format!(
+                "queues must be 1..={}, got {}",
+                xtcp_xdp_ebpf::MAX_QUEUES,
+                cfg.queues
+            )));
+        }
+        if cfg.batch == 0 {
+            return Err(EngineError::Config("batch must be at least 1".into()));
+        }
+        let cores = resolve_cores(&cfg)?;
+        let mac = sys::interface_mac(&cfg.iface).map_err(EngineError::Io)?;
+
+        // Sockets first, registered, then the steering entries: no frame of ours is passed
+        // to the kernel for want of a socket once a listener is announced.
+        let mut steering = XdpSteering::attach(&cfg.iface, cfg.xdp_mode)?;
+        let mut links = Vec::with_capacity(cfg.queues as usize);
+        for queue in 0..cfg.queues {
+            let mut x = XskConfig::new(cfg.iface.clone());
+            x.queue_id = queue;
+            x.batch = cfg.batch;
+            x.frame_count = cfg.frame_count;
+            // Rings that can hold every frame: the fill ring never limits receiving, and the
+            // completion ring never stalls transmission.
+            x.fill_ring = cfg.frame_count.next_power_of_two();
+            x.comp_ring = x.fill_ring;
+            let link = XskLink::new(&x).map_err(|error| EngineError::Xsk { queue, error })?;
+            steering.register_xsk(queue, link.fd())?;
+            links.push(link);
+        }
+        for &port in &cfg.ports {
+            steering.add_listener(cfg.ip, port)?;
+        }
+        let eph = cfg.stack.ephemeral_ports.clone();
+        steering.set_port_range_slot(0, Some(cfg.ip), *eph.start(), *eph.end())?;
+
+        let info = EngineInfo {
+            mac,
+            xdp_mode: steering.mode(),
+            zero_copy: links.iter().all(|l| l.is_zero_copy()),
+            cores: cores.clone(),
+            ephemeral_ports: (*eph.start(), *eph.end()),
+        };
+
+        let make_app: Arc<dyn Fn(u32) -> A + Send + Sync> = Arc::new(make_app);
+        // Reports are rare (one snapshot per core per SNAPSHOT_INTERVAL), the bound only
+        // guards against an engine that stops reading.
+        let (report_tx, reports) = bounded(1024);
+        let epoch = StdInstant::now();
+        let mut engine = Engine {
+            cfg,
+            info,
+            steering: Some(steering),
+            workers: Vec::new(),
+            reports,
+            latest: Vec::new(),
+            stop_requested: false,
+            stopped: false,
+        };
+        let listen: Vec<SocketAddrV4> = engine
+            .cfg
+            .ports
+            .iter()
+            .map(|&p| SocketAddrV4::new(engine.cfg.ip, p))
+            .collect();
+        for (queue, link) in (0..engine.cfg.queues).zip(links) {
+            let mut stack = engine.cfg.stack.clone();
+            stack.mac = mac;
+            stack.ips = vec![engine.cfg.ip];
+            stack.arp = false;
+            stack.rx_batch = engine.cfg.batch;
+            sys::fill_random(&mut stack.secret).map_err(EngineError::Io)?;
+            let mss = link
+                .max_frame_len()
+                .saturating_sub(HEADERS)
+                .min(u16::MAX as usize);
+            stack.tcp.mss = stack.tcp.mss.min(mss as u16);
+            let setup = WorkerSetup {
+                queue,
+                queues: engine.cfg.queues,
+                cpu: cores[queue as usize],
+                iface: engine.cfg.iface.clone(),
+                stack,
+                listen: listen.clone(),
+                busy_poll: engine.cfg.busy_poll,
+                idle_spins: engine.cfg.idle_spins,
+                idle_wait: engine.cfg.idle_wait,
+                shutdown: engine.cfg.shutdown,
+                epoch,
+            };
+            let (cmd_tx, cmd_rx) = unbounded();
+            let reports = report_tx.clone();
+            let make_app = Arc::clone(&make_app);
+            let thread = std::thread::Builder::new()
+                .name(format!("xtcp-q{queue}"))
+                .spawn(move || worker::run(setup, link, &*make_app, cmd_rx, reports))
+                .map_err(EngineError::Io)?;
+            engine.workers.push(Worker {
+                queue,
+                commands: cmd_tx,
+                thread: Some(thread),
+            });
+        }
+        engine.latest = (0..engine.cfg.queues)
+            .map(|queue| CoreStats {
+                queue,
+                core: cores[queue as usize],
+                ..CoreStats::default()
+            })
+            .collect();
+
+        let mut ready = 0;
+        let deadline = StdInstant::now() + std::time::Duration::from_secs(10);
+        while ready < engine.cfg.queues {
+            let left = deadline.saturating_duration_since(StdInstant::now());
+            match engine.reports.recv_timeout(left) {
+                Ok(Report::Ready) => ready += 1,
+                Ok(Report::Failed(queue, reason)) => {
+                    return Err(EngineError::Core { queue, reason });
+                }
+                Ok(other) => engine.absorb(other),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    let queue = engine
+                        .workers
+                        .iter()
+                        .find(|w| w.thread.as_ref().is_some_and(|t| t.is_finished()))
+                        .map_or(0, |w| w.queue);
+                    return Err(EngineError::Core {
+                        queue,
+                        reason: "did not start".into(),
+                    });
+                }
+            }
+        }
+        Ok(engine)
+    }
+
+    /// What the engine attached and bound.
+    pub fn info(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    fn absorb(&mut self, r: Report) {
+        match r {
+            Report::Stats(s) => {
+                if let Some(slot) = self.latest.get_mut(s.queue as usize) {
+                    *slot = s;
+                }
+            }
+            Report::StopRequested => self.stop_requested = true,
+            Report::Ready | Report::Failed(..) => {}
+        }
+    }
+
+    fn drain_reports(&mut self) {
+        while let Ok(r) = self.reports.try_recv() {
+            self.absorb(r);
+        }
+    }
+
+    /// The latest counters of every core (at most [`SNAPSHOT_INTERVAL`] old) and of the XDP
+    /// program.
+    pub fn stats(&mut self) -> EngineStats {
+        self.drain_reports();
+        EngineStats {
+            cores: self.latest.clone(),
+            xdp: self.steering.as_ref().and_then(|s| s.counters().ok()),
+        }
+    }
+
+    /// Whether an application asked the engine to stop ([`Io::stop_engine`]).
+    pub fn stop_requested(&mut self) -> bool {
+        self.drain_reports();
+        self.stop_requested
+    }
+
+    /// Runs `f` on queue `queue`'s thread with its application and [`Io`], between two
+    /// polls (e.g. to start client connections from outside). Returns false if there is no
+    /// such queue or its thread has ended.
+    pub fn call(&self, queue: u32, f: impl FnOnce(&mut A, &mut Io<'_>) + Send + 'static) -> bool {
+        self.workers
+            .iter()
+            .find(|w| w.queue == queue)
+            .is_some_and(|w| w.commands.send(Command::Call(Box::new(f))).is_ok())
+    }
+
+    /// Blocks until SIGINT or SIGTERM arrives, an application calls [`Io::stop_engine`], or a
+    /// core's thread ends; writes the stats file meanwhile if configured; then shuts down
+    /// (see [`Engine::shutdown`]).
+    pub fn run_until_signal(mut self) -> Result<EngineStats, EngineError> {
+        let signalled = Arc::new(AtomicBool::new(false));
+        let mut ids = Vec::new();
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            ids.push(
+                signal_hook::flag::register(sig, Arc::clone(&signalled))
+                    .map_err(EngineError::Io)?,
+            );
+        }
+        let interval: std::time::Duration = self.cfg.stats_interval;
+        let mut next_write = StdInstant::now();
+        loop {
+            if signalled.load(Ordering::Relaxed) || self.stop_requested() {
+                break;
+            }
+            if self
+                .workers
+                .iter()
+                .any(|w| w.thread.as_ref().is_none_or(|t| t.is_finished()))
+            {
+                break;
+            }
+            if StdInstant::now() >= next_write {
+                next_write += interval;
+                self.write_stats();
+            }
+            // Control-plane cadence only: the cores poll on their own threads.
+            match self
+                .reports
+                .recv_timeout(std::time::Duration::from_millis(20))
+            {
+                Ok(r) => self.absorb(r),
+                Err(_) => {}
+            }
+        }
+        for id in ids {
+            signal_hook::low_level::unregister(id);
+        }
+        self.shutdown()
+    }
+
+    fn write_stats(&mut self) {
+        if let Some(path) = self.cfg.stats_file.clone() {
+            let stats = self.stats();
+            if let Err(e) = stats.write_file(&path) {
+                eprintln!("xtcp: writing {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// Stops every core (closing or resetting their connections, see [`ShutdownPolicy`]),
+    /// joins the threads, detaches the XDP program, then frees the sockets. Returns the final
+    /// counters (also written to the stats file if configured).
+    pub fn shutdown(mut self) -> Result<EngineStats, EngineError> {
+        self.stop_all()
+    }
+
+    fn stop_all(&mut self) -> Result<EngineStats, EngineError> {
+        if self.stopped {
+            return Ok(EngineStats::default());
+        }
+        self.stopped = true;
+        for w in &self.workers {
+            let _ = w.commands.send(Command::Stop);
+        }
+        let mut links = Vec::new();
+        let mut result = Ok(());
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                match t.join() {
+                    Ok((link, stats)) => {
+                        links.push(link);
+                        if let Some(slot) = self.latest.get_mut(w.queue as usize) {
+                            *slot = stats;
+                        }
+                    }
+                    Err(_) => result = Err(EngineError::Panicked(w.queue)),
+                }
+            }
+        }
+        // Leftover reports are older than the final snapshots taken at join.
+        while self.reports.try_recv().is_ok() {}
+        let stats = EngineStats {
+            cores: self.latest.clone(),
+            xdp: self.steering.as_ref().and_then(|s| s.counters().ok()),
+        };
+        if let Some(path) = &self.cfg.stats_file
+            && let Err(e) = stats.write_file(path)
+        {
+            eprintln!("xtcp: writing {}: {e}", path.display());
+        }
+        // Detach before the sockets go: frames stop being steered to sockets being freed.
+        drop(self.steering.take());
+        drop(links);
+        result.map(|()| stats)
+    }
+}
+
+impl<A: App + 'static> Drop for Engine<A> {
+    fn drop(&mut self) {
+        let _ = self.stop_all();
+    }
+}
