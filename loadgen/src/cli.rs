@@ -17,6 +17,8 @@ pub struct Cli {
     pub cmd: Cmd,
 }
 
+// Parsed once per process: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Generate load against a server and report rates, latencies and TIME-WAIT pressure.
@@ -58,6 +60,11 @@ pub struct RunArgs {
     /// Interface for the xtcp backend.
     #[arg(long, value_name = "IFACE")]
     pub iface: Option<String>,
+    /// Also send this many spoofed SYNs per second from random addresses of the --src-ip
+    /// prefix (xtcp backend): the report then gives the legitimate connections' success rate
+    /// under attack.
+    #[arg(long, value_name = "SYN_PER_S")]
+    pub syn_flood_rate: Option<f64>,
     /// Source address or prefix; every address is bound round-robin (kernel backend: each must
     /// be configured locally).
     #[arg(long, value_name = "IP[/PREFIX]")]
@@ -168,6 +175,26 @@ impl RunArgs {
         }
         if self.workload == Workload::SynFlood && self.src_ip.is_none() {
             return Err("workload syn-flood needs --src-ip PREFIX (the spoofed sources)".into());
+        }
+        if self.workload == Workload::SynFlood && self.rate.is_none() {
+            return Err(
+                "workload syn-flood needs --rate SYN_PER_S (the flood is open loop)".into(),
+            );
+        }
+        if let Some(r) = self.syn_flood_rate {
+            if !(r > 0.0 && r <= 1e8) {
+                return Err(format!("--syn-flood-rate must be > 0 (got {r})"));
+            }
+            if self.workload == Workload::SynFlood {
+                return Err(
+                    "--syn-flood-rate goes with a legitimate workload; workload syn-flood takes \
+                     its rate from --rate"
+                        .into(),
+                );
+            }
+            if self.src_ip.is_none() {
+                return Err("--syn-flood-rate needs --src-ip PREFIX (the spoofed sources)".into());
+            }
         }
         Ok(())
     }

@@ -61,6 +61,10 @@ pub enum Counter {
     SynRetrans,
     /// Data retransmissions, likewise.
     DataRetrans,
+    /// Spoofed SYNs sent (SYN flood).
+    FloodSent,
+    /// SYN-ACKs the server sent back to spoofed sources.
+    FloodAnswered,
     /// Gauge, not a counter: current client TIME-WAIT entries of this worker (xtcp backend).
     TimeWait,
     /// Gauge: connections currently open by this worker.

@@ -23,6 +23,7 @@ pub struct Report {
     pub latency_us: Latencies,
     pub time_wait: TimeWait,
     pub retransmits: Retransmits,
+    pub syn_flood: Option<SynFlood>,
     pub timeline: Vec<TimelineEntry>,
     pub loadgen_cpu: f64,
     pub loadgen_cpu_detail: CpuDetail,
@@ -92,6 +93,14 @@ pub struct Retransmits {
     pub syn: Option<u64>,
     pub data: Option<u64>,
     pub scope: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SynFlood {
+    pub rate: f64,
+    pub sent: u64,
+    pub answered: u64,
+    pub legit_success_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,6 +219,17 @@ impl Report {
             opt(self.retransmits.data),
             self.retransmits.scope
         );
+        if let Some(f) = &self.syn_flood {
+            let _ = writeln!(
+                s,
+                "  SYN flood       {} /s offered: sent {}  SYN-ACKs back {}  legitimate success {}",
+                f.rate,
+                f.sent,
+                f.answered,
+                f.legit_success_ratio
+                    .map_or("-".to_string(), |r| format!("{:.1} %", r * 100.0))
+            );
+        }
         let _ = writeln!(
             s,
             "  loadgen CPU     {:.2} of one core ({:.0} % per worker core; user {:.2} s, sys {:.2} s)",

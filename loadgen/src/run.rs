@@ -67,6 +67,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
         source_ips,
         source_prefix,
         iface: args.iface.clone(),
+        syn_flood_rate: args.syn_flood_rate,
         request: Arc::from(args.request()),
         response_bytes: args.response_bytes(),
         timeout: Duration::from_millis(args.timeout_ms),
@@ -254,6 +255,10 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
             "netns",
         )
     };
+    let flood_rate = match (spec.workload, spec.load) {
+        (Workload::SynFlood, Load::Open { rate }) => Some(rate),
+        _ => spec.syn_flood_rate,
+    };
     let (concurrency, rate) = match spec.load {
         Load::Closed { concurrency } => (Some(concurrency), None),
         Load::Open { rate } => (None, Some(rate)),
@@ -311,7 +316,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
             client_source: if from_gauges { "backend" } else { "sockstat" },
             server_source,
             client_bytes_per_entry: if from_gauges {
-                None
+                backend.time_wait_bytes_per_entry()
             } else {
                 probe::kernel_tw_bytes()
             },
@@ -322,6 +327,16 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
             data: retransmits.1,
             scope,
         },
+        syn_flood: flood_rate.map(|rate| {
+            let attempted = totals.get(Counter::Attempted);
+            SynFlood {
+                rate,
+                sent: totals.get(Counter::FloodSent),
+                answered: totals.get(Counter::FloodAnswered),
+                legit_success_ratio: (attempted > 0)
+                    .then(|| round3(totals.get(Counter::Completed) as f64 / attempted as f64)),
+            }
+        }),
         timeline,
         loadgen_cpu: round3(cpu_used),
         loadgen_cpu_detail: CpuDetail {

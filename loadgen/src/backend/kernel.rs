@@ -40,6 +40,13 @@ impl Backend for KernelBackend {
                     .into(),
             );
         }
+        if spec.syn_flood_rate.is_some() {
+            return Err(
+                "--syn-flood-rate needs --backend xtcp: kernel sockets cannot send SYNs \
+                        from spoofed sources"
+                    .into(),
+            );
+        }
         sys::raise_nofile_limit();
         Ok((0..spec.workers())
             .map(|_| Box::new(KernelWorker) as Box<dyn Worker>)

@@ -31,7 +31,7 @@ pub enum Workload {
     ServerClose,
     /// Persistent connections, request/response transactions.
     Rr,
-    /// Paced SYNs from spoofed sources (xtcp backend only).
+    /// Paced SYNs from spoofed sources at `--rate`, no client connections (xtcp backend only).
     SynFlood,
 }
 
@@ -107,6 +107,8 @@ pub struct LoadSpec {
     pub source_prefix: Option<(Ipv4Addr, u8)>,
     /// `--iface` (xtcp backend).
     pub iface: Option<String>,
+    /// `--syn-flood-rate`: spoofed SYNs per second next to the workload (xtcp backend).
+    pub syn_flood_rate: Option<f64>,
     /// Bytes sent as the request (crr, server-close, rr).
     pub request: Arc<[u8]>,
     /// Bytes that make a complete response (crr, rr); server-close reads until EOF.
@@ -191,6 +193,12 @@ pub trait Backend {
     fn time_wait_from_gauges(&self) -> bool {
         false
     }
+
+    /// Memory per client TIME-WAIT entry, where the backend knows it (`None`: the kernel
+    /// backend's figure comes from the slab allocator instead).
+    fn time_wait_bytes_per_entry(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One load-generating thread's work.
@@ -221,6 +229,7 @@ mod tests {
             source_ips: vec![],
             source_prefix: None,
             iface: None,
+            syn_flood_rate: None,
             request: Arc::from(&b"x"[..]),
             response_bytes: 1,
             timeout: Duration::from_secs(1),
