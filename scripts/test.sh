@@ -11,4 +11,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 
 echo "== unit, simulator and property tests (release: the heavy matrices need it)"
-cargo test --workspace --release
+cargo test --workspace --release --no-fail-fast
