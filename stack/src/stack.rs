@@ -34,11 +34,12 @@
 //! (32 bytes: generation, timer, timer deadline, peer MAC, flags; two per cache line, in an
 //! array of their own) and the control block ([`Connection`], in a separate array, each
 //! cache-line aligned so it spans the fewest lines). Cold per-slot data (the orphan list
-//! links) lives in a third array, and payload bytes live out of line in the connection's ring
-//! buffers, which a connection without data never allocates. Finished connections give their
-//! allocated buffers back to a free pool that the next connections take them from: after
-//! warm-up, opening and closing connections allocates nothing. `size_of` of each piece is
-//! printed by the `scale_limits` test.
+//! links) lives in a third array, and payload bytes live out of line in the connection's
+//! buffers, whose storage a connection without data never allocates and a finished
+//! connection returns to a per-thread pool for the next ones (`tcp::buffer`). The slab,
+//! the flow table, the SYN-RECEIVED entries, the TIME-WAIT table and the timer wheel are
+//! sized at construction: after warm-up, opening and closing connections allocates nothing.
+//! `size_of` of each piece is printed by the `scale_limits` test.
 //!
 //! # Limits
 //! Resource limits have defined behaviour and a counter:
@@ -60,7 +61,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddrV4;
 
 use crate::link::Link;
-use crate::tcp::buffer::RingBuffer;
 use crate::tcp::flow_table::FlowTable;
 use crate::tcp::ports::{EphemeralPorts, PortState, PortsExhausted};
 use crate::tcp::syncookie::{self, CookieOptions, SynCookies};
@@ -378,9 +378,6 @@ pub struct Stack {
     /// Oldest and newest orphan slot (`NIL` when none).
     orphan_head: u32,
     orphan_tail: u32,
-    /// Allocated, cleared send and receive buffers of finished connections.
-    tx_pool: Vec<RingBuffer>,
-    rx_pool: Vec<RingBuffer>,
     neighbors: HashMap<Ipv4Addr, EthernetAddress>,
     arp_requested: HashMap<Ipv4Addr, Instant>,
     waiting_arp: Vec<u32>,
@@ -427,8 +424,6 @@ impl Stack {
             events: VecDeque::with_capacity(1024),
             orphan_head: NIL,
             orphan_tail: NIL,
-            tx_pool: Vec::with_capacity(slots),
-            rx_pool: Vec::with_capacity(slots),
             neighbors: HashMap::new(),
             arp_requested: HashMap::new(),
             waiting_arp: Vec::new(),
@@ -500,11 +495,6 @@ impl Stack {
         self.listeners
             .get(l.0 as usize)
             .map_or(0, |l| l.syn_queue_len)
-    }
-
-    /// Allocated send and receive buffers waiting in the free pool for new connections.
-    pub fn pooled_buffers(&self) -> (usize, usize) {
-        (self.tx_pool.len(), self.rx_pool.len())
     }
 
     /// Teaches the stack a neighbour's MAC (e.g. from the kernel's neighbour table).
@@ -804,7 +794,7 @@ impl Stack {
 
     fn insert_connection(
         &mut self,
-        mut conn: Connection,
+        conn: Connection,
         peer_mac: Option<EthernetAddress>,
         accepted: bool,
     ) -> Result<ConnHandle, StackError> {
@@ -830,7 +820,6 @@ impl Stack {
             self.counters.conn_table_full += 1;
             return Err(StackError::TableFull);
         }
-        self.recycle_buffers_into(&mut conn);
         let meta = &mut self.meta[index as usize];
         let generation = meta.generation.wrapping_add(1);
         *meta = SlotMeta {
@@ -850,40 +839,6 @@ impl Stack {
         Ok(h)
     }
 
-    /// Gives a new connection pooled buffers, if any. Its own are not allocated yet (see
-    /// `RingBuffer`), so swapping them out frees nothing.
-    fn recycle_buffers_into(&mut self, conn: &mut Connection) {
-        if self.tx_pool.is_empty() && self.rx_pool.is_empty() {
-            return;
-        }
-        let tcp = &self.cfg.tcp;
-        let mut tx = self
-            .tx_pool
-            .pop()
-            .unwrap_or_else(|| RingBuffer::new(tcp.send_buffer));
-        let mut rx = self
-            .rx_pool
-            .pop()
-            .unwrap_or_else(|| RingBuffer::new(tcp.recv_buffer));
-        conn.swap_buffers(&mut tx, &mut rx);
-    }
-
-    /// Takes a finished connection's allocated buffers into the pools, cleared. The pools
-    /// hold at most one buffer of each kind per slot ever used: bounded by `max_connections`.
-    fn recycle_buffers_from(&mut self, conn: &mut Connection) {
-        let mut tx = RingBuffer::new(0);
-        let mut rx = RingBuffer::new(0);
-        conn.swap_buffers(&mut tx, &mut rx);
-        if tx.is_allocated() && tx.capacity() == self.cfg.tcp.send_buffer {
-            tx.clear();
-            self.tx_pool.push(tx);
-        }
-        if rx.is_allocated() && rx.capacity() == self.cfg.tcp.recv_buffer {
-            rx.clear();
-            self.rx_pool.push(rx);
-        }
-    }
-
     #[inline]
     fn mark_dirty(&mut self, index: u32) {
         let meta = &mut self.meta[index as usize];
@@ -894,7 +849,7 @@ impl Stack {
     }
 
     fn free_slot(&mut self, index: u32) {
-        let Some(mut conn) = self.conns[index as usize].0.take() else {
+        let Some(conn) = self.conns[index as usize].0.take() else {
             return;
         };
         self.orphan_unlink(index);
@@ -910,7 +865,6 @@ impl Stack {
         // Keep the generation and the dirty bit (the slot may still be on the dirty list).
         meta.flags &= SM_DIRTY;
         self.flows.remove(&conn.tuple());
-        self.recycle_buffers_from(&mut conn);
         self.free_slots.push(index);
         self.live_connections -= 1;
     }

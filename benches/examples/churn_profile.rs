@@ -1,0 +1,31 @@
+//! Runs server-side lifecycles for profiling (`perf record`, `valgrind --tool=callgrind`):
+//! `churn_profile [time-wait entries] [lifecycles]`. Prints the server-side ns per lifecycle.
+
+use xtcp_benches::{RigConfig, ServerRig};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let tw: usize = args
+        .next()
+        .map_or(0, |a| a.parse().expect("time-wait entries"));
+    let n: u64 = args
+        .next()
+        .map_or(2_000_000, |a| a.parse().expect("lifecycles"));
+    let mut rig = ServerRig::new(RigConfig {
+        time_wait_capacity: tw.max(1 << 16),
+        ..RigConfig::default()
+    });
+    rig.preload_time_wait(tw);
+    let mut spent = std::time::Duration::ZERO;
+    let mut done = 0;
+    while done < n {
+        spent += rig.churn(64);
+        done += 64;
+    }
+    println!(
+        "{} lifecycles, {:.0} ns each (server side), {} TIME-WAIT entries",
+        done,
+        spent.as_nanos() as f64 / done as f64,
+        rig.server.counters().time_wait
+    );
+}
