@@ -573,9 +573,23 @@ fn bad_arguments_give_clear_errors() {
         ]),
         "--concurrency must be > 0",
     );
+    expect_error(&with(&["--duration", "1"]), "--backend xtcp needs --iface");
     expect_error(
-        &with(&["--duration", "1"]),
-        "xtcp backend not available in this build yet",
+        &with(&[
+            "--duration",
+            "1",
+            "--backend",
+            "kernel",
+            "--syn-flood-rate",
+            "100",
+            "--src-ip",
+            "127.0.0.1",
+        ]),
+        "--syn-flood-rate needs --backend xtcp",
+    );
+    expect_error(
+        &with(&["--duration", "1", "--syn-flood-rate", "100"]),
+        "--syn-flood-rate needs --src-ip",
     );
     expect_error(
         &with(&[
@@ -613,6 +627,8 @@ fn bad_arguments_give_clear_errors() {
             "syn-flood",
             "--duration",
             "1",
+            "--rate",
+            "10",
             "--backend",
             "kernel",
             "--src-ip",

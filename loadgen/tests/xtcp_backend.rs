@@ -1,0 +1,472 @@
+//! Accuracy checks of the xtcp backend (AF_XDP) on a private veth pair: the load generator in
+//! namespace A, the Linux reference server (or nothing) in namespace B.
+//!
+//! Privileged: needs root (namespaces, XDP, AF_XDP); skips with a message otherwise. Each test
+//! creates its own pair with `scripts/veth.sh` under a name of its own and removes it on every
+//! exit path (drop guard); every run is bounded in time by a watchdog that kills the child by
+//! PID. The load-generating tests hold one lock so they do not disturb each other's timing.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_xtcp-loadgen");
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn is_root() -> bool {
+    // Safety: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn skip(test: &str) -> bool {
+    if !is_root() {
+        println!("SKIP {test}: needs root (network namespaces, XDP, AF_XDP)");
+        return true;
+    }
+    false
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtcp-loadgen-xtcp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn veth_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/veth.sh")
+}
+
+/// A veth pair between two namespaces (scripts/veth.sh), torn down on drop.
+struct Veth {
+    name: String,
+    env: std::collections::HashMap<String, String>,
+}
+
+impl Veth {
+    fn up(tag: &str) -> Veth {
+        let name = format!("lg{tag}{}", std::process::id() % 10_000);
+        let out = Command::new(veth_script())
+            .args(["up", "--name", &name])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/veth.sh");
+        assert!(out.status.success(), "veth.sh up --name {name} failed");
+        let env = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Veth { name, env }
+    }
+
+    fn get(&self, k: &str) -> &str {
+        self.env
+            .get(k)
+            .unwrap_or_else(|| panic!("veth.sh printed no {k}"))
+    }
+
+    fn exec_b(&self, cmd: &[&str]) {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", self.get("XT_NS_B")])
+            .args(cmd)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{cmd:?} failed in {}", self.get("XT_NS_B"));
+    }
+
+    /// The source prefix 10.78.X.0/24: an on-link route and permanent neighbour entries on the
+    /// server side, so the server can answer addresses the client's kernel does not own.
+    fn source_prefix(&self) -> String {
+        let octet = self.get("XT_IP_A").split('.').nth(2).unwrap().to_string();
+        let net = format!("10.78.{octet}");
+        let (ns, ifb, mac) = (
+            self.get("XT_NS_B"),
+            self.get("XT_IF_B"),
+            self.get("XT_MAC_A"),
+        );
+        let ok = Command::new("ip")
+            .args([
+                "-n",
+                ns,
+                "route",
+                "replace",
+                &format!("{net}.0/24"),
+                "dev",
+                ifb,
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "route for {net}.0/24");
+        for i in 1..=254 {
+            let ok = Command::new("ip")
+                .args(["-n", ns, "neigh", "replace", &format!("{net}.{i}")])
+                .args(["lladdr", mac, "dev", ifb, "nud", "permanent"])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "neighbour {net}.{i}");
+        }
+        format!("{net}.0/24")
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new(veth_script())
+            .args(["down", "--name", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A kernel-server in namespace B, killed by PID on drop.
+struct Server {
+    child: Child,
+    stats: PathBuf,
+}
+
+impl Server {
+    fn start(v: &Veth, mode: &str, tag: &str) -> Server {
+        let stats = tmp(&format!("server-{tag}.json"));
+        let _ = std::fs::remove_file(&stats);
+        // `ip netns exec` execs the server, so the child's PID is the server's.
+        let child = Command::new("ip")
+            .args(["netns", "exec", v.get("XT_NS_B"), BIN, "kernel-server"])
+            .args(["--ip", v.get("XT_IP_B"), "--port", "8080", "--mode", mode])
+            .args(["--cores", "1", "--stats"])
+            .arg(&stats)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start kernel-server");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !stats.exists() {
+            assert!(Instant::now() < deadline, "kernel-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, stats }
+    }
+
+    /// The stats file once `closed` has stopped moving (it is rewritten every second).
+    fn settled_stats(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(6);
+        let mut last: Option<Value> = None;
+        loop {
+            std::thread::sleep(Duration::from_millis(1100));
+            let v: Value =
+                serde_json::from_str(&std::fs::read_to_string(&self.stats).unwrap()).unwrap();
+            if let Some(prev) = &last
+                && prev["closed"] == v["closed"]
+                && v["accepted"] == v["closed"]
+            {
+                return v;
+            }
+            if Instant::now() > deadline {
+                return v;
+            }
+            last = Some(v);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Outcome {
+    ok: bool,
+    stderr: String,
+    wall: Duration,
+    json: Option<Value>,
+}
+
+/// Runs the load generator (xtcp backend) in namespace A with a watchdog of `limit`.
+fn loadgen(v: &Veth, tag: &str, args: &[&str], limit: Duration) -> Outcome {
+    let json = tmp(&format!("run-{tag}.json"));
+    let _ = std::fs::remove_file(&json);
+    let started = Instant::now();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", v.get("XT_NS_A"), BIN, "run"])
+        .args([
+            "--backend",
+            "xtcp",
+            "--iface",
+            v.get("XT_IF_A"),
+            "--cores",
+            "0",
+        ])
+        .args(["--quiet", "--json"])
+        .arg(&json)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start xtcp-loadgen");
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("xtcp-loadgen {args:?} still running after {limit:?}: hang");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let wall = started.elapsed();
+    let out = child.wait_with_output().unwrap();
+    Outcome {
+        ok: out.status.success(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        wall,
+        json: std::fs::read_to_string(&json)
+            .ok()
+            .map(|t| serde_json::from_str(&t).expect("valid JSON")),
+    }
+}
+
+fn u(v: &Value, path: &str) -> u64 {
+    let mut x = v;
+    for k in path.split('.') {
+        x = &x[k];
+    }
+    x.as_u64()
+        .unwrap_or_else(|| panic!("{path} is not an integer: {x}"))
+}
+
+fn f(v: &Value, path: &str) -> f64 {
+    let mut x = v;
+    for k in path.split('.') {
+        x = &x[k];
+    }
+    x.as_f64()
+        .unwrap_or_else(|| panic!("{path} is not a number: {x}"))
+}
+
+fn within(a: u64, b: u64, frac: f64) -> bool {
+    (a as f64 - b as f64).abs() <= frac * (b.max(1) as f64)
+}
+
+fn counts_match(workload: &str, mode: &str, tag: &str) {
+    let _g = serial();
+    let v = Veth::up(tag);
+    let src = v.source_prefix();
+    let srv = Server::start(&v, mode, tag);
+    let stats = srv.stats.to_str().unwrap().to_string();
+    let target = format!("{}:8080", v.get("XT_IP_B"));
+    let out = loadgen(
+        &v,
+        tag,
+        &[
+            "--target",
+            &target,
+            "--workload",
+            workload,
+            "--duration",
+            "2",
+            "--concurrency",
+            "16",
+            "--src-ip",
+            &src,
+            "--server-stats",
+            &stats,
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(out.ok, "run failed: {}", out.stderr);
+    let j = out.json.unwrap();
+    let s = srv.settled_stats();
+    let (attempted, completed, failed) = (
+        u(&j, "connections.attempted"),
+        u(&j, "connections.completed"),
+        u(&j, "connections.failed"),
+    );
+    assert_eq!(attempted, completed + failed, "{j}");
+    assert_eq!(failed, 0, "veth run had failures: {}", j["failed_by_cause"]);
+    assert!(
+        completed > 1000,
+        "too few connections to judge: {completed}"
+    );
+    let (accepted, closed) = (u(&s, "accepted"), u(&s, "closed"));
+    assert!(
+        within(completed, accepted, 0.001) && within(completed, closed, 0.001),
+        "{workload}: loadgen completed {completed}, server accepted {accepted} closed {closed}"
+    );
+    assert_eq!(j["backend"], "xtcp");
+    assert_eq!(j["time_wait"]["client_source"], "backend");
+    assert_eq!(u(&j, "load.source_ips"), 254);
+    if workload == "connect" {
+        // The client closes first: its TIME-WAIT table holds (about) every connection.
+        let tw = u(&j, "time_wait.client_max");
+        assert!(
+            within(tw, completed, 0.05),
+            "client TIME-WAIT {tw} vs {completed} completed"
+        );
+        assert!(u(&j, "time_wait.client_bytes_per_entry") > 0);
+    }
+}
+
+#[test]
+fn connect_count_matches_server_counters() {
+    if skip("connect_count_matches_server_counters") {
+        return;
+    }
+    counts_match("connect", "echo", "c");
+}
+
+#[test]
+fn server_close_count_matches_server_counters() {
+    if skip("server_close_count_matches_server_counters") {
+        return;
+    }
+    counts_match("server-close", "respond-close", "s");
+}
+
+#[test]
+fn open_loop_holds_requested_rate() {
+    if skip("open_loop_holds_requested_rate") {
+        return;
+    }
+    let _g = serial();
+    let v = Veth::up("o");
+    let _srv = Server::start(&v, "echo", "o");
+    let target = format!("{}:8080", v.get("XT_IP_B"));
+    let out = loadgen(
+        &v,
+        "o",
+        &[
+            "--target",
+            &target,
+            "--workload",
+            "crr",
+            "--duration",
+            "3",
+            "--rate",
+            "2000",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(out.ok, "run failed: {}", out.stderr);
+    let j = out.json.unwrap();
+    assert_eq!(u(&j, "connections.failed"), 0, "{}", j["failed_by_cause"]);
+    let rate = f(&j, "rates.handshakes_per_s");
+    assert!(
+        (rate - 2000.0).abs() <= 0.02 * 2000.0,
+        "open loop at 2000/s measured {rate}/s"
+    );
+    let attempted = u(&j, "connections.attempted");
+    assert!(
+        within(attempted, 6000, 0.02),
+        "attempted {attempted} in 3 s at 2000/s"
+    );
+    assert_eq!(j["load"]["mode"], "open");
+}
+
+#[test]
+fn server_dropping_every_syn_fails_by_timeout_without_hanging() {
+    if skip("server_dropping_every_syn_fails_by_timeout_without_hanging") {
+        return;
+    }
+    let _g = serial();
+    let v = Veth::up("d");
+    // An address on the link that nobody owns: namespace B's kernel receives the SYNs (the
+    // client was told B's MAC for it) and drops them, as it does not forward.
+    let ip_a = v.get("XT_IP_A");
+    let dead = format!("{}.3", ip_a.rsplit_once('.').unwrap().0);
+    let ok = Command::new("ip")
+        .args(["-n", v.get("XT_NS_A"), "neigh", "replace", &dead])
+        .args(["lladdr", v.get("XT_MAC_B"), "dev", v.get("XT_IF_A")])
+        .args(["nud", "permanent"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "neighbour entry for {dead}");
+    v.exec_b(&["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+    let target = format!("{dead}:8080");
+    let out = loadgen(
+        &v,
+        "d",
+        &[
+            "--target",
+            &target,
+            "--workload",
+            "connect",
+            "--duration",
+            "1",
+            "--rate",
+            "200",
+            "--timeout-ms",
+            "500",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(out.ok, "run failed: {}", out.stderr);
+    let j = out.json.unwrap();
+    let attempted = u(&j, "connections.attempted");
+    assert!(attempted >= 150, "attempted {attempted}");
+    assert_eq!(u(&j, "connections.completed"), 0);
+    assert_eq!(u(&j, "connections.failed"), attempted);
+    assert_eq!(u(&j, "failed_by_cause.timeout"), attempted, "{j}");
+    // Timeout 0.5 s after the last start, plus setup: far from a hang.
+    assert!(out.wall < Duration::from_secs(5), "took {:?}", out.wall);
+}
+
+#[test]
+fn syn_flood_is_paced_and_legitimate_connections_are_counted() {
+    if skip("syn_flood_is_paced_and_legitimate_connections_are_counted") {
+        return;
+    }
+    let _g = serial();
+    let v = Veth::up("f");
+    let src = v.source_prefix();
+    let _srv = Server::start(&v, "echo", "f");
+    let target = format!("{}:8080", v.get("XT_IP_B"));
+    let out = loadgen(
+        &v,
+        "f",
+        &[
+            "--target",
+            &target,
+            "--workload",
+            "connect",
+            "--duration",
+            "2",
+            "--rate",
+            "500",
+            "--syn-flood-rate",
+            "5000",
+            "--src-ip",
+            &src,
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(out.ok, "run failed: {}", out.stderr);
+    let j = out.json.unwrap();
+    let sent = u(&j, "syn_flood.sent");
+    assert!(
+        within(sent, 10_000, 0.02),
+        "flood sent {sent} in 2 s at 5000/s"
+    );
+    // Linux answers each spoofed SYN (SYN-ACK, or a cookie SYN-ACK), retransmissions included.
+    assert!(u(&j, "syn_flood.answered") >= sent * 9 / 10, "{j}");
+    let attempted = u(&j, "connections.attempted");
+    assert!(within(attempted, 1000, 0.02), "attempted {attempted}");
+    let ratio = f(&j, "syn_flood.legit_success_ratio");
+    let completed = u(&j, "connections.completed");
+    assert!((ratio - completed as f64 / attempted as f64).abs() < 0.001);
+    assert!(
+        ratio > 0.9,
+        "legitimate success {ratio} under a light flood"
+    );
+}
