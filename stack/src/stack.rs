@@ -18,7 +18,9 @@
 //! A driver may split a poll in two: [`Stack::receive`] (steps 1 and 2), then the
 //! application, then [`Stack::flush`] (step 3). What the application does in between rides on
 //! the same segments: a response on the ACK of the request, a FIN on the ACK of the peer's FIN
-//! (one FIN+ACK instead of an ACK and a FIN).
+//! (one FIN+ACK instead of an ACK and a FIN). Events of the received segments are in
+//! [`Stack::poll_event`] when `receive` returns; a few (e.g. `Closed` once a RST went out)
+//! only appear after `flush`, for the next round.
 //!
 //! # Structures
 //! - connections live in a slab indexed by the flow table (4-tuple → slot), split hot/cold
@@ -964,7 +966,29 @@ impl Stack {
         let budget = self.cfg.rx_batch;
         let received = link.receive(budget, |frame| self.process_frame(now, frame));
         self.run_timers(now);
+        self.collect_events();
         received
+    }
+
+    /// Moves the events of touched, accepted connections to the application's queue, so
+    /// that they are visible between `receive` and `flush` (the rest of the bookkeeping
+    /// waits for `settle`, after transmission).
+    fn collect_events(&mut self) {
+        for &index in &self.dirty {
+            let meta = &self.meta[index as usize];
+            if !meta.has(SM_ACCEPTED) {
+                continue;
+            }
+            let handle = ConnHandle {
+                index,
+                generation: meta.generation,
+            };
+            if let Some(c) = self.conns[index as usize].0.as_mut() {
+                while let Some(e) = c.poll_event() {
+                    self.events.push_back((handle, e));
+                }
+            }
+        }
     }
 
     /// Transmits what application calls queued, without receiving.
