@@ -72,7 +72,7 @@ pub struct RunArgs {
     /// Cores for the load-generating threads, one thread per core (e.g. `1` or `0,2-3`).
     #[arg(long, value_name = "LIST")]
     pub cores: Option<String>,
-    /// Request size in bytes [default: 1; server-close: a 27-byte HTTP GET, padded to N].
+    /// Request size in bytes [default: 1; server-close: a 46-byte HTTP GET with `Connection: close`, padded to N].
     #[arg(long, value_name = "N")]
     pub request_bytes: Option<usize>,
     /// Bytes that complete a response [default: the request size, as the echo server answers;
@@ -227,13 +227,14 @@ impl RunArgs {
     }
 }
 
-/// A GET request of exactly `n` bytes where `n` ≥ 27 (the minimum), padding the path.
+/// A GET request of exactly `n` bytes where `n` ≥ 46 (the minimum), padding the path. It asks
+/// for `Connection: close`, so an HTTP/1.1 server closes first after its response.
 pub fn http_get(n: usize) -> Vec<u8> {
-    const BASE: usize = 27; // "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    const BASE: usize = 46; // "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     let pad = n.saturating_sub(BASE);
     let mut r = b"GET /".to_vec();
     r.extend(std::iter::repeat_n(b'a', pad));
-    r.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+    r.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     r
 }
 
@@ -326,7 +327,7 @@ mod tests {
 
     #[test]
     fn http_get_sizes() {
-        assert_eq!(http_get(0).len(), 27);
+        assert_eq!(http_get(0).len(), 46);
         assert_eq!(http_get(100).len(), 100);
         assert!(http_get(64).ends_with(b"\r\n\r\n"));
     }
