@@ -23,6 +23,10 @@ fn main() {
         done += 64;
     }
     println!(
+        "thread CPU clock: {:?} per timed region (subtracted)",
+        xtcp_benches::clock_overhead()
+    );
+    println!(
         "{} lifecycles, {:.0} ns each (server side), {} TIME-WAIT entries",
         done,
         spent.as_nanos() as f64 / done as f64,
