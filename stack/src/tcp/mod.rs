@@ -6,17 +6,23 @@
 //!
 //! Nothing here reads a clock, does I/O or starts a thread: every entry point takes `now`.
 
+pub mod assembler;
 pub mod buffer;
+pub mod congestion;
 pub mod connection;
 pub mod counters;
 pub mod flow_table;
 pub mod isn;
 pub mod ports;
+pub mod scoreboard;
 pub mod syncookie;
 pub mod time_wait;
 pub mod timer_wheel;
 
-pub use self::connection::{Connection, Event, RttEstimator, State, TcpConfig, TcpError};
+pub use self::congestion::CongestionAlgorithm;
+pub use self::connection::{
+    ConnStats, Connection, Event, Keepalive, RttEstimator, State, TcpConfig, TcpError,
+};
 pub use self::counters::Counters;
 pub use self::isn::IsnGenerator;
 

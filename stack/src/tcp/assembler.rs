@@ -1,0 +1,343 @@
+//! The receive buffer with bounded out-of-order reassembly.
+//!
+//! One byte ring holds both the in-order bytes the application has not read yet and, past
+//! them, out-of-order bytes written at their offset from RCV.NXT (the end of the in-order
+//! data). A small fixed array of ranges ([`MAX_RANGES`]) records which out-of-order bytes are
+//! present; when a write fills the gap at RCV.NXT, every byte that became contiguous is
+//! committed at once.
+//!
+//! # Contract
+//! - Offsets passed to [`RecvBuffer::write`] are relative to RCV.NXT; the caller trims every
+//!   segment to its receive window first, and the window never exceeds [`RecvBuffer::free`],
+//!   so a write never overruns unread data.
+//! - Duplicate and overlapping data is stored again at the same place (the bytes are the
+//!   same, by TCP's rules); the ranges are merged, so overlap never double-counts.
+//! - When a segment would need a new range and all [`MAX_RANGES`] are in use, the segment is
+//!   refused (the caller drops it and the peer retransmits): memory stays bounded.
+//! - The byte storage is allocated on the first write (a connection that never receives data
+//!   never allocates it); nothing allocates after that.
+
+/// Out-of-order ranges remembered per connection.
+pub const MAX_RANGES: usize = 32;
+
+/// One out-of-order range `[start, end)` in bytes after RCV.NXT, with the time it last grew
+/// (a counter) so SACK can report the most recent first (RFC 2018 §4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Range {
+    start: u32,
+    end: u32,
+    stamp: u32,
+}
+
+/// Why [`RecvBuffer::write`] refused a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteError {
+    /// It would need a new out-of-order range and all are in use.
+    TooManyRanges,
+    /// It does not fit in the free space (a caller bug: segments are trimmed to the window).
+    OutOfSpace,
+}
+
+/// A fixed-capacity receive ring with out-of-order reassembly. See the module docs.
+#[derive(Debug, Clone)]
+pub struct RecvBuffer {
+    /// Empty until the first write; then exactly `cap` bytes.
+    storage: Box<[u8]>,
+    cap: usize,
+    head: usize,
+    /// In-order bytes not read yet.
+    len: usize,
+    ranges: [Range; MAX_RANGES],
+    count: usize,
+    clock: u32,
+}
+
+impl RecvBuffer {
+    pub fn new(capacity: usize) -> RecvBuffer {
+        RecvBuffer {
+            storage: Box::default(),
+            cap: capacity,
+            head: 0,
+            len: 0,
+            ranges: [Range::default(); MAX_RANGES],
+            count: 0,
+            clock: 0,
+        }
+    }
+
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+    /// In-order bytes waiting to be read.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Space after the in-order data: the most the receive window may cover.
+    #[inline]
+    pub fn free(&self) -> usize {
+        self.capacity() - self.len
+    }
+    /// True when out-of-order data is held (a hole exists at RCV.NXT).
+    #[inline]
+    pub fn has_out_of_order(&self) -> bool {
+        self.count > 0
+    }
+    /// Out-of-order bytes held (excluding the in-order ones).
+    pub fn out_of_order_bytes(&self) -> usize {
+        self.ranges[..self.count]
+            .iter()
+            .map(|r| (r.end - r.start) as usize)
+            .sum()
+    }
+    /// End offset (from RCV.NXT) of the highest out-of-order byte held, or 0.
+    pub fn out_of_order_end(&self) -> usize {
+        if self.count == 0 {
+            0
+        } else {
+            self.ranges[self.count - 1].end as usize
+        }
+    }
+
+    /// Stores `data` at `offset` bytes after RCV.NXT and returns how many bytes became
+    /// readable in order (the new RCV.NXT is the old one plus that count).
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> Result<usize, WriteError> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let end = offset + data.len();
+        if end > self.free() {
+            return Err(WriteError::OutOfSpace);
+        }
+        if offset == 0 && self.count == 0 {
+            // The common case: in order, nothing buffered beyond.
+            self.copy_in(0, data);
+            self.len += data.len();
+            return Ok(data.len());
+        }
+        self.insert_range(offset as u32, end as u32)?;
+        self.copy_in(offset, data);
+        // Commit the front range if it now starts at RCV.NXT.
+        if self.ranges[0].start != 0 {
+            return Ok(0);
+        }
+        let n = self.ranges[0].end;
+        self.ranges.copy_within(1..self.count, 0);
+        self.count -= 1;
+        for r in &mut self.ranges[..self.count] {
+            r.start -= n;
+            r.end -= n;
+        }
+        self.len += n as usize;
+        Ok(n as usize)
+    }
+
+    /// Records `[start, end)`, merging with every range it overlaps or touches.
+    fn insert_range(&mut self, start: u32, end: u32) -> Result<(), WriteError> {
+        self.clock = self.clock.wrapping_add(1);
+        let stamp = self.clock;
+        let ranges = &mut self.ranges[..self.count];
+        // First range that ends at or after `start` (touching counts: it merges).
+        let first = ranges.partition_point(|r| r.end < start);
+        // One past the last range that starts at or before `end`.
+        let last = ranges.partition_point(|r| r.start <= end);
+        if first == last {
+            // No overlap: a new range at `first`.
+            if self.count == MAX_RANGES {
+                return Err(WriteError::TooManyRanges);
+            }
+            self.ranges.copy_within(first..self.count, first + 1);
+            self.ranges[first] = Range { start, end, stamp };
+            self.count += 1;
+            return Ok(());
+        }
+        let merged = Range {
+            start: start.min(self.ranges[first].start),
+            end: end.max(self.ranges[last - 1].end),
+            stamp,
+        };
+        self.ranges[first] = merged;
+        let removed = last - first - 1;
+        if removed > 0 {
+            self.ranges.copy_within(last..self.count, first + 1);
+            self.count -= removed;
+        }
+        Ok(())
+    }
+
+    fn copy_in(&mut self, offset: usize, data: &[u8]) {
+        let cap = self.capacity();
+        if self.storage.len() != cap {
+            self.storage = vec![0u8; cap].into_boxed_slice();
+        }
+        let start = (self.head + self.len + offset) % cap;
+        let first = data.len().min(cap - start);
+        self.storage[start..start + first].copy_from_slice(&data[..first]);
+        self.storage[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+
+    /// Up to `max` out-of-order ranges as `(start, end)` offsets from RCV.NXT, the most
+    /// recently grown first (RFC 2018 §4: the first SACK block reports the latest segment).
+    pub fn recent_ranges(&self, max: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        // At most MAX_RANGES entries: pick the `max` largest stamps without allocating.
+        let mut taken = [usize::MAX; 4];
+        let n = max.min(taken.len()).min(self.count);
+        for slot in 0..n {
+            let mut best: Option<usize> = None;
+            for i in 0..self.count {
+                if taken[..slot].contains(&i) {
+                    continue;
+                }
+                // Stamps wrap: compare by distance from the current clock.
+                let age = self.clock.wrapping_sub(self.ranges[i].stamp);
+                if best.is_none_or(|b| age < self.clock.wrapping_sub(self.ranges[b].stamp)) {
+                    best = Some(i);
+                }
+            }
+            taken[slot] = best.unwrap_or(usize::MAX);
+        }
+        taken
+            .into_iter()
+            .take(n)
+            .filter_map(move |i| self.ranges.get(i))
+            .map(|r| (r.start as usize, r.end as usize))
+    }
+
+    /// The longest contiguous run of readable bytes at the front.
+    pub fn front(&self) -> &[u8] {
+        let cap = self.capacity();
+        if self.len == 0 {
+            return &[];
+        }
+        let run = self.len.min(cap - self.head);
+        &self.storage[self.head..self.head + run]
+    }
+
+    /// Marks `n` readable bytes as read; returns how many were.
+    pub fn consume(&mut self, n: usize) -> usize {
+        let n = n.min(self.len);
+        if n == 0 {
+            return 0;
+        }
+        self.head = (self.head + n) % self.capacity();
+        self.len -= n;
+        if self.len == 0 && self.count == 0 {
+            // Nothing is stored past RCV.NXT: restart at the beginning so that reads stay
+            // contiguous as long as possible.
+            self.head = 0;
+        }
+        n
+    }
+
+    /// Copies up to `buf.len()` readable bytes into `buf` and consumes them.
+    pub fn dequeue_into(&mut self, buf: &mut [u8]) -> usize {
+        let mut done = 0;
+        while done < buf.len() {
+            let run = self.front();
+            let n = run.len().min(buf.len() - done);
+            if n == 0 {
+                break;
+            }
+            buf[done..done + n].copy_from_slice(&run[..n]);
+            self.consume(n);
+            done += n;
+        }
+        done
+    }
+
+    /// Discards everything, in-order and out-of-order.
+    pub fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+        self.count = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(b: &mut RecvBuffer) -> Vec<u8> {
+        let mut out = vec![0u8; b.len()];
+        let n = b.dequeue_into(&mut out);
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn in_order_fast_path() {
+        let mut b = RecvBuffer::new(8);
+        assert_eq!(b.write(0, b"abc"), Ok(3));
+        assert_eq!(b.free(), 5);
+        assert_eq!(read_all(&mut b), b"abc");
+    }
+
+    #[test]
+    fn hole_then_fill_commits_everything() {
+        let mut b = RecvBuffer::new(16);
+        assert_eq!(b.write(4, b"efgh"), Ok(0));
+        assert_eq!(b.write(10, b"kl"), Ok(0));
+        assert_eq!(b.len(), 0);
+        assert_eq!(b.out_of_order_bytes(), 6);
+        // Most recent first.
+        let r: Vec<_> = b.recent_ranges(3).collect();
+        assert_eq!(r, [(10, 12), (4, 8)]);
+        assert_eq!(b.write(0, b"abcd"), Ok(8));
+        assert_eq!(read_all(&mut b), b"abcdefgh");
+        // The remaining range shifted by 8.
+        assert_eq!(b.recent_ranges(3).collect::<Vec<_>>(), [(2, 4)]);
+        assert_eq!(b.write(0, b"ij"), Ok(4));
+        assert_eq!(read_all(&mut b), b"ijkl");
+        assert!(!b.has_out_of_order());
+    }
+
+    #[test]
+    fn overlapping_and_duplicate_segments_merge() {
+        let mut b = RecvBuffer::new(32);
+        assert_eq!(b.write(5, b"fghij"), Ok(0));
+        // Overlaps the left part, extends left.
+        assert_eq!(b.write(3, b"def"), Ok(0));
+        // Exact duplicate.
+        assert_eq!(b.write(5, b"fghij"), Ok(0));
+        // Spans two ranges and the gap between them.
+        assert_eq!(b.write(12, b"mn"), Ok(0));
+        assert_eq!(b.write(9, b"jklm"), Ok(0));
+        assert_eq!(b.recent_ranges(4).collect::<Vec<_>>(), [(3, 14)]);
+        assert_eq!(b.out_of_order_bytes(), 11);
+        // Fill overlapping the front of the range.
+        assert_eq!(b.write(0, b"abcde"), Ok(14));
+        assert_eq!(read_all(&mut b), b"abcdefghijklmn");
+    }
+
+    #[test]
+    fn range_limit_refuses_new_holes_but_accepts_merges() {
+        let mut b = RecvBuffer::new(1024);
+        for i in 0..MAX_RANGES {
+            assert_eq!(b.write(2 + 2 * i, b"x"), Ok(0));
+        }
+        assert_eq!(b.write(200, b"y"), Err(WriteError::TooManyRanges));
+        // Touching an existing range is a merge, not a new range.
+        assert_eq!(b.write(3, b"x"), Ok(0));
+        assert_eq!(b.write(0, b"zz"), Ok(5));
+        assert_eq!(b.write(1000, &[0; 30]), Err(WriteError::OutOfSpace));
+    }
+
+    #[test]
+    fn out_of_order_data_survives_wrap_and_reads() {
+        let mut b = RecvBuffer::new(8);
+        assert_eq!(b.write(0, b"abcdef"), Ok(6));
+        let mut tmp = [0u8; 5];
+        assert_eq!(b.dequeue_into(&mut tmp), 5);
+        // head = 5, len = 1; free = 7. Store OOO at offsets 3..6 (wraps the ring).
+        assert_eq!(b.write(3, b"XYZ"), Ok(0));
+        // Reading the last in-order byte must not move the ring under the OOO data.
+        assert_eq!(b.dequeue_into(&mut tmp[..1]), 1);
+        assert_eq!(b.write(0, b"uvw"), Ok(6));
+        assert_eq!(read_all(&mut b), b"uvwXYZ");
+    }
+}

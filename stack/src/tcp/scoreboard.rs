@@ -1,0 +1,298 @@
+//! The sender's SACK scoreboard (RFC 6675 §3-4): which bytes above SND.UNA the peer has
+//! selectively acknowledged, and from that which holes are presumed lost.
+//!
+//! # Contract
+//! - Ranges are kept sorted, disjoint and non-adjacent, all within `(SND.UNA, SND.MAX]`;
+//!   blocks outside that span (old, D-SACK, or bogus) are ignored, as are blocks that would
+//!   need more than [`MAX_BLOCKS`] ranges beyond the highest remembered (the highest are
+//!   dropped first: forgetting a SACK only costs a needless retransmission, never a stall).
+//! - The sender never retransmits a byte inside a remembered range.
+//! - Loss (RFC 6675 `IsLost`) is decided per hole: every byte of a hole has the same SACKed
+//!   bytes and blocks above it, so a hole is lost as a whole or not at all.
+//! - Fixed size, no allocation.
+
+use crate::wire::SeqNumber;
+
+/// SACKed ranges remembered per connection.
+pub const MAX_BLOCKS: usize = 32;
+
+/// RFC 6675 §2: DupThresh.
+pub const DUP_THRESH: usize = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Block {
+    start: SeqNumber,
+    end: SeqNumber,
+}
+
+/// A hole: unSACKed bytes `[start, end)` below the highest SACKed byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hole {
+    pub start: SeqNumber,
+    pub end: SeqNumber,
+    /// RFC 6675 `IsLost` for every byte of the hole.
+    pub lost: bool,
+}
+
+/// The SACK scoreboard. See the module docs.
+#[derive(Debug, Clone)]
+pub struct Scoreboard {
+    blocks: [Block; MAX_BLOCKS],
+    count: usize,
+}
+
+impl Default for Scoreboard {
+    fn default() -> Self {
+        Scoreboard::new()
+    }
+}
+
+impl Scoreboard {
+    pub fn new() -> Scoreboard {
+        Scoreboard {
+            blocks: [Block {
+                start: SeqNumber(0),
+                end: SeqNumber(0),
+            }; MAX_BLOCKS],
+            count: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.count = 0;
+    }
+
+    /// Number of disjoint SACKed ranges.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The SACKed ranges, lowest first.
+    pub fn ranges(&self) -> impl Iterator<Item = (SeqNumber, SeqNumber)> + '_ {
+        self.blocks[..self.count].iter().map(|b| (b.start, b.end))
+    }
+
+    /// Total SACKed bytes.
+    pub fn sacked_bytes(&self) -> usize {
+        self.blocks[..self.count]
+            .iter()
+            .map(|b| b.end - b.start)
+            .sum()
+    }
+
+    /// One past the highest SACKed byte (RFC 6675 "HighACK" is SND.UNA; this is the top of
+    /// the scoreboard), if any.
+    pub fn high_sacked(&self) -> Option<SeqNumber> {
+        (self.count > 0).then(|| self.blocks[self.count - 1].end)
+    }
+
+    /// Records one SACK block after checking it against `(snd_una, snd_max]`. Returns true
+    /// if it SACKed bytes not known before.
+    pub fn add(
+        &mut self,
+        start: SeqNumber,
+        end: SeqNumber,
+        snd_una: SeqNumber,
+        snd_max: SeqNumber,
+    ) -> bool {
+        // RFC 2018 §4 / RFC 6675: ignore blocks at or below SND.UNA (D-SACK) and beyond what
+        // was sent; clip a block straddling SND.UNA.
+        if end <= start || end <= snd_una || end > snd_max || start >= snd_max {
+            return false;
+        }
+        let start = start.max(snd_una);
+        let blocks = &self.blocks[..self.count];
+        let first = blocks.partition_point(|b| b.end < start);
+        let last = blocks.partition_point(|b| b.start <= end);
+        if first == last {
+            if self.count == MAX_BLOCKS {
+                if first == self.count {
+                    // Above everything remembered and no room: forget it.
+                    return false;
+                }
+                // Make room by forgetting the highest range.
+                self.count -= 1;
+            }
+            self.blocks.copy_within(first..self.count, first + 1);
+            self.blocks[first] = Block { start, end };
+            self.count += 1;
+            return true;
+        }
+        let merged = Block {
+            start: start.min(self.blocks[first].start),
+            end: end.max(self.blocks[last - 1].end),
+        };
+        let before: usize = self.blocks[first..last]
+            .iter()
+            .map(|b| b.end - b.start)
+            .sum();
+        self.blocks[first] = merged;
+        let removed = last - first - 1;
+        if removed > 0 {
+            self.blocks.copy_within(last..self.count, first + 1);
+            self.count -= removed;
+        }
+        merged.end - merged.start > before
+    }
+
+    /// SND.UNA moved to `snd_una`: forget everything below it.
+    pub fn advance(&mut self, snd_una: SeqNumber) {
+        let gone = self.blocks[..self.count].partition_point(|b| b.end <= snd_una);
+        if gone > 0 {
+            self.blocks.copy_within(gone..self.count, 0);
+            self.count -= gone;
+        }
+        if self.count > 0 && self.blocks[0].start < snd_una {
+            self.blocks[0].start = snd_una;
+        }
+    }
+
+    /// The SACKed range containing `seq`, if any (as its end).
+    pub fn sacked_end(&self, seq: SeqNumber) -> Option<SeqNumber> {
+        let i = self.blocks[..self.count].partition_point(|b| b.end <= seq);
+        let b = self.blocks.get(i).filter(|_| i < self.count)?;
+        (b.start <= seq).then_some(b.end)
+    }
+
+    /// The start of the first SACKed range above `seq`, if any.
+    pub fn next_sacked_start(&self, seq: SeqNumber) -> Option<SeqNumber> {
+        let i = self.blocks[..self.count].partition_point(|b| b.end <= seq);
+        (i < self.count).then(|| self.blocks[i].start.max(seq))
+    }
+
+    /// SACKed bytes below `seq`.
+    pub fn sacked_below(&self, seq: SeqNumber) -> usize {
+        self.blocks[..self.count]
+            .iter()
+            .take_while(|b| b.start < seq)
+            .map(|b| b.end.min(seq) - b.start)
+            .sum()
+    }
+
+    /// The holes between `snd_una` and the highest SACKed byte, lowest first, with RFC 6675
+    /// `IsLost`: more than `(DupThresh - 1) * mss` bytes SACKed above, or `DupThresh`
+    /// discontiguous SACKed ranges above.
+    pub fn holes(&self, snd_una: SeqNumber, mss: usize) -> impl Iterator<Item = Hole> + '_ {
+        let mut above: usize = self.sacked_bytes();
+        let mut prev = snd_una;
+        self.blocks[..self.count]
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, b)| {
+                let hole = (prev < b.start).then(|| Hole {
+                    start: prev,
+                    end: b.start,
+                    lost: above > (DUP_THRESH - 1) * mss || self.count - i >= DUP_THRESH,
+                });
+                above -= b.end - b.start;
+                prev = b.end;
+                hole
+            })
+    }
+
+    /// RFC 6675 `IsLost(seq)` for an unSACKed `seq`.
+    pub fn is_lost(&self, seq: SeqNumber, mss: usize) -> bool {
+        let i = self.blocks[..self.count].partition_point(|b| b.end <= seq);
+        let above: usize = self.blocks[i..self.count]
+            .iter()
+            .map(|b| b.end - b.start.max(seq))
+            .sum();
+        above > (DUP_THRESH - 1) * mss || self.count - i >= DUP_THRESH
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u32) -> SeqNumber {
+        SeqNumber(n)
+    }
+
+    #[test]
+    fn blocks_merge_and_clip() {
+        let mut sb = Scoreboard::new();
+        let (una, max) = (s(100), s(1000));
+        assert!(sb.add(s(300), s(400), una, max));
+        assert!(sb.add(s(500), s(600), una, max));
+        assert!(!sb.add(s(300), s(400), una, max), "already known");
+        assert!(sb.add(s(400), s(500), una, max), "fills between: one range");
+        assert_eq!(sb.ranges().collect::<Vec<_>>(), [(s(300), s(600))]);
+        // Below SND.UNA (D-SACK) and beyond SND.MAX are ignored; straddling is clipped.
+        assert!(!sb.add(s(50), s(100), una, max));
+        assert!(!sb.add(s(900), s(1100), una, max));
+        assert!(sb.add(s(50), s(150), una, max));
+        assert_eq!(sb.ranges().next(), Some((s(100), s(150))));
+        sb.advance(s(320));
+        assert_eq!(sb.ranges().collect::<Vec<_>>(), [(s(320), s(600))]);
+        assert_eq!(sb.sacked_bytes(), 280);
+        assert_eq!(sb.sacked_end(s(400)), Some(s(600)));
+        assert_eq!(sb.sacked_end(s(600)), None);
+        assert_eq!(sb.next_sacked_start(s(310)), Some(s(320)));
+        assert_eq!(sb.next_sacked_start(s(600)), None);
+    }
+
+    #[test]
+    fn holes_and_is_lost_follow_rfc_6675() {
+        let mss = 100;
+        let mut sb = Scoreboard::new();
+        let (una, max) = (s(0), s(2000));
+        // Hole [0,100), SACK [100,200), hole [200,300), SACK [300,600).
+        sb.add(s(100), s(200), una, max);
+        sb.add(s(300), s(600), una, max);
+        let holes: Vec<_> = sb.holes(una, mss).collect();
+        assert_eq!(
+            holes,
+            [
+                Hole {
+                    start: s(0),
+                    end: s(100),
+                    lost: true // 400 bytes SACKed above > 2 * MSS
+                },
+                Hole {
+                    start: s(200),
+                    end: s(300),
+                    lost: true // 300 > 200
+                },
+            ]
+        );
+        assert!(sb.is_lost(s(250), mss));
+        let mut sb = Scoreboard::new();
+        sb.add(s(100), s(200), una, max);
+        assert!(
+            !sb.is_lost(s(0), mss),
+            "one segment SACKed above is not enough"
+        );
+        sb.add(s(300), s(310), una, max);
+        sb.add(s(400), s(410), una, max);
+        assert!(
+            sb.is_lost(s(0), mss),
+            "three discontiguous SACKed ranges above"
+        );
+        assert!(!sb.is_lost(s(250), mss));
+        assert_eq!(sb.sacked_below(s(305)), 105);
+    }
+
+    #[test]
+    fn full_scoreboard_forgets_the_highest() {
+        let mut sb = Scoreboard::new();
+        let (una, max) = (s(u32::MAX - 100), s(100_000));
+        for i in 0..MAX_BLOCKS as u32 {
+            assert!(sb.add(s(10 * i), s(10 * i + 5), una, max));
+        }
+        assert!(!sb.add(s(5000), s(5005), una, max), "above all: dropped");
+        assert!(sb.add(s(6), s(8), una, max), "lower: the highest goes");
+        assert_eq!(sb.len(), MAX_BLOCKS);
+        assert_eq!(sb.high_sacked(), Some(s(10 * 30 + 5)));
+        // Sequence numbers wrapped: the block below 0 still orders first.
+        assert!(sb.add(s(u32::MAX - 50), s(u32::MAX - 40), una, max));
+        assert_eq!(
+            sb.ranges().next(),
+            Some((s(u32::MAX - 50), s(u32::MAX - 40)))
+        );
+    }
+}
