@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Backpressure: only what fits into the send buffer is taken from the receive buffer; the
-//! rest stays unread, so the receive window closes until the peer reads its echo.
+//! rest stays unread, so the receive window closes until the peer reads its echo, and the
+//! short send arms `Writable`, which resumes the echo.
 
 use xtcp::ConnHandle;
 use xtcp::engine::cli::{self, ServerArgs};
@@ -41,11 +42,12 @@ impl Echo {
     fn pump(&mut self, io: &mut Io<'_>, c: ConnHandle) {
         loop {
             let data = io.recv_slice(c);
-            let n = data.len().min(io.send_capacity(c)).min(self.buf.len());
+            let n = data.len().min(self.buf.len());
             if n == 0 {
                 break;
             }
             self.buf[..n].copy_from_slice(&data[..n]);
+            // A short send (the send buffer is full) arms `Writable`, which resumes here.
             let sent = io.send(c, &self.buf[..n]).unwrap_or(0);
             io.consume(c, sent);
             if sent < n {

@@ -2,7 +2,8 @@
 //! with a `Content-Length`; connections stay open (keep-alive) unless the request says
 //! `Connection: close` (or is HTTP/1.0 without `Connection: keep-alive`). Pipelined and
 //! partial requests are handled: requests are answered in order as they complete, and only
-//! while the send buffer has room for a response (the rest wait for `Writable`). Request
+//! while the send buffer takes their responses (a response that does not fit whole is
+//! finished on `Writable` before the next request is looked at). Request
 //! bodies announced by `Content-Length` are skipped. Good enough for wrk and curl.
 //!
 //! ```text
@@ -89,61 +90,80 @@ fn parse(data: &[u8]) -> Parse {
     }
 }
 
+/// Per connection slot.
+#[derive(Clone, Copy, Default)]
+struct ConnState {
+    /// The peer sent FIN.
+    peer_closed: bool,
+    /// A response the send buffer could not take whole: bytes already sent, and whether it
+    /// is the closing one. The rest goes out on `Writable`, before any further request.
+    partial: Option<(usize, bool)>,
+}
+
 /// One core's HTTP server.
 struct Http {
     keep_alive: Vec<u8>,
     close: Vec<u8>,
-    /// Per connection slot: the peer sent FIN.
-    peer_closed: Vec<bool>,
+    conns: Vec<ConnState>,
 }
 
 impl Http {
-    fn flag(&mut self, c: ConnHandle, v: bool) {
+    fn state(&mut self, c: ConnHandle) -> &mut ConnState {
         let i = c.index();
-        if self.peer_closed.len() <= i {
-            self.peer_closed.resize(i + 1, false);
+        if self.conns.len() <= i {
+            self.conns.resize(i + 1, ConnState::default());
         }
-        self.peer_closed[i] = v;
+        &mut self.conns[i]
     }
 
     /// Closes after dropping unread bytes (closing with unread bytes would reset).
     fn finish(&mut self, io: &mut Io<'_>, c: ConnHandle) {
         let rest = io.recv_queue(c);
         io.consume(c, rest);
-        self.flag(c, false);
+        *self.state(c) = ConnState::default();
         let _ = io.close(c);
     }
 
+    /// Sends `resp[from..]`; returns false (and remembers the rest) if it did not all fit.
+    /// The short send arms `Writable`.
+    fn send_response(&mut self, io: &mut Io<'_>, c: ConnHandle, from: usize, close: bool) -> bool {
+        let resp = if close { &self.close } else { &self.keep_alive };
+        let sent = io.send(c, &resp[from..]).unwrap_or(0);
+        let done = from + sent == resp.len();
+        self.state(c).partial = (!done).then_some((from + sent, close));
+        if done && close {
+            self.finish(io, c);
+        }
+        done
+    }
+
     fn serve(&mut self, io: &mut Io<'_>, c: ConnHandle) {
+        if io.state(c).is_none() {
+            return;
+        }
+        if let Some((from, close)) = self.state(c).partial
+            && (!self.send_response(io, c, from, close) || close)
+        {
+            return;
+        }
         loop {
-            if io.state(c).is_none() {
-                return;
-            }
             match parse(io.recv_slice(c)) {
                 Parse::Partial => break,
                 Parse::TooLarge => {
-                    if io.send_capacity(c) >= TOO_LARGE.len() {
-                        let _ = io.send(c, TOO_LARGE);
-                        self.finish(io, c);
-                    }
+                    let _ = io.send(c, TOO_LARGE);
+                    self.finish(io, c);
                     return;
                 }
                 Parse::Request { len, close } => {
-                    let resp = if close { &self.close } else { &self.keep_alive };
-                    if io.send_capacity(c) < resp.len() {
-                        return; // Writable brings us back
-                    }
-                    let _ = io.send(c, resp);
                     io.consume(c, len);
-                    if close {
-                        self.finish(io, c);
+                    if !self.send_response(io, c, 0, close) || close {
                         return;
                     }
                 }
             }
         }
         // Every complete request is answered; a peer that is done gets our FIN too.
-        if self.peer_closed.get(c.index()).copied().unwrap_or(false) {
+        if self.state(c).peer_closed {
             self.finish(io, c);
         }
     }
@@ -152,13 +172,15 @@ impl Http {
 impl App for Http {
     fn on_event(&mut self, io: &mut Io<'_>, ev: AppEvent) {
         match ev {
-            AppEvent::Accepted(c) => self.flag(c, false),
+            AppEvent::Accepted(c) => *self.state(c) = ConnState::default(),
             AppEvent::Readable(c) | AppEvent::Writable(c) => self.serve(io, c),
             AppEvent::PeerClosed(c) => {
-                self.flag(c, true);
+                self.state(c).peer_closed = true;
                 self.serve(io, c);
             }
-            AppEvent::Closed(c) | AppEvent::Reset(c) | AppEvent::TimedOut(c) => self.flag(c, false),
+            AppEvent::Closed(c) | AppEvent::Reset(c) | AppEvent::TimedOut(c) => {
+                *self.state(c) = ConnState::default()
+            }
             AppEvent::Connected(_) => {}
         }
     }
@@ -169,7 +191,7 @@ fn main() {
     let make = |_queue| Http {
         keep_alive: response(false),
         close: response(true),
-        peer_closed: Vec::new(),
+        conns: Vec::new(),
     };
     let engine = match Engine::start(args.engine_config(), make) {
         Ok(e) => e,

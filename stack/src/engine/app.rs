@@ -25,15 +25,22 @@ use crate::time::Instant;
 ///     fn on_event(&mut self, io: &mut Io<'_>, ev: AppEvent) {
 ///         match ev {
 ///             AppEvent::Readable(c) | AppEvent::Writable(c) => {
-///                 // Echo what fits into the send buffer; the rest stays unread (and the
-///                 // receive window closes) until `Writable`.
+///                 // Echo what fits into the send buffer. The rest stays unread (the receive
+///                 // window closes), and the short send arms `Writable`, which resumes here.
 ///                 let mut buf = [0u8; 4096];
-///                 let n = io.recv_slice(c).len().min(io.send_capacity(c)).min(buf.len());
-///                 buf[..n].copy_from_slice(&io.recv_slice(c)[..n]);
-///                 let sent = io.send(c, &buf[..n]).unwrap_or(0);
-///                 io.consume(c, sent);
+///                 loop {
+///                     let n = io.recv_slice(c).len().min(buf.len());
+///                     buf[..n].copy_from_slice(&io.recv_slice(c)[..n]);
+///                     let sent = io.send(c, &buf[..n]).unwrap_or(0);
+///                     io.consume(c, sent);
+///                     if n == 0 || sent < n {
+///                         break;
+///                     }
+///                 }
 ///             }
-///             AppEvent::PeerClosed(c) => {
+///             // The peer is done; close once its bytes are echoed (examples/echo.rs
+///             // also handles a peer that half-closes while its echo is still queued).
+///             AppEvent::PeerClosed(c) if io.recv_queue(c) == 0 => {
 ///                 let _ = io.close(c);
 ///             }
 ///             _ => {}
