@@ -1,0 +1,159 @@
+//! `curl` and `wrk` against the `http` example over a private veth pair (root only; skipped
+//! with a message otherwise): keep-alive, pipelining and partial requests from a raw kernel
+//! socket, and wrk with and without `Connection: close` with zero errors. See `veth_common`.
+#![cfg(feature = "afxdp")]
+
+mod veth_common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use veth_common::{Server, Veth, in_netns, serial};
+
+const PORT: u16 = 8080;
+
+/// Parsed from wrk's output: (requests, errors of any kind, requests/s).
+fn wrk_summary(out: &str) -> (u64, u64, f64) {
+    let mut requests = 0;
+    let mut errors = 0;
+    let mut rps = 0.0;
+    for line in out.lines() {
+        let l = line.trim();
+        // "  12345 requests in 5.00s, 1.23MB read"
+        if let Some(rest) = l.strip_suffix("read")
+            && rest.contains(" requests in ")
+        {
+            requests = l.split_whitespace().next().unwrap().parse().unwrap();
+        }
+        // "Socket errors: connect 0, read 0, write 0, timeout 0"
+        if let Some(rest) = l.strip_prefix("Socket errors:") {
+            errors += rest
+                .split(',')
+                .filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        // "Non-2xx or 3xx responses: 3"
+        if let Some(rest) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += rest.trim().parse::<u64>().unwrap();
+        }
+        if let Some(rest) = l.strip_prefix("Requests/sec:") {
+            rps = rest.trim().parse().unwrap();
+        }
+    }
+    (requests, errors, rps)
+}
+
+fn wrk(veth: &Veth, secs: u32, conns: u32, close: bool) -> (u64, u64, f64) {
+    let url = format!("http://{}:{PORT}/", veth.ip_a);
+    let d = format!("{secs}s");
+    let c = conns.to_string();
+    let mut args = vec!["-t", "1", "-c", &c, "-d", &d, "--timeout", "2s"];
+    if close {
+        args.extend(["-H", "Connection: close"]);
+    }
+    args.push(&url);
+    let out = veth.exec(&veth.ns_b, "wrk", &args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "wrk failed: {text}");
+    let s = wrk_summary(&text);
+    eprintln!(
+        "wrk -c {conns} -d {secs}s{}: {} requests, {} errors, {:.0} requests/s",
+        if close { " (Connection: close)" } else { "" },
+        s.0,
+        s.1,
+        s.2
+    );
+    assert!(s.0 > 0, "no requests completed: {text}");
+    assert_eq!(s.1, 0, "wrk reported errors: {text}");
+    s
+}
+
+#[test]
+fn curl_and_wrk_against_http() {
+    require_privileges!("curl", "wrk");
+    let _serial = serial();
+    let veth = Veth::up("ht", 1);
+    let mut server = Server::start("http", &veth, PORT, &[]);
+    let url = format!("http://{}:{PORT}/", veth.ip_a);
+
+    // curl: two requests over one keep-alive connection.
+    let out = veth.exec(
+        &veth.ns_b,
+        "curl",
+        &["-sS", "-v", "--max-time", "5", &url, &url],
+    );
+    let body = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "curl failed: {log}");
+    assert_eq!(body.matches("Hello from xtcp").count(), 2, "body: {body}");
+    assert!(log.contains("200 OK"), "{log}");
+    assert!(
+        log.contains("Re-using existing connection") || log.contains("Reusing existing"),
+        "curl did not reuse the connection: {log}"
+    );
+
+    // Pipelined requests, the last one split in two writes, then Connection: close.
+    let a: SocketAddr = format!("{}:{PORT}", veth.ip_a).parse().unwrap();
+    in_netns(&veth.ns_b, || {
+        let mut s = TcpStream::connect_timeout(&a, Duration::from_secs(3)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_all(b"st: x\r\n\r\nGET /c HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).unwrap();
+        assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 3, "{all}");
+        assert!(all.ends_with("Hello from xtcp\n"), "{all}");
+        assert_eq!(all.matches("Connection: close").count(), 1, "{all}");
+    });
+
+    // wrk, keep-alive: 5 s as the issue asks.
+    wrk(&veth, 5, 20, false);
+    // wrk with Connection: close: a full handshake and teardown per request.
+    let (requests, _, _) = wrk(&veth, 3, 20, true);
+    let st = server.wait_stats(Duration::from_secs(3), |s| {
+        s.top("passive_opens") >= Some(requests)
+    });
+    assert!(st.top("passive_opens") >= Some(requests), "stats: {}", st.0);
+    // The server closes first: its side of every closed connection goes through TIME-WAIT.
+    assert!(st.top("time_wait") > Some(0), "stats: {}", st.0);
+    assert_eq!(st.top("rx_dropped_malformed"), Some(0));
+    assert!(server.stop(), "http did not exit cleanly");
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let bin = veth_common::example_bin("http");
+    for args in [
+        &[][..],
+        &["--iface", "x", "--ip", "1.2.3.4"][..],
+        &["--iface", "x", "--ip", "nope", "--port", "80"][..],
+        &[
+            "--iface",
+            "x",
+            "--ip",
+            "1.2.3.4",
+            "--port",
+            "80",
+            "--xdp-mode",
+            "turbo",
+        ][..],
+        &["--iface", "x", "--ip", "1.2.3.4", "--port", "80", "--extra"][..],
+    ] {
+        let out = std::process::Command::new(&bin)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "args {args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("usage:"), "{err}");
+    }
+    let out = std::process::Command::new(&bin)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
