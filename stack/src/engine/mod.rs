@@ -40,8 +40,8 @@
 //! use xtcp::engine::{App, AppEvent, Engine, EngineConfig, Io};
 //!
 //! /// Answers every request chunk with "ok\n" and closes when the peer does.
-//! struct Ok;
-//! impl App for Ok {
+//! struct Ack;
+//! impl App for Ack {
 //!     fn on_event(&mut self, io: &mut Io<'_>, ev: AppEvent) {
 //!         match ev {
 //!             AppEvent::Readable(c) => {
@@ -60,7 +60,7 @@
 //! let mut cfg = EngineConfig::new("xt-a", "10.77.0.1".parse().unwrap());
 //! cfg.ports = vec![8080];
 //! cfg.queues = 2;
-//! let engine = Engine::start(cfg, |_queue| Ok)?;
+//! let engine = Engine::start(cfg, |_queue| Ack)?;
 //! let stats = engine.run_until_signal()?; // Ctrl-C: FIN open connections, detach XDP
 //! println!("{} connections accepted", stats.totals().passive_opens);
 //! # Ok::<(), xtcp::engine::EngineError>(())
@@ -469,7 +469,7 @@ impl<A: App + 'static> Engine<A> {
         match r {
             Report::Stats(s) => {
                 if let Some(slot) = self.latest.get_mut(s.queue as usize) {
-                    *slot = s;
+                    *slot = *s;
                 }
             }
             Report::StopRequested => self.stop_requested = true,
@@ -539,12 +539,11 @@ impl<A: App + 'static> Engine<A> {
                 self.write_stats();
             }
             // Control-plane cadence only: the cores poll on their own threads.
-            match self
+            if let Ok(r) = self
                 .reports
                 .recv_timeout(std::time::Duration::from_millis(20))
             {
-                Ok(r) => self.absorb(r),
-                Err(_) => {}
+                self.absorb(r);
             }
         }
         for id in ids {

@@ -45,7 +45,8 @@ pub(crate) enum Command<A> {
 pub(crate) enum Report {
     Ready,
     Failed(u32, String),
-    Stats(CoreStats),
+    /// Boxed: a snapshot is several hundred bytes, the other reports a word or two.
+    Stats(Box<CoreStats>),
     StopRequested,
 }
 
@@ -167,7 +168,9 @@ pub(crate) fn run<A: App>(
         if now >= next_snapshot {
             next_snapshot = now + SNAPSHOT_INTERVAL;
             // A full channel means the engine is not reading: dropping a snapshot is fine.
-            let _ = reports.try_send(Report::Stats(snapshot(&setup, &core, &link, loops, waits)));
+            let _ = reports.try_send(Report::Stats(Box::new(snapshot(
+                &setup, &core, &link, loops, waits,
+            ))));
         }
         if core.stop_requested && !stop_reported {
             stop_reported = true;
