@@ -945,14 +945,15 @@ impl Connection {
     /// Receiving continues (half-close).
     pub fn shutdown(&mut self, now: Instant) -> Result<(), TcpError> {
         match self.state {
-            State::SynSent => {
-                // Nothing was synchronized: just forget the connection.
+            State::SynSent if self.app_closed && self.tx.is_empty() => {
+                // close() with nothing to send: RFC 9293 §3.10.4 deletes the TCB.
                 self.enter_closed(now, None);
                 Ok(())
             }
-            State::SynReceived => {
+            State::SynSent | State::SynReceived => {
                 // RFC 9293 §3.10.4: queue the FIN until ESTABLISHED (enter_established moves
-                // on to FIN-WAIT-1).
+                // on to FIN-WAIT-1). In SYN-SENT too: `send` already queues data there, and a
+                // half-close must not throw it away.
                 self.fin_queued = true;
                 Ok(())
             }
@@ -1003,7 +1004,7 @@ impl Connection {
             State::Closed | State::Listen | State::TimeWait | State::SynSent => {}
             _ => {
                 self.rst_pending = Some(PendingRst {
-                    seq: self.snd_nxt,
+                    seq: self.snd_max,
                     ack: None,
                 });
             }
@@ -1829,7 +1830,11 @@ impl Connection {
             && self.snd_nxt < data_end
             && matches!(
                 self.state,
-                State::Established | State::CloseWait | State::FinWait1 | State::LastAck
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
             )
             && {
                 let room = (self.snd_una + self.snd_wnd as usize) - self.snd_nxt;
@@ -1924,7 +1929,7 @@ impl Connection {
         if self.keepalive_sent >= ka.probes {
             counters.timeouts += 1;
             self.rst_pending = Some(PendingRst {
-                seq: self.snd_nxt,
+                seq: self.snd_max,
                 ack: None,
             });
             self.tx.clear();
@@ -2045,7 +2050,9 @@ impl Connection {
         TcpRepr {
             src_port: self.tuple.local_port,
             dst_port: self.tuple.remote_port,
-            seq_number: self.snd_nxt,
+            // SND.MAX, not SND.NXT: after an RTO rewinds SND.NXT, an ACK from below the
+            // peer's RCV.NXT would be unacceptable to it and only draw another ACK.
+            seq_number: self.snd_max,
             ack_number: Some(self.rcv_nxt),
             window_len: window,
             sack_ranges,
@@ -2340,11 +2347,11 @@ impl Connection {
             }
             let mut repr = self.base_repr(now);
             if self.keepalive_probe {
-                // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT - 1, no data: the peer answers with
+                // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT - 1 (SND.MAX here), no data: the peer answers with
                 // an ACK whether or not it is synchronized with us.
                 self.keepalive_probe = false;
                 self.stats.keepalive_probes += 1;
-                repr.seq_number = SeqNumber(self.snd_nxt.0.wrapping_sub(1));
+                repr.seq_number = SeqNumber(self.snd_max.0.wrapping_sub(1));
                 self.note_ack_sent();
                 self.stats.pure_acks_sent += 1;
                 return Some(repr);
