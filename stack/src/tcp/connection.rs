@@ -2245,12 +2245,11 @@ impl Connection {
             // shrinks its right edge): retransmit it even if the window has since closed.
             room = room.max(self.snd_max - self.snd_nxt);
         }
+        // A retransmission may run on into new data (e.g. a refused zero-window probe
+        // byte followed by what the reopened window allows), never into SACKed data.
         let mut len = avail.min(mss).min(room);
-        if retransmitting {
-            len = len.min(self.snd_max - self.snd_nxt);
-            if let Some(s) = self.scoreboard.next_sacked_start(self.snd_nxt) {
-                len = len.min(s - self.snd_nxt);
-            }
+        if retransmitting && let Some(s) = self.scoreboard.next_sacked_start(self.snd_nxt) {
+            len = len.min(s - self.snd_nxt);
         }
         if self.force_probe && room == 0 && fin_seq > self.snd_una && self.rtx_at.is_none() {
             // Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1): the byte at
