@@ -642,10 +642,12 @@ impl Stack {
         if self.time_wait.remove(&tuple).is_some() {
             self.counters.time_wait_reuses += 1;
         }
-        let iss = self.isn.isn(now, &tuple);
-        let conn = Connection::connect(&self.cfg.tcp, tuple, iss, self.isn.ts_offset(&tuple), now);
+        let (iss, ts_offset) = self.isn.isn_and_ts_offset(now, &tuple);
         let mac = self.neighbors.get(&rip).copied();
-        let h = self.insert_connection(conn, mac, true)?;
+        let cfg = self.cfg.tcp;
+        let h = self.insert_connection(tuple, mac, true, || {
+            Connection::connect(&cfg, tuple, iss, ts_offset, now)
+        })?;
         self.counters.active_opens += 1;
         Ok(h)
     }
@@ -794,11 +796,15 @@ impl Stack {
 
     // ---------------------------------------------------------------- slots
 
+    /// Puts the connection `make` builds for `tuple` into a free slot. `make` runs only once
+    /// the slot and the flow entry are secured, and builds the control block in place (no
+    /// copy of it through the stack frame).
     fn insert_connection(
         &mut self,
-        conn: Connection,
+        tuple: FourTuple,
         peer_mac: Option<EthernetAddress>,
         accepted: bool,
+        make: impl FnOnce() -> Connection,
     ) -> Result<ConnHandle, StackError> {
         if self.live_connections >= self.cfg.max_connections {
             self.counters.conn_table_full += 1;
@@ -817,7 +823,7 @@ impl Stack {
                 self.meta.len() as u32 - 1
             }
         };
-        if self.flows.insert(conn.tuple(), index).is_err() {
+        if self.flows.insert(tuple, index).is_err() {
             self.free_slots.push(index);
             self.counters.conn_table_full += 1;
             return Err(StackError::TableFull);
@@ -834,7 +840,12 @@ impl Stack {
             meta.flags |= SM_MAC;
         }
         meta.set(SM_ACCEPTED, accepted);
-        self.conns[index as usize].0 = Some(conn);
+        let cell = &mut self.conns[index as usize].0;
+        debug_assert!(cell.is_none(), "a free slot holds no connection");
+        // On an empty cell this is a plain construction into the cell (no old value to drop,
+        // so the compiler can build the control block where it will live).
+        let conn = cell.get_or_insert_with(make);
+        debug_assert_eq!(conn.tuple(), tuple);
         self.live_connections += 1;
         let h = ConnHandle { index, generation };
         self.mark_dirty(index);
@@ -851,9 +862,12 @@ impl Stack {
     }
 
     fn free_slot(&mut self, index: u32) {
-        let Some(conn) = self.conns[index as usize].0.take() else {
+        // The control block is dropped in place below, not moved out (it is hundreds of
+        // bytes).
+        let Some(tuple) = self.conns[index as usize].0.as_ref().map(Connection::tuple) else {
             return;
         };
+        self.conns[index as usize].0 = None;
         self.orphan_unlink(index);
         let meta = &mut self.meta[index as usize];
         if let Some(t) = meta.timer.take() {
@@ -866,7 +880,7 @@ impl Stack {
         meta.last_state = State::Closed;
         // Keep the generation and the dirty bit (the slot may still be on the dirty list).
         meta.flags &= SM_DIRTY;
-        self.flows.remove(&conn.tuple());
+        self.flows.remove(&tuple);
         self.free_slots.push(index);
         self.live_connections -= 1;
     }
@@ -1470,7 +1484,7 @@ impl Stack {
             self.counters.conn_table_full += 1;
             return;
         }
-        let iss = self.isn.isn(now, &tuple);
+        let (iss, ts_offset) = self.isn.isn_and_ts_offset(now, &tuple);
         let rto = self.cfg.tcp.initial_rto;
         let Ok(timer) = self.wheel.schedule(now + rto, index | TOKEN_SYN_RECV) else {
             // Cannot happen (the wheel has a node per entry), but stays defined and counted.
@@ -1487,7 +1501,7 @@ impl Stack {
             iss,
             irs: seg.seq_number,
             ts_recent: seg.timestamp.map_or(0, |t| t.tsval),
-            ts_offset: self.isn.ts_offset(&tuple),
+            ts_offset,
             timer: Some(timer),
             peer_mac,
             peer_mss,
@@ -1651,18 +1665,19 @@ impl Stack {
                 let opts = Self::entry_options(&e);
                 let mut tcp = self.cfg.tcp;
                 tcp.timestamps &= opts.timestamps;
-                let conn = Connection::from_handshake(
-                    &tcp,
-                    e.tuple,
-                    seg,
-                    e.iss,
-                    e.peer_mss,
-                    opts.wscale,
-                    opts.sack_permitted,
-                    e.ts_offset,
-                    now,
-                );
-                self.establish_passive(now, li, conn, seg, peer_mac);
+                self.establish_passive(now, li, e.tuple, seg, peer_mac, || {
+                    Connection::from_handshake(
+                        &tcp,
+                        e.tuple,
+                        seg,
+                        e.iss,
+                        e.peer_mss,
+                        opts.wscale,
+                        opts.sack_permitted,
+                        e.ts_offset,
+                        now,
+                    )
+                });
             }
         }
     }
@@ -1711,18 +1726,20 @@ impl Stack {
                 self.counters.syn_cookies_validated += 1;
                 let mut tcp = self.cfg.tcp;
                 tcp.timestamps &= res.opts.timestamps;
-                let conn = Connection::from_handshake(
-                    &tcp,
-                    tuple,
-                    seg,
-                    cookie,
-                    res.mss,
-                    res.opts.wscale,
-                    res.opts.sack_permitted,
-                    self.isn.ts_offset(&tuple),
-                    now,
-                );
-                self.establish_passive(now, li, conn, seg, peer_mac);
+                let ts_offset = self.isn.ts_offset(&tuple);
+                self.establish_passive(now, li, tuple, seg, peer_mac, || {
+                    Connection::from_handshake(
+                        &tcp,
+                        tuple,
+                        seg,
+                        cookie,
+                        res.mss,
+                        res.opts.wscale,
+                        res.opts.sack_permitted,
+                        ts_offset,
+                        now,
+                    )
+                });
             }
         }
     }
@@ -1731,11 +1748,12 @@ impl Stack {
         &mut self,
         now: Instant,
         li: usize,
-        conn: Connection,
+        tuple: FourTuple,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
+        make: impl FnOnce() -> Connection,
     ) {
-        let Ok(h) = self.insert_connection(conn, Some(peer_mac), false) else {
+        let Ok(h) = self.insert_connection(tuple, Some(peer_mac), false, make) else {
             return;
         };
         self.counters.passive_opens += 1;

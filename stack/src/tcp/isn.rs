@@ -1,6 +1,11 @@
 //! Initial sequence numbers (RFC 6528) and per-connection timestamp offsets (RFC 7323 §7.1).
-
-use core::hash::Hasher;
+//!
+//! Both come from one keyed hash of the 4-tuple: SipHash-2-4 gives 64 bits, the low half is
+//! F() of RFC 6528 §3 and the high half is the timestamp offset. SipHash is a PRF, so the two
+//! halves are independent: seeing a peer's timestamps (which reveal the offset) tells nothing
+//! about the ISN function. A passive open hashes once per SYN for both
+//! ([`IsnGenerator::isn_and_ts_offset`]); a TIME-WAIT ACK recomputes the same offset from the
+//! tuple ([`IsnGenerator::ts_offset`]).
 
 use siphasher::sip::SipHasher24;
 
@@ -11,7 +16,7 @@ use crate::wire::SeqNumber;
 /// Keyed generator of ISNs and timestamp offsets. One per stack; the key is secret.
 #[derive(Clone)]
 pub struct IsnGenerator {
-    key: [u8; 16],
+    sip: SipHasher24,
 }
 
 impl core::fmt::Debug for IsnGenerator {
@@ -22,30 +27,46 @@ impl core::fmt::Debug for IsnGenerator {
 
 impl IsnGenerator {
     pub fn new(key: [u8; 16]) -> Self {
-        IsnGenerator { key }
+        IsnGenerator {
+            sip: SipHasher24::new_with_key(&key),
+        }
     }
 
-    fn hash(&self, domain: u8, t: &FourTuple) -> u64 {
-        let mut h = SipHasher24::new_with_key(&self.key);
-        h.write_u8(domain);
-        h.write(&t.local_addr.octets());
-        h.write(&t.remote_addr.octets());
-        h.write_u16(t.local_port);
-        h.write_u16(t.remote_port);
-        h.finish()
+    /// SipHash-2-4 of the tuple's 12 bytes (addresses, then ports, in network order): one
+    /// message block plus the final one.
+    #[inline]
+    fn hash(&self, t: &FourTuple) -> u64 {
+        let mut m = [0u8; 12];
+        m[0..4].copy_from_slice(&t.local_addr.octets());
+        m[4..8].copy_from_slice(&t.remote_addr.octets());
+        m[8..10].copy_from_slice(&t.local_port.to_be_bytes());
+        m[10..12].copy_from_slice(&t.remote_port.to_be_bytes());
+        self.sip.hash(&m)
     }
 
     /// RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), with M
     /// a timer ticking every 4 µs.
-    pub fn isn(&self, now: Instant, tuple: &FourTuple) -> SeqNumber {
+    #[inline]
+    fn isn_from(now: Instant, h: u64) -> SeqNumber {
         let m = (now.total_micros() / 4) as u32;
-        SeqNumber(m.wrapping_add(self.hash(0, tuple) as u32))
+        SeqNumber(m.wrapping_add(h as u32))
+    }
+
+    /// The ISN for a new connection on `tuple` at `now` (RFC 6528 §3).
+    pub fn isn(&self, now: Instant, tuple: &FourTuple) -> SeqNumber {
+        Self::isn_from(now, self.hash(tuple))
     }
 
     /// A per-4-tuple offset for our timestamp clock: random to observers, stable for a tuple,
     /// so a TIME-WAIT entry can recompute it instead of storing it.
     pub fn ts_offset(&self, tuple: &FourTuple) -> u32 {
-        self.hash(1, tuple) as u32
+        (self.hash(tuple) >> 32) as u32
+    }
+
+    /// [`IsnGenerator::isn`] and [`IsnGenerator::ts_offset`] from one hash.
+    pub fn isn_and_ts_offset(&self, now: Instant, tuple: &FourTuple) -> (SeqNumber, u32) {
+        let h = self.hash(tuple);
+        (Self::isn_from(now, h), (h >> 32) as u32)
     }
 }
 
@@ -76,5 +97,20 @@ mod tests {
         assert_ne!(other_key.isn(Instant::ZERO, &tuple(1000)), a);
         assert_eq!(g.ts_offset(&tuple(5)), g.ts_offset(&tuple(5)));
         assert_ne!(g.ts_offset(&tuple(5)), g.ts_offset(&tuple(6)));
+    }
+
+    #[test]
+    fn one_hash_gives_both_values() {
+        let g = IsnGenerator::new([9; 16]);
+        let now = Instant::from_millis(123_456);
+        for port in 1000..1100 {
+            let t = tuple(port);
+            assert_eq!(
+                g.isn_and_ts_offset(now, &t),
+                (g.isn(now, &t), g.ts_offset(&t))
+            );
+            // The two halves are not trivially related.
+            assert_ne!(g.isn(Instant::ZERO, &t).0, g.ts_offset(&t));
+        }
     }
 }

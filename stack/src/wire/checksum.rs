@@ -9,35 +9,84 @@ use core::net::Ipv4Addr;
 
 /// Folds a wide accumulator of 16-bit words into a 16-bit ones' complement sum.
 #[inline]
-fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
+fn fold(acc: u64) -> u16 {
+    // 64 → 33 → 32 bits, then 32 → 17 → 16: each step adds the carries back in.
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
     acc as u16
 }
 
 /// Folded ones' complement sum of `bytes` taken as big-endian 16-bit words; an odd trailing
 /// byte is padded with a zero byte (RFC 1071 §4.1).
+#[inline]
 pub fn data(bytes: &[u8]) -> u16 {
-    // Summing 32-bit words into a 64-bit accumulator is equivalent to summing 16-bit words
-    // (RFC 1071 §2(C), "parallel summation"): carries out of bit 15 and bit 31 are folded
-    // back at the end. 2^32 additions of u32 cannot overflow a u64, far beyond any frame.
+    u16::from_be(fold(sum_ne(bytes)))
+}
+
+/// Unfolded ones' complement sum of `bytes` read as *native-endian* 16-bit words, for
+/// [`data`] and the one-pass segment checksums.
+///
+/// Two facts make this equal to the big-endian word sum (RFC 1071 §2): the sum is byte-order
+/// independent (summing byte-swapped words gives the byte-swapped sum, §2(B)), so words are
+/// read natively and the folded result converted once; and it may be taken over wider words
+/// (§2(C)): a 64-bit word is four 16-bit words, and a carry out of bit 63 is added back in
+/// at bit 0 (end-around carry), which is what folding it from bit 64 would do.
+#[inline]
+pub(crate) fn sum_ne(bytes: &[u8]) -> u64 {
     let mut acc: u64 = 0;
-    let mut chunks = bytes.chunks_exact(16);
+    let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        acc += u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
-        acc += u64::from(u32::from_be_bytes([c[4], c[5], c[6], c[7]]));
-        acc += u64::from(u32::from_be_bytes([c[8], c[9], c[10], c[11]]));
-        acc += u64::from(u32::from_be_bytes([c[12], c[13], c[14], c[15]]));
+        let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let (s, carry) = acc.overflowing_add(w);
+        acc = s + u64::from(carry);
     }
-    let mut words = chunks.remainder().chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    // The tail: at most 7 bytes, starting at an even offset, so it splits into whole 16-bit
+    // lanes plus an odd byte, which is the high-order byte of its (zero-padded) word.
+    let rest = chunks.remainder();
+    let mut tail: u64 = 0;
+    let mut at = 0;
+    if rest.len() >= 4 {
+        tail += u64::from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]));
+        at = 4;
     }
-    if let [last] = words.remainder() {
-        acc += u64::from(*last) << 8;
+    if rest.len() - at >= 2 {
+        tail += u64::from(u16::from_ne_bytes([rest[at], rest[at + 1]]));
+        at += 2;
     }
-    fold(acc)
+    if rest.len() > at {
+        tail += u64::from(u16::from_ne_bytes([rest[at], 0]));
+    }
+    // `tail` < 2^33: adding it can carry out at most once.
+    let (s, carry) = acc.overflowing_add(tail);
+    s + u64::from(carry)
+}
+
+/// Folds an unfolded native-endian sum of [`sum_ne`] (plus any further native-endian
+/// terms, which the caller adds with end-around carry) into the big-endian folded sum.
+#[inline]
+pub(crate) fn finish_ne(acc: u64) -> u16 {
+    u16::from_be(fold(acc))
+}
+
+/// Adds `b` to `a` in ones' complement arithmetic on 64-bit words (end-around carry).
+#[inline]
+pub(crate) fn add_ne(a: u64, b: u64) -> u64 {
+    let (s, carry) = a.overflowing_add(b);
+    s + u64::from(carry)
+}
+
+/// The IPv4 pseudo-header (RFC 9293 §3.1) as native-endian terms for [`add_ne`]: source,
+/// destination, zero byte, protocol and the transport length.
+#[inline]
+pub(crate) fn pseudo_header_v4_ne(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u32) -> u64 {
+    // A length above 16 bits (never on the wire, possible for an oversized test buffer)
+    // contributes both halves, as in `pseudo_header_v4`.
+    u64::from(u32::from_ne_bytes(src.octets()))
+        + u64::from(u32::from_ne_bytes(dst.octets()))
+        + u64::from(u16::from_ne_bytes([0, protocol]))
+        + u64::from(u32::from_ne_bytes(length.to_be_bytes()))
 }
 
 /// Folded ones' complement sum of partial sums (each itself a folded sum).
@@ -100,6 +149,41 @@ mod tests {
             sum = (sum & 0xffff) + (sum >> 16);
         }
         sum as u16
+    }
+
+    #[test]
+    fn carries_on_all_lengths_and_offsets() {
+        // All-ones words make every lane carry; odd offsets exercise unaligned reads.
+        let ones = [0xffu8; 80];
+        let bytes: Vec<u8> = (0..90u32).map(|i| (i * 97 + 200) as u8).collect();
+        for start in 0..8 {
+            for len in 0..(ones.len() - start) {
+                let s = &ones[start..start + len];
+                assert_eq!(data(s), reference(s), "ones {start}+{len}");
+                let s = &bytes[start..start + len];
+                assert_eq!(data(s), reference(s), "bytes {start}+{len}");
+            }
+        }
+    }
+
+    #[test]
+    fn native_pseudo_header_matches() {
+        let src = Ipv4Addr::new(192, 168, 255, 1);
+        let dst = Ipv4Addr::new(255, 254, 0, 2);
+        for len in [0u32, 20, 40, 1480, 65535, 65536, 70_000] {
+            let ne = pseudo_header_v4_ne(src, dst, 6, len);
+            assert_eq!(
+                finish_ne(ne),
+                pseudo_header_v4(src, dst, 6, len),
+                "len {len}"
+            );
+        }
+        let seg = [0xfeu8, 0xff, 0x12, 0x01, 0xff, 0x80, 0x77];
+        let both = finish_ne(add_ne(sum_ne(&seg), pseudo_header_v4_ne(src, dst, 6, 7)));
+        assert_eq!(
+            both,
+            combine(&[pseudo_header_v4(src, dst, 6, 7), data(&seg)])
+        );
     }
 
     #[test]

@@ -116,6 +116,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// Wraps a buffer, checking that the header fits.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<EthernetFrame<T>> {
         let frame = Self::new_unchecked(buffer);
         frame.check_len()?;
@@ -123,6 +124,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// `Err(Truncated)` if the buffer is shorter than the header.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         if self.buffer.as_ref().len() < HEADER_LEN {
             Err(Error::Truncated)
@@ -201,6 +203,7 @@ pub struct EthernetRepr {
 
 impl EthernetRepr {
     /// Reads the header; any buffer of at least 14 bytes is a valid header.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Result<EthernetRepr> {
         frame.check_len()?;
         Ok(EthernetRepr {
@@ -218,6 +221,7 @@ impl EthernetRepr {
     ///
     /// # Panics
     /// If the frame buffer is shorter than [`HEADER_LEN`].
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut EthernetFrame<T>) {
         frame.set_dst_addr(self.dst_addr);
         frame.set_src_addr(self.src_addr);

@@ -24,6 +24,7 @@ pub struct TcpFrame<'a> {
 
 /// Parses and validates an Ethernet/IPv4/TCP frame, checksums included. Trailing Ethernet
 /// padding is ignored. A frame of another EtherType or IP protocol is `Error::Unsupported`.
+#[inline]
 pub fn parse_tcp_frame(frame: &[u8]) -> Result<TcpFrame<'_>> {
     let eth_frame = EthernetFrame::new_checked(frame)?;
     let eth = EthernetRepr::parse(&eth_frame)?;

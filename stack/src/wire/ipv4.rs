@@ -52,6 +52,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Wraps a buffer and runs [`Ipv4Packet::check_len`].
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Ipv4Packet<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -62,6 +63,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// `Truncated` if the buffer is shorter than 20 bytes, than the header length or than
     /// `total_len`; `Malformed` if the header length is below 20 or `total_len` below the
     /// header length.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -88,11 +90,13 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buffer
     }
 
+    #[inline]
     fn u16_at(&self, f: field::Field) -> u16 {
         let b = &self.buffer.as_ref()[f];
         u16::from_be_bytes([b[0], b[1]])
     }
 
+    #[inline]
     fn addr_at(&self, f: field::Field) -> Ipv4Addr {
         let b = &self.buffer.as_ref()[f];
         Ipv4Addr::new(b[0], b[1], b[2], b[3])
@@ -172,6 +176,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Whether the header checksum verifies (over the header including options).
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         let header_len = usize::from(self.header_len());
         checksum::data(&self.buffer.as_ref()[..header_len]) == 0xffff
@@ -291,6 +296,7 @@ impl Ipv4Repr {
     /// Errors: `Truncated`/`Malformed` from [`Ipv4Packet::check_len`]; `Malformed` for a
     /// version other than 4; `Checksum` if the header checksum fails; `Unsupported` for a
     /// fragment (MF set or a non-zero offset), since this stack does no reassembly.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Ipv4Repr> {
         if !packet.buffer.as_ref().is_empty() && packet.version() != 4 {
             return Err(Error::Malformed);
@@ -328,19 +334,32 @@ impl Ipv4Repr {
     /// # Panics
     /// If the buffer is shorter than 20 bytes, or in debug builds if the total length exceeds
     /// 65535 (it is truncated to 16 bits in release builds).
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Packet<T>) {
         debug_assert!(self.buffer_len() <= usize::from(u16::MAX));
-        packet.set_version(4);
-        packet.set_header_len(HEADER_LEN as u8);
-        packet.set_dscp_ecn(0, 0);
-        packet.set_total_len(self.buffer_len() as u16);
-        packet.set_ident(0);
-        packet.set_flags_and_offset(true, false, 0);
-        packet.set_ttl(self.ttl);
-        packet.set_protocol(self.protocol);
-        packet.set_src_addr(self.src_addr);
-        packet.set_dst_addr(self.dst_addr);
-        packet.fill_checksum();
+        let total_len = self.buffer_len() as u16;
+        let mut h = [0u8; HEADER_LEN];
+        h[field::VER_IHL] = 0x40 | (HEADER_LEN / 4) as u8;
+        h[field::LENGTH].copy_from_slice(&total_len.to_be_bytes());
+        h[field::FLG_OFF].copy_from_slice(&FLAG_DF.to_be_bytes());
+        h[field::TTL] = self.ttl;
+        h[field::PROTOCOL] = self.protocol;
+        h[field::SRC_ADDR].copy_from_slice(&self.src_addr.octets());
+        h[field::DST_ADDR].copy_from_slice(&self.dst_addr.octets());
+        // The checksum from the field values (RFC 1071): the zero words (DSCP/ECN,
+        // identification, checksum itself) add nothing.
+        let (s, d) = (self.src_addr.to_bits(), self.dst_addr.to_bits());
+        let sum = u64::from(u16::from_be_bytes([h[0], h[1]]))
+            + u64::from(total_len)
+            + u64::from(FLAG_DF)
+            + u64::from(u16::from_be_bytes([self.ttl, self.protocol]))
+            + u64::from(s >> 16)
+            + u64::from(s & 0xffff)
+            + u64::from(d >> 16)
+            + u64::from(d & 0xffff);
+        let sum = checksum::combine(&[sum as u16, (sum >> 16) as u16]);
+        h[field::CHECKSUM].copy_from_slice(&(!sum).to_be_bytes());
+        packet.buffer.as_mut()[..HEADER_LEN].copy_from_slice(&h);
     }
 }
 
@@ -393,6 +412,39 @@ mod tests {
         let mut buf = [0xaau8; 40];
         repr().emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
         assert_eq!(buf[..20], PACKET[..20]);
+    }
+
+    #[test]
+    fn test_emit_checksum_verifies() {
+        // Extreme field values: carries out of every 16-bit word of the sum.
+        let addrs = [
+            Ipv4Addr::new(255, 255, 255, 255),
+            Ipv4Addr::new(0, 0, 0, 0),
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(192, 168, 1, 254),
+        ];
+        for src in addrs {
+            for dst in addrs {
+                for (ttl, payload_len) in [(255, 65515), (0, 0), (64, 1480)] {
+                    let r = Ipv4Repr {
+                        src_addr: src,
+                        dst_addr: dst,
+                        protocol: 0xff,
+                        payload_len,
+                        ttl,
+                    };
+                    let mut buf = [0x55u8; 20];
+                    r.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
+                    let p = Ipv4Packet::new_unchecked(&buf[..]);
+                    assert!(p.verify_checksum(), "{r:?}");
+                    assert_eq!(
+                        (p.src_addr(), p.dst_addr(), p.ttl(), p.total_len()),
+                        (src, dst, ttl, 20 + payload_len as u16)
+                    );
+                    assert!(p.dont_frag() && !p.more_frags() && p.ident() == 0 && p.dscp() == 0);
+                }
+            }
+        }
     }
 
     #[test]

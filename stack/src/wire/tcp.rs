@@ -212,6 +212,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 
     /// Wraps a buffer and runs [`TcpPacket::check_len`].
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<TcpPacket<T>> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
@@ -220,6 +221,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
     /// `Truncated` if the buffer is shorter than 20 bytes or than the data offset says;
     /// `Malformed` if the data offset is below 5 words.
+    #[inline]
     pub fn check_len(&self) -> Result<()> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
@@ -239,11 +241,13 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         self.buffer
     }
 
+    #[inline]
     fn u16_at(&self, f: field::Field) -> u16 {
         let b = &self.buffer.as_ref()[f];
         u16::from_be_bytes([b[0], b[1]])
     }
 
+    #[inline]
     fn u32_at(&self, f: field::Field) -> u32 {
         let b = &self.buffer.as_ref()[f];
         u32::from_be_bytes([b[0], b[1], b[2], b[3]])
@@ -344,15 +348,16 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 
     /// Folded sum over pseudo-header and segment; `0xffff` means the checksum verifies.
+    #[inline]
     fn checksum_sum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
         let data = self.buffer.as_ref();
-        checksum::combine(&[
-            checksum::pseudo_header_v4(src, dst, PROTOCOL_TCP, data.len() as u32),
-            checksum::data(data),
-        ])
+        // One pass: the pseudo-header joins the segment's sum before the single fold.
+        let pseudo = checksum::pseudo_header_v4_ne(src, dst, PROTOCOL_TCP, data.len() as u32);
+        checksum::finish_ne(checksum::add_ne(checksum::sum_ne(data), pseudo))
     }
 
     /// Whether the checksum verifies over the whole buffer and the IPv4 pseudo-header.
+    #[inline]
     pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         self.checksum_sum(src, dst) == 0xffff
     }
@@ -634,12 +639,138 @@ impl<'a> Iterator for TcpOptions<'a> {
     }
 }
 
+/// Big-endian `u32` at `at`; the caller has checked `at + 4 <= b.len()`.
+#[inline(always)]
+fn be_u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Reads the option block into `repr`, with the same result as folding [`TcpOptions`] over it
+/// (later options of a kind override earlier ones; a malformed option is an error; EOL ends
+/// the block).
+///
+/// The layouts almost every segment carries are matched whole first, each a few compares:
+/// NOP NOP TS (every segment of a connection with timestamps), and the two SYN layouts of
+/// Linux (MSS, SACK-permitted, TS, NOP, WS) and of [`TcpRepr::emit`] (MSS, NOP WS,
+/// SACK-permitted NOP NOP, NOP NOP TS). Anything else takes the general walk, which writes
+/// straight into `repr` instead of going through [`TcpOption`] values.
+#[inline]
+fn parse_options<'a>(opts: &'a [u8], repr: &mut TcpRepr<'a>) -> Result<()> {
+    use field::*;
+    match opts.len() {
+        0 => return Ok(()),
+        12 if opts[..4] == [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10] => {
+            repr.timestamp = Some(TcpTimestamp {
+                tsval: be_u32_at(opts, 4),
+                tsecr: be_u32_at(opts, 8),
+            });
+            return Ok(());
+        }
+        20 if opts[..2] == [OPT_MSS, 4]
+            && opts[4..8] == [OPT_SACKPERM, 2, OPT_TSTAMP, 10]
+            && opts[16..19] == [OPT_NOP, OPT_WS, 3] =>
+        {
+            repr.max_seg_size = Some(u16::from_be_bytes([opts[2], opts[3]]));
+            repr.sack_permitted = true;
+            repr.timestamp = Some(TcpTimestamp {
+                tsval: be_u32_at(opts, 8),
+                tsecr: be_u32_at(opts, 12),
+            });
+            // RFC 7323 §2.3: a shift above 14 is treated as 14.
+            repr.window_scale = Some(opts[19].min(MAX_WINDOW_SCALE));
+            return Ok(());
+        }
+        24 if opts[..2] == [OPT_MSS, 4]
+            && opts[4..7] == [OPT_NOP, OPT_WS, 3]
+            && opts[8..16]
+                == [
+                    OPT_SACKPERM,
+                    2,
+                    OPT_NOP,
+                    OPT_NOP,
+                    OPT_NOP,
+                    OPT_NOP,
+                    OPT_TSTAMP,
+                    10,
+                ] =>
+        {
+            repr.max_seg_size = Some(u16::from_be_bytes([opts[2], opts[3]]));
+            repr.window_scale = Some(opts[7].min(MAX_WINDOW_SCALE));
+            repr.sack_permitted = true;
+            repr.timestamp = Some(TcpTimestamp {
+                tsval: be_u32_at(opts, 16),
+                tsecr: be_u32_at(opts, 20),
+            });
+            return Ok(());
+        }
+        _ => {}
+    }
+    parse_options_general(opts, repr)
+}
+
+/// The general option walk of [`parse_options`].
+fn parse_options_general<'a>(opts: &'a [u8], repr: &mut TcpRepr<'a>) -> Result<()> {
+    use field::*;
+    let mut i = 0;
+    while i < opts.len() {
+        let kind = opts[i];
+        match kind {
+            // RFC 9293 §3.2: what follows End of Option List is padding.
+            OPT_EOL => break,
+            OPT_NOP => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let Some(&len) = opts.get(i + 1) else {
+            return Err(Error::Malformed);
+        };
+        let len = usize::from(len);
+        if len < 2 || len > opts.len() - i {
+            return Err(Error::Malformed);
+        }
+        let data = &opts[i + 2..i + len];
+        match (kind, len) {
+            (OPT_MSS, 4) => repr.max_seg_size = Some(u16::from_be_bytes([data[0], data[1]])),
+            // RFC 7323 §2.3: a shift above 14 is treated as 14.
+            (OPT_WS, 3) => repr.window_scale = Some(data[0].min(MAX_WINDOW_SCALE)),
+            (OPT_SACKPERM, 2) => repr.sack_permitted = true,
+            // RFC 2018 §3: 1 to 4 blocks of two 32-bit edges; at most 3 fit beside timestamps,
+            // and we keep no more than that.
+            (OPT_SACKRNG, 10 | 18 | 26 | 34) => {
+                let mut ranges = [None; 3];
+                for (slot, block) in ranges.iter_mut().zip(data.chunks_exact(8)) {
+                    *slot = Some((
+                        SeqNumber(be_u32_at(block, 0)),
+                        SeqNumber(be_u32_at(block, 4)),
+                    ));
+                }
+                repr.sack_ranges = ranges;
+            }
+            (OPT_TSTAMP, 10) => {
+                repr.timestamp = Some(TcpTimestamp {
+                    tsval: be_u32_at(data, 0),
+                    tsecr: be_u32_at(data, 4),
+                });
+            }
+            (OPT_MSS | OPT_WS | OPT_SACKPERM | OPT_SACKRNG | OPT_TSTAMP, _) => {
+                return Err(Error::Malformed);
+            }
+            _ => {} // unknown: skipped by its length
+        }
+        i += len;
+    }
+    Ok(())
+}
+
 impl<'a> TcpRepr<'a> {
     /// Parses and validates a received segment. Never panics, whatever the buffer.
     ///
     /// Errors: `Truncated`/`Malformed` from [`TcpPacket::check_len`]; `Checksum` if the
     /// checksum (with the pseudo-header of `src`, `dst`) fails; `Malformed` for SYN+FIN,
     /// SYN+RST, or a malformed option. RST+FIN is read as RST.
+    #[inline]
     pub fn parse(
         packet: &TcpPacket<&'a [u8]>,
         src: Ipv4Addr,
@@ -649,14 +780,38 @@ impl<'a> TcpRepr<'a> {
         if !packet.verify_checksum(src, dst) {
             return Err(Error::Checksum);
         }
-        Self::parse_unverified(packet)
+        Self::parse_checked(packet.buffer)
     }
 
     /// [`TcpRepr::parse`] without the checksum check, for diagnostics (and for a datapath
     /// whose NIC has verified the checksum already).
     pub fn parse_unverified(packet: &TcpPacket<&'a [u8]>) -> Result<TcpRepr<'a>> {
         packet.check_len()?;
-        let control = match (packet.syn(), packet.fin(), packet.rst()) {
+        Self::parse_checked(packet.buffer)
+    }
+
+    /// The fields of a segment that passed [`TcpPacket::check_len`]. The fixed header is read
+    /// through one 20-byte array and the options through one slice, so the accessors' bounds
+    /// checks happen once; the slicing here cannot fail after `check_len` (and would report
+    /// `Truncated`, not panic, if it could).
+    #[inline]
+    fn parse_checked(data: &'a [u8]) -> Result<TcpRepr<'a>> {
+        let Some((h, _)) = data.split_first_chunk::<HEADER_LEN>() else {
+            return Err(Error::Truncated);
+        };
+        let header_len = usize::from(h[field::FLAGS.start] >> 4) * 4;
+        let (Some(options), Some(payload)) =
+            (data.get(HEADER_LEN..header_len), data.get(header_len..))
+        else {
+            return Err(Error::Truncated);
+        };
+        let flags = u16::from_be_bytes([h[12], h[13]]) & field::FLG_MASK;
+        let has = |bit: u16| flags & bit != 0;
+        let control = match (
+            has(field::FLG_SYN),
+            has(field::FLG_FIN),
+            has(field::FLG_RST),
+        ) {
             (false, false, false) => TcpControl::None,
             (true, false, false) => TcpControl::Syn,
             (false, true, false) => TcpControl::Fin,
@@ -665,33 +820,21 @@ impl<'a> TcpRepr<'a> {
             (true, true, _) | (true, _, true) => return Err(Error::Malformed),
         };
         let mut repr = TcpRepr {
-            src_port: packet.src_port(),
-            dst_port: packet.dst_port(),
+            src_port: u16::from_be_bytes([h[0], h[1]]),
+            dst_port: u16::from_be_bytes([h[2], h[3]]),
             control,
-            psh: packet.psh(),
-            seq_number: packet.seq_number(),
-            ack_number: packet.ack().then(|| packet.ack_number()),
-            window_len: packet.window_len(),
+            psh: has(field::FLG_PSH),
+            seq_number: SeqNumber(be_u32_at(h, field::SEQ_NUM.start)),
+            ack_number: has(field::FLG_ACK).then(|| SeqNumber(be_u32_at(h, field::ACK_NUM.start))),
+            window_len: u16::from_be_bytes([h[14], h[15]]),
             window_scale: None,
             max_seg_size: None,
             sack_permitted: false,
             sack_ranges: [None; 3],
             timestamp: None,
-            payload: packet.payload(),
+            payload,
         };
-        for option in TcpOptions::new(packet.options_ref()) {
-            match option? {
-                TcpOption::EndOfList | TcpOption::NoOperation | TcpOption::Unknown { .. } => {}
-                TcpOption::MaxSegmentSize(mss) => repr.max_seg_size = Some(mss),
-                // RFC 7323 §2.3: a shift above 14 is treated as 14.
-                TcpOption::WindowScale(shift) => {
-                    repr.window_scale = Some(shift.min(MAX_WINDOW_SCALE));
-                }
-                TcpOption::SackPermitted => repr.sack_permitted = true,
-                TcpOption::SackRange(ranges) => repr.sack_ranges = ranges,
-                TcpOption::Timestamp(ts) => repr.timestamp = Some(ts),
-            }
-        }
+        parse_options(options, &mut repr)?;
         Ok(repr)
     }
 
@@ -742,65 +885,71 @@ impl<'a> TcpRepr<'a> {
         src: Ipv4Addr,
         dst: Ipv4Addr,
     ) {
-        let header_len = self.header_len();
+        use field::*;
+        let blocks = self.sack_blocks_emitted();
+        let options_len = self.fixed_options_len() + if blocks > 0 { 4 + 8 * blocks } else { 0 };
+        let header_len = HEADER_LEN + options_len;
         let len = header_len + self.payload.len();
-        let mut packet = TcpPacket::new_unchecked(&mut packet.buffer.as_mut()[..len]);
-        packet.set_src_port(self.src_port);
-        packet.set_dst_port(self.dst_port);
-        packet.set_seq_number(self.seq_number);
-        packet.set_ack_number(self.ack_number.unwrap_or(SeqNumber(0)));
+        let segment = &mut packet.buffer.as_mut()[..len];
+        let (header, payload) = segment.split_at_mut(header_len);
+        let (fixed, opts) = header.split_at_mut(HEADER_LEN);
+
         let mut flags = match self.control {
             TcpControl::None => 0,
-            TcpControl::Syn => field::FLG_SYN,
-            TcpControl::Fin => field::FLG_FIN,
-            TcpControl::Rst => field::FLG_RST,
+            TcpControl::Syn => FLG_SYN,
+            TcpControl::Fin => FLG_FIN,
+            TcpControl::Rst => FLG_RST,
         };
         if self.psh {
-            flags |= field::FLG_PSH;
+            flags |= FLG_PSH;
         }
         if self.ack_number.is_some() {
-            flags |= field::FLG_ACK;
+            flags |= FLG_ACK;
         }
-        // One write for data offset and flags also clears the reserved bits (RFC 9293 §3.1).
-        packet.set_u16_at(field::FLAGS, ((header_len as u16 / 4) << 12) | flags);
-        packet.set_window_len(self.window_len);
-        packet.set_urgent_at(0);
+        // The fixed header in one write. Data offset and flags share a word, which also
+        // clears the reserved bits (RFC 9293 §3.1); checksum and urgent pointer start at 0.
+        let mut h = [0u8; HEADER_LEN];
+        h[SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
+        h[DST_PORT].copy_from_slice(&self.dst_port.to_be_bytes());
+        h[SEQ_NUM].copy_from_slice(&self.seq_number.0.to_be_bytes());
+        let ack = self.ack_number.unwrap_or(SeqNumber(0)).0;
+        h[ACK_NUM].copy_from_slice(&ack.to_be_bytes());
+        h[FLAGS].copy_from_slice(&(((header_len as u16 / 4) << 12) | flags).to_be_bytes());
+        h[WIN_SIZE].copy_from_slice(&self.window_len.to_be_bytes());
+        fixed.copy_from_slice(&h);
 
-        let mut out = packet.options_mut();
+        // Options as whole 4-byte words with fixed kind/length bytes.
+        let mut at = 0;
+        let mut put = |word: [u8; 4]| {
+            opts[at..at + 4].copy_from_slice(&word);
+            at += 4;
+        };
         if let Some(mss) = self.max_seg_size {
-            out = TcpOption::MaxSegmentSize(mss).emit(out);
+            let [hi, lo] = mss.to_be_bytes();
+            put([OPT_MSS, 4, hi, lo]);
         }
         if let Some(shift) = self.window_scale {
-            out = TcpOption::NoOperation.emit(out);
-            out = TcpOption::WindowScale(shift).emit(out);
+            put([OPT_NOP, OPT_WS, 3, shift]);
         }
         if self.sack_permitted {
-            out = TcpOption::SackPermitted.emit(out);
-            out = TcpOption::NoOperation.emit(out);
-            out = TcpOption::NoOperation.emit(out);
+            put([OPT_SACKPERM, 2, OPT_NOP, OPT_NOP]);
         }
         if let Some(ts) = self.timestamp {
-            out = TcpOption::NoOperation.emit(out);
-            out = TcpOption::NoOperation.emit(out);
-            out = TcpOption::Timestamp(ts).emit(out);
+            put([OPT_NOP, OPT_NOP, OPT_TSTAMP, 10]);
+            put(ts.tsval.to_be_bytes());
+            put(ts.tsecr.to_be_bytes());
         }
-        let blocks = self.sack_blocks_emitted();
         if blocks > 0 {
-            let mut ranges = [None; 3];
-            for (slot, range) in ranges
-                .iter_mut()
-                .zip(self.sack_ranges.iter().flatten())
-                .take(blocks)
-            {
-                *slot = Some(*range);
+            put([OPT_NOP, OPT_NOP, OPT_SACKRNG, 2 + 8 * blocks as u8]);
+            for (l, r) in self.sack_ranges.iter().flatten().take(blocks) {
+                put(l.0.to_be_bytes());
+                put(r.0.to_be_bytes());
             }
-            out = TcpOption::NoOperation.emit(out);
-            out = TcpOption::NoOperation.emit(out);
-            out = TcpOption::SackRange(ranges).emit(out);
         }
-        debug_assert!(out.is_empty());
+        debug_assert_eq!(at, options_len);
 
-        packet.payload_mut().copy_from_slice(self.payload);
+        payload.copy_from_slice(self.payload);
+        let mut packet = TcpPacket::new_unchecked(segment);
         packet.fill_checksum(src, dst);
     }
 }
@@ -1179,6 +1328,89 @@ mod tests {
             round_trip(&everything),
             Ok(([ranges[0], None, None], with_ts.timestamp, true))
         );
+    }
+
+    /// The reference semantics of the option block: a fold over [`TcpOptions`].
+    fn options_by_iterator<'a>(opts: &'a [u8], repr: &mut TcpRepr<'a>) -> Result<()> {
+        for option in TcpOptions::new(opts) {
+            match option? {
+                TcpOption::EndOfList | TcpOption::NoOperation | TcpOption::Unknown { .. } => {}
+                TcpOption::MaxSegmentSize(mss) => repr.max_seg_size = Some(mss),
+                TcpOption::WindowScale(shift) => {
+                    repr.window_scale = Some(shift.min(MAX_WINDOW_SCALE));
+                }
+                TcpOption::SackPermitted => repr.sack_permitted = true,
+                TcpOption::SackRange(ranges) => repr.sack_ranges = ranges,
+                TcpOption::Timestamp(ts) => repr.timestamp = Some(ts),
+            }
+        }
+        Ok(())
+    }
+
+    /// One option (or a malformed fragment) as bytes, biased toward real layouts.
+    fn option_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(vec![1]),
+            Just(vec![0]),
+            any::<u16>().prop_map(|m| vec![2, 4, (m >> 8) as u8, m as u8]),
+            any::<u8>().prop_map(|w| vec![3, 3, w]),
+            Just(vec![4, 2]),
+            (any::<u32>(), any::<u32>()).prop_map(|(a, b)| {
+                let mut v = vec![8, 10];
+                v.extend_from_slice(&a.to_be_bytes());
+                v.extend_from_slice(&b.to_be_bytes());
+                v
+            }),
+            (1usize..5, any::<u8>()).prop_map(|(n, x)| {
+                let mut v = vec![5, 2 + 8 * n as u8];
+                v.extend((0..8 * n).map(|i| x.wrapping_add(i as u8)));
+                v
+            }),
+            proptest::collection::vec(any::<u8>(), 1..6),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+        /// The layout fast paths and the general walk agree with the iterator on any block.
+        #[test]
+        fn option_parsing_matches_iterator(
+            parts in proptest::collection::vec(option_bytes(), 0..8),
+            fill in 0u8..3,
+        ) {
+            let mut block: Vec<u8> = parts.concat();
+            block.truncate(MAX_OPTIONS_LEN);
+            while block.len() % 4 != 0 {
+                block.push([0, 1, 7][usize::from(fill)]);
+            }
+            let mut fast = linux_syn_repr();
+            let mut slow = linux_syn_repr();
+            let a = parse_options(&block, &mut fast).map(|_| fast);
+            let b = options_by_iterator(&block, &mut slow).map(|_| slow);
+            proptest::prop_assert_eq!(a, b, "{:?}", block);
+        }
+    }
+
+    #[test]
+    fn option_fast_paths_match_iterator() {
+        let linux: &[u8] = &LINUX_SYN[20..];
+        let ours: &[u8] = &OUR_SYN_ACK[20..];
+        let data_ts: &[u8] = &DATA[20..32];
+        for block in [linux, ours, data_ts] {
+            let mut fast = TcpRepr::default();
+            let mut slow = TcpRepr::default();
+            parse_options(block, &mut fast).unwrap();
+            options_by_iterator(block, &mut slow).unwrap();
+            assert_eq!(fast, slow);
+            assert!(fast.timestamp.is_some());
+        }
+        // The same layouts with an over-large shift clamp to 14 either way.
+        let mut big = LINUX_SYN;
+        big[39] = 200;
+        let mut fast = TcpRepr::default();
+        parse_options(&big[20..], &mut fast).unwrap();
+        assert_eq!(fast.window_scale, Some(14));
     }
 
     #[test]
