@@ -516,6 +516,10 @@ pub struct Connection {
     // ACK generation.
     /// An ACK is owed now.
     ack_pending: bool,
+    /// Out-of-order segments received since the last ACK: each is owed its own duplicate
+    /// ACK (RFC 5681 §4.2), even when a batch of them is processed before we transmit, so
+    /// that the sender counts them (fast retransmit without SACK needs three).
+    dup_acks_owed: u8,
     /// A delayed ACK is owed at this time.
     ack_at: Option<Instant>,
     /// In-order bytes received and not acknowledged yet.
@@ -598,6 +602,7 @@ impl Connection {
             keepalive_sent: 0,
             keepalive_probe: false,
             ack_pending: false,
+            dup_acks_owed: 0,
             ack_at: None,
             rcv_unacked: 0,
             rcv_unacked_full: 0,
@@ -1768,6 +1773,7 @@ impl Connection {
             // RFC 5681 §4.2: an out-of-order segment is acknowledged at once (with SACK).
             self.stats.out_of_order_segments += 1;
             self.ack_pending = true;
+            self.dup_acks_owed = self.dup_acks_owed.saturating_add(1).min(8);
         } else if had_hole || take < data.len() {
             // It filled (part of) a hole, or overran the window: acknowledge at once.
             self.ack_pending = true;
@@ -2067,6 +2073,7 @@ impl Connection {
     /// Every segment we send acknowledges RCV.NXT: what was owed is paid.
     fn note_ack_sent(&mut self) {
         self.ack_pending = false;
+        self.dup_acks_owed = 0;
         self.ack_at = None;
         self.rcv_unacked = 0;
         self.rcv_unacked_full = 0;
@@ -2346,8 +2353,8 @@ impl Connection {
             }
             let mut repr = self.base_repr(now);
             if self.keepalive_probe {
-                // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT - 1 (SND.MAX here), no data: the peer answers with
-                // an ACK whether or not it is synchronized with us.
+                // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT - 1 (SND.MAX here), no data: the peer
+                // answers with an ACK whether or not it is synchronized with us.
                 self.keepalive_probe = false;
                 self.stats.keepalive_probes += 1;
                 repr.seq_number = SeqNumber(self.snd_max.0.wrapping_sub(1));
@@ -2355,7 +2362,13 @@ impl Connection {
                 self.stats.pure_acks_sent += 1;
                 return Some(repr);
             }
+            let owed = self.dup_acks_owed;
             self.note_ack_sent();
+            if owed > 1 {
+                // Another duplicate ACK follows this one.
+                self.dup_acks_owed = owed - 1;
+                self.ack_pending = true;
+            }
             self.stats.pure_acks_sent += 1;
             return Some(repr);
         };

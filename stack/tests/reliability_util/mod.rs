@@ -214,7 +214,12 @@ impl Bulk {
                 }
             }
             while f.sent < self.send_len {
-                let n = (self.send_len - f.sent).min(self.scratch.len());
+                // Generate only what the send buffer can take now.
+                let room = self.stack.connection(h).map_or(0, |c| c.send_capacity());
+                let n = (self.send_len - f.sent).min(self.scratch.len()).min(room);
+                if n == 0 {
+                    break;
+                }
                 fill_stream(
                     self.send_seed + f.index as u64,
                     f.sent,
