@@ -209,22 +209,22 @@ impl Pair {
         }
         v
     }
-    fn to_b(&mut self, s: &Seg) {
+    fn deliver_b(&mut self, s: &Seg) {
         self.b
             .handle_segment(self.now, &s.repr(), &mut self.counters);
     }
-    fn to_a(&mut self, s: &Seg) {
+    fn deliver_a(&mut self, s: &Seg) {
         self.a
             .handle_segment(self.now, &s.repr(), &mut self.counters);
     }
-    fn to_b_all(&mut self, v: &[Seg]) {
+    fn deliver_b_all(&mut self, v: &[Seg]) {
         for s in v {
-            self.to_b(s);
+            self.deliver_b(s);
         }
     }
-    fn to_a_all(&mut self, v: &[Seg]) {
+    fn deliver_a_all(&mut self, v: &[Seg]) {
         for s in v {
-            self.to_a(s);
+            self.deliver_a(s);
         }
     }
 
@@ -248,8 +248,8 @@ impl Pair {
             if a.is_empty() && b.is_empty() {
                 return;
             }
-            self.to_b_all(&a);
-            self.to_a_all(&b);
+            self.deliver_b_all(&a);
+            self.deliver_a_all(&b);
         }
     }
 }
@@ -300,10 +300,10 @@ fn rto_doubles_on_repeated_loss_and_resets_after_a_new_ack() {
     }
     assert_eq!(p.a.stats().rto_expirations, 4);
     // The fourth retransmission arrives; its ACK ends the backoff.
-    p.to_b(&last[0]);
+    p.deliver_b(&last[0]);
     let ack = p.out_b();
     assert_eq!(keys(&ack), [k(".", p.b_seq(0), Some(p.a_seq(5)), 0)]);
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     assert_eq!(
         p.a.poll_at(),
         None,
@@ -331,9 +331,9 @@ fn karn_ignores_samples_from_retransmitted_segments() {
     assert_eq!(keys(&rtx), [k(".", p.a_seq(0), Some(p.b_seq(0)), 3)]);
     // The ACK comes 150 ms after the retransmission (350 ms after the original): ambiguous.
     p.advance(150 * MS);
-    p.to_b(&rtx[0]);
+    p.deliver_b(&rtx[0]);
     let ack = p.out_b();
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     assert_eq!(
         p.a.rtt().samples(),
         samples,
@@ -344,9 +344,9 @@ fn karn_ignores_samples_from_retransmitted_segments() {
     p.a.send(b"def").unwrap();
     let seg = p.out_a();
     p.advance(30 * MS);
-    p.to_b(&seg[0]);
+    p.deliver_b(&seg[0]);
     let ack = p.out_b();
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     assert_eq!(p.a.rtt().samples(), samples + 1);
     // srtt = 7/8 * 0 + 1/8 * 30 ms.
     assert_eq!(p.a.rtt().srtt(), Some(Duration::from_micros(3750)));
@@ -363,10 +363,10 @@ fn timestamps_give_rtt_samples_and_data_retries_end_in_timed_out() {
     p.a.send(b"x").unwrap();
     let seg = p.out_a();
     p.advance(20 * MS);
-    p.to_b(&seg[0]);
+    p.deliver_b(&seg[0]);
     let ack = p.out_b();
     assert_eq!(ack[0].ts.unwrap().tsecr, seg[0].ts.unwrap().tsval);
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     // RTT from the echoed timestamp: 20 ms (srtt = 7/8 * 0 + 1/8 * 20 ms after the
     // handshake's 0 ms sample).
     assert_eq!(p.a.rtt().srtt(), Some(Duration::from_micros(2_500)));
@@ -410,17 +410,17 @@ fn fast_retransmit_on_the_third_duplicate_ack() {
     // Segment 0 is lost; 1..5 arrive out of order and each draws an immediate duplicate ACK.
     let mut dupacks = Vec::new();
     for s in &segs[1..] {
-        p.to_b(s);
+        p.deliver_b(s);
         let ack = p.out_b();
         assert_eq!(keys(&ack), [k(".", p.b_seq(0), Some(p.a_seq(0)), 0)]);
         dupacks.push(ack[0].clone());
     }
-    p.to_a(&dupacks[0]);
+    p.deliver_a(&dupacks[0]);
     assert!(p.out_a().is_empty(), "first duplicate ACK");
-    p.to_a(&dupacks[1]);
+    p.deliver_a(&dupacks[1]);
     assert!(p.out_a().is_empty(), "second duplicate ACK");
     assert!(!p.a.in_recovery());
-    p.to_a(&dupacks[2]);
+    p.deliver_a(&dupacks[2]);
     assert_eq!(
         keys(&p.out_a()),
         [k(".", p.a_seq(0), Some(p.b_seq(0)), 1000)],
@@ -432,13 +432,13 @@ fn fast_retransmit_on_the_third_duplicate_ack() {
     assert_eq!(p.a.cwnd(), 6000);
     assert_eq!(p.a.stats().fast_retransmits, 1);
     // The fourth and fifth inflate the window by one SMSS each.
-    p.to_a(&dupacks[3]);
+    p.deliver_a(&dupacks[3]);
     assert_eq!(p.a.cwnd(), 7000);
     // The retransmission fills the hole: B acknowledges everything at once (hole filled).
-    p.to_b(&Seg { ..segs[0].clone() });
+    p.deliver_b(&Seg { ..segs[0].clone() });
     let ack = p.out_b();
     assert_eq!(keys(&ack), [k(".", p.b_seq(0), Some(p.a_seq(6000)), 0)]);
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     assert!(!p.a.in_recovery());
     // Full ACK: cwnd = min(ssthresh, FlightSize + SMSS) = min(3000, 0 + 1000).
     assert_eq!(p.a.cwnd(), 1000);
@@ -456,22 +456,22 @@ fn newreno_partial_ack_retransmits_the_next_hole() {
     // Segments 0 and 3 are lost.
     let mut acks = Vec::new();
     for i in [1, 2, 4, 5, 6] {
-        p.to_b(&segs[i]);
+        p.deliver_b(&segs[i]);
         acks.extend(p.out_b());
     }
     assert!(acks.iter().all(|a| a.ack == Some(p.a_seq(0))));
-    p.to_a_all(&acks[..3]);
+    p.deliver_a_all(&acks[..3]);
     assert_eq!(
         keys(&p.out_a()),
         [k(".", p.a_seq(0), Some(p.b_seq(0)), 1000)]
     );
-    p.to_a_all(&acks[3..]);
+    p.deliver_a_all(&acks[3..]);
     assert!(p.out_a().is_empty(), "no new data to send");
     // The retransmission of 0 arrives: B acknowledges up to the second hole (a partial ACK).
-    p.to_b(&segs[0]);
+    p.deliver_b(&segs[0]);
     let partial = p.out_b();
     assert_eq!(keys(&partial), [k(".", p.b_seq(0), Some(p.a_seq(3000)), 0)]);
-    p.to_a(&partial[0]);
+    p.deliver_a(&partial[0]);
     assert_eq!(
         keys(&p.out_a()),
         [k(".", p.a_seq(3000), Some(p.b_seq(0)), 1000)],
@@ -481,10 +481,10 @@ fn newreno_partial_ack_retransmits_the_next_hole() {
     assert_eq!(p.a.stats().partial_acks, 1);
     assert_eq!(p.a.stats().retransmits, 2);
     assert_eq!(p.a.stats().rto_expirations, 0);
-    p.to_b(&segs[3]);
+    p.deliver_b(&segs[3]);
     let full = p.out_b();
     assert_eq!(keys(&full), [k(".", p.b_seq(0), Some(p.a_seq(7000)), 0)]);
-    p.to_a(&full[0]);
+    p.deliver_a(&full[0]);
     assert!(!p.a.in_recovery());
     assert_eq!(read_all(&mut p.b), data(7000));
 }
@@ -498,30 +498,30 @@ fn sack_blocks_report_out_of_order_data_most_recent_first() {
     let base = p.a_seq(0);
     let s = |i: u32| base.wrapping_add(1000 * i);
     // 0 and 2 lost; 1, 3, 4 arrive; then 5.
-    p.to_b(&segs[1]);
+    p.deliver_b(&segs[1]);
     let ack = p.out_b();
     assert_eq!(ack[0].ack, Some(s(0)));
     assert_eq!(ack[0].sack, [(s(1), s(2))]);
-    p.to_b(&segs[3]);
+    p.deliver_b(&segs[3]);
     let ack = p.out_b();
     assert_eq!(
         ack[0].sack,
         [(s(3), s(4)), (s(1), s(2))],
         "newest block first"
     );
-    p.to_b(&segs[4]);
+    p.deliver_b(&segs[4]);
     let ack = p.out_b();
     assert_eq!(ack[0].sack, [(s(3), s(5)), (s(1), s(2))]);
     // A duplicate of 1 refreshes that block: it moves to the front.
-    p.to_b(&segs[1]);
+    p.deliver_b(&segs[1]);
     let ack = p.out_b();
     assert_eq!(ack[0].sack, [(s(1), s(2)), (s(3), s(5))]);
     // The first hole fills: the cumulative ACK moves, the remaining block stays.
-    p.to_b(&segs[0]);
+    p.deliver_b(&segs[0]);
     let ack = p.out_b();
     assert_eq!(ack[0].ack, Some(s(2)));
     assert_eq!(ack[0].sack, [(s(3), s(5))]);
-    p.to_b(&segs[2]);
+    p.deliver_b(&segs[2]);
     let ack = p.out_b();
     assert_eq!(ack[0].ack, Some(s(5)));
     assert!(ack[0].sack.is_empty());
@@ -537,15 +537,15 @@ fn sack_sender_retransmits_only_the_holes_even_after_an_rto() {
     // 0 and 3 lost; the rest arrive and are SACKed.
     let mut acks = Vec::new();
     for i in [1, 2, 4, 5, 6, 7] {
-        p.to_b(&segs[i]);
+        p.deliver_b(&segs[i]);
         acks.extend(p.out_b());
     }
     assert_eq!(acks.last().unwrap().sack, [(s(4), s(8)), (s(1), s(3))]);
     // With three segments SACKed above it, segment 0 is lost (RFC 6675 IsLost): recovery.
-    p.to_a_all(&acks[..3]);
+    p.deliver_a_all(&acks[..3]);
     let rtx = p.out_a();
     assert!(p.a.in_recovery());
-    p.to_a_all(&acks[3..]);
+    p.deliver_a_all(&acks[3..]);
     let rtx2 = p.out_a();
     let rtx: Vec<_> = rtx.iter().chain(&rtx2).map(Seg::key).collect();
     assert_eq!(
@@ -570,16 +570,16 @@ fn sack_sender_retransmits_only_the_holes_even_after_an_rto() {
     let mut resent = p.out_a();
     // cwnd is one segment after the RTO: ACK the first to open it.
     assert_eq!(keys(&resent), [k(".", s(0), Some(p.b_seq(0)), 1000)]);
-    p.to_b(&resent[0]);
+    p.deliver_b(&resent[0]);
     let ack = p.out_b();
     assert_eq!(ack[0].ack, Some(s(3)));
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     resent = p.out_a();
     assert_eq!(keys(&resent), [k(".", s(3), Some(p.b_seq(0)), 1000)]);
-    p.to_b(&resent[0]);
+    p.deliver_b(&resent[0]);
     let ack = p.out_b();
     assert_eq!(ack[0].ack, Some(s(8)));
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     assert!(p.out_a().is_empty());
     assert_eq!(
         p.a.stats().bytes_retransmitted,
@@ -608,11 +608,11 @@ fn zero_window_probes_back_off_and_sending_resumes_when_the_window_opens() {
             .map(|i| k(".", p.a_seq(1000 * i), Some(p.b_seq(0)), 1000))
             .collect::<Vec<_>>()
     );
-    p.to_b_all(&segs);
+    p.deliver_b_all(&segs);
     let acks = p.out_b();
     let last = acks.last().unwrap();
     assert_eq!((last.ack, last.window), (Some(p.a_seq(4000)), 0));
-    p.to_a_all(&acks);
+    p.deliver_a_all(&acks);
     assert_eq!(p.a.snd_wnd(), 0);
     assert!(p.out_a().is_empty());
     // Persist timer: probes at RTO (200 ms), then 400, 800, 1600 ms later: one byte each,
@@ -625,11 +625,11 @@ fn zero_window_probes_back_off_and_sending_resumes_when_the_window_opens() {
         p.at(at);
         let probe = p.out_a();
         assert_eq!(keys(&probe), [k(".", p.a_seq(4000), Some(p.b_seq(0)), 1)]);
-        p.to_b(&probe[0]);
+        p.deliver_b(&probe[0]);
         let reply = p.out_b();
         assert_eq!(keys(&reply), [k(".", p.b_seq(0), Some(p.a_seq(4000)), 0)]);
         assert_eq!(reply[0].window, 0);
-        p.to_a(&reply[0]);
+        p.deliver_a(&reply[0]);
     }
     assert_eq!(p.a.stats().zero_window_probes, 4);
     assert_eq!(
@@ -642,7 +642,7 @@ fn zero_window_probes_back_off_and_sending_resumes_when_the_window_opens() {
     let update = p.out_b();
     assert_eq!(keys(&update), [k(".", p.b_seq(0), Some(p.a_seq(4000)), 0)]);
     assert_eq!(update[0].window, 4000);
-    p.to_a(&update[0]);
+    p.deliver_a(&update[0]);
     assert_eq!(p.a.persist_at(), None);
     let resumed = p.out_a();
     assert_eq!(
@@ -650,7 +650,7 @@ fn zero_window_probes_back_off_and_sending_resumes_when_the_window_opens() {
         k(".", p.a_seq(4000), Some(p.b_seq(0)), 1000)
     );
     assert_eq!(resumed.len(), 4);
-    p.to_b_all(&resumed);
+    p.deliver_b_all(&resumed);
     // Drain the rest.
     let mut got = read_all(&mut p.b);
     for _ in 0..10 {
@@ -671,7 +671,7 @@ fn receiver_never_shrinks_its_right_edge_and_avoids_silly_windows() {
     let segs = p.out_a();
     let mut edge = 0u32;
     for s in &segs {
-        p.to_b(s);
+        p.deliver_b(s);
         for ack in p.out_b() {
             let right = ack.ack.unwrap().wrapping_add(u32::from(ack.window));
             assert!(
@@ -709,18 +709,18 @@ fn sender_avoids_silly_windows_until_the_override_timer() {
         segs.iter().map(|s| s.payload.len()).collect::<Vec<_>>(),
         [1000, 1000, 500]
     );
-    p.to_b_all(&segs);
+    p.deliver_b_all(&segs);
     let acks = p.out_b();
     let last = acks.last().unwrap().clone();
     assert_eq!((last.ack, last.window), (Some(p.a_seq(2500)), 0));
-    p.to_a_all(&acks);
+    p.deliver_a_all(&acks);
     p.a.send(&data(2000)).unwrap();
     assert!(p.out_a().is_empty());
     // A peer without receiver SWS avoidance offers a 300-byte window: less than an MSS and
     // less than half the largest window it ever offered, so A waits (RFC 9293 §3.8.6.2.1).
     let mut small = last.clone();
     small.window = 300;
-    p.to_a(&small);
+    p.deliver_a(&small);
     assert!(p.out_a().is_empty(), "no silly 300-byte segment");
     // The override timeout (the persist timer) sends what the window allows.
     let at = p.a.persist_at().expect("override timer armed");
@@ -760,9 +760,9 @@ fn paws_drops_an_old_duplicate_across_the_timestamp_and_sequence_wraps() {
         );
         assert_eq!(segs[0].seq, p.b_seq(1000 * i));
         sent.push(segs[0].clone());
-        p.to_a_all(&segs);
+        p.deliver_a_all(&segs);
         let acks = p.out_a();
-        p.to_b_all(&acks);
+        p.deliver_b_all(&acks);
         p.advance(Duration::from_millis(700));
     }
     let tsvals: Vec<u32> = sent.iter().map(|s| s.ts.unwrap().tsval).collect();
@@ -780,7 +780,7 @@ fn paws_drops_an_old_duplicate_across_the_timestamp_and_sequence_wraps() {
     old.seq = p.a.rcv_nxt().0;
     let rcv_nxt = p.a.rcv_nxt();
     let drops = p.counters.paws_drops;
-    p.to_a(&old);
+    p.deliver_a(&old);
     assert_eq!(p.counters.paws_drops, drops + 1);
     assert_eq!(p.a.rcv_nxt(), rcv_nxt);
     assert_eq!(
@@ -791,7 +791,7 @@ fn paws_drops_an_old_duplicate_across_the_timestamp_and_sequence_wraps() {
     // A fresh segment, whose TSval is later modulo 2^32, is accepted.
     p.b.send(b"new").unwrap();
     let fresh = p.out_b();
-    p.to_a(&fresh[0]);
+    p.deliver_a(&fresh[0]);
     assert_eq!(read_all(&mut p.a), b"new");
 }
 
@@ -819,10 +819,10 @@ fn keepalive_ends_a_silent_peer_with_timed_out() {
         keys(&probe),
         [k(".", p.a_seq(0).wrapping_sub(1), Some(p.b_seq(0)), 0)]
     );
-    p.to_b(&probe[0]);
+    p.deliver_b(&probe[0]);
     let reply = p.out_b();
     assert_eq!(keys(&reply), [k(".", p.b_seq(0), Some(p.a_seq(0)), 0)]);
-    p.to_a(&reply[0]);
+    p.deliver_a(&reply[0]);
     let t1 = p.now;
     assert_eq!(p.a.poll_at(), Some(t1 + ka.idle));
     // Now the peer goes silent: three probes one interval apart, then the connection ends.
@@ -854,15 +854,15 @@ fn quick_acks_at_connection_start_then_delayed_acks() {
     let mut p = Pair::new(plain(), cfg_b);
     p.a.send(&data(1000)).unwrap();
     let s0 = p.out_a();
-    p.to_b(&s0[0]);
+    p.deliver_b(&s0[0]);
     assert_eq!(p.out_b().len(), 1, "quick ACK 1");
     p.a.send(&data(1000)).unwrap();
     let s1 = p.out_a();
-    p.to_b(&s1[0]);
+    p.deliver_b(&s1[0]);
     assert_eq!(p.out_b().len(), 1, "quick ACK 2");
     p.a.send(&data(1000)).unwrap();
     let s2 = p.out_a();
-    p.to_b(&s2[0]);
+    p.deliver_b(&s2[0]);
     assert!(p.out_b().is_empty(), "quick ACKs used up: delayed");
     assert_eq!(p.b.delayed_ack_at(), Some(p.now + 40 * MS));
 }
@@ -878,7 +878,7 @@ fn delayed_ack_fires_at_its_deadline_and_is_skipped_when_data_piggybacks() {
     // One full segment: no ACK yet, one due 40 ms later.
     p.a.send(&data(1000)).unwrap();
     let s = p.out_a();
-    p.to_b(&s[0]);
+    p.deliver_b(&s[0]);
     assert!(p.out_b().is_empty());
     assert_eq!(p.b.poll_at(), Some(t0 + 40 * MS));
     p.at(Instant::from_micros((t0 + 40 * MS).total_micros() - 1));
@@ -892,9 +892,9 @@ fn delayed_ack_fires_at_its_deadline_and_is_skipped_when_data_piggybacks() {
     // Two full segments: the second is acknowledged at once (RFC 5681 §4.2).
     p.a.send(&data(2000)).unwrap();
     let s = p.out_a();
-    p.to_b(&s[0]);
+    p.deliver_b(&s[0]);
     assert!(p.out_b().is_empty());
-    p.to_b(&s[1]);
+    p.deliver_b(&s[1]);
     assert_eq!(
         keys(&p.out_b()),
         [k(".", p.b_seq(0), Some(p.a_seq(3000)), 0)]
@@ -905,7 +905,7 @@ fn delayed_ack_fires_at_its_deadline_and_is_skipped_when_data_piggybacks() {
     p.a.send(&data(1000)).unwrap();
     let s = p.out_a();
     let t1 = p.now;
-    p.to_b(&s[0]);
+    p.deliver_b(&s[0]);
     assert!(p.out_b().is_empty());
     p.at(t1 + 10 * MS);
     p.b.send(b"response").unwrap();
@@ -920,12 +920,12 @@ fn delayed_ack_fires_at_its_deadline_and_is_skipped_when_data_piggybacks() {
     // Out-of-order data and the segment that fills the hole are acknowledged at once.
     p.a.send(&data(2000)).unwrap();
     let s = p.out_a();
-    p.to_b(&s[1]);
+    p.deliver_b(&s[1]);
     assert_eq!(
         keys(&p.out_b()),
         [k(".", p.b_seq(8), Some(p.a_seq(4000)), 0)]
     );
-    p.to_b(&s[0]);
+    p.deliver_b(&s[0]);
     assert_eq!(
         keys(&p.out_b()),
         [k(".", p.b_seq(8), Some(p.a_seq(6000)), 0)]
@@ -950,16 +950,16 @@ fn nagle_holds_small_segments_while_data_is_unacknowledged() {
         p.out_a().is_empty(),
         "held until the first byte is acknowledged"
     );
-    p.to_b(&first[0]);
+    p.deliver_b(&first[0]);
     let ack = p.out_b();
-    p.to_a(&ack[0]);
+    p.deliver_a(&ack[0]);
     let held = p.out_a();
     assert_eq!(
         keys(&held),
         [k(".", p.a_seq(1), Some(p.b_seq(0)), 2)],
         "the held bytes leave together"
     );
-    p.to_b(&held[0]);
+    p.deliver_b(&held[0]);
     p.pump();
     assert_eq!(read_all(&mut p.b), b"abc");
     // Default (Nagle off): every small write goes out at once.
