@@ -14,8 +14,11 @@
 //!   same, by TCP's rules); the ranges are merged, so overlap never double-counts.
 //! - When a segment would need a new range and all [`MAX_RANGES`] are in use, the segment is
 //!   refused (the caller drops it and the peer retransmits): memory stays bounded.
-//! - The byte storage is allocated on the first write (a connection that never receives data
-//!   never allocates it); nothing allocates after that.
+//! - The bytes live in a [`Storage`] (see [`super::buffer`]): allocated from the thread's
+//!   pool on the first write (a connection that never receives data never allocates) and
+//!   returned to it on drop; nothing allocates per segment.
+
+use super::buffer::Storage;
 
 /// Out-of-order ranges remembered per connection.
 pub const MAX_RANGES: usize = 32;
@@ -41,9 +44,7 @@ pub enum WriteError {
 /// A fixed-capacity receive ring with out-of-order reassembly. See the module docs.
 #[derive(Debug, Clone)]
 pub struct RecvBuffer {
-    /// Empty until the first write; then exactly `cap` bytes.
-    storage: Box<[u8]>,
-    cap: usize,
+    storage: Storage,
     head: usize,
     /// In-order bytes not read yet.
     len: usize,
@@ -55,8 +56,7 @@ pub struct RecvBuffer {
 impl RecvBuffer {
     pub fn new(capacity: usize) -> RecvBuffer {
         RecvBuffer {
-            storage: Box::default(),
-            cap: capacity,
+            storage: Storage::new(capacity),
             head: 0,
             len: 0,
             ranges: [Range::default(); MAX_RANGES],
@@ -67,7 +67,7 @@ impl RecvBuffer {
 
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.storage.capacity()
     }
     /// In-order bytes waiting to be read.
     #[inline]
@@ -172,13 +172,11 @@ impl RecvBuffer {
 
     fn copy_in(&mut self, offset: usize, data: &[u8]) {
         let cap = self.capacity();
-        if self.storage.len() != cap {
-            self.storage = vec![0u8; cap].into_boxed_slice();
-        }
         let start = (self.head + self.len + offset) % cap;
         let first = data.len().min(cap - start);
-        self.storage[start..start + first].copy_from_slice(&data[..first]);
-        self.storage[..data.len() - first].copy_from_slice(&data[first..]);
+        let bytes = self.storage.get_mut();
+        bytes[start..start + first].copy_from_slice(&data[..first]);
+        bytes[..data.len() - first].copy_from_slice(&data[first..]);
     }
 
     /// Up to `max` out-of-order ranges as `(start, end)` offsets from RCV.NXT, the most
@@ -215,7 +213,7 @@ impl RecvBuffer {
             return &[];
         }
         let run = self.len.min(cap - self.head);
-        &self.storage[self.head..self.head + run]
+        &self.storage.get()[self.head..self.head + run]
     }
 
     /// Marks `n` readable bytes as read; returns how many were.

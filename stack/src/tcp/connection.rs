@@ -1044,15 +1044,6 @@ impl Connection {
         self.events = 0;
     }
 
-    /// Exchanges the send buffer with `tx`, for a stack that recycles allocated buffers of
-    /// finished connections. Swap in only an empty buffer of the configured capacity, before
-    /// the connection holds data. The receive buffer (with its reassembly state) is not
-    /// exchanged: `rx` is left as it is.
-    pub fn swap_buffers(&mut self, tx: &mut RingBuffer, rx: &mut RingBuffer) {
-        core::mem::swap(&mut self.tx, tx);
-        let _ = rx;
-    }
-
     // ---------------------------------------------------------------- state helpers
 
     fn stop_timers(&mut self) {
