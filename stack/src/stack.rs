@@ -738,6 +738,16 @@ impl Stack {
         self.with_conn(h, |c, now| c.abort(now))
     }
 
+    /// Chooses one connection's congestion control algorithm (the default for every
+    /// connection is `StackConfig::tcp.congestion`).
+    pub fn set_congestion_algorithm(
+        &mut self,
+        h: ConnHandle,
+        algorithm: crate::tcp::CongestionAlgorithm,
+    ) -> Result<(), StackError> {
+        self.with_conn(h, |c, _| c.set_congestion_algorithm(algorithm))
+    }
+
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<(ConnHandle, Event)> {
         self.events.pop_front()

@@ -134,3 +134,23 @@ fn two_cubic_flows_share_the_bottleneck_within_20_percent() {
     assert!(ratio >= 0.8, "flows differ by more than 20 %: {got:?}");
     assert!(total >= 0.8, "together they use {:.1} %", total * 100.0);
 }
+
+#[test]
+fn congestion_control_is_chosen_per_connection_through_the_stack() {
+    let mut s = setup(1, 0.0, 0, CongestionAlgorithm::Cubic);
+    let addr = SocketAddrV4::new(s.sim.ipv4(1), 5001);
+    let now = s.sim.now();
+    let stack = &mut s.hosts[0].stack;
+    let a = stack.connect(now, None, addr).unwrap();
+    let b = stack.connect(now, None, addr).unwrap();
+    stack
+        .set_congestion_algorithm(b, CongestionAlgorithm::NewReno)
+        .unwrap();
+    let alg = |h| {
+        stack
+            .connection(h)
+            .map(|c| c.congestion_control().algorithm())
+    };
+    assert_eq!(alg(a), Some(CongestionAlgorithm::Cubic));
+    assert_eq!(alg(b), Some(CongestionAlgorithm::NewReno));
+}
