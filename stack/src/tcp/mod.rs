@@ -2,7 +2,9 @@
 //!
 //! Follows RFC 9293 (TCP), with RFC 5961 (blind in-window attacks), RFC 6528 (ISNs),
 //! RFC 7323 (window scale, timestamps, PAWS), RFC 2018 (SACK), RFC 6191 (TIME-WAIT reuse),
-//! RFC 4987 (SYN cookies) and RFC 1122.
+//! RFC 4987 (SYN cookies) and RFC 1122; for reliability RFC 6298 (RTO), RFC 5681, RFC 6582
+//! and RFC 6675 (congestion control, NewReno and SACK loss recovery), RFC 6928 (initial
+//! window), RFC 3465 (byte counting) and RFC 9438 (CUBIC).
 //!
 //! Nothing here reads a clock, does I/O or starts a thread: every entry point takes `now`.
 
