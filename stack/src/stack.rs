@@ -332,6 +332,17 @@ struct OrphanLink {
 
 const NIL: u32 = u32::MAX;
 
+/// A SYN parked until its TIME-WAIT lookup (see `Stack::drain_pending_syns`). It carries
+/// no payload (only payload-free SYNs are parked).
+struct PendingSyn {
+    tuple: FourTuple,
+    seg: TcpRepr<'static>,
+    peer_mac: EthernetAddress,
+}
+
+/// SYNs parked at most; one more drains them first.
+const PENDING_SYNS: usize = 64;
+
 /// A stateless reply waiting for a TX frame.
 #[derive(Clone, Copy)]
 enum Control {
@@ -375,6 +386,8 @@ pub struct Stack {
     isn: IsnGenerator,
     ports: EphemeralPorts,
     dirty: Vec<u32>,
+    /// SYNs waiting for a batched TIME-WAIT lookup; empty outside `receive`.
+    pending_syns: Vec<PendingSyn>,
     control: VecDeque<Control>,
     events: VecDeque<(ConnHandle, Event)>,
     /// Oldest and newest orphan slot (`NIL` when none).
@@ -422,6 +435,7 @@ impl Stack {
             isn: IsnGenerator::new(key),
             ports: EphemeralPorts::new(cfg.ephemeral_ports.clone(), seed_u64(&cfg.secret, 2)),
             dirty: Vec::with_capacity(1024),
+            pending_syns: Vec::with_capacity(PENDING_SYNS),
             control: VecDeque::with_capacity(256),
             events: VecDeque::with_capacity(1024),
             orphan_head: NIL,
@@ -989,6 +1003,7 @@ impl Stack {
         self.now = now;
         let budget = self.cfg.rx_batch;
         let received = link.receive(budget, |frame| self.process_frame(now, frame));
+        self.drain_pending_syns(now);
         self.run_timers(now);
         self.collect_events();
         received
@@ -1191,6 +1206,7 @@ impl Stack {
         let f = match parse_tcp_frame(frame) {
             Ok(f) => f,
             Err(crate::wire::Error::Unsupported) => {
+                self.drain_pending_syns(now);
                 self.process_other(frame);
                 return;
             }
@@ -1213,13 +1229,30 @@ impl Stack {
             remote_port: seg.src_port,
         };
         let peer_mac = f.eth.src_addr;
+        self.route_segment(now, tuple, &seg, peer_mac, true);
+    }
+
+    /// Hands a segment to its connection, SYN-RECEIVED entry, TIME-WAIT entry or listener.
+    ///
+    /// With `may_defer`, a SYN that misses the flow table while the TIME-WAIT table is not
+    /// empty is parked in `pending_syns` instead (see [`Stack::drain_pending_syns`]).
+    #[inline]
+    fn route_segment(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+        may_defer: bool,
+    ) {
         match self.flows.get(&tuple) {
             Some(v) if v & FLOW_SYN_RECV != 0 => {
-                self.segment_for_syn_recv(now, v & !FLOW_SYN_RECV, &seg, peer_mac)
+                self.drain_pending_syns(now);
+                self.segment_for_syn_recv(now, v & !FLOW_SYN_RECV, seg, peer_mac)
             }
             Some(index) => {
                 if let Some(c) = self.conns[index as usize].0.as_mut() {
-                    c.handle_segment(now, &seg, &mut self.counters);
+                    c.handle_segment(now, seg, &mut self.counters);
                     let meta = &mut self.meta[index as usize];
                     if !meta.has(SM_MAC) {
                         meta.peer_mac = peer_mac;
@@ -1229,20 +1262,69 @@ impl Stack {
                 self.mark_dirty(index);
             }
             None => {
-                // One probe of the TIME-WAIT table, skipped while it is empty.
-                let tw = if self.time_wait.is_empty() {
-                    None
-                } else {
-                    self.time_wait.get(&tuple).copied()
-                };
-                if let Some(e) = tw
-                    && self.segment_for_time_wait(now, &tuple, e, &seg, peer_mac)
+                if self.time_wait.is_empty() {
+                    // Nothing to look up (and, as SYNs are parked only while the table has
+                    // entries, normally nothing parked).
+                    self.drain_pending_syns(now);
+                    self.segment_for_listener(now, tuple, seg, peer_mac);
+                    return;
+                }
+                if may_defer
+                    && seg.control == TcpControl::Syn
+                    && seg.ack_number.is_none()
+                    && seg.payload.is_empty()
+                {
+                    if self.pending_syns.len() == self.pending_syns.capacity() {
+                        self.drain_pending_syns(now);
+                    }
+                    self.pending_syns.push(PendingSyn {
+                        tuple,
+                        seg: TcpRepr {
+                            payload: &[],
+                            ..*seg
+                        },
+                        peer_mac,
+                    });
+                    return;
+                }
+                self.drain_pending_syns(now);
+                // One probe of the TIME-WAIT table (RFC 6191 for a SYN; a retransmitted FIN
+                // or a stray segment for a closed connection otherwise).
+                if let Some(e) = self.time_wait.get(&tuple).copied()
+                    && self.segment_for_time_wait(now, &tuple, e, seg, peer_mac)
                 {
                     return;
                 }
-                self.segment_for_listener(now, tuple, &seg, peer_mac);
+                self.segment_for_listener(now, tuple, seg, peer_mac);
             }
         }
+    }
+
+    /// Processes the parked SYNs, in arrival order, as if each had been processed when it
+    /// arrived.
+    ///
+    /// Why they wait: each new SYN must probe the TIME-WAIT table (RFC 6191), and with
+    /// millions of entries that probe is a cache miss, often a TLB miss too, that the SYN's
+    /// processing then waits for. Loading the buckets of a whole batch first, in a tight loop,
+    /// keeps many of those misses in flight at once.
+    ///
+    /// Why the result is the same: parking only reorders a SYN after segments that hit live
+    /// connections (the only ones processed while SYNs wait). Those touch nothing a SYN reads
+    /// or writes (flow entries, SYN queue, accept queue, TIME-WAIT table, stateless replies;
+    /// slots are freed only after transmission). Every other segment, every non-TCP frame and
+    /// the end of the receive batch drain the parked SYNs first, and each parked SYN is routed
+    /// again from the flow table, so a duplicate SYN in the same batch finds the entry the
+    /// first one made.
+    fn drain_pending_syns(&mut self, now: Instant) {
+        if self.pending_syns.is_empty() {
+            return;
+        }
+        let mut pending = core::mem::take(&mut self.pending_syns);
+        self.time_wait.prefetch(pending.iter().map(|p| &p.tuple));
+        for p in pending.drain(..) {
+            self.route_segment(now, p.tuple, &p.seg, p.peer_mac, false);
+        }
+        self.pending_syns = pending;
     }
 
     fn process_other(&mut self, frame: &[u8]) {
@@ -1800,5 +1882,128 @@ impl crate::sim::Host for Stack {
     }
     fn poll_at(&self) -> Option<Instant> {
         Stack::poll_at(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::memory::{MemoryLink, MemoryLinkConfig};
+    use crate::tcp::time_wait::TimeWaitInit;
+
+    const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+    fn tuple(port: u16) -> FourTuple {
+        FourTuple {
+            local_addr: IP,
+            remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+            local_port: 80,
+            remote_port: port,
+        }
+    }
+
+    fn frame(port: u16, control: TcpControl, seq: u32, ack: Option<u32>, tsval: u32) -> Vec<u8> {
+        let repr = TcpRepr {
+            src_port: port,
+            dst_port: 80,
+            control,
+            seq_number: SeqNumber(seq),
+            ack_number: ack.map(SeqNumber),
+            window_len: 1000,
+            max_seg_size: (control == TcpControl::Syn).then_some(1460),
+            timestamp: Some(TcpTimestamp { tsval, tsecr: 0 }),
+            ..TcpRepr::default()
+        };
+        let mut buf = vec![0u8; 128];
+        let t = tuple(port);
+        let len = emit_tcp_frame(&mut buf, PEER_MAC, MAC, t.remote_addr, IP, &repr).unwrap();
+        buf.truncate(len);
+        buf
+    }
+
+    /// A stack with a listener, a live connection on port 5000 and TIME-WAIT entries for
+    /// ports 6000..6004 (RCV.NXT 1000, TS.Recent 500).
+    fn stack(now: Instant) -> (Stack, MemoryLink) {
+        let cfg = StackConfig {
+            mac: MAC,
+            ips: vec![IP],
+            syn_backlog: 3,
+            arp: false,
+            ..StackConfig::default()
+        };
+        let mut s = Stack::new(cfg, now);
+        s.add_neighbor(Ipv4Addr::new(10, 0, 0, 2), PEER_MAC);
+        s.listen(SocketAddrV4::new(IP, 80)).unwrap();
+        let mut link = MemoryLink::new(MemoryLinkConfig::default());
+        for port in 6000..6004 {
+            s.insert_time_wait(
+                now,
+                TimeWaitInit {
+                    tuple: tuple(port),
+                    snd_nxt: SeqNumber(77),
+                    rcv_nxt: SeqNumber(1000),
+                    ts_recent: Some(500),
+                    rcv_wnd: 100,
+                    rcv_wscale: 0,
+                },
+            );
+        }
+        // An established connection on port 5000.
+        link.push_rx(&frame(5000, TcpControl::Syn, 10, None, 1));
+        s.poll(now, &mut link);
+        let mut iss = 0;
+        link.drain_tx(|f| iss = crate::wire::parse_tcp_frame(f).unwrap().tcp.seq_number.0);
+        link.push_rx(&frame(5000, TcpControl::None, 11, Some(iss + 1), 2));
+        s.poll(now, &mut link);
+        link.drain_tx(|_| {});
+        assert_eq!(s.connection_count(), 1);
+        (s, link)
+    }
+
+    /// Parked SYNs: a whole receive batch gives the same replies, in the same order, and the
+    /// same counters as the same frames received one per poll (where nothing is parked
+    /// across frames).
+    #[test]
+    fn parked_syns_match_one_frame_per_poll() {
+        let now = Instant::from_secs(10);
+        let batch = [
+            frame(7000, TcpControl::Syn, 100, None, 600), // new tuple
+            frame(6000, TcpControl::Syn, 5000, None, 600), // TIME-WAIT, newer TS: reuse
+            frame(5000, TcpControl::None, 11, None, 3),   // live connection (no ACK: dropped)
+            frame(7000, TcpControl::Syn, 100, None, 600), // duplicate: SYN-RECEIVED now
+            frame(6001, TcpControl::Syn, 5, None, 400),   // TIME-WAIT, older TS: ACK
+            frame(7001, TcpControl::Syn, 200, None, 600), // third SYN-RECEIVED entry
+            frame(7002, TcpControl::Syn, 300, None, 600), // queue full: cookie
+            frame(6002, TcpControl::Fin, 999, Some(78), 600), // retransmitted FIN: ACK
+            frame(7000, TcpControl::Rst, 101, None, 600), // resets the entry
+            frame(7003, TcpControl::Syn, 400, None, 600), // room again
+            frame(6003, TcpControl::Syn, 5, None, 600),   // newer TS: reuse, parked at the end
+        ];
+        let (mut one, mut link1) = stack(now);
+        let (mut all, mut link2) = stack(now);
+        let mut out1 = Vec::new();
+        for f in &batch {
+            link1.push_rx(f);
+            one.poll(now, &mut link1);
+            link1.drain_tx(|f| out1.push(crate::wire::describe_frame(f)));
+        }
+        for f in &batch {
+            link2.push_rx(f);
+        }
+        all.poll(now, &mut link2);
+        let mut out2 = Vec::new();
+        link2.drain_tx(|f| out2.push(crate::wire::describe_frame(f)));
+        assert_eq!(out1, out2);
+        assert_eq!(one.counters(), all.counters());
+        let c = all.counters();
+        assert_eq!(c.time_wait_reuses, 2);
+        assert_eq!(c.syn_cookies_sent, 2); // 7002 and 6003 find the SYN queue full
+        assert_eq!(c.time_wait_fin_acks, 1);
+        assert!(all.pending_syns.is_empty());
+        // Two SYN-ACKs for 7000 (the duplicate is answered as a retransmission), TIME-WAIT
+        // ACKs for 6001 and 6002, SYN-ACKs for the rest.
+        assert_eq!(out2.len(), 9, "{out2:#?}");
     }
 }

@@ -1381,7 +1381,7 @@ mod tests {
         ) {
             let mut block: Vec<u8> = parts.concat();
             block.truncate(MAX_OPTIONS_LEN);
-            while block.len() % 4 != 0 {
+            while !block.len().is_multiple_of(4) {
                 block.push([0, 1, 7][usize::from(fill)]);
             }
             let mut fast = linux_syn_repr();
