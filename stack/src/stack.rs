@@ -243,6 +243,11 @@ const SR_LIVE: u8 = 4;
 
 const _: () = assert!(core::mem::size_of::<SynRecvEntry>() <= 64);
 
+/// Interval between ARP requests for one neighbour, and how many go unanswered before the
+/// connections waiting for it end with `TimedOut` (like Linux's `mcast_solicit` = 3).
+const ARP_RETRY: Duration = Duration::from_secs(1);
+const ARP_ATTEMPTS: u8 = 3;
+
 /// Timer tokens: the top bit tells a SYN-RECEIVED entry from a connection slot.
 const TOKEN_SYN_RECV: u32 = 1 << 31;
 /// Flow table values: the same tag.
@@ -394,7 +399,10 @@ pub struct Stack {
     orphan_head: u32,
     orphan_tail: u32,
     neighbors: HashMap<Ipv4Addr, EthernetAddress>,
-    arp_requested: HashMap<Ipv4Addr, Instant>,
+    /// ARP requests in progress: when the last one went out and how many were sent.
+    arp_requested: HashMap<Ipv4Addr, (Instant, u8)>,
+    /// When connections waiting for ARP get another look (a retry or a give-up).
+    arp_retry_at: Option<Instant>,
     waiting_arp: Vec<u32>,
     counters: Counters,
     live_connections: usize,
@@ -442,6 +450,7 @@ impl Stack {
             orphan_tail: NIL,
             neighbors: HashMap::new(),
             arp_requested: HashMap::new(),
+            arp_retry_at: None,
             waiting_arp: Vec::new(),
             counters: Counters::default(),
             live_connections: 0,
@@ -527,10 +536,14 @@ impl Stack {
         if !self.dirty.is_empty() || !self.control.is_empty() {
             return Some(self.now);
         }
-        [self.wheel.next_deadline(), self.time_wait.next_expiry()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.wheel.next_deadline(),
+            self.time_wait.next_expiry(),
+            self.arp_retry_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ---------------------------------------------------------------- application: setup
@@ -1038,6 +1051,14 @@ impl Stack {
     }
 
     fn run_timers(&mut self, now: Instant) {
+        if self.arp_retry_at.is_some_and(|t| now >= t) {
+            // Connections waiting for a neighbour have no timer of their own (their SYN never
+            // left): look at them again, which retries the request or gives up.
+            self.arp_retry_at = None;
+            for index in core::mem::take(&mut self.waiting_arp) {
+                self.mark_dirty(index);
+            }
+        }
         let mut fired = core::mem::take(&mut self.fired);
         fired.clear();
         self.wheel.expire(now, |token| fired.push(token));
@@ -1118,10 +1139,25 @@ impl Stack {
                 m
             }
             None => {
-                if !self.waiting_arp.contains(&index) {
-                    self.waiting_arp.push(index);
+                if self.request_arp(now, tuple.local_addr, tuple.remote_addr) {
+                    if !self.waiting_arp.contains(&index) {
+                        self.waiting_arp.push(index);
+                    }
+                } else {
+                    // ARP_ATTEMPTS requests went unanswered: the next hop is unreachable.
+                    if let Some(c) = self.conns[index as usize].0.as_mut() {
+                        c.abort(now);
+                    }
+                    let meta = &self.meta[index as usize];
+                    if meta.has(SM_ACCEPTED) {
+                        let handle = ConnHandle {
+                            index,
+                            generation: meta.generation,
+                        };
+                        self.events.push_back((handle, Event::TimedOut));
+                    }
+                    self.counters.timeouts += 1;
                 }
-                self.request_arp(now, tuple.local_addr, tuple.remote_addr);
                 return true;
             }
         };
@@ -1163,6 +1199,7 @@ impl Stack {
         if self.neighbors.get(&ip) != Some(&mac) {
             self.neighbors.insert(ip, mac);
         }
+        self.arp_requested.remove(&ip);
         if !self.waiting_arp.is_empty() {
             let waiting = core::mem::take(&mut self.waiting_arp);
             for index in waiting {
@@ -1171,16 +1208,25 @@ impl Stack {
         }
     }
 
-    fn request_arp(&mut self, now: Instant, src: Ipv4Addr, target: Ipv4Addr) {
+    /// Asks for `target`'s MAC (at most once per `ARP_RETRY`). False once `ARP_ATTEMPTS`
+    /// requests went unanswered: the caller gives up on the connection.
+    fn request_arp(&mut self, now: Instant, src: Ipv4Addr, target: Ipv4Addr) -> bool {
         if !self.cfg.arp {
-            return;
+            // The driver resolves neighbours (the AF_XDP engine asks the kernel).
+            return true;
         }
-        if let Some(&at) = self.arp_requested.get(&target)
-            && now.saturating_since(at) < Duration::from_secs(1)
-        {
-            return;
-        }
-        self.arp_requested.insert(target, now);
+        let attempts = match self.arp_requested.get(&target) {
+            Some(&(at, _)) if now.saturating_since(at) < ARP_RETRY => return true,
+            Some(&(_, n)) if n >= ARP_ATTEMPTS => {
+                self.arp_requested.remove(&target);
+                return false;
+            }
+            Some(&(_, n)) => n + 1,
+            None => 1,
+        };
+        self.arp_requested.insert(target, (now, attempts));
+        let retry = now + ARP_RETRY;
+        self.arp_retry_at = Some(self.arp_retry_at.map_or(retry, |t| t.min(retry)));
         self.push_control(Control::Arp {
             dst_mac: EthernetAddress::BROADCAST,
             repr: ArpRepr::EthernetIpv4 {
@@ -1191,6 +1237,7 @@ impl Stack {
                 target_protocol_addr: target,
             },
         });
+        true
     }
 
     fn push_control(&mut self, c: Control) {

@@ -317,3 +317,35 @@ fn syn_to_a_closed_port_is_refused_with_rst() {
     let dump = sim.dump();
     assert!(dump.contains("Flags [R.], seq 0"), "{dump}");
 }
+
+#[test]
+fn unanswered_arp_is_retried_then_the_connection_times_out() {
+    // Node 1 has no host: its RX queue swallows the ARP requests and nobody answers.
+    let mut sim = Simulation::new(SimConfig {
+        seed: 5,
+        capture: true,
+        ..SimConfig::default()
+    });
+    let mut a = Plain(stack_for(&sim, 0));
+    let h =
+        a.0.connect(sim.now(), None, SocketAddrV4::new(sim.ipv4(1), 80))
+            .unwrap();
+    let mut hosts = [a];
+    sim.run_for(&mut hosts, Duration::from_secs(10));
+    let requests = sim
+        .capture()
+        .iter()
+        .filter(|c| c.line().contains("ARP who-has 10.0.0.2"))
+        .count();
+    assert_eq!(
+        requests,
+        3,
+        "three ARP requests, one a second:\n{}",
+        sim.dump()
+    );
+    assert_eq!(hosts[0].0.state(h), None);
+    let ev: Vec<_> = std::iter::from_fn(|| hosts[0].0.poll_event()).collect();
+    assert_eq!(ev, [(h, Event::TimedOut), (h, Event::Closed)]);
+    assert_eq!(hosts[0].0.counters().timeouts, 1);
+    assert_eq!(hosts[0].0.poll_at(), None, "nothing left to do");
+}

@@ -133,7 +133,9 @@ pub(crate) fn run<A: App>(
         let now = clock(setup.epoch);
         core.now = now;
         loops += 1;
-        let mut busy = core.stack.poll(now, &mut link) > 0;
+        // Receive and run timers first, let the application react, then transmit once: its
+        // replies ride on the ACKs the received segments owe (one segment instead of two).
+        let mut busy = core.stack.receive(now, &mut link) > 0;
 
         for &l in &listeners {
             while let Some(h) = core.stack.accept(l) {
