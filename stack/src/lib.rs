@@ -12,6 +12,29 @@
 //!   thread per queue, and the per-core application API.
 //! - [`sim`]: a deterministic network simulator (virtual clock, seeded faults) for tests and
 //!   benches.
+//!
+//! # Example (the same as in the README)
+//!
+//! ```
+//! use std::net::SocketAddrV4;
+//! use xtcp::link::memory::MemoryLink;
+//! use xtcp::stack::{Stack, StackConfig};
+//! use xtcp::tcp::Event;
+//! use xtcp::time::Instant;
+//!
+//! let mut stack = Stack::new(StackConfig::default(), Instant::ZERO);
+//! let listener = stack.listen(SocketAddrV4::new([10, 0, 0, 1].into(), 7)).unwrap();
+//! let mut link = MemoryLink::default();
+//! let now = Instant::ZERO;                // from the driver's clock
+//! stack.poll(now, &mut link);             // receive, run timers, transmit
+//! while let Some(h) = stack.accept(listener) { let _ = h; }
+//! while let Some((h, event)) = stack.poll_event() {
+//!     if event == Event::Readable {
+//!         let n = stack.recv_slice(h).unwrap().len();   // borrowed, zero-copy
+//!         stack.consume(h, n).unwrap();
+//!     }
+//! }
+//! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 #[cfg(feature = "afxdp")]
