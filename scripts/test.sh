@@ -11,4 +11,13 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 
 echo "== unit, simulator and property tests (release: the heavy matrices need it)"
-cargo test --workspace --release --no-fail-fast
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --release --no-fail-fast 2>&1 | tee "$log" || status=$?
+
+# One closing line over every test binary (cargo prints one summary per binary, the last of
+# which is often a doc-test binary with nothing in it).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
