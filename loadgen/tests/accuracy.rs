@@ -4,25 +4,14 @@
 //! load-generating tests hold one lock so they do not disturb each other's timing on a small
 //! machine.
 
+mod common;
+
+use common::{BIN, Outcome, f, serial, tmp, u, within};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_xtcp-loadgen");
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtcp-loadgen-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use std::time::Duration;
 
 /// A kernel-server child, killed (by its PID) on drop.
 struct Server {
@@ -67,25 +56,9 @@ impl Server {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The stats file once `closed` has stopped moving (the file is rewritten every second).
+    /// The stats file once `closed` has stopped moving.
     fn settled_stats(&self) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut last: Option<Value> = None;
-        loop {
-            std::thread::sleep(Duration::from_millis(1100));
-            let v: Value =
-                serde_json::from_str(&std::fs::read_to_string(&self.stats).unwrap()).unwrap();
-            if let Some(prev) = &last
-                && prev["closed"] == v["closed"]
-                && v["accepted"] == v["closed"]
-            {
-                return v;
-            }
-            if Instant::now() > deadline {
-                return v;
-            }
-            last = Some(v);
-        }
+        common::settled_stats(&self.stats, Duration::from_secs(5))
     }
 }
 
@@ -96,14 +69,6 @@ impl Drop for Server {
     }
 }
 
-struct Outcome {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-    wall: Duration,
-    json: Option<Value>,
-}
-
 /// Runs the load generator with a watchdog of `limit`.
 fn loadgen(args: &[&str], limit: Duration) -> Outcome {
     let json = tmp(&format!(
@@ -111,59 +76,9 @@ fn loadgen(args: &[&str], limit: Duration) -> Outcome {
         args.join("_").replace(['/', ':'], "-")
     ));
     let _ = std::fs::remove_file(&json);
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--json")
-        .arg(&json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start xtcp-loadgen");
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("xtcp-loadgen {args:?} still running after {limit:?}: hang");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let wall = started.elapsed();
-    let out = child.wait_with_output().unwrap();
-    Outcome {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-        wall,
-        json: std::fs::read_to_string(&json)
-            .ok()
-            .map(|t| serde_json::from_str(&t).expect("valid JSON")),
-    }
-}
-
-fn u(v: &Value, path: &str) -> u64 {
-    let mut x = v;
-    for k in path.split('.') {
-        x = &x[k];
-    }
-    x.as_u64()
-        .unwrap_or_else(|| panic!("{path} is not an integer: {x}"))
-}
-
-fn f(v: &Value, path: &str) -> f64 {
-    let mut x = v;
-    for k in path.split('.') {
-        x = &x[k];
-    }
-    x.as_f64()
-        .unwrap_or_else(|| panic!("{path} is not a number: {x}"))
-}
-
-fn within(a: u64, b: u64, frac: f64) -> bool {
-    (a as f64 - b as f64).abs() <= frac * (b.max(1) as f64)
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("--json").arg(&json);
+    common::run_bounded(cmd, args, &json, limit)
 }
 
 fn check_counts_match(workload: &str, mode: &str) {

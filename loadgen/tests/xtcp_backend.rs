@@ -6,18 +6,13 @@
 //! exit path (drop guard); every run is bounded in time by a watchdog that kills the child by
 //! PID. The load-generating tests hold one lock so they do not disturb each other's timing.
 
+mod common;
+
+use common::{BIN, Outcome, f, serial, tmp, u, within};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_xtcp-loadgen");
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn is_root() -> bool {
     // Safety: geteuid has no preconditions.
@@ -30,12 +25,6 @@ fn skip(test: &str) -> bool {
         return true;
     }
     false
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtcp-loadgen-xtcp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 fn veth_script() -> PathBuf {
@@ -155,25 +144,9 @@ impl Server {
         Server { child, stats }
     }
 
-    /// The stats file once `closed` has stopped moving (it is rewritten every second).
+    /// The stats file once `closed` has stopped moving.
     fn settled_stats(&self) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(6);
-        let mut last: Option<Value> = None;
-        loop {
-            std::thread::sleep(Duration::from_millis(1100));
-            let v: Value =
-                serde_json::from_str(&std::fs::read_to_string(&self.stats).unwrap()).unwrap();
-            if let Some(prev) = &last
-                && prev["closed"] == v["closed"]
-                && v["accepted"] == v["closed"]
-            {
-                return v;
-            }
-            if Instant::now() > deadline {
-                return v;
-            }
-            last = Some(v);
-        }
+        common::settled_stats(&self.stats, Duration::from_secs(6))
     }
 }
 
@@ -184,20 +157,12 @@ impl Drop for Server {
     }
 }
 
-struct Outcome {
-    ok: bool,
-    stderr: String,
-    wall: Duration,
-    json: Option<Value>,
-}
-
 /// Runs the load generator (xtcp backend) in namespace A with a watchdog of `limit`.
 fn loadgen(v: &Veth, tag: &str, args: &[&str], limit: Duration) -> Outcome {
     let json = tmp(&format!("run-{tag}.json"));
     let _ = std::fs::remove_file(&json);
-    let started = Instant::now();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", v.get("XT_NS_A"), BIN, "run"])
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", v.get("XT_NS_A"), BIN, "run"])
         .args([
             "--backend",
             "xtcp",
@@ -208,54 +173,8 @@ fn loadgen(v: &Veth, tag: &str, args: &[&str], limit: Duration) -> Outcome {
         ])
         .args(["--quiet", "--json"])
         .arg(&json)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start xtcp-loadgen");
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("xtcp-loadgen {args:?} still running after {limit:?}: hang");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let wall = started.elapsed();
-    let out = child.wait_with_output().unwrap();
-    Outcome {
-        ok: out.status.success(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-        wall,
-        json: std::fs::read_to_string(&json)
-            .ok()
-            .map(|t| serde_json::from_str(&t).expect("valid JSON")),
-    }
-}
-
-fn u(v: &Value, path: &str) -> u64 {
-    let mut x = v;
-    for k in path.split('.') {
-        x = &x[k];
-    }
-    x.as_u64()
-        .unwrap_or_else(|| panic!("{path} is not an integer: {x}"))
-}
-
-fn f(v: &Value, path: &str) -> f64 {
-    let mut x = v;
-    for k in path.split('.') {
-        x = &x[k];
-    }
-    x.as_f64()
-        .unwrap_or_else(|| panic!("{path} is not a number: {x}"))
-}
-
-fn within(a: u64, b: u64, frac: f64) -> bool {
-    (a as f64 - b as f64).abs() <= frac * (b.max(1) as f64)
+        .args(args);
+    common::run_bounded(cmd, args, &json, limit)
 }
 
 fn counts_match(workload: &str, mode: &str, tag: &str) {

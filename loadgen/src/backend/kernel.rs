@@ -16,9 +16,9 @@
 //! deadlines have the same length, so a FIFO queue is already sorted; stale entries (the
 //! slot moved on) are skipped by a per-slot sequence number.
 
+use super::sched::{Host, Sched};
 use super::{Backend, BackendKind, LoadSpec, Share, Worker, WorkerCtx, Workload};
 use crate::metrics::{Counter, FailCause, Recorder};
-use crate::pace::{OpenLoop, TokenBucket};
 use crate::sys;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -118,20 +118,10 @@ impl Conn {
     }
 }
 
-/// Open-loop starts issued per loop turn at most, so a late schedule catches up in bursts
-/// the machine can absorb instead of one unbounded flood.
-const MAX_STARTS_PER_TURN: usize = 256;
 /// Longest sleep, so SIGINT and the end of the run are noticed promptly.
 const MAX_SLEEP: Duration = Duration::from_millis(20);
 /// Open loop: how long before a due start the loop stops sleeping and polls.
 const SPIN_NS: u64 = 50_000;
-/// Closed-loop burst allowance of the start-rate cap.
-const CLOSED_BURST: u32 = 32;
-
-enum Pacer {
-    Open(OpenLoop),
-    Closed { target: u32, bucket: TokenBucket },
-}
 
 struct Engine {
     spec: Arc<LoadSpec>,
@@ -142,15 +132,8 @@ struct Engine {
     inflight: u32,
     max_inflight: u32,
     timers: VecDeque<(u64, u32, u32)>,
-    pacer: Pacer,
-    /// rr: idle connections ready for a transaction (may hold stale slots).
-    idle: Vec<u32>,
-    /// rr open loop: intended times of transactions waiting for an idle connection.
-    pending: VecDeque<u64>,
-    /// rr: persistent connections to keep open.
-    pool: u32,
+    sched: Sched,
     src_next: usize,
-    draining: bool,
     buf: Vec<u8>,
     events: Vec<(u32, u64)>,
 }
@@ -163,23 +146,6 @@ impl Engine {
         workers: usize,
         rec: Recorder,
     ) -> std::io::Result<Engine> {
-        let pacer = match share {
-            Share::Open { rate, first_ns } => {
-                Pacer::Open(OpenLoop::new(rate, first_ns, spec.end_ns))
-            }
-            Share::Closed {
-                concurrency,
-                max_rate,
-            } => Pacer::Closed {
-                target: concurrency,
-                bucket: TokenBucket::new(max_rate, CLOSED_BURST),
-            },
-        };
-        let pool = match (spec.workload, share) {
-            (Workload::Rr, Share::Closed { concurrency, .. }) => concurrency,
-            (Workload::Rr, Share::Open { .. }) => spec.rr_pool.max(1),
-            _ => 0,
-        };
         let nofile = nofile_limit();
         let max_inflight = (nofile.saturating_sub(256) / workers.max(1) as u64).clamp(64, 1 << 20);
         Ok(Engine {
@@ -190,12 +156,8 @@ impl Engine {
             inflight: 0,
             max_inflight: max_inflight as u32,
             timers: VecDeque::new(),
-            pacer,
-            idle: Vec::new(),
-            pending: VecDeque::new(),
-            pool,
+            sched: Sched::new(&spec, share),
             src_next: index,
-            draining: false,
             buf: vec![0; 64 * 1024],
             events: Vec::with_capacity(1024),
             spec,
@@ -208,17 +170,18 @@ impl Engine {
         let hard_end = self.spec.end_ns + timeout_ns + 200_000_000;
         loop {
             let now = self.spec.now_ns();
-            if !self.draining && (now >= self.spec.end_ns || crate::util::stop_requested()) {
+            if !self.sched.draining() && (now >= self.spec.end_ns || crate::util::stop_requested())
+            {
                 self.begin_drain(now);
             }
-            if !self.draining {
+            if !self.sched.draining() {
                 self.start_new(now);
             }
             if self.spec.workload == Workload::Rr {
                 self.dispatch_rr(now);
             }
             self.expire(now);
-            if self.draining && self.inflight == 0 {
+            if self.sched.draining() && self.inflight == 0 {
                 break;
             }
             if now >= hard_end {
@@ -265,139 +228,25 @@ impl Engine {
     }
 
     fn begin_drain(&mut self, now: u64) {
-        self.draining = true;
-        if let Pacer::Open(p) = &mut self.pacer {
-            p.cut(now);
-        }
-        // rr: idle persistent connections close now; busy ones after their transaction.
-        if self.spec.workload == Workload::Rr && self.pending.is_empty() {
-            for slot in std::mem::take(&mut self.idle) {
-                if self.conns[slot as usize].st == St::Idle {
-                    self.begin_close(slot, now);
-                }
-            }
-        }
+        self.sched.begin_drain(now);
+        self.close_idle(now);
     }
 
     fn sleep_for(&self, now: u64) -> Duration {
         let mut wake = now + MAX_SLEEP.as_nanos() as u64;
-        if !self.draining {
+        if !self.sched.draining() {
             wake = wake.min(self.spec.end_ns);
-            match &self.pacer {
-                Pacer::Open(p) => {
-                    if let Some(d) = p.next_due() {
-                        // Wake early and poll the last stretch: a timed sleep overshoots by
-                        // tens of µs on a VM, and that error would count as latency.
-                        wake = wake.min(d.saturating_sub(SPIN_NS));
-                    }
-                }
-                Pacer::Closed { target, bucket } => {
-                    let want = if self.spec.workload == Workload::Rr {
-                        self.inflight < self.pool || self.idle_ready()
-                    } else {
-                        self.inflight < *target
-                    };
-                    if want {
-                        wake = wake.min(bucket.next_available());
-                    }
-                }
-            }
+        }
+        // Wake early for an open-loop start and poll the last stretch: a timed sleep
+        // overshoots by tens of µs on a VM, and that error would count as latency.
+        let is_idle = |s: u32| self.conns[s as usize].st == St::Idle;
+        if let Some(t) = self.sched.next_wake(self.inflight, SPIN_NS, is_idle) {
+            wake = wake.min(t);
         }
         if let Some(&(deadline, _, _)) = self.timers.front() {
             wake = wake.min(deadline);
         }
         Duration::from_nanos(wake.saturating_sub(now))
-    }
-
-    fn idle_ready(&self) -> bool {
-        self.idle
-            .iter()
-            .any(|&s| self.conns[s as usize].st == St::Idle)
-    }
-
-    /// Starts new connections as the pacer allows (rr: tops up the pool).
-    fn start_new(&mut self, now: u64) {
-        if self.spec.workload == Workload::Rr {
-            let mut budget = MAX_STARTS_PER_TURN;
-            while self.inflight < self.pool && budget > 0 {
-                budget -= 1;
-                self.start_conn(now, now);
-            }
-            return;
-        }
-        let mut budget = MAX_STARTS_PER_TURN;
-        while budget > 0 && self.inflight < self.max_inflight {
-            budget -= 1;
-            let intended = match &mut self.pacer {
-                Pacer::Open(p) => match p.take(now) {
-                    Some(t) => t,
-                    None => break,
-                },
-                Pacer::Closed { target, bucket } => {
-                    if self.inflight >= *target || !bucket.take(now) {
-                        break;
-                    }
-                    now
-                }
-            };
-            if let Pacer::Open(_) = self.pacer {
-                let m = self.rec.is_measured(intended);
-                self.rec.schedule_lag(m, now.saturating_sub(intended));
-            }
-            self.start_conn(now, intended);
-        }
-    }
-
-    /// rr: hands due transactions to idle connections.
-    fn dispatch_rr(&mut self, now: u64) {
-        if !self.draining
-            && let Pacer::Open(p) = &mut self.pacer
-        {
-            let mut budget = MAX_STARTS_PER_TURN;
-            while budget > 0
-                && let Some(t) = p.take(now)
-            {
-                budget -= 1;
-                let m = self.rec.is_measured(t);
-                self.rec.schedule_lag(m, now.saturating_sub(t));
-                self.pending.push_back(t);
-            }
-        }
-        while let Some(slot) = self.idle.pop() {
-            if self.conns[slot as usize].st != St::Idle {
-                continue;
-            }
-            let due = match &mut self.pacer {
-                Pacer::Open(_) => match self.pending.pop_front() {
-                    Some(t) => t,
-                    None => {
-                        self.idle.push(slot);
-                        break;
-                    }
-                },
-                Pacer::Closed { bucket, .. } => {
-                    if self.draining || !bucket.take(now) {
-                        self.idle.push(slot);
-                        break;
-                    }
-                    now
-                }
-            };
-            let c = &mut self.conns[slot as usize];
-            c.due_ns = due;
-            c.sent = 0;
-            c.received = 0;
-            c.st = St::Sending;
-            self.arm(slot, now);
-            self.drive(slot, now);
-        }
-        if self.draining && self.pending.is_empty() {
-            for slot in std::mem::take(&mut self.idle) {
-                if self.conns[slot as usize].st == St::Idle {
-                    self.begin_close(slot, now);
-                }
-            }
-        }
     }
 
     fn alloc(&mut self) -> u32 {
@@ -542,12 +391,12 @@ impl Engine {
                 self.arm(slot, now);
             }
             Workload::Rr => {
-                if self.draining {
+                if self.sched.draining() {
                     self.begin_close(slot, now);
                 } else {
                     self.conns[slot as usize].st = St::Idle;
                     self.disarm(slot);
-                    self.idle.push(slot);
+                    self.sched.park(slot);
                 }
             }
         }
@@ -649,11 +498,11 @@ impl Engine {
                     if workload != Workload::ServerClose && c.received >= want {
                         let (m, due) = (c.measured, c.due_ns);
                         self.rec.transaction(m, now.saturating_sub(due));
-                        if workload == Workload::Rr && !self.draining {
+                        if workload == Workload::Rr && !self.sched.draining() {
                             let c = &mut self.conns[slot as usize];
                             c.st = St::Idle;
                             self.disarm(slot);
-                            self.idle.push(slot);
+                            self.sched.park(slot);
                             return;
                         }
                         return self.begin_close(slot, now);
@@ -704,5 +553,37 @@ fn nofile_limit() -> u64 {
         lim.rlim_cur
     } else {
         1024
+    }
+}
+
+impl Host for Engine {
+    fn sched(&mut self) -> (&mut Sched, &mut Recorder) {
+        (&mut self.sched, &mut self.rec)
+    }
+
+    fn inflight(&self) -> (u32, u32) {
+        (self.inflight, self.max_inflight)
+    }
+
+    fn is_idle(&self, conn: u32) -> bool {
+        self.conns[conn as usize].st == St::Idle
+    }
+
+    fn open(&mut self, now: u64, intended: u64) {
+        self.start_conn(now, intended);
+    }
+
+    fn give(&mut self, conn: u32, due: u64, now: u64) {
+        let c = &mut self.conns[conn as usize];
+        c.due_ns = due;
+        c.sent = 0;
+        c.received = 0;
+        c.st = St::Sending;
+        self.arm(conn, now);
+        self.drive(conn, now);
+    }
+
+    fn close(&mut self, conn: u32, now: u64) {
+        self.begin_close(conn, now);
     }
 }

@@ -12,6 +12,7 @@
 //! plugged in by [`xtcp::backend`]). Both produce the same metrics, so their numbers compare.
 
 pub mod kernel;
+mod sched;
 pub mod xtcp;
 
 use crate::metrics::Recorder;

@@ -35,10 +35,11 @@
 //! through the steering and are counted and dropped before the stack sees them (a spoofed
 //! host that does not exist answers nothing, so the server's half-open state stays).
 
-use super::{Backend, BackendKind, LoadSpec, Share, Worker, WorkerCtx, Workload};
+use super::sched::{Host, MAX_STARTS_PER_TURN, Sched};
+use super::{Backend, BackendKind, LoadSpec, Worker, WorkerCtx, Workload};
 use crate::metrics::{Counter, FailCause, Recorder};
 use crate::netdev;
-use crate::pace::{OpenLoop, TokenBucket};
+use crate::pace::OpenLoop;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::RangeInclusive;
@@ -61,14 +62,10 @@ pub const FLOOD_PORTS: RangeInclusive<u16> = 61000..=65535;
 /// Connections in flight per worker at most (beyond it, due starts wait and their latency,
 /// measured from the intended start, shows it).
 const MAX_INFLIGHT: u32 = 65_536;
-/// Starts (and flood SYNs) issued per loop turn at most.
-const MAX_STARTS_PER_TURN: usize = 256;
 /// Longest sleep, so SIGINT and the end of the run are noticed promptly.
 const MAX_SLEEP_NS: u64 = 20_000_000;
 /// How long before a deadline the loop stops sleeping and polls.
 const SPIN_NS: u64 = 30_000;
-/// Closed-loop burst allowance of the start-rate cap.
-const CLOSED_BURST: u32 = 32;
 /// How often gauges and retransmit counts are published.
 const PUBLISH_NS: u64 = 10_000_000;
 
@@ -375,16 +372,6 @@ const EMPTY: Conn = Conn {
     timer_seq: 0,
 };
 
-enum Pacer {
-    Open(OpenLoop),
-    Closed {
-        target: u32,
-        bucket: TokenBucket,
-    },
-    /// Flood only: no client connections.
-    None,
-}
-
 struct Client {
     spec: Arc<LoadSpec>,
     rec: Recorder,
@@ -398,11 +385,7 @@ struct Client {
     conns: Vec<Conn>,
     inflight: u32,
     timers: VecDeque<(u64, u32, u32)>,
-    pacer: Pacer,
-    idle: Vec<u32>,
-    pending: VecDeque<u64>,
-    pool: u32,
-    draining: bool,
+    sched: Sched,
     flood: Option<Flood>,
     /// Published so far: SYN retransmits, other retransmits, flood answers.
     published: (u64, u64, u64),
@@ -431,27 +414,6 @@ impl Client {
         };
         let mut stack = Stack::new(cfg, inst(now));
         stack.add_neighbor(*spec.target.ip(), w.server_mac);
-        let pacer = match (spec.workload, share) {
-            (Workload::SynFlood, _) => Pacer::None,
-            (_, Share::Open { rate, first_ns }) => {
-                Pacer::Open(OpenLoop::new(rate, first_ns, spec.end_ns))
-            }
-            (
-                _,
-                Share::Closed {
-                    concurrency,
-                    max_rate,
-                },
-            ) => Pacer::Closed {
-                target: concurrency,
-                bucket: TokenBucket::new(max_rate, CLOSED_BURST),
-            },
-        };
-        let pool = match (spec.workload, share) {
-            (Workload::Rr, Share::Closed { concurrency, .. }) => concurrency,
-            (Workload::Rr, Share::Open { .. }) => spec.rr_pool.max(1),
-            _ => 0,
-        };
         let flood = match (w.flood, spec.source_prefix) {
             (Some(rate), Some((net, len))) => {
                 let per = rate / ctx.workers.max(1) as f64;
@@ -482,11 +444,7 @@ impl Client {
             conns: Vec::new(),
             inflight: 0,
             timers: VecDeque::new(),
-            pacer,
-            idle: Vec::new(),
-            pending: VecDeque::new(),
-            pool,
-            draining: false,
+            sched: Sched::new(&spec, share),
             flood,
             published: (0, 0, 0),
             next_publish: 0,
@@ -500,7 +458,8 @@ impl Client {
         let hard_end = self.spec.end_ns + timeout_ns + 200_000_000;
         loop {
             let now = self.spec.now_ns();
-            if !self.draining && (now >= self.spec.end_ns || crate::util::stop_requested()) {
+            if !self.sched.draining() && (now >= self.spec.end_ns || crate::util::stop_requested())
+            {
                 self.begin_drain(now);
             }
             // Receive (and run the stack's timers) without transmitting, react, then transmit
@@ -510,7 +469,7 @@ impl Client {
             let received = self.stack.receive(inst(now), &mut self.tap);
             let now = self.spec.now_ns();
             let handled = self.handle_events(now);
-            if !self.draining {
+            if !self.sched.draining() {
                 self.start_new(now);
                 self.send_flood(now);
             }
@@ -525,7 +484,7 @@ impl Client {
                 self.publish(now);
                 self.next_publish = now + PUBLISH_NS;
             }
-            if self.draining && self.inflight == 0 {
+            if self.sched.draining() && self.inflight == 0 {
                 return Ok(());
             }
             if now >= hard_end {
@@ -574,26 +533,12 @@ impl Client {
 
     fn wake_at(&self, now: u64) -> u64 {
         let mut wake = now + MAX_SLEEP_NS;
-        if !self.draining {
+        let is_idle = |s: u32| self.conns[s as usize].st == St::Idle;
+        if let Some(t) = self.sched.next_wake(self.inflight, 0, is_idle) {
+            wake = wake.min(t);
+        }
+        if !self.sched.draining() {
             wake = wake.min(self.spec.end_ns);
-            match &self.pacer {
-                Pacer::Open(p) => {
-                    if let Some(d) = p.next_due() {
-                        wake = wake.min(d);
-                    }
-                }
-                Pacer::Closed { target, bucket } => {
-                    let want = if self.spec.workload == Workload::Rr {
-                        self.inflight < self.pool || self.idle_ready()
-                    } else {
-                        self.inflight < *target
-                    };
-                    if want {
-                        wake = wake.min(bucket.next_available());
-                    }
-                }
-                Pacer::None => {}
-            }
             if let Some(d) = self.flood.as_ref().and_then(|f| f.pacer.next_due()) {
                 wake = wake.min(d);
             }
@@ -607,27 +552,12 @@ impl Client {
         wake
     }
 
-    fn idle_ready(&self) -> bool {
-        self.idle
-            .iter()
-            .any(|&s| self.conns[s as usize].st == St::Idle)
-    }
-
     fn begin_drain(&mut self, now: u64) {
-        self.draining = true;
-        if let Pacer::Open(p) = &mut self.pacer {
-            p.cut(now);
-        }
+        self.sched.begin_drain(now);
         if let Some(f) = &mut self.flood {
             f.pacer.cut(now);
         }
-        if self.spec.workload == Workload::Rr && self.pending.is_empty() {
-            for i in std::mem::take(&mut self.idle) {
-                if self.conns[i as usize].st == St::Idle {
-                    self.begin_close(i, now);
-                }
-            }
-        }
+        self.close_idle(now);
     }
 
     fn send_flood(&mut self, now: u64) {
@@ -667,96 +597,6 @@ impl Client {
                 .transmit(|buf| emit_tcp_frame(buf, mac, server_mac, src, dst, &syn).unwrap_or(0));
             if sent && self.rec.is_measured(due) {
                 self.rec.add(Counter::FloodSent, 1);
-            }
-        }
-    }
-
-    /// Starts new connections as the pacer allows (rr: tops up the pool).
-    fn start_new(&mut self, now: u64) {
-        if self.spec.workload == Workload::Rr {
-            let mut budget = MAX_STARTS_PER_TURN;
-            while self.inflight < self.pool && budget > 0 {
-                budget -= 1;
-                self.start_conn(now, now);
-            }
-            return;
-        }
-        let mut budget = MAX_STARTS_PER_TURN;
-        while budget > 0 && self.inflight < MAX_INFLIGHT {
-            budget -= 1;
-            let intended = match &mut self.pacer {
-                Pacer::Open(p) => match p.take(now) {
-                    Some(t) => t,
-                    None => break,
-                },
-                Pacer::Closed { target, bucket } => {
-                    if self.inflight >= *target || !bucket.take(now) {
-                        break;
-                    }
-                    now
-                }
-                Pacer::None => break,
-            };
-            if let Pacer::Open(_) = self.pacer {
-                let m = self.rec.is_measured(intended);
-                self.rec.schedule_lag(m, now.saturating_sub(intended));
-            }
-            self.start_conn(now, intended);
-        }
-    }
-
-    /// rr: hands due transactions to idle connections.
-    fn dispatch_rr(&mut self, now: u64) {
-        if !self.draining
-            && let Pacer::Open(p) = &mut self.pacer
-        {
-            let mut budget = MAX_STARTS_PER_TURN;
-            while budget > 0
-                && let Some(t) = p.take(now)
-            {
-                budget -= 1;
-                let m = self.rec.is_measured(t);
-                self.rec.schedule_lag(m, now.saturating_sub(t));
-                self.pending.push_back(t);
-            }
-        }
-        while let Some(i) = self.idle.pop() {
-            if self.conns[i as usize].st != St::Idle {
-                continue;
-            }
-            let due = match &mut self.pacer {
-                Pacer::Open(_) => match self.pending.pop_front() {
-                    Some(t) => t,
-                    None => {
-                        self.idle.push(i);
-                        break;
-                    }
-                },
-                Pacer::Closed { bucket, .. } => {
-                    if self.draining || !bucket.take(now) {
-                        self.idle.push(i);
-                        break;
-                    }
-                    now
-                }
-                Pacer::None => {
-                    self.idle.push(i);
-                    break;
-                }
-            };
-            let c = &mut self.conns[i as usize];
-            c.due_ns = due;
-            c.sent = 0;
-            c.received = 0;
-            c.st = St::Sending;
-            self.arm(i, now);
-            self.send_request(i, now);
-        }
-        if self.draining && self.pending.is_empty() {
-            for i in std::mem::take(&mut self.idle) {
-                if self.conns[i as usize].st == St::Idle {
-                    self.begin_close(i, now);
-                }
             }
         }
     }
@@ -908,12 +748,12 @@ impl Client {
                         self.send_request(i, now);
                     }
                     Workload::Rr => {
-                        if self.draining {
+                        if self.sched.draining() {
                             self.begin_close(i, now);
                         } else {
                             self.conns[i as usize].st = St::Idle;
                             self.disarm(i);
-                            self.idle.push(i);
+                            self.sched.park(i);
                         }
                     }
                 }
@@ -995,14 +835,46 @@ impl Client {
         if workload != Workload::ServerClose && c.received >= want {
             let (m, due) = (c.measured, c.due_ns);
             self.rec.transaction(m, now.saturating_sub(due));
-            if workload == Workload::Rr && !self.draining {
+            if workload == Workload::Rr && !self.sched.draining() {
                 self.conns[i as usize].st = St::Idle;
                 self.disarm(i);
-                self.idle.push(i);
+                self.sched.park(i);
                 return;
             }
             self.begin_close(i, now);
         }
+    }
+}
+
+impl Host for Client {
+    fn sched(&mut self) -> (&mut Sched, &mut Recorder) {
+        (&mut self.sched, &mut self.rec)
+    }
+
+    fn inflight(&self) -> (u32, u32) {
+        (self.inflight, MAX_INFLIGHT)
+    }
+
+    fn is_idle(&self, conn: u32) -> bool {
+        self.conns[conn as usize].st == St::Idle
+    }
+
+    fn open(&mut self, now: u64, intended: u64) {
+        self.start_conn(now, intended);
+    }
+
+    fn give(&mut self, conn: u32, due: u64, now: u64) {
+        let c = &mut self.conns[conn as usize];
+        c.due_ns = due;
+        c.sent = 0;
+        c.received = 0;
+        c.st = St::Sending;
+        self.arm(conn, now);
+        self.send_request(conn, now);
+    }
+
+    fn close(&mut self, conn: u32, now: u64) {
+        self.begin_close(conn, now);
     }
 }
 
