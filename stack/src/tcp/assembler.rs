@@ -17,6 +17,12 @@
 //! - The bytes live in a [`Storage`] (see [`super::buffer`]): allocated from the thread's
 //!   pool on the first write (a connection that never receives data never allocates) and
 //!   returned to it on drop; nothing allocates per segment.
+//! - The out-of-order range table lives out of line ([`RangeTable`]), taken on the first
+//!   out-of-order segment from a small per-thread pool (allocating only when the pool is
+//!   empty: the slow path) and returned to it when the buffer is dropped. In-order traffic
+//!   never touches it, and it keeps the control block small.
+
+use std::cell::RefCell;
 
 use super::buffer::Storage;
 
@@ -30,6 +36,35 @@ struct Range {
     start: u32,
     end: u32,
     stamp: u32,
+}
+
+/// Range tables a thread keeps for reuse at most (each is under 400 bytes).
+const TABLE_POOL_LIMIT: usize = 1024;
+
+type Table = [Range; MAX_RANGES];
+
+thread_local! {
+    // Boxed: a pooled box is handed out and taken back as is (no copy, no allocation).
+    #[allow(clippy::vec_box)]
+    static TABLE_POOL: RefCell<Vec<Box<Table>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Slow path only (the first out-of-order segment of a connection): reuses a pooled range
+/// table, allocating one only when the pool is empty. Stale contents are harmless: only the
+/// first `count` entries are ever read.
+fn take_table() -> Box<Table> {
+    let pooled = TABLE_POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten();
+    pooled.unwrap_or_else(|| Box::new([Range::default(); MAX_RANGES]))
+}
+
+fn give_table(table: Box<Table>) {
+    // During thread teardown the pool may be gone: the table is then simply freed.
+    let _ = TABLE_POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < TABLE_POOL_LIMIT {
+            p.push(table);
+        }
+    });
 }
 
 /// Why [`RecvBuffer::write`] refused a segment.
@@ -48,9 +83,19 @@ pub struct RecvBuffer {
     head: usize,
     /// In-order bytes not read yet.
     len: usize,
-    ranges: [Range; MAX_RANGES],
-    count: usize,
+    /// Out-of-order ranges in use (the first `count` entries of `ranges`).
+    count: u32,
     clock: u32,
+    /// Sorted, disjoint, non-touching ranges; `None` until the first out-of-order segment.
+    ranges: Option<Box<Table>>,
+}
+
+impl Drop for RecvBuffer {
+    fn drop(&mut self) {
+        if let Some(t) = self.ranges.take() {
+            give_table(t);
+        }
+    }
 }
 
 impl RecvBuffer {
@@ -59,10 +104,24 @@ impl RecvBuffer {
             storage: Storage::new(capacity),
             head: 0,
             len: 0,
-            ranges: [Range::default(); MAX_RANGES],
             count: 0,
             clock: 0,
+            ranges: None,
         }
+    }
+
+    /// The ranges in use.
+    #[inline]
+    fn used(&self) -> &[Range] {
+        match &self.ranges {
+            Some(t) => &t[..self.count as usize],
+            None => &[],
+        }
+    }
+
+    /// The range table, taken from the pool on first use (the out-of-order slow path).
+    fn table(&mut self) -> &mut Table {
+        self.ranges.get_or_insert_with(take_table)
     }
 
     #[inline]
@@ -90,18 +149,11 @@ impl RecvBuffer {
     }
     /// Out-of-order bytes held (excluding the in-order ones).
     pub fn out_of_order_bytes(&self) -> usize {
-        self.ranges[..self.count]
-            .iter()
-            .map(|r| (r.end - r.start) as usize)
-            .sum()
+        self.used().iter().map(|r| (r.end - r.start) as usize).sum()
     }
     /// End offset (from RCV.NXT) of the highest out-of-order byte held, or 0.
     pub fn out_of_order_end(&self) -> usize {
-        if self.count == 0 {
-            0
-        } else {
-            self.ranges[self.count - 1].end as usize
-        }
+        self.used().last().map_or(0, |r| r.end as usize)
     }
 
     /// Stores `data` at `offset` bytes after RCV.NXT and returns how many bytes became
@@ -123,16 +175,18 @@ impl RecvBuffer {
         self.insert_range(offset as u32, end as u32)?;
         self.copy_in(offset, data);
         // Commit the front range if it now starts at RCV.NXT.
-        if self.ranges[0].start != 0 {
+        let count = self.count as usize;
+        let ranges = self.table();
+        if ranges[0].start != 0 {
             return Ok(0);
         }
-        let n = self.ranges[0].end;
-        self.ranges.copy_within(1..self.count, 0);
-        self.count -= 1;
-        for r in &mut self.ranges[..self.count] {
+        let n = ranges[0].end;
+        ranges.copy_within(1..count, 0);
+        for r in &mut ranges[..count - 1] {
             r.start -= n;
             r.end -= n;
         }
+        self.count -= 1;
         self.len += n as usize;
         Ok(n as usize)
     }
@@ -141,31 +195,33 @@ impl RecvBuffer {
     fn insert_range(&mut self, start: u32, end: u32) -> Result<(), WriteError> {
         self.clock = self.clock.wrapping_add(1);
         let stamp = self.clock;
-        let ranges = &mut self.ranges[..self.count];
+        let count = self.count as usize;
+        let table = self.table();
+        let ranges = &table[..count];
         // First range that ends at or after `start` (touching counts: it merges).
         let first = ranges.partition_point(|r| r.end < start);
         // One past the last range that starts at or before `end`.
         let last = ranges.partition_point(|r| r.start <= end);
         if first == last {
             // No overlap: a new range at `first`.
-            if self.count == MAX_RANGES {
+            if count == MAX_RANGES {
                 return Err(WriteError::TooManyRanges);
             }
-            self.ranges.copy_within(first..self.count, first + 1);
-            self.ranges[first] = Range { start, end, stamp };
+            table.copy_within(first..count, first + 1);
+            table[first] = Range { start, end, stamp };
             self.count += 1;
             return Ok(());
         }
         let merged = Range {
-            start: start.min(self.ranges[first].start),
-            end: end.max(self.ranges[last - 1].end),
+            start: start.min(table[first].start),
+            end: end.max(table[last - 1].end),
             stamp,
         };
-        self.ranges[first] = merged;
+        table[first] = merged;
         let removed = last - first - 1;
         if removed > 0 {
-            self.ranges.copy_within(last..self.count, first + 1);
-            self.count -= removed;
+            table.copy_within(last..count, first + 1);
+            self.count -= removed as u32;
         }
         Ok(())
     }
@@ -184,16 +240,17 @@ impl RecvBuffer {
     pub fn recent_ranges(&self, max: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
         // At most MAX_RANGES entries: pick the `max` largest stamps without allocating.
         let mut taken = [usize::MAX; 4];
-        let n = max.min(taken.len()).min(self.count);
+        let ranges = self.used();
+        let n = max.min(taken.len()).min(ranges.len());
         for slot in 0..n {
             let mut best: Option<usize> = None;
-            for i in 0..self.count {
+            for i in 0..ranges.len() {
                 if taken[..slot].contains(&i) {
                     continue;
                 }
                 // Stamps wrap: compare by distance from the current clock.
-                let age = self.clock.wrapping_sub(self.ranges[i].stamp);
-                if best.is_none_or(|b| age < self.clock.wrapping_sub(self.ranges[b].stamp)) {
+                let age = self.clock.wrapping_sub(ranges[i].stamp);
+                if best.is_none_or(|b| age < self.clock.wrapping_sub(ranges[b].stamp)) {
                     best = Some(i);
                 }
             }
@@ -202,7 +259,7 @@ impl RecvBuffer {
         taken
             .into_iter()
             .take(n)
-            .filter_map(move |i| self.ranges.get(i))
+            .filter_map(move |i| ranges.get(i))
             .map(|r| (r.start as usize, r.end as usize))
     }
 
@@ -273,6 +330,21 @@ mod tests {
         assert_eq!(b.write(0, b"abc"), Ok(3));
         assert_eq!(b.free(), 5);
         assert_eq!(read_all(&mut b), b"abc");
+        assert!(b.ranges.is_none(), "in-order data needs no range table");
+    }
+
+    #[test]
+    fn range_tables_are_recycled() {
+        let mut b = RecvBuffer::new(64);
+        assert_eq!(b.write(4, b"x"), Ok(0));
+        let first = b.ranges.as_deref().map(|t| t as *const Table);
+        assert!(first.is_some());
+        drop(b);
+        // The next buffer on this thread takes the same table back from the pool.
+        let mut b = RecvBuffer::new(64);
+        assert_eq!(b.write(8, b"y"), Ok(0));
+        assert_eq!(b.ranges.as_deref().map(|t| t as *const Table), first);
+        assert_eq!(b.recent_ranges(4).collect::<Vec<_>>(), [(8, 9)]);
     }
 
     #[test]

@@ -26,8 +26,12 @@
 //!   probes on a backed-off persist timer.
 //! - Keepalive (RFC 1122 §4.2.3.6, off by default) and Nagle (RFC 896, off by default).
 //!
-//! Nothing here allocates after construction: the send and receive buffers, the reassembly
-//! ranges and the SACK scoreboard are allocated once when the connection is created.
+//! Nothing here allocates per segment. The send and receive buffers take their memory from
+//! a per-thread pool on first use; the reassembly ranges and the SACK scoreboard blocks live
+//! out of line, taken from small per-thread pools only on the first out-of-order segment or
+//! SACK block (a slow path; allocation happens only when a pool is empty) and returned when
+//! the connection is dropped. This keeps the control block small: handshake and teardown
+//! touch few cache lines.
 
 use core::fmt;
 
@@ -428,17 +432,19 @@ struct Persist {
 }
 
 /// A TCP connection (a transmission control block).
+///
+/// `repr(C)` so the declaration order is the layout: fields used on every segment come first
+/// and share the first cache lines; rarely used state (and the out-of-line reassembly ranges
+/// and SACK blocks) stays off the hot path.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Connection {
-    tuple: FourTuple,
-    state: State,
-    cfg: TcpConfig,
-    /// Created by a listener (passive open): a RST in SYN-RECEIVED returns to LISTEN, i.e. the
-    /// entry is dropped silently.
-    passive: bool,
-
-    // Send sequence space (RFC 9293 §3.3.1).
-    iss: SeqNumber,
+    // Hot: read or written for every segment, sent or received (lines 0-2).
+    rtx_at: Option<Instant>,
+    /// A delayed ACK is owed at this time.
+    ack_at: Option<Instant>,
+    ts: Option<Timestamps>,
+    last_send: Instant,
     snd_una: SeqNumber,
     snd_nxt: SeqNumber,
     /// One past the highest sequence number ever sent (SND.NXT rewinds after an RTO).
@@ -449,99 +455,87 @@ pub struct Connection {
     snd_wl2: SeqNumber,
     /// Sequence number of `tx`'s first byte.
     tx_seq: SeqNumber,
-    tx: RingBuffer,
-
-    // Receive sequence space.
-    irs: SeqNumber,
     rcv_nxt: SeqNumber,
     /// Right edge of the window we last advertised; never moves left (RFC 9293 §3.8.6.2.2).
     rcv_adv: SeqNumber,
-    rx: RecvBuffer,
+    /// RFC 7323 Last.ACK.sent: the ACK field of our last segment.
+    last_ack_sent: SeqNumber,
+    tuple: FourTuple,
     /// The peer's FIN, once seen (possibly ahead of RCV.NXT, waiting for a hole to fill).
     rx_fin: Option<SeqNumber>,
-
-    // Negotiated options.
     /// Largest payload we put in a segment (options excluded).
     snd_mss: u16,
+    state: State,
     snd_wscale: u8,
     rcv_wscale: u8,
-    /// The shift we offered in our SYN (only meaningful until the handshake completes).
-    offered_wscale: Option<u8>,
-    ts: Option<Timestamps>,
-    /// Our timestamp clock offset, chosen before we know whether timestamps are used.
-    ts_offset: u32,
     sack_ok: bool,
-
-    // Closing.
     /// The application called shutdown/close: a FIN follows the queued data.
     fin_queued: bool,
     /// The application called close: it reads no more (an orphan once the FIN is queued).
     app_closed: bool,
-
-    // Retransmission and congestion.
-    rtt: RttEstimator,
-    rtx_at: Option<Instant>,
-    rtx_count: u8,
-    /// Karn's rule: the segment being timed (its end sequence and send time).
-    rtt_probe: Option<(SeqNumber, Instant)>,
-    cc: CongestionControl,
-    recovery: Recovery,
-    /// RFC 6582 `recover` / RFC 6675 RecoveryPoint: SND.MAX when recovery (or an RTO) began.
-    recover: SeqNumber,
-    /// RFC 6675 HighRxt: one past the highest byte retransmitted in this recovery.
-    high_rxt: SeqNumber,
-    /// A retransmission owed now, outside the congestion window (fast retransmit, NewReno
-    /// partial ACK).
-    rtx_next: Option<SeqNumber>,
-    dupacks: u32,
-    scoreboard: Scoreboard,
-    /// The last transmission attempt was stopped by the congestion window.
-    cwnd_blocked: bool,
-    /// The SYN was retransmitted: the initial window is one segment (RFC 5681 §3.1).
-    syn_retransmitted: bool,
-    last_send: Instant,
-
-    // Flow control timers.
-    persist: Persist,
-    /// Send a zero-window probe (or a segment overriding sender SWS avoidance) now.
-    force_probe: bool,
-
-    // Other timers.
-    time_wait_until: Option<Instant>,
-    fin_wait2_until: Option<Instant>,
-    keepalive_at: Option<Instant>,
-    keepalive_sent: u8,
-    keepalive_probe: bool,
-
-    // ACK generation.
     /// An ACK is owed now.
     ack_pending: bool,
     /// Out-of-order segments received since the last ACK: each is owed its own duplicate
     /// ACK (RFC 5681 §4.2), even when a batch of them is processed before we transmit, so
     /// that the sender counts them (fast retransmit without SACK needs three).
     dup_acks_owed: u8,
-    /// A delayed ACK is owed at this time.
-    ack_at: Option<Instant>,
-    /// In-order bytes received and not acknowledged yet.
-    rcv_unacked: usize,
-    /// Full-sized segments received and not acknowledged yet.
-    rcv_unacked_full: u32,
-    /// Largest payload seen from the peer: what "full-sized" means.
-    rcv_mss: usize,
-    quick_acks: u16,
-    /// RFC 7323 Last.ACK.sent: the ACK field of our last segment.
-    last_ack_sent: SeqNumber,
-    rst_pending: Option<PendingRst>,
-
-    // RFC 5961 §7 challenge ACK limiter.
-    challenge_window: Instant,
-    challenge_count: u32,
-
     events: u8,
     want_writable: bool,
+    rtx_count: u8,
+    /// The last transmission attempt was stopped by the congestion window.
+    cwnd_blocked: bool,
+    /// Send a zero-window probe (or a segment overriding sender SWS avoidance) now.
+    force_probe: bool,
+    /// Created by a listener (passive open): a RST in SYN-RECEIVED returns to LISTEN, i.e. the
+    /// entry is dropped silently.
+    passive: bool,
+    /// Full-sized segments received and not acknowledged yet.
+    rcv_unacked_full: u32,
+    dupacks: u32,
+    /// In-order bytes received and not acknowledged yet.
+    rcv_unacked: usize,
+    /// Largest payload seen from the peer: what "full-sized" means.
+    rcv_mss: usize,
+    recovery: Recovery,
+    /// A retransmission owed now, outside the congestion window (fast retransmit, NewReno
+    /// partial ACK).
+    rtx_next: Option<SeqNumber>,
+
+    // Warm: buffers, the other timers (`poll_at`), RTT and congestion state.
+    tx: RingBuffer,
+    rx: RecvBuffer,
+    time_wait_until: Option<Instant>,
+    fin_wait2_until: Option<Instant>,
+    keepalive_at: Option<Instant>,
+    persist: Persist,
+    /// Karn's rule: the segment being timed (its end sequence and send time).
+    rtt_probe: Option<(SeqNumber, Instant)>,
+    cc: CongestionControl,
+    rtt: RttEstimator,
+
+    // Cold: handshake-only, recovery bookkeeping, limits, configuration and statistics.
+    quick_acks: u16,
+    /// The shift we offered in our SYN (only meaningful until the handshake completes).
+    offered_wscale: Option<u8>,
+    keepalive_sent: u8,
+    keepalive_probe: bool,
+    /// The SYN was retransmitted: the initial window is one segment (RFC 5681 §3.1).
+    syn_retransmitted: bool,
+    iss: SeqNumber,
+    irs: SeqNumber,
+    /// RFC 6582 `recover` / RFC 6675 RecoveryPoint: SND.MAX when recovery (or an RTO) began.
+    recover: SeqNumber,
+    /// RFC 6675 HighRxt: one past the highest byte retransmitted in this recovery.
+    high_rxt: SeqNumber,
+    /// Our timestamp clock offset, chosen before we know whether timestamps are used.
+    ts_offset: u32,
+    challenge_count: u32,
+    rst_pending: Option<PendingRst>,
+    challenge_window: Instant,
+    scoreboard: Scoreboard,
+    cfg: TcpConfig,
     stats: ConnStats,
 }
-
 impl Connection {
     fn new(
         cfg: &TcpConfig,
@@ -2414,5 +2408,31 @@ impl Connection {
         repr.psh = len > 0 && offset + len == self.tx.len();
         repr.payload = self.tx.contiguous_at(offset, len);
         Some(repr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::{offset_of, size_of};
+
+    use super::*;
+
+    #[test]
+    fn hot_fields_share_the_first_cache_lines() {
+        let hot_end = offset_of!(Connection, rtx_next) + size_of::<Option<SeqNumber>>();
+        println!(
+            "control block {} bytes; hot part {hot_end} bytes; tx at {}, cc at {}, rtt at {}, scoreboard at {}, cfg at {}, stats at {}",
+            size_of::<Connection>(),
+            offset_of!(Connection, tx),
+            offset_of!(Connection, cc),
+            offset_of!(Connection, rtt),
+            offset_of!(Connection, scoreboard),
+            offset_of!(Connection, cfg),
+            offset_of!(Connection, stats),
+        );
+        assert!(hot_end <= 3 * 64, "hot fields span {hot_end} bytes");
+        // The reassembly ranges and SACK blocks are out of line.
+        assert!(size_of::<Scoreboard>() <= 16);
+        assert!(size_of::<RecvBuffer>() <= 64);
     }
 }

@@ -9,7 +9,12 @@
 //! - The sender never retransmits a byte inside a remembered range.
 //! - Loss (RFC 6675 `IsLost`) is decided per hole: every byte of a hole has the same SACKed
 //!   bytes and blocks above it, so a hole is lost as a whole or not at all.
-//! - Fixed size, no allocation.
+//! - Fixed capacity. The block array lives out of line, taken on the first SACK block from a
+//!   small per-thread pool (allocating only when the pool is empty: the slow path) and
+//!   returned to it when the scoreboard is dropped. A connection that never sees a SACK
+//!   never touches it, and the control block stays small.
+
+use std::cell::RefCell;
 
 use crate::wire::SeqNumber;
 
@@ -25,6 +30,42 @@ struct Block {
     end: SeqNumber,
 }
 
+type Blocks = [Block; MAX_BLOCKS];
+
+/// Block arrays a thread keeps for reuse at most (each is 256 bytes).
+const BLOCK_POOL_LIMIT: usize = 1024;
+
+thread_local! {
+    // Boxed: a pooled box is handed out and taken back as is (no copy, no allocation).
+    #[allow(clippy::vec_box)]
+    static BLOCK_POOL: RefCell<Vec<Box<Blocks>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Slow path only (the first SACK block of a connection): reuses a pooled array, allocating
+/// one only when the pool is empty. Stale contents are harmless: only the first `count`
+/// entries are ever read.
+fn take_blocks() -> Box<Blocks> {
+    let pooled = BLOCK_POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten();
+    pooled.unwrap_or_else(|| {
+        Box::new(
+            [Block {
+                start: SeqNumber(0),
+                end: SeqNumber(0),
+            }; MAX_BLOCKS],
+        )
+    })
+}
+
+fn give_blocks(blocks: Box<Blocks>) {
+    // During thread teardown the pool may be gone: the array is then simply freed.
+    let _ = BLOCK_POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < BLOCK_POOL_LIMIT {
+            p.push(blocks);
+        }
+    });
+}
+
 /// A hole: unSACKed bytes `[start, end)` below the highest SACKed byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hole {
@@ -37,8 +78,17 @@ pub struct Hole {
 /// The SACK scoreboard. See the module docs.
 #[derive(Debug, Clone)]
 pub struct Scoreboard {
-    blocks: [Block; MAX_BLOCKS],
+    /// Sorted, disjoint ranges: the first `count` entries; `None` until the first SACK.
+    blocks: Option<Box<Blocks>>,
     count: usize,
+}
+
+impl Drop for Scoreboard {
+    fn drop(&mut self) {
+        if let Some(b) = self.blocks.take() {
+            give_blocks(b);
+        }
+    }
 }
 
 impl Default for Scoreboard {
@@ -50,11 +100,17 @@ impl Default for Scoreboard {
 impl Scoreboard {
     pub fn new() -> Scoreboard {
         Scoreboard {
-            blocks: [Block {
-                start: SeqNumber(0),
-                end: SeqNumber(0),
-            }; MAX_BLOCKS],
+            blocks: None,
             count: 0,
+        }
+    }
+
+    /// The ranges in use.
+    #[inline]
+    fn used(&self) -> &[Block] {
+        match &self.blocks {
+            Some(b) => &b[..self.count],
+            None => &[],
         }
     }
 
@@ -73,21 +129,18 @@ impl Scoreboard {
 
     /// The SACKed ranges, lowest first.
     pub fn ranges(&self) -> impl Iterator<Item = (SeqNumber, SeqNumber)> + '_ {
-        self.blocks[..self.count].iter().map(|b| (b.start, b.end))
+        self.used().iter().map(|b| (b.start, b.end))
     }
 
     /// Total SACKed bytes.
     pub fn sacked_bytes(&self) -> usize {
-        self.blocks[..self.count]
-            .iter()
-            .map(|b| b.end - b.start)
-            .sum()
+        self.used().iter().map(|b| b.end - b.start).sum()
     }
 
     /// One past the highest SACKed byte (RFC 6675 "HighACK" is SND.UNA; this is the top of
     /// the scoreboard), if any.
     pub fn high_sacked(&self) -> Option<SeqNumber> {
-        (self.count > 0).then(|| self.blocks[self.count - 1].end)
+        self.used().last().map(|b| b.end)
     }
 
     /// Records one SACK block after checking it against `(snd_una, snd_max]`. Returns true
@@ -105,35 +158,35 @@ impl Scoreboard {
             return false;
         }
         let start = start.max(snd_una);
-        let blocks = &self.blocks[..self.count];
-        let first = blocks.partition_point(|b| b.end < start);
-        let last = blocks.partition_point(|b| b.start <= end);
+        let count = self.count;
+        let blocks = self.blocks.get_or_insert_with(take_blocks);
+        let used = &blocks[..count];
+        let first = used.partition_point(|b| b.end < start);
+        let last = used.partition_point(|b| b.start <= end);
         if first == last {
-            if self.count == MAX_BLOCKS {
-                if first == self.count {
+            let mut count = count;
+            if count == MAX_BLOCKS {
+                if first == count {
                     // Above everything remembered and no room: forget it.
                     return false;
                 }
                 // Make room by forgetting the highest range.
-                self.count -= 1;
+                count -= 1;
             }
-            self.blocks.copy_within(first..self.count, first + 1);
-            self.blocks[first] = Block { start, end };
-            self.count += 1;
+            blocks.copy_within(first..count, first + 1);
+            blocks[first] = Block { start, end };
+            self.count = count + 1;
             return true;
         }
         let merged = Block {
-            start: start.min(self.blocks[first].start),
-            end: end.max(self.blocks[last - 1].end),
+            start: start.min(blocks[first].start),
+            end: end.max(blocks[last - 1].end),
         };
-        let before: usize = self.blocks[first..last]
-            .iter()
-            .map(|b| b.end - b.start)
-            .sum();
-        self.blocks[first] = merged;
+        let before: usize = blocks[first..last].iter().map(|b| b.end - b.start).sum();
+        blocks[first] = merged;
         let removed = last - first - 1;
         if removed > 0 {
-            self.blocks.copy_within(last..self.count, first + 1);
+            blocks.copy_within(last..count, first + 1);
             self.count -= removed;
         }
         merged.end - merged.start > before
@@ -141,32 +194,38 @@ impl Scoreboard {
 
     /// SND.UNA moved to `snd_una`: forget everything below it.
     pub fn advance(&mut self, snd_una: SeqNumber) {
-        let gone = self.blocks[..self.count].partition_point(|b| b.end <= snd_una);
+        let count = self.count;
+        let Some(blocks) = self.blocks.as_deref_mut() else {
+            return;
+        };
+        let gone = blocks[..count].partition_point(|b| b.end <= snd_una);
         if gone > 0 {
-            self.blocks.copy_within(gone..self.count, 0);
+            blocks.copy_within(gone..count, 0);
             self.count -= gone;
         }
-        if self.count > 0 && self.blocks[0].start < snd_una {
-            self.blocks[0].start = snd_una;
+        if self.count > 0 && blocks[0].start < snd_una {
+            blocks[0].start = snd_una;
         }
     }
 
     /// The SACKed range containing `seq`, if any (as its end).
     pub fn sacked_end(&self, seq: SeqNumber) -> Option<SeqNumber> {
-        let i = self.blocks[..self.count].partition_point(|b| b.end <= seq);
-        let b = self.blocks.get(i).filter(|_| i < self.count)?;
+        let used = self.used();
+        let i = used.partition_point(|b| b.end <= seq);
+        let b = used.get(i)?;
         (b.start <= seq).then_some(b.end)
     }
 
     /// The start of the first SACKed range above `seq`, if any.
     pub fn next_sacked_start(&self, seq: SeqNumber) -> Option<SeqNumber> {
-        let i = self.blocks[..self.count].partition_point(|b| b.end <= seq);
-        (i < self.count).then(|| self.blocks[i].start.max(seq))
+        let used = self.used();
+        let i = used.partition_point(|b| b.end <= seq);
+        used.get(i).map(|b| b.start.max(seq))
     }
 
     /// SACKed bytes below `seq`.
     pub fn sacked_below(&self, seq: SeqNumber) -> usize {
-        self.blocks[..self.count]
+        self.used()
             .iter()
             .take_while(|b| b.start < seq)
             .map(|b| b.end.min(seq) - b.start)
@@ -179,28 +238,23 @@ impl Scoreboard {
     pub fn holes(&self, snd_una: SeqNumber, mss: usize) -> impl Iterator<Item = Hole> + '_ {
         let mut above: usize = self.sacked_bytes();
         let mut prev = snd_una;
-        self.blocks[..self.count]
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, b)| {
-                let hole = (prev < b.start).then(|| Hole {
-                    start: prev,
-                    end: b.start,
-                    lost: above > (DUP_THRESH - 1) * mss || self.count - i >= DUP_THRESH,
-                });
-                above -= b.end - b.start;
-                prev = b.end;
-                hole
-            })
+        self.used().iter().enumerate().filter_map(move |(i, b)| {
+            let hole = (prev < b.start).then(|| Hole {
+                start: prev,
+                end: b.start,
+                lost: above > (DUP_THRESH - 1) * mss || self.count - i >= DUP_THRESH,
+            });
+            above -= b.end - b.start;
+            prev = b.end;
+            hole
+        })
     }
 
     /// RFC 6675 `IsLost(seq)` for an unSACKed `seq`.
     pub fn is_lost(&self, seq: SeqNumber, mss: usize) -> bool {
-        let i = self.blocks[..self.count].partition_point(|b| b.end <= seq);
-        let above: usize = self.blocks[i..self.count]
-            .iter()
-            .map(|b| b.end - b.start.max(seq))
-            .sum();
+        let used = self.used();
+        let i = used.partition_point(|b| b.end <= seq);
+        let above: usize = used[i..].iter().map(|b| b.end - b.start.max(seq)).sum();
         above > (DUP_THRESH - 1) * mss || self.count - i >= DUP_THRESH
     }
 }
@@ -275,6 +329,22 @@ mod tests {
         );
         assert!(!sb.is_lost(s(250), mss));
         assert_eq!(sb.sacked_below(s(305)), 105);
+    }
+
+    #[test]
+    fn block_arrays_are_taken_lazily_and_recycled() {
+        let mut sb = Scoreboard::new();
+        let (una, max) = (s(0), s(1000));
+        assert!(!sb.add(s(50), s(50), una, max));
+        sb.advance(s(10));
+        assert!(sb.blocks.is_none(), "no SACK block yet: nothing taken");
+        assert!(sb.add(s(100), s(200), una, max));
+        let first = sb.blocks.as_deref().map(|b| b as *const Blocks);
+        drop(sb);
+        let mut sb = Scoreboard::new();
+        assert!(sb.add(s(300), s(400), una, max));
+        assert_eq!(sb.blocks.as_deref().map(|b| b as *const Blocks), first);
+        assert_eq!(sb.ranges().collect::<Vec<_>>(), [(s(300), s(400))]);
     }
 
     #[test]
