@@ -393,6 +393,9 @@ pub struct Stack {
     dirty: Vec<u32>,
     /// SYNs waiting for a batched TIME-WAIT lookup; empty outside `receive`.
     pending_syns: Vec<PendingSyn>,
+    /// `cfg.ips`, sorted: a load generator's stack may own hundreds of source addresses, and
+    /// segments that miss the flow table must be checked against all of them.
+    local_ips: Vec<Ipv4Addr>,
     control: VecDeque<Control>,
     events: VecDeque<(ConnHandle, Event)>,
     /// Oldest and newest orphan slot (`NIL` when none).
@@ -444,6 +447,12 @@ impl Stack {
             ports: EphemeralPorts::new(cfg.ephemeral_ports.clone(), seed_u64(&cfg.secret, 2)),
             dirty: Vec::with_capacity(1024),
             pending_syns: Vec::with_capacity(PENDING_SYNS),
+            local_ips: {
+                let mut ips = cfg.ips.clone();
+                ips.sort_unstable();
+                ips.dedup();
+                ips
+            },
             control: VecDeque::with_capacity(256),
             events: VecDeque::with_capacity(1024),
             orphan_head: NIL,
@@ -1192,6 +1201,10 @@ impl Stack {
 
     // ---------------------------------------------------------------- receive
 
+    fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.local_ips.binary_search(&ip).is_ok()
+    }
+
     fn learn(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
         if !mac.is_unicast() {
             return;
@@ -1262,9 +1275,9 @@ impl Stack {
                 return;
             }
         };
-        if (f.eth.dst_addr != self.cfg.mac && !f.eth.dst_addr.is_broadcast())
-            || !self.cfg.ips.contains(&f.ip.dst_addr)
-        {
+        // The destination address is checked only when the flow table misses (in
+        // `route_segment`): a tuple in the table always has one of our addresses.
+        if f.eth.dst_addr != self.cfg.mac && !f.eth.dst_addr.is_broadcast() {
             self.counters.rx_not_ours += 1;
             return;
         }
@@ -1309,6 +1322,10 @@ impl Stack {
                 self.mark_dirty(index);
             }
             None => {
+                if !self.is_local(tuple.local_addr) {
+                    self.counters.rx_not_ours += 1;
+                    return;
+                }
                 if self.time_wait.is_empty() {
                     // Nothing to look up (and, as SYNs are parked only while the table has
                     // entries, normally nothing parked).
@@ -1402,7 +1419,7 @@ impl Stack {
             self.counters.rx_dropped_malformed += 1;
             return;
         };
-        if !self.cfg.ips.contains(&target_protocol_addr) {
+        if !self.is_local(target_protocol_addr) {
             self.counters.rx_not_ours += 1;
             return;
         }

@@ -349,3 +349,59 @@ fn unanswered_arp_is_retried_then_the_connection_times_out() {
     assert_eq!(hosts[0].0.counters().timeouts, 1);
     assert_eq!(hosts[0].0.poll_at(), None, "nothing left to do");
 }
+
+#[test]
+fn segments_for_addresses_we_do_not_own_are_counted_and_dropped() {
+    use xtcp::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpControl, TcpRepr, emit_tcp_frame};
+    let mac = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    let peer = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    // Unsorted on purpose: the stack must find any of them.
+    let ips: Vec<Ipv4Addr> = [200, 2, 50, 7]
+        .iter()
+        .map(|&i| Ipv4Addr::new(10, 0, 0, i))
+        .collect();
+    let mut stack = Stack::new(
+        StackConfig {
+            mac,
+            ips: ips.clone(),
+            time_wait_capacity: 1024,
+            max_connections: 64,
+            max_syn_recv: 64,
+            ..StackConfig::default()
+        },
+        Instant::ZERO,
+    );
+    stack
+        .listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80))
+        .unwrap();
+    let mut link = MemoryLink::default();
+    let syn_to = |dst: Ipv4Addr, port: u16| {
+        let syn = TcpRepr {
+            src_port: port,
+            dst_port: 80,
+            control: TcpControl::Syn,
+            seq_number: SeqNumber(1),
+            window_len: 1000,
+            max_seg_size: Some(1460),
+            ..TcpRepr::default()
+        };
+        let mut buf = [0u8; 128];
+        let n = emit_tcp_frame(&mut buf, peer, mac, Ipv4Addr::new(10, 0, 0, 1), dst, &syn).unwrap();
+        buf[..n].to_vec()
+    };
+    link.push_rx(&syn_to(Ipv4Addr::new(10, 0, 0, 99), 1000));
+    stack.poll(Instant::ZERO, &mut link);
+    assert_eq!(link.tx_len(), 0, "no answer for an address we do not own");
+    assert_eq!(stack.counters().rx_not_ours, 1);
+    for (i, ip) in ips.iter().enumerate() {
+        link.push_rx(&syn_to(*ip, 2000 + i as u16));
+    }
+    stack.poll(Instant::ZERO, &mut link);
+    assert_eq!(
+        link.tx_len(),
+        ips.len(),
+        "a SYN-ACK from every address we own"
+    );
+    assert_eq!(stack.counters().synacks_sent, ips.len() as u64);
+    assert_eq!(stack.counters().rx_not_ours, 1);
+}
