@@ -4,88 +4,15 @@
 //! The harness ferries segments between two `Connection`s by hand, so a test decides which
 //! segment is delivered, lost or reordered. ISNs are fixed: A (client) 1000, B (server) 5000.
 
+mod seg_util;
+
 use core::net::Ipv4Addr;
 
+use seg_util::{Seg, k, keys};
 use xtcp::tcp::FourTuple;
 use xtcp::tcp::{Connection, Counters, Event, State, TcpConfig, rst_for_unexpected};
 use xtcp::time::{Duration, Instant};
-use xtcp::wire::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
-
-/// An owned copy of a segment, for logging and delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seg {
-    control: TcpControl,
-    seq: u32,
-    ack: Option<u32>,
-    window: u16,
-    wscale: Option<u8>,
-    mss: Option<u16>,
-    sack_permitted: bool,
-    ts: Option<TcpTimestamp>,
-    src_port: u16,
-    dst_port: u16,
-    payload: Vec<u8>,
-}
-
-impl Seg {
-    fn from_repr(r: &TcpRepr) -> Seg {
-        Seg {
-            control: r.control,
-            seq: r.seq_number.0,
-            ack: r.ack_number.map(|a| a.0),
-            window: r.window_len,
-            wscale: r.window_scale,
-            mss: r.max_seg_size,
-            sack_permitted: r.sack_permitted,
-            ts: r.timestamp,
-            src_port: r.src_port,
-            dst_port: r.dst_port,
-            payload: r.payload.to_vec(),
-        }
-    }
-
-    fn repr(&self) -> TcpRepr<'_> {
-        TcpRepr {
-            src_port: self.src_port,
-            dst_port: self.dst_port,
-            control: self.control,
-            psh: false,
-            seq_number: SeqNumber(self.seq),
-            ack_number: self.ack.map(SeqNumber),
-            window_len: self.window,
-            window_scale: self.wscale,
-            max_seg_size: self.mss,
-            sack_permitted: self.sack_permitted,
-            sack_ranges: [None; 3],
-            timestamp: self.ts,
-            payload: &self.payload,
-        }
-    }
-
-    /// tcpdump-like flags: S, F, R and '.' for ACK.
-    fn flags(&self) -> String {
-        let mut s = String::new();
-        match self.control {
-            TcpControl::Syn => s.push('S'),
-            TcpControl::Fin => s.push('F'),
-            TcpControl::Rst => s.push('R'),
-            TcpControl::None => {}
-        }
-        if self.ack.is_some() {
-            s.push('.');
-        }
-        s
-    }
-
-    /// (flags, seq, ack, payload length): what the tests assert.
-    fn key(&self) -> (String, u32, Option<u32>, usize) {
-        (self.flags(), self.seq, self.ack, self.payload.len())
-    }
-}
-
-fn k(flags: &str, seq: u32, ack: Option<u32>, len: usize) -> (String, u32, Option<u32>, usize) {
-    (flags.to_string(), seq, ack, len)
-}
+use xtcp::wire::{SeqNumber, TcpControl, TcpRepr};
 
 const A_ISS: u32 = 1000;
 const B_ISS: u32 = 5000;
@@ -223,10 +150,6 @@ impl Pair {
         self.deliver_b(&ack[0]);
         assert_eq!(self.states(), (State::Established, State::Established));
     }
-}
-
-fn keys(v: &[Seg]) -> Vec<(String, u32, Option<u32>, usize)> {
-    v.iter().map(Seg::key).collect()
 }
 
 fn events(c: &mut Connection) -> Vec<Event> {
@@ -521,6 +444,7 @@ fn rst(src_port: u16, dst_port: u16, seq: u32, ack: Option<u32>) -> Seg {
         wscale: None,
         mss: None,
         sack_permitted: false,
+        sack: vec![],
         ts: None,
         src_port,
         dst_port,

@@ -12,97 +12,10 @@ use xtcp::tcp::{
     CongestionAlgorithm, Connection, Counters, Event, FourTuple, Keepalive, State, TcpConfig,
 };
 use xtcp::time::{Duration, Instant};
-use xtcp::wire::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+mod seg_util;
 
-/// An owned segment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Seg {
-    control: TcpControl,
-    seq: u32,
-    ack: Option<u32>,
-    window: u16,
-    wscale: Option<u8>,
-    mss: Option<u16>,
-    sack_permitted: bool,
-    sack: Vec<(u32, u32)>,
-    ts: Option<TcpTimestamp>,
-    src_port: u16,
-    dst_port: u16,
-    payload: Vec<u8>,
-}
-
-impl Seg {
-    fn from_repr(r: &TcpRepr) -> Seg {
-        Seg {
-            control: r.control,
-            seq: r.seq_number.0,
-            ack: r.ack_number.map(|a| a.0),
-            window: r.window_len,
-            wscale: r.window_scale,
-            mss: r.max_seg_size,
-            sack_permitted: r.sack_permitted,
-            sack: r
-                .sack_ranges
-                .iter()
-                .flatten()
-                .map(|(l, r)| (l.0, r.0))
-                .collect(),
-            ts: r.timestamp,
-            src_port: r.src_port,
-            dst_port: r.dst_port,
-            payload: r.payload.to_vec(),
-        }
-    }
-
-    fn repr(&self) -> TcpRepr<'_> {
-        let mut sack_ranges = [None; 3];
-        for (slot, &(l, r)) in sack_ranges.iter_mut().zip(&self.sack) {
-            *slot = Some((SeqNumber(l), SeqNumber(r)));
-        }
-        TcpRepr {
-            src_port: self.src_port,
-            dst_port: self.dst_port,
-            control: self.control,
-            psh: false,
-            seq_number: SeqNumber(self.seq),
-            ack_number: self.ack.map(SeqNumber),
-            window_len: self.window,
-            window_scale: self.wscale,
-            max_seg_size: self.mss,
-            sack_permitted: self.sack_permitted,
-            sack_ranges,
-            timestamp: self.ts,
-            payload: &self.payload,
-        }
-    }
-
-    fn flags(&self) -> String {
-        let mut s = String::new();
-        match self.control {
-            TcpControl::Syn => s.push('S'),
-            TcpControl::Fin => s.push('F'),
-            TcpControl::Rst => s.push('R'),
-            TcpControl::None => {}
-        }
-        if self.ack.is_some() {
-            s.push('.');
-        }
-        s
-    }
-
-    /// (flags, seq, ack, payload length).
-    fn key(&self) -> (String, u32, Option<u32>, usize) {
-        (self.flags(), self.seq, self.ack, self.payload.len())
-    }
-}
-
-fn k(flags: &str, seq: u32, ack: Option<u32>, len: usize) -> (String, u32, Option<u32>, usize) {
-    (flags.to_string(), seq, ack, len)
-}
-
-fn keys(v: &[Seg]) -> Vec<(String, u32, Option<u32>, usize)> {
-    v.iter().map(Seg::key).collect()
-}
+use seg_util::{Seg, k, keys};
+use xtcp::wire::SeqNumber;
 
 fn tuple_a() -> FourTuple {
     FourTuple {
