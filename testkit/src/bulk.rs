@@ -1,6 +1,5 @@
-//! Shared by the simulator reliability tests (`sim_matrix`, `sim_congestion`): a bulk
-//! transfer host over a whole `Stack`, deterministic payload streams, stack construction.
-#![allow(dead_code)]
+//! Whole stacks in the simulator: node stacks ([`stack_for`]), deterministic payload
+//! streams checked where they land, and [`Bulk`], a host that moves a stream each way.
 
 use std::net::SocketAddrV4;
 
