@@ -101,7 +101,10 @@ pub fn is_root() -> bool {
 macro_rules! require_privileges {
     ($($tool:expr),*) => {
         if let Some(why) = $crate::veth::skip_reason(&[$($tool),*]) {
-            $crate::veth::skip(module_path!(), &why);
+            // The enclosing test's path, from a function item declared inside it.
+            fn here() {}
+            let test = ::std::any::type_name_of_val(&here);
+            $crate::veth::skip(test.trim_end_matches("::here"), &why);
             return;
         }
     };
