@@ -9,12 +9,13 @@ use xtcp::stack::{ConnHandle, ListenerId, Stack, StackConfig};
 use xtcp::tcp::{Event, TcpConfig};
 use xtcp::time::Instant;
 
-/// Builds node `node`'s stack with `tcp` settings.
-pub fn stack_for(sim: &Simulation, node: usize, tcp: TcpConfig) -> Stack {
+/// Node `node`'s stack configuration with `tcp` settings: its simulator MAC and address, a
+/// per-node secret, small tables.
+pub fn node_config(sim: &Simulation, node: usize, tcp: TcpConfig) -> StackConfig {
     let mut secret = [0u8; 32];
     secret[0] = node as u8 + 1;
     secret[1] = 0x77;
-    let cfg = StackConfig {
+    StackConfig {
         mac: sim.mac(node),
         ips: vec![sim.ipv4(node)],
         tcp,
@@ -23,7 +24,12 @@ pub fn stack_for(sim: &Simulation, node: usize, tcp: TcpConfig) -> Stack {
         max_syn_recv: 64,
         secret,
         ..StackConfig::default()
-    };
+    }
+}
+
+/// Builds node `node`'s stack ([`node_config`]) with every other node as a known neighbour.
+pub fn stack_for(sim: &Simulation, node: usize, tcp: TcpConfig) -> Stack {
+    let cfg = node_config(sim, node, tcp);
     let mut stack = Stack::new(cfg, sim.now());
     // Neighbours are known: ARP has no checksum, so a corrupted ARP frame (the simulator
     // corrupts past the Ethernet header, where a real FCS would have caught it) would test
