@@ -66,6 +66,7 @@ use crate::link::Link;
 use crate::tcp::connection::PassiveOpen;
 use crate::tcp::flow_table::FlowTable;
 use crate::tcp::ports::{EphemeralPorts, PortState, PortsExhausted};
+use crate::tcp::rss::RssSteering;
 use crate::tcp::syncookie::{self, CookieOptions, SynCookies};
 use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitEntry, TimeWaitInit, TimeWaitTable};
 use crate::tcp::timer_wheel::{TimerId, TimerWheel};
@@ -129,6 +130,10 @@ pub struct StackConfig {
     pub max_orphans: usize,
     /// Ephemeral ports for active opens. Default 32768..=60999.
     pub ephemeral_ports: core::ops::RangeInclusive<u16>,
+    /// Where the NIC's RSS is known: active opens choose only source ports whose replies
+    /// it delivers on this core's queue (see [`crate::tcp::rss`]). Default `None`: any port
+    /// of `ephemeral_ports`.
+    pub rss: Option<RssSteering>,
     /// Frames handled per `poll` call. Default 64.
     pub rx_batch: usize,
     /// Answer ARP requests for our addresses and resolve neighbours with ARP ourselves.
@@ -153,6 +158,7 @@ impl Default for StackConfig {
             accept_overflow: AcceptOverflow::Drop,
             max_orphans: 65_536,
             ephemeral_ports: crate::tcp::ports::DEFAULT_RANGE,
+            rss: None,
             rx_batch: 64,
             arp: true,
             secret: [0x5a; 32],
@@ -672,9 +678,14 @@ impl Stack {
         let flows = &self.flows;
         let tw = &self.time_wait;
         let msl2 = 2 * self.cfg.tcp.msl;
+        let rss = self.cfg.rss.as_ref();
         let port = self
             .ports
             .allocate(local_ip, rip, rport, |p| {
+                if rss.is_some_and(|r| !r.accepts(local_ip, p, rip, rport)) {
+                    // Its replies would reach another core.
+                    return PortState::InUse;
+                }
                 let t = FourTuple {
                     local_addr: local_ip,
                     remote_addr: rip,
