@@ -8,7 +8,9 @@ use super::{Owner, PendingSyn, SM_MAC, Stack};
 use crate::tcp::FourTuple;
 use crate::tcp::time_wait::{self, TimeWaitEntry};
 use crate::time::Instant;
-use crate::wire::{EthernetAddress, Ipv4Addr, TcpControl, TcpRepr, TcpTimestamp, parse_tcp_frame};
+use crate::wire::{
+    EthernetAddress, Ipv4Addr, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, parse_tcp_frame,
+};
 
 /// Where a segment goes, after one flow-table lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,21 +23,28 @@ enum Route {
     Miss,
 }
 
-/// One received frame, classified. Building it touches nothing but receive counters.
-enum Ingress<'a> {
+/// What ingress does with one frame, decided before it touches any state but counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
     /// Malformed or not for us (counted).
     Dropped,
     /// Not TCP over IPv4 (ARP, or counted as not ours).
     Other,
     /// A pure SYN that missed the flow table while the TIME-WAIT table has entries: parked.
-    Park(PendingSyn),
-    /// A segment and where it goes.
-    Segment {
-        tuple: FourTuple,
-        seg: TcpRepr<'a>,
-        peer_mac: EthernetAddress,
-        route: Route,
-    },
+    Park,
+    /// A segment for its route.
+    Deliver(Route),
+}
+
+/// A received segment's 4-tuple, our side local.
+#[inline]
+fn tuple_of(f: &TcpFrame) -> FourTuple {
+    FourTuple {
+        local_addr: f.ip.dst_addr,
+        remote_addr: f.ip.src_addr,
+        local_port: f.tcp.dst_port,
+        remote_port: f.tcp.src_port,
+    }
 }
 
 impl Stack {
@@ -48,63 +57,58 @@ impl Stack {
     /// every frame but a dropped one, a live connection's segment, or another parked SYN
     /// (unless the parking is full).
     pub(super) fn process_frame(&mut self, now: Instant, frame: &[u8]) {
-        let ingress = self.classify(frame);
-        let drain = match &ingress {
-            Ingress::Dropped
-            | Ingress::Segment {
-                route: Route::Conn(_),
-                ..
-            } => false,
-            Ingress::Park(_) => self.pending_syns.len() == self.pending_syns.capacity(),
-            Ingress::Other | Ingress::Segment { .. } => true,
+        self.counters.rx_frames += 1;
+        // The parsed frame stays here; the steps below borrow it.
+        let parsed = parse_tcp_frame(frame);
+        let step = match &parsed {
+            Ok(f) => self.classify(f),
+            Err(crate::wire::Error::Unsupported) => Step::Other,
+            Err(_) => {
+                self.counters.rx_dropped_malformed += 1;
+                Step::Dropped
+            }
+        };
+        let drain = match step {
+            Step::Dropped | Step::Deliver(Route::Conn(_)) => false,
+            Step::Park => self.pending_syns.len() == self.pending_syns.capacity(),
+            Step::Other | Step::Deliver(_) => true,
         };
         if drain {
             self.drain_pending_syns(now);
         }
-        match ingress {
-            Ingress::Dropped => {}
-            Ingress::Other => self.process_other(frame),
-            Ingress::Park(syn) => self.pending_syns.push(syn),
-            Ingress::Segment {
-                tuple,
-                seg,
-                peer_mac,
-                route,
-            } => self.deliver(now, tuple, &seg, peer_mac, route),
+        match (step, &parsed) {
+            (Step::Other, _) => self.process_other(frame),
+            (Step::Park, Ok(f)) => self.pending_syns.push(PendingSyn {
+                tuple: tuple_of(f),
+                seg: TcpRepr {
+                    payload: &[],
+                    ..f.tcp
+                },
+                peer_mac: f.eth.src_addr,
+            }),
+            (Step::Deliver(route), Ok(f)) => {
+                self.deliver(now, tuple_of(f), &f.tcp, f.eth.src_addr, route)
+            }
+            _ => {}
         }
     }
 
-    /// Parses a frame and finds its route; decides whether a SYN is parked.
+    /// The step for a parsed TCP frame.
     #[inline]
-    fn classify<'a>(&mut self, frame: &'a [u8]) -> Ingress<'a> {
-        self.counters.rx_frames += 1;
-        let f = match parse_tcp_frame(frame) {
-            Ok(f) => f,
-            Err(crate::wire::Error::Unsupported) => return Ingress::Other,
-            Err(_) => {
-                self.counters.rx_dropped_malformed += 1;
-                return Ingress::Dropped;
-            }
-        };
+    fn classify(&mut self, f: &TcpFrame) -> Step {
+        let seg = &f.tcp;
+        let tuple = tuple_of(f);
         // The destination address is checked only when the flow table misses (below): a
         // tuple in the table always has one of our addresses.
         if f.eth.dst_addr != self.cfg.mac && !f.eth.dst_addr.is_broadcast() {
             self.counters.rx_not_ours += 1;
-            return Ingress::Dropped;
+            return Step::Dropped;
         }
-        let seg = f.tcp;
-        let tuple = FourTuple {
-            local_addr: f.ip.dst_addr,
-            remote_addr: f.ip.src_addr,
-            local_port: seg.dst_port,
-            remote_port: seg.src_port,
-        };
-        let peer_mac = f.eth.src_addr;
         let route = self.route(&tuple);
         if route == Route::Miss {
             if !self.is_local(tuple.local_addr) {
                 self.counters.rx_not_ours += 1;
-                return Ingress::Dropped;
+                return Step::Dropped;
             }
             // With the TIME-WAIT table empty there is nothing to look up (and so, as SYNs are
             // parked only while it has entries, normally nothing parked).
@@ -113,22 +117,10 @@ impl Stack {
                 && seg.ack_number.is_none()
                 && seg.payload.is_empty()
             {
-                return Ingress::Park(PendingSyn {
-                    tuple,
-                    seg: TcpRepr {
-                        payload: &[],
-                        ..seg
-                    },
-                    peer_mac,
-                });
+                return Step::Park;
             }
         }
-        Ingress::Segment {
-            tuple,
-            seg,
-            peer_mac,
-            route,
-        }
+        Step::Deliver(route)
     }
 
     /// The flow-table lookup.
@@ -143,7 +135,7 @@ impl Stack {
 
     /// Hands a routed segment to its connection, SYN-RECEIVED entry, or TIME-WAIT entry and
     /// listener. Neither parks nor drains, so it is never re-entered.
-    #[inline]
+    #[inline(always)]
     fn deliver(
         &mut self,
         now: Instant,
@@ -197,10 +189,14 @@ impl Stack {
     /// the end of the receive batch drain the parked SYNs first, and each parked SYN is routed
     /// again from the flow table, so a duplicate SYN in the same batch finds the entry the
     /// first one made.
+    #[inline]
     pub(super) fn drain_pending_syns(&mut self, now: Instant) {
-        if self.pending_syns.is_empty() {
-            return;
+        if !self.pending_syns.is_empty() {
+            self.route_pending_syns(now);
         }
+    }
+
+    fn route_pending_syns(&mut self, now: Instant) {
         let mut pending = core::mem::take(&mut self.pending_syns);
         self.time_wait.prefetch(pending.iter().map(|p| &p.tuple));
         for p in pending.drain(..) {

@@ -266,6 +266,7 @@ impl Stack {
         self.send_synack(now, index);
     }
 
+    #[inline(always)]
     pub(super) fn segment_for_syn_recv(
         &mut self,
         now: Instant,
