@@ -194,8 +194,43 @@ impl Connection {
         }
 
         // Fifth: ACK.
-        let Some(ack) = seg.ack_number else {
+        if !self.on_segment_ack(now, seg, seq, fin, counters) {
             return;
+        }
+
+        // Seventh and eighth: segment text and FIN.
+        if !seg.payload.is_empty() || fin {
+            match self.state {
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    if self.app_closed && !seg.payload.is_empty() && seq + seg_len > self.rcv_nxt {
+                        // Nobody will read it: RST (RFC 9293 §3.10.7.4 / RFC 1122 §4.2.2.13).
+                        self.abort(now);
+                        return;
+                    }
+                    self.receive_text(now, seq, seg.payload, fin);
+                }
+                // The peer already sent FIN: text after it is ignored.
+                _ => {}
+            }
+        }
+        if self.rx_fin == Some(self.rcv_nxt) {
+            self.receive_fin(now);
+        }
+    }
+
+    /// Fifth step for a synchronized state (RFC 9293 §3.10.7.4): the ACK field, with the
+    /// SYN-RECEIVED → ESTABLISHED transition and the transitions on our FIN being acked.
+    /// False when the segment's processing ends here.
+    fn on_segment_ack(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        seq: SeqNumber,
+        fin: bool,
+        counters: &mut Counters,
+    ) -> bool {
+        let Some(ack) = seg.ack_number else {
+            return false;
         };
         // Anything acceptable from the peer shows it is alive.
         self.persist.unanswered = 0;
@@ -221,19 +256,19 @@ impl Connection {
                     seq: ack,
                     ack: None,
                 });
-                return;
+                return false;
             }
         }
         // RFC 5961 §5.2: an ACK for data we never sent gets an ACK and is dropped; one older
         // than the largest window the peer ever offered too.
         if ack > self.snd_max {
             self.ack_pending = true;
-            return;
+            return false;
         }
         let oldest = SeqNumber(self.snd_una.0.wrapping_sub(self.max_snd_wnd.max(1)));
         if ack < oldest {
             self.challenge_ack(now, counters);
-            return;
+            return false;
         }
         self.process_ack(now, seg, seq, ack, fin);
 
@@ -246,33 +281,15 @@ impl Connection {
             }
             State::Closing if self.fin_acked() => {
                 self.enter_time_wait(now);
-                return;
+                return false;
             }
             State::LastAck if self.fin_acked() => {
                 self.enter_closed(now, None);
-                return;
+                return false;
             }
             _ => {}
         }
-
-        // Seventh and eighth: segment text and FIN.
-        if !seg.payload.is_empty() || fin {
-            match self.state {
-                State::Established | State::FinWait1 | State::FinWait2 => {
-                    if self.app_closed && !seg.payload.is_empty() && seq + seg_len > self.rcv_nxt {
-                        // Nobody will read it: RST (RFC 9293 §3.10.7.4 / RFC 1122 §4.2.2.13).
-                        self.abort(now);
-                        return;
-                    }
-                    self.receive_text(now, seq, seg.payload, fin);
-                }
-                // The peer already sent FIN: text after it is ignored.
-                _ => {}
-            }
-        }
-        if self.rx_fin == Some(self.rcv_nxt) {
-            self.receive_fin(now);
-        }
+        true
     }
 
     /// The ACK field of an acceptable segment (RFC 9293 §3.10.7.4 fifth step), with loss
