@@ -184,8 +184,9 @@ impl<L: Link> Link for HandoffLink<'_, L> {
             return n;
         }
         let (me, hub, owners, stats) = (self.me, self.hub, self.owners, &mut *self.stats);
-        n + self.link.receive(budget - n, |frame| {
-            match owners.owner_of_frame(frame) {
+        n + self
+            .link
+            .receive(budget - n, |frame| match owners.owner_of_frame(frame) {
                 Some(owner) if owner != me => {
                     if frame.len() > HANDOFF_FRAME {
                         stats.rx_handoff_drops += 1;
@@ -202,8 +203,7 @@ impl<L: Link> Link for HandoffLink<'_, L> {
                     }
                 }
                 _ => f(frame),
-            }
-        })
+            })
     }
 
     fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, f: F) -> bool {
