@@ -609,7 +609,7 @@ fn rate_rx_tx_60_byte_frames() {
         while sent < N && Instant::now() < deadline {
             while sent < N && link.transmit(|b| write_frame(b, mac_b, mac_a, sent)) {
                 sent += 1;
-                if sent % 64 == 0 {
+                if sent.is_multiple_of(64) {
                     break;
                 }
             }

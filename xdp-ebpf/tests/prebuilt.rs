@@ -1,7 +1,8 @@
-//! The checked-in fallback object (`prebuilt/xtcp_xdp.o`, used by `build.rs` where no clang
-//! >= 14 is found) must be the program this checkout's source compiles to: same sections,
-//! same maps, same instructions and relocations. Compared against the object `build.rs` just
-//! compiled; skipped, with a message, where `build.rs` had no clang and used the prebuilt.
+//! The checked-in fallback object (`prebuilt/xtcp_xdp.o`, used by `build.rs` where no
+//! clang 14 or later is found) must be the program this checkout's source compiles to: same
+//! sections, same maps, same instructions and relocations. Compared against the object
+//! `build.rs` just compiled; skipped, with a message, where `build.rs` had no clang and used
+//! the prebuilt.
 //!
 //! Debug sections are not compared (they differ between clang releases without changing
 //! the program). Instructions are compared byte for byte when the fresh build used the clang
@@ -19,6 +20,9 @@ const PREBUILT_LAYOUT: &str = include_str!("../prebuilt/layout.rs");
 const FRESH_LAYOUT: &str = include_str!(concat!(env!("OUT_DIR"), "/layout.rs"));
 const PREBUILT_CLANG_MAJOR: &str = include_str!("../prebuilt/CLANG_MAJOR");
 
+/// A program section: its instructions and its relocations as (offset, symbol).
+type Program = (Vec<u8>, Vec<(u64, String)>);
+
 #[derive(Debug, PartialEq, Eq)]
 struct Summary {
     /// Non-debug section names.
@@ -26,7 +30,7 @@ struct Summary {
     /// Map symbols in `.maps`: name → size of the definition.
     maps: BTreeMap<String, u64>,
     /// Program sections: name → (instructions, relocations as (offset, symbol)).
-    programs: BTreeMap<String, (Vec<u8>, Vec<(u64, String)>)>,
+    programs: BTreeMap<String, Program>,
 }
 
 fn summarize(bytes: &[u8]) -> Summary {

@@ -326,7 +326,7 @@ mod tests {
         let open = Rc::new(Cell::new(false));
         let waker = Rc::new(RefCell::new(None));
         let (o, w) = (open.clone(), waker.clone());
-        ex.spawn(async move { Gate { open: o, waker: w }.await });
+        ex.spawn(Gate { open: o, waker: w });
         ex.run_ready(8);
         let w = waker.borrow_mut().take().unwrap();
         open.set(true);

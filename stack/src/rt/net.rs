@@ -352,8 +352,7 @@ impl TcpStream {
     /// Opens a connection to `addr` from the engine's address (the engine must run a single
     /// queue, see [`Io::connect`]).
     pub async fn connect(addr: SocketAddrV4) -> io::Result<TcpStream> {
-        let conn = with_io(|io| io.connect(addr))
-            .map_err(|e| io::Error::new(io::ErrorKind::Other, e.to_string()))?;
+        let conn = with_io(|io| io.connect(addr)).map_err(io::Error::other)?;
         with_reactor(|r| r.insert(conn, Status::Connecting));
         // From here the stream owns the connection: dropping the future closes it.
         let stream = TcpStream::new(conn);
