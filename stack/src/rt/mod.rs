@@ -44,12 +44,16 @@
 
 mod executor;
 mod net;
+mod sim_host;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::pin::Pin;
 
 pub use executor::spawn_local;
 pub use net::{TcpListener, TcpStream};
+pub use sim_host::SimCore;
 
 use crate::engine::{App, AppEvent, Engine, EngineConfig, EngineError, EngineStats, Io};
 use executor::Executor;
