@@ -396,6 +396,12 @@ impl TcpStream {
         if n > 0 {
             return Poll::Ready(Ok(n));
         }
+        self.poll_nothing_buffered(cx).map_ok(|()| 0)
+    }
+
+    /// With the receive buffer empty: `Ready(Ok)` at end of stream, the error of a reset or
+    /// timed-out connection, else registers the reader's waker.
+    fn poll_nothing_buffered(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         with_reactor(|r| {
             let Some(s) = r.slot(self.conn) else {
                 return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
@@ -404,7 +410,7 @@ impl TcpStream {
                 return Poll::Ready(Err(e));
             }
             if s.peer_closed || s.status == Status::Closed {
-                return Poll::Ready(Ok(0));
+                return Poll::Ready(Ok(()));
             }
             register(&mut s.read, cx);
             Poll::Pending
@@ -475,14 +481,29 @@ impl tokio::io::AsyncRead for TcpStream {
         cx: &mut Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.poll_read_slice(cx, buf.initialize_unfilled()) {
-            Poll::Ready(Ok(n)) => {
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
         }
+        // Copy straight from the stack's borrowed receive buffer into the unfilled part:
+        // no zeroing of the caller's (possibly large, uninitialised) buffer first.
+        let n = with_io(|io| {
+            let mut total = 0;
+            while buf.remaining() > 0 {
+                let data = io.recv_slice(self.conn);
+                let n = data.len().min(buf.remaining());
+                if n == 0 {
+                    break;
+                }
+                buf.put_slice(&data[..n]);
+                io.consume(self.conn, n);
+                total += n;
+            }
+            total
+        });
+        if n > 0 {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_nothing_buffered(cx)
     }
 }
 
