@@ -4,9 +4,9 @@
 set -euo pipefail
 
 PKGS=(
-  clang-19 llvm-19      # the XDP program is C compiled to BPF (aya-ebpf needs rust-src, absent)
-  libbpf-dev libelf-dev # bpf_helpers.h for the XDP program; libelf for libxdp (xsk-rs)
-  m4 pkg-config         # libxdp's configure
+  clang-19              # the XDP program is C compiled to BPF (aya-ebpf needs rust-src, absent);
+                        # without it xdp-ebpf/build.rs uses the checked-in prebuilt object
+  libbpf-dev            # bpf_helpers.h for the XDP program
   ethtool               # veth peers need `ethtool -K <peer> tx off`
   iproute2 iputils-ping # namespaces, veth, the ping test
   tcpdump tshark        # checksum checks on captures

@@ -10,6 +10,9 @@ echo "== fmt and clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 
+echo "== xtcp as a dependency (throw-away crate outside the workspace, clean environment)"
+./scripts/dependent-build.sh
+
 echo "== unit, simulator and property tests (release: the heavy matrices need it)"
 log=$(mktemp)
 # Privileged tests that cannot run (not root, no AF_XDP, a tool missing) return early, which

@@ -10,6 +10,8 @@
 //!   table, timer wheel and counters over one link. Still sans-I/O.
 //! - `engine` (feature `afxdp`): the AF_XDP datapath: XDP steering, one pinned polling
 //!   thread per queue, and the per-core application API.
+//! - `rt` (feature `rt`, default): async on the engine's cores: a per-core executor,
+//!   `TcpListener` / `TcpStream` with tokio's `AsyncRead` + `AsyncWrite`.
 //! - [`sim`]: a deterministic network simulator (virtual clock, seeded faults) for tests and
 //!   benches.
 //!
@@ -42,6 +44,8 @@ pub mod afxdp;
 #[cfg(feature = "afxdp")]
 pub mod engine;
 pub mod link;
+#[cfg(feature = "rt")]
+pub mod rt;
 pub mod sim;
 pub mod stack;
 pub mod tcp;

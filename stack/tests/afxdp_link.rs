@@ -8,13 +8,12 @@
 //!
 //! Namespaces: a dedicated thread enters `-b` with setns(2), opens the packet socket, then
 //! enters `-a` and creates the `XskLink`; sockets keep the namespace they were created in,
-//! and the thread stays in `-a` until the link is dropped (libxdp detaches its program
-//! through netlink in the dropping thread's namespace). Only that thread changes namespace,
+//! and the thread stays in `-a` until the link is dropped. Only that thread changes namespace,
 //! so the test harness and the host are unaffected, and no subprocess is needed.
 //!
 //! XDP program: the project's steering program is not used here. The tests set
-//! `inhibit_prog_load = false`, so libxdp attaches its default program, which redirects every
-//! frame of queue 0 on the fresh veth into the socket.
+//! `inhibit_prog_load = false`, so the link attaches its own redirect-all program, which
+//! sends every frame of queue 0 on the fresh veth into the socket.
 #![cfg(feature = "afxdp")]
 
 use std::collections::HashSet;
@@ -82,7 +81,7 @@ fn parse_frame(frame: &[u8], src: [u8; 6]) -> Option<u32> {
 
 fn test_config(iface: &str) -> XskConfig {
     XskConfig {
-        // See the module docs: libxdp's default redirect program on the private veth.
+        // See the module docs: the link's redirect-all program on the private veth.
         inhibit_prog_load: false,
         ..XskConfig::new(iface)
     }
@@ -345,6 +344,83 @@ fn tx_back_pressure_is_counted_and_loses_no_frame() {
             }
         }
         assert_eq!(delivered, accepted);
+        settle(&mut link, &cfg);
+        drop(link);
+    });
+}
+
+/// Receive and transmit rates of 60-byte frames on one veth, for comparing AF_XDP layers
+/// (not a speed goal: run explicitly with `--ignored --nocapture`, interleaved with the other
+/// layer's binary, on an otherwise idle machine). Prints one `rate:` line.
+#[test]
+#[ignore]
+fn rate_rx_tx_60_byte_frames() {
+    require_privileges!();
+    let veth = Veth::up();
+    let (mac_a, mac_b) = (veth.mac_a, veth.mac_b);
+    let cfg = test_config(&veth.if_a);
+    const N: u32 = 200_000;
+    with_namespaces(&veth, |peer| {
+        let mut link = XskLink::new(&cfg).expect("create XskLink on veth");
+        // TX: the socket sends N frames as fast as the rings take them; the peer drops them
+        // (its packet socket buffer fills), which costs the sending thread the veth path.
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs(10);
+        let mut sent = 0u32;
+        while sent < N && Instant::now() < deadline {
+            while sent < N && link.transmit(|b| write_frame(b, mac_b, mac_a, sent)) {
+                sent += 1;
+                if sent.is_multiple_of(64) {
+                    break;
+                }
+            }
+            link.flush();
+        }
+        while link.tx_in_flight() > 0 && Instant::now() < deadline {
+            link.flush();
+            link.reap_completions();
+        }
+        let tx_secs = start.elapsed().as_secs_f64();
+        let tx_done = link.stats().tx_completed;
+        // RX: a paced-by-ENOBUFS kernel sender on another thread; this thread busy-polls.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (received, rx_secs) = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut buf = [0u8; 128];
+                let mut seq = 0u32;
+                while seq < N && !stop.load(Ordering::Relaxed) {
+                    let len = write_frame(&mut buf, mac_a, mac_b, seq);
+                    if peer.send(&buf[..len]) {
+                        seq += 1;
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+            let mut got = 0u32;
+            let mut first = None;
+            let mut last = Instant::now();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while got < N && Instant::now() < deadline {
+                let n = link.receive(64, |f| got += parse_frame(f, mac_b).is_some() as u32);
+                if n > 0 {
+                    last = Instant::now();
+                    first.get_or_insert(last);
+                } else if first.is_some_and(|_| last.elapsed() > Duration::from_millis(500)) {
+                    break;
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            let secs = first.map_or(0.0, |f| (last - f).as_secs_f64());
+            (got, secs)
+        });
+        eprintln!(
+            "rate: tx {tx_done} frames in {tx_secs:.3} s = {:.3} Mpps; rx {received} frames in {rx_secs:.3} s = {:.3} Mpps",
+            tx_done as f64 / tx_secs / 1e6,
+            received as f64 / rx_secs.max(1e-9) / 1e6
+        );
+        assert_eq!(tx_done, N as u64, "TX incomplete");
+        assert!(received > 0, "nothing received");
         settle(&mut link, &cfg);
         drop(link);
     });

@@ -50,10 +50,11 @@ pub struct XskConfig {
     /// Bind with `XDP_USE_NEED_WAKEUP` and kick only when the kernel asks for it. Default
     /// true. Without it every flush with pending frames makes a `sendto` syscall.
     pub need_wakeup: bool,
-    /// Do not let libxdp load its own XDP program. Default true: the project's XDP program
+    /// Do not attach a program of the link's own. Default true: the project's XDP program
     /// steers our flows into this socket, and its loader inserts [`XskLink::fd`] into its
-    /// XSKMAP at `queue_id`. Set false to have libxdp attach its default program, which
-    /// redirects every frame of the queue to the socket (tests on a private veth do this).
+    /// XSKMAP at `queue_id`. Set false to have the link attach a minimal program that
+    /// redirects every frame of the queue to the socket (tests on a private veth do this);
+    /// it is detached when the link is dropped.
     ///
     /// [`XskLink::fd`]: super::XskLink::fd
     pub inhibit_prog_load: bool,
@@ -128,7 +129,7 @@ pub enum XskError {
     Bind {
         /// The mode of the failed attempt.
         mode: BindMode,
-        /// The kernel's or libxdp's reason.
+        /// The kernel's reason.
         error: io::Error,
     },
 }
@@ -150,21 +151,6 @@ impl std::error::Error for XskError {
             XskError::InvalidConfig(_) => None,
             XskError::Umem(e) | XskError::Interface(e) | XskError::Bind { error: e, .. } => Some(e),
         }
-    }
-}
-
-/// Turns an xsk-rs error (a reason string plus an optional `io::Error` source) into an
-/// `io::Error` that keeps the OS error code where there is one.
-pub(crate) fn flatten_error(e: &dyn std::error::Error) -> io::Error {
-    match e.source().and_then(|s| s.downcast_ref::<io::Error>()) {
-        Some(os) => match os.raw_os_error() {
-            Some(code) => {
-                let base = io::Error::from_raw_os_error(code);
-                io::Error::new(base.kind(), format!("{e}: {base}"))
-            }
-            None => io::Error::new(os.kind(), format!("{e}: {os}")),
-        },
-        None => io::Error::other(e.to_string()),
     }
 }
 

@@ -1,8 +1,14 @@
 //! The AF_XDP datapath: [`XskLink`], one AF_XDP socket behind the [`Link`](crate::link::Link)
 //! trait.
 //!
-//! Modules: `config` (what to create, and why creation failed), `ledger` (where each UMEM
-//! frame is), `link` (the socket and its rings).
+//! Pure Rust, no C library: the kernel interface is one module per kernel object, in the
+//! style of s2n-quic-xdp. Modules: `if_xdp` (the ABI: constants and `#[repr(C)]` structs),
+//! `syscall` (socket, options, bind, wakeups, interface look-ups), `mmap` (owned mappings),
+//! `umem` (the frame area), `ring` (one type per ring: Fill, Completion, Rx, Tx, each with
+//! `acquire` / `set`|`get` / `release` / `needs_wakeup`, tested on in-memory ring pairs),
+//! `socket` (set-up order and bind), `redirect` (a five-instruction redirect-all XDP program
+//! for private test links), `config` (what to create, and why creation failed), `ledger`
+//! (where each UMEM frame is), `link` (the [`Link`](crate::link::Link) over all of these).
 //!
 //! # Frame ownership
 //! The link owns a UMEM of `frame_count` frames, and every frame is in exactly one place
@@ -31,8 +37,15 @@
 //! the socket stays bound there whatever thread uses it later.
 
 mod config;
+mod if_xdp;
 mod ledger;
 mod link;
+mod mmap;
+mod redirect;
+mod ring;
+mod socket;
+mod syscall;
+mod umem;
 
 pub use config::{BindMode, XskConfig, XskError};
 pub use ledger::FrameAccounting;

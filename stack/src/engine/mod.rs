@@ -66,7 +66,7 @@
 //! # Ok::<(), xtcp::engine::EngineError>(())
 //! ```
 
-mod app;
+pub(crate) mod app;
 pub mod cli;
 pub mod handoff;
 pub mod neighbor;

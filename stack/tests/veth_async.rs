@@ -1,0 +1,242 @@
+//! `xtcp::rt` over a private veth pair (root only; skipped with a message otherwise):
+//! - `async_echo` passes the checks of the callback `echo` (veth_echo.rs): 1,000 sequential
+//!   connections alternating who closes first, 100 concurrent with distinct patterns,
+//!   10 MiB byte-exact with half-close from the kernel side;
+//! - `hyper_server` (hyper 1 http1 on xtcp::rt streams) answers curl (keep-alive reuse),
+//!   pipelined and split requests, and wrk with and without `Connection: close`, with zero
+//!   errors.
+//!
+//! See `veth_common` for the setup. SIGTERM must stop both cleanly.
+#![cfg(feature = "rt")]
+
+mod veth_common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use veth_common::{Pattern, Server, Veth, in_netns, serial};
+
+fn connect(a: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&a, Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("connect {a}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// One connection: send `msg`, then either half-close and read to EOF, or read the echo and
+/// close first.
+fn roundtrip(a: SocketAddr, msg: &[u8], half_close: bool) {
+    let mut s = connect(a);
+    s.write_all(msg).unwrap();
+    let mut back = Vec::new();
+    if half_close {
+        s.shutdown(Shutdown::Write).unwrap();
+        s.read_to_end(&mut back).unwrap();
+    } else {
+        back.resize(msg.len(), 0);
+        s.read_exact(&mut back).unwrap();
+    }
+    assert_eq!(back, msg, "echo differs");
+}
+
+/// Sends `data` from a writer thread, half-closes, and reads the echo to EOF meanwhile.
+fn stream_echo(a: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let s = connect(a);
+    let mut w = s.try_clone().unwrap();
+    let mut r = s;
+    std::thread::scope(|sc| {
+        sc.spawn(move || {
+            for chunk in data.chunks(64 * 1024) {
+                w.write_all(chunk).unwrap();
+            }
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut back = Vec::with_capacity(data.len());
+        r.read_to_end(&mut back).unwrap();
+        back
+    })
+}
+
+#[test]
+fn kernel_client_to_async_echo() {
+    require_privileges!();
+    let _serial = serial();
+    let veth = Veth::up("ae", 1);
+    const PORT: u16 = 7;
+    let mut server = Server::start("async_echo", &veth, PORT, &[]);
+    assert!(veth.xdp_attached(), "XDP program not attached");
+    let a: SocketAddr = format!("{}:{PORT}", veth.ip_a).parse().unwrap();
+
+    in_netns(&veth.ns_b, || {
+        let t = Instant::now();
+        for i in 0..1000u32 {
+            let msg = format!("hello {i:04} from the kernel\n");
+            roundtrip(a, msg.as_bytes(), i % 2 == 0);
+        }
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "async_echo: 1000 sequential connections in {secs:.2} s ({:.0}/s)",
+            1000.0 / secs
+        );
+
+        let mut conns: Vec<TcpStream> = (0..100).map(|_| connect(a)).collect();
+        let msgs: Vec<Vec<u8>> = (0..100u64)
+            .map(|i| {
+                let mut m = vec![0u8; 2000 + i as usize * 13];
+                Pattern::new(i + 1).fill(&mut m);
+                m
+            })
+            .collect();
+        for (s, m) in conns.iter_mut().zip(&msgs) {
+            s.write_all(m).unwrap();
+        }
+        for (s, m) in conns.iter_mut().zip(&msgs) {
+            let mut back = vec![0u8; m.len()];
+            s.read_exact(&mut back).unwrap();
+            assert_eq!(&back, m);
+        }
+        let st = server.wait_stats(Duration::from_secs(3), |s| {
+            s.top("established") == Some(100)
+        });
+        assert_eq!(st.top("established"), Some(100), "stats: {}", st.0);
+        drop(conns);
+    });
+
+    in_netns(&veth.ns_b, || {
+        let mut data = vec![0u8; 10 << 20];
+        Pattern::new(0xAE40).fill(&mut data);
+        let t = Instant::now();
+        let back = stream_echo(a, &data);
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(back.len(), data.len(), "echo length");
+        assert!(back == data, "10 MiB echo differs");
+        eprintln!(
+            "async_echo: 10 MiB echoed in {secs:.2} s ({:.0} MB/s each way)",
+            10.49 / secs
+        );
+    });
+
+    let st = server.wait_stats(Duration::from_secs(3), |s| {
+        s.top("passive_opens") >= Some(1101)
+    });
+    assert!(st.top("passive_opens") >= Some(1101), "stats: {}", st.0);
+    assert_eq!(st.top("rx_dropped_malformed"), Some(0), "stats: {}", st.0);
+    assert!(server.stop(), "async_echo did not exit cleanly on SIGTERM");
+    assert!(
+        !veth.xdp_attached(),
+        "XDP program still attached after exit"
+    );
+}
+
+/// Parsed from wrk's output: (requests, errors of any kind, requests/s).
+fn wrk_summary(out: &str) -> (u64, u64, f64) {
+    let mut requests = 0;
+    let mut errors = 0;
+    let mut rps = 0.0;
+    for line in out.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_suffix("read")
+            && rest.contains(" requests in ")
+        {
+            requests = l.split_whitespace().next().unwrap().parse().unwrap();
+        }
+        if let Some(rest) = l.strip_prefix("Socket errors:") {
+            errors += rest
+                .split(',')
+                .filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        if let Some(rest) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += rest.trim().parse::<u64>().unwrap();
+        }
+        if let Some(rest) = l.strip_prefix("Requests/sec:") {
+            rps = rest.trim().parse().unwrap();
+        }
+    }
+    (requests, errors, rps)
+}
+
+fn wrk(veth: &Veth, port: u16, secs: u32, conns: u32, close: bool) -> (u64, u64, f64) {
+    let url = format!("http://{}:{port}/", veth.ip_a);
+    let d = format!("{secs}s");
+    let c = conns.to_string();
+    let mut args = vec!["-t", "1", "-c", &c, "-d", &d, "--timeout", "2s"];
+    if close {
+        args.extend(["-H", "Connection: close"]);
+    }
+    args.push(&url);
+    let out = veth.exec(&veth.ns_b, "wrk", &args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "wrk failed: {text}");
+    let s = wrk_summary(&text);
+    eprintln!(
+        "hyper_server: wrk -c {conns} -d {secs}s{}: {} requests, {} errors, {:.0} requests/s",
+        if close { " (Connection: close)" } else { "" },
+        s.0,
+        s.1,
+        s.2
+    );
+    assert!(s.0 > 0, "no requests completed: {text}");
+    assert_eq!(s.1, 0, "wrk reported errors: {text}");
+    s
+}
+
+#[test]
+fn curl_and_wrk_against_hyper_server() {
+    require_privileges!("curl", "wrk");
+    let _serial = serial();
+    let veth = Veth::up("hy", 1);
+    const PORT: u16 = 8080;
+    let mut server = Server::start("hyper_server", &veth, PORT, &[]);
+    let url = format!("http://{}:{PORT}/", veth.ip_a);
+
+    // curl: two requests over one keep-alive connection.
+    let out = veth.exec(
+        &veth.ns_b,
+        "curl",
+        &["-sS", "-v", "--max-time", "5", &url, &url],
+    );
+    let body = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "curl failed: {log}");
+    assert_eq!(body.matches("Hello from xtcp").count(), 2, "body: {body}");
+    assert!(log.contains("200 OK"), "{log}");
+    assert!(
+        log.contains("Re-using existing connection") || log.contains("Reusing existing"),
+        "curl did not reuse the connection: {log}"
+    );
+
+    // Pipelined requests, the second split over two writes, the last with Connection:
+    // close: three answers in order, then hyper closes.
+    let a: SocketAddr = format!("{}:{PORT}", veth.ip_a).parse().unwrap();
+    in_netns(&veth.ns_b, || {
+        let mut s = connect(a);
+        s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_all(b"st: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut all = String::new();
+        s.read_to_string(&mut all).unwrap();
+        assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 3, "{all}");
+        assert!(all.ends_with("Hello from xtcp\n"), "{all}");
+        assert_eq!(
+            all.to_ascii_lowercase()
+                .matches("connection: close")
+                .count(),
+            1,
+            "{all}"
+        );
+    });
+
+    wrk(&veth, PORT, 5, 20, false);
+    let (requests, _, _) = wrk(&veth, PORT, 3, 20, true);
+    let st = server.wait_stats(Duration::from_secs(3), |s| {
+        s.top("passive_opens") >= Some(requests)
+    });
+    assert!(st.top("passive_opens") >= Some(requests), "stats: {}", st.0);
+    assert_eq!(st.top("rx_dropped_malformed"), Some(0));
+    assert!(server.stop(), "hyper_server did not exit cleanly");
+}
