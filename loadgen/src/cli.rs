@@ -95,6 +95,15 @@ pub struct RunArgs {
     /// with --server-stats, else `linux`].
     #[arg(long, value_enum)]
     pub server_kind: Option<ServerKind>,
+    /// The server's cores (e.g. `1`): with --cores, the report gets a `cpu` object (both
+    /// sides' /proc/stat shares over the measured window, server CPU per connection) and a
+    /// `bound` verdict.
+    #[arg(long, value_name = "LIST")]
+    pub server_cores: Option<String>,
+    /// The I/O ceiling for this workload in connections per second (measured by the stateless
+    /// reflector in the same run): the report gets `ceiling_pct`.
+    #[arg(long, value_name = "PER_S")]
+    pub ceiling_rate: Option<f64>,
     /// Connect, response and close timeout in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     pub timeout_ms: u64,

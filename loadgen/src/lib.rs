@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod cpustat;
 pub mod metrics;
 pub mod netdev;
 pub mod pace;

@@ -1,7 +1,8 @@
 //! The AF_XDP datapath: [`XskLink`], one AF_XDP socket behind the [`Link`](crate::link::Link)
 //! trait.
 //!
-//! Modules: `config` (what to create, and why creation failed), `ledger` (where each UMEM
+//! Modules: `busy_poll` (preferred busy polling: socket options and device settings), `config`
+//! (what to create, and why creation failed), `ledger` (where each UMEM
 //! frame is), `link` (the socket and its rings).
 //!
 //! # Frame ownership
@@ -30,6 +31,7 @@
 //! [`XskLink::new`] resolves the interface in the calling thread's network namespace, and
 //! the socket stays bound there whatever thread uses it later.
 
+pub mod busy_poll;
 mod config;
 mod ledger;
 mod link;
