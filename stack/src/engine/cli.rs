@@ -69,6 +69,14 @@ fn parse_queues(v: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("'{v}' is not 1..={}", xtcp_xdp_ebpf::MAX_QUEUES))
 }
 
+/// A CPU list as one value (clap would take a bare `Vec` for a repeated flag).
+#[derive(Debug, Clone)]
+struct CoreList(Vec<usize>);
+
+fn parse_core_list(v: &str) -> Result<CoreList, String> {
+    parse_cores(v).map(CoreList)
+}
+
 fn parse_stats(v: &str) -> Result<PathBuf, String> {
     if v.is_empty() {
         return Err("needs a file name".into());
@@ -103,8 +111,8 @@ struct Cli {
     #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
     xdp_mode: XdpArg,
     /// CPUs for the queues' threads, e.g. `0,2-3` [default: queue i on the i-th usable CPU].
-    #[arg(long, value_name = "LIST", value_parser = parse_cores)]
-    cores: Option<Vec<usize>>,
+    #[arg(long, value_name = "LIST", value_parser = parse_core_list)]
+    cores: Option<CoreList>,
     /// Write the counters as JSON to FILE while running and at exit.
     #[arg(long, value_name = "FILE", value_parser = parse_stats)]
     stats: Option<PathBuf>,
@@ -188,7 +196,8 @@ pub fn parse_as(prog: &str, args: impl IntoIterator<Item = String>) -> Result<Pa
             return Err(first.join(" ").trim_start_matches("error: ").to_string());
         }
     };
-    if let Some(c) = &cli.cores
+    let cores = cli.cores.map(|c| c.0);
+    if let Some(c) = &cores
         && c.len() < cli.queues as usize
     {
         return Err(format!(
@@ -215,7 +224,7 @@ pub fn parse_as(prog: &str, args: impl IntoIterator<Item = String>) -> Result<Pa
             XdpArg::Native => XdpMode::Native,
             XdpArg::Skb => XdpMode::Skb,
         },
-        cores: cli.cores,
+        cores,
         stats: cli.stats,
         stats_interval_ms: cli.stats_interval_ms,
         poll,

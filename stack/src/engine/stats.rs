@@ -338,7 +338,8 @@ mod tests {
         s.write_file(&p).unwrap();
         s.write_file(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("\"server\": \"xtcp\""));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["server"], "xtcp");
         assert!(!dir.join("s.json.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1273,7 +1273,7 @@ mod tests {
                 Some((SeqNumber(5000), SeqNumber(6000))),
             ]
         );
-        assert_eq!(repr.payload, &[]);
+        assert_eq!(repr.payload, &[] as &[u8]);
     }
 
     #[test]
