@@ -288,6 +288,8 @@ median_rate() {
 import json, statistics, sys
 v = []
 for p in sys.argv[1:]:
+    if p.endswith(".server.json"):
+        continue
     try:
         r = json.load(open(p))
     except (OSError, ValueError):

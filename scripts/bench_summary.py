@@ -20,6 +20,8 @@ import sys
 def load_runs(out, wl, server, phase):
     runs = []
     for p in sorted(glob.glob(os.path.join(out, f"{wl}-{server}-{phase}-r*.json"))):
+        if p.endswith(".server.json"):
+            continue
         try:
             runs.append(json.load(open(p)))
         except (OSError, ValueError):

@@ -152,7 +152,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
     // Readings at the start of the measured window (taken again when the warmup ends).
     let mut stat_start = cpustat::read_proc_stat();
     let mut engine_start = engine_reading();
-    let (mut stat_end, mut engine_end) = (Vec::new(), Vec::new());
+    let (stat_end, engine_end);
     let measured_ns;
     let cpu_at_end;
     loop {

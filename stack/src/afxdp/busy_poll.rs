@@ -18,6 +18,15 @@
 //! If the application stops calling for longer than `gro_flush_timeout`, the timer hands the
 //! NAPI back to the normal softirq path, so nothing is lost, only moved.
 //!
+//! # Which sockets can be busy-polled
+//! A busy poll runs the NAPI instance the socket is tied to (`SO_INCOMING_NAPI_ID`). Since
+//! Linux 6.13 (NAPI ids assigned late, "xsk: Bring back busy polling support") an AF_XDP
+//! socket is tied to one at bind time, and only when it is zero-copy on a driver that
+//! registers its queues' NAPI; a copy-mode socket, veth's included, has none and cannot be
+//! busy-polled (measured on 6.18: `SO_INCOMING_NAPI_ID` stays 0 under traffic). Kernels
+//! 5.11-6.12 tied it on the first received frame. The engine checks the id after bind and
+//! falls back to plain busy polling, with a message, when there is none.
+//!
 //! The device settings are global to the device; [`DeviceDeferral::apply`] returns what was
 //! there before, and [`DeviceDeferral::restore`] puts it back.
 

@@ -134,7 +134,8 @@ pub enum PollMode {
     /// `napi_defer_hard_irqs`/`gro_flush_timeout`, see [`crate::afxdp::busy_poll`]): the
     /// core spins, and every iteration runs the device's receive NAPI on this core through
     /// `recvfrom`, so the kernel's receive work for our frames is charged to our core. Where
-    /// the kernel or device refuses the settings, the engine prints why and uses `Busy`.
+    /// the kernel or device refuses the settings, or the socket has no NAPI id after bind
+    /// (copy mode on Linux ≥ 6.13, e.g. veth), the engine prints why and uses `Busy`.
     PreferBusy(BusyPollConfig),
     /// Spin on the rings without ever sleeping; the kernel receive path runs wherever the
     /// device's NAPI is scheduled (on veth: the sender's CPU, or the NAPI kthread).
@@ -364,6 +365,30 @@ fn setup_polling(
         return (cfg.poll, None, None);
     };
     for l in links {
+        // Busy polling runs the NAPI instance the socket is tied to. Since Linux 6.13 the
+        // kernel ties an AF_XDP socket to one at bind time, and only a zero-copy socket on a
+        // driver that registers its queues' NAPI (netif_queue_set_napi); a copy-mode socket
+        // (veth, any driver without zero-copy) gets none, and a busy poll then does nothing.
+        // Older kernels tie it on the first received frame: this check is then conservative.
+        match busy_poll::incoming_napi_id(l.fd()) {
+            Ok(0) => {
+                return (
+                    PollMode::Busy,
+                    Some(format!(
+                        "the {} socket has no NAPI id to busy-poll; the kernel gives one at \
+                         bind time only to zero-copy sockets",
+                        if l.is_zero_copy() {
+                            "zero-copy"
+                        } else {
+                            "copy-mode"
+                        }
+                    )),
+                    None,
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return (PollMode::Busy, Some(format!("SO_INCOMING_NAPI_ID: {e}")), None),
+        }
         if let Err(e) = busy_poll::enable_on_socket(l.fd(), &bp) {
             return (PollMode::Busy, Some(e.to_string()), None);
         }
