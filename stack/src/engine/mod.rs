@@ -387,7 +387,13 @@ fn setup_polling(
                 );
             }
             Ok(_) => {}
-            Err(e) => return (PollMode::Busy, Some(format!("SO_INCOMING_NAPI_ID: {e}")), None),
+            Err(e) => {
+                return (
+                    PollMode::Busy,
+                    Some(format!("SO_INCOMING_NAPI_ID: {e}")),
+                    None,
+                );
+            }
         }
         if let Err(e) = busy_poll::enable_on_socket(l.fd(), &bp) {
             return (PollMode::Busy, Some(e.to_string()), None);
