@@ -2,7 +2,7 @@
 # The main job: connection churn, xtcp server vs the Linux kernel server, side by side.
 #
 #   ./scripts/bench.sh [--quick] [--workloads connect,crr,server-close,rr] [--repeat N]
-#                      [--servers linux,xtcp[,xtcp-busy,xtcp-idle]] [--duration S]
+#                      [--servers linux,xtcp,xtcp-idle[,xtcp-busy]] [--duration S]
 #                      [--warmup S] [--concurrency N] [--max-rate R] [--no-threaded-napi] [--sim]
 #
 # As root on a fresh machine: installs what is missing, builds in release mode, creates a veth
@@ -10,10 +10,13 @@
 # load generator (xtcp backend, AF_XDP, pinned to core 0, in namespace A) against
 #   linux       the Linux server: `xtcp-loadgen kernel-server` (epoll, pinned to core 1),
 #   xtcp        the xtcp server, `stack/examples/echo` (connect, crr, rr) or
-#               `stack/examples/http` (server-close), pinned to core 1, preferred busy polling
-#               (`--poll-mode prefer-busy`, the default; it says so if it falls back);
-#   xtcp-busy   the same with plain busy polling, xtcp-idle with idle waiting (opt-in, to
-#               compare the poll modes on the same topology),
+#               `stack/examples/http` (server-close), pinned to core 1, in the engine's
+#               default poll mode, preferred busy polling; on veth (copy mode) the kernel
+#               has no NAPI for it to poll and the engine falls back to busy polling, as its
+#               log says;
+#   xtcp-idle   the same server waiting on its socket when idle (`--poll-mode idle`), which
+#               leaves the core to the server side's NAPI kthread between bursts;
+#   xtcp-busy   (opt-in) plain busy polling asked for explicitly;
 # all in namespace B. Each server is measured twice per repetition:
 #   max   closed loop (--concurrency in flight, starts capped at --max-rate): the rate it reaches;
 #   lat   open loop at the same offered rate for all servers (half of Linux's median max
@@ -48,7 +51,7 @@ export BENCH_CMD="./scripts/bench.sh${*:+ $*}"
 quick=0
 sim=0
 workloads="connect,crr,server-close,rr"
-servers="linux,xtcp"
+servers="linux,xtcp,xtcp-idle"
 repeat=""
 threaded=1
 duration=""
@@ -57,7 +60,7 @@ concurrency=256
 max_rate=300000
 CLIENT_CORE=0
 SERVER_CORE=1
-usage() { sed -n 2,43p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,45p "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1; shift ;;
@@ -329,6 +332,22 @@ for wl in "${WL[@]}"; do
   done
 done
 elapsed=$(($(date +%s) - started))
+
+# One picture per workload, every server on the same axes (the first repetition's runs), as
+# SVG, and as PNG where an SVG converter is installed (rsvg-convert or ImageMagick).
+for wl in "${WL[@]}"; do
+  args=()
+  for s in "${SERVERS[@]}"; do
+    args+=(--run "$s=$OUT/$wl-$s-max-r1.json,$OUT/$wl-$s-lat-r1.json")
+  done
+  if "$LG" compare-plot --workload "$wl" --out "$OUT/$wl-compare.svg" "${args[@]}"; then
+    if command -v rsvg-convert >/dev/null; then
+      rsvg-convert -o "$OUT/$wl-compare.png" "$OUT/$wl-compare.svg" || true
+    elif command -v convert >/dev/null; then
+      convert "$OUT/$wl-compare.svg" "$OUT/$wl-compare.png" 2>/dev/null || true
+    fi
+  fi
+done
 
 python3 "$ROOT/scripts/bench_summary.py" "$OUT" "$elapsed" "$workloads" "$(IFS=,; echo "${SERVERS[*]}")"
 

@@ -210,9 +210,17 @@ def main():
             f.write("| " + " | ".join(str(c) for c in r) + " |\n")
         f.write("\n" + "\n".join("- " + v for v in verdicts) + "\n")
         f.write("\n## Plots\n\n")
-        for p in sorted(glob.glob(os.path.join(out, "*-max-r1.svg"))):
-            name = os.path.basename(p)
-            f.write(f"- [{name}]({name})\n")
+        for wl in workloads:
+            svg = f"{wl}-compare.svg"
+            if not os.path.exists(os.path.join(out, svg)):
+                continue
+            png = f"{wl}-compare.png"
+            f.write(f"### {wl}\n\n")
+            if os.path.exists(os.path.join(out, png)):
+                f.write(f"![{wl}]({png})\n\n[SVG]({svg})\n\n")
+            else:
+                f.write(f"![{wl}]({svg})\n\n(no PNG: install rsvg-convert or ImageMagick)\n\n")
+        f.write("Per run: `<workload>-<server>-<max|lat>-r<N>.svg`.\n")
         f.write("\n## Who paid for receiving (NAPI kthreads, CPU ticks during the run)\n\n")
         if napi_lines:
             f.write("| run | client-side NAPI ticks | allowed CPUs | server-side NAPI ticks "

@@ -25,6 +25,23 @@ pub enum Cmd {
     Run(RunArgs),
     /// Run the Linux reference server (epoll, SO_REUSEPORT listener per thread, pinned).
     KernelServer(ServerArgs),
+    /// Draw one SVG per workload comparing servers: rate over time, connect latency by
+    /// percentile, server-core CPU breakdown (from `run --json` reports).
+    ComparePlot(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The workload named in the title (rr plots transactions, the others handshakes).
+    #[arg(long)]
+    pub workload: String,
+    /// Output file (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    pub out: PathBuf,
+    /// One server: LABEL=MAX.json[,LAT.json] (repeat for each server; either file may be
+    /// missing on disk, its panels then stay empty).
+    #[arg(long = "run", value_name = "LABEL=MAX[,LAT]", required = true)]
+    pub runs: Vec<String>,
 }
 
 /// What is being measured, for the report's `server` key.

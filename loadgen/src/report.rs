@@ -35,6 +35,9 @@ pub struct Report {
     /// xtcp rows: the handshake rate as a percentage of `--ceiling-rate` (the copy-mode
     /// AF_XDP I/O ceiling measured in the same run by a stateless reflector).
     pub ceiling_pct: Option<f64>,
+    /// Connect latency distribution for plots: `[nines, us]` pairs, nines = -log10(1 - q)
+    /// from 0 (p0) to 4 (p99.99) in steps of 0.05; empty without completed connects.
+    pub connect_cdf_us: Vec<[f64; 2]>,
 }
 
 /// The `cpu` object: both sides' cores over the measured window.

@@ -385,6 +385,10 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
         cpu: cpu_report,
         bound,
         ceiling_pct,
+        connect_cdf_us: crate::plot::nines_curve(&hists.connect, 0.05)
+            .into_iter()
+            .map(|(x, us)| [round3(x), round1(us)])
+            .collect(),
     };
     Ok(Outcome { report, hists })
 }
