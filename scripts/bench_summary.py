@@ -50,6 +50,12 @@ def spread(vals, fmt="{:.0f}"):
     return f"{m} [{fmt.format(min(vals))}-{fmt.format(max(vals))}]"
 
 
+def lat_of(r):
+    """The latency a workload is judged by: transactions for rr (its connections open
+    during the warmup), connects otherwise."""
+    return r["latency_us"]["transaction" if r["workload"] == "rr" else "connect"]
+
+
 def cpu(r, side, key):
     c = r.get("cpu")
     return None if not c else c[side].get(key)
@@ -102,8 +108,8 @@ def main():
     out, elapsed = sys.argv[1], sys.argv[2]
     workloads = sys.argv[3].split(",")
     servers = sys.argv[4].split(",")
-    header = ["workload", "server", "max rate /s", "failed", "offered /s", "p50 connect us",
-              "p99 connect us", "server us/conn", "server busy", "server work", "client busy",
+    header = ["workload", "server", "max rate /s", "failed", "offered /s", "p50 us",
+              "p99 us", "server us/conn", "server busy", "server work", "client busy",
               "bound", "TW server max", "ceiling %", "vs Linux (max rate)"]
     rows, verdicts = [], []
     for wl in workloads:
@@ -139,17 +145,18 @@ def main():
                     verdicts.append(f"{wl}: {s} at {cp:.0f} % of the copy-mode I/O ceiling "
                                     f"(goal >= 85 %: {'met' if cp >= 85 else 'not met'})")
                 if llat and lt:
-                    lp = med([r["latency_us"]["connect"]["p99"] for r in llat])
-                    xp = med([r["latency_us"]["connect"]["p99"] for r in lt])
+                    lp = med([lat_of(r)["p99"] for r in llat])
+                    xp = med([lat_of(r)["p99"] for r in lt])
                     if lp and xp:
+                        what = "transaction" if wl == "rr" else "connect"
                         verdicts.append(
-                            f"{wl}: p99 connect at {lt[0]['load']['rate']:.0f}/s: Linux {lp:.0f} us, "
+                            f"{wl}: p99 {what} at {lt[0]['load']['rate']:.0f}/s: Linux {lp:.0f} us, "
                             f"{s} {xp:.0f} us")
             rows.append([
                 wl, s, spread([rate_of(r) for r in mx]), str(failed),
                 spread([r["load"]["rate"] for r in lt]),
-                spread([r["latency_us"]["connect"]["p50"] for r in lt], "{:.1f}"),
-                spread([r["latency_us"]["connect"]["p99"] for r in lt], "{:.1f}"),
+                spread([lat_of(r)["p50"] for r in lt], "{:.1f}"),
+                spread([lat_of(r)["p99"] for r in lt], "{:.1f}"),
                 spread([us_per(r) for r in mx], "{:.2f}"),
                 spread([cpu(r, "server", "busy") for r in mx], "{:.2f}"),
                 spread([cpu(r, "server", "work") for r in mx], "{:.2f}"),
@@ -199,7 +206,8 @@ def main():
         f.write("Load generator: xtcp backend (AF_XDP, copy mode on veth), core 0, namespace A, "
                 "254 source addresses. Server: core 1, namespace B. `max`: closed loop; `lat`: open "
                 "loop at the offered rate shown (half of Linux's median max), latency from the "
-                "intended start. Figures: median [min-max] over the repetitions. `server us/conn`: "
+                "intended start; `p50/p99 us`: connect latency (rr: transaction latency) of the lat runs. "
+                "Figures: median [min-max] over the repetitions. `server us/conn`: "
                 "server-core time spent on work per completed connection (rr: per transaction); "
                 "`server work`: the xtcp engine's own work fraction, /proc/stat busy for Linux; "
                 "`bound`: which core was the limit (docs/benchmark.md). The last column says "

@@ -2,7 +2,7 @@
 //! - a spinning thread pinned to a core reads as ≥ 0.95 busy in /proc/stat;
 //! - an xtcp engine busy-polling a veth with no traffic keeps its core ≥ 0.95 busy in
 //!   /proc/stat, yet its own work accounting reads ≤ 0.05 (empty polls are not work);
-//! - preferred busy polling on veth (copy mode) falls back to busy polling and says why.
+//! - preferred busy polling on veth (copy mode) falls back to idle waiting and says why.
 //!
 //! The engine test is privileged (namespaces, XDP, AF_XDP) and prints SKIPPED without root.
 //! It creates its own veth pair with `scripts/veth.sh` under a name of its own and removes it
@@ -127,10 +127,13 @@ fn an_idle_busy_polling_engine_reads_busy_core_but_no_work() {
         let mut cfg = EngineConfig::new(ifb, ip);
         cfg.ports = vec![8080];
         cfg.cores = Some(vec![core]);
-        // Asked for preferred busy polling: on veth (copy mode) it must fall back to busy.
+        // Asked for preferred busy polling: on veth (copy mode) it must fall back.
         cfg.poll = PollMode::PreferBusy(Default::default());
-        let mut engine = Engine::start(cfg, |_| Quiet).expect("engine starts");
+        let engine = Engine::start(cfg.clone(), |_| Quiet).expect("engine starts");
         let fallback = (engine.info().poll, engine.info().poll_fallback.clone());
+        engine.shutdown().expect("engine stops cleanly");
+        cfg.poll = PollMode::Busy;
+        let mut engine = Engine::start(cfg, |_| Quiet).expect("engine starts");
         // The same JSON the stats file carries, read through the engine (snapshots every
         // SNAPSHOT_INTERVAL): let it settle, then one window of 1 s with both readings.
         let reading = |e: &mut Engine<Quiet>| {

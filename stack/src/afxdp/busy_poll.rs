@@ -25,7 +25,7 @@
 //! registers its queues' NAPI; a copy-mode socket, veth's included, has none and cannot be
 //! busy-polled (measured on 6.18: `SO_INCOMING_NAPI_ID` stays 0 under traffic). Kernels
 //! 5.11-6.12 tied it on the first received frame. The engine checks the id after bind and
-//! falls back to plain busy polling, with a message, when there is none.
+//! falls back to idle waiting, with a message, when there is none.
 //!
 //! The device settings are global to the device; [`DeviceDeferral::apply`] returns what was
 //! there before, and [`DeviceDeferral::restore`] puts it back.

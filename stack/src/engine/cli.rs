@@ -7,7 +7,7 @@
 //! ```
 //!
 //! `LIST` is comma-separated CPU numbers or ranges (`0,2-3`). `--poll-mode` picks the
-//! [`PollMode`]: `prefer-busy` (default; falls back to `busy` with a message where the kernel
+//! [`PollMode`]: `prefer-busy` (default; falls back to `idle` with a message where the kernel
 //! or device refuses it), `busy`, or `idle` (wait on the socket after `--idle-spins`
 //! empty iterations, default 1000). `--idle-spins` alone means `idle`, as it always did.
 //! Waiting costs a wake-up (tens of µs) per burst but leaves the CPU to other threads when
@@ -32,7 +32,8 @@ pub const USAGE: &str = "--iface IFACE --ip A.B.C.D --port P [--queues N] \
 /// `--poll-mode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PollArg {
-    /// AF_XDP preferred busy polling: this core runs the device's receive path too.
+    /// AF_XDP preferred busy polling: this core runs the device's receive path too (falls
+    /// back to idle, saying why, where the socket cannot be busy-polled, e.g. copy mode).
     PreferBusy,
     /// Spin on the rings; the kernel's receive path runs wherever the device schedules it.
     Busy,

@@ -17,7 +17,7 @@
 //! see the `worker` module for the exact order. How a core waits for frames is its
 //! [`PollMode`] ([`EngineConfig::poll`]): by default preferred busy polling, where the core's
 //! thread runs the device's receive NAPI itself, so that the kernel's share of receiving our
-//! frames is paid on our core (falling back, with a message, to plain busy polling where the
+//! frames is paid on our core (falling back, with a message, to idle waiting where the
 //! kernel or device lacks it); plain busy polling; or waiting on the socket after
 //! [`EngineConfig::idle_spins`] empty iterations.
 //!
@@ -135,7 +135,12 @@ pub enum PollMode {
     /// core spins, and every iteration runs the device's receive NAPI on this core through
     /// `recvfrom`, so the kernel's receive work for our frames is charged to our core. Where
     /// the kernel or device refuses the settings, or the socket has no NAPI id after bind
-    /// (copy mode on Linux ≥ 6.13, e.g. veth), the engine prints why and uses `Busy`.
+    /// (copy mode on Linux ≥ 6.13, e.g. veth), the engine prints why and uses `Idle`: the
+    /// kernel's receive work for our frames then runs in the device's NAPI context, which a
+    /// fair set-up pins to our core too (IRQ affinity, or threaded NAPI on veth), and a
+    /// thread spinning without pause would starve it (measured on veth with threaded NAPI:
+    /// `busy` reached 0.4-0.8 of `idle`'s rate, with 2-3x its median connect latency; noisy
+    /// machine, see docs/benchmark.md).
     PreferBusy(BusyPollConfig),
     /// Spin on the rings without ever sleeping; the kernel receive path runs wherever the
     /// device's NAPI is scheduled (on veth: the sender's CPU, or the NAPI kthread).
@@ -355,7 +360,7 @@ fn resolve_cores(cfg: &EngineConfig) -> Result<Vec<Option<usize>>, EngineError> 
 }
 
 /// Sets up preferred busy polling when configured: the device's deferral settings (once per
-/// interface) and the socket options on every socket. Returns the mode in effect, why
+/// interface) and the socket options on every socket; falls back to [`PollMode::Idle`]. Returns the mode in effect, why
 /// preferred busy polling was refused (if it was), and the device's previous settings.
 fn setup_polling(
     cfg: &EngineConfig,
@@ -373,7 +378,7 @@ fn setup_polling(
         match busy_poll::incoming_napi_id(l.fd()) {
             Ok(0) => {
                 return (
-                    PollMode::Busy,
+                    PollMode::Idle,
                     Some(format!(
                         "the {} socket has no NAPI id to busy-poll; the kernel gives one at \
                          bind time only to zero-copy sockets",
@@ -389,21 +394,21 @@ fn setup_polling(
             Ok(_) => {}
             Err(e) => {
                 return (
-                    PollMode::Busy,
+                    PollMode::Idle,
                     Some(format!("SO_INCOMING_NAPI_ID: {e}")),
                     None,
                 );
             }
         }
         if let Err(e) = busy_poll::enable_on_socket(l.fd(), &bp) {
-            return (PollMode::Busy, Some(e.to_string()), None);
+            return (PollMode::Idle, Some(e.to_string()), None);
         }
     }
     match DeviceDeferral::apply(&cfg.iface, &bp) {
         Ok(before) => (cfg.poll, None, Some(before)),
         Err(e) => {
             // The socket options alone would leave the NAPI with the softirq path after each
-            // poll: plain busy polling, with a useless syscall per iteration. Turn them off.
+            // poll: a useless syscall per iteration. Turn them off.
             for l in links {
                 let _ = busy_poll::enable_on_socket(
                     l.fd(),
@@ -413,7 +418,7 @@ fn setup_polling(
                     },
                 );
             }
-            (PollMode::Busy, Some(format!("device settings: {e}")), None)
+            (PollMode::Idle, Some(format!("device settings: {e}")), None)
         }
     }
 }
@@ -468,7 +473,9 @@ impl<A: App + 'static> Engine<A> {
         let (poll, poll_fallback, deferral_before) = setup_polling(&cfg, &links);
         if let Some(why) = &poll_fallback {
             eprintln!(
-                "xtcp: preferred busy polling unavailable ({why}); falling back to busy polling"
+                "xtcp: preferred busy polling unavailable ({why}); falling back to idle waiting \
+                 (spin, then wait on the socket), which leaves the core to the kernel's receive \
+                 path between bursts"
             );
         }
         let info = EngineInfo {
