@@ -115,6 +115,11 @@ if [ "$(nproc)" -lt 2 ]; then
 fi
 
 ./scripts/install-deps.sh
+# The PNG copies of the plots (SVG -> PNG); not needed for anything else.
+if ! command -v rsvg-convert >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends librsvg2-bin \
+    >/dev/null 2>&1 || echo "bench.sh: could not install librsvg2-bin: plots as SVG only" >&2
+fi
 if ! command -v cargo >/dev/null; then
   echo "bench.sh: cargo not found; install Rust (https://rustup.rs) first" >&2
   exit 1
@@ -333,7 +338,7 @@ done
 elapsed=$(($(date +%s) - started))
 
 # One picture per workload, every server on the same axes (the first repetition's runs), as
-# SVG, and as PNG where an SVG converter is installed (rsvg-convert or ImageMagick).
+# SVG, and as PNG (rsvg-convert, librsvg2-bin).
 for wl in "${WL[@]}"; do
   args=()
   for s in "${SERVERS[@]}"; do
@@ -341,9 +346,7 @@ for wl in "${WL[@]}"; do
   done
   if "$LG" compare-plot --workload "$wl" --out "$OUT/$wl-compare.svg" "${args[@]}"; then
     if command -v rsvg-convert >/dev/null; then
-      rsvg-convert -o "$OUT/$wl-compare.png" "$OUT/$wl-compare.svg" || true
-    elif command -v convert >/dev/null; then
-      convert "$OUT/$wl-compare.svg" "$OUT/$wl-compare.png" 2>/dev/null || true
+      rsvg-convert -b white -o "$OUT/$wl-compare.png" "$OUT/$wl-compare.svg" || true
     fi
   fi
 done

@@ -227,7 +227,7 @@ def main():
             if os.path.exists(os.path.join(out, png)):
                 f.write(f"![{wl}]({png})\n\n[SVG]({svg})\n\n")
             else:
-                f.write(f"![{wl}]({svg})\n\n(no PNG: install rsvg-convert or ImageMagick)\n\n")
+                f.write(f"![{wl}]({svg})\n\n(no PNG: install librsvg2-bin for rsvg-convert)\n\n")
         f.write("Per run: `<workload>-<server>-<max|lat>-r<N>.svg`.\n")
         f.write("\n## Who paid for receiving (NAPI kthreads, CPU ticks during the run)\n\n")
         if napi_lines:

@@ -208,6 +208,8 @@ fn draw_compare(
         .draw()?;
     for (i, (r, s)) in runs.iter().zip(series).enumerate() {
         let col = COLORS[i % COLORS.len()];
+        // Markers too: a 1-second run has a single point, which a line alone does not show.
+        c.draw_series(s.iter().map(|&p| Circle::new(p, 4, col.filled())))?;
         c.draw_series(LineSeries::new(s, col.stroke_width(2)))?
             .label(r.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col));
@@ -281,11 +283,7 @@ fn draw_compare(
         .build_cartesian_2d(0f64..n as f64, 0f64..1.05)?;
     c.configure_mesh()
         .disable_x_mesh()
-        .x_labels(n)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            runs.get(i).map_or(String::new(), |r| r.label.clone())
-        })
+        .x_labels(0)
         .y_desc("share of the core")
         .draw()?;
     for (i, r) in runs.iter().enumerate() {
@@ -294,6 +292,11 @@ fn draw_compare(
         };
         let x0 = i as f64 + 0.25;
         let x1 = i as f64 + 0.75;
+        c.draw_series(std::iter::once(Text::new(
+            r.label.clone(),
+            (x0, 1.04),
+            ("sans-serif", 15),
+        )))?;
         let mut y = 0.0;
         for (name, col) in parts {
             let v = f(cpu, &["server", name]).unwrap_or(0.0);

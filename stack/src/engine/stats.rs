@@ -146,7 +146,7 @@ impl CoreStats {
         }
     }
 
-    fn to_value(&self) -> Value {
+    fn json_value(&self) -> Value {
         let mut m = Map::new();
         m.insert("queue".into(), self.queue.into());
         m.insert("core".into(), self.core.map_or(Value::Null, Value::from));
@@ -207,7 +207,7 @@ impl EngineStats {
         }
         m.insert(
             "cores".into(),
-            Value::Array(self.cores.iter().map(CoreStats::to_value).collect()),
+            Value::Array(self.cores.iter().map(CoreStats::json_value).collect()),
         );
         Value::Object(m)
     }
@@ -324,7 +324,7 @@ mod tests {
         };
         assert_eq!(c.busy_fraction(), 0.25);
         assert_eq!(CoreStats::default().busy_fraction(), 0.0);
-        let v = c.to_value();
+        let v = c.json_value();
         assert_eq!(v["busy_fraction"], 0.25);
         assert_eq!(v["busy_ns"], 300);
     }
