@@ -16,6 +16,10 @@
 #               log says (leaving the core to the server side's NAPI kthread between bursts);
 #   xtcp-busy   (opt-in) plain busy polling, xtcp-idle (opt-in) idle waiting asked for
 #               explicitly, to compare the poll modes on the same topology;
+#   ceiling     (with any xtcp server, max phase only) the copy-mode AF_XDP I/O ceiling:
+#               `xtcp-loadgen reflector`, a stateless responder (not a TCP server) answering
+#               each client frame with the frames a server would send; each xtcp max run gets
+#               `ceiling_pct` = its rate / the ceiling's median rate;
 # all in namespace B. Each server is measured twice per repetition:
 #   max   closed loop (--concurrency in flight, starts capped at --max-rate): the rate it reaches;
 #   lat   open loop at the same offered rate for all servers (half of Linux's median max
@@ -59,7 +63,7 @@ concurrency=256
 max_rate=300000
 CLIENT_CORE=0
 SERVER_CORE=1
-usage() { sed -n 2,45p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,48p "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1; shift ;;
@@ -221,6 +225,11 @@ start_server() {
     [ "$wl" = server-close ] && mode=respond-close
     ip netns exec "$XT_NS_B" "$LG" kernel-server --ip "$XT_IP_B" --port 8080 --mode "$mode" \
       --cores "$SERVER_CORE" --stats "$stats" >"$log" 2>&1 &
+  elif [ "$kind" = ceiling ]; then
+    local mode=echo
+    [ "$wl" = server-close ] && mode=respond-close
+    ip netns exec "$XT_NS_B" "$LG" reflector --iface "$XT_IF_B" --ip "$XT_IP_B" --port 8080 \
+      --mode "$mode" --core "$SERVER_CORE" --stats "$stats" >"$log" 2>&1 &
   else
     local ex=echo poll=prefer-busy
     [ "$wl" = server-close ] && ex=http
@@ -261,6 +270,7 @@ measure() {
   local tag=$wl-$kind-$phase-r$rep
   local skind=xtcp
   [ "$kind" = linux ] && skind=linux
+  [ "$kind" = ceiling ] && skind=reflector
   fresh_net
   if ! start_server "$kind" "$wl" "$OUT/$tag.server.json" "$OUT/$tag.server.log"; then
     stop_server
@@ -312,12 +322,18 @@ for s in "${SV[@]}"; do
   if [ "$s" != linux ] && [ "$XTCP_OK" != 1 ]; then continue; fi
   SERVERS+=("$s")
 done
+# The I/O ceiling (stateless reflector, `xtcp-loadgen reflector`), measured in the same run
+# (max phase, interleaved with the servers) wherever an xtcp server is measured.
+CEILING=()
+for s in "${SERVERS[@]}"; do
+  [ "$s" != linux ] && CEILING=(ceiling)
+done
 started=$(date +%s)
 for wl in "${WL[@]}"; do
   echo "== $wl"
   # Servers interleaved within each repetition, so slow drifts of the machine hit all alike.
   for rep in $(seq 1 "$repeat"); do
-    for s in "${SERVERS[@]}"; do
+    for s in "${SERVERS[@]}" "${CEILING[@]}"; do
       measure "$s" "$wl" max "$rep" --concurrency "$concurrency" --max-rate "$max_rate" ||
         echo "bench.sh: $wl against $s (max, run $rep) failed" >&2
     done

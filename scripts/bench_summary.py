@@ -17,16 +17,26 @@ import statistics
 import sys
 
 
-def load_runs(out, wl, server, phase):
+def load_runs(out, wl, server, phase, with_paths=False):
     runs = []
     for p in sorted(glob.glob(os.path.join(out, f"{wl}-{server}-{phase}-r*.json"))):
         if p.endswith(".server.json"):
             continue
         try:
-            runs.append(json.load(open(p)))
+            runs.append((p, json.load(open(p))))
         except (OSError, ValueError):
             pass
-    return runs
+    return runs if with_paths else [r for _, r in runs]
+
+
+def set_ceiling_pct(out, wl, server, ceiling):
+    """Writes `ceiling_pct` (this run's rate as a percentage of the median ceiling rate)
+    into every max run JSON of `server`."""
+    for p, r in load_runs(out, wl, server, "max", with_paths=True):
+        r["ceiling_pct"] = round(rate_of(r) / ceiling * 100, 1) if ceiling else None
+        with open(p, "w") as f:
+            json.dump(r, f, indent=2)
+            f.write("\n")
 
 
 def rate_of(r):
@@ -113,9 +123,14 @@ def main():
               "bound", "TW server max", "ceiling %", "vs Linux (max rate)"]
     rows, verdicts = [], []
     for wl in workloads:
+        ceiling_runs = load_runs(out, wl, "ceiling", "max")
+        ceiling = med([rate_of(r) for r in ceiling_runs])
+        for s in servers:
+            if s != "linux" and ceiling_runs:
+                set_ceiling_pct(out, wl, s, ceiling)
         lmax = load_runs(out, wl, "linux", "max")
         llat = load_runs(out, wl, "linux", "lat")
-        for s in servers:
+        for s in servers + (["ceiling"] if ceiling_runs else []):
             mx, lt = load_runs(out, wl, s, "max"), load_runs(out, wl, s, "lat")
             if not mx and not lt:
                 rows.append([wl, s, "unavailable"] + [""] * (len(header) - 3))
@@ -124,7 +139,7 @@ def main():
             rate = med([rate_of(r) for r in mx])
             tws = [r["time_wait"]["server_max"] for r in mx + lt]
             ratio = ""
-            if s != "linux" and lmax and mx:
+            if s not in ("linux", "ceiling") and lmax and mx:
                 lr = med([rate_of(r) for r in lmax])
                 if lr:
                     x = rate / lr
@@ -134,13 +149,13 @@ def main():
                         ratio = f"{x:.2f}x rate ratio (bound: linux {bounds(lmax)}, {s} {bounds(mx)})"
             lu = med([us_per(r) for r in lmax])
             xu = med([us_per(r) for r in mx])
-            if s != "linux" and lu and xu:
+            if s not in ("linux", "ceiling") and lu and xu:
                 verdicts.append(
                     f"{wl}: server CPU per {'transaction' if wl == 'rr' else 'connection'}: "
                     f"Linux {lu:.2f} us, {s} {xu:.2f} us = {xu / lu:.2f} of Linux "
                     f"(goal <= 1/3: {'met' if xu <= lu / 3 else 'not met'})")
             cp = med([r.get("ceiling_pct") for r in mx])
-            if s != "linux":
+            if s not in ("linux", "ceiling"):
                 if cp is not None:
                     verdicts.append(f"{wl}: {s} at {cp:.0f} % of the copy-mode I/O ceiling "
                                     f"(goal >= 85 %: {'met' if cp >= 85 else 'not met'})")
@@ -163,7 +178,8 @@ def main():
                 spread([cpu(r, "client", "busy") for r in mx], "{:.2f}"),
                 bounds(mx),
                 spread(tws),
-                spread([r.get("ceiling_pct") for r in mx], "{:.0f}") if s != "linux" else "",
+                spread([r.get("ceiling_pct") for r in mx], "{:.0f}")
+                if s not in ("linux", "ceiling") else "",
                 ratio,
             ])
 
@@ -212,7 +228,9 @@ def main():
                 "`server work`: the xtcp engine's own work fraction, /proc/stat busy for Linux; "
                 "`bound`: which core was the limit (docs/benchmark.md). The last column says "
                 "\"server vs server\" only where every max run of both servers was server-bound; "
-                "otherwise it is a rate ratio and names the bounds.\n\n")
+                "otherwise it is a rate ratio and names the bounds. `ceiling`: the stateless reflector "
+                "(`xtcp-loadgen reflector`, not a TCP server), the copy-mode AF_XDP I/O ceiling; "
+                "`ceiling %` of an xtcp row is its max rate against the ceiling's median.\n\n")
         f.write("| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n")
         for r in rows:
             f.write("| " + " | ".join(str(c) for c in r) + " |\n")

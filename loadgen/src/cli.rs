@@ -28,6 +28,32 @@ pub enum Cmd {
     /// Draw one SVG per workload comparing servers: rate over time, connect latency by
     /// percentile, server-core CPU breakdown (from `run --json` reports).
     ComparePlot(CompareArgs),
+    /// The I/O ceiling: a stateless AF_XDP responder answering each client frame with the
+    /// frames a server would send. NOT a TCP server (no state, retransmission or TIME-WAIT);
+    /// see the reflector module docs.
+    Reflector(ReflectorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReflectorArgs {
+    /// Interface to attach to (in this network namespace).
+    #[arg(long)]
+    pub iface: String,
+    /// Address the client connects to.
+    #[arg(long)]
+    pub ip: Ipv4Addr,
+    /// Port the client connects to.
+    #[arg(long)]
+    pub port: u16,
+    /// echo (connect, crr, rr) or respond-close (server-close).
+    #[arg(long, value_enum)]
+    pub mode: crate::reflector::ReflectMode,
+    /// Core to pin the thread to.
+    #[arg(long)]
+    pub core: Option<usize>,
+    /// Write counters and the work accounting (busy_ns, loop_ns) as JSON every 100 ms.
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +75,8 @@ pub struct CompareArgs {
 pub enum ServerKind {
     Xtcp,
     Linux,
+    /// The stateless I/O-ceiling responder (`reflector`).
+    Reflector,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub mod netdev;
 pub mod pace;
 pub mod plot;
 pub mod probe;
+pub mod reflector;
 pub mod report;
 pub mod run;
 pub mod server;

@@ -3,13 +3,21 @@
 use clap::Parser;
 use std::process::ExitCode;
 use xtcp_loadgen::cli::{Cli, Cmd};
-use xtcp_loadgen::{plot, run, server, util};
+use xtcp_loadgen::{plot, reflector, run, server, util};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run(args) => run_cmd(args),
         Cmd::ComparePlot(a) => compare_cmd(a),
+        Cmd::Reflector(a) => reflector::serve(reflector::ReflectorConfig {
+            iface: a.iface,
+            ip: a.ip,
+            port: a.port,
+            mode: a.mode,
+            core: a.core,
+            stats: a.stats,
+        }),
         Cmd::KernelServer(a) => (|| {
             let cores = match &a.cores {
                 Some(s) => util::parse_cores(s).map_err(|e| format!("--cores {s}: {e}"))?,

@@ -452,6 +452,7 @@ fn server_name(args: &RunArgs) -> &'static str {
         return match k {
             ServerKind::Xtcp => "xtcp",
             ServerKind::Linux => "linux",
+            ServerKind::Reflector => "reflector",
         };
     }
     if let Some(p) = &args.server_stats {
