@@ -6,11 +6,13 @@
 //! idle shares of the window ([`CoreShare`]). `busy` is everything but idle and iowait.
 //!
 //! A busy-polling server keeps its core 100 % busy even with nothing to do, so for the xtcp
-//! server the "busy with work" share comes from the engine itself: its stats file carries, per
-//! core, the wall time spent in loop iterations that did work (`busy_ns`) and in all
-//! iterations (`loop_ns`); [`engine_work`] turns two readings into the window's fraction. For
-//! a server that sleeps when idle (the Linux epoll server) the work share is the core's busy
-//! share.
+//! server the "busy with work" share needs the engine's own counts: its stats file carries,
+//! per core, the wall time spent in loop iterations that did work (`busy_ns`), in idle waits
+//! (`wait_ns`) and in all iterations (`loop_ns`). [`engine_work`] gives the engine's own work
+//! fraction; [`engine_spin`] the share spent spinning on empty rings, and [`server_work`] is
+//! the core's busy share less that spinning: it keeps the kernel's receive work done on the
+//! server core (the NAPI kthread) on the server's bill, as for Linux. For a server that sleeps
+//! when idle (the Linux epoll server) the work share is the core's busy share.
 //!
 //! [`verdict`] names the limit (`bound`): `"server"` when the server core did work
 //! ≥ [`SERVER_SATURATED`] of the window and the client core was busy < [`CLIENT_SATURATED`];
@@ -163,6 +165,8 @@ pub struct EngineCore {
     pub busy_ns: u64,
     /// Wall time in the loop (all iterations, idle waits included).
     pub loop_ns: u64,
+    /// Wall time inside idle waits (0 where the file has no `wait_ns`).
+    pub wait_ns: u64,
 }
 
 /// The `cores[].{core, busy_ns, loop_ns}` of an xtcp stats file (empty if absent: the Linux
@@ -181,6 +185,7 @@ pub fn parse_engine_cores(text: &str) -> Vec<EngineCore> {
                 core: c.get("core").and_then(|x| x.as_u64()).map(|x| x as usize),
                 busy_ns: c.get("busy_ns")?.as_u64()?,
                 loop_ns: c.get("loop_ns")?.as_u64()?,
+                wait_ns: c.get("wait_ns").and_then(|x| x.as_u64()).unwrap_or(0),
             })
         })
         .collect()
@@ -200,6 +205,31 @@ pub fn engine_work(before: &[EngineCore], after: &[EngineCore]) -> Option<f64> {
         total += a.loop_ns.saturating_sub(b.loop_ns);
     }
     (total > 0).then(|| round3((busy as f64 / total as f64).min(1.0)))
+}
+
+/// The engine's share of the window spent spinning on empty rings (not working, not
+/// waiting) between two readings: Δ(loop_ns - busy_ns - wait_ns) / Δloop_ns.
+pub fn engine_spin(before: &[EngineCore], after: &[EngineCore]) -> Option<f64> {
+    if after.is_empty() {
+        return None;
+    }
+    let (mut spin, mut total) = (0u64, 0u64);
+    for (i, a) in after.iter().enumerate() {
+        let b = before.get(i).copied().unwrap_or_default();
+        let lp = a.loop_ns.saturating_sub(b.loop_ns);
+        let busy = a.busy_ns.saturating_sub(b.busy_ns);
+        let wait = a.wait_ns.saturating_sub(b.wait_ns);
+        spin += lp.saturating_sub(busy + wait);
+        total += lp;
+    }
+    (total > 0).then(|| round3((spin as f64 / total as f64).min(1.0)))
+}
+
+/// The server core's work share: its `/proc/stat` busy share less the engine's empty
+/// spinning (so the kernel's receive work on that core, e.g. the NAPI kthread, counts as the
+/// server's); the busy share itself where the server has no engine counters.
+pub fn server_work(core_busy: f64, spin: Option<f64>) -> f64 {
+    round3((core_busy - spin.unwrap_or(0.0)).max(0.0))
 }
 
 /// Which side limited the run (see the module docs).
@@ -286,6 +316,24 @@ cpu1 200 0 102 2097 1 1 30 0 0 0\n";
         assert!(parse_engine_cores("not json").is_empty());
         // Without a first reading: everything since the start.
         assert_eq!(engine_work(&[], &after), Some(0.924));
+    }
+
+    #[test]
+    fn spinning_and_server_work() {
+        let before =
+            parse_engine_cores(r#"{"cores":[{"core":1,"busy_ns":0,"loop_ns":0,"wait_ns":0}]}"#);
+        // 1000 ns: 200 working, 300 waiting, 500 spinning.
+        let after = parse_engine_cores(
+            r#"{"cores":[{"core":1,"busy_ns":200,"loop_ns":1000,"wait_ns":300}]}"#,
+        );
+        assert_eq!(engine_spin(&before, &after), Some(0.5));
+        // The core was 0.9 busy (spinning 0.5, engine work 0.2, NAPI kthread 0.2): 0.4 work.
+        assert_eq!(server_work(0.9, engine_spin(&before, &after)), 0.4);
+        assert_eq!(server_work(0.3, Some(0.5)), 0.0, "never negative");
+        assert_eq!(server_work(0.7, None), 0.7, "no engine: the busy share");
+        // Files without wait_ns (older engines) read as never waiting.
+        let old = parse_engine_cores(r#"{"cores":[{"core":1,"busy_ns":200,"loop_ns":1000}]}"#);
+        assert_eq!(engine_spin(&[], &old), Some(0.8));
     }
 
     #[test]

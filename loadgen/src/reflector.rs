@@ -164,6 +164,7 @@ pub fn serve(cfg: ReflectorConfig) -> Result<(), String> {
     let mut prev = 0u64;
     let mut prev_busy = false;
     let mut empty = 0u32;
+    let mut wait_ns = 0u64;
     let mut next_write = 0u64;
     let mode = cfg.mode;
     loop {
@@ -205,27 +206,31 @@ pub fn serve(cfg: ReflectorConfig) -> Result<(), String> {
         } else {
             empty += 1;
             if empty >= IDLE_SPINS {
+                let t = epoch.elapsed().as_nanos() as u64;
                 let _ = link.wait_readable(1);
+                wait_ns += (epoch.elapsed().as_nanos() as u64).saturating_sub(t);
             }
         }
         if ns >= next_write {
             next_write = ns + 100_000_000;
-            write_stats(&cfg, busy_ns, loop_ns, received, answered);
+            write_stats(&cfg, [busy_ns, loop_ns, wait_ns], received, answered);
         }
     }
-    write_stats(&cfg, busy_ns, loop_ns, received, answered);
+    write_stats(&cfg, [busy_ns, loop_ns, wait_ns], received, answered);
     drop(steering);
     Ok(())
 }
 
-fn write_stats(cfg: &ReflectorConfig, busy_ns: u64, loop_ns: u64, rx: u64, tx: u64) {
+/// `times`: busy_ns, loop_ns, wait_ns (as the engine's stats file names them).
+fn write_stats(cfg: &ReflectorConfig, times: [u64; 3], rx: u64, tx: u64) {
+    let [busy_ns, loop_ns, wait_ns] = times;
     let Some(path) = &cfg.stats else { return };
     let v = serde_json::json!({
         "server": "reflector",
         "rx_frames": rx,
         "tx_frames": tx,
         "time_wait": 0,
-        "cores": [{ "core": cfg.core, "busy_ns": busy_ns, "loop_ns": loop_ns }],
+        "cores": [{ "core": cfg.core, "busy_ns": busy_ns, "loop_ns": loop_ns, "wait_ns": wait_ns }],
     });
     let tmp = path.with_extension("tmp");
     if std::fs::write(&tmp, v.to_string() + "\n").is_ok() {

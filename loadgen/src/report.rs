@@ -57,13 +57,16 @@ pub struct ServerCpu {
     pub system: f64,
     pub softirq: f64,
     pub irq: f64,
-    /// Share of the window spent on work: the engine's own count (time in loop iterations
-    /// that did something) for xtcp, `busy` for a server that sleeps when idle.
+    /// Share of the window spent on work: `busy` less the engine's empty spinning
+    /// (`engine_spin`) for a polling server, `busy` for a server that sleeps when idle.
     pub work: f64,
-    /// `engine` or `proc-stat`: where `work` comes from.
+    /// `proc-stat-less-engine-spin` or `proc-stat`: how `work` was obtained.
     pub work_source: &'static str,
-    /// The engine's own work fraction, where the server reports one.
+    /// The engine's own work fraction (loop time in iterations that did something), where
+    /// the server reports one.
     pub engine_busy: Option<f64>,
+    /// The engine's share of the window spinning on empty rings, where reported.
+    pub engine_spin: Option<f64>,
     /// Server-core CPU time spent on work divided by connections completed in the window.
     pub us_per_conn: Option<f64>,
     /// The same per transaction (rr, crr, server-close).

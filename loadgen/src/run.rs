@@ -411,11 +411,14 @@ fn cpu_report(i: CpuInputs<'_>) -> Option<CpuReport> {
     let s = cpustat::share(i.stat.0, i.stat.1, i.server_cores)?;
     let c = cpustat::share(i.stat.0, i.stat.1, i.client_cores)?;
     let engine_busy = cpustat::engine_work(i.engine.0, i.engine.1);
-    // A busy-polling engine's work share is its own count; it cannot exceed the core's busy
-    // share (time the core spent elsewhere is not the engine's).
-    let (work, work_source) = match engine_busy {
-        Some(e) => (e.min(s.busy), "engine"),
-        None => (s.busy, "proc-stat"),
+    // A polling engine's empty spinning is not work; everything else on its core is (its
+    // own work and the kernel's receive path there), as for a server that sleeps when idle.
+    let spin = cpustat::engine_spin(i.engine.0, i.engine.1);
+    let work = cpustat::server_work(s.busy, spin);
+    let work_source = if spin.is_some() {
+        "proc-stat-less-engine-spin"
+    } else {
+        "proc-stat"
     };
     let n_server = i.server_cores.len() as f64;
     Some(CpuReport {
@@ -430,6 +433,7 @@ fn cpu_report(i: CpuInputs<'_>) -> Option<CpuReport> {
             work,
             work_source,
             engine_busy,
+            engine_spin: spin,
             us_per_conn: cpustat::us_per(work * n_server, i.secs, i.connections),
             us_per_txn: cpustat::us_per(work * n_server, i.secs, i.transactions),
             us_per_conn_busy: cpustat::us_per(s.busy * n_server, i.secs, i.connections),

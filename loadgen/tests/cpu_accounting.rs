@@ -1,7 +1,8 @@
 //! The per-CPU accounting of `xtcp_loadgen::cpustat` against loads whose answer is known:
 //! - a spinning thread pinned to a core reads as ≥ 0.95 busy in /proc/stat;
 //! - an xtcp engine busy-polling a veth with no traffic keeps its core ≥ 0.95 busy in
-//!   /proc/stat, yet its own work accounting reads ≤ 0.05 (empty polls are not work);
+//!   /proc/stat, yet its own work accounting reads ≤ 0.05, and so does the report's server
+//!   work (busy less empty spinning);
 //! - preferred busy polling on veth (copy mode) falls back to idle waiting and says why.
 //!
 //! The engine test is privileged (namespaces, XDP, AF_XDP) and prints SKIPPED without root.
@@ -146,7 +147,10 @@ fn an_idle_busy_polling_engine_reads_busy_core_but_no_work() {
         let (e1, p1) = (reading(&mut engine), cpustat::read_proc_stat());
         engine.shutdown().expect("engine stops cleanly");
         (
-            cpustat::engine_work(&e0, &e1),
+            (
+                cpustat::engine_work(&e0, &e1),
+                cpustat::engine_spin(&e0, &e1),
+            ),
             cpustat::share(&p0, &p1, &[core]),
             fallback,
         )
@@ -154,6 +158,7 @@ fn an_idle_busy_polling_engine_reads_busy_core_but_no_work() {
     .join()
     .expect("namespace thread");
 
+    let (work, spin) = work;
     let work = work.expect("the engine published snapshots during the window");
     assert!(work <= 0.05, "idle engine's own work fraction {work}");
     let share = share.expect("/proc/stat has the core");
@@ -161,9 +166,15 @@ fn an_idle_busy_polling_engine_reads_busy_core_but_no_work() {
         share.busy >= 0.95,
         "a busy-polling core reads busy in /proc/stat: {share:?}"
     );
+    // The report's server work: the core's busy share less the engine's empty spinning.
+    let server_work = cpustat::server_work(share.busy, spin);
+    assert!(
+        server_work <= 0.05,
+        "server work {server_work}, spin {spin:?}"
+    );
     assert_eq!(
         fallback.0,
-        PollMode::Busy,
+        PollMode::Idle,
         "copy mode cannot be busy-polled"
     );
     let why = fallback.1.expect("the fallback says why");

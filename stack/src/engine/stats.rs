@@ -6,7 +6,7 @@
 //! plus `"server": "xtcp"`, `"queues"`, `"connections"`, the XDP program's counters under
 //! `"xdp"`, and one object per core under `"cores"` with the same counter fields plus
 //! `queue`, `core`, `connections`, `zero_copy`, `loops`, `idle_waits`, the work accounting
-//! (`busy_ns`, `loop_ns`, `busy_fraction`: see the `worker` module), `napi_id`, and the AF_XDP
+//! (`busy_ns`, `loop_ns`, `wait_ns`, `busy_fraction`: see the `worker` module), `napi_id`, and the AF_XDP
 //! socket's counters under `"xsk"`. The top level also names the `poll_mode` in effect.
 //! Written with serde_json.
 
@@ -46,6 +46,8 @@ pub struct CoreStats {
     pub busy_ns: u64,
     /// Wall time (ns) in the loop, idle waits included.
     pub loop_ns: u64,
+    /// Wall time (ns) inside idle waits (part of `loop_ns`).
+    pub wait_ns: u64,
     /// The NAPI id the socket's frames come from (`SO_INCOMING_NAPI_ID`; 0: none yet, or the
     /// receive path has none, and preferred busy polling has nothing to run).
     pub napi_id: u32,
@@ -156,6 +158,7 @@ impl CoreStats {
         m.insert("idle_waits".into(), self.idle_waits.into());
         m.insert("busy_ns".into(), self.busy_ns.into());
         m.insert("loop_ns".into(), self.loop_ns.into());
+        m.insert("wait_ns".into(), self.wait_ns.into());
         m.insert("busy_fraction".into(), self.busy_fraction().into());
         m.insert("napi_id".into(), self.napi_id.into());
         put_counters(&mut m, &self.counters);
@@ -310,7 +313,14 @@ mod tests {
         assert_eq!(cores[0]["core"], 1);
         assert_eq!(cores[0]["xsk"]["rx_frames"], 0);
         assert_eq!(cores[0]["established"], 3);
-        for key in ["busy_ns", "loop_ns", "busy_fraction", "napi_id", "loops"] {
+        for key in [
+            "busy_ns",
+            "loop_ns",
+            "wait_ns",
+            "busy_fraction",
+            "napi_id",
+            "loops",
+        ] {
             assert!(cores[0].get(key).is_some(), "{key} missing in {j}");
         }
     }

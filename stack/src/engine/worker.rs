@@ -19,7 +19,9 @@
 //! Each iteration's wall time (clock to clock, in ns) is added to `loop_ns`, and to `busy_ns`
 //! when the iteration did something (received, accepted, delivered an event or transmitted).
 //! `busy_ns / loop_ns` over a window is the core's share of time spent on work rather than on
-//! empty polls; it costs no extra clock read.
+//! empty polls; it costs no extra clock read. Time inside idle waits (`poll(2)`, idle mode
+//! only) is also added to `wait_ns` (two clock reads per wait, never per frame), so
+//! `loop_ns - busy_ns - wait_ns` is the time spent spinning on empty rings.
 //!
 //! # Shutdown
 //! On [`Command::Stop`]: every connection the application holds gets FIN (`close`, which
@@ -85,6 +87,7 @@ struct LoopCounts {
     waits: u64,
     busy_ns: u64,
     loop_ns: u64,
+    wait_ns: u64,
 }
 
 fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -> CoreStats {
@@ -93,6 +96,7 @@ fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -
         waits,
         busy_ns,
         loop_ns,
+        wait_ns,
     } = *n;
     CoreStats {
         queue: s.queue,
@@ -105,6 +109,7 @@ fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -
         idle_waits: waits,
         busy_ns,
         loop_ns,
+        wait_ns,
         // Only in snapshots (a getsockopt), never per iteration.
         napi_id: busy_poll::incoming_napi_id(link.fd()).unwrap_or(0),
     }
@@ -231,7 +236,9 @@ pub(crate) fn run<A: App>(
                 let ms = until.as_millis() as i32;
                 if ms > 0 {
                     n.waits += 1;
+                    let before = setup.epoch.elapsed().as_nanos() as u64;
                     let _ = link.wait_readable(ms);
+                    n.wait_ns += (setup.epoch.elapsed().as_nanos() as u64).saturating_sub(before);
                 }
             }
         }
