@@ -1,26 +1,50 @@
 #!/usr/bin/env bash
 # The main job: connection churn, xtcp server vs the Linux kernel server, side by side.
 #
-#   ./scripts/bench.sh [--quick] [--workloads connect,crr,server-close] [--duration S]
-#                      [--warmup S] [--concurrency N] [--max-rate R] [--sim]
+#   ./scripts/bench.sh [--quick] [--workloads connect,crr,server-close,rr] [--repeat N]
+#                      [--servers linux,xtcp[,xtcp-busy,xtcp-idle]] [--duration S]
+#                      [--warmup S] [--concurrency N] [--max-rate R] [--no-threaded-napi] [--sim]
 #
 # As root on a fresh machine: installs what is missing, builds in release mode, creates a veth
 # pair between two network namespaces (removed on exit), and for each workload runs the same
 # load generator (xtcp backend, AF_XDP, pinned to core 0, in namespace A) against
-#   (a) the Linux server: `xtcp-loadgen kernel-server` (epoll, pinned to core 1), and
-#   (b) the xtcp server: `stack/examples/echo` (connect, crr) or `stack/examples/http`
-#       (server-close), pinned to core 1,
-# both in namespace B, one after the other. Each server is measured twice:
+#   linux       the Linux server: `xtcp-loadgen kernel-server` (epoll, pinned to core 1),
+#   xtcp        the xtcp server, `stack/examples/echo` (connect, crr, rr) or
+#               `stack/examples/http` (server-close), pinned to core 1, in the engine's
+#               default poll mode, preferred busy polling; on veth (copy mode) the kernel
+#               has no NAPI for it to poll and the engine falls back to idle waiting, as its
+#               log says (leaving the core to the server side's NAPI kthread between bursts);
+#   xtcp-busy   (opt-in) plain busy polling, xtcp-idle (opt-in) idle waiting asked for
+#               explicitly, to compare the poll modes on the same topology;
+#   ceiling     (with any xtcp server, max phase only) the copy-mode AF_XDP I/O ceiling:
+#               `xtcp-loadgen reflector`, a stateless responder (not a TCP server) answering
+#               each client frame with the frames a server would send; each xtcp max run gets
+#               `ceiling_pct` = its rate / the ceiling's median rate;
+# all in namespace B. Each server is measured twice per repetition:
 #   max   closed loop (--concurrency in flight, starts capped at --max-rate): the rate it reaches;
-#   lat   open loop at the same offered rate for both servers (half of Linux's max rate):
-#         connect latency measured from the intended start (coordinated-omission free).
+#   lat   open loop at the same offered rate for all servers (half of Linux's median max
+#         rate): connect latency measured from the intended start (coordinated-omission free).
+# --repeat N (default 3, --quick 1) runs every measurement N times, servers interleaved
+# (linux, xtcp, linux, xtcp, ...); the table gives the median and the min-max range.
+#
+# Each side pays for its own packets: both veth ends get GRO on (which gives them a NAPI
+# instance) and threaded NAPI, and the `napi/<dev>-<id>` kernel threads are pinned to that
+# side's core (client end to core 0, server end to core 1), for every server alike, same
+# offloads and MTU. The kthreads' CPU time and the CPU they ran on are recorded per run
+# (`*.napi.txt`); --no-threaded-napi leaves the kernel's default (the receive path then runs in
+# the sender's softirq, on the other side's core).
+#
+# Every run's JSON carries the per-CPU accounting of the measured window (`cpu`: /proc/stat
+# shares of both cores, the xtcp engine's own work fraction, server µs per connection) and a
+# `bound` verdict (server, client, both, neither); see docs/benchmark.md.
+#
 # Namespace B is recreated before every server start, so no server inherits the previous
 # one's TIME-WAIT entries. The client uses 254 source addresses (10.78.X.0/24), which the
 # server reaches through an on-link route and permanent neighbour entries.
 #
 # Output: a side-by-side table on stdout, and results/<timestamp>/ with every run's JSON
 # (--json) and SVG plot (--plot), the servers' stats files, and summary.md.
-# Default: about 2.5 minutes of measurement; --quick: under 30 s (build time not counted).
+# Default: about 5 minutes of measurement; --quick: about a minute (build time not counted).
 # --sim also runs the deterministic simulator demo (two xtcp stacks in one process) at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,17 +53,25 @@ export BENCH_CMD="./scripts/bench.sh${*:+ $*}"
 
 quick=0
 sim=0
-workloads="connect,crr,server-close"
+workloads="connect,crr,server-close,rr"
+servers="linux,xtcp"
+repeat=""
+threaded=1
 duration=""
 warmup=""
 concurrency=256
 max_rate=300000
-usage() { sed -n 2,24p "$0" | sed 's/^# \{0,1\}//'; }
+CLIENT_CORE=0
+SERVER_CORE=1
+usage() { sed -n 2,48p "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1; shift ;;
   --sim) sim=1; shift ;;
   --workloads) workloads=$2; shift 2 ;;
+  --servers) servers=$2; shift 2 ;;
+  --repeat) repeat=$2; shift 2 ;;
+  --no-threaded-napi) threaded=0; shift ;;
   --duration) duration=$2; shift 2 ;;
   --warmup) warmup=$2; shift 2 ;;
   --concurrency) concurrency=$2; shift 2 ;;
@@ -51,18 +83,31 @@ done
 IFS=, read -r -a WL <<<"$workloads"
 for w in "${WL[@]}"; do
   case "$w" in
-  connect | crr | server-close) ;;
-  *) echo "bench.sh: unknown workload '$w' (connect, crr, server-close)" >&2; exit 2 ;;
+  connect | crr | server-close | rr) ;;
+  *) echo "bench.sh: unknown workload '$w' (connect, crr, server-close, rr)" >&2; exit 2 ;;
+  esac
+done
+IFS=, read -r -a SV <<<"$servers"
+for s in "${SV[@]}"; do
+  case "$s" in
+  linux | xtcp | xtcp-busy | xtcp-idle) ;;
+  *) echo "bench.sh: unknown server '$s' (linux, xtcp, xtcp-busy, xtcp-idle)" >&2; exit 2 ;;
   esac
 done
 if [ "$quick" = 1 ]; then
   duration=${duration:-1}
   warmup=${warmup:-0.3}
+  repeat=${repeat:-1}
   timeout_ms=1000
 else
   duration=${duration:-5}
   warmup=${warmup:-1}
+  repeat=${repeat:-3}
   timeout_ms=2000
+fi
+if ! [[ "$repeat" =~ ^[0-9]+$ ]] || [ "$repeat" -lt 1 ] || [ "$repeat" -gt 20 ]; then
+  echo "bench.sh: --repeat must be 1..20, got '$repeat'" >&2
+  exit 2
 fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "bench.sh: must run as root (network namespaces, XDP, AF_XDP)" >&2
@@ -74,6 +119,11 @@ if [ "$(nproc)" -lt 2 ]; then
 fi
 
 ./scripts/install-deps.sh
+# The PNG copies of the plots (SVG -> PNG); not needed for anything else.
+if ! command -v rsvg-convert >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends librsvg2-bin \
+    >/dev/null 2>&1 || echo "bench.sh: could not install librsvg2-bin: plots as SVG only" >&2
+fi
 if ! command -v cargo >/dev/null; then
   echo "bench.sh: cargo not found; install Rust (https://rustup.rs) first" >&2
   exit 1
@@ -117,9 +167,56 @@ fresh_net() {
   # The Linux server as a fair reference: deep accept and SYN queues (set in its namespace).
   ip netns exec "$XT_NS_B" sysctl -qw net.core.somaxconn=65535 \
     net.ipv4.tcp_max_syn_backlog=65535
+  if [ "$threaded" = 1 ]; then
+    napi_threaded "$XT_NS_A" "$XT_IF_A"
+    napi_threaded "$XT_NS_B" "$XT_IF_B"
+  fi
 }
 
-# start_server linux|xtcp WORKLOAD STATS_FILE LOG
+# napi_threaded NS IF: GRO on (gives a veth end a NAPI instance, reused by an XDP program
+# attached later) and threaded NAPI, so the end's receive path runs in a `napi/IF-N` kthread
+# that can be pinned, instead of in the sender's softirq.
+napi_threaded() {
+  ip netns exec "$1" ethtool -K "$2" gro on >/dev/null
+  ip netns exec "$1" sh -c "echo 1 > /sys/class/net/$2/threaded"
+}
+
+# PIDs of the NAPI kthreads of interface $1 (found by comm: kthreads have no cmdline). The
+# comm is cut to 15 bytes, so "napi/IF-" may lose its id digits: match the prefix.
+napi_pids() {
+  local want="napi/$1-" p c
+  want=${want:0:15}
+  for p in /proc/[0-9]*; do
+    c=$(cat "$p/comm" 2>/dev/null) || continue
+    case "$c" in "$want"*) echo "${p#/proc/}" ;; esac
+  done
+}
+
+# Pins each side's NAPI kthreads to that side's core.
+pin_napi() {
+  [ "$threaded" = 1 ] || return 0
+  local pid
+  for pid in $(napi_pids "$XT_IF_A"); do taskset -pc "$CLIENT_CORE" "$pid" >/dev/null || true; done
+  for pid in $(napi_pids "$XT_IF_B"); do taskset -pc "$SERVER_CORE" "$pid" >/dev/null || true; done
+}
+
+# napi_record FILE: one line per NAPI kthread: side, pid, comm, allowed CPUs, last CPU, and
+# its CPU time so far in clock ticks (utime + stime), the evidence of who paid for receiving.
+napi_record() {
+  local side ifn pid st
+  for side in client server; do
+    ifn=$XT_IF_A
+    [ "$side" = server ] && ifn=$XT_IF_B
+    for pid in $(napi_pids "$ifn"); do
+      st=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+      # After the comm: field 3 is state, so utime/stime/processor are 14/15/39 - 2.
+      set -- $st
+      echo "$side pid=$pid comm=$(cat "/proc/$pid/comm") allowed=$(taskset -pc "$pid" | sed 's/.*: //') last_cpu=${37} ticks=$((${12} + ${13}))"
+    done
+  done >>"$1"
+}
+
+# start_server linux|xtcp|xtcp-busy|xtcp-idle WORKLOAD STATS_FILE LOG
 start_server() {
   local kind=$1 wl=$2 stats=$3 log=$4
   rm -f "$stats"
@@ -127,12 +224,19 @@ start_server() {
     local mode=echo
     [ "$wl" = server-close ] && mode=respond-close
     ip netns exec "$XT_NS_B" "$LG" kernel-server --ip "$XT_IP_B" --port 8080 --mode "$mode" \
-      --cores 1 --stats "$stats" >"$log" 2>&1 &
+      --cores "$SERVER_CORE" --stats "$stats" >"$log" 2>&1 &
+  elif [ "$kind" = ceiling ]; then
+    local mode=echo
+    [ "$wl" = server-close ] && mode=respond-close
+    ip netns exec "$XT_NS_B" "$LG" reflector --iface "$XT_IF_B" --ip "$XT_IP_B" --port 8080 \
+      --mode "$mode" --core "$SERVER_CORE" --stats "$stats" >"$log" 2>&1 &
   else
-    local ex=echo
+    local ex=echo poll=prefer-busy
     [ "$wl" = server-close ] && ex=http
+    case "$kind" in xtcp-busy) poll=busy ;; xtcp-idle) poll=idle ;; esac
     ip netns exec "$XT_NS_B" "$TARGET/release/examples/$ex" --iface "$XT_IF_B" --ip "$XT_IP_B" \
-      --port 8080 --cores 1 --stats "$stats" >"$log" 2>&1 &
+      --port 8080 --cores "$SERVER_CORE" --stats "$stats" --stats-interval-ms 100 \
+      --poll-mode "$poll" >"$log" 2>&1 &
   fi
   SERVER_PID=$!
   # Ready once it printed its listening line (both servers print one on stdout).
@@ -158,23 +262,34 @@ stop_server() {
   fi
 }
 
-# measure SERVER WORKLOAD PHASE LOAD_ARGS...: one load generator run against a fresh server.
+# measure SERVER WORKLOAD PHASE REP LOAD_ARGS...: one load generator run against a fresh
+# server.
 measure() {
-  local kind=$1 wl=$2 phase=$3
-  shift 3
-  local tag=$wl-$kind-$phase
+  local kind=$1 wl=$2 phase=$3 rep=$4
+  shift 4
+  local tag=$wl-$kind-$phase-r$rep
+  local skind=xtcp
+  [ "$kind" = linux ] && skind=linux
+  [ "$kind" = ceiling ] && skind=reflector
   fresh_net
   if ! start_server "$kind" "$wl" "$OUT/$tag.server.json" "$OUT/$tag.server.log"; then
     stop_server
     return 1
   fi
+  # Pinned after the server started: an XDP attach may add NAPI instances.
+  pin_napi
   echo "-- $tag: $*" >&2
   local rc=0
-  timeout 120 ip netns exec "$XT_NS_A" "$LG" run --backend xtcp --iface "$XT_IF_A" --cores 0 \
+  echo "# before" >"$OUT/$tag.napi.txt"
+  napi_record "$OUT/$tag.napi.txt"
+  timeout 120 ip netns exec "$XT_NS_A" "$LG" run --backend xtcp --iface "$XT_IF_A" \
+    --cores "$CLIENT_CORE" --server-cores "$SERVER_CORE" \
     --src-ip "$SRC_NET.0/24" --target "$XT_IP_B:8080" --workload "$wl" \
     --duration "$duration" --warmup "$warmup" --timeout-ms "$timeout_ms" \
-    --server-stats "$OUT/$tag.server.json" --server-kind "$kind" \
+    --server-stats "$OUT/$tag.server.json" --server-kind "$skind" \
     --json "$OUT/$tag.json" --plot "$OUT/$tag.svg" --quiet "$@" >"$OUT/$tag.txt" 2>&1 || rc=$?
+  echo "# after" >>"$OUT/$tag.napi.txt"
+  napi_record "$OUT/$tag.napi.txt"
   stop_server
   if [ $rc -ne 0 ]; then
     echo "bench.sh: load generator failed ($tag):" >&2
@@ -183,112 +298,76 @@ measure() {
   fi
 }
 
-json_get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["rates"]["handshakes_per_s"])' "$1"; }
+# The rate a workload is measured by: transactions for rr (persistent connections),
+# handshakes otherwise. Prints the median over the given run files.
+median_rate() {
+  python3 - "$@" <<'PY'
+import json, statistics, sys
+v = []
+for p in sys.argv[1:]:
+    if p.endswith(".server.json"):
+        continue
+    try:
+        r = json.load(open(p))
+    except (OSError, ValueError):
+        continue
+    k = "transactions_per_s" if r["workload"] == "rr" else "handshakes_per_s"
+    v.append(r["rates"][k])
+print(statistics.median(v) if v else 0)
+PY
+}
 
-SERVERS=(linux)
-[ "$XTCP_OK" = 1 ] && SERVERS+=(xtcp)
+SERVERS=()
+for s in "${SV[@]}"; do
+  if [ "$s" != linux ] && [ "$XTCP_OK" != 1 ]; then continue; fi
+  SERVERS+=("$s")
+done
+# The I/O ceiling (stateless reflector, `xtcp-loadgen reflector`), measured in the same run
+# (max phase, interleaved with the servers) wherever an xtcp server is measured.
+CEILING=()
+for s in "${SERVERS[@]}"; do
+  [ "$s" != linux ] && CEILING=(ceiling)
+done
 started=$(date +%s)
 for wl in "${WL[@]}"; do
   echo "== $wl"
-  for s in "${SERVERS[@]}"; do
-    measure "$s" "$wl" max --concurrency "$concurrency" --max-rate "$max_rate" ||
-      echo "bench.sh: $wl against $s (max) failed" >&2
+  # Servers interleaved within each repetition, so slow drifts of the machine hit all alike.
+  for rep in $(seq 1 "$repeat"); do
+    for s in "${SERVERS[@]}" "${CEILING[@]}"; do
+      measure "$s" "$wl" max "$rep" --concurrency "$concurrency" --max-rate "$max_rate" ||
+        echo "bench.sh: $wl against $s (max, run $rep) failed" >&2
+    done
   done
-  # The common offered rate: half of what Linux reached, so Linux is not overloaded.
+  # The common offered rate: half of Linux's median max rate, so Linux is not overloaded.
   lat_rate=1000
-  if [ -f "$OUT/$wl-linux-max.json" ]; then
+  if compgen -G "$OUT/$wl-linux-max-r*.json" >/dev/null; then
     lat_rate=$(python3 -c 'import sys; print(max(1000, int(float(sys.argv[1]) * 0.5 / 1000) * 1000))' \
-      "$(json_get "$OUT/$wl-linux-max.json")")
+      "$(median_rate "$OUT/$wl-linux-max-r"*.json)")
   fi
-  for s in "${SERVERS[@]}"; do
-    measure "$s" "$wl" lat --rate "$lat_rate" || echo "bench.sh: $wl against $s (lat) failed" >&2
+  for rep in $(seq 1 "$repeat"); do
+    for s in "${SERVERS[@]}"; do
+      measure "$s" "$wl" lat "$rep" --rate "$lat_rate" ||
+        echo "bench.sh: $wl against $s (lat, run $rep) failed" >&2
+    done
   done
 done
 elapsed=$(($(date +%s) - started))
 
-python3 - "$OUT" "$elapsed" "$workloads" "$XTCP_OK" <<'PY'
-import json, os, sys, platform
-out, elapsed, workloads, xtcp_ok = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4] == "1"
+# One picture per workload, every server on the same axes (the first repetition's runs), as
+# SVG, and as PNG (rsvg-convert, librsvg2-bin).
+for wl in "${WL[@]}"; do
+  args=()
+  for s in "${SERVERS[@]}"; do
+    args+=(--run "$s=$OUT/$wl-$s-max-r1.json,$OUT/$wl-$s-lat-r1.json")
+  done
+  if "$LG" compare-plot --workload "$wl" --out "$OUT/$wl-compare.svg" "${args[@]}"; then
+    if command -v rsvg-convert >/dev/null; then
+      rsvg-convert -b white -o "$OUT/$wl-compare.png" "$OUT/$wl-compare.svg" || true
+    fi
+  fi
+done
 
-def load(tag):
-    p = os.path.join(out, tag + ".json")
-    try:
-        return json.load(open(p))
-    except (OSError, ValueError):
-        return None
-
-def num(v, fmt="{:.0f}"):
-    return "-" if v is None else fmt.format(v)
-
-rows = []
-header = ["workload", "server", "max rate /s", "failed", "offered /s", "p50 connect us",
-          "p99 connect us", "TW client max", "TW server max", "loadgen CPU", "xtcp/Linux rate",
-          "Linux/xtcp p99"]
-verdicts = []
-for wl in workloads:
-    res = {}
-    for s in ("linux", "xtcp"):
-        res[s] = (load(f"{wl}-{s}-max"), load(f"{wl}-{s}-lat"))
-    lmax, llat = res["linux"]
-    for s in ("linux", "xtcp"):
-        m, l = res[s]
-        if m is None and l is None:
-            rows.append([wl, s] + ["unavailable"] + [""] * (len(header) - 3))
-            continue
-        rate = m["rates"]["handshakes_per_s"] if m else None
-        failed = (m["connections"]["failed"] if m else 0) + (l["connections"]["failed"] if l else 0)
-        p50 = l["latency_us"]["connect"]["p50"] if l else None
-        p99 = l["latency_us"]["connect"]["p99"] if l else None
-        tw = [x["time_wait"] for x in (m, l) if x]
-        twc = max((t["client_max"] or 0) for t in tw) if tw else None
-        tws = max((t["server_max"] or 0) for t in tw) if tw else None
-        cpu = m["loadgen_cpu"] if m else None
-        ratio = p99ratio = ""
-        if s == "xtcp" and lmax and m and lmax["rates"]["handshakes_per_s"] > 0:
-            r = rate / lmax["rates"]["handshakes_per_s"]
-            ratio = f"{r:.2f}x"
-            verdicts.append(f"{wl}: xtcp/Linux rate {r:.2f}x (goal >= 6x: {'met' if r >= 6 else 'not met'})")
-        if s == "xtcp" and llat and l:
-            lp, xp = llat["latency_us"]["connect"]["p99"], p99
-            if lp and xp:
-                pr = lp / xp
-                p99ratio = f"{pr:.2f}x"
-                verdicts.append(f"{wl}: p99 connect at {l['load']['rate']:.0f}/s: Linux {lp:.0f} us, xtcp {xp:.0f} us (goal xtcp <= 1/3 of Linux: {'met' if pr >= 3 else 'not met'})")
-        rows.append([wl, s, num(rate), str(failed), num(l["load"]["rate"] if l else None),
-                     num(p50, "{:.1f}"), num(p99, "{:.1f}"), num(twc), num(tws),
-                     num(cpu, "{:.2f}"), ratio, p99ratio])
-
-widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-def line(r):
-    return "  ".join(str(c).rjust(w) if i > 1 else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-table = "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-print()
-print(table)
-print()
-for v in verdicts:
-    print("  " + v)
-print(f"\nmeasurement took {elapsed} s; results in {out}")
-
-cpu = ""
-try:
-    cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][0]
-except (OSError, IndexError):
-    pass
-with open(os.path.join(out, "summary.md"), "w") as f:
-    f.write("# xtcp benchmark: xtcp server vs Linux server\n\n")
-    f.write(f"Command: `{os.environ.get('BENCH_CMD', './scripts/bench.sh')}`\n\n")
-    f.write(f"Machine: {platform.node()}, kernel {platform.release()}, {os.cpu_count()} CPUs ({cpu}).\n")
-    f.write("Load generator: xtcp backend (AF_XDP, copy mode on veth), core 0, namespace A, 254 source "
-            "addresses. Server: core 1, namespace B. `max`: closed loop; `lat`: open loop at the offered "
-            "rate shown (half of Linux's max), latency from the intended start.\n\n")
-    f.write("| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n")
-    for r in rows:
-        f.write("| " + " | ".join(str(c) for c in r) + " |\n")
-    f.write("\n" + "\n".join("- " + v for v in verdicts) + "\n")
-    f.write("\nFiles: `<workload>-<server>-<max|lat>.json` (load generator report, keys in README.md), "
-            "`.svg` (rate, TIME-WAIT, latency distribution), `.txt` (printed table), "
-            "`.server.json` (server stats), `.server.log`.\n")
-PY
+python3 "$ROOT/scripts/bench_summary.py" "$OUT" "$elapsed" "$workloads" "$(IFS=,; echo "${SERVERS[*]}")"
 
 if [ "$sim" = 1 ]; then
   echo "== simulator demo (two xtcp stacks in one process, no network)"

@@ -25,6 +25,49 @@ pub enum Cmd {
     Run(RunArgs),
     /// Run the Linux reference server (epoll, SO_REUSEPORT listener per thread, pinned).
     KernelServer(ServerArgs),
+    /// Draw one SVG per workload comparing servers: rate over time, connect latency by
+    /// percentile, server-core CPU breakdown (from `run --json` reports).
+    ComparePlot(CompareArgs),
+    /// The I/O ceiling: a stateless AF_XDP responder answering each client frame with the
+    /// frames a server would send. NOT a TCP server (no state, retransmission or TIME-WAIT);
+    /// see the reflector module docs.
+    Reflector(ReflectorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReflectorArgs {
+    /// Interface to attach to (in this network namespace).
+    #[arg(long)]
+    pub iface: String,
+    /// Address the client connects to.
+    #[arg(long)]
+    pub ip: Ipv4Addr,
+    /// Port the client connects to.
+    #[arg(long)]
+    pub port: u16,
+    /// echo (connect, crr, rr) or respond-close (server-close).
+    #[arg(long, value_enum)]
+    pub mode: crate::reflector::ReflectMode,
+    /// Core to pin the thread to.
+    #[arg(long)]
+    pub core: Option<usize>,
+    /// Write counters and the work accounting (busy_ns, loop_ns) as JSON every 100 ms.
+    #[arg(long, value_name = "FILE")]
+    pub stats: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The workload named in the title (rr plots transactions, the others handshakes).
+    #[arg(long)]
+    pub workload: String,
+    /// Output file (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    pub out: PathBuf,
+    /// One server: LABEL=MAX.json[,LAT.json] (repeat for each server; either file may be
+    /// missing on disk, its panels then stay empty).
+    #[arg(long = "run", value_name = "LABEL=MAX[,LAT]", required = true)]
+    pub runs: Vec<String>,
 }
 
 /// What is being measured, for the report's `server` key.
@@ -32,6 +75,8 @@ pub enum Cmd {
 pub enum ServerKind {
     Xtcp,
     Linux,
+    /// The stateless I/O-ceiling responder (`reflector`).
+    Reflector,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +140,15 @@ pub struct RunArgs {
     /// with --server-stats, else `linux`].
     #[arg(long, value_enum)]
     pub server_kind: Option<ServerKind>,
+    /// The server's cores (e.g. `1`): with --cores, the report gets a `cpu` object (both
+    /// sides' /proc/stat shares over the measured window, server CPU per connection) and a
+    /// `bound` verdict.
+    #[arg(long, value_name = "LIST")]
+    pub server_cores: Option<String>,
+    /// The I/O ceiling for this workload in connections per second (measured by the stateless
+    /// reflector in the same run): the report gets `ceiling_pct`.
+    #[arg(long, value_name = "PER_S")]
+    pub ceiling_rate: Option<f64>,
     /// Connect, response and close timeout in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     pub timeout_ms: u64,

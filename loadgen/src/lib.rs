@@ -7,11 +7,13 @@
 
 pub mod backend;
 pub mod cli;
+pub mod cpustat;
 pub mod metrics;
 pub mod netdev;
 pub mod pace;
 pub mod plot;
 pub mod probe;
+pub mod reflector;
 pub mod report;
 pub mod run;
 pub mod server;

@@ -148,28 +148,10 @@ fn probe(to: SocketAddrV4) -> io::Result<()> {
     }
 }
 
-/// 32 bytes from the kernel's CSPRNG (ISNs, cookies and hash seeds of the stack).
+/// 32 bytes from the operating system's CSPRNG (ISNs, cookies and hash seeds of the stack).
 pub fn random_secret() -> Result<[u8; 32], String> {
     let mut buf = [0u8; 32];
-    let mut got = 0;
-    while got < buf.len() {
-        // Safety: the pointer and length describe the unfilled tail of `buf`.
-        let r = unsafe {
-            libc::getrandom(
-                buf[got..].as_mut_ptr().cast(),
-                buf.len() - got,
-                0 as libc::c_uint,
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(format!("getrandom: {e}"));
-        }
-        got += r as usize;
-    }
+    getrandom::fill(&mut buf).map_err(|e| format!("getrandom: {e}"))?;
     Ok(buf)
 }
 

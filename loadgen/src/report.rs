@@ -27,6 +27,62 @@ pub struct Report {
     pub timeline: Vec<TimelineEntry>,
     pub loadgen_cpu: f64,
     pub loadgen_cpu_detail: CpuDetail,
+    /// Per-core accounting of the measured window (`None` without `--server-cores` and
+    /// `--cores`, or where `/proc/stat` is unreadable).
+    pub cpu: Option<CpuReport>,
+    /// Which side was the limit: `server`, `client`, `both` or `neither` (see `cpustat`).
+    pub bound: Option<&'static str>,
+    /// xtcp rows: the handshake rate as a percentage of `--ceiling-rate` (the copy-mode
+    /// AF_XDP I/O ceiling measured in the same run by a stateless reflector).
+    pub ceiling_pct: Option<f64>,
+    /// Connect latency distribution for plots: `[nines, us]` pairs, nines = -log10(1 - q)
+    /// from 0 (p0) to 4 (p99.99) in steps of 0.05; empty without completed connects.
+    pub connect_cdf_us: Vec<[f64; 2]>,
+}
+
+/// The `cpu` object: both sides' cores over the measured window.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuReport {
+    pub window_s: f64,
+    pub server: ServerCpu,
+    pub client: ClientCpu,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerCpu {
+    pub cores: Vec<usize>,
+    /// `/proc/stat`: everything but idle and iowait, averaged over the server cores.
+    pub busy: f64,
+    pub user: f64,
+    pub system: f64,
+    pub softirq: f64,
+    pub irq: f64,
+    /// Share of the window spent on work: `busy` less the engine's empty spinning
+    /// (`engine_spin`) for a polling server, `busy` for a server that sleeps when idle.
+    pub work: f64,
+    /// `proc-stat-less-engine-spin` or `proc-stat`: how `work` was obtained.
+    pub work_source: &'static str,
+    /// The engine's own work fraction (loop time in iterations that did something), where
+    /// the server reports one.
+    pub engine_busy: Option<f64>,
+    /// The engine's share of the window spinning on empty rings, where reported.
+    pub engine_spin: Option<f64>,
+    /// Server-core CPU time spent on work divided by connections completed in the window.
+    pub us_per_conn: Option<f64>,
+    /// The same per transaction (rr, crr, server-close).
+    pub us_per_txn: Option<f64>,
+    /// `busy` (idle polling included) per completed connection.
+    pub us_per_conn_busy: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientCpu {
+    pub cores: Vec<usize>,
+    pub busy: f64,
+    pub user: f64,
+    pub system: f64,
+    pub softirq: f64,
+    pub irq: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -229,6 +285,29 @@ impl Report {
                 f.legit_success_ratio
                     .map_or("-".to_string(), |r| format!("{:.1} %", r * 100.0))
             );
+        }
+        if let Some(c) = &self.cpu {
+            let _ = writeln!(
+                s,
+                "  cores           server {:?} busy {:.2} (user {:.2} sys {:.2} softirq {:.2}), work {:.2} ({}); client {:?} busy {:.2} (softirq {:.2}); bound: {}",
+                c.server.cores,
+                c.server.busy,
+                c.server.user,
+                c.server.system,
+                c.server.softirq,
+                c.server.work,
+                c.server.work_source,
+                c.client.cores,
+                c.client.busy,
+                c.client.softirq,
+                self.bound.unwrap_or("-")
+            );
+            if let Some(u) = c.server.us_per_conn {
+                let _ = writeln!(
+                    s,
+                    "  server cost     {u:.2} us of server core per connection"
+                );
+            }
         }
         let _ = writeln!(
             s,

@@ -9,6 +9,7 @@
 
 use crate::backend::{self, BackendKind, Load, LoadSpec, WorkerCtx, Workload};
 use crate::cli::{self, RunArgs, ServerKind};
+use crate::cpustat;
 use crate::metrics::{Counter, Hists, Metrics, Percentiles, Snapshot};
 use crate::probe::{self, NetnsSampler, ServerProbe};
 use crate::report::*;
@@ -137,6 +138,21 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
     let mut prev_snap = Snapshot::default();
     let mut prev_cpu = util::process_cpu_time();
     let mut cpu_measure_start = prev_cpu;
+    let server_cores = match &args.server_cores {
+        Some(s) => util::parse_cores(s).map_err(|e| format!("--server-cores {s}: {e}"))?,
+        None => Vec::new(),
+    };
+    let engine_reading = || {
+        args.server_stats
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| cpustat::parse_engine_cores(&t))
+            .unwrap_or_default()
+    };
+    // Readings at the start of the measured window (taken again when the warmup ends).
+    let mut stat_start = cpustat::read_proc_stat();
+    let mut engine_start = engine_reading();
+    let (stat_end, engine_end);
     let measured_ns;
     let cpu_at_end;
     loop {
@@ -166,6 +182,8 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
         let cpu_frac = (cpu.saturating_sub(prev_cpu)).as_nanos() as f64 / interval as f64;
         if tick == spec.measure_start_ns {
             cpu_measure_start = cpu;
+            stat_start = cpustat::read_proc_stat();
+            engine_start = engine_reading();
         }
         if tick > spec.measure_start_ns {
             tw_client_max = max_opt(tw_client_max, tw_c);
@@ -198,6 +216,8 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
         if tick >= spec.end_ns || tick < next {
             measured_ns = tick.saturating_sub(spec.measure_start_ns);
             cpu_at_end = cpu;
+            stat_end = cpustat::read_proc_stat();
+            engine_end = engine_reading();
             break;
         }
     }
@@ -263,6 +283,22 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
         Load::Closed { concurrency } => (Some(concurrency), None),
         Load::Open { rate } => (None, Some(rate)),
     };
+    let cpu_report = cpu_report(CpuInputs {
+        server_cores: &server_cores,
+        client_cores: &cores,
+        stat: (&stat_start, &stat_end),
+        engine: (&engine_start, &engine_end),
+        secs,
+        connections: window.0,
+        transactions: window.2,
+    });
+    let bound = cpu_report
+        .as_ref()
+        .map(|c| cpustat::verdict(c.server.work, c.client.busy));
+    let ceiling_pct = args
+        .ceiling_rate
+        .filter(|&c| c > 0.0)
+        .map(|c| round1(window.0 as f64 / secs / c * 100.0));
     let report = Report {
         workload: spec.workload.name(),
         backend: args.backend.name(),
@@ -346,8 +382,71 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
             per_worker_core: round3(cpu_used / n as f64),
             workers: n,
         },
+        cpu: cpu_report,
+        bound,
+        ceiling_pct,
+        connect_cdf_us: crate::plot::nines_curve(&hists.connect, 0.05)
+            .into_iter()
+            .map(|(x, us)| [round3(x), round1(us)])
+            .collect(),
     };
     Ok(Outcome { report, hists })
+}
+
+struct CpuInputs<'a> {
+    server_cores: &'a [usize],
+    client_cores: &'a [usize],
+    stat: (
+        &'a [Option<cpustat::CpuTimes>],
+        &'a [Option<cpustat::CpuTimes>],
+    ),
+    engine: (&'a [cpustat::EngineCore], &'a [cpustat::EngineCore]),
+    secs: f64,
+    connections: u64,
+    transactions: u64,
+}
+
+/// The `cpu` object, when both sides' cores are known and /proc/stat was readable.
+fn cpu_report(i: CpuInputs<'_>) -> Option<CpuReport> {
+    let s = cpustat::share(i.stat.0, i.stat.1, i.server_cores)?;
+    let c = cpustat::share(i.stat.0, i.stat.1, i.client_cores)?;
+    let engine_busy = cpustat::engine_work(i.engine.0, i.engine.1);
+    // A polling engine's empty spinning is not work; everything else on its core is (its
+    // own work and the kernel's receive path there), as for a server that sleeps when idle.
+    let spin = cpustat::engine_spin(i.engine.0, i.engine.1);
+    let work = cpustat::server_work(s.busy, spin);
+    let work_source = if spin.is_some() {
+        "proc-stat-less-engine-spin"
+    } else {
+        "proc-stat"
+    };
+    let n_server = i.server_cores.len() as f64;
+    Some(CpuReport {
+        window_s: round3(i.secs),
+        server: ServerCpu {
+            cores: i.server_cores.to_vec(),
+            busy: s.busy,
+            user: s.user,
+            system: s.system,
+            softirq: s.softirq,
+            irq: s.irq,
+            work,
+            work_source,
+            engine_busy,
+            engine_spin: spin,
+            us_per_conn: cpustat::us_per(work * n_server, i.secs, i.connections),
+            us_per_txn: cpustat::us_per(work * n_server, i.secs, i.transactions),
+            us_per_conn_busy: cpustat::us_per(s.busy * n_server, i.secs, i.connections),
+        },
+        client: ClientCpu {
+            cores: i.client_cores.to_vec(),
+            busy: c.busy,
+            user: c.user,
+            system: c.system,
+            softirq: c.softirq,
+            irq: c.irq,
+        },
+    })
 }
 
 /// `server` key: explicit flag, else the stats file's own `server` key, else `xtcp` when a
@@ -357,6 +456,7 @@ fn server_name(args: &RunArgs) -> &'static str {
         return match k {
             ServerKind::Xtcp => "xtcp",
             ServerKind::Linux => "linux",
+            ServerKind::Reflector => "reflector",
         };
     }
     if let Some(p) = &args.server_stats {

@@ -864,7 +864,11 @@ impl Host for Client {
     }
 
     fn give(&mut self, conn: u32, due: u64, now: u64) {
+        // rr: a transaction counts when it was due in the measured window, whenever its
+        // persistent connection was opened (usually during the warmup).
+        let measured = self.rec.is_measured(due);
         let c = &mut self.conns[conn as usize];
+        c.measured = measured;
         c.due_ns = due;
         c.sent = 0;
         c.received = 0;

@@ -6,7 +6,8 @@
 //! `syscall` (socket, options, bind, wakeups, interface look-ups), `mmap` (owned mappings),
 //! `umem` (the frame area), `ring` (one type per ring: Fill, Completion, Rx, Tx, each with
 //! `acquire` / `set`|`get` / `release` / `needs_wakeup`, tested on in-memory ring pairs),
-//! `socket` (set-up order and bind), `redirect` (a five-instruction redirect-all XDP program
+//! `socket` (set-up order and bind), `busy_poll` (preferred busy polling: socket options and
+//! device settings), `redirect` (a five-instruction redirect-all XDP program
 //! for private test links), `config` (what to create, and why creation failed), `ledger`
 //! (where each UMEM frame is), `link` (the [`Link`](crate::link::Link) over all of these).
 //!
@@ -36,6 +37,7 @@
 //! [`XskLink::new`] resolves the interface in the calling thread's network namespace, and
 //! the socket stays bound there whatever thread uses it later.
 
+pub mod busy_poll;
 mod config;
 mod if_xdp;
 mod ledger;

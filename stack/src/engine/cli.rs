@@ -1,26 +1,132 @@
-//! The command line shared by the example servers:
+//! The command line shared by the example servers (clap derive):
 //!
 //! ```text
 //! --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
-//!     [--cores LIST] [--stats FILE] [--idle-spins N]
+//!     [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
+//!     [--poll-mode prefer-busy|busy|idle] [--idle-spins N]
 //! ```
 //!
-//! `LIST` is comma-separated CPU numbers or ranges (`0,2-3`). Without `--idle-spins` the
-//! cores busy-poll ([`EngineConfig::busy_poll`]); with it, a core waits on its socket after
-//! `N` empty iterations ([`EngineConfig::idle_spins`]). Waiting costs a wake-up (tens of µs)
-//! per burst but leaves the CPU to other threads when there is no traffic: on a machine with
-//! no spare core, a busy-polling thread is instead preempted for whole scheduler slices
-//! (milliseconds) whenever a kernel thread needs the CPU. Errors print a message and the
-//! usage on stderr and exit with status 2; `--help` prints the usage and exits 0.
+//! `LIST` is comma-separated CPU numbers or ranges (`0,2-3`). `--poll-mode` picks the
+//! [`PollMode`]: `prefer-busy` (default; falls back to `idle` with a message where the kernel
+//! or device refuses it), `busy`, or `idle` (wait on the socket after `--idle-spins`
+//! empty iterations, default 1000). `--idle-spins` alone means `idle`, as it always did.
+//! Waiting costs a wake-up (tens of µs) per burst but leaves the CPU to other threads when
+//! there is no traffic: on a machine with no spare core, a busy-polling thread is instead
+//! preempted for whole scheduler slices (milliseconds) whenever a kernel thread needs the CPU.
+//! Errors print a message and the usage on stderr and exit with status 2; `--help` prints
+//! the help and exits 0.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use super::{EngineConfig, EngineInfo, XdpMode};
+use clap::{Parser, ValueEnum};
+
+use super::{BusyPollConfig, EngineConfig, EngineInfo, PollMode, XdpMode};
+use crate::time::Duration;
 
 /// The usage text, after "usage: PROGRAM".
 pub const USAGE: &str = "--iface IFACE --ip A.B.C.D --port P [--queues N] \
-[--xdp-mode auto|native|skb] [--cores LIST] [--stats FILE] [--idle-spins N]";
+[--xdp-mode auto|native|skb] [--cores LIST] [--stats FILE] [--stats-interval-ms MS] \
+[--poll-mode prefer-busy|busy|idle] [--idle-spins N]";
+
+/// `--poll-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PollArg {
+    /// AF_XDP preferred busy polling: this core runs the device's receive path too (falls
+    /// back to idle, saying why, where the socket cannot be busy-polled, e.g. copy mode).
+    PreferBusy,
+    /// Spin on the rings; the kernel's receive path runs wherever the device schedules it.
+    Busy,
+    /// Wait on the socket after --idle-spins empty iterations.
+    Idle,
+}
+
+/// `--xdp-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum XdpArg {
+    Auto,
+    Native,
+    Skb,
+}
+
+fn parse_iface(v: &str) -> Result<String, String> {
+    if v.is_empty() || v.len() > 15 || v.contains(['/', ' ', '\0']) {
+        return Err(format!("'{v}' is not an interface name"));
+    }
+    Ok(v.to_string())
+}
+
+fn parse_port(v: &str) -> Result<u16, String> {
+    v.parse::<u16>()
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("'{v}' is not a port (1-65535)"))
+}
+
+fn parse_queues(v: &str) -> Result<u32, String> {
+    v.parse::<u32>()
+        .ok()
+        .filter(|&q| (1..=xtcp_xdp_ebpf::MAX_QUEUES).contains(&q))
+        .ok_or_else(|| format!("'{v}' is not 1..={}", xtcp_xdp_ebpf::MAX_QUEUES))
+}
+
+/// A CPU list as one value (clap would take a bare `Vec` for a repeated flag).
+#[derive(Debug, Clone)]
+struct CoreList(Vec<usize>);
+
+fn parse_core_list(v: &str) -> Result<CoreList, String> {
+    parse_cores(v).map(CoreList)
+}
+
+fn parse_stats(v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        return Err("needs a file name".into());
+    }
+    Ok(PathBuf::from(v))
+}
+
+fn parse_interval(v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|&ms| (10..=3_600_000).contains(&ms))
+        .ok_or_else(|| format!("'{v}' is not 10..=3600000 ms"))
+}
+
+/// An xtcp example server on the AF_XDP engine.
+#[derive(Debug, Parser)]
+#[command(disable_version_flag = true)]
+struct Cli {
+    /// Interface to attach to (in this network namespace).
+    #[arg(long, value_name = "IFACE", value_parser = parse_iface)]
+    iface: String,
+    /// Address to listen on (normally configured on the interface too).
+    #[arg(long, value_name = "A.B.C.D")]
+    ip: Ipv4Addr,
+    /// Port to listen on.
+    #[arg(long, value_name = "P", value_parser = parse_port)]
+    port: u16,
+    /// Receive queues to serve, one pinned thread each.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse_queues)]
+    queues: u32,
+    /// XDP attach mode (auto: native, falling back to skb).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    xdp_mode: XdpArg,
+    /// CPUs for the queues' threads, e.g. `0,2-3` [default: queue i on the i-th usable CPU].
+    #[arg(long, value_name = "LIST", value_parser = parse_core_list)]
+    cores: Option<CoreList>,
+    /// Write the counters as JSON to FILE while running and at exit.
+    #[arg(long, value_name = "FILE", value_parser = parse_stats)]
+    stats: Option<PathBuf>,
+    /// How often the stats file is rewritten.
+    #[arg(long, value_name = "MS", default_value = "1000", value_parser = parse_interval)]
+    stats_interval_ms: u64,
+    /// How a core waits for frames [default: prefer-busy, or idle with --idle-spins].
+    #[arg(long, value_enum, value_name = "MODE")]
+    poll_mode: Option<PollArg>,
+    /// idle mode: empty iterations before waiting on the socket (implies --poll-mode idle).
+    #[arg(long, value_name = "N")]
+    idle_spins: Option<u32>,
+}
 
 /// Parsed server arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +141,11 @@ pub struct ServerArgs {
     /// Default: the engine's (queue i on the i-th usable CPU).
     pub cores: Option<Vec<usize>>,
     pub stats: Option<PathBuf>,
-    /// `Some(n)`: wait on the socket after `n` empty iterations; `None` (default): busy-poll.
+    /// Default 1000.
+    pub stats_interval_ms: u64,
+    /// Default prefer-busy; idle when only `--idle-spins` is given.
+    pub poll: PollArg,
+    /// `Some(n)`: empty iterations before waiting, in idle mode (default 1000).
     pub idle_spins: Option<u32>,
 }
 
@@ -43,14 +153,15 @@ pub struct ServerArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     Run(ServerArgs),
-    Help,
+    /// `--help`: the text to print.
+    Help(String),
 }
 
 /// Parses a CPU list such as `0,2-3`.
 pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
     let mut out = Vec::new();
     for part in s.split(',') {
-        let bad = || format!("--cores: bad entry '{part}' (want e.g. 0,2-3)");
+        let bad = || format!("bad entry '{part}' (want e.g. 0,2-3)");
         match part.split_once('-') {
             Some((a, b)) => {
                 let a: usize = a.trim().parse().map_err(|_| bad())?;
@@ -66,127 +177,78 @@ pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
-/// Parses the arguments after the program name.
-pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut iface = None;
-    let mut ip = None;
-    let mut port = None;
-    let mut queues = 1u32;
-    let mut xdp_mode = XdpMode::Auto;
-    let mut cores = None;
-    let mut stats = None;
-    let mut idle_spins = None;
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            return Ok(Parsed::Help);
+/// Parses the arguments after the program name (`prog` names it in the help).
+pub fn parse_as(prog: &str, args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    let argv = std::iter::once(prog.to_string()).chain(args);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Ok(Parsed::Help(e.render().to_string()));
         }
-        let known = [
-            "--iface",
-            "--ip",
-            "--port",
-            "--queues",
-            "--xdp-mode",
-            "--cores",
-            "--stats",
-            "--idle-spins",
-        ];
-        if !known.contains(&flag.as_str()) {
-            return Err(format!("unknown argument '{flag}'"));
+        Err(e) => {
+            // clap's own text, without its "error: " prefix and trailing usage/help hint
+            // (the caller prints the usage).
+            let text = e.render().to_string();
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            return Err(first.join(" ").trim_start_matches("error: ").to_string());
         }
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--iface" => {
-                if value.is_empty() || value.len() > 15 || value.contains(['/', ' ', '\0']) {
-                    return Err(format!("--iface: '{value}' is not an interface name"));
-                }
-                iface = Some(value);
-            }
-            "--ip" => {
-                ip = Some(
-                    value
-                        .parse::<Ipv4Addr>()
-                        .map_err(|_| format!("--ip: '{value}' is not an IPv4 address"))?,
-                )
-            }
-            "--port" => {
-                port = Some(
-                    value
-                        .parse::<u16>()
-                        .ok()
-                        .filter(|&p| p != 0)
-                        .ok_or_else(|| format!("--port: '{value}' is not a port (1-65535)"))?,
-                )
-            }
-            "--queues" => {
-                queues = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|&q| (1..=xtcp_xdp_ebpf::MAX_QUEUES).contains(&q))
-                    .ok_or_else(|| {
-                        format!(
-                            "--queues: '{value}' is not 1..={}",
-                            xtcp_xdp_ebpf::MAX_QUEUES
-                        )
-                    })?
-            }
-            "--xdp-mode" => {
-                xdp_mode = match value.as_str() {
-                    "auto" => XdpMode::Auto,
-                    "native" => XdpMode::Native,
-                    "skb" => XdpMode::Skb,
-                    _ => return Err(format!("--xdp-mode: '{value}' is not auto, native or skb")),
-                }
-            }
-            "--cores" => cores = Some(parse_cores(&value)?),
-            "--stats" => {
-                if value.is_empty() {
-                    return Err("--stats needs a file name".into());
-                }
-                stats = Some(PathBuf::from(value))
-            }
-            "--idle-spins" => {
-                idle_spins = Some(value.parse::<u32>().map_err(|_| {
-                    format!("--idle-spins: '{value}' is not a count (0-4294967295)")
-                })?)
-            }
-            _ => unreachable!("checked against the known flags"),
-        }
-    }
-    let iface = iface.ok_or("--iface is required")?;
-    let ip = ip.ok_or("--ip is required")?;
-    let port = port.ok_or("--port is required")?;
+    };
+    let cores = cli.cores.map(|c| c.0);
     if let Some(c) = &cores
-        && c.len() < queues as usize
+        && c.len() < cli.queues as usize
     {
         return Err(format!(
-            "--cores lists {} CPU(s) for {queues} queue(s)",
-            c.len()
+            "--cores lists {} CPU(s) for {} queue(s)",
+            c.len(),
+            cli.queues
         ));
     }
+    let poll = match (cli.poll_mode, cli.idle_spins) {
+        (Some(p), Some(_)) if p != PollArg::Idle => {
+            return Err("--idle-spins goes with --poll-mode idle".into());
+        }
+        (Some(p), _) => p,
+        (None, Some(_)) => PollArg::Idle,
+        (None, None) => PollArg::PreferBusy,
+    };
     Ok(Parsed::Run(ServerArgs {
-        iface,
-        ip,
-        port,
-        queues,
-        xdp_mode,
+        iface: cli.iface,
+        ip: cli.ip,
+        port: cli.port,
+        queues: cli.queues,
+        xdp_mode: match cli.xdp_mode {
+            XdpArg::Auto => XdpMode::Auto,
+            XdpArg::Native => XdpMode::Native,
+            XdpArg::Skb => XdpMode::Skb,
+        },
         cores,
-        stats,
-        idle_spins,
+        stats: cli.stats,
+        stats_interval_ms: cli.stats_interval_ms,
+        poll,
+        idle_spins: cli.idle_spins,
     }))
 }
 
+/// [`parse_as`] with the program name `xtcp`.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
+    parse_as("xtcp", args)
+}
+
 impl ServerArgs {
-    /// Parses `std::env::args()`; on `--help` prints the usage and exits 0, on an error
+    /// Parses `std::env::args()`; on `--help` prints the help and exits 0, on an error
     /// prints it with the usage and exits 2.
     pub fn from_env_or_exit() -> ServerArgs {
         let mut args = std::env::args();
         let prog = args.next().unwrap_or_else(|| "xtcp".into());
         let prog = prog.rsplit('/').next().unwrap_or("xtcp").to_string();
-        match parse(args) {
+        match parse_as(&prog, args) {
             Ok(Parsed::Run(a)) => a,
-            Ok(Parsed::Help) => {
-                println!("usage: {prog} {USAGE}");
+            Ok(Parsed::Help(text)) => {
+                print!("{text}");
                 std::process::exit(0);
             }
             Err(e) => {
@@ -205,8 +267,13 @@ impl ServerArgs {
         c.xdp_mode = self.xdp_mode;
         c.cores = self.cores.clone();
         c.stats_file = self.stats.clone();
+        c.stats_interval = Duration::from_millis(self.stats_interval_ms);
+        c.poll = match self.poll {
+            PollArg::PreferBusy => PollMode::PreferBusy(BusyPollConfig::default()),
+            PollArg::Busy => PollMode::Busy,
+            PollArg::Idle => PollMode::Idle,
+        };
         if let Some(n) = self.idle_spins {
-            c.busy_poll = false;
             c.idle_spins = n;
         }
         c
@@ -217,7 +284,7 @@ impl ServerArgs {
 /// `xtcp echo listening on 10.77.0.1:7 (iface xt-a, 1 queue, skb mode)`.
 pub fn ready_line(what: &str, args: &ServerArgs, info: &EngineInfo) -> String {
     format!(
-        "xtcp {what} listening on {}:{} (iface {}, {} queue{}, {} mode{})",
+        "xtcp {what} listening on {}:{} (iface {}, {} queue{}, {} mode{}, {} polling)",
         args.ip,
         args.port,
         args.iface,
@@ -225,6 +292,7 @@ pub fn ready_line(what: &str, args: &ServerArgs, info: &EngineInfo) -> String {
         if args.queues == 1 { "" } else { "s" },
         info.xdp_mode,
         if info.zero_copy { ", zero-copy" } else { "" },
+        info.poll,
     )
 }
 
@@ -267,21 +335,65 @@ mod tests {
         assert_eq!(a.cores, Some(vec![0, 1]));
         assert_eq!(a.stats, Some(PathBuf::from("/tmp/s.json")));
         assert_eq!(a.idle_spins, Some(200));
+        assert_eq!(a.poll, PollArg::Idle, "--idle-spins alone means idle");
         let c = a.engine_config();
         assert_eq!(c.ports, vec![7]);
         assert_eq!(c.queues, 2);
-        assert_eq!((c.busy_poll, c.idle_spins), (false, 200));
+        assert_eq!((c.poll, c.idle_spins), (PollMode::Idle, 200));
 
         let Parsed::Run(a) = p(&["--port", "80", "--ip", "1.2.3.4", "--iface", "eth0"]).unwrap()
         else {
             panic!("not Run")
         };
-        assert!(a.engine_config().busy_poll);
+        let c = a.engine_config();
+        assert_eq!(c.poll, PollMode::PreferBusy(BusyPollConfig::default()));
+        assert_eq!(c.stats_interval, Duration::from_secs(1));
         assert_eq!(
             (a.queues, a.xdp_mode, a.cores, a.stats, a.idle_spins),
             (1, XdpMode::Auto, None, None, None)
         );
-        assert_eq!(p(&["--help"]).unwrap(), Parsed::Help);
+        let Parsed::Help(h) = p(&["--help"]).unwrap() else {
+            panic!("not Help")
+        };
+        assert!(
+            h.contains("--poll-mode") && h.contains("prefer-busy"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn poll_modes() {
+        let base = ["--iface", "xt-a", "--ip", "10.77.0.1", "--port", "7"];
+        let run = |extra: &[&str]| {
+            let mut v: Vec<&str> = base.to_vec();
+            v.extend_from_slice(extra);
+            match p(&v).unwrap() {
+                Parsed::Run(a) => a.engine_config(),
+                Parsed::Help(_) => panic!("help"),
+            }
+        };
+        assert_eq!(run(&["--poll-mode", "busy"]).poll, PollMode::Busy);
+        assert_eq!(run(&["--poll-mode", "idle"]).poll, PollMode::Idle);
+        assert_eq!(run(&["--poll-mode", "idle"]).idle_spins, 1000);
+        let c = run(&["--poll-mode", "idle", "--idle-spins", "64"]);
+        assert_eq!((c.poll, c.idle_spins), (PollMode::Idle, 64));
+        assert!(matches!(
+            run(&["--poll-mode", "prefer-busy"]).poll,
+            PollMode::PreferBusy(_)
+        ));
+        assert_eq!(
+            run(&["--stats-interval-ms", "200"]).stats_interval,
+            Duration::from_millis(200)
+        );
+        let mut v: Vec<&str> = base.to_vec();
+        v.extend_from_slice(&["--poll-mode", "busy", "--idle-spins", "5"]);
+        assert!(p(&v).unwrap_err().contains("--idle-spins"));
+        v.truncate(6);
+        v.extend_from_slice(&["--poll-mode", "fast"]);
+        assert!(p(&v).is_err());
+        v.truncate(6);
+        v.extend_from_slice(&["--stats-interval-ms", "1"]);
+        assert!(p(&v).is_err());
     }
 
     #[test]
@@ -307,8 +419,8 @@ mod tests {
                 .unwrap_err()
                 .contains("--port")
         );
-        assert!(with(&["--bogus"]).unwrap_err().contains("unknown"));
-        assert!(with(&["--queues"]).unwrap_err().contains("needs a value"));
+        assert!(with(&["--bogus"]).unwrap_err().contains("'--bogus'"));
+        assert!(with(&["--queues"]).unwrap_err().contains("--queues"));
         assert!(with(&["--queues", "0"]).is_err());
         assert!(with(&["--xdp-mode", "fast"]).is_err());
         assert!(with(&["--cores", "x"]).is_err());

@@ -14,8 +14,11 @@
 //!
 //! Each loop iteration reads the monotonic clock once (all packets of the iteration share
 //! that `now`), polls the stack, delivers events, and transmits what the application queued;
-//! see the `worker` module for the exact order. Threads busy-poll by default; with
-//! [`EngineConfig::busy_poll`] off they wait on the socket after
+//! see the `worker` module for the exact order. How a core waits for frames is its
+//! [`PollMode`] ([`EngineConfig::poll`]): by default preferred busy polling, where the core's
+//! thread runs the device's receive NAPI itself, so that the kernel's share of receiving our
+//! frames is paid on our core (falling back, with a message, to idle waiting where the
+//! kernel or device lacks it); plain busy polling; or waiting on the socket after
 //! [`EngineConfig::idle_spins`] empty iterations.
 //!
 //! # Neighbours
@@ -75,6 +78,7 @@ mod stats;
 pub mod sys;
 mod worker;
 
+pub use crate::afxdp::busy_poll::BusyPollConfig;
 pub use app::{App, AppEvent, ConnectError, Io};
 pub use stats::{CoreStats, EngineStats, SNAPSHOT_INTERVAL, counter_fields};
 pub use worker::CoreCall;
@@ -93,6 +97,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use xtcp_xdp_ebpf::XdpSteering;
 
 use self::worker::{Command, Report, WorkerSetup};
+use crate::afxdp::busy_poll::{self, DeviceDeferral};
 use crate::afxdp::{XskConfig, XskError, XskLink};
 use crate::link::Link;
 use crate::stack::StackConfig;
@@ -124,6 +129,45 @@ impl Default for ShutdownPolicy {
     }
 }
 
+/// How a core waits for frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollMode {
+    /// AF_XDP preferred busy polling (`SO_PREFER_BUSY_POLL` with the device's
+    /// `napi_defer_hard_irqs`/`gro_flush_timeout`, see [`crate::afxdp::busy_poll`]): the
+    /// core spins, and every iteration runs the device's receive NAPI on this core through
+    /// `recvfrom`, so the kernel's receive work for our frames is charged to our core. Where
+    /// the kernel or device refuses the settings, or the socket has no NAPI id after bind
+    /// (copy mode on Linux ≥ 6.13, e.g. veth), the engine prints why and uses `Idle`: the
+    /// kernel's receive work for our frames then runs in the device's NAPI context, which a
+    /// fair set-up pins to our core too (IRQ affinity, or threaded NAPI on veth), and a
+    /// thread spinning without pause would starve it (measured on veth with threaded NAPI:
+    /// `busy` reached 0.4-0.8 of `idle`'s rate, with 2-3x its median connect latency; noisy
+    /// machine, see docs/benchmark.md).
+    PreferBusy(BusyPollConfig),
+    /// Spin on the rings without ever sleeping; the kernel receive path runs wherever the
+    /// device's NAPI is scheduled (on veth: the sender's CPU, or the NAPI kthread).
+    Busy,
+    /// Wait on the socket (`poll(2)`) after [`EngineConfig::idle_spins`] empty iterations.
+    Idle,
+}
+
+impl PollMode {
+    /// `prefer-busy`, `busy` or `idle`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PollMode::PreferBusy(_) => "prefer-busy",
+            PollMode::Busy => "busy",
+            PollMode::Idle => "idle",
+        }
+    }
+}
+
+impl fmt::Display for PollMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Configuration of an [`Engine`]. [`EngineConfig::new`] fills the documented defaults.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -145,11 +189,13 @@ pub struct EngineConfig {
     pub batch: usize,
     /// UMEM frames per socket. Default 4096 (8 MiB of 2 KiB frames).
     pub frame_count: u32,
-    /// Poll without ever sleeping. Default true (lowest latency; one CPU per queue at 100 %).
-    pub busy_poll: bool,
-    /// Without busy polling: empty iterations before waiting on the socket. Default 1000.
+    /// How the cores wait for frames. Default [`PollMode::PreferBusy`] with
+    /// [`BusyPollConfig::default`] (one CPU per queue at 100 %, the kernel's receive work on
+    /// that CPU too).
+    pub poll: PollMode,
+    /// [`PollMode::Idle`]: empty iterations before waiting on the socket. Default 1000.
     pub idle_spins: u32,
-    /// Without busy polling: the longest wait (the next timer cuts it short). Default 1 ms.
+    /// [`PollMode::Idle`]: the longest wait (the next timer cuts it short). Default 1 ms.
     pub idle_wait: Duration,
     /// Write the counters as JSON to this file once per `stats_interval` while
     /// [`Engine::run_until_signal`] runs, and once at shutdown. Default `None`.
@@ -177,7 +223,7 @@ impl EngineConfig {
             cores: None,
             batch: 64,
             frame_count: 4096,
-            busy_poll: true,
+            poll: PollMode::PreferBusy(BusyPollConfig::default()),
             idle_spins: 1000,
             idle_wait: Duration::from_millis(1),
             stats_file: None,
@@ -258,6 +304,10 @@ pub struct EngineInfo {
     pub cores: Vec<Option<usize>>,
     /// The ephemeral port range steered to the sockets (our active opens).
     pub ephemeral_ports: (u16, u16),
+    /// The poll mode in effect (differs from the configured one after a fallback).
+    pub poll: PollMode,
+    /// Why preferred busy polling was not used, when it was asked for and refused.
+    pub poll_fallback: Option<String>,
 }
 
 struct Worker<A> {
@@ -276,6 +326,8 @@ pub struct Engine<A: App + 'static> {
     latest: Vec<CoreStats>,
     stop_requested: bool,
     stopped: bool,
+    /// The device's deferral settings before preferred busy polling changed them.
+    deferral_before: Option<DeviceDeferral>,
 }
 
 impl<A: App + 'static> fmt::Debug for Engine<A> {
@@ -305,6 +357,70 @@ fn resolve_cores(cfg: &EngineConfig) -> Result<Vec<Option<usize>>, EngineError> 
             Ok((0..cfg.queues as usize)
                 .map(|i| (!ids.is_empty()).then(|| ids[i % ids.len()].id))
                 .collect())
+        }
+    }
+}
+
+/// Sets up preferred busy polling when configured: the device's deferral settings (once per
+/// interface) and the socket options on every socket; falls back to [`PollMode::Idle`]. Returns the mode in effect, why
+/// preferred busy polling was refused (if it was), and the device's previous settings.
+fn setup_polling(
+    cfg: &EngineConfig,
+    links: &[XskLink],
+) -> (PollMode, Option<String>, Option<DeviceDeferral>) {
+    let PollMode::PreferBusy(bp) = cfg.poll else {
+        return (cfg.poll, None, None);
+    };
+    for l in links {
+        // Busy polling runs the NAPI instance the socket is tied to. Since Linux 6.13 the
+        // kernel ties an AF_XDP socket to one at bind time, and only a zero-copy socket on a
+        // driver that registers its queues' NAPI (netif_queue_set_napi); a copy-mode socket
+        // (veth, any driver without zero-copy) gets none, and a busy poll then does nothing.
+        // Older kernels tie it on the first received frame: this check is then conservative.
+        match busy_poll::incoming_napi_id(l.fd()) {
+            Ok(0) => {
+                return (
+                    PollMode::Idle,
+                    Some(format!(
+                        "the {} socket has no NAPI id to busy-poll; the kernel gives one at \
+                         bind time only to zero-copy sockets",
+                        if l.is_zero_copy() {
+                            "zero-copy"
+                        } else {
+                            "copy-mode"
+                        }
+                    )),
+                    None,
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return (
+                    PollMode::Idle,
+                    Some(format!("SO_INCOMING_NAPI_ID: {e}")),
+                    None,
+                );
+            }
+        }
+        if let Err(e) = busy_poll::enable_on_socket(l.fd(), &bp) {
+            return (PollMode::Idle, Some(e.to_string()), None);
+        }
+    }
+    match DeviceDeferral::apply(&cfg.iface, &bp) {
+        Ok(before) => (cfg.poll, None, Some(before)),
+        Err(e) => {
+            // The socket options alone would leave the NAPI with the softirq path after each
+            // poll: a useless syscall per iteration. Turn them off.
+            for l in links {
+                let _ = busy_poll::enable_on_socket(
+                    l.fd(),
+                    &BusyPollConfig {
+                        busy_poll_us: 0,
+                        ..bp
+                    },
+                );
+            }
+            (PollMode::Idle, Some(format!("device settings: {e}")), None)
         }
     }
 }
@@ -356,12 +472,22 @@ impl<A: App + 'static> Engine<A> {
         let eph = cfg.stack.ephemeral_ports.clone();
         steering.set_port_range_slot(0, Some(cfg.ip), *eph.start(), *eph.end())?;
 
+        let (poll, poll_fallback, deferral_before) = setup_polling(&cfg, &links);
+        if let Some(why) = &poll_fallback {
+            eprintln!(
+                "xtcp: preferred busy polling unavailable ({why}); falling back to idle waiting \
+                 (spin, then wait on the socket), which leaves the core to the kernel's receive \
+                 path between bursts"
+            );
+        }
         let info = EngineInfo {
             mac,
             xdp_mode: steering.mode(),
             zero_copy: links.iter().all(|l| l.is_zero_copy()),
             cores: cores.clone(),
             ephemeral_ports: (*eph.start(), *eph.end()),
+            poll,
+            poll_fallback,
         };
 
         let make_app: Arc<dyn Fn(u32) -> A + Send + Sync> = Arc::new(make_app);
@@ -378,6 +504,7 @@ impl<A: App + 'static> Engine<A> {
             latest: Vec::new(),
             stop_requested: false,
             stopped: false,
+            deferral_before,
         };
         let listen: Vec<SocketAddrV4> = engine
             .cfg
@@ -404,7 +531,7 @@ impl<A: App + 'static> Engine<A> {
                 iface: engine.cfg.iface.clone(),
                 stack,
                 listen: listen.clone(),
-                busy_poll: engine.cfg.busy_poll,
+                poll: engine.info.poll,
                 idle_spins: engine.cfg.idle_spins,
                 idle_wait: engine.cfg.idle_wait,
                 shutdown: engine.cfg.shutdown,
@@ -492,6 +619,7 @@ impl<A: App + 'static> Engine<A> {
         EngineStats {
             cores: self.latest.clone(),
             xdp: self.steering.as_ref().and_then(|s| s.counters().ok()),
+            poll_mode: Some(self.info.poll.name()),
         }
     }
 
@@ -598,6 +726,7 @@ impl<A: App + 'static> Engine<A> {
         let stats = EngineStats {
             cores: self.latest.clone(),
             xdp: self.steering.as_ref().and_then(|s| s.counters().ok()),
+            poll_mode: Some(self.info.poll.name()),
         };
         if let Some(path) = &self.cfg.stats_file
             && let Err(e) = stats.write_file(path)
@@ -607,6 +736,11 @@ impl<A: App + 'static> Engine<A> {
         // Detach before the sockets go: frames stop being steered to sockets being freed.
         drop(self.steering.take());
         drop(links);
+        if let Some(d) = self.deferral_before.take()
+            && let Err(e) = d.restore()
+        {
+            eprintln!("xtcp: restoring {}'s NAPI deferral settings: {e}", d.iface);
+        }
         result.map(|()| stats)
     }
 }

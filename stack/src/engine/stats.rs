@@ -5,11 +5,15 @@
 //! latest of each core. JSON layout: the totals of every [`Counters`] field at the top level
 //! plus `"server": "xtcp"`, `"queues"`, `"connections"`, the XDP program's counters under
 //! `"xdp"`, and one object per core under `"cores"` with the same counter fields plus
-//! `queue`, `core`, `connections`, `zero_copy` and the AF_XDP socket's counters under `"xsk"`.
+//! `queue`, `core`, `connections`, `zero_copy`, `loops`, `idle_waits`, the work accounting
+//! (`busy_ns`, `loop_ns`, `wait_ns`, `busy_fraction`: see the `worker` module), `napi_id`, and the AF_XDP
+//! socket's counters under `"xsk"`. The top level also names the `poll_mode` in effect.
+//! Written with serde_json.
 
-use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
+
+use serde_json::{Map, Value, json};
 
 use crate::afxdp::XskStats;
 use crate::tcp::Counters;
@@ -36,8 +40,17 @@ pub struct CoreStats {
     pub connections: u64,
     /// Loop iterations.
     pub loops: u64,
-    /// Idle waits (`poll(2)` on the socket) when busy polling is off.
+    /// Idle waits (`poll(2)` on the socket) in [`PollMode::Idle`](super::PollMode::Idle).
     pub idle_waits: u64,
+    /// Wall time (ns) in loop iterations that did work (see the `worker` module).
+    pub busy_ns: u64,
+    /// Wall time (ns) in the loop, idle waits included.
+    pub loop_ns: u64,
+    /// Wall time (ns) inside idle waits (part of `loop_ns`).
+    pub wait_ns: u64,
+    /// The NAPI id the socket's frames come from (`SO_INCOMING_NAPI_ID`; 0: none yet, or the
+    /// receive path has none, and preferred busy polling has nothing to run).
+    pub napi_id: u32,
 }
 
 /// The latest snapshot of every core, and of the XDP program.
@@ -47,6 +60,8 @@ pub struct EngineStats {
     pub cores: Vec<CoreStats>,
     /// The steering program's counters (`None` if reading them failed).
     pub xdp: Option<XdpCounters>,
+    /// The poll mode in effect (`prefer-busy`, `busy`, `idle`), where known.
+    pub poll_mode: Option<&'static str>,
 }
 
 /// Declares the [`Counters`] fields the engine reports, once, for both the JSON names and the
@@ -118,9 +133,42 @@ fn xsk_fields(x: &XskStats) -> [(&'static str, u64); 9] {
     ]
 }
 
-fn write_counters(out: &mut String, c: &Counters) {
+fn put_counters(m: &mut Map<String, Value>, c: &Counters) {
     for (name, v) in counter_fields(c) {
-        let _ = write!(out, "\"{name}\": {v}, ");
+        m.insert(name.into(), v.into());
+    }
+}
+
+impl CoreStats {
+    /// Share of the loop's wall time spent in iterations that did work (0 before any loop).
+    pub fn busy_fraction(&self) -> f64 {
+        if self.loop_ns == 0 {
+            0.0
+        } else {
+            (self.busy_ns as f64 / self.loop_ns as f64 * 1000.0).round() / 1000.0
+        }
+    }
+
+    fn json_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("queue".into(), self.queue.into());
+        m.insert("core".into(), self.core.map_or(Value::Null, Value::from));
+        m.insert("connections".into(), self.connections.into());
+        m.insert("zero_copy".into(), self.zero_copy.into());
+        m.insert("loops".into(), self.loops.into());
+        m.insert("idle_waits".into(), self.idle_waits.into());
+        m.insert("busy_ns".into(), self.busy_ns.into());
+        m.insert("loop_ns".into(), self.loop_ns.into());
+        m.insert("wait_ns".into(), self.wait_ns.into());
+        m.insert("busy_fraction".into(), self.busy_fraction().into());
+        m.insert("napi_id".into(), self.napi_id.into());
+        put_counters(&mut m, &self.counters);
+        let xsk: Map<String, Value> = xsk_fields(&self.xsk)
+            .iter()
+            .map(|&(k, v)| (k.to_string(), v.into()))
+            .collect();
+        m.insert("xsk".into(), Value::Object(xsk));
+        Value::Object(m)
     }
 }
 
@@ -139,53 +187,40 @@ impl EngineStats {
         self.cores.iter().map(|c| c.connections).sum()
     }
 
+    /// The JSON document described in the module docs, as a value.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("server".into(), "xtcp".into());
+        m.insert("queues".into(), self.cores.len().into());
+        m.insert("connections".into(), self.connections().into());
+        m.insert(
+            "poll_mode".into(),
+            self.poll_mode.map_or(Value::Null, Value::from),
+        );
+        put_counters(&mut m, &self.totals());
+        if let Some(x) = &self.xdp {
+            m.insert(
+                "xdp".into(),
+                json!({
+                    "redirected": x.redirected,
+                    "passed": x.passed,
+                    "malformed": x.malformed,
+                    "no_socket": x.no_socket,
+                }),
+            );
+        }
+        m.insert(
+            "cores".into(),
+            Value::Array(self.cores.iter().map(CoreStats::json_value).collect()),
+        );
+        Value::Object(m)
+    }
+
     /// The JSON document described in the module docs (one line).
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str("{\"server\": \"xtcp\", ");
-        let _ = write!(
-            out,
-            "\"queues\": {}, \"connections\": {}, ",
-            self.cores.len(),
-            self.connections()
-        );
-        write_counters(&mut out, &self.totals());
-        if let Some(x) = &self.xdp {
-            let _ = write!(
-                out,
-                "\"xdp\": {{\"redirected\": {}, \"passed\": {}, \"malformed\": {}, \"no_socket\": {}}}, ",
-                x.redirected, x.passed, x.malformed, x.no_socket
-            );
-        }
-        out.push_str("\"cores\": [");
-        for (i, c) in self.cores.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            let _ = write!(out, "{{\"queue\": {}, \"core\": ", c.queue);
-            match c.core {
-                Some(id) => {
-                    let _ = write!(out, "{id}");
-                }
-                None => out.push_str("null"),
-            }
-            let _ = write!(
-                out,
-                ", \"connections\": {}, \"zero_copy\": {}, \"loops\": {}, \"idle_waits\": {}, ",
-                c.connections, c.zero_copy, c.loops, c.idle_waits
-            );
-            write_counters(&mut out, &c.counters);
-            out.push_str("\"xsk\": {");
-            for (k, (name, v)) in xsk_fields(&c.xsk).iter().enumerate() {
-                if k > 0 {
-                    out.push_str(", ");
-                }
-                let _ = write!(out, "\"{name}\": {v}");
-            }
-            out.push_str("}}");
-        }
-        out.push_str("]}\n");
-        out
+        let mut s = self.to_value().to_string();
+        s.push('\n');
+        s
     }
 
     /// Replaces `path` atomically (write a temporary file beside it, then rename), so that a
@@ -243,6 +278,7 @@ mod tests {
                 redirected: 7,
                 ..XdpCounters::default()
             }),
+            poll_mode: Some("busy"),
         };
         let t = s.totals();
         assert_eq!(t.established, 6);
@@ -250,30 +286,58 @@ mod tests {
         assert_eq!(t.retransmits, 2);
         let j = s.to_json();
         assert!(
-            j.starts_with("{\"server\": \"xtcp\", \"queues\": 2, "),
-            "{j}"
+            j.ends_with("}\n") && !j[..j.len() - 1].contains('\n'),
+            "one line: {j}"
         );
-        // Totals at the top level, before "cores".
-        let top = &j[..j.find("\"cores\"").unwrap()];
-        for key in [
-            "\"established\": 6",
-            "\"syn_recv\": 0",
-            "\"time_wait\": 10",
-            "\"syn_cookies_sent\": 0",
-            "\"retransmits\": 2",
-            "\"rx_frames\": 20",
-            "\"tx_frames\": 0",
-            "\"rx_dropped_malformed\": 0",
-            "\"redirected\": 7",
+        let v: Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["server"], "xtcp");
+        assert_eq!(v["queues"], 2);
+        assert_eq!(v["poll_mode"], "busy");
+        // Totals at the top level.
+        for (key, want) in [
+            ("established", 6),
+            ("syn_recv", 0),
+            ("time_wait", 10),
+            ("syn_cookies_sent", 0),
+            ("retransmits", 2),
+            ("rx_frames", 20),
+            ("tx_frames", 0),
+            ("rx_dropped_malformed", 0),
         ] {
-            assert!(top.contains(key), "{key} missing in {top}");
+            assert_eq!(v[key], want, "{key} in {j}");
         }
-        assert!(j.contains("{\"queue\": 1, \"core\": null"));
-        assert!(j.contains("\"xsk\": {\"rx_frames\": 0"));
-        // Balanced braces and brackets: a cheap well-formedness check.
-        assert_eq!(j.matches('{').count(), j.matches('}').count());
-        assert_eq!(j.matches('[').count(), j.matches(']').count());
-        assert!(!j.contains(", }") && !j.contains(", ]"), "{j}");
+        assert_eq!(v["xdp"]["redirected"], 7);
+        let cores = v["cores"].as_array().unwrap();
+        assert_eq!(cores.len(), 2);
+        assert_eq!(cores[1]["queue"], 1);
+        assert!(cores[1]["core"].is_null());
+        assert_eq!(cores[0]["core"], 1);
+        assert_eq!(cores[0]["xsk"]["rx_frames"], 0);
+        assert_eq!(cores[0]["established"], 3);
+        for key in [
+            "busy_ns",
+            "loop_ns",
+            "wait_ns",
+            "busy_fraction",
+            "napi_id",
+            "loops",
+        ] {
+            assert!(cores[0].get(key).is_some(), "{key} missing in {j}");
+        }
+    }
+
+    #[test]
+    fn busy_fraction_of_the_loop() {
+        let c = CoreStats {
+            busy_ns: 300,
+            loop_ns: 1200,
+            ..CoreStats::default()
+        };
+        assert_eq!(c.busy_fraction(), 0.25);
+        assert_eq!(CoreStats::default().busy_fraction(), 0.0);
+        let v = c.json_value();
+        assert_eq!(v["busy_fraction"], 0.25);
+        assert_eq!(v["busy_ns"], 300);
     }
 
     #[test]
@@ -285,7 +349,8 @@ mod tests {
         s.write_file(&p).unwrap();
         s.write_file(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains("\"server\": \"xtcp\""));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["server"], "xtcp");
         assert!(!dir.join("s.json.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -9,23 +9,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::wire::EthernetAddress;
 
-/// Fills `buf` from the kernel's CSPRNG (`getrandom(2)`, blocking until it is seeded).
+/// Fills `buf` from the operating system's CSPRNG (the `getrandom` crate: `getrandom(2)` on
+/// Linux, blocking until the pool is seeded).
 pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        let rest = &mut buf[done..];
-        // Safety: `rest` is valid for writes of `rest.len()` bytes for the duration of the call.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        done += n as usize;
-    }
-    Ok(())
+    getrandom::fill(buf).map_err(|e| io::Error::other(format!("getrandom: {e}")))
 }
 
 pub(crate) fn dgram_socket() -> io::Result<OwnedFd> {

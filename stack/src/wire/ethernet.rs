@@ -282,7 +282,7 @@ mod tests {
         );
         assert_eq!(
             EthernetFrame::new_checked(&FRAME[..14]).unwrap().payload(),
-            &[]
+            &[] as &[u8]
         );
         let unchecked = EthernetFrame::new_unchecked(&FRAME[..5]);
         assert_eq!(EthernetRepr::parse(&unchecked), Err(Error::Truncated));

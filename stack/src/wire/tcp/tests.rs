@@ -297,7 +297,7 @@ fn test_sack_blocks() {
             Some((SeqNumber(5000), SeqNumber(6000))),
         ]
     );
-    assert_eq!(repr.payload, &[]);
+    assert_eq!(repr.payload, &[] as &[u8]);
 }
 
 #[test]
