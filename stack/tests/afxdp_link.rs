@@ -17,6 +17,7 @@
 #![cfg(feature = "afxdp")]
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use xtcp_testkit::require_privileges;
@@ -356,7 +357,7 @@ fn tx_back_pressure_is_counted_and_loses_no_frame() {
 #[ignore]
 fn rate_rx_tx_60_byte_frames() {
     require_privileges!();
-    let veth = Veth::up();
+    let veth = Veth::up("xl", 1);
     let (mac_a, mac_b) = (veth.mac_a, veth.mac_b);
     let cfg = test_config(&veth.if_a);
     const N: u32 = 200_000;
