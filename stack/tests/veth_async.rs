@@ -6,16 +6,16 @@
 //!   pipelined and split requests, and wrk with and without `Connection: close`, with zero
 //!   errors.
 //!
-//! See `veth_common` for the setup. SIGTERM must stop both cleanly.
+//! See `xtcp_testkit::veth` for the setup. SIGTERM must stop both cleanly.
 #![cfg(feature = "rt")]
 
-mod veth_common;
+use xtcp_testkit::require_privileges;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use veth_common::{Pattern, Server, Veth, in_netns, serial};
+use xtcp_testkit::veth::{Pattern, Server, Veth, in_netns, serial};
 
 fn connect(a: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&a, Duration::from_secs(3))

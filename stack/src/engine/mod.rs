@@ -68,7 +68,9 @@
 
 pub(crate) mod app;
 pub mod cli;
+pub mod handoff;
 pub mod neighbor;
+pub mod nic;
 mod stats;
 pub mod sys;
 mod worker;
