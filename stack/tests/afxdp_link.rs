@@ -357,7 +357,7 @@ fn tx_back_pressure_is_counted_and_loses_no_frame() {
 #[ignore]
 fn rate_rx_tx_60_byte_frames() {
     require_privileges!();
-    let veth = Veth::up("xl", 1);
+    let veth = Veth::up("xr", 1);
     let (mac_a, mac_b) = (veth.mac_a, veth.mac_b);
     let cfg = test_config(&veth.if_a);
     const N: u32 = 200_000;
@@ -389,7 +389,7 @@ fn rate_rx_tx_60_byte_frames() {
             s.spawn(|| {
                 let mut buf = [0u8; 128];
                 let mut seq = 0u32;
-                while seq < N && !stop.load(Ordering::Relaxed) {
+                while seq < N && !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let len = write_frame(&mut buf, mac_a, mac_b, seq);
                     if peer.send(&buf[..len]) {
                         seq += 1;
@@ -411,7 +411,7 @@ fn rate_rx_tx_60_byte_frames() {
                     break;
                 }
             }
-            stop.store(true, Ordering::Relaxed);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
             let secs = first.map_or(0.0, |f| (last - f).as_secs_f64());
             (got, secs)
         });

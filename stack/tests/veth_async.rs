@@ -240,3 +240,44 @@ fn curl_and_wrk_against_hyper_server() {
     assert_eq!(st.top("rx_dropped_malformed"), Some(0));
     assert!(server.stop(), "hyper_server did not exit cleanly");
 }
+
+#[test]
+fn async_echo_on_two_queues_runs_one_executor_per_core() {
+    require_privileges!();
+    let _serial = serial();
+    let veth = Veth::up("aq", 2);
+    const PORT: u16 = 7;
+    // Native mode: in SKB mode every frame reports receive queue 0.
+    let server = Server::start(
+        "async_echo",
+        &veth,
+        PORT,
+        &["--queues", "2", "--xdp-mode", "native", "--cores", "0,1"],
+    );
+    assert!(
+        server.ready_line.contains("2 queues"),
+        "{}",
+        server.ready_line
+    );
+    // Keep every flow on the queue its first segment chose (see veth_echo.rs).
+    let rehash = veth.exec(&veth.ns_b, "sysctl", &["-qw", "net.core.txrehash=0"]);
+    assert!(rehash.status.success(), "sysctl net.core.txrehash=0 failed");
+    let a: SocketAddr = format!("{}:{PORT}", veth.ip_a).parse().unwrap();
+    const N: u64 = 200;
+    in_netns(&veth.ns_b, || {
+        for i in 0..N {
+            let mut m = vec![0u8; 100 + i as usize];
+            Pattern::new(i).fill(&mut m);
+            roundtrip(a, &m, i % 2 == 0);
+        }
+    });
+    let st = server.wait_stats(Duration::from_secs(3), |s| {
+        s.top("passive_opens") >= Some(N)
+    });
+    assert_eq!(st.top("passive_opens"), Some(N), "stats: {}", st.0);
+    let q0 = st.core(0, "passive_opens").unwrap();
+    let q1 = st.core(1, "passive_opens").unwrap();
+    eprintln!("async_echo connections per queue: {q0} + {q1}");
+    assert!(q0 > 0 && q1 > 0, "connections did not spread: {q0} + {q1}");
+    assert_eq!(st.top("resets_sent"), Some(0), "stats: {}", st.0);
+}
