@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
 
+echo "== documentation links"
+python3 scripts/check-docs.py
+
 echo "== fmt and clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings

@@ -266,6 +266,22 @@ mod tests {
         }
     }
 
+    fn core<'a>(
+        link: &'a mut MemoryLink,
+        me: u32,
+        hub: &'a Handoff,
+        owners: &'a Ownership,
+        stats: &'a mut HandoffStats,
+    ) -> HandoffLink<'a, MemoryLink> {
+        HandoffLink {
+            link,
+            me,
+            hub,
+            owners,
+            stats,
+        }
+    }
+
     /// Core 0 receives frames for both cores: its own go to its stack, core 1's cross over,
     /// are received by core 1 on its next poll, and a full queue drops and counts.
     #[test]
@@ -281,24 +297,12 @@ mod tests {
         link0.push_rx(&frame(theirs));
         link0.push_rx(&frame(80));
         let mut got0 = Vec::new();
-        let mut l0 = HandoffLink {
-            link: &mut link0,
-            me: 0,
-            hub: &hub,
-            owners: &o,
-            stats: &mut s0,
-        };
+        let mut l0 = core(&mut link0, 0, &hub, &o, &mut s0);
         l0.receive(64, |f| got0.push(f.to_vec()));
         assert_eq!(got0, [frame(mine), frame(80)]);
         assert_eq!(s0.rx_handoffs_out, 1);
         let mut got1 = Vec::new();
-        let mut l1 = HandoffLink {
-            link: &mut link1,
-            me: 1,
-            hub: &hub,
-            owners: &o,
-            stats: &mut s1,
-        };
+        let mut l1 = core(&mut link1, 1, &hub, &o, &mut s1);
         l1.receive(64, |f| got1.push(f.to_vec()));
         assert_eq!(got1, [frame(theirs)]);
         assert_eq!(s1.rx_handoffs_in, 1);
@@ -307,13 +311,7 @@ mod tests {
         for _ in 0..HANDOFF_DEPTH + 5 {
             link0.push_rx(&frame(theirs));
         }
-        let mut l0 = HandoffLink {
-            link: &mut link0,
-            me: 0,
-            hub: &hub,
-            owners: &o,
-            stats: &mut s0,
-        };
+        let mut l0 = core(&mut link0, 0, &hub, &o, &mut s0);
         while l0.receive(64, |_| panic!("not core 0's")) > 0 {}
         assert_eq!(s0.rx_handoffs_out, 1 + HANDOFF_DEPTH as u64);
         assert_eq!(s0.rx_handoff_drops, 5);

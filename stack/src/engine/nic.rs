@@ -5,7 +5,6 @@
 //! Both are optional facts: a device without them (an old driver) is still served, the
 //! engine then hands mis-delivered frames between cores and does not check the queue count.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::AsRawFd;
 
@@ -60,21 +59,8 @@ pub struct Channels {
 /// Safety: `data` must point to a buffer the command `*data` (its first u32) may read and
 /// write, for as many bytes as that command uses.
 unsafe fn ethtool(iface: &str, data: *mut libc::c_void) -> io::Result<()> {
-    let name = CString::new(iface)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name has NUL"))?;
-    let bytes = name.as_bytes_with_nul();
-    if bytes.len() > libc::IFNAMSIZ {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "interface name too long",
-        ));
-    }
+    let mut req = super::sys::ifreq_named(iface)?;
     let sock = super::sys::dgram_socket()?;
-    // Safety: ifreq is plain old data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
     req.ifr_ifru.ifru_data = data.cast();
     // Safety: SIOCETHTOOL reads ifr_name and the command buffer behind ifru_data, which the
     // caller guarantees is valid for the command; `req` lives for the call.

@@ -25,9 +25,8 @@ pub(crate) fn dgram_socket() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The MAC address of `iface` in the calling thread's network namespace (`SIOCGIFHWADDR`;
-/// unlike `/sys/class/net`, this follows a thread that entered a namespace with setns).
-pub fn interface_mac(iface: &str) -> io::Result<EthernetAddress> {
+/// An all-zero `ifreq` naming `iface` (for the `SIOC*` interface ioctls).
+pub(crate) fn ifreq_named(iface: &str) -> io::Result<libc::ifreq> {
     let name = CString::new(iface)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name has NUL"))?;
     let bytes = name.as_bytes_with_nul();
@@ -37,12 +36,19 @@ pub fn interface_mac(iface: &str) -> io::Result<EthernetAddress> {
             "interface name too long",
         ));
     }
-    let sock = dgram_socket()?;
     // Safety: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
     }
+    Ok(req)
+}
+
+/// The MAC address of `iface` in the calling thread's network namespace (`SIOCGIFHWADDR`;
+/// unlike `/sys/class/net`, this follows a thread that entered a namespace with setns).
+pub fn interface_mac(iface: &str) -> io::Result<EthernetAddress> {
+    let mut req = ifreq_named(iface)?;
+    let sock = dgram_socket()?;
     // Safety: SIOCGIFHWADDR reads ifr_name and writes ifr_hwaddr within `req`, which lives
     // for the duration of the call.
     let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
