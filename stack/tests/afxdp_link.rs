@@ -17,7 +17,6 @@
 #![cfg(feature = "afxdp")]
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use xtcp_testkit::require_privileges;
