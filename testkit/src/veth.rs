@@ -427,28 +427,22 @@ impl Drop for Server {
     }
 }
 
-/// The JSON stats document, read with a minimal scanner (flat numeric fields).
+/// The engine's JSON stats document (`--stats FILE`), as text; read with serde_json.
 pub struct Stats(pub String);
 
-fn field(doc: &str, key: &str) -> Option<u64> {
-    let pat = format!("\"{key}\": ");
-    let at = doc.find(&pat)? + pat.len();
-    let digits: String = doc[at..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
 impl Stats {
+    fn value(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.0).ok()
+    }
+
     /// A top-level (total) counter.
     pub fn top(&self, key: &str) -> Option<u64> {
-        let end = self.0.find("\"cores\"")?;
-        field(&self.0[..end], key)
+        self.value()?.get(key)?.as_u64()
     }
 
     /// Counter `key` of core entry `i`.
     pub fn core(&self, i: usize, key: &str) -> Option<u64> {
-        let start = self.0.find("\"cores\"")?;
-        let entry = self.0[start..].split("{\"queue\": ").nth(i + 1)?;
-        field(entry, key)
+        self.value()?.get("cores")?.get(i)?.get(key)?.as_u64()
     }
 }
 
