@@ -44,7 +44,9 @@
 #
 # Output: a side-by-side table on stdout, and results/<timestamp>/ with every run's JSON
 # (--json) and SVG plot (--plot), the servers' stats files, and summary.md.
-# Default: about 5 minutes of measurement; --quick: about a minute (build time not counted).
+# Default: 60 runs of 5 s windows (4 workloads x (2 servers x max+lat + ceiling) x 3), about
+# 10 minutes with per-run set-up; --quick: 20 runs of 1 s windows, about 2.5 minutes on a busy
+# 2-vCPU machine (build time not counted).
 # --sim also runs the deterministic simulator demo (two xtcp stacks in one process) at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,7 +65,7 @@ concurrency=256
 max_rate=300000
 CLIENT_CORE=0
 SERVER_CORE=1
-usage() { sed -n 2,48p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,50p "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1; shift ;;

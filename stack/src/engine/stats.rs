@@ -13,7 +13,9 @@
 use std::io;
 use std::path::Path;
 
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+use serde_json::ser::Formatter;
 
 use crate::afxdp::XskStats;
 use crate::tcp::Counters;
@@ -133,9 +135,67 @@ fn xsk_fields(x: &XskStats) -> [(&'static str, u64); 9] {
     ]
 }
 
-fn put_counters(m: &mut Map<String, Value>, c: &Counters) {
-    for (name, v) in counter_fields(c) {
-        m.insert(name.into(), v.into());
+/// A JSON object whose keys keep the order they were put in (serde_json's own map sorts
+/// them): the stats file lists the totals before `"cores"`, and each core entry starts with
+/// `"queue"`, which readers of the text rely on.
+struct Ordered(Vec<(&'static str, Node)>);
+
+enum Node {
+    Leaf(Value),
+    Object(Ordered),
+    Array(Vec<Node>),
+}
+
+impl Ordered {
+    fn put(&mut self, k: &'static str, v: impl Into<Value>) {
+        self.0.push((k, Node::Leaf(v.into())));
+    }
+
+    fn counters(&mut self, c: &Counters) {
+        for (name, v) in counter_fields(c) {
+            self.put(name, v);
+        }
+    }
+}
+
+impl Serialize for Node {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Leaf(v) => v.serialize(s),
+            Node::Array(a) => a.serialize(s),
+            Node::Object(Ordered(entries)) => {
+                let mut m = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+        }
+    }
+}
+
+/// One line with a space after every `:` and `,` (`{"server": "xtcp", "queues": 1, ...}`).
+struct OneLine;
+
+impl Formatter for OneLine {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
     }
 }
 
@@ -149,26 +209,26 @@ impl CoreStats {
         }
     }
 
-    fn json_value(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("queue".into(), self.queue.into());
-        m.insert("core".into(), self.core.map_or(Value::Null, Value::from));
-        m.insert("connections".into(), self.connections.into());
-        m.insert("zero_copy".into(), self.zero_copy.into());
-        m.insert("loops".into(), self.loops.into());
-        m.insert("idle_waits".into(), self.idle_waits.into());
-        m.insert("busy_ns".into(), self.busy_ns.into());
-        m.insert("loop_ns".into(), self.loop_ns.into());
-        m.insert("wait_ns".into(), self.wait_ns.into());
-        m.insert("busy_fraction".into(), self.busy_fraction().into());
-        m.insert("napi_id".into(), self.napi_id.into());
-        put_counters(&mut m, &self.counters);
-        let xsk: Map<String, Value> = xsk_fields(&self.xsk)
-            .iter()
-            .map(|&(k, v)| (k.to_string(), v.into()))
-            .collect();
-        m.insert("xsk".into(), Value::Object(xsk));
-        Value::Object(m)
+    fn node(&self) -> Node {
+        let mut m = Ordered(Vec::with_capacity(64));
+        m.put("queue", self.queue);
+        m.put("core", self.core.map_or(Value::Null, Value::from));
+        m.put("connections", self.connections);
+        m.put("zero_copy", self.zero_copy);
+        m.put("loops", self.loops);
+        m.put("idle_waits", self.idle_waits);
+        m.put("busy_ns", self.busy_ns);
+        m.put("loop_ns", self.loop_ns);
+        m.put("wait_ns", self.wait_ns);
+        m.put("busy_fraction", self.busy_fraction());
+        m.put("napi_id", self.napi_id);
+        m.counters(&self.counters);
+        let mut xsk = Ordered(Vec::with_capacity(9));
+        for (k, v) in xsk_fields(&self.xsk) {
+            xsk.put(k, v);
+        }
+        m.0.push(("xsk", Node::Object(xsk)));
+        Node::Object(m)
     }
 }
 
@@ -187,40 +247,42 @@ impl EngineStats {
         self.cores.iter().map(|c| c.connections).sum()
     }
 
-    /// The JSON document described in the module docs, as a value.
-    pub fn to_value(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("server".into(), "xtcp".into());
-        m.insert("queues".into(), self.cores.len().into());
-        m.insert("connections".into(), self.connections().into());
-        m.insert(
-            "poll_mode".into(),
-            self.poll_mode.map_or(Value::Null, Value::from),
-        );
-        put_counters(&mut m, &self.totals());
+    fn node(&self) -> Node {
+        let mut m = Ordered(Vec::with_capacity(64));
+        m.put("server", "xtcp");
+        m.put("queues", self.cores.len());
+        m.put("connections", self.connections());
+        m.put("poll_mode", self.poll_mode.map_or(Value::Null, Value::from));
+        m.counters(&self.totals());
         if let Some(x) = &self.xdp {
-            m.insert(
-                "xdp".into(),
-                json!({
-                    "redirected": x.redirected,
-                    "passed": x.passed,
-                    "malformed": x.malformed,
-                    "no_socket": x.no_socket,
-                }),
-            );
+            let mut xdp = Ordered(Vec::with_capacity(4));
+            xdp.put("redirected", x.redirected);
+            xdp.put("passed", x.passed);
+            xdp.put("malformed", x.malformed);
+            xdp.put("no_socket", x.no_socket);
+            m.0.push(("xdp", Node::Object(xdp)));
         }
-        m.insert(
-            "cores".into(),
-            Value::Array(self.cores.iter().map(CoreStats::json_value).collect()),
-        );
-        Value::Object(m)
+        m.0.push((
+            "cores",
+            Node::Array(self.cores.iter().map(CoreStats::node).collect()),
+        ));
+        Node::Object(m)
     }
 
-    /// The JSON document described in the module docs (one line).
+    /// The JSON document described in the module docs, as a value (keys sorted).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self.node()).unwrap_or(Value::Null)
+    }
+
+    /// The JSON document described in the module docs: one line, keys in the documented
+    /// order.
     pub fn to_json(&self) -> String {
-        let mut s = self.to_value().to_string();
-        s.push('\n');
-        s
+        let mut out = Vec::with_capacity(4096);
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, OneLine);
+        // Serializing numbers, strings and maps into a Vec cannot fail.
+        let _ = self.node().serialize(&mut ser);
+        out.push(b'\n');
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Replaces `path` atomically (write a temporary file beside it, then rename), so that a
@@ -289,6 +351,14 @@ mod tests {
             j.ends_with("}\n") && !j[..j.len() - 1].contains('\n'),
             "one line: {j}"
         );
+        // Documented order and spacing: totals first, each core entry opens with "queue".
+        assert!(
+            j.starts_with("{\"server\": \"xtcp\", \"queues\": 2, \"connections\": "),
+            "{j}"
+        );
+        let top = &j[..j.find("\"cores\"").unwrap()];
+        assert!(top.contains("\"established\": 6") && top.contains("\"redirected\": 7"));
+        assert_eq!(j.matches("{\"queue\": ").count(), 2, "{j}");
         let v: Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["server"], "xtcp");
         assert_eq!(v["queues"], 2);
@@ -335,7 +405,7 @@ mod tests {
         };
         assert_eq!(c.busy_fraction(), 0.25);
         assert_eq!(CoreStats::default().busy_fraction(), 0.0);
-        let v = c.json_value();
+        let v = serde_json::to_value(c.node()).unwrap();
         assert_eq!(v["busy_fraction"], 0.25);
         assert_eq!(v["busy_ns"], 300);
     }
