@@ -1,5 +1,6 @@
 //! Runs server-side lifecycles for profiling (`perf record`, `valgrind --tool=callgrind`):
-//! `churn_profile [time-wait entries] [lifecycles]`. Prints the server-side ns per lifecycle.
+//! `churn_profile [time-wait entries] [lifecycles] [4k]`. Prints the server-side ns per lifecycle.
+//! `4k` leaves the server's tables on 4 KiB pages (no `madvise(MADV_HUGEPAGE)`).
 
 use xtcp_benches::{RigConfig, ServerRig};
 
@@ -11,8 +12,10 @@ fn main() {
     let n: u64 = args
         .next()
         .map_or(2_000_000, |a| a.parse().expect("lifecycles"));
+    let huge_pages = args.next().as_deref() != Some("4k");
     let mut rig = ServerRig::new(RigConfig {
         time_wait_capacity: tw.max(1 << 16),
+        huge_pages,
         ..RigConfig::default()
     });
     rig.preload_time_wait(tw);

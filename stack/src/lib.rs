@@ -42,6 +42,7 @@ pub mod afxdp;
 #[cfg(feature = "afxdp")]
 pub mod engine;
 pub mod link;
+pub mod mem;
 pub mod sim;
 pub mod stack;
 pub mod tcp;

@@ -883,6 +883,20 @@ impl Stack {
         self.with_conn(h, |c, now| c.set_keepalive(now, keepalive))
     }
 
+    /// The large allocations, fixed for the stack's lifetime: TIME-WAIT ring and index, flow
+    /// table, connection slab and its metadata. Pass them to
+    /// [`crate::mem::advise_huge_pages`] right after construction (see [`crate::mem`]).
+    pub fn large_regions(&self) -> Vec<crate::mem::Region> {
+        let [ring, index] = self.time_wait.regions();
+        vec![
+            ring,
+            index,
+            self.flows.region(),
+            crate::mem::Region::of("conns", self.conns.as_ptr(), self.conns.capacity()),
+            crate::mem::Region::of("meta", self.meta.as_ptr(), self.meta.capacity()),
+        ]
+    }
+
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<(ConnHandle, Event)> {
         self.events.pop_front()

@@ -155,6 +155,11 @@ impl FlowTable {
         self.buckets.len() * core::mem::size_of::<[u64; 2]>()
     }
 
+    /// The bucket array (see [`crate::mem`]): fixed for the table's lifetime.
+    pub fn region(&self) -> crate::mem::Region {
+        crate::mem::Region::of("flows", self.buckets.as_ptr(), self.buckets.len())
+    }
+
     #[inline]
     fn home(&self, addrs: u64, ports: u32) -> usize {
         self.hasher.hash_packed(addrs, ports) as usize & self.mask
