@@ -84,7 +84,7 @@ mod tests {
             addr: 4096 + 10,
             len: 3 * 4096,
         };
-        assert_eq!(r.page_aligned(4096), Some((8192, 4096)));
+        assert_eq!(r.page_aligned(4096), Some((8192, 8192)));
         let small = Region {
             name: "t",
             addr: 4097,
