@@ -766,7 +766,7 @@ impl Stack {
         }
         let (iss, ts_offset) = self.take_isn(now, &tuple);
         let mac = self.neighbors.get(&rip).copied();
-        let h = self.insert_connection(tuple, mac, true, |tcp| {
+        let h = self.insert_connection(tuple, mac, true, false, |tcp| {
             Connection::connect(tcp, tuple, iss, ts_offset, now)
         })?;
         self.counters.active_opens += 1;
