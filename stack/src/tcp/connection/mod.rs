@@ -378,6 +378,7 @@ pub struct PassiveOpen {
 }
 
 impl Connection {
+    #[inline(always)]
     fn new(
         cfg: &TcpConfig,
         tuple: FourTuple,
@@ -474,6 +475,7 @@ impl Connection {
     /// `handle_segment` too. This is the only passive open: a listener's SYN queue (or a
     /// cookie) stands in for SYN-RECEIVED, which a `Connection` enters only by simultaneous
     /// open.
+    #[inline(always)]
     pub fn from_handshake(
         cfg: &TcpConfig,
         open: &PassiveOpen,
