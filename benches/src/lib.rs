@@ -86,6 +86,9 @@ pub struct RigConfig {
     /// Client SYNs carry timestamps, window scale and SACK-permitted like Linux's.
     pub client_options: bool,
     pub syn_cookies: SynCookieMode,
+    /// Advise transparent huge pages over the server's large tables
+    /// ([`xtcp::mem::advise_huge_pages`]), as the engine does.
+    pub huge_pages: bool,
 }
 
 impl Default for RigConfig {
@@ -95,6 +98,7 @@ impl Default for RigConfig {
             time_wait_capacity: 1 << 20,
             client_options: true,
             syn_cookies: SynCookieMode::WhenFull,
+            huge_pages: true,
         }
     }
 }
@@ -149,6 +153,11 @@ impl ServerRig {
         };
         let now = Instant::from_secs(1);
         let mut server = Stack::new(scfg, now);
+        if cfg.huge_pages {
+            // Before anything is written, so that the tables fault in as huge pages. A kernel
+            // without transparent huge pages refuses: the rig runs on 4 KiB pages then.
+            let _ = xtcp::mem::advise_huge_pages(&server.large_regions());
+        }
         server.add_neighbor(Ipv4Addr::new(11, 0, 0, 0), CLIENT_MAC);
         let listener = server
             .listen(SocketAddrV4::new(SERVER_IP, PORT))

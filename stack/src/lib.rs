@@ -44,6 +44,7 @@ pub mod afxdp;
 #[cfg(feature = "afxdp")]
 pub mod engine;
 pub mod link;
+pub mod mem;
 #[cfg(feature = "rt")]
 pub mod rt;
 pub mod sim;

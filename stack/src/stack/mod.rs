@@ -766,7 +766,7 @@ impl Stack {
         }
         let (iss, ts_offset) = self.take_isn(now, &tuple);
         let mac = self.neighbors.get(&rip).copied();
-        let h = self.insert_connection(tuple, mac, true, |tcp| {
+        let h = self.insert_connection(tuple, mac, true, false, |tcp| {
             Connection::connect(tcp, tuple, iss, ts_offset, now)
         })?;
         self.counters.active_opens += 1;
@@ -881,6 +881,20 @@ impl Stack {
         keepalive: Option<crate::tcp::Keepalive>,
     ) -> Result<(), StackError> {
         self.with_conn(h, |c, now| c.set_keepalive(now, keepalive))
+    }
+
+    /// The large allocations, fixed for the stack's lifetime: TIME-WAIT ring and index, flow
+    /// table, connection slab and its metadata. Pass them to
+    /// [`crate::mem::advise_huge_pages`] right after construction (see [`crate::mem`]).
+    pub fn large_regions(&self) -> Vec<crate::mem::Region> {
+        let [ring, index] = self.time_wait.regions();
+        vec![
+            ring,
+            index,
+            self.flows.region(),
+            crate::mem::Region::of("conns", self.conns.as_ptr(), self.conns.capacity()),
+            crate::mem::Region::of("meta", self.meta.as_ptr(), self.meta.capacity()),
+        ]
     }
 
     /// The next application event.

@@ -216,6 +216,12 @@ impl Stack {
     }
 
     pub(super) fn remove_syn_recv(&mut self, index: u32) {
+        self.release_syn_recv(index, false);
+    }
+
+    /// Frees a SYN-RECEIVED entry; its flow-table entry too unless `keep_flow` (then the
+    /// caller hands it to a connection: `insert_connection` with `flow_held`).
+    fn release_syn_recv(&mut self, index: u32, keep_flow: bool) {
         let e = &mut self.syn_recv[index as usize];
         if e.flags & SR_LIVE == 0 {
             return;
@@ -225,7 +231,9 @@ impl Stack {
         if let Some(t) = timer {
             self.wheel.cancel(t);
         }
-        self.flows.remove(&tuple);
+        if !keep_flow {
+            self.flows.remove(&tuple);
+        }
         self.free_syn_recv.push(index);
         self.listeners[li].syn_queue_len -= 1;
         self.counters.syn_recv -= 1;
@@ -314,7 +322,8 @@ impl Stack {
                     self.counters.conn_table_full += 1;
                     return;
                 }
-                self.remove_syn_recv(index);
+                // The entry's flow goes straight to the connection (`establish_passive`).
+                self.release_syn_recv(index, true);
                 let opts = Self::entry_options(&e);
                 let open = PassiveOpen {
                     tuple: e.tuple,
@@ -325,7 +334,7 @@ impl Stack {
                     ts_recent: opts.timestamps.then_some(e.ts_recent),
                     ts_offset: e.ts_offset,
                 };
-                self.establish_passive(now, li, seg, peer_mac, &open);
+                self.establish_passive(now, li, seg, peer_mac, &open, true);
             }
         }
     }
@@ -422,11 +431,12 @@ impl Stack {
                         .map(|t| t.tsval),
                     ts_offset: self.isn.ts_offset(&tuple),
                 };
-                self.establish_passive(now, li, seg, peer_mac, &open);
+                self.establish_passive(now, li, seg, peer_mac, &open, false);
             }
         }
     }
 
+    /// `flow_held`: the tuple's flow entry exists (handed over by the SYN-RECEIVED entry).
     pub(super) fn establish_passive(
         &mut self,
         now: Instant,
@@ -434,9 +444,11 @@ impl Stack {
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
         open: &PassiveOpen,
+        flow_held: bool,
     ) {
         let make = |tcp: &TcpConfig| Connection::from_handshake(tcp, open, seg, now);
-        let Ok(h) = self.insert_connection(open.tuple, Some(peer_mac), false, make) else {
+        let Ok(h) = self.insert_connection(open.tuple, Some(peer_mac), false, flow_held, make)
+        else {
             return;
         };
         self.counters.passive_opens += 1;

@@ -129,15 +129,23 @@ impl Stack {
     /// Puts the connection `make` builds for `tuple` into a free slot. `make` runs only once
     /// the slot and the flow entry are secured, and builds the control block in place (no
     /// copy of it through the stack frame).
+    ///
+    /// `flow_held`: the flow entry for `tuple` exists already (a SYN-RECEIVED entry handed it
+    /// over, see `release_syn_recv`) and is pointed at the new slot in place, instead of a
+    /// removal and a re-insertion. On failure a held flow entry is removed.
     pub(super) fn insert_connection(
         &mut self,
         tuple: FourTuple,
         peer_mac: Option<EthernetAddress>,
         accepted: bool,
+        flow_held: bool,
         make: impl FnOnce(&TcpConfig) -> Connection,
     ) -> Result<ConnHandle, StackError> {
         if self.live_connections >= self.cfg.max_connections {
             self.counters.conn_table_full += 1;
+            if flow_held {
+                self.flows.remove(&tuple);
+            }
             return Err(StackError::TableFull);
         }
         let index = match self.free_slots.pop() {
@@ -153,11 +161,13 @@ impl Stack {
                 self.meta.len() as u32 - 1
             }
         };
-        if self
-            .flows
-            .insert(tuple, Owner::Slot(index).encode())
-            .is_err()
-        {
+        let value = Owner::Slot(index).encode();
+        let flow_ok = if flow_held {
+            self.flows.replace(&tuple, value).is_some()
+        } else {
+            self.flows.insert(tuple, value).is_ok()
+        };
+        if !flow_ok {
             self.free_slots.push(index);
             self.counters.conn_table_full += 1;
             return Err(StackError::TableFull);

@@ -155,6 +155,11 @@ impl FlowTable {
         self.buckets.len() * core::mem::size_of::<[u64; 2]>()
     }
 
+    /// The bucket array (see [`crate::mem`]): fixed for the table's lifetime.
+    pub fn region(&self) -> crate::mem::Region {
+        crate::mem::Region::of("flows", self.buckets.as_ptr(), self.buckets.len())
+    }
+
     #[inline]
     fn home(&self, addrs: u64, ports: u32) -> usize {
         self.hasher.hash_packed(addrs, ports) as usize & self.mask
@@ -208,6 +213,26 @@ impl FlowTable {
         self.buckets[i] = [a, (u64::from(p) << 32) | u64::from(value + 1)];
         self.len += 1;
         Ok(())
+    }
+
+    /// Changes the value stored for an existing `key` in place, returning the old one; `None`
+    /// (and nothing stored) if the key is absent. One probe, no deletion and re-insertion:
+    /// for handing a flow from one owner to the next.
+    ///
+    /// # Panics
+    /// If `value > MAX_VALUE` (a caller bug: slot indices never reach it).
+    pub fn replace(&mut self, key: &FourTuple, value: u32) -> Option<u32> {
+        assert!(value <= Self::MAX_VALUE, "flow table value out of range");
+        let (a, p) = pack(key);
+        match self.find(a, p) {
+            (i, true) => {
+                let b = &mut self.buckets[i][1];
+                let old = (*b as u32) - 1;
+                *b = (*b & 0xffff_ffff_0000_0000) | u64::from(value + 1);
+                Some(old)
+            }
+            (_, false) => None,
+        }
     }
 
     /// Removes `key`, returning its value.
@@ -277,6 +302,22 @@ mod tests {
             self.0 ^= self.0 >> 27;
             self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
         }
+    }
+
+    #[test]
+    fn replace_changes_only_the_value() {
+        let mut t = FlowTable::with_capacity(64, 7);
+        for i in 0..40 {
+            t.insert(tuple(i), i).unwrap();
+        }
+        assert_eq!(t.replace(&tuple(5), 1000), Some(5));
+        assert_eq!(t.replace(&tuple(99), 1), None);
+        assert_eq!(t.len(), 40);
+        for i in 0..40 {
+            assert_eq!(t.get(&tuple(i)), Some(if i == 5 { 1000 } else { i }));
+        }
+        assert!(!t.contains_key(&tuple(99)));
+        assert_eq!(t.remove(&tuple(5)), Some(1000));
     }
 
     #[test]

@@ -225,6 +225,15 @@ impl TimeWaitTable {
         self.cap * size_of::<TimeWaitEntry>() + self.index.len() * size_of::<u32>()
     }
 
+    /// The ring's reserved capacity and the index (see [`crate::mem`]): fixed for the
+    /// table's lifetime.
+    pub fn regions(&self) -> [crate::mem::Region; 2] {
+        [
+            crate::mem::Region::of("time_wait.ring", self.ring.as_ptr(), self.ring.capacity()),
+            crate::mem::Region::of("time_wait.index", self.index.as_ptr(), self.index.len()),
+        ]
+    }
+
     fn note_now(&mut self, now: Instant) {
         self.last_now_ms = self.last_now_ms.max(now.total_millis());
     }

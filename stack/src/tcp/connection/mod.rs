@@ -378,6 +378,7 @@ pub struct PassiveOpen {
 }
 
 impl Connection {
+    #[inline(always)]
     fn new(
         cfg: &TcpConfig,
         tuple: FourTuple,
@@ -474,6 +475,7 @@ impl Connection {
     /// `handle_segment` too. This is the only passive open: a listener's SYN queue (or a
     /// cookie) stands in for SYN-RECEIVED, which a `Connection` enters only by simultaneous
     /// open.
+    #[inline(always)]
     pub fn from_handshake(
         cfg: &TcpConfig,
         open: &PassiveOpen,
@@ -658,18 +660,23 @@ impl Connection {
     }
 
     /// The earliest time `handle_timeout` must be called, if any.
+    ///
+    /// Computed branch-free (called after every segment): each timer as microseconds with
+    /// `None` as `u64::MAX`, the minimum of those, and `u64::MAX` back to `None` (an instant
+    /// of `u64::MAX` µs, 584,000 years after the epoch, cannot occur).
+    #[inline]
     pub fn poll_at(&self) -> Option<Instant> {
-        [
-            self.rtx_at,
-            self.persist.at,
-            self.ack_at,
-            self.keepalive_at,
-            self.time_wait_until,
-            self.fin_wait2_until,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        #[inline(always)]
+        fn us(t: Option<Instant>) -> u64 {
+            t.map_or(u64::MAX, Instant::total_micros)
+        }
+        let m = us(self.rtx_at)
+            .min(us(self.persist.at))
+            .min(us(self.ack_at))
+            .min(us(self.keepalive_at))
+            .min(us(self.time_wait_until))
+            .min(us(self.fin_wait2_until));
+        (m != u64::MAX).then_some(Instant::from_micros(m))
     }
 
     // ---------------------------------------------------------------- per-connection knobs
