@@ -339,14 +339,31 @@ impl Server {
     /// Starts example `name` in `veth.ns_a` on `veth.if_a`/`veth.ip_a`, port `port`, with
     /// `--stats` in a temporary file and `extra` arguments; waits for the ready line.
     pub fn start(name: &str, veth: &Veth, port: u16, extra: &[&str]) -> Server {
-        let bin = example_bin(name);
         let stats = std::env::temp_dir().join(format!("xtcp-{}-stats.json", veth.name));
+        Self::start_in(name, (&veth.ns_a, &veth.if_a, &veth.ip_a), stats, port, extra)
+    }
+
+    /// As [`Server::start`], on side B (`veth.ns_b`, `veth.if_b`, `veth.ip_b`): for tests
+    /// whose xtcp client runs on side A.
+    pub fn start_b(name: &str, veth: &Veth, port: u16, extra: &[&str]) -> Server {
+        let stats = std::env::temp_dir().join(format!("xtcp-{}-b-stats.json", veth.name));
+        Self::start_in(name, (&veth.ns_b, &veth.if_b, &veth.ip_b), stats, port, extra)
+    }
+
+    fn start_in(
+        name: &str,
+        (ns, iface, ip): (&str, &str, &str),
+        stats: PathBuf,
+        port: u16,
+        extra: &[&str],
+    ) -> Server {
+        let bin = example_bin(name);
         let _ = std::fs::remove_file(&stats);
         let port = port.to_string();
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &veth.ns_a])
+            .args(["netns", "exec", ns])
             .arg(&bin)
-            .args(["--iface", &veth.if_a, "--ip", &veth.ip_a, "--port", &port])
+            .args(["--iface", iface, "--ip", ip, "--port", &port])
             .arg("--stats")
             .arg(&stats)
             .args(extra)
@@ -427,28 +444,27 @@ impl Drop for Server {
     }
 }
 
-/// The JSON stats document, read with a minimal scanner (flat numeric fields).
+/// The JSON stats document (see `xtcp::engine`'s stats module for its layout).
 pub struct Stats(pub String);
 
-fn field(doc: &str, key: &str) -> Option<u64> {
-    let pat = format!("\"{key}\": ");
-    let at = doc.find(&pat)? + pat.len();
-    let digits: String = doc[at..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
-}
-
 impl Stats {
+    fn doc(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.0).ok()
+    }
+
     /// A top-level (total) counter.
     pub fn top(&self, key: &str) -> Option<u64> {
-        let end = self.0.find("\"cores\"")?;
-        field(&self.0[..end], key)
+        self.doc()?.get(key)?.as_u64()
     }
 
     /// Counter `key` of core entry `i`.
     pub fn core(&self, i: usize, key: &str) -> Option<u64> {
-        let start = self.0.find("\"cores\"")?;
-        let entry = self.0[start..].split("{\"queue\": ").nth(i + 1)?;
-        field(entry, key)
+        self.doc()?.get("cores")?.get(i)?.get(key)?.as_u64()
+    }
+
+    /// Counter `key` of the XDP program (`redirected`, `passed`, `malformed`, `no_socket`).
+    pub fn xdp(&self, key: &str) -> Option<u64> {
+        self.doc()?.get("xdp")?.get(key)?.as_u64()
     }
 }
 

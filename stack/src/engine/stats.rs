@@ -6,8 +6,10 @@
 //! plus `"server": "xtcp"`, `"queues"`, `"connections"`, the XDP program's counters under
 //! `"xdp"`, and one object per core under `"cores"` with the same counter fields plus
 //! `queue`, `core`, `connections`, `zero_copy`, `loops`, `idle_waits`, the work accounting
-//! (`busy_ns`, `loop_ns`, `wait_ns`, `busy_fraction`: see the `worker` module), `napi_id`, and the AF_XDP
-//! socket's counters under `"xsk"`. The top level also names the `poll_mode` in effect.
+//! (`busy_ns`, `loop_ns`, `wait_ns`, `busy_fraction`: see the `worker` module), `napi_id`,
+//! the frames handed between cores (`rx_handoffs_out`, `rx_handoffs_in`, `rx_handoff_drops`:
+//! see [`super::handoff`]; their totals are at the top level too), and the AF_XDP socket's
+//! counters under `"xsk"`. The top level also names the `poll_mode` in effect.
 //! Written with serde_json.
 
 use std::io;
@@ -15,6 +17,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
+use super::handoff::HandoffStats;
 use crate::afxdp::XskStats;
 use crate::tcp::Counters;
 use crate::time::Duration;
@@ -51,6 +54,9 @@ pub struct CoreStats {
     /// The NAPI id the socket's frames come from (`SO_INCOMING_NAPI_ID`; 0: none yet, or the
     /// receive path has none, and preferred busy polling has nothing to run).
     pub napi_id: u32,
+    /// Frames this core received for another core's connections and handed over, frames
+    /// handed to it, and frames it could not hand over (see [`super::handoff`]).
+    pub handoff: HandoffStats,
 }
 
 /// The latest snapshot of every core, and of the XDP program.
@@ -133,6 +139,14 @@ fn xsk_fields(x: &XskStats) -> [(&'static str, u64); 9] {
     ]
 }
 
+fn handoff_fields(h: &HandoffStats) -> [(&'static str, u64); 3] {
+    [
+        ("rx_handoffs_out", h.rx_handoffs_out),
+        ("rx_handoffs_in", h.rx_handoffs_in),
+        ("rx_handoff_drops", h.rx_handoff_drops),
+    ]
+}
+
 fn put_counters(m: &mut Map<String, Value>, c: &Counters) {
     for (name, v) in counter_fields(c) {
         m.insert(name.into(), v.into());
@@ -162,6 +176,9 @@ impl CoreStats {
         m.insert("wait_ns".into(), self.wait_ns.into());
         m.insert("busy_fraction".into(), self.busy_fraction().into());
         m.insert("napi_id".into(), self.napi_id.into());
+        for (k, v) in handoff_fields(&self.handoff) {
+            m.insert(k.into(), v.into());
+        }
         put_counters(&mut m, &self.counters);
         let xsk: Map<String, Value> = xsk_fields(&self.xsk)
             .iter()
@@ -182,6 +199,18 @@ impl EngineStats {
         t
     }
 
+    /// The handoff counters summed over all cores (every frame handed out is either handed
+    /// in by its owner, still queued, or was counted as a drop).
+    pub fn handoff_totals(&self) -> HandoffStats {
+        let mut t = HandoffStats::default();
+        for c in &self.cores {
+            t.rx_handoffs_out += c.handoff.rx_handoffs_out;
+            t.rx_handoffs_in += c.handoff.rx_handoffs_in;
+            t.rx_handoff_drops += c.handoff.rx_handoff_drops;
+        }
+        t
+    }
+
     /// Connections over all cores.
     pub fn connections(&self) -> u64 {
         self.cores.iter().map(|c| c.connections).sum()
@@ -198,6 +227,9 @@ impl EngineStats {
             self.poll_mode.map_or(Value::Null, Value::from),
         );
         put_counters(&mut m, &self.totals());
+        for (k, v) in handoff_fields(&self.handoff_totals()) {
+            m.insert(k.into(), v.into());
+        }
         if let Some(x) = &self.xdp {
             m.insert(
                 "xdp".into(),
@@ -272,6 +304,9 @@ mod tests {
         b.queue = 1;
         b.core = None;
         b.counters.retransmits = 2;
+        a.handoff.rx_handoffs_out = 4;
+        b.handoff.rx_handoffs_in = 3;
+        b.handoff.rx_handoff_drops = 1;
         let s = EngineStats {
             cores: vec![a, b],
             xdp: Some(XdpCounters {
@@ -303,6 +338,9 @@ mod tests {
             ("rx_frames", 20),
             ("tx_frames", 0),
             ("rx_dropped_malformed", 0),
+            ("rx_handoffs_out", 4),
+            ("rx_handoffs_in", 3),
+            ("rx_handoff_drops", 1),
         ] {
             assert_eq!(v[key], want, "{key} in {j}");
         }
@@ -314,6 +352,9 @@ mod tests {
         assert_eq!(cores[0]["core"], 1);
         assert_eq!(cores[0]["xsk"]["rx_frames"], 0);
         assert_eq!(cores[0]["established"], 3);
+        assert_eq!(cores[0]["rx_handoffs_out"], 4);
+        assert_eq!(cores[1]["rx_handoffs_in"], 3);
+        assert_eq!(cores[1]["rx_handoff_drops"], 1);
         for key in [
             "busy_ns",
             "loop_ns",
