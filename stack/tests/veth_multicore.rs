@@ -204,7 +204,10 @@ fn run_clients(veth: &Veth, remote: SocketAddrV4) -> (Vec<CoreResult>, EngineSta
 fn no_txrehash(veth: &Veth) {
     for ns in [&veth.ns_a, &veth.ns_b] {
         let r = veth.exec(ns, "sysctl", &["-qw", "net.core.txrehash=0"]);
-        assert!(r.status.success(), "sysctl net.core.txrehash=0 in {ns} failed");
+        assert!(
+            r.status.success(),
+            "sysctl net.core.txrehash=0 in {ns} failed"
+        );
     }
 }
 
@@ -223,7 +226,11 @@ fn check(results: &[CoreResult], stats: &EngineStats, elapsed: Duration) {
             .map(|c| (c.queue, c.counters.active_opens, c.handoff))
             .collect::<Vec<_>>()
     );
-    assert_eq!(results.len(), QUEUES as usize, "cores finished: {results:?}");
+    assert_eq!(
+        results.len(),
+        QUEUES as usize,
+        "cores finished: {results:?}"
+    );
     for r in results {
         assert!(
             r.failures.is_empty() && r.ok == TOTAL / QUEUES,
@@ -245,7 +252,11 @@ fn check(results: &[CoreResult], stats: &EngineStats, elapsed: Duration) {
     }
     let t = stats.totals();
     assert_eq!(t.rx_dropped_malformed, 0, "{t:?}");
-    assert_eq!(t.resets_received, 0, "{t:?}");
+    // The only resets: a Linux server that retransmitted its FIN gets our ACK from TIME-WAIT
+    // after its socket is gone, and answers with RST (seen with one queue too); never one
+    // that ends a connection (those would be failures above).
+    assert!(t.resets_received <= t.time_wait_fin_acks, "{t:?}");
+    assert_eq!(t.resets_sent, 0, "{t:?}");
     // We half-closed first every time: every connection went through our TIME-WAIT.
     assert_eq!(t.time_wait_inserts, u64::from(TOTAL), "{t:?}");
     if let Some(x) = &stats.xdp {

@@ -340,14 +340,26 @@ impl Server {
     /// `--stats` in a temporary file and `extra` arguments; waits for the ready line.
     pub fn start(name: &str, veth: &Veth, port: u16, extra: &[&str]) -> Server {
         let stats = std::env::temp_dir().join(format!("xtcp-{}-stats.json", veth.name));
-        Self::start_in(name, (&veth.ns_a, &veth.if_a, &veth.ip_a), stats, port, extra)
+        Self::start_in(
+            name,
+            (&veth.ns_a, &veth.if_a, &veth.ip_a),
+            stats,
+            port,
+            extra,
+        )
     }
 
     /// As [`Server::start`], on side B (`veth.ns_b`, `veth.if_b`, `veth.ip_b`): for tests
     /// whose xtcp client runs on side A.
     pub fn start_b(name: &str, veth: &Veth, port: u16, extra: &[&str]) -> Server {
         let stats = std::env::temp_dir().join(format!("xtcp-{}-b-stats.json", veth.name));
-        Self::start_in(name, (&veth.ns_b, &veth.if_b, &veth.ip_b), stats, port, extra)
+        Self::start_in(
+            name,
+            (&veth.ns_b, &veth.if_b, &veth.ip_b),
+            stats,
+            port,
+            extra,
+        )
     }
 
     fn start_in(

@@ -110,8 +110,8 @@ use xtcp_xdp_ebpf::XdpSteering;
 
 use self::handoff::{Handoff, Ownership};
 use self::worker::{Command, Report, WorkerSetup};
-use crate::afxdp::busy_poll::{self, DeviceDeferral};
 pub use crate::afxdp::BindMode;
+use crate::afxdp::busy_poll::{self, DeviceDeferral};
 use crate::afxdp::{XskConfig, XskError, XskLink};
 use crate::link::Link;
 use crate::stack::StackConfig;
@@ -874,9 +874,15 @@ mod tests {
         };
         assert!(check_channels("eth0", 2, ch(2)).is_ok());
         assert!(check_channels("eth0", 4, ch(2)).is_ok());
-        assert!(check_channels("eth0", 1, None).is_ok(), "unknown: not checked");
+        assert!(
+            check_channels("eth0", 1, None).is_ok(),
+            "unknown: not checked"
+        );
         let e = check_channels("eth0", 2, ch(4)).unwrap_err().to_string();
-        assert!(e.contains("eth0") && e.contains("4 queues") && e.contains("serves 2"), "{e}");
+        assert!(
+            e.contains("eth0") && e.contains("4 queues") && e.contains("serves 2"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -898,6 +904,9 @@ mod tests {
             },
         };
         let text = e.to_string();
-        assert!(text.contains("veth driver") && text.contains("queue 1"), "{text}");
+        assert!(
+            text.contains("veth driver") && text.contains("queue 1"),
+            "{text}"
+        );
     }
 }

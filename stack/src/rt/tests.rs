@@ -96,10 +96,8 @@ impl Host for Client {
                 continue;
             };
             match e {
-                Event::PeerClosed | Event::Closed => {
-                    if e == Event::Closed || self.shut[i] {
-                        self.done[i] = true;
-                    }
+                Event::PeerClosed | Event::Closed if e == Event::Closed || self.shut[i] => {
+                    self.done[i] = true;
                 }
                 Event::Reset | Event::TimedOut => self.reset[i] = true,
                 _ => {}
