@@ -317,21 +317,7 @@ fn two_cores(server: &str, tag: &str) {
         "kernel" => (Some(Server::start(&v, "echo", tag)), None, 8080),
         _ => (
             None,
-            Some(veth::Server::start_b(
-                "echo",
-                &v,
-                7,
-                &[
-                    "--queues",
-                    "2",
-                    "--xdp-mode",
-                    "native",
-                    "--cores",
-                    "0,1",
-                    "--poll-mode",
-                    "idle",
-                ],
-            )),
+            Some(veth::Server::start_b("echo", &v, 7, veth::TWO_QUEUES)),
             7,
         ),
     };

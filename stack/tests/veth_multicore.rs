@@ -15,15 +15,14 @@
 
 use xtcp_testkit::require_privileges;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{SocketAddrV4, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use xtcp::ConnHandle;
 use xtcp::engine::{App, AppEvent, Engine, EngineConfig, EngineStats, Io, XdpMode};
-use xtcp_testkit::veth::{Server, Veth, in_netns, serial};
+use xtcp_testkit::veth::{Server, TWO_QUEUES, Veth, in_netns, kernel_echo_server, serial};
 
 const PORT: u16 = 7777;
 const TOTAL: u32 = 10_000;
@@ -272,21 +271,7 @@ fn client_on_two_queues_to_xtcp_echo() {
     let _serial = serial();
     let veth = Veth::up("mc", QUEUES);
     no_txrehash(&veth);
-    let mut server = Server::start_b(
-        "echo",
-        &veth,
-        PORT,
-        &[
-            "--queues",
-            "2",
-            "--xdp-mode",
-            "native",
-            "--cores",
-            "0,1",
-            "--poll-mode",
-            "idle",
-        ],
-    );
+    let mut server = Server::start_b("echo", &veth, PORT, TWO_QUEUES);
     assert!(
         server.ready_line.contains("2 queues"),
         "{}",
@@ -313,37 +298,6 @@ fn client_on_two_queues_to_xtcp_echo() {
         );
     }
     assert!(server.stop(), "the echo server did not exit cleanly");
-}
-
-/// A kernel echo server: one thread per connection, echo until EOF, then close.
-fn kernel_echo_server(listener: TcpListener, stop: Arc<AtomicBool>, accepted: Arc<AtomicU64>) {
-    listener.set_nonblocking(true).unwrap();
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((s, _)) => {
-                accepted.fetch_add(1, Ordering::Relaxed);
-                std::thread::spawn(move || echo_one(s));
-            }
-            Err(_) => std::thread::sleep(Duration::from_micros(200)),
-        }
-    }
-}
-
-fn echo_one(mut s: TcpStream) {
-    s.set_nonblocking(false).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if s.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-    let _ = s.shutdown(Shutdown::Write);
 }
 
 #[test]

@@ -456,6 +456,57 @@ impl Drop for Server {
     }
 }
 
+/// The arguments of an example server on 2 queues of a 2-queue pair: native XDP (in SKB
+/// mode every frame reports queue 0), one core each, idle polling (the machine may have no
+/// spare CPU for busy-polling threads).
+pub const TWO_QUEUES: &[&str] = &[
+    "--queues",
+    "2",
+    "--xdp-mode",
+    "native",
+    "--cores",
+    "0,1",
+    "--poll-mode",
+    "idle",
+];
+
+/// A Linux echo server on `listener` (bind it in namespace B): one thread per connection,
+/// echo until EOF, then close; counts accepted connections; returns once `stop` is set.
+pub fn kernel_echo_server(
+    listener: std::net::TcpListener,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    listener.set_nonblocking(true).unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                std::thread::spawn(move || echo_one(s));
+            }
+            Err(_) => std::thread::sleep(Duration::from_micros(200)),
+        }
+    }
+}
+
+fn echo_one(mut s: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = s.shutdown(std::net::Shutdown::Write);
+}
+
 /// The JSON stats document (see `xtcp::engine`'s stats module for its layout).
 pub struct Stats(pub String);
 
