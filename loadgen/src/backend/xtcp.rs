@@ -49,6 +49,7 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use xtcp::afxdp::{XskConfig, XskLink};
 use xtcp::engine::handoff::{Handoff, HandoffLink, HandoffStats, Ownership};
@@ -59,6 +60,10 @@ use xtcp::time::Instant;
 use xtcp::wire::{EthernetAddress, SeqNumber, TcpControl, TcpRepr, emit_tcp_frame};
 use xtcp::{ConnHandle, Stack, StackConfig, StackError};
 use xtcp_xdp_ebpf::{XdpMode, XdpSteering};
+
+/// With several workers, the longest sleep on the socket: a worker that hands a reply to a
+/// sleeping owner cannot wake it, so this bounds the extra delay of handed-over frames.
+const HANDOFF_POLL: Duration = Duration::from_micros(200);
 
 /// Local ports of the client connections when no SYN flood runs: the whole unprivileged range.
 pub const STACK_PORTS: RangeInclusive<u16> = 1024..=65535;
@@ -209,6 +214,7 @@ impl Backend for XtcpBackend {
         host::fill_random(&mut secret).map_err(|e| e.to_string())?;
         let owners = Ownership::new(workers as u32, stack_ports.clone(), None);
         let hub = (workers > 1).then(|| Arc::new(Handoff::new(workers as u32)));
+        let running = hub.as_ref().map(|_| Arc::new(AtomicUsize::new(workers)));
         let mut out: Vec<Box<dyn Worker>> = Vec::with_capacity(workers);
         for i in 0..workers {
             let ports = owners.port_slice(i as u32);
@@ -230,6 +236,7 @@ impl Backend for XtcpBackend {
                 queue: i as u32,
                 hub: hub.clone(),
                 owners: owners.clone(),
+                running: running.clone(),
                 flood,
                 secret,
             }));
@@ -249,6 +256,8 @@ struct XtcpWorker {
     queue: u32,
     hub: Option<Arc<Handoff>>,
     owners: Ownership,
+    /// Workers still running (with a hub): a finished worker keeps handing over until 0.
+    running: Option<Arc<AtomicUsize>>,
     flood: Option<f64>,
     secret: [u8; 32],
 }
@@ -259,6 +268,7 @@ impl Worker for XtcpWorker {
         let w = *self;
         let mut client = Client::new(w, ctx);
         let r = client.run();
+        client.linger();
         client.rec.set_gauge(Counter::InFlight, 0);
         client.publish(u64::MAX);
         let Client { rec, .. } = client;
@@ -402,6 +412,7 @@ struct Client {
     queue: u32,
     hub: Option<Arc<Handoff>>,
     owners: Ownership,
+    running: Option<Arc<AtomicUsize>>,
     handoff: HandoffStats,
     mac: EthernetAddress,
     server_mac: EthernetAddress,
@@ -466,6 +477,7 @@ impl Client {
             queue: w.queue,
             hub: w.hub,
             owners: w.owners,
+            running: w.running,
             handoff: HandoffStats::default(),
             mac: w.mac,
             server_mac: w.server_mac,
@@ -543,9 +555,42 @@ impl Client {
             let wake = self.wake_at(now);
             let handed = self.hub.as_ref().is_some_and(|h| h.has_pending(self.queue));
             if wake > now + SPIN_NS && !handed {
-                let sleep = Duration::from_nanos(wake - now - SPIN_NS);
+                let mut sleep = Duration::from_nanos(wake - now - SPIN_NS);
+                if self.hub.is_some() {
+                    // Another worker cannot wake this one when it hands over a frame: bound
+                    // the delay of handed-over replies.
+                    sleep = sleep.min(HANDOFF_POLL);
+                }
                 host::wait_readable(self.tap.link.fd(), sleep)
                     .map_err(|e| format!("poll on the AF_XDP socket: {e}"))?;
+            }
+        }
+    }
+
+    /// After this worker's run: keep reading its queue, handing the other workers' replies
+    /// over, until every worker is done (their last connections' replies may land here).
+    fn linger(&mut self) {
+        let (Some(hub), Some(running)) = (self.hub.clone(), self.running.clone()) else {
+            return;
+        };
+        running.fetch_sub(1, Ordering::AcqRel);
+        let hard_end = self.spec.end_ns + self.spec.timeout.as_nanos() as u64 + 200_000_000;
+        while running.load(Ordering::Acquire) > 0 && self.spec.now_ns() < hard_end {
+            let now = self.spec.now_ns();
+            let received = self.stack.receive(
+                inst(now),
+                &mut HandoffLink {
+                    link: &mut self.tap,
+                    me: self.queue,
+                    hub: &hub,
+                    owners: &self.owners,
+                    stats: &mut self.handoff,
+                },
+            );
+            while self.stack.poll_event().is_some() {}
+            self.stack.flush(inst(now), &mut self.tap);
+            if received == 0 {
+                let _ = host::wait_readable(self.tap.link.fd(), HANDOFF_POLL);
             }
         }
     }
