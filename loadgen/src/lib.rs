@@ -3,13 +3,12 @@
 //!
 //! Layout: [`cli`] parses, [`run`] orchestrates a measurement (workers from a
 //! [`backend::Backend`], pacing from [`pace`], counting in [`metrics`], outside counters from
-//! [`probe`]; the xtcp backend's interface facts from [`netdev`]), [`report`] and [`plot`] present it; [`server`] is the Linux reference server.
+//! [`probe`]; the xtcp backend's interface facts from `xtcp::engine::sys`), [`report`] and [`plot`] present it; [`server`] is the Linux reference server.
 
 pub mod backend;
 pub mod cli;
 pub mod cpustat;
 pub mod metrics;
-pub mod netdev;
 pub mod pace;
 pub mod plot;
 pub mod probe;

@@ -10,48 +10,16 @@
 
 use xtcp_testkit::require_privileges;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{SocketAddrV4, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use xtcp::ConnHandle;
 use xtcp::engine::{App, AppEvent, Engine, EngineConfig, Io};
-use xtcp_testkit::veth::{Pattern, Veth, in_netns, serial};
+use xtcp_testkit::veth::{Pattern, Veth, in_netns, kernel_echo_server, serial};
 
 const PORT: u16 = 7777;
-
-/// A kernel echo server: one thread per connection, echo until EOF, then close.
-fn kernel_echo_server(listener: TcpListener, stop: Arc<AtomicBool>, accepted: Arc<AtomicU64>) {
-    listener.set_nonblocking(true).unwrap();
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
-            Ok((s, _)) => {
-                accepted.fetch_add(1, Ordering::Relaxed);
-                std::thread::spawn(move || echo_one(s));
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(1)),
-        }
-    }
-}
-
-fn echo_one(mut s: TcpStream) {
-    s.set_nonblocking(false).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if s.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-    let _ = s.shutdown(Shutdown::Write);
-}
 
 /// One client connection: the bytes to send (and expect back) and progress.
 struct Conn {

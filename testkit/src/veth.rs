@@ -339,14 +339,43 @@ impl Server {
     /// Starts example `name` in `veth.ns_a` on `veth.if_a`/`veth.ip_a`, port `port`, with
     /// `--stats` in a temporary file and `extra` arguments; waits for the ready line.
     pub fn start(name: &str, veth: &Veth, port: u16, extra: &[&str]) -> Server {
-        let bin = example_bin(name);
         let stats = std::env::temp_dir().join(format!("xtcp-{}-stats.json", veth.name));
+        Self::start_in(
+            name,
+            (&veth.ns_a, &veth.if_a, &veth.ip_a),
+            stats,
+            port,
+            extra,
+        )
+    }
+
+    /// As [`Server::start`], on side B (`veth.ns_b`, `veth.if_b`, `veth.ip_b`): for tests
+    /// whose xtcp client runs on side A.
+    pub fn start_b(name: &str, veth: &Veth, port: u16, extra: &[&str]) -> Server {
+        let stats = std::env::temp_dir().join(format!("xtcp-{}-b-stats.json", veth.name));
+        Self::start_in(
+            name,
+            (&veth.ns_b, &veth.if_b, &veth.ip_b),
+            stats,
+            port,
+            extra,
+        )
+    }
+
+    fn start_in(
+        name: &str,
+        (ns, iface, ip): (&str, &str, &str),
+        stats: PathBuf,
+        port: u16,
+        extra: &[&str],
+    ) -> Server {
+        let bin = example_bin(name);
         let _ = std::fs::remove_file(&stats);
         let port = port.to_string();
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &veth.ns_a])
+            .args(["netns", "exec", ns])
             .arg(&bin)
-            .args(["--iface", &veth.if_a, "--ip", &veth.ip_a, "--port", &port])
+            .args(["--iface", iface, "--ip", ip, "--port", &port])
             .arg("--stats")
             .arg(&stats)
             .args(extra)
@@ -427,22 +456,78 @@ impl Drop for Server {
     }
 }
 
-/// The engine's JSON stats document (`--stats FILE`), as text; read with serde_json.
+/// The arguments of an example server on 2 queues of a 2-queue pair: native XDP (in SKB
+/// mode every frame reports queue 0), one core each, idle polling (the machine may have no
+/// spare CPU for busy-polling threads).
+pub const TWO_QUEUES: &[&str] = &[
+    "--queues",
+    "2",
+    "--xdp-mode",
+    "native",
+    "--cores",
+    "0,1",
+    "--poll-mode",
+    "idle",
+];
+
+/// A Linux echo server on `listener` (bind it in namespace B): one thread per connection,
+/// echo until EOF, then close; counts accepted connections; returns once `stop` is set.
+pub fn kernel_echo_server(
+    listener: std::net::TcpListener,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    listener.set_nonblocking(true).unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                std::thread::spawn(move || echo_one(s));
+            }
+            Err(_) => std::thread::sleep(Duration::from_micros(200)),
+        }
+    }
+}
+
+fn echo_one(mut s: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = s.shutdown(std::net::Shutdown::Write);
+}
+
+/// The JSON stats document (see `xtcp::engine`'s stats module for its layout).
 pub struct Stats(pub String);
 
 impl Stats {
-    fn value(&self) -> Option<serde_json::Value> {
+    fn doc(&self) -> Option<serde_json::Value> {
         serde_json::from_str(&self.0).ok()
     }
 
     /// A top-level (total) counter.
     pub fn top(&self, key: &str) -> Option<u64> {
-        self.value()?.get(key)?.as_u64()
+        self.doc()?.get(key)?.as_u64()
     }
 
     /// Counter `key` of core entry `i`.
     pub fn core(&self, i: usize, key: &str) -> Option<u64> {
-        self.value()?.get("cores")?.get(i)?.get(key)?.as_u64()
+        self.doc()?.get("cores")?.get(i)?.get(key)?.as_u64()
+    }
+
+    /// Counter `key` of the XDP program (`redirected`, `passed`, `malformed`, `no_socket`).
+    pub fn xdp(&self, key: &str) -> Option<u64> {
+        self.doc()?.get("xdp")?.get(key)?.as_u64()
     }
 }
 

@@ -4,12 +4,18 @@
 //! attached to `--iface` and steers every TCP frame whose destination port lies in the
 //! client port range ([`STACK_PORTS`], plus [`FLOOD_PORTS`] when a SYN flood runs) into the
 //! AF_XDP socket of the queue it arrived on; worker `i` owns the socket of queue `i`. The
-//! server's MAC is resolved once through the kernel ([`crate::netdev::resolve_next_hop`]):
-//! ARP is passed to the kernel by the XDP program, so the stack runs with its own ARP off.
+//! server's MAC is resolved once through the kernel (the engine's
+//! [`xtcp::engine::sys::resolve_next_hop`]): ARP is passed to the kernel by the XDP program,
+//! so the stack runs with its own ARP off. The interface's MAC and address and the stack's
+//! secret come from the engine's host helpers too ([`xtcp::engine::sys`]).
 //!
 //! Each worker owns one [`Stack`] configured with every `--src-ip` address (default: the
-//! interface's own address) and its own slice of the port range, so workers never collide;
-//! connections take source addresses round-robin. The loop per turn: receive (and run the
+//! interface's own address) and its own slice of the port range (the engine's
+//! [`Ownership::port_slice`]), so workers never collide; connections take source addresses
+//! round-robin. With several workers, a reply that arrives on another worker's queue (veth
+//! picks the queue from the server's transmit queue; a NIC from its RSS hash) is handed to
+//! the worker owning its port through the engine's lock-free per-pair queues
+//! ([`HandoffLink`]), as in the engine (see docs/multicore.md). The loop per turn: receive (and run the
 //! stack's timers) without transmitting, handle the stack's events (one state machine per
 //! connection, the same phases and measurement points as the kernel backend), start what the
 //! pacer allows (`connect`), expire the per-phase timeouts, then transmit once (`flush`), so
@@ -38,20 +44,26 @@
 use super::sched::{Host, MAX_STARTS_PER_TURN, Sched};
 use super::{Backend, BackendKind, LoadSpec, Worker, WorkerCtx, Workload};
 use crate::metrics::{Counter, FailCause, Recorder};
-use crate::netdev;
 use crate::pace::OpenLoop;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use xtcp::afxdp::{XskConfig, XskLink};
+use xtcp::engine::handoff::{Handoff, HandoffLink, HandoffStats, Ownership};
+use xtcp::engine::sys as host;
 use xtcp::link::Link;
 use xtcp::tcp::{Event, TcpConfig};
 use xtcp::time::Instant;
 use xtcp::wire::{EthernetAddress, SeqNumber, TcpControl, TcpRepr, emit_tcp_frame};
 use xtcp::{ConnHandle, Stack, StackConfig, StackError};
 use xtcp_xdp_ebpf::{XdpMode, XdpSteering};
+
+/// With several workers, the longest sleep on the socket: a worker that hands a reply to a
+/// sleeping owner cannot wake it, so this bounds the extra delay of handed-over frames.
+const HANDOFF_POLL: Duration = Duration::from_micros(200);
 
 /// Local ports of the client connections when no SYN flood runs: the whole unprivileged range.
 pub const STACK_PORTS: RangeInclusive<u16> = 1024..=65535;
@@ -88,7 +100,14 @@ fn flood_rate(spec: &LoadSpec) -> Option<f64> {
     }
 }
 
+/// The device's receive queues (`ethtool -l`), or those sysfs lists where the driver does not
+/// report channels.
 fn rx_queues(iface: &str) -> usize {
+    if let Ok(ch) = xtcp::engine::nic::channels(iface)
+        && ch.rx_queues > 0
+    {
+        return ch.rx_queues as usize;
+    }
     std::fs::read_dir(format!("/sys/class/net/{iface}/queues"))
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -140,9 +159,21 @@ impl Backend for XtcpBackend {
                  worker per queue"
             ));
         }
-        let mac = netdev::mac(iface)?;
+        if workers < queues && queues > 1 {
+            // The XDP program passes frames of a queue without a socket to the kernel, which
+            // answers our connections there with RST.
+            return Err(format!(
+                "{iface} receives on {queues} queues but --cores gives {workers} worker(s): give \
+                 one core per queue (--cores 0-{}), or reduce the device's queues (ethtool -L \
+                 {iface} combined {workers})",
+                queues - 1
+            ));
+        }
+        let mac = host::interface_mac(iface)
+            .map_err(|e| format!("interface {iface}: cannot read its MAC address: {e}"))?
+            .0;
         let sources: Vec<Ipv4Addr> = if spec.source_ips.is_empty() {
-            vec![netdev::ipv4(iface).ok_or_else(|| {
+            vec![host::interface_ipv4(iface).ok_or_else(|| {
                 format!(
                     "{iface} has no IPv4 address: give --src-ip (the client's source addresses)"
                 )
@@ -151,7 +182,7 @@ impl Backend for XtcpBackend {
             spec.source_ips.clone()
         };
         let (_, server_mac) =
-            netdev::resolve_next_hop(iface, *spec.target.ip(), Duration::from_secs(3))?;
+            host::resolve_next_hop(iface, *spec.target.ip(), Duration::from_secs(3))?;
 
         let mut steering = XdpSteering::attach(iface, XdpMode::Auto)
             .map_err(|e| format!("cannot attach the XDP program to {iface}: {e}"))?;
@@ -179,10 +210,14 @@ impl Backend for XtcpBackend {
             .set_port_range_slot(0, only, *stack_ports.start(), hi)
             .map_err(|e| format!("XDP port range: {e}"))?;
 
-        let secret = netdev::random_secret()?;
-        let slice = port_slices(&stack_ports, workers);
+        let mut secret = [0u8; 32];
+        host::fill_random(&mut secret).map_err(|e| e.to_string())?;
+        let owners = Ownership::new(workers as u32, stack_ports.clone(), None);
+        let hub = (workers > 1).then(|| Arc::new(Handoff::new(workers as u32)));
+        let running = hub.as_ref().map(|_| Arc::new(AtomicUsize::new(workers)));
         let mut out: Vec<Box<dyn Worker>> = Vec::with_capacity(workers);
-        for (i, ports) in slice.into_iter().enumerate() {
+        for i in 0..workers {
+            let ports = owners.port_slice(i as u32);
             let mut cfg = XskConfig::new(iface);
             cfg.queue_id = i as u32;
             let link = XskLink::new(&cfg)
@@ -195,9 +230,13 @@ impl Backend for XtcpBackend {
             out.push(Box::new(XtcpWorker {
                 link,
                 mac: EthernetAddress(mac),
-                server_mac: EthernetAddress(server_mac),
+                server_mac,
                 sources: sources.clone(),
                 ports,
+                queue: i as u32,
+                hub: hub.clone(),
+                owners: owners.clone(),
+                running: running.clone(),
                 flood,
                 secret,
             }));
@@ -207,26 +246,18 @@ impl Backend for XtcpBackend {
     }
 }
 
-/// Splits `range` into `n` disjoint contiguous slices.
-fn port_slices(range: &RangeInclusive<u16>, n: usize) -> Vec<RangeInclusive<u16>> {
-    let (lo, hi) = (u32::from(*range.start()), u32::from(*range.end()));
-    let total = hi - lo + 1;
-    let n = n.max(1) as u32;
-    (0..n)
-        .map(|i| {
-            let a = lo + total * i / n;
-            let b = lo + total * (i + 1) / n - 1;
-            a as u16..=b as u16
-        })
-        .collect()
-}
-
 struct XtcpWorker {
     link: XskLink,
     mac: EthernetAddress,
     server_mac: EthernetAddress,
     sources: Vec<Ipv4Addr>,
     ports: RangeInclusive<u16>,
+    /// This worker's queue, and the handoff between workers (`None`: one worker).
+    queue: u32,
+    hub: Option<Arc<Handoff>>,
+    owners: Ownership,
+    /// Workers still running (with a hub): a finished worker keeps handing over until 0.
+    running: Option<Arc<AtomicUsize>>,
     flood: Option<f64>,
     secret: [u8; 32],
 }
@@ -237,6 +268,7 @@ impl Worker for XtcpWorker {
         let w = *self;
         let mut client = Client::new(w, ctx);
         let r = client.run();
+        client.linger();
         client.rec.set_gauge(Counter::InFlight, 0);
         client.publish(u64::MAX);
         let Client { rec, .. } = client;
@@ -377,6 +409,11 @@ struct Client {
     rec: Recorder,
     stack: Stack,
     tap: Tap,
+    queue: u32,
+    hub: Option<Arc<Handoff>>,
+    owners: Ownership,
+    running: Option<Arc<AtomicUsize>>,
+    handoff: HandoffStats,
     mac: EthernetAddress,
     server_mac: EthernetAddress,
     sources: Vec<Ipv4Addr>,
@@ -437,6 +474,11 @@ impl Client {
                 syns_sent: 0,
                 flood_answered: 0,
             },
+            queue: w.queue,
+            hub: w.hub,
+            owners: w.owners,
+            running: w.running,
+            handoff: HandoffStats::default(),
             mac: w.mac,
             server_mac: w.server_mac,
             src_next: ctx.index,
@@ -466,7 +508,19 @@ impl Client {
             // once: the reactions ride on the ACKs the received segments owe (connect: the FIN
             // shares the handshake's final ACK; crr: the FIN shares the response's ACK), one
             // frame fewer per connection for both sides to carry.
-            let received = self.stack.receive(inst(now), &mut self.tap);
+            let received = match &self.hub {
+                Some(hub) => self.stack.receive(
+                    inst(now),
+                    &mut HandoffLink {
+                        link: &mut self.tap,
+                        me: self.queue,
+                        hub,
+                        owners: &self.owners,
+                        stats: &mut self.handoff,
+                    },
+                ),
+                None => self.stack.receive(inst(now), &mut self.tap),
+            };
             let now = self.spec.now_ns();
             let handled = self.handle_events(now);
             if !self.sched.draining() {
@@ -499,10 +553,44 @@ impl Client {
                 continue;
             }
             let wake = self.wake_at(now);
-            if wake > now + SPIN_NS {
-                let sleep = Duration::from_nanos(wake - now - SPIN_NS);
-                netdev::wait_readable(self.tap.link.fd(), sleep)
+            let handed = self.hub.as_ref().is_some_and(|h| h.has_pending(self.queue));
+            if wake > now + SPIN_NS && !handed {
+                let mut sleep = Duration::from_nanos(wake - now - SPIN_NS);
+                if self.hub.is_some() {
+                    // Another worker cannot wake this one when it hands over a frame: bound
+                    // the delay of handed-over replies.
+                    sleep = sleep.min(HANDOFF_POLL);
+                }
+                host::wait_readable(self.tap.link.fd(), sleep)
                     .map_err(|e| format!("poll on the AF_XDP socket: {e}"))?;
+            }
+        }
+    }
+
+    /// After this worker's run: keep reading its queue, handing the other workers' replies
+    /// over, until every worker is done (their last connections' replies may land here).
+    fn linger(&mut self) {
+        let (Some(hub), Some(running)) = (self.hub.clone(), self.running.clone()) else {
+            return;
+        };
+        running.fetch_sub(1, Ordering::AcqRel);
+        let hard_end = self.spec.end_ns + self.spec.timeout.as_nanos() as u64 + 200_000_000;
+        while running.load(Ordering::Acquire) > 0 && self.spec.now_ns() < hard_end {
+            let now = self.spec.now_ns();
+            let received = self.stack.receive(
+                inst(now),
+                &mut HandoffLink {
+                    link: &mut self.tap,
+                    me: self.queue,
+                    hub: &hub,
+                    owners: &self.owners,
+                    stats: &mut self.handoff,
+                },
+            );
+            while self.stack.poll_event().is_some() {}
+            self.stack.flush(inst(now), &mut self.tap);
+            if received == 0 {
+                let _ = host::wait_readable(self.tap.link.fd(), HANDOFF_POLL);
             }
         }
     }
@@ -888,15 +976,22 @@ mod tests {
 
     #[test]
     fn slices_are_disjoint_and_cover() {
-        let s = port_slices(&STACK_PORTS, 3);
-        assert_eq!(s.len(), 3);
+        let o = Ownership::new(3, STACK_PORTS, None);
+        let s: Vec<_> = (0..3).map(|q| o.port_slice(q)).collect();
         assert_eq!(*s[0].start(), 1024);
         assert_eq!(*s[2].end(), 65535);
         for w in s.windows(2) {
             assert_eq!(*w[0].end() + 1, *w[1].start());
         }
-        assert_eq!(port_slices(&STACK_PORTS, 1), vec![STACK_PORTS]);
+        assert_eq!(
+            Ownership::new(1, STACK_PORTS, None).port_slice(0),
+            STACK_PORTS
+        );
         assert!(*STACK_PORTS_WITH_FLOOD.end() < *FLOOD_PORTS.start());
+        // The flood's ports are no worker's: their frames are never handed off.
+        let o = Ownership::new(2, STACK_PORTS_WITH_FLOOD, None);
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        assert_eq!(o.owner(a, *FLOOD_PORTS.start(), b, 80), None);
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub struct XskConfig {
     pub batch: usize,
     /// Zero-copy, copy, or try both. Default [`BindMode::Auto`].
     pub bind: BindMode,
+    /// Allocate the UMEM on huge pages (`MAP_HUGETLB`: fewer TLB misses on the frame
+    /// accesses), falling back to normal pages where none are reserved (`vm.nr_hugepages`);
+    /// [`XskLink::huge_pages_fallback`](super::XskLink::huge_pages_fallback) then says why.
+    /// Default false.
+    pub huge_pages: bool,
     /// Bind with `XDP_USE_NEED_WAKEUP` and kick only when the kernel asks for it. Default
     /// true. Without it every flush with pending frames makes a `sendto` syscall.
     pub need_wakeup: bool,
@@ -74,6 +79,7 @@ impl XskConfig {
             comp_ring: 4096,
             batch: 64,
             bind: BindMode::Auto,
+            huge_pages: false,
             need_wakeup: true,
             inhibit_prog_load: true,
         }

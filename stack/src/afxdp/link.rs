@@ -71,6 +71,8 @@ pub struct XskLink {
     batch: usize,
     need_wakeup: bool,
     zero_copy: bool,
+    huge_pages: bool,
+    huge_pages_fallback: Option<String>,
     max_frame_len: usize,
     /// Frames submitted to the TX ring that no kick has reported as taken.
     tx_unkicked: bool,
@@ -106,7 +108,22 @@ impl XskLink {
         config.validate()?;
         let mtu = syscall::if_mtu(&config.iface).map_err(XskError::Interface)?;
         let ifindex = syscall::if_index(&config.iface).map_err(XskError::Interface)?;
-        let umem = Umem::new(config.frame_count, config.frame_size).map_err(XskError::Umem)?;
+        let (umem, huge_pages_fallback) = if config.huge_pages {
+            match Umem::new(config.frame_count, config.frame_size, true) {
+                Ok(u) => (u, None),
+                Err(e) => (
+                    Umem::new(config.frame_count, config.frame_size, false)
+                        .map_err(XskError::Umem)?,
+                    Some(e.to_string()),
+                ),
+            }
+        } else {
+            (
+                Umem::new(config.frame_count, config.frame_size, false).map_err(XskError::Umem)?,
+                None,
+            )
+        };
+        let huge_pages = config.huge_pages && huge_pages_fallback.is_none();
         let params = SocketParams {
             ifindex,
             queue_id: config.queue_id,
@@ -161,6 +178,8 @@ impl XskLink {
             batch: config.batch,
             need_wakeup: config.need_wakeup,
             zero_copy: mode == BindMode::ZeroCopy,
+            huge_pages,
+            huge_pages_fallback,
             max_frame_len: capacity.min(mtu + ETH_HLEN),
             tx_unkicked: false,
             kick_limit: config.tx_ring / 32 + 1,
@@ -168,6 +187,16 @@ impl XskLink {
         };
         link.refill();
         Ok(link)
+    }
+
+    /// Whether the UMEM sits on huge pages ([`XskConfig::huge_pages`]).
+    pub fn huge_pages(&self) -> bool {
+        self.huge_pages
+    }
+
+    /// Why huge pages were asked for and not used (the `mmap` error), if so.
+    pub fn huge_pages_fallback(&self) -> Option<&str> {
+        self.huge_pages_fallback.as_deref()
     }
 
     /// The socket's file descriptor: for the XDP loader's XSKMAP, and for `poll(2)`.

@@ -26,6 +26,19 @@ impl Mmap {
         )
     }
 
+    /// As [`Mmap::anonymous`], on huge pages (`MAP_HUGETLB`, the system's default huge page
+    /// size, 2 MiB on x86-64): `len` is rounded up to a multiple of 2 MiB. Fails (`ENOMEM`)
+    /// where no huge pages are reserved (`vm.nr_hugepages`).
+    pub(crate) fn anonymous_huge(len: usize) -> io::Result<Mmap> {
+        const HUGE: usize = 2 << 20;
+        Self::map(
+            len.div_ceil(HUGE) * HUGE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE | libc::MAP_HUGETLB,
+            -1,
+            0,
+        )
+    }
+
     /// The `len` bytes of `fd`'s mapping at `offset` (a ring of an AF_XDP socket), shared
     /// with the kernel.
     pub(crate) fn ring(fd: RawFd, len: usize, offset: i64) -> io::Result<Mmap> {

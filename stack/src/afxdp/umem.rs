@@ -16,8 +16,14 @@ pub(crate) struct Umem {
 }
 
 impl Umem {
-    pub(crate) fn new(frame_count: u32, frame_size: u32) -> io::Result<Umem> {
-        let area = Mmap::anonymous(frame_count as usize * frame_size as usize)?;
+    /// `huge`: on huge pages (fails where none are reserved; the caller falls back).
+    pub(crate) fn new(frame_count: u32, frame_size: u32, huge: bool) -> io::Result<Umem> {
+        let len = frame_count as usize * frame_size as usize;
+        let area = if huge {
+            Mmap::anonymous_huge(len)?
+        } else {
+            Mmap::anonymous(len)?
+        };
         Ok(Umem {
             area,
             frame_size,
@@ -30,7 +36,8 @@ impl Umem {
     pub(crate) fn registration(&self) -> UmemReg {
         UmemReg {
             addr: self.area.as_ptr() as u64,
-            len: self.area.len() as u64,
+            // The frames only: a huge-page mapping may be rounded up beyond them.
+            len: (self.frame_count as u64 * self.frame_size as u64).min(self.area.len() as u64),
             chunk_size: self.frame_size,
             ..UmemReg::default()
         }

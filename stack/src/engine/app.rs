@@ -113,21 +113,14 @@ impl AppEvent {
 /// Why [`Io::connect`] failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectError {
-    /// The stack refused (ports exhausted, table full, ...).
+    /// The stack refused (this core's ports exhausted, table full, ...).
     Stack(StackError),
-    /// The engine runs more than one queue: the peer's answer to our SYN would arrive on a
-    /// receive queue picked by the peer's hash, quite possibly another core's, which has no
-    /// state for the connection. Active opens need `queues = 1`.
-    MultiQueue,
 }
 
 impl core::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ConnectError::Stack(e) => write!(f, "{e}"),
-            ConnectError::MultiQueue => {
-                f.write_str("active opens need an engine with a single queue")
-            }
         }
     }
 }
@@ -254,10 +247,10 @@ impl Io<'_> {
     /// Opens a connection to `remote` from the engine's address and an ephemeral port. The
     /// next hop is resolved through the kernel (see [`neighbor`](super::neighbor)); events
     /// follow: [`AppEvent::Connected`], or [`AppEvent::Reset`] / [`AppEvent::TimedOut`].
+    /// Works on every core: the port comes from this core's share of the ephemeral range
+    /// (see "Active opens and queues" in the [engine docs](super)), and replies that reach
+    /// another core are handed to this one.
     pub fn connect(&mut self, remote: SocketAddrV4) -> Result<ConnHandle, ConnectError> {
-        if self.core.queues > 1 {
-            return Err(ConnectError::MultiQueue);
-        }
         let now = self.core.now;
         let h = self
             .core

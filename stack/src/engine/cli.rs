@@ -3,13 +3,16 @@
 //! ```text
 //! --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
 //!     [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
-//!     [--poll-mode prefer-busy|busy|idle] [--idle-spins N]
+//!     [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy]
 //! ```
 //!
 //! `LIST` is comma-separated CPU numbers or ranges (`0,2-3`). `--poll-mode` picks the
 //! [`PollMode`]: `prefer-busy` (default; falls back to `idle` with a message where the kernel
 //! or device refuses it), `busy`, or `idle` (wait on the socket after `--idle-spins`
 //! empty iterations, default 1000). `--idle-spins` alone means `idle`, as it always did.
+//! `--bind-mode` picks how the AF_XDP sockets bind ([`BindMode`]): `auto` (default: zero-copy,
+//! falling back to copy), `copy`, or `zerocopy` (start fails, naming the driver, where the
+//! driver has no zero-copy support).
 //! Waiting costs a wake-up (tens of µs) per burst but leaves the CPU to other threads when
 //! there is no traffic: on a machine with no spare core, a busy-polling thread is instead
 //! preempted for whole scheduler slices (milliseconds) whenever a kernel thread needs the CPU.
@@ -21,13 +24,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
-use super::{BusyPollConfig, EngineConfig, EngineInfo, PollMode, XdpMode};
+use super::{BindMode, BusyPollConfig, EngineConfig, EngineInfo, PollMode, XdpMode};
 use crate::time::Duration;
 
 /// The usage text, after "usage: PROGRAM".
 pub const USAGE: &str = "--iface IFACE --ip A.B.C.D --port P [--queues N] \
 [--xdp-mode auto|native|skb] [--cores LIST] [--stats FILE] [--stats-interval-ms MS] \
-[--poll-mode prefer-busy|busy|idle] [--idle-spins N]";
+[--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy]";
 
 /// `--poll-mode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -39,6 +42,29 @@ pub enum PollArg {
     Busy,
     /// Wait on the socket after --idle-spins empty iterations.
     Idle,
+}
+
+/// `--bind-mode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BindArg {
+    /// Zero-copy, falling back to copy mode where the driver refuses it.
+    Auto,
+    /// Copy mode (every driver; one copy per frame each way).
+    Copy,
+    /// Zero-copy only: fails, naming the driver, where the driver has no support.
+    #[value(name = "zerocopy", alias = "zero-copy")]
+    ZeroCopy,
+}
+
+impl BindArg {
+    /// The engine's [`BindMode`].
+    pub fn mode(self) -> BindMode {
+        match self {
+            BindArg::Auto => BindMode::Auto,
+            BindArg::Copy => BindMode::Copy,
+            BindArg::ZeroCopy => BindMode::ZeroCopy,
+        }
+    }
 }
 
 /// `--xdp-mode` values.
@@ -126,6 +152,9 @@ struct Cli {
     /// idle mode: empty iterations before waiting on the socket (implies --poll-mode idle).
     #[arg(long, value_name = "N")]
     idle_spins: Option<u32>,
+    /// How the AF_XDP sockets bind.
+    #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
+    bind_mode: BindArg,
 }
 
 /// Parsed server arguments.
@@ -147,6 +176,8 @@ pub struct ServerArgs {
     pub poll: PollArg,
     /// `Some(n)`: empty iterations before waiting, in idle mode (default 1000).
     pub idle_spins: Option<u32>,
+    /// Default auto.
+    pub bind: BindArg,
 }
 
 /// What parsing decided.
@@ -230,6 +261,7 @@ pub fn parse_as(prog: &str, args: impl IntoIterator<Item = String>) -> Result<Pa
         stats_interval_ms: cli.stats_interval_ms,
         poll,
         idle_spins: cli.idle_spins,
+        bind: cli.bind_mode,
     }))
 }
 
@@ -276,6 +308,7 @@ impl ServerArgs {
         if let Some(n) = self.idle_spins {
             c.idle_spins = n;
         }
+        c.bind = self.bind.mode();
         c
     }
 }
@@ -347,6 +380,7 @@ mod tests {
         };
         let c = a.engine_config();
         assert_eq!(c.poll, PollMode::PreferBusy(BusyPollConfig::default()));
+        assert_eq!(c.bind, BindMode::Auto);
         assert_eq!(c.stats_interval, Duration::from_secs(1));
         assert_eq!(
             (a.queues, a.xdp_mode, a.cores, a.stats, a.idle_spins),
@@ -359,6 +393,27 @@ mod tests {
             h.contains("--poll-mode") && h.contains("prefer-busy"),
             "{h}"
         );
+    }
+
+    #[test]
+    fn bind_modes() {
+        let base = ["--iface", "xt-a", "--ip", "10.77.0.1", "--port", "7"];
+        for (arg, want) in [
+            ("auto", BindMode::Auto),
+            ("copy", BindMode::Copy),
+            ("zerocopy", BindMode::ZeroCopy),
+            ("zero-copy", BindMode::ZeroCopy),
+        ] {
+            let mut v = base.to_vec();
+            v.extend(["--bind-mode", arg]);
+            let Parsed::Run(a) = p(&v).unwrap() else {
+                panic!("not Run")
+            };
+            assert_eq!(a.engine_config().bind, want, "{arg}");
+        }
+        let mut v = base.to_vec();
+        v.extend(["--bind-mode", "fast"]);
+        assert!(p(&v).unwrap_err().contains("fast"));
     }
 
     #[test]

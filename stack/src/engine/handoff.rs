@@ -135,6 +135,11 @@ impl Handoff {
         }
     }
 
+    /// Whether frames wait for core `me` (a core about to sleep checks this first).
+    pub fn has_pending(&self, me: u32) -> bool {
+        (0..self.queues).any(|from| from != me && !self.pair(from, me).is_empty())
+    }
+
     fn pair(&self, from: u32, to: u32) -> &ArrayQueue<Slot> {
         &self.pairs[(from * self.queues + to) as usize]
     }

@@ -27,10 +27,22 @@
 //! (the XDP program passes ARP to the kernel, which keeps answering for the address).
 //!
 //! # Active opens and queues
-//! [`Io::connect`] needs an engine with one queue: with several, the peer's answer to our SYN
-//! arrives on whichever receive queue the peer's transmit hash picks (veth: the sender's TX
-//! queue; a NIC: RSS), most likely not the core that sent the SYN, and that core has no state
-//! for it. Run servers with N queues and clients with one.
+//! [`Io::connect`] works on every core. The peer's answer to our SYN arrives on whichever
+//! receive queue the peer's transmit hash (veth) or the NIC's RSS hash picks, so at start
+//! the engine decides which core owns which tuple ([`handoff::Ownership`]):
+//! - where the device reports its RSS configuration (`ETHTOOL_GRSSH`, Toeplitz) and its
+//!   indirection table names only queues we serve, each core chooses only source ports whose
+//!   replies the NIC delivers to its own queue (`StackConfig::rss`), and the owner of a tuple
+//!   is the queue its hash picks;
+//! - otherwise (veth, a NIC without RSS or with a table naming other queues) each core opens
+//!   from its own slice of the ephemeral port range ([`handoff::Ownership::port_slice`]).
+//!
+//! Either way a frame that reaches the wrong core (veth, a table changed at run time) is
+//! handed to its owner through a bounded lock-free queue per pair of cores
+//! ([`handoff::Handoff`]); the stats count `rx_handoffs_out`, `rx_handoffs_in` and
+//! `rx_handoff_drops` per core. Since a queue without a socket would pass our flows to the
+//! kernel, which answers them with RST, [`Engine::start`] refuses to serve fewer queues than
+//! the device receives on (where it reports its channels: `ethtool -l`).
 //!
 //! # Shutdown
 //! [`Engine::run_until_signal`] returns on SIGINT/SIGTERM (or [`Io::stop_engine`]);
@@ -96,11 +108,14 @@ use std::time::Instant as StdInstant;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use xtcp_xdp_ebpf::XdpSteering;
 
+use self::handoff::{Handoff, Ownership};
 use self::worker::{Command, Report, WorkerSetup};
+pub use crate::afxdp::BindMode;
 use crate::afxdp::busy_poll::{self, DeviceDeferral};
 use crate::afxdp::{XskConfig, XskError, XskLink};
 use crate::link::Link;
 use crate::stack::StackConfig;
+use crate::tcp::rss::{Rss, RssSteering};
 use crate::time::Duration;
 use crate::wire::EthernetAddress;
 
@@ -189,6 +204,14 @@ pub struct EngineConfig {
     pub batch: usize,
     /// UMEM frames per socket. Default 4096 (8 MiB of 2 KiB frames).
     pub frame_count: u32,
+    /// How the sockets bind: zero-copy, copy, or zero-copy falling back to copy. Default
+    /// [`BindMode::Auto`]. With [`BindMode::ZeroCopy`], a driver without zero-copy support
+    /// (veth) fails the start with [`EngineError::ZeroCopyRefused`], naming the driver.
+    pub bind: BindMode,
+    /// Put each UMEM on huge pages (`MAP_HUGETLB`), falling back to normal pages with a
+    /// message where none are reserved (`sysctl vm.nr_hugepages=N`; 2 MiB each, 4 per queue
+    /// with the default `frame_count`). Default true.
+    pub huge_pages: bool,
     /// How the cores wait for frames. Default [`PollMode::PreferBusy`] with
     /// [`BusyPollConfig::default`] (one CPU per queue at 100 %, the kernel's receive work on
     /// that CPU too).
@@ -223,6 +246,8 @@ impl EngineConfig {
             cores: None,
             batch: 64,
             frame_count: 4096,
+            bind: BindMode::Auto,
+            huge_pages: true,
             poll: PollMode::PreferBusy(BusyPollConfig::default()),
             idle_spins: 1000,
             idle_wait: Duration::from_millis(1),
@@ -259,6 +284,15 @@ pub enum EngineError {
     },
     /// A core's thread panicked.
     Panicked(u32),
+    /// [`BindMode::ZeroCopy`] was asked for and the driver refused a zero-copy bind.
+    ZeroCopyRefused {
+        /// The queue whose socket failed to bind.
+        queue: u32,
+        /// The device's driver (`ethtool -i`), or `"unknown"`.
+        driver: String,
+        /// The kernel's reason.
+        error: XskError,
+    },
 }
 
 impl fmt::Display for EngineError {
@@ -270,6 +304,15 @@ impl fmt::Display for EngineError {
             EngineError::Xsk { queue, error } => write!(f, "queue {queue}: {error}"),
             EngineError::Core { queue, reason } => write!(f, "queue {queue}: {reason}"),
             EngineError::Panicked(q) => write!(f, "the thread of queue {q} panicked"),
+            EngineError::ZeroCopyRefused {
+                queue,
+                driver,
+                error,
+            } => write!(
+                f,
+                "queue {queue}: the {driver} driver refused a zero-copy AF_XDP bind ({error}); \
+                 use bind mode copy or auto"
+            ),
         }
     }
 }
@@ -279,7 +322,9 @@ impl std::error::Error for EngineError {
         match self {
             EngineError::Io(e) => Some(e),
             EngineError::Xdp(e) => Some(e),
-            EngineError::Xsk { error, .. } => Some(error),
+            EngineError::Xsk { error, .. } | EngineError::ZeroCopyRefused { error, .. } => {
+                Some(error)
+            }
             _ => None,
         }
     }
@@ -304,6 +349,11 @@ pub struct EngineInfo {
     pub cores: Vec<Option<usize>>,
     /// The ephemeral port range steered to the sockets (our active opens).
     pub ephemeral_ports: (u16, u16),
+    /// Whether active opens choose their ports by the device's RSS table (true) or each core
+    /// opens from its own slice of `ephemeral_ports` (false); see the module docs.
+    pub rss: bool,
+    /// Whether the UMEMs sit on huge pages.
+    pub huge_pages: bool,
     /// The poll mode in effect (differs from the configured one after a fallback).
     pub poll: PollMode,
     /// Why preferred busy polling was not used, when it was asked for and refused.
@@ -359,6 +409,31 @@ fn resolve_cores(cfg: &EngineConfig) -> Result<Vec<Option<usize>>, EngineError> 
                 .collect())
         }
     }
+}
+
+/// Refuses to serve fewer queues than the device receives on, where it reports its channels:
+/// the XDP program passes frames of a queue without a socket to the kernel, which answers our
+/// connections there with RST.
+fn check_channels(
+    iface: &str,
+    queues: u32,
+    channels: Option<nic::Channels>,
+) -> Result<(), EngineError> {
+    match channels {
+        Some(ch) if ch.rx_queues > queues => Err(EngineError::Config(format!(
+            "{iface} receives on {} queues (ethtool -l) but the engine serves {queues}: \
+             frames on the others would reach the kernel, which resets our connections; \
+             serve {} queues or reduce the device's (ethtool -L {iface} combined {queues})",
+            ch.rx_queues, ch.rx_queues
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The device's RSS table, when it sends every hash to a queue we serve (else the engine
+/// slices the ephemeral ports instead).
+fn usable_rss(queues: u32, rss: Option<Rss>) -> Option<Rss> {
+    rss.filter(|r| r.table().iter().all(|&q| u32::from(q) < queues))
 }
 
 /// Sets up preferred busy polling when configured: the device's deferral settings (once per
@@ -448,6 +523,10 @@ impl<A: App + 'static> Engine<A> {
         }
         let cores = resolve_cores(&cfg)?;
         let mac = sys::interface_mac(&cfg.iface).map_err(EngineError::Io)?;
+        check_channels(&cfg.iface, cfg.queues, nic::channels(&cfg.iface).ok())?;
+        let eph = cfg.stack.ephemeral_ports.clone();
+        let rss = usable_rss(cfg.queues, nic::rss(&cfg.iface).ok().flatten());
+        let owners = Ownership::new(cfg.queues, eph.clone(), rss);
 
         // Sockets first, registered, then the steering entries: no frame of ours is passed
         // to the kernel for want of a socket once a listener is announced.
@@ -458,18 +537,37 @@ impl<A: App + 'static> Engine<A> {
             x.queue_id = queue;
             x.batch = cfg.batch;
             x.frame_count = cfg.frame_count;
+            x.bind = cfg.bind;
+            x.huge_pages = cfg.huge_pages;
             // Rings that can hold every frame: the fill ring never limits receiving, and the
             // completion ring never stalls transmission.
             x.fill_ring = cfg.frame_count.next_power_of_two();
             x.comp_ring = x.fill_ring;
-            let link = XskLink::new(&x).map_err(|error| EngineError::Xsk { queue, error })?;
+            let link = XskLink::new(&x).map_err(|error| match error {
+                XskError::Bind {
+                    mode: BindMode::ZeroCopy,
+                    ..
+                } if cfg.bind == BindMode::ZeroCopy => EngineError::ZeroCopyRefused {
+                    queue,
+                    driver: nic::driver(&cfg.iface).unwrap_or_else(|_| "unknown".into()),
+                    error,
+                },
+                error => EngineError::Xsk { queue, error },
+            })?;
+            if queue == 0
+                && let Some(why) = link.huge_pages_fallback()
+            {
+                eprintln!(
+                    "xtcp: UMEM on huge pages unavailable ({why}); using normal pages \
+                     (reserve huge pages with `sysctl vm.nr_hugepages=N`)"
+                );
+            }
             steering.register_xsk(queue, link.fd())?;
             links.push(link);
         }
         for &port in &cfg.ports {
             steering.add_listener(cfg.ip, port)?;
         }
-        let eph = cfg.stack.ephemeral_ports.clone();
         steering.set_port_range_slot(0, Some(cfg.ip), *eph.start(), *eph.end())?;
 
         let (poll, poll_fallback, deferral_before) = setup_polling(&cfg, &links);
@@ -486,6 +584,8 @@ impl<A: App + 'static> Engine<A> {
             zero_copy: links.iter().all(|l| l.is_zero_copy()),
             cores: cores.clone(),
             ephemeral_ports: (*eph.start(), *eph.end()),
+            rss: owners.rss().is_some(),
+            huge_pages: links.iter().all(|l| l.huge_pages()),
             poll,
             poll_fallback,
         };
@@ -495,6 +595,7 @@ impl<A: App + 'static> Engine<A> {
         // guards against an engine that stops reading.
         let (report_tx, reports) = bounded(1024);
         let epoch = StdInstant::now();
+        let hub = (cfg.queues > 1).then(|| Arc::new(Handoff::new(cfg.queues)));
         let mut engine = Engine {
             cfg,
             info,
@@ -518,6 +619,11 @@ impl<A: App + 'static> Engine<A> {
             stack.ips = vec![engine.cfg.ip];
             stack.arp = false;
             stack.rx_batch = engine.cfg.batch;
+            stack.ephemeral_ports = owners.port_slice(queue);
+            stack.rss = owners.rss().map(|rss| RssSteering {
+                rss: rss.clone(),
+                queue: queue as u16,
+            });
             sys::fill_random(&mut stack.secret).map_err(EngineError::Io)?;
             let mss = link
                 .max_frame_len()
@@ -536,6 +642,8 @@ impl<A: App + 'static> Engine<A> {
                 idle_wait: engine.cfg.idle_wait,
                 shutdown: engine.cfg.shutdown,
                 epoch,
+                hub: hub.clone(),
+                owners: owners.clone(),
             };
             let (cmd_tx, cmd_rx) = unbounded();
             let reports = report_tx.clone();
@@ -748,5 +856,57 @@ impl<A: App + 'static> Engine<A> {
 impl<A: App + 'static> Drop for Engine<A> {
     fn drop(&mut self) {
         let _ = self.stop_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::rss::MICROSOFT_KEY;
+
+    #[test]
+    fn fewer_queues_than_the_device_is_an_error_naming_both() {
+        let ch = |rx| {
+            Some(nic::Channels {
+                rx_queues: rx,
+                max_rx_queues: 8,
+            })
+        };
+        assert!(check_channels("eth0", 2, ch(2)).is_ok());
+        assert!(check_channels("eth0", 4, ch(2)).is_ok());
+        assert!(
+            check_channels("eth0", 1, None).is_ok(),
+            "unknown: not checked"
+        );
+        let e = check_channels("eth0", 2, ch(4)).unwrap_err().to_string();
+        assert!(
+            e.contains("eth0") && e.contains("4 queues") && e.contains("serves 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rss_is_used_only_when_its_table_names_our_queues() {
+        let rss = |table: Vec<u16>| Some(Rss::new(MICROSOFT_KEY.to_vec(), table).unwrap());
+        assert!(usable_rss(2, rss(vec![0, 1, 0, 1])).is_some());
+        assert!(usable_rss(2, rss(vec![0, 1, 2, 3])).is_none());
+        assert!(usable_rss(2, None).is_none());
+    }
+
+    #[test]
+    fn zero_copy_refusal_names_the_driver() {
+        let e = EngineError::ZeroCopyRefused {
+            queue: 1,
+            driver: "veth".into(),
+            error: XskError::Bind {
+                mode: BindMode::ZeroCopy,
+                error: io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+            },
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("veth driver") && text.contains("queue 1"),
+            "{text}"
+        );
     }
 }

@@ -13,6 +13,7 @@ use crate::tcp::rss::Rss;
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
 const ETHTOOL_GRSSH: u32 = 0x46;
+const ETHTOOL_GDRVINFO: u32 = 0x03;
 /// `ETH_RSS_HASH_TOP`: the Toeplitz function, as the `hfunc` bit set.
 const ETH_RSS_HASH_TOP: u8 = 1;
 
@@ -44,6 +45,24 @@ struct EthtoolRxfh {
     input_xfrm: u8,
     rsvd8: [u8; 2],
     rsvd32: u32,
+}
+
+/// `struct ethtool_drvinfo`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
 }
 
 /// A device's receive queue counts.
@@ -83,6 +102,28 @@ pub fn channels(iface: &str) -> io::Result<Channels> {
         rx_queues: ch.rx_count + ch.combined_count,
         max_rx_queues: ch.max_rx + ch.max_combined,
     })
+}
+
+/// The device's driver name (`ethtool -i`), e.g. `veth`, `mlx5_core`, `ice`.
+pub fn driver(iface: &str) -> io::Result<String> {
+    let mut info = EthtoolDrvinfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        version: [0; 32],
+        fw_version: [0; 32],
+        bus_info: [0; 32],
+        erom_version: [0; 32],
+        reserved2: [0; 12],
+        n_priv_flags: 0,
+        n_stats: 0,
+        testinfo_len: 0,
+        eedump_len: 0,
+        regdump_len: 0,
+    };
+    // Safety: ETHTOOL_GDRVINFO reads and writes exactly a `struct ethtool_drvinfo`.
+    unsafe { ethtool(iface, (&mut info as *mut EthtoolDrvinfo).cast())? };
+    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
 }
 
 /// The device's RSS key and indirection table (`ethtool -x`), when it hashes with Toeplitz;
@@ -133,11 +174,13 @@ mod tests {
         // linux/ethtool.h: ethtool_channels is nine u32; ethtool_rxfh's fixed part 24 bytes.
         assert_eq!(std::mem::size_of::<EthtoolChannels>(), 36);
         assert_eq!(std::mem::size_of::<EthtoolRxfh>(), 24);
+        assert_eq!(std::mem::size_of::<EthtoolDrvinfo>(), 196);
     }
 
     #[test]
     fn a_missing_interface_is_an_error_not_a_panic() {
         assert!(channels("xtcp-no-such-if0").is_err());
         assert!(rss("xtcp-no-such-if0").is_err());
+        assert!(driver("xtcp-no-such-if0").is_err());
     }
 }

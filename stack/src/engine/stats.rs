@@ -6,8 +6,10 @@
 //! plus `"server": "xtcp"`, `"queues"`, `"connections"`, the XDP program's counters under
 //! `"xdp"`, and one object per core under `"cores"` with the same counter fields plus
 //! `queue`, `core`, `connections`, `zero_copy`, `loops`, `idle_waits`, the work accounting
-//! (`busy_ns`, `loop_ns`, `wait_ns`, `busy_fraction`: see the `worker` module), `napi_id`, and the AF_XDP
-//! socket's counters under `"xsk"`. The top level also names the `poll_mode` in effect.
+//! (`busy_ns`, `loop_ns`, `wait_ns`, `busy_fraction`: see the `worker` module), `napi_id`,
+//! the frames handed between cores (`rx_handoffs_out`, `rx_handoffs_in`, `rx_handoff_drops`:
+//! see [`super::handoff`]; their totals are at the top level too), and the AF_XDP socket's
+//! counters under `"xsk"`. The top level also names the `poll_mode` in effect.
 //! Written with serde_json.
 
 use std::io;
@@ -17,6 +19,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 use serde_json::ser::Formatter;
 
+use super::handoff::HandoffStats;
 use crate::afxdp::XskStats;
 use crate::tcp::Counters;
 use crate::time::Duration;
@@ -53,6 +56,9 @@ pub struct CoreStats {
     /// The NAPI id the socket's frames come from (`SO_INCOMING_NAPI_ID`; 0: none yet, or the
     /// receive path has none, and preferred busy polling has nothing to run).
     pub napi_id: u32,
+    /// Frames this core received for another core's connections and handed over, frames
+    /// handed to it, and frames it could not hand over (see [`super::handoff`]).
+    pub handoff: HandoffStats,
 }
 
 /// The latest snapshot of every core, and of the XDP program.
@@ -132,6 +138,14 @@ fn xsk_fields(x: &XskStats) -> [(&'static str, u64); 9] {
         ("kicks", x.kicks),
         ("rx_wakeups", x.rx_wakeups),
         ("tx_completed", x.tx_completed),
+    ]
+}
+
+fn handoff_fields(h: &HandoffStats) -> [(&'static str, u64); 3] {
+    [
+        ("rx_handoffs_out", h.rx_handoffs_out),
+        ("rx_handoffs_in", h.rx_handoffs_in),
+        ("rx_handoff_drops", h.rx_handoff_drops),
     ]
 }
 
@@ -222,6 +236,9 @@ impl CoreStats {
         m.put("wait_ns", self.wait_ns);
         m.put("busy_fraction", self.busy_fraction());
         m.put("napi_id", self.napi_id);
+        for (k, v) in handoff_fields(&self.handoff) {
+            m.put(k, v);
+        }
         m.counters(&self.counters);
         let mut xsk = Ordered(Vec::with_capacity(9));
         for (k, v) in xsk_fields(&self.xsk) {
@@ -242,6 +259,18 @@ impl EngineStats {
         t
     }
 
+    /// The handoff counters summed over all cores (every frame handed out is either handed
+    /// in by its owner, still queued, or was counted as a drop).
+    pub fn handoff_totals(&self) -> HandoffStats {
+        let mut t = HandoffStats::default();
+        for c in &self.cores {
+            t.rx_handoffs_out += c.handoff.rx_handoffs_out;
+            t.rx_handoffs_in += c.handoff.rx_handoffs_in;
+            t.rx_handoff_drops += c.handoff.rx_handoff_drops;
+        }
+        t
+    }
+
     /// Connections over all cores.
     pub fn connections(&self) -> u64 {
         self.cores.iter().map(|c| c.connections).sum()
@@ -254,6 +283,9 @@ impl EngineStats {
         m.put("connections", self.connections());
         m.put("poll_mode", self.poll_mode.map_or(Value::Null, Value::from));
         m.counters(&self.totals());
+        for (k, v) in handoff_fields(&self.handoff_totals()) {
+            m.put(k, v);
+        }
         if let Some(x) = &self.xdp {
             let mut xdp = Ordered(Vec::with_capacity(4));
             xdp.put("redirected", x.redirected);
@@ -334,6 +366,9 @@ mod tests {
         b.queue = 1;
         b.core = None;
         b.counters.retransmits = 2;
+        a.handoff.rx_handoffs_out = 4;
+        b.handoff.rx_handoffs_in = 3;
+        b.handoff.rx_handoff_drops = 1;
         let s = EngineStats {
             cores: vec![a, b],
             xdp: Some(XdpCounters {
@@ -373,6 +408,9 @@ mod tests {
             ("rx_frames", 20),
             ("tx_frames", 0),
             ("rx_dropped_malformed", 0),
+            ("rx_handoffs_out", 4),
+            ("rx_handoffs_in", 3),
+            ("rx_handoff_drops", 1),
         ] {
             assert_eq!(v[key], want, "{key} in {j}");
         }
@@ -384,6 +422,9 @@ mod tests {
         assert_eq!(cores[0]["core"], 1);
         assert_eq!(cores[0]["xsk"]["rx_frames"], 0);
         assert_eq!(cores[0]["established"], 3);
+        assert_eq!(cores[0]["rx_handoffs_out"], 4);
+        assert_eq!(cores[1]["rx_handoffs_in"], 3);
+        assert_eq!(cores[1]["rx_handoff_drops"], 1);
         for key in [
             "busy_ns",
             "loop_ns",

@@ -190,9 +190,110 @@ pub fn read_proc_net(file: &str) -> io::Result<String> {
     std::fs::read_to_string(format!("/proc/thread-self/net/{file}"))
 }
 
+/// The first IPv4 address configured on `iface` (in the calling thread's namespace), if any.
+pub fn interface_ipv4(iface: &str) -> Option<Ipv4Addr> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // Safety: getifaddrs writes a list head we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return None;
+    }
+    let mut found = None;
+    let mut cur = head;
+    while !cur.is_null() {
+        // Safety: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_name.is_null() {
+            continue;
+        }
+        // Safety: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        // Safety: ifa_addr is non-null and points at a sockaddr of at least its family's size.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        if name.to_bytes() != iface.as_bytes() || family != libc::AF_INET {
+            continue;
+        }
+        // Safety: the family is AF_INET, so the sockaddr is a sockaddr_in.
+        let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+        found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+        break;
+    }
+    // Safety: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    found
+}
+
+/// The next hop towards `target` through `iface` and its MAC, blocking up to `timeout` for
+/// the kernel to resolve it (for set-up code outside the engine's loop, e.g. the load
+/// generator; the engine's cores use the non-blocking [`super::neighbor::Resolver`]). The
+/// same route choice ([`parse_routes`], [`next_hop`]: `RTF_UP`, longest prefix, lowest
+/// metric) and the same kick ([`kick_kernel_resolution`]) as the engine.
+pub fn resolve_next_hop(
+    iface: &str,
+    target: Ipv4Addr,
+    timeout: std::time::Duration,
+) -> Result<(Ipv4Addr, EthernetAddress), String> {
+    use std::time::{Duration, Instant};
+    let routes = parse_routes(&read_proc_net("route").unwrap_or_default(), iface);
+    let hop = next_hop(&routes, target)
+        .ok_or_else(|| format!("no route to {target} through {iface} (`ip route get {target}`)"))?;
+    let lookup = || parse_arp(&read_proc_net("arp").unwrap_or_default(), iface, hop);
+    let deadline = Instant::now() + timeout;
+    let mut next_kick = Instant::now();
+    loop {
+        if let Some(mac) = lookup() {
+            return Ok((hop, mac));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no ARP answer from {hop} on {iface} within {timeout:?} (is the target \
+                 reachable through {iface}? `ip route get {target}`)"
+            ));
+        }
+        if Instant::now() >= next_kick {
+            kick_kernel_resolution(target).map_err(|e| {
+                format!("cannot send a probe to {target} to resolve its MAC address: {e}")
+            })?;
+            next_kick = Instant::now() + Duration::from_millis(500);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `fd` is readable or `timeout` passes (`ppoll`: nanosecond resolution, unlike
+/// `poll`'s milliseconds). Returns whether it is readable; an interrupted wait is `false`.
+pub fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // Safety: `pfd` and `ts` are valid for the call; no signal mask is passed.
+    let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(r > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_has_an_address() {
+        assert_eq!(interface_ipv4("lo"), Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(interface_ipv4("xtcp-no-such-if0"), None);
+    }
 
     const ROUTE: &str = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
 eth0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\

@@ -2,7 +2,8 @@
 //!
 //! # One iteration
 //! 1. read the clock (once: every packet of the iteration shares `now`);
-//! 2. `Stack::poll`: receive a batch, run due timers, transmit, flush;
+//! 2. `Stack::receive`: a batch of frames other cores handed over, then of the socket's
+//!    (handing those owned by another core to it, see [`super::handoff`]); due timers;
 //! 3. accept every new connection, then hand every event to the application;
 //! 4. `App::on_tick`; progress pending next-hop resolutions;
 //! 5. transmit what the callbacks queued (`Stack::flush`: one TX kick);
@@ -23,6 +24,13 @@
 //! only) is also added to `wait_ns` (two clock reads per wait, never per frame), so
 //! `loop_ns - busy_ns - wait_ns` is the time spent spinning on empty rings.
 //!
+//! # Frames of other cores
+//! With more than one queue, the socket is read through a [`HandoffLink`]: a segment for an
+//! ephemeral port another core owns (the reply to that core's active open, arriving here
+//! because the peer's hash picked this queue) is copied into that core's bounded queue, and
+//! the frames other cores queued for this one are received before the socket's. A core in
+//! [`PollMode::Idle`] does not wait on its socket while frames are queued for it.
+//!
 //! # Shutdown
 //! On [`Command::Stop`]: every connection the application holds gets FIN (`close`, which
 //! aborts those with unread bytes) or RST, per [`ShutdownPolicy`]; the loop keeps polling,
@@ -31,11 +39,13 @@
 //! which detaches the XDP program before the socket is freed.
 
 use std::net::SocketAddrV4;
+use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::app::{App, AppEvent, CoreState, Io};
+use super::handoff::{Handoff, HandoffLink, HandoffStats, Ownership};
 use super::neighbor::Resolver;
 use super::stats::{CoreStats, SNAPSHOT_INTERVAL};
 use super::{PollMode, ShutdownPolicy};
@@ -74,6 +84,33 @@ pub(crate) struct WorkerSetup {
     pub idle_wait: Duration,
     pub shutdown: ShutdownPolicy,
     pub epoch: StdInstant,
+    /// The queues between cores, with more than one queue (`None`: a single core).
+    pub hub: Option<Arc<Handoff>>,
+    /// Which core owns which of our active opens.
+    pub owners: Ownership,
+}
+
+/// Receives one batch: through the handoff queues when the engine has several cores.
+fn receive(
+    setup: &WorkerSetup,
+    core: &mut CoreState,
+    link: &mut XskLink,
+    handoff: &mut HandoffStats,
+    now: Instant,
+) -> usize {
+    match &setup.hub {
+        Some(hub) => core.stack.receive(
+            now,
+            &mut HandoffLink {
+                link,
+                me: setup.queue,
+                hub,
+                owners: &setup.owners,
+                stats: handoff,
+            },
+        ),
+        None => core.stack.receive(now, link),
+    }
 }
 
 fn clock(epoch: StdInstant) -> Instant {
@@ -90,7 +127,13 @@ struct LoopCounts {
     wait_ns: u64,
 }
 
-fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -> CoreStats {
+fn snapshot(
+    s: &WorkerSetup,
+    core: &CoreState,
+    link: &XskLink,
+    n: &LoopCounts,
+    handoff: HandoffStats,
+) -> CoreStats {
     let LoopCounts {
         loops,
         waits,
@@ -112,6 +155,7 @@ fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -
         wait_ns,
         // Only in snapshots (a getsockopt), never per iteration.
         napi_id: busy_poll::incoming_napi_id(link.fd()).unwrap_or(0),
+        handoff,
     }
 }
 
@@ -144,7 +188,13 @@ pub(crate) fn run<A: App>(
             Ok(l) => listeners.push(l),
             Err(e) => {
                 let _ = reports.send(Report::Failed(setup.queue, format!("listen {addr}: {e}")));
-                let stats = snapshot(&setup, &core, &link, &LoopCounts::default());
+                let stats = snapshot(
+                    &setup,
+                    &core,
+                    &link,
+                    &LoopCounts::default(),
+                    HandoffStats::default(),
+                );
                 return (link, stats);
             }
         }
@@ -155,6 +205,7 @@ pub(crate) fn run<A: App>(
 
     let mut failed = Vec::new();
     let mut n = LoopCounts::default();
+    let mut handoff = HandoffStats::default();
     let mut idle = 0u32;
     let mut next_snapshot = now;
     let mut stop_reported = false;
@@ -179,7 +230,7 @@ pub(crate) fn run<A: App>(
         }
         // Receive and run timers first, let the application react, then transmit once: its
         // replies ride on the ACKs the received segments owe (one segment instead of two).
-        let mut busy = core.stack.receive(now, &mut link) > 0;
+        let mut busy = receive(&setup, &mut core, &mut link, &mut handoff, now) > 0;
 
         for &l in &listeners {
             while let Some(h) = core.stack.accept(l) {
@@ -214,7 +265,9 @@ pub(crate) fn run<A: App>(
         if now >= next_snapshot {
             next_snapshot = now + SNAPSHOT_INTERVAL;
             // A full channel means the engine is not reading: dropping a snapshot is fine.
-            let _ = reports.try_send(Report::Stats(Box::new(snapshot(&setup, &core, &link, &n))));
+            let _ = reports.try_send(Report::Stats(Box::new(snapshot(
+                &setup, &core, &link, &n, handoff,
+            ))));
         }
         if core.stop_requested && !stop_reported {
             stop_reported = true;
@@ -226,7 +279,11 @@ pub(crate) fn run<A: App>(
             idle = 0;
         } else if setup.poll == PollMode::Idle {
             idle = idle.saturating_add(1);
-            if idle >= setup.idle_spins && core.resolver.is_idle() {
+            let handed = setup
+                .hub
+                .as_ref()
+                .is_some_and(|h| h.has_pending(setup.queue));
+            if idle >= setup.idle_spins && core.resolver.is_idle() && !handed {
                 // Sleep no later than the next timer (the wheel ticks in milliseconds).
                 let until = core
                     .stack
@@ -244,8 +301,8 @@ pub(crate) fn run<A: App>(
         }
     }
 
-    drain(&setup, &mut core, &mut link);
-    let stats = snapshot(&setup, &core, &link, &n);
+    drain(&setup, &mut core, &mut link, &mut handoff);
+    let stats = snapshot(&setup, &core, &link, &n, handoff);
     (link, stats)
 }
 
@@ -281,7 +338,12 @@ fn deliver_events<A: App>(app: &mut A, core: &mut CoreState) -> bool {
 }
 
 /// The shutdown drain (see the module docs).
-fn drain(setup: &WorkerSetup, core: &mut CoreState, link: &mut XskLink) {
+fn drain(
+    setup: &WorkerSetup,
+    core: &mut CoreState,
+    link: &mut XskLink,
+    handoff: &mut HandoffStats,
+) {
     let handles: Vec<_> = core.live.iter().flatten().copied().collect();
     let (fin, drain_for) = match setup.shutdown {
         ShutdownPolicy::Fin { drain } => (true, drain),
@@ -298,7 +360,10 @@ fn drain(setup: &WorkerSetup, core: &mut CoreState, link: &mut XskLink) {
     let mut reset_rest = false;
     loop {
         let now = clock(setup.epoch);
-        core.stack.poll(now, link);
+        // As `Stack::poll`, with the handoff queues: the last ACKs of our closes may arrive
+        // on another core's queue.
+        receive(setup, core, link, handoff, now);
+        core.stack.flush(now, link);
         while core.stack.poll_event().is_some() {}
         let done = core.stack.connection_count() == 0;
         if done && link.tx_in_flight() == 0 {
