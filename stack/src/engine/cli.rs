@@ -3,7 +3,7 @@
 //! ```text
 //! --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
 //!     [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
-//!     [--poll-mode prefer-busy|busy|idle] [--idle-spins N]
+//!     [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--prefill-time-wait N]
 //! ```
 //!
 //! `LIST` is comma-separated CPU numbers or ranges (`0,2-3`). `--poll-mode` picks the
@@ -13,6 +13,8 @@
 //! Waiting costs a wake-up (tens of µs) per burst but leaves the CPU to other threads when
 //! there is no traffic: on a machine with no spare core, a busy-polling thread is instead
 //! preempted for whole scheduler slices (milliseconds) whenever a kernel thread needs the CPU.
+//! `--prefill-time-wait N` is for benchmarks only: N synthetic TIME-WAIT entries (peers in
+//! 198.18.0.0/15) are inserted, split across the queues, before the server reports ready.
 //! Errors print a message and the usage on stderr and exit with status 2; `--help` prints
 //! the help and exits 0.
 
@@ -27,7 +29,7 @@ use crate::time::Duration;
 /// The usage text, after "usage: PROGRAM".
 pub const USAGE: &str = "--iface IFACE --ip A.B.C.D --port P [--queues N] \
 [--xdp-mode auto|native|skb] [--cores LIST] [--stats FILE] [--stats-interval-ms MS] \
-[--poll-mode prefer-busy|busy|idle] [--idle-spins N]";
+[--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--prefill-time-wait N]";
 
 /// `--poll-mode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -126,6 +128,13 @@ struct Cli {
     /// idle mode: empty iterations before waiting on the socket (implies --poll-mode idle).
     #[arg(long, value_name = "N")]
     idle_spins: Option<u32>,
+    /// For benchmarks only: insert N synthetic TIME-WAIT entries (peers in 198.18.0.0/15,
+    /// never a real client), split across the queues, before reporting ready, to measure
+    /// the server at TIME-WAIT occupancies a connection rate cannot reach in 2×MSL. They
+    /// expire 2×MSL (60 s) after start. Each queue's share is capped at its table's capacity
+    /// (10,000,000).
+    #[arg(long, value_name = "N", default_value = "0")]
+    prefill_time_wait: u64,
 }
 
 /// Parsed server arguments.
@@ -147,6 +156,8 @@ pub struct ServerArgs {
     pub poll: PollArg,
     /// `Some(n)`: empty iterations before waiting, in idle mode (default 1000).
     pub idle_spins: Option<u32>,
+    /// Synthetic TIME-WAIT entries inserted at start (benchmarks). Default 0.
+    pub prefill_time_wait: u64,
 }
 
 /// What parsing decided.
@@ -230,6 +241,7 @@ pub fn parse_as(prog: &str, args: impl IntoIterator<Item = String>) -> Result<Pa
         stats_interval_ms: cli.stats_interval_ms,
         poll,
         idle_spins: cli.idle_spins,
+        prefill_time_wait: cli.prefill_time_wait,
     }))
 }
 
@@ -276,6 +288,7 @@ impl ServerArgs {
         if let Some(n) = self.idle_spins {
             c.idle_spins = n;
         }
+        c.prefill_time_wait = self.prefill_time_wait;
         c
     }
 }
@@ -359,6 +372,10 @@ mod tests {
             h.contains("--poll-mode") && h.contains("prefer-busy"),
             "{h}"
         );
+        assert!(
+            h.contains("--prefill-time-wait") && h.contains("benchmarks only"),
+            "{h}"
+        );
     }
 
     #[test]
@@ -384,6 +401,11 @@ mod tests {
         assert_eq!(
             run(&["--stats-interval-ms", "200"]).stats_interval,
             Duration::from_millis(200)
+        );
+        assert_eq!(run(&[]).prefill_time_wait, 0);
+        assert_eq!(
+            run(&["--prefill-time-wait", "10000000"]).prefill_time_wait,
+            10_000_000
         );
         let mut v: Vec<&str> = base.to_vec();
         v.extend_from_slice(&["--poll-mode", "busy", "--idle-spins", "5"]);
@@ -426,6 +448,7 @@ mod tests {
         assert!(with(&["--cores", "x"]).is_err());
         assert!(with(&["--idle-spins", "-1"]).is_err());
         assert!(with(&["--idle-spins", "many"]).is_err());
+        assert!(with(&["--prefill-time-wait", "-5"]).is_err());
         assert!(with(&["--queues", "2", "--cores", "0"]).is_err());
         assert!(p(&["--iface", "a", "--ip", "1.2.3", "--port", "7"]).is_err());
         assert!(p(&["--iface", "a", "--ip", "1.2.3.4", "--port", "70000"]).is_err());

@@ -41,8 +41,10 @@ use super::stats::{CoreStats, SNAPSHOT_INTERVAL};
 use super::{PollMode, ShutdownPolicy};
 use crate::afxdp::{XskLink, busy_poll};
 use crate::stack::{ListenerId, Stack, StackConfig};
-use crate::tcp::Event;
+use crate::tcp::time_wait::TimeWaitInit;
+use crate::tcp::{Event, FourTuple};
 use crate::time::{Duration, Instant};
+use crate::wire::SeqNumber;
 
 /// A call into one core's application, made on that core's thread.
 pub type CoreCall<A> = Box<dyn FnOnce(&mut A, &mut Io<'_>) + Send>;
@@ -74,6 +76,60 @@ pub(crate) struct WorkerSetup {
     pub idle_wait: Duration,
     pub shutdown: ShutdownPolicy,
     pub epoch: StdInstant,
+    /// Synthetic TIME-WAIT entries over all queues (see `EngineConfig::prefill_time_wait`).
+    pub prefill_time_wait: u64,
+}
+
+/// The first address of the synthetic TIME-WAIT peers: 198.18.0.0/15 (RFC 2544 benchmark
+/// space), 2^17 addresses.
+const PREFILL_NET: u32 = u32::from_be_bytes([198, 18, 0, 0]);
+const PREFILL_ADDRS: u64 = 1 << 17;
+
+/// The remote end of synthetic TIME-WAIT entry `i` (over all queues): address
+/// `198.18.0.0 + i mod 2^17`, port `1024 + i / 2^17`. Distinct for every `i` below
+/// 2^17 × 64,512 (≈ 8.4 G).
+pub(crate) fn prefill_peer(i: u64) -> SocketAddrV4 {
+    let ip = PREFILL_NET + (i % PREFILL_ADDRS) as u32;
+    let port = 1024 + (i / PREFILL_ADDRS) as u16;
+    SocketAddrV4::new(ip.into(), port)
+}
+
+/// Inserts this queue's share of the synthetic TIME-WAIT entries (entries `queue`,
+/// `queue + queues`, ... below `total`, capped at the table's capacity), against the first
+/// listening address. Returns how many were inserted.
+fn prefill_time_wait(stack: &mut Stack, s: &WorkerSetup, now: Instant) -> u64 {
+    let Some(local) = s.listen.first() else {
+        return 0;
+    };
+    let queues = u64::from(s.queues.max(1));
+    let share = s
+        .prefill_time_wait
+        .saturating_sub(u64::from(s.queue))
+        .div_ceil(queues);
+    let share = share.min(stack.time_wait_table().capacity() as u64);
+    for k in 0..share {
+        let peer = prefill_peer(u64::from(s.queue) + k * queues);
+        let tuple = FourTuple {
+            local_addr: *local.ip(),
+            remote_addr: *peer.ip(),
+            local_port: local.port(),
+            remote_port: peer.port(),
+        };
+        // Sequence numbers and timestamps as a finished connection might leave them.
+        let seq = (k as u32).wrapping_mul(2_654_435_761);
+        stack.insert_time_wait(
+            now,
+            TimeWaitInit {
+                tuple,
+                snd_nxt: SeqNumber(seq),
+                rcv_nxt: SeqNumber(seq ^ 0x5555_5555),
+                ts_recent: Some(seq >> 1),
+                rcv_wnd: 65535,
+                rcv_wscale: 7,
+            },
+        );
+    }
+    share
 }
 
 fn clock(epoch: StdInstant) -> Instant {
@@ -105,6 +161,8 @@ fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -
         xsk: link.stats(),
         zero_copy: link.is_zero_copy(),
         connections: core.stack.connection_count() as u64,
+        time_wait_capacity: core.stack.time_wait_table().capacity() as u64,
+        time_wait_reserved_bytes: core.stack.time_wait_table().memory_bytes() as u64,
         loops,
         idle_waits: waits,
         busy_ns,
@@ -148,6 +206,13 @@ pub(crate) fn run<A: App>(
                 return (link, stats);
             }
         }
+    }
+    if setup.prefill_time_wait > 0 {
+        let n = prefill_time_wait(&mut core.stack, &setup, clock(setup.epoch));
+        eprintln!(
+            "xtcp: queue {}: prefilled {n} synthetic TIME-WAIT entries (198.18.0.0/15, for benchmarks)",
+            setup.queue
+        );
     }
     let mut app = make_app(setup.queue);
     app.on_start(&mut Io { core: &mut core });
@@ -316,5 +381,35 @@ fn drain(setup: &WorkerSetup, core: &mut CoreState, link: &mut XskLink) {
             core.stack.flush(now, link);
         }
         std::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefill_peers_are_distinct_and_in_benchmark_space() {
+        let mut seen = std::collections::HashSet::new();
+        // Around the address wrap (2^17) and far out (10 M).
+        for i in (0..1000)
+            .chain(PREFILL_ADDRS - 500..PREFILL_ADDRS + 500)
+            .chain(9_999_000..10_000_000)
+        {
+            let p = prefill_peer(i);
+            let o = p.ip().octets();
+            assert!(o[0] == 198 && (o[1] == 18 || o[1] == 19), "{p}");
+            assert!(p.port() >= 1024, "{p}");
+            assert!(seen.insert(p), "{i}: {p} repeated");
+        }
+        assert_eq!(prefill_peer(0), "198.18.0.0:1024".parse().unwrap());
+        assert_eq!(
+            prefill_peer(PREFILL_ADDRS),
+            "198.18.0.0:1025".parse().unwrap()
+        );
+        assert_eq!(
+            prefill_peer(PREFILL_ADDRS - 1),
+            "198.19.255.255:1024".parse().unwrap()
+        );
     }
 }
