@@ -10,6 +10,9 @@ echo "== fmt and clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 
+echo "== bench post-processors on canned input"
+python3 scripts/bench_tw.py selftest
+
 echo "== unit, simulator and property tests (release: the heavy matrices need it)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

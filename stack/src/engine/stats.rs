@@ -210,11 +210,7 @@ impl Formatter for OneLine {
 
 /// `bytes / entries`, rounded to the nearest byte (0 for no entries).
 fn bytes_per_entry(bytes: u64, entries: u64) -> u64 {
-    if entries == 0 {
-        0
-    } else {
-        (bytes + entries / 2) / entries
-    }
+    (bytes + entries / 2).checked_div(entries).unwrap_or(0)
 }
 
 impl CoreStats {
