@@ -230,7 +230,9 @@ def occupancy(kind, s):
 
 def samples_from_raw(kind, raw):
     """Per-interval samples from consecutive raw samples. Intervals in which the server
-    completed no connection (before the load generator starts, after it stops) are left out.
+    completed no connection (before the load generator starts, after it stops) are left out,
+    and so are the first and last intervals with connections (partial: the load starts or
+    stops inside them) when at least 4 remain.
     Linux memory: (tw_sock_TCP active objects - the count at the first sample) x object size;
     the slab is global (other namespaces' TIME-WAIT sockets count too) and the ehash buckets
     are not counted. xtcp memory: occupancy x (reserved bytes / capacity)."""
@@ -276,6 +278,10 @@ def samples_from_raw(kind, raw):
             "busy": round(busy, 3),
             "work": round(work, 3),
         })
+    # The first and the last interval hold the load generator's start (and warm-up) and its
+    # stop: partial seconds that would read as a low rate. Left out when there are enough.
+    if len(out) >= 4:
+        out = out[1:-1]
     return out
 
 
@@ -383,26 +389,32 @@ def panel(x0, y0, w, h, title, xlabel, series, key):
     pts = [(p["occupancy"], p[key]) for _, s in series for p in s
            if p["occupancy"] is not None and p[key] is not None]
     xmax = nice_max(max((p[0] for p in pts), default=1))
-    ymax = nice_max(max((p[1] for p in pts), default=1))
+    # The y axis stops at 4x the median so one disturbed second does not flatten the rest;
+    # points above it are drawn hollow at the top edge.
+    ys = [p[1] for p in pts]
+    ymax = nice_max(min(max(ys, default=1), 4 * statistics.median(ys) if ys else 1))
     o = ['<g font-family="sans-serif" font-size="11">',
          '<text x="%d" y="%d" font-size="13">%s</text>' % (x0, y0 - 8, esc(title)),
          '<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#888"/>' % (x0, y0, w, h)]
-    for i in range(5):
-        gy = y0 + h - h * i / 4
-        gx = x0 + w * i / 4
+    for i in range(6):
+        gy = y0 + h - h * i / 5
+        gx = x0 + w * i / 5
         o.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#eee"/>' % (x0, gy, x0 + w, gy))
-        o.append('<text x="%d" y="%.1f" text-anchor="end">%s</text>' % (x0 - 4, gy + 4, fmt_num(ymax * i / 4)))
-        o.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (gx, y0 + h + 14, fmt_num(xmax * i / 4)))
+        o.append('<text x="%d" y="%.1f" text-anchor="end">%s</text>' % (x0 - 4, gy + 4, fmt_num(ymax * i / 5)))
+        o.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (gx, y0 + h + 14, fmt_num(xmax * i / 5)))
     o.append('<text x="%d" y="%d" text-anchor="middle">%s</text>' % (x0 + w / 2, y0 + h + 30, esc(xlabel)))
     for name, s in series:
         c = COLORS.get("linux" if name == "linux" else "xtcp", "#333")
-        xy = [(x0 + w * p["occupancy"] / xmax, y0 + h - h * p[key] / ymax) for p in s
-              if p["occupancy"] is not None and p[key] is not None]
+        xy = [(x0 + w * p["occupancy"] / xmax, y0 + h - h * min(p[key], ymax) / ymax,
+               p[key] > ymax) for p in s if p["occupancy"] is not None and p[key] is not None]
         if len(xy) > 1:
             o.append('<polyline fill="none" stroke="%s" stroke-opacity="0.5" points="%s"/>' % (
-                c, " ".join("%.1f,%.1f" % q for q in xy)))
-        for q in xy:
-            o.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>' % (q[0], q[1], c))
+                c, " ".join("%.1f,%.1f" % q[:2] for q in xy)))
+        for qx, qy, off in xy:
+            if off:
+                o.append('<circle cx="%.1f" cy="%.1f" r="3.5" fill="white" stroke="%s"/>' % (qx, qy, c))
+            else:
+                o.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>' % (qx, qy, c))
     o.append("</g>")
     return o
 
@@ -442,6 +454,8 @@ def svg(entries, note):
         o.append('<circle cx="%d" cy="395" r="5" fill="%s"/>' % (lx, c))
         o.append('<text x="%d" y="399" font-family="sans-serif" font-size="12">%s</text>' % (lx + 10, esc(name)))
         lx += 120
+    o.append('<text x="%d" y="399" font-family="sans-serif" font-size="12" fill="#555">'
+             'hollow: above the axis (4x the median)</text>' % (lx + 20))
     o.append("</svg>")
     return "\n".join(o) + "\n"
 
@@ -537,6 +551,11 @@ def cmd_selftest(_args):
     assert s[0]["rate"] == 40000, s
     assert s[0]["work"] == 0.4 and s[0]["us_per_conn"] == 10.0, s
     assert s[0]["bytes_per_entry"] == 38.71 and s[0]["tw_bytes"] == round(40000 * 38.71), s
+    # Edge intervals (the load starting and stopping inside them) are left out.
+    many = [{"t": float(i), "cpu": [100 * i] + [0] * 7, "sockstat_tw": i, "snmp_passive": 10 * i * i}
+            for i in range(7)]
+    s = samples_from_raw("linux", many)
+    assert [x["occupancy"] for x in s] == [2, 3, 4, 5], s
     r = rate_ratio([{"occupancy": o, "rate": r} for o, r in
                     [(1, 100), (2, 100), (3, 90), (4, 80), (5, 80), (6, 80), (7, 70), (8, 70)]])
     assert r["ratio"] == 0.7 and r["low_occupancy"] == [1, 2], r
