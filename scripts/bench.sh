@@ -48,7 +48,9 @@
 #
 # Output: a side-by-side table on stdout, and results/<timestamp>/ with every run's JSON
 # (--json) and SVG plot (--plot), the servers' stats files, and summary.md.
-# Default: about 5 minutes of measurement; --quick: about a minute (build time not counted).
+# Default: 60 runs of 5 s windows (4 workloads x (2 servers x max+lat + ceiling) x 3), about
+# 10 minutes with per-run set-up; --quick: 20 runs of 1 s windows, about 2.5 minutes on a busy
+# 2-vCPU machine (build time not counted).
 # --sim also runs the deterministic simulator demo (two xtcp stacks in one process) at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,7 +74,7 @@ tw_target=0
 tw_duration=""
 XTCP_EXTRA=()      # extra xtcp server arguments (bench_tw.sh: --prefill-time-wait N)
 START_TICKS=100    # 50 ms ticks start_server waits for the ready line (bench_tw.sh: more)
-usage() { sed -n 2,52p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,54p "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1; shift ;;

@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! echo --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
-//!      [--cores LIST] [--stats FILE]
+//!      [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
+//!      [--poll-mode prefer-busy|busy|idle] [--idle-spins N]
 //! ```
+//!
+//! (`xtcp::engine::cli`; `--help` lists every flag.)
 //!
 //! Backpressure: only what fits into the send buffer is taken from the receive buffer; the
 //! rest stays unread, so the receive window closes until the peer reads its echo, and the

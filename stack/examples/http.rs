@@ -8,8 +8,11 @@
 //!
 //! ```text
 //! http --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
-//!      [--cores LIST] [--stats FILE]
+//!      [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
+//!      [--poll-mode prefer-busy|busy|idle] [--idle-spins N]
 //! ```
+//!
+//! (`xtcp::engine::cli`; `--help` lists every flag.)
 
 use xtcp::ConnHandle;
 use xtcp::engine::cli::{self, ServerArgs};
