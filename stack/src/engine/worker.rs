@@ -412,4 +412,58 @@ mod tests {
             "198.19.255.255:1024".parse().unwrap()
         );
     }
+
+    fn setup(queue: u32, queues: u32, total: u64, capacity: usize) -> (WorkerSetup, Stack) {
+        let mut stack = StackConfig::default();
+        stack.time_wait_capacity = capacity;
+        let s = WorkerSetup {
+            queue,
+            queues,
+            cpu: None,
+            iface: "lo".into(),
+            stack: stack.clone(),
+            listen: vec!["10.77.0.1:8080".parse().unwrap()],
+            poll: PollMode::Busy,
+            idle_spins: 0,
+            idle_wait: Duration::from_millis(1),
+            shutdown: ShutdownPolicy::default(),
+            epoch: StdInstant::now(),
+            prefill_time_wait: total,
+        };
+        (s, Stack::new(stack, Instant::from_micros(0)))
+    }
+
+    #[test]
+    fn prefill_splits_across_queues_and_caps_at_capacity() {
+        let now = Instant::from_micros(1000);
+        // 5 entries over 2 queues: queue 0 takes 0, 2, 4; queue 1 takes 1, 3.
+        for (queue, want) in [(0u32, vec![0u64, 2, 4]), (1, vec![1, 3])] {
+            let (s, mut stack) = setup(queue, 2, 5, 100);
+            assert_eq!(prefill_time_wait(&mut stack, &s, now), want.len() as u64);
+            assert_eq!(stack.time_wait_table().len(), want.len());
+            assert_eq!(stack.counters().time_wait, want.len() as u64);
+            for i in 0..6u64 {
+                let p = prefill_peer(i);
+                let t = FourTuple {
+                    local_addr: "10.77.0.1".parse().unwrap(),
+                    remote_addr: *p.ip(),
+                    local_port: 8080,
+                    remote_port: p.port(),
+                };
+                assert_eq!(
+                    stack.in_time_wait(&t),
+                    want.contains(&i),
+                    "queue {queue}, entry {i}"
+                );
+            }
+        }
+        // More than the table holds: capped, nothing evicted.
+        let (s, mut stack) = setup(0, 1, 50, 16);
+        assert_eq!(prefill_time_wait(&mut stack, &s, now), 16);
+        assert_eq!(stack.time_wait_table().len(), 16);
+        assert_eq!(stack.counters().time_wait_table_full, 0);
+        // Nothing asked, nothing inserted.
+        let (s, mut stack) = setup(0, 1, 0, 16);
+        assert_eq!(prefill_time_wait(&mut stack, &s, now), 0);
+    }
 }
