@@ -414,8 +414,10 @@ mod tests {
     }
 
     fn setup(queue: u32, queues: u32, total: u64, capacity: usize) -> (WorkerSetup, Stack) {
-        let mut stack = StackConfig::default();
-        stack.time_wait_capacity = capacity;
+        let stack = StackConfig {
+            time_wait_capacity: capacity,
+            ..StackConfig::default()
+        };
         let s = WorkerSetup {
             queue,
             queues,
