@@ -2,10 +2,12 @@
 """TIME-WAIT pressure (`./scripts/bench.sh --tw`): the per-second sampler and the post-processor.
 
   bench_tw.py sample --cpu N --kind linux|xtcp --stats FILE --out FILE --max-s S
+                     --pids P[,P...]
       Once a second, appends one JSON line: monotonic time, the server core's /proc/stat line,
       the `tw_sock_TCP` line of /proc/slabinfo (global), the `tw` count of this network
-      namespace's /proc/net/sockstat (run it inside the server's namespace), and the fields of
-      the server's stats file that matter here. Stops on SIGTERM/SIGINT or after S seconds.
+      namespace's /proc/net/sockstat (run it inside the server's namespace), the CPU ticks
+      of the server process and its side's NAPI kthreads (/proc/P/stat), and the fields of the server's stats file that
+      matter here. Stops on SIGTERM/SIGINT or after S seconds.
 
   bench_tw.py join --out DIR [--target N] NAME=SAMPLES,LOADGEN_JSON ...
       Turns each server's raw samples into per-second samples
@@ -130,8 +132,33 @@ def stats_fields(text):
     }
 
 
-def sample_once(cpu, stats_path):
+def proc_ticks(text):
+    """utime + stime (clock ticks, all threads) from a /proc/PID/stat line, or None."""
+    if not text or ")" not in text:
+        return None
+    f = text[text.rindex(")") + 2:].split()
+    try:
+        return int(f[11]) + int(f[12])
+    except (ValueError, IndexError):
+        return None
+
+
+def pids_ticks(pids):
+    """Summed CPU ticks of the given processes/threads (None if any is unreadable)."""
+    if not pids:
+        return None
+    total = 0
+    for p in pids:
+        t = proc_ticks(read("/proc/%d/stat" % p))
+        if t is None:
+            return None
+        total += t
+    return total
+
+
+def sample_once(cpu, stats_path, pids=()):
     return {
+        "proc_ticks": pids_ticks(pids),
         "t": round(time.monotonic(), 4),
         "cpu": proc_stat_cpu(read("/proc/stat"), cpu),
         "slab": slab_tw(read("/proc/slabinfo")),
@@ -143,7 +170,8 @@ def sample_once(cpu, stats_path):
 
 def cmd_sample(args):
     opts = parse_opts(args, {"--cpu": int, "--kind": str, "--stats": str, "--out": str,
-                             "--max-s": float})
+                             "--max-s": float,
+                             "--pids": lambda v: [int(x) for x in v.split(",") if x]})
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
@@ -151,7 +179,7 @@ def cmd_sample(args):
     nxt = time.monotonic()
     with open(opts["--out"], "a") as out:
         while not stop and time.monotonic() < end:
-            s = sample_once(opts["--cpu"], opts["--stats"])
+            s = sample_once(opts["--cpu"], opts["--stats"], opts["--pids"])
             s["kind"] = opts["--kind"]
             out.write(json.dumps(s) + "\n")
             out.flush()
@@ -159,12 +187,14 @@ def cmd_sample(args):
             while not stop and time.monotonic() < nxt:
                 time.sleep(min(0.05, max(0.0, nxt - time.monotonic())))
         # One last sample at the stop, so the final interval is measured too.
-        s = sample_once(opts["--cpu"], opts["--stats"])
+        s = sample_once(opts["--cpu"], opts["--stats"], opts["--pids"])
         s["kind"] = opts["--kind"]
         out.write(json.dumps(s) + "\n")
 
 
 # ---- post-processing -----------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def busy_share(a, b):
@@ -258,6 +288,12 @@ def samples_from_raw(kind, raw):
             work = max(0.0, busy - (spin or 0.0))
         occ = occupancy(kind, b)
         st = b.get("stats") or {}
+        # The CPU share of the server process (all its threads) plus the server side's NAPI
+        # kthreads: when the core's busy share is well above it, something else ran on the
+        # core (another build on a shared machine).
+        proc = None
+        if a.get("proc_ticks") is not None and b.get("proc_ticks") is not None:
+            proc = round((b["proc_ticks"] - a["proc_ticks"]) / CLK_TCK / (b["t"] - a["t"]), 3)
         if kind == "linux":
             slab = b.get("slab")
             bpe = slab[1] if slab else None
@@ -277,6 +313,8 @@ def samples_from_raw(kind, raw):
             "tw_bytes": tw_bytes,
             "busy": round(busy, 3),
             "work": round(work, 3),
+            "server_proc": proc,
+            "us_per_conn_own": (round(proc * dt * 1e6 / conns, 3) if proc is not None else None),
         })
     # The first and the last interval hold the load generator's start (and warm-up) and its
     # stop: partial seconds that would read as a low rate. Left out when there are enough.
@@ -339,7 +377,7 @@ def server_entry(name, samples_path, loadgen_path, target):
                         "ring slot + its share of the u32 index)"),
         "samples": samples,
         "bytes_per_entry": (bpes[-1] if bpes else None),
-        "median_us_per_conn": (statistics.median(us) if us else None),
+        "median_us_per_conn": (round(statistics.median(us), 3) if us else None),
         "max_occupancy": max((x["occupancy"] or 0 for x in samples), default=None),
         "rate_ratio": rate_ratio(samples),
         "loadgen": None,
@@ -521,9 +559,11 @@ def cmd_selftest(_args):
     import tempfile
     # Linux: 3 samples a second apart; the core 50 % busy; 10 K then 20 K accepted.
     lin = [
-        {"t": 100.0, "cpu": [0, 0, 0, 0, 0, 0, 0, 0], "slab": [1000, 256], "sockstat_tw": 0,
+        {"t": 100.0, "proc_ticks": 7, "cpu": [0, 0, 0, 0, 0, 0, 0, 0], "slab": [1000, 256],
+         "sockstat_tw": 0,
          "snmp_passive": 7, "stats": {"accepted": 0}},
-        {"t": 101.0, "cpu": [40, 0, 10, 50, 0, 0, 0, 0], "slab": [11000, 256],
+        {"t": 101.0, "proc_ticks": 7 + CLK_TCK * 2 // 5, "cpu": [40, 0, 10, 50, 0, 0, 0, 0],
+         "slab": [11000, 256],
          "sockstat_tw": 10000, "snmp_passive": 10007, "stats": {"accepted": 0}},
         {"t": 102.0, "cpu": [80, 0, 20, 100, 0, 0, 0, 0], "slab": [21000, 256],
          "sockstat_tw": 20000, "snmp_passive": 15007, "stats": {"accepted": 15000}},
@@ -531,6 +571,8 @@ def cmd_selftest(_args):
     s = samples_from_raw("linux", lin)
     assert len(s) == 2, s
     assert s[0]["rate"] == 10000 and s[0]["us_per_conn"] == 50.0, s
+    assert s[0]["server_proc"] == 0.4 and s[1]["server_proc"] is None, s
+    assert s[0]["us_per_conn_own"] == 40.0 and s[1]["us_per_conn_own"] is None, s
     assert s[1]["rate"] == 5000 and s[1]["us_per_conn"] == 100.0, s
     assert s[1]["tw_bytes"] == 20000 * 256 and s[1]["bytes_per_entry"] == 256, s
     # xtcp: core 100 % busy, the engine spun 60 % of its loop: work 0.4; 40 K conns in the
@@ -564,6 +606,8 @@ def cmd_selftest(_args):
     assert slab_tw("tw_sock_TCP 128 192 256 16 1 : tunables\n") == [128, 256]
     assert sockstat_tw("TCP: inuse 5 orphan 0 tw 42 alloc 6 mem 1\n") == 42
     assert stats_fields("{not json") is None
+    assert proc_ticks("12 (a b) S 1 2 3 4 5 6 7 8 9 10 300 45 0 0") == 345
+    assert proc_ticks("garbage") is None
     assert snmp_passive_opens("Tcp: RtoAlgorithm PassiveOpens\nTcp: 1 99\n") == 99
     assert snmp_passive_opens("Tcp: x\n") is None
     # join on the canned input writes tw.json and a plot.

@@ -58,7 +58,8 @@ tw_run() {
   rm -f "$OUT/$tag.samples.jsonl"
   taskset -c "$CLIENT_CORE" ip netns exec "$XT_NS_B" python3 "$ROOT/scripts/bench_tw.py" sample \
     --cpu "$SERVER_CORE" --kind "$skind" --stats "$OUT/$tag.server.json" \
-    --out "$OUT/$tag.samples.jsonl" --max-s "$(python3 -c "print($dur + $warm + 60)")" &
+    --out "$OUT/$tag.samples.jsonl" --pids "$SERVER_PID,$(napi_pids "$XT_IF_B" | paste -sd,)" \
+    --max-s "$(python3 -c "print($dur + $warm + 60)")" &
   TW_SAMPLER_PID=$!
   echo "-- $tag: server-close, ${dur} s, --concurrency $concurrency --max-rate $max_rate" >&2
   local rc=0
