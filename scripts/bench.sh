@@ -4,6 +4,10 @@
 #   ./scripts/bench.sh [--quick] [--workloads connect,crr,server-close,rr] [--repeat N]
 #                      [--servers linux,xtcp[,xtcp-busy,xtcp-idle]] [--duration S]
 #                      [--warmup S] [--concurrency N] [--max-rate R] [--no-threaded-napi] [--sim]
+#   ./scripts/bench.sh --tw [--quick] [--tw-target N] [--tw-duration S]
+#                      TIME-WAIT pressure instead: one long server-close run per server, rate
+#                      and server µs/connection against TIME-WAIT occupancy, tw.json + plot
+#                      (scripts/bench_tw.sh, docs/time-wait.md)
 #
 # As root on a fresh machine: installs what is missing, builds in release mode, creates a veth
 # pair between two network namespaces (removed on exit), and for each workload runs the same
@@ -65,7 +69,12 @@ concurrency=256
 max_rate=300000
 CLIENT_CORE=0
 SERVER_CORE=1
-usage() { sed -n 2,50p "$0" | sed 's/^# \{0,1\}//'; }
+tw=0
+tw_target=0
+tw_duration=""
+XTCP_EXTRA=()      # extra xtcp server arguments (bench_tw.sh: --prefill-time-wait N)
+START_TICKS=100    # 50 ms ticks start_server waits for the ready line (bench_tw.sh: more)
+usage() { sed -n 2,54p "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1; shift ;;
@@ -78,6 +87,9 @@ while [ $# -gt 0 ]; do
   --warmup) warmup=$2; shift 2 ;;
   --concurrency) concurrency=$2; shift 2 ;;
   --max-rate) max_rate=$2; shift 2 ;;
+  --tw) tw=1; shift ;;
+  --tw-target) tw=1; tw_target=$2; shift 2 ;;
+  --tw-duration) tw=1; tw_duration=$2; shift 2 ;;
   -h | --help) usage; exit 0 ;;
   *) echo "bench.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -238,11 +250,11 @@ start_server() {
     case "$kind" in xtcp-busy) poll=busy ;; xtcp-idle) poll=idle ;; esac
     ip netns exec "$XT_NS_B" "$TARGET/release/examples/$ex" --iface "$XT_IF_B" --ip "$XT_IP_B" \
       --port 8080 --cores "$SERVER_CORE" --stats "$stats" --stats-interval-ms 100 \
-      --poll-mode "$poll" >"$log" 2>&1 &
+      --poll-mode "$poll" "${XTCP_EXTRA[@]}" >"$log" 2>&1 &
   fi
   SERVER_PID=$!
   # Ready once it printed its listening line (both servers print one on stdout).
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 "$START_TICKS"); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       echo "bench.sh: the $kind server exited at start:" >&2
       cat "$log" >&2
@@ -252,7 +264,7 @@ start_server() {
     grep -q "listening" "$log" 2>/dev/null && return 0
     sleep 0.05
   done
-  echo "bench.sh: the $kind server did not report ready within 5 s" >&2
+  echo "bench.sh: the $kind server did not report ready within $((START_TICKS / 20)) s" >&2
   return 1
 }
 
@@ -318,6 +330,13 @@ for p in sys.argv[1:]:
 print(statistics.median(v) if v else 0)
 PY
 }
+
+# TIME-WAIT pressure mode (scripts/bench_tw.sh): its own runs, then exit.
+if [ "$tw" = 1 ]; then
+  . "$ROOT/scripts/bench_tw.sh"
+  tw_main
+  exit 0
+fi
 
 SERVERS=()
 for s in "${SV[@]}"; do

@@ -15,6 +15,8 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 
 echo "== xtcp as a dependency (throw-away crate outside the workspace, clean environment)"
 ./scripts/dependent-build.sh
+echo "== bench post-processors on canned input"
+python3 scripts/bench_tw.py selftest
 
 echo "== unit, simulator and property tests (release: the heavy matrices need it)"
 log=$(mktemp)

@@ -9,7 +9,7 @@
 //! ```text
 //! http --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
 //!      [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
-//!      [--poll-mode prefer-busy|busy|idle] [--idle-spins N]
+//!      [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--prefill-time-wait N]
 //! ```
 //!
 //! (`xtcp::engine::cli`; `--help` lists every flag.)

@@ -4,6 +4,7 @@
 //! --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
 //!     [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
 //!     [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy]
+//!     [--prefill-time-wait N]
 //! ```
 //!
 //! `LIST` is comma-separated CPU numbers or ranges (`0,2-3`). `--poll-mode` picks the
@@ -16,6 +17,8 @@
 //! Waiting costs a wake-up (tens of µs) per burst but leaves the CPU to other threads when
 //! there is no traffic: on a machine with no spare core, a busy-polling thread is instead
 //! preempted for whole scheduler slices (milliseconds) whenever a kernel thread needs the CPU.
+//! `--prefill-time-wait N` is for benchmarks only: N synthetic TIME-WAIT entries (peers in
+//! 198.18.0.0/15) are inserted, split across the queues, before the server reports ready.
 //! Errors print a message and the usage on stderr and exit with status 2; `--help` prints
 //! the help and exits 0.
 
@@ -30,7 +33,8 @@ use crate::time::Duration;
 /// The usage text, after "usage: PROGRAM".
 pub const USAGE: &str = "--iface IFACE --ip A.B.C.D --port P [--queues N] \
 [--xdp-mode auto|native|skb] [--cores LIST] [--stats FILE] [--stats-interval-ms MS] \
-[--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy]";
+[--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy] \
+[--prefill-time-wait N]";
 
 /// `--poll-mode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,6 +159,13 @@ struct Cli {
     /// How the AF_XDP sockets bind.
     #[arg(long, value_enum, value_name = "MODE", default_value = "auto")]
     bind_mode: BindArg,
+    /// For benchmarks only: insert N synthetic TIME-WAIT entries (peers in 198.18.0.0/15,
+    /// never a real client), split across the queues, before reporting ready, to measure
+    /// the server at TIME-WAIT occupancies a connection rate cannot reach in 2×MSL. They
+    /// expire 2×MSL (60 s) after start. Each queue's share is capped at its table's capacity
+    /// (10,000,000).
+    #[arg(long, value_name = "N", default_value = "0")]
+    prefill_time_wait: u64,
 }
 
 /// Parsed server arguments.
@@ -178,6 +189,8 @@ pub struct ServerArgs {
     pub idle_spins: Option<u32>,
     /// Default auto.
     pub bind: BindArg,
+    /// Synthetic TIME-WAIT entries inserted at start (benchmarks). Default 0.
+    pub prefill_time_wait: u64,
 }
 
 /// What parsing decided.
@@ -262,6 +275,7 @@ pub fn parse_as(prog: &str, args: impl IntoIterator<Item = String>) -> Result<Pa
         poll,
         idle_spins: cli.idle_spins,
         bind: cli.bind_mode,
+        prefill_time_wait: cli.prefill_time_wait,
     }))
 }
 
@@ -309,6 +323,7 @@ impl ServerArgs {
             c.idle_spins = n;
         }
         c.bind = self.bind.mode();
+        c.prefill_time_wait = self.prefill_time_wait;
         c
     }
 }
@@ -393,6 +408,10 @@ mod tests {
             h.contains("--poll-mode") && h.contains("prefer-busy"),
             "{h}"
         );
+        assert!(
+            h.contains("--prefill-time-wait") && h.contains("benchmarks only"),
+            "{h}"
+        );
     }
 
     #[test]
@@ -440,6 +459,11 @@ mod tests {
             run(&["--stats-interval-ms", "200"]).stats_interval,
             Duration::from_millis(200)
         );
+        assert_eq!(run(&[]).prefill_time_wait, 0);
+        assert_eq!(
+            run(&["--prefill-time-wait", "10000000"]).prefill_time_wait,
+            10_000_000
+        );
         let mut v: Vec<&str> = base.to_vec();
         v.extend_from_slice(&["--poll-mode", "busy", "--idle-spins", "5"]);
         assert!(p(&v).unwrap_err().contains("--idle-spins"));
@@ -481,6 +505,7 @@ mod tests {
         assert!(with(&["--cores", "x"]).is_err());
         assert!(with(&["--idle-spins", "-1"]).is_err());
         assert!(with(&["--idle-spins", "many"]).is_err());
+        assert!(with(&["--prefill-time-wait", "-5"]).is_err());
         assert!(with(&["--queues", "2", "--cores", "0"]).is_err());
         assert!(p(&["--iface", "a", "--ip", "1.2.3", "--port", "7"]).is_err());
         assert!(p(&["--iface", "a", "--ip", "1.2.3.4", "--port", "70000"]).is_err());

@@ -232,6 +232,12 @@ pub struct EngineConfig {
     /// (false: the kernel answers ARP), `rx_batch` (`batch`) and caps `tcp.mss` to what the
     /// interface MTU allows. Default [`StackConfig::default`].
     pub stack: StackConfig,
+    /// For benchmarks only: synthetic TIME-WAIT entries to insert before reporting ready,
+    /// split evenly across the queues (queue `q` takes entries `q, q + queues, ...`). Their
+    /// remote addresses are in 198.18.0.0/15 (RFC 2544 benchmark space), so they never match
+    /// a real peer; they expire 2×MSL after start like any entry. Each core's share is capped
+    /// at `stack.time_wait_capacity`. Default 0.
+    pub prefill_time_wait: u64,
 }
 
 impl EngineConfig {
@@ -255,6 +261,7 @@ impl EngineConfig {
             stats_interval: Duration::from_secs(1),
             shutdown: ShutdownPolicy::default(),
             stack: StackConfig::default(),
+            prefill_time_wait: 0,
         }
     }
 }
@@ -644,6 +651,7 @@ impl<A: App + 'static> Engine<A> {
                 epoch,
                 hub: hub.clone(),
                 owners: owners.clone(),
+                prefill_time_wait: engine.cfg.prefill_time_wait,
             };
             let (cmd_tx, cmd_rx) = unbounded();
             let reports = report_tx.clone();
@@ -667,7 +675,10 @@ impl<A: App + 'static> Engine<A> {
             .collect();
 
         let mut ready = 0;
-        let deadline = StdInstant::now() + std::time::Duration::from_secs(10);
+        // A TIME-WAIT prefill (benchmarks) takes time before a core is ready: allow 1 s per
+        // million entries on top.
+        let prefill_s = engine.cfg.prefill_time_wait.div_ceil(1_000_000);
+        let deadline = StdInstant::now() + std::time::Duration::from_secs(10 + prefill_s);
         while ready < engine.cfg.queues {
             let left = deadline.saturating_duration_since(StdInstant::now());
             match engine.reports.recv_timeout(left) {

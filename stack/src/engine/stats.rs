@@ -10,6 +10,11 @@
 //! the frames handed between cores (`rx_handoffs_out`, `rx_handoffs_in`, `rx_handoff_drops`:
 //! see [`super::handoff`]; their totals are at the top level too), and the AF_XDP socket's
 //! counters under `"xsk"`. The top level also names the `poll_mode` in effect.
+//! TIME-WAIT memory: `time_wait_capacity` and `time_wait_reserved_bytes` (ring + index,
+//! reserved at start, resident as used) per core, and at the top level the reserved bytes
+//! summed and `time_wait_bytes_per_entry` (reserved bytes per entry of capacity, whole bytes:
+//! what a full table costs per entry; the loadgen reads it like the kernel server's slab
+//! object size).
 //! Written with serde_json.
 
 use std::io;
@@ -43,6 +48,11 @@ pub struct CoreStats {
     pub zero_copy: bool,
     /// Connections in the stack's table (every state but SYN-RECEIVED and TIME-WAIT).
     pub connections: u64,
+    /// Entries the TIME-WAIT table holds at most.
+    pub time_wait_capacity: u64,
+    /// Bytes the TIME-WAIT table reserves (ring + index, allocated at start; resident as
+    /// used).
+    pub time_wait_reserved_bytes: u64,
     /// Loop iterations.
     pub loops: u64,
     /// Idle waits (`poll(2)` on the socket) in [`PollMode::Idle`](super::PollMode::Idle).
@@ -213,6 +223,11 @@ impl Formatter for OneLine {
     }
 }
 
+/// `bytes / entries`, rounded to the nearest byte (0 for no entries).
+fn bytes_per_entry(bytes: u64, entries: u64) -> u64 {
+    (bytes + entries / 2).checked_div(entries).unwrap_or(0)
+}
+
 impl CoreStats {
     /// Share of the loop's wall time spent in iterations that did work (0 before any loop).
     pub fn busy_fraction(&self) -> f64 {
@@ -221,6 +236,13 @@ impl CoreStats {
         } else {
             (self.busy_ns as f64 / self.loop_ns as f64 * 1000.0).round() / 1000.0
         }
+    }
+
+    /// The TIME-WAIT table's reserved bytes per entry of capacity (ring slot plus its share
+    /// of the index), rounded to whole bytes like the kernel's slab object size: the memory
+    /// a full table costs per entry (0 before the first snapshot).
+    pub fn time_wait_bytes_per_entry(&self) -> u64 {
+        bytes_per_entry(self.time_wait_reserved_bytes, self.time_wait_capacity)
     }
 
     fn node(&self) -> Node {
@@ -239,6 +261,12 @@ impl CoreStats {
         for (k, v) in handoff_fields(&self.handoff) {
             m.put(k, v);
         }
+        m.put("time_wait_capacity", self.time_wait_capacity);
+        m.put("time_wait_reserved_bytes", self.time_wait_reserved_bytes);
+        m.put(
+            "time_wait_bytes_per_entry",
+            self.time_wait_bytes_per_entry(),
+        );
         m.counters(&self.counters);
         let mut xsk = Ordered(Vec::with_capacity(9));
         for (k, v) in xsk_fields(&self.xsk) {
@@ -282,6 +310,13 @@ impl EngineStats {
         m.put("queues", self.cores.len());
         m.put("connections", self.connections());
         m.put("poll_mode", self.poll_mode.map_or(Value::Null, Value::from));
+        let tw_cap: u64 = self.cores.iter().map(|c| c.time_wait_capacity).sum();
+        let tw_bytes: u64 = self.cores.iter().map(|c| c.time_wait_reserved_bytes).sum();
+        m.put("time_wait_reserved_bytes", tw_bytes);
+        m.put(
+            "time_wait_bytes_per_entry",
+            bytes_per_entry(tw_bytes, tw_cap),
+        );
         m.counters(&self.totals());
         for (k, v) in handoff_fields(&self.handoff_totals()) {
             m.put(k, v);
@@ -435,6 +470,29 @@ mod tests {
         ] {
             assert!(cores[0].get(key).is_some(), "{key} missing in {j}");
         }
+    }
+
+    #[test]
+    fn time_wait_memory_keys() {
+        // A 10 M-entry table: 32-byte ring slots plus a 2^24-bucket u32 index.
+        let cap = 10_000_000u64;
+        let bytes = cap * 32 + (1 << 24) * 4;
+        let c = CoreStats {
+            time_wait_capacity: cap,
+            time_wait_reserved_bytes: bytes,
+            ..CoreStats::default()
+        };
+        assert_eq!(c.time_wait_bytes_per_entry(), 39, "38.7 rounds to 39");
+        assert_eq!(CoreStats::default().time_wait_bytes_per_entry(), 0);
+        let s = EngineStats {
+            cores: vec![c, c],
+            ..EngineStats::default()
+        };
+        let v = s.to_value();
+        assert_eq!(v["time_wait_reserved_bytes"], 2 * bytes);
+        assert_eq!(v["time_wait_bytes_per_entry"], 39);
+        assert_eq!(v["cores"][1]["time_wait_capacity"], cap);
+        assert_eq!(v["cores"][1]["time_wait_reserved_bytes"], bytes);
     }
 
     #[test]

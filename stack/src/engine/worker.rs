@@ -51,8 +51,10 @@ use super::stats::{CoreStats, SNAPSHOT_INTERVAL};
 use super::{PollMode, ShutdownPolicy};
 use crate::afxdp::{XskLink, busy_poll};
 use crate::stack::{ListenerId, Stack, StackConfig};
-use crate::tcp::Event;
+use crate::tcp::time_wait::TimeWaitInit;
+use crate::tcp::{Event, FourTuple};
 use crate::time::{Duration, Instant};
+use crate::wire::SeqNumber;
 
 /// A call into one core's application, made on that core's thread.
 pub type CoreCall<A> = Box<dyn FnOnce(&mut A, &mut Io<'_>) + Send>;
@@ -88,6 +90,8 @@ pub(crate) struct WorkerSetup {
     pub hub: Option<Arc<Handoff>>,
     /// Which core owns which of our active opens.
     pub owners: Ownership,
+    /// Synthetic TIME-WAIT entries over all queues (see `EngineConfig::prefill_time_wait`).
+    pub prefill_time_wait: u64,
 }
 
 /// Receives one batch: through the handoff queues when the engine has several cores.
@@ -111,6 +115,58 @@ fn receive(
         ),
         None => core.stack.receive(now, link),
     }
+}
+
+/// The first address of the synthetic TIME-WAIT peers: 198.18.0.0/15 (RFC 2544 benchmark
+/// space), 2^17 addresses.
+const PREFILL_NET: u32 = u32::from_be_bytes([198, 18, 0, 0]);
+const PREFILL_ADDRS: u64 = 1 << 17;
+
+/// The remote end of synthetic TIME-WAIT entry `i` (over all queues): address
+/// `198.18.0.0 + i mod 2^17`, port `1024 + i / 2^17`. Distinct for every `i` below
+/// 2^17 × 64,512 (≈ 8.4 G).
+pub(crate) fn prefill_peer(i: u64) -> SocketAddrV4 {
+    let ip = PREFILL_NET + (i % PREFILL_ADDRS) as u32;
+    let port = 1024 + (i / PREFILL_ADDRS) as u16;
+    SocketAddrV4::new(ip.into(), port)
+}
+
+/// Inserts this queue's share of the synthetic TIME-WAIT entries (entries `queue`,
+/// `queue + queues`, ... below `total`, capped at the table's capacity), against the first
+/// listening address. Returns how many were inserted.
+fn prefill_time_wait(stack: &mut Stack, s: &WorkerSetup, now: Instant) -> u64 {
+    let Some(local) = s.listen.first() else {
+        return 0;
+    };
+    let queues = u64::from(s.queues.max(1));
+    let share = s
+        .prefill_time_wait
+        .saturating_sub(u64::from(s.queue))
+        .div_ceil(queues);
+    let share = share.min(stack.time_wait_table().capacity() as u64);
+    for k in 0..share {
+        let peer = prefill_peer(u64::from(s.queue) + k * queues);
+        let tuple = FourTuple {
+            local_addr: *local.ip(),
+            remote_addr: *peer.ip(),
+            local_port: local.port(),
+            remote_port: peer.port(),
+        };
+        // Sequence numbers and timestamps as a finished connection might leave them.
+        let seq = (k as u32).wrapping_mul(2_654_435_761);
+        stack.insert_time_wait(
+            now,
+            TimeWaitInit {
+                tuple,
+                snd_nxt: SeqNumber(seq),
+                rcv_nxt: SeqNumber(seq ^ 0x5555_5555),
+                ts_recent: Some(seq >> 1),
+                rcv_wnd: 65535,
+                rcv_wscale: 7,
+            },
+        );
+    }
+    share
 }
 
 fn clock(epoch: StdInstant) -> Instant {
@@ -148,6 +204,8 @@ fn snapshot(
         xsk: link.stats(),
         zero_copy: link.is_zero_copy(),
         connections: core.stack.connection_count() as u64,
+        time_wait_capacity: core.stack.time_wait_table().capacity() as u64,
+        time_wait_reserved_bytes: core.stack.time_wait_table().memory_bytes() as u64,
         loops,
         idle_waits: waits,
         busy_ns,
@@ -198,6 +256,13 @@ pub(crate) fn run<A: App>(
                 return (link, stats);
             }
         }
+    }
+    if setup.prefill_time_wait > 0 {
+        let n = prefill_time_wait(&mut core.stack, &setup, clock(setup.epoch));
+        eprintln!(
+            "xtcp: queue {}: prefilled {n} synthetic TIME-WAIT entries (198.18.0.0/15, for benchmarks)",
+            setup.queue
+        );
     }
     let mut app = make_app(setup.queue);
     app.on_start(&mut Io { core: &mut core });
@@ -381,5 +446,93 @@ fn drain(
             core.stack.flush(now, link);
         }
         std::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefill_peers_are_distinct_and_in_benchmark_space() {
+        let mut seen = std::collections::HashSet::new();
+        // Around the address wrap (2^17) and far out (10 M).
+        for i in (0..1000)
+            .chain(PREFILL_ADDRS - 500..PREFILL_ADDRS + 500)
+            .chain(9_999_000..10_000_000)
+        {
+            let p = prefill_peer(i);
+            let o = p.ip().octets();
+            assert!(o[0] == 198 && (o[1] == 18 || o[1] == 19), "{p}");
+            assert!(p.port() >= 1024, "{p}");
+            assert!(seen.insert(p), "{i}: {p} repeated");
+        }
+        assert_eq!(prefill_peer(0), "198.18.0.0:1024".parse().unwrap());
+        assert_eq!(
+            prefill_peer(PREFILL_ADDRS),
+            "198.18.0.0:1025".parse().unwrap()
+        );
+        assert_eq!(
+            prefill_peer(PREFILL_ADDRS - 1),
+            "198.19.255.255:1024".parse().unwrap()
+        );
+    }
+
+    fn setup(queue: u32, queues: u32, total: u64, capacity: usize) -> (WorkerSetup, Stack) {
+        let stack = StackConfig {
+            time_wait_capacity: capacity,
+            ..StackConfig::default()
+        };
+        let s = WorkerSetup {
+            queue,
+            queues,
+            cpu: None,
+            iface: "lo".into(),
+            stack: stack.clone(),
+            listen: vec!["10.77.0.1:8080".parse().unwrap()],
+            poll: PollMode::Busy,
+            idle_spins: 0,
+            idle_wait: Duration::from_millis(1),
+            shutdown: ShutdownPolicy::default(),
+            epoch: StdInstant::now(),
+            hub: None,
+            owners: super::super::handoff::Ownership::new(queues, 32768..=60999, None),
+            prefill_time_wait: total,
+        };
+        (s, Stack::new(stack, Instant::from_micros(0)))
+    }
+
+    #[test]
+    fn prefill_splits_across_queues_and_caps_at_capacity() {
+        let now = Instant::from_micros(1000);
+        // 5 entries over 2 queues: queue 0 takes 0, 2, 4; queue 1 takes 1, 3.
+        for (queue, want) in [(0u32, vec![0u64, 2, 4]), (1, vec![1, 3])] {
+            let (s, mut stack) = setup(queue, 2, 5, 100);
+            assert_eq!(prefill_time_wait(&mut stack, &s, now), want.len() as u64);
+            assert_eq!(stack.time_wait_table().len(), want.len());
+            assert_eq!(stack.counters().time_wait, want.len() as u64);
+            for i in 0..6u64 {
+                let p = prefill_peer(i);
+                let t = FourTuple {
+                    local_addr: "10.77.0.1".parse().unwrap(),
+                    remote_addr: *p.ip(),
+                    local_port: 8080,
+                    remote_port: p.port(),
+                };
+                assert_eq!(
+                    stack.in_time_wait(&t),
+                    want.contains(&i),
+                    "queue {queue}, entry {i}"
+                );
+            }
+        }
+        // More than the table holds: capped, nothing evicted.
+        let (s, mut stack) = setup(0, 1, 50, 16);
+        assert_eq!(prefill_time_wait(&mut stack, &s, now), 16);
+        assert_eq!(stack.time_wait_table().len(), 16);
+        assert_eq!(stack.counters().time_wait_table_full, 0);
+        // Nothing asked, nothing inserted.
+        let (s, mut stack) = setup(0, 1, 0, 16);
+        assert_eq!(prefill_time_wait(&mut stack, &s, now), 0);
     }
 }
