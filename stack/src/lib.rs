@@ -10,6 +10,8 @@
 //!   table, timer wheel and counters over one link. Still sans-I/O.
 //! - `engine` (feature `afxdp`): the AF_XDP datapath: XDP steering, one pinned polling
 //!   thread per queue, and the per-core application API.
+//! - `capture` (feature `pcap`, on with `afxdp`): pcap files of what a link receives and
+//!   sends, as a link wrapper.
 //! - [`sim`]: a deterministic network simulator (virtual clock, seeded faults) for tests and
 //!   benches.
 //!
@@ -39,6 +41,8 @@
 
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
+#[cfg(feature = "pcap")]
+pub mod capture;
 #[cfg(feature = "afxdp")]
 pub mod engine;
 pub mod link;

@@ -46,6 +46,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 use xtcp::afxdp::{XskConfig, XskLink};
+use xtcp::capture::{CaptureConfig, CaptureLink, PcapFile};
 use xtcp::link::Link;
 use xtcp::tcp::{Event, TcpConfig};
 use xtcp::time::Instant;
@@ -187,6 +188,17 @@ impl Backend for XtcpBackend {
             cfg.queue_id = i as u32;
             let link = XskLink::new(&cfg)
                 .map_err(|e| format!("AF_XDP socket on {iface} queue {i}: {e}"))?;
+            let capture = match &spec.pcap {
+                Some(path) => {
+                    let c = CaptureConfig::new(path);
+                    let at = c.path_for_queue(i as u32, workers as u32);
+                    Some(
+                        PcapFile::create_at(&c, &at)
+                            .map_err(|e| format!("--pcap {}: {e}", at.display()))?,
+                    )
+                }
+                None => None,
+            };
             steering
                 .register_xsk(i as u32, link.fd())
                 .map_err(|e| format!("registering the AF_XDP socket of queue {i}: {e}"))?;
@@ -194,6 +206,7 @@ impl Backend for XtcpBackend {
             secret[31] ^= i as u8;
             out.push(Box::new(XtcpWorker {
                 link,
+                capture,
                 mac: EthernetAddress(mac),
                 server_mac: EthernetAddress(server_mac),
                 sources: sources.clone(),
@@ -223,6 +236,7 @@ fn port_slices(range: &RangeInclusive<u16>, n: usize) -> Vec<RangeInclusive<u16>
 
 struct XtcpWorker {
     link: XskLink,
+    capture: Option<PcapFile>,
     mac: EthernetAddress,
     server_mac: EthernetAddress,
     sources: Vec<Ipv4Addr>,
@@ -262,9 +276,10 @@ fn tcp_port_flags(frame: &[u8]) -> Option<(u16, u8)> {
 }
 
 /// The socket as the stack sees it: counts the SYNs the stack sends (for SYN retransmits) and
-/// takes the SYN flood's returning frames out before the stack sees them.
+/// takes the SYN flood's returning frames out before the stack sees them. The capture (when
+/// on) sits below it and so records every frame, flood included.
 struct Tap {
-    link: XskLink,
+    link: CaptureLink<XskLink>,
     /// First port of the flood range when a flood runs.
     flood_lo: Option<u16>,
     syns_sent: u64,
@@ -432,7 +447,7 @@ impl Client {
             rec: ctx.recorder,
             stack,
             tap: Tap {
-                link: w.link,
+                link: CaptureLink::new(w.link, w.capture),
                 flood_lo: flood.as_ref().map(|_| *FLOOD_PORTS.start()),
                 syns_sent: 0,
                 flood_answered: 0,
@@ -501,7 +516,7 @@ impl Client {
             let wake = self.wake_at(now);
             if wake > now + SPIN_NS {
                 let sleep = Duration::from_nanos(wake - now - SPIN_NS);
-                netdev::wait_readable(self.tap.link.fd(), sleep)
+                netdev::wait_readable(self.tap.link.inner().fd(), sleep)
                     .map_err(|e| format!("poll on the AF_XDP socket: {e}"))?;
             }
         }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
-//!     [--cores LIST] [--stats FILE] [--idle-spins N]
+//!     [--cores LIST] [--stats FILE] [--idle-spins N] [--pcap FILE]
 //! ```
 //!
 //! `LIST` is comma-separated CPU numbers or ranges (`0,2-3`). Without `--idle-spins` the
@@ -10,7 +10,9 @@
 //! `N` empty iterations ([`EngineConfig::idle_spins`]). Waiting costs a wake-up (tens of µs)
 //! per burst but leaves the CPU to other threads when there is no traffic: on a machine with
 //! no spare core, a busy-polling thread is instead preempted for whole scheduler slices
-//! (milliseconds) whenever a kernel thread needs the CPU. Errors print a message and the
+//! (milliseconds) whenever a kernel thread needs the CPU. `--pcap FILE` captures what the
+//! server receives and sends ([`EngineConfig::capture`]; `FILE.<queue>` with several queues).
+//! Errors print a message and the
 //! usage on stderr and exit with status 2; `--help` prints the usage and exits 0.
 
 use std::net::Ipv4Addr;
@@ -20,7 +22,7 @@ use super::{EngineConfig, EngineInfo, XdpMode};
 
 /// The usage text, after "usage: PROGRAM".
 pub const USAGE: &str = "--iface IFACE --ip A.B.C.D --port P [--queues N] \
-[--xdp-mode auto|native|skb] [--cores LIST] [--stats FILE] [--idle-spins N]";
+[--xdp-mode auto|native|skb] [--cores LIST] [--stats FILE] [--idle-spins N] [--pcap FILE]";
 
 /// Parsed server arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct ServerArgs {
     pub stats: Option<PathBuf>,
     /// `Some(n)`: wait on the socket after `n` empty iterations; `None` (default): busy-poll.
     pub idle_spins: Option<u32>,
+    /// Capture file (default none).
+    pub pcap: Option<PathBuf>,
 }
 
 /// What parsing decided.
@@ -76,6 +80,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
     let mut cores = None;
     let mut stats = None;
     let mut idle_spins = None;
+    let mut pcap = None;
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
@@ -90,6 +95,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
             "--cores",
             "--stats",
             "--idle-spins",
+            "--pcap",
         ];
         if !known.contains(&flag.as_str()) {
             return Err(format!("unknown argument '{flag}'"));
@@ -150,6 +156,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                     format!("--idle-spins: '{value}' is not a count (0-4294967295)")
                 })?)
             }
+            "--pcap" => {
+                if value.is_empty() {
+                    return Err("--pcap needs a file name".into());
+                }
+                pcap = Some(PathBuf::from(value))
+            }
             _ => unreachable!("checked against the known flags"),
         }
     }
@@ -173,6 +185,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
         cores,
         stats,
         idle_spins,
+        pcap,
     }))
 }
 
@@ -205,6 +218,7 @@ impl ServerArgs {
         c.xdp_mode = self.xdp_mode;
         c.cores = self.cores.clone();
         c.stats_file = self.stats.clone();
+        c.capture = self.pcap.as_ref().map(crate::capture::CaptureConfig::new);
         if let Some(n) = self.idle_spins {
             c.busy_poll = false;
             c.idle_spins = n;
@@ -255,6 +269,8 @@ mod tests {
             "/tmp/s.json",
             "--idle-spins",
             "200",
+            "--pcap",
+            "/tmp/c.pcap",
         ])
         .unwrap() else {
             panic!("not Run")
@@ -271,6 +287,7 @@ mod tests {
         assert_eq!(c.ports, vec![7]);
         assert_eq!(c.queues, 2);
         assert_eq!((c.busy_poll, c.idle_spins), (false, 200));
+        assert_eq!(c.capture.unwrap().path, PathBuf::from("/tmp/c.pcap"));
 
         let Parsed::Run(a) = p(&["--port", "80", "--ip", "1.2.3.4", "--iface", "eth0"]).unwrap()
         else {

@@ -92,6 +92,7 @@ use xtcp_xdp_ebpf::XdpSteering;
 
 use self::worker::{Command, Report, WorkerSetup};
 use crate::afxdp::{XskConfig, XskError, XskLink};
+use crate::capture::{CaptureConfig, PcapFile};
 use crate::link::Link;
 use crate::stack::StackConfig;
 use crate::time::Duration;
@@ -161,6 +162,10 @@ pub struct EngineConfig {
     /// (false: the kernel answers ARP), `rx_batch` (`batch`) and caps `tcp.mss` to what the
     /// interface MTU allows. Default [`StackConfig::default`].
     pub stack: StackConfig,
+    /// Capture what every core receives and sends as pcap ([`crate::capture`]): one file per
+    /// queue (`path` itself with one queue, `path.<queue>` with several). Default `None`
+    /// (off: one predictable branch per receive batch and per transmitted frame).
+    pub capture: Option<CaptureConfig>,
 }
 
 impl EngineConfig {
@@ -182,6 +187,7 @@ impl EngineConfig {
             stats_interval: Duration::from_secs(1),
             shutdown: ShutdownPolicy::default(),
             stack: StackConfig::default(),
+            capture: None,
         }
     }
 }
@@ -395,6 +401,13 @@ impl<A: App + 'static> Engine<A> {
                 .saturating_sub(HEADERS)
                 .min(u16::MAX as usize);
             stack.tcp.mss = stack.tcp.mss.min(mss as u16);
+            let capture = match &engine.cfg.capture {
+                Some(c) => Some(
+                    PcapFile::create_at(c, &c.path_for_queue(queue, engine.cfg.queues))
+                        .map_err(EngineError::Io)?,
+                ),
+                None => None,
+            };
             let setup = WorkerSetup {
                 queue,
                 queues: engine.cfg.queues,
@@ -407,6 +420,7 @@ impl<A: App + 'static> Engine<A> {
                 idle_wait: engine.cfg.idle_wait,
                 shutdown: engine.cfg.shutdown,
                 epoch,
+                capture,
             };
             let (cmd_tx, cmd_rx) = unbounded();
             let reports = report_tx.clone();

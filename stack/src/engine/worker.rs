@@ -28,6 +28,7 @@ use super::app::{App, AppEvent, CoreState, Io};
 use super::neighbor::Resolver;
 use super::stats::{CoreStats, SNAPSHOT_INTERVAL};
 use crate::afxdp::XskLink;
+use crate::capture::{CaptureLink, PcapFile};
 use crate::stack::{ListenerId, Stack, StackConfig};
 use crate::tcp::Event;
 use crate::time::{Duration, Instant};
@@ -62,6 +63,8 @@ pub(crate) struct WorkerSetup {
     pub idle_wait: Duration,
     pub shutdown: ShutdownPolicy,
     pub epoch: StdInstant,
+    /// This queue's capture file ([`super::EngineConfig::capture`]).
+    pub capture: Option<PcapFile>,
 }
 
 fn clock(epoch: StdInstant) -> Instant {
@@ -90,12 +93,13 @@ fn snapshot(
 /// Runs one core until `Stop` (or until the command channel closes). Returns the socket, for
 /// the engine to free after detaching XDP, and the final counters.
 pub(crate) fn run<A: App>(
-    setup: WorkerSetup,
-    mut link: XskLink,
+    mut setup: WorkerSetup,
+    link: XskLink,
     make_app: &(dyn Fn(u32) -> A + Send + Sync),
     commands: Receiver<Command<A>>,
     reports: Sender<Report>,
 ) -> (XskLink, CoreStats) {
+    let mut link = CaptureLink::new(link, setup.capture.take());
     if let Some(id) = setup.cpu {
         // Failing to pin is not fatal (the CPU may be offline): the loop still works.
         core_affinity::set_for_current(core_affinity::CoreId { id });
@@ -116,8 +120,8 @@ pub(crate) fn run<A: App>(
             Ok(l) => listeners.push(l),
             Err(e) => {
                 let _ = reports.send(Report::Failed(setup.queue, format!("listen {addr}: {e}")));
-                let stats = snapshot(&setup, &core, &link, 0, 0);
-                return (link, stats);
+                let stats = snapshot(&setup, &core, link.inner(), 0, 0);
+                return (link.into_inner(), stats);
             }
         }
     }
@@ -171,7 +175,11 @@ pub(crate) fn run<A: App>(
             next_snapshot = now + SNAPSHOT_INTERVAL;
             // A full channel means the engine is not reading: dropping a snapshot is fine.
             let _ = reports.try_send(Report::Stats(Box::new(snapshot(
-                &setup, &core, &link, loops, waits,
+                &setup,
+                &core,
+                link.inner(),
+                loops,
+                waits,
             ))));
         }
         if core.stop_requested && !stop_reported {
@@ -193,15 +201,16 @@ pub(crate) fn run<A: App>(
                 let ms = until.as_millis() as i32;
                 if ms > 0 {
                     waits += 1;
-                    let _ = link.wait_readable(ms);
+                    let _ = link.inner_mut().wait_readable(ms);
                 }
             }
         }
     }
 
     drain(&setup, &mut core, &mut link);
-    let stats = snapshot(&setup, &core, &link, loops, waits);
-    (link, stats)
+    let stats = snapshot(&setup, &core, link.inner(), loops, waits);
+    // Dropping the capture writes out its last batch.
+    (link.into_inner(), stats)
 }
 
 /// Hands every pending stack event to the application. Returns whether there were any.
@@ -236,7 +245,7 @@ fn deliver_events<A: App>(app: &mut A, core: &mut CoreState) -> bool {
 }
 
 /// The shutdown drain (see the module docs).
-fn drain(setup: &WorkerSetup, core: &mut CoreState, link: &mut XskLink) {
+fn drain(setup: &WorkerSetup, core: &mut CoreState, link: &mut CaptureLink<XskLink>) {
     let handles: Vec<_> = core.live.iter().flatten().copied().collect();
     let (fin, drain_for) = match setup.shutdown {
         ShutdownPolicy::Fin { drain } => (true, drain),
@@ -256,7 +265,7 @@ fn drain(setup: &WorkerSetup, core: &mut CoreState, link: &mut XskLink) {
         core.stack.poll(now, link);
         while core.stack.poll_event().is_some() {}
         let done = core.stack.connection_count() == 0;
-        if done && link.tx_in_flight() == 0 {
+        if done && link.inner().tx_in_flight() == 0 {
             break;
         }
         if now.saturating_since(start) >= drain_for {

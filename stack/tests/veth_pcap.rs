@@ -1,0 +1,143 @@
+//! The echo example's own capture (`--pcap FILE`) read back by `tshark` (root only; skipped
+//! with a message otherwise): 10 kernel connections give 10 SYNs, 10 SYN-ACKs and 10 FINs
+//! each way, with every IPv4 and TCP checksum verified by tshark.
+#![cfg(feature = "afxdp")]
+
+mod veth_common;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use veth_common::{Server, Veth, in_netns, serial};
+
+const PORT: u16 = 7;
+
+/// One tshark row: (source port, destination port, TCP flags, IP checksum status, TCP
+/// checksum status). Status 1 is "good" in tshark's field encoding, 0 "bad".
+type Row = (u16, u16, u16, String, String);
+
+/// Reads `pcap` with tshark, verifying checksums.
+pub fn tshark_rows(pcap: &Path) -> Vec<Row> {
+    let out = Command::new("tshark")
+        .args([
+            "-n",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-Y",
+            "tcp",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "tcp.flags",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "tcp.checksum.status",
+            "-r",
+        ])
+        .arg(pcap)
+        .output()
+        .expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark -r {} failed: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 5, "unexpected tshark line {l:?}");
+            let flags = u16::from_str_radix(f[2].trim_start_matches("0x"), 16).unwrap();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                flags,
+                f[3].to_string(),
+                f[4].to_string(),
+            )
+        })
+        .collect()
+}
+
+const FIN: u16 = 0x01;
+const SYN: u16 = 0x02;
+const ACK: u16 = 0x10;
+
+/// Distinct connections (by client port) with a SYN, a SYN-ACK, a FIN from the client and a
+/// FIN from the server in `rows`; panics on any checksum tshark does not call good.
+pub fn handshakes_and_fins(rows: &[Row], server_port: u16) -> [usize; 4] {
+    let mut sets: [BTreeSet<u16>; 4] = Default::default();
+    for (sp, dp, flags, ip_ck, tcp_ck) in rows {
+        assert_eq!(
+            ip_ck, "1",
+            "IP checksum not good: {sp} > {dp} flags {flags:#x}"
+        );
+        assert_eq!(
+            tcp_ck, "1",
+            "TCP checksum not good: {sp} > {dp} flags {flags:#x}"
+        );
+        let from_client = *dp == server_port;
+        let client = if from_client { *sp } else { *dp };
+        if flags & (SYN | ACK) == SYN && from_client {
+            sets[0].insert(client);
+        }
+        if flags & (SYN | ACK) == SYN | ACK && !from_client {
+            sets[1].insert(client);
+        }
+        if flags & FIN != 0 {
+            sets[if from_client { 2 } else { 3 }].insert(client);
+        }
+    }
+    let n = sets.map(|s| s.len());
+    eprintln!(
+        "{} frames, checksums good; connections with SYN {}, SYN-ACK {}, client FIN {}, server FIN {}",
+        rows.len(),
+        n[0],
+        n[1],
+        n[2],
+        n[3]
+    );
+    n
+}
+
+#[test]
+fn echo_pcap_shows_every_handshake_and_teardown() {
+    require_privileges!("tshark");
+    let _serial = serial();
+    let veth = Veth::up("pc", 1);
+    let pcap = std::env::temp_dir().join(format!("xtcp-{}-echo.pcap", veth.name));
+    let _ = std::fs::remove_file(&pcap);
+    let pcap_arg = pcap.to_str().unwrap().to_string();
+    let mut server = Server::start("echo", &veth, PORT, &["--pcap", &pcap_arg]);
+    let a: SocketAddr = format!("{}:{PORT}", veth.ip_a).parse().unwrap();
+    in_netns(&veth.ns_b, || {
+        for i in 0..10u8 {
+            let mut s = TcpStream::connect_timeout(&a, Duration::from_secs(3)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(&[b'a' + i; 100]).unwrap();
+            let mut back = [0u8; 100];
+            s.read_exact(&mut back).unwrap();
+            assert_eq!(back, [b'a' + i; 100]);
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            // EOF: the server's FIN has arrived.
+            assert_eq!(s.read(&mut back).unwrap(), 0);
+        }
+    });
+    // A clean exit writes out the last batch.
+    assert!(server.stop(), "echo did not exit cleanly");
+    let rows = tshark_rows(&pcap);
+    let _ = std::fs::remove_file(&pcap);
+    assert_eq!(handshakes_and_fins(&rows, PORT), [10; 4]);
+}
