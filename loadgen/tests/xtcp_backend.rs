@@ -425,15 +425,41 @@ fn pcap_capture_has_every_handshake_and_fin() {
     let completed = u(&j, "connections.completed");
     assert_eq!(completed, 10, "{j}");
     let rows = Command::new("tshark")
-        .args(["-n", "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE"])
-        .args(["-Y", "tcp", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport"])
-        .args(["-e", "tcp.flags", "-e", "ip.checksum.status", "-e", "tcp.checksum.status"])
+        .args([
+            "-n",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+        ])
+        .args([
+            "-Y",
+            "tcp",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
+        ])
+        .args([
+            "-e",
+            "tcp.flags",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "tcp.checksum.status",
+        ])
         .arg("-r")
         .arg(&pcap)
         .output()
         .expect("run tshark");
     let _ = std::fs::remove_file(&pcap);
-    assert!(rows.status.success(), "{}", String::from_utf8_lossy(&rows.stderr));
+    assert!(
+        rows.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rows.stderr)
+    );
     let mut sets: [std::collections::BTreeSet<u16>; 4] = Default::default();
     for line in String::from_utf8_lossy(&rows.stdout).lines() {
         let fl: Vec<&str> = line.split('\t').collect();

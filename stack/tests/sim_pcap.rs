@@ -123,15 +123,40 @@ fn simulator_pcap_reads_back_in_tshark() {
     let stats = sim.write_pcap(&path).unwrap();
     assert_eq!(stats.packets, sim.capture().len() as u64);
     let out = Command::new("tshark")
-        .args(["-n", "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE"])
+        .args([
+            "-n",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+        ])
         .args(["-Y", "tcp"])
-        .args(["-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.flags"])
-        .args(["-e", "ip.checksum.status", "-e", "tcp.checksum.status", "-r"])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "tcp.flags",
+        ])
+        .args([
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "tcp.checksum.status",
+            "-r",
+        ])
         .arg(&path)
         .output()
         .expect("run tshark");
     let _ = std::fs::remove_file(&path);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let mut sets: [BTreeSet<u16>; 4] = Default::default();
     let mut rows = 0;
@@ -154,6 +179,9 @@ fn simulator_pcap_reads_back_in_tshark() {
         rows += 1;
     }
     // Every frame but the ARP exchange is TCP: 10 x (3 handshake + 4 teardown) at least.
-    assert!(rows >= 70 && rows + 2 >= sim.capture().len(), "{rows} TCP rows");
+    assert!(
+        rows >= 70 && rows + 2 >= sim.capture().len(),
+        "{rows} TCP rows"
+    );
     assert_eq!(sets.map(|s| s.len()), [10; 4], "SYN, SYN-ACK, FIN each way");
 }
