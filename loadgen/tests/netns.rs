@@ -64,7 +64,10 @@ time.sleep(0.2)
 #[test]
 fn server_time_wait_comes_from_the_named_namespace() {
     if !is_root() {
-        println!("SKIP server_time_wait_comes_from_the_named_namespace: needs root (ip netns)");
+        xtcp_testkit::veth::skip(
+            "server_time_wait_comes_from_the_named_namespace",
+            "needs root (ip netns)",
+        );
         return;
     }
     let name = format!("xtcp-lg-{}", std::process::id());

@@ -1,59 +1,19 @@
 //! `xtcp-stat` against a live xtcp echo server (the `echo` example) on a private veth pair,
 //! while `xtcp-loadgen run --backend kernel` makes connections to it from the other namespace.
 //!
-//! Privileged: needs root (namespaces, XDP, AF_XDP); says SKIPPED otherwise. The pair is made
-//! by `scripts/veth.sh` under a name of its own and removed on every exit path; every child
-//! is bounded in time and killed by its PID.
+//! Privileged: needs root (namespaces, XDP, AF_XDP); reported skipped otherwise. The pair is
+//! made by the test kit's veth fixture and removed on every exit path; every child is bounded
+//! in time and killed by its PID.
 
 mod common;
 
 use common::{BIN, serial};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use xtcp_testkit::veth::{self, Veth, example_bin, is_root};
 
 const STAT: &str = env!("CARGO_BIN_EXE_xtcp-stat");
-
-fn veth_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/veth.sh")
-}
-
-struct Veth {
-    name: String,
-    env: std::collections::HashMap<String, String>,
-}
-
-impl Veth {
-    fn up() -> Veth {
-        let name = format!("st{}", std::process::id() % 10_000);
-        let out = Command::new(veth_script())
-            .args(["up", "--name", &name])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/veth.sh");
-        assert!(out.status.success(), "veth.sh up --name {name} failed");
-        let env = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Veth { name, env }
-    }
-
-    fn get(&self, k: &str) -> &str {
-        self.env.get(k).unwrap_or_else(|| panic!("no {k}"))
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = Command::new(veth_script())
-            .args(["down", "--name", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
 
 /// A child killed by PID on drop.
 struct Guard(Child);
@@ -63,23 +23,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// The `echo` example of the xtcp crate, built with the same profile if missing.
-fn echo_bin() -> PathBuf {
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let echo = bin_dir.join("examples").join("echo");
-    if !echo.exists() {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "xtcp", "--example", "echo"])
-            .env("CARGO_TARGET_DIR", bin_dir.parent().unwrap())
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if bin_dir.file_name().is_some_and(|p| p == "release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building the echo example");
-    }
-    echo
 }
 
 #[test]
@@ -92,13 +35,13 @@ fn stat_prints_deltas_of_a_live_echo_server() {
         return;
     }
     let _g = serial();
-    let v = Veth::up();
+    let v = Veth::up("st", 1);
     let stats = common::tmp("echo-stats.json");
     let _ = std::fs::remove_file(&stats);
     let _server = Guard(
         Command::new("ip")
             .args(["netns", "exec", v.get("XT_NS_A")])
-            .arg(echo_bin())
+            .arg(example_bin("echo"))
             .args([
                 "--iface",
                 v.get("XT_IF_A"),

@@ -10,110 +10,18 @@ mod common;
 
 use common::{BIN, Outcome, f, serial, tmp, u, within};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use xtcp_testkit::veth::{self, Veth, is_root};
 
-fn is_root() -> bool {
-    // Safety: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
+/// Reports `test` as skipped (counted by `scripts/test.sh`) unless we are root.
 fn skip(test: &str) -> bool {
     if !is_root() {
-        println!("SKIP {test}: needs root (network namespaces, XDP, AF_XDP)");
+        veth::skip(test, "needs root (network namespaces, XDP, AF_XDP)");
         return true;
     }
     false
-}
-
-fn veth_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/veth.sh")
-}
-
-/// A veth pair between two namespaces (scripts/veth.sh), torn down on drop.
-struct Veth {
-    name: String,
-    env: std::collections::HashMap<String, String>,
-}
-
-impl Veth {
-    fn up(tag: &str) -> Veth {
-        let name = format!("lg{tag}{}", std::process::id() % 10_000);
-        let out = Command::new(veth_script())
-            .args(["up", "--name", &name])
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/veth.sh");
-        assert!(out.status.success(), "veth.sh up --name {name} failed");
-        let env = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Veth { name, env }
-    }
-
-    fn get(&self, k: &str) -> &str {
-        self.env
-            .get(k)
-            .unwrap_or_else(|| panic!("veth.sh printed no {k}"))
-    }
-
-    fn exec_b(&self, cmd: &[&str]) {
-        let ok = Command::new("ip")
-            .args(["netns", "exec", self.get("XT_NS_B")])
-            .args(cmd)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "{cmd:?} failed in {}", self.get("XT_NS_B"));
-    }
-
-    /// The source prefix 10.78.X.0/24: an on-link route and permanent neighbour entries on the
-    /// server side, so the server can answer addresses the client's kernel does not own.
-    fn source_prefix(&self) -> String {
-        let octet = self.get("XT_IP_A").split('.').nth(2).unwrap().to_string();
-        let net = format!("10.78.{octet}");
-        let (ns, ifb, mac) = (
-            self.get("XT_NS_B"),
-            self.get("XT_IF_B"),
-            self.get("XT_MAC_A"),
-        );
-        let ok = Command::new("ip")
-            .args([
-                "-n",
-                ns,
-                "route",
-                "replace",
-                &format!("{net}.0/24"),
-                "dev",
-                ifb,
-            ])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "route for {net}.0/24");
-        for i in 1..=254 {
-            let ok = Command::new("ip")
-                .args(["-n", ns, "neigh", "replace", &format!("{net}.{i}")])
-                .args(["lladdr", mac, "dev", ifb, "nud", "permanent"])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "neighbour {net}.{i}");
-        }
-        format!("{net}.0/24")
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let _ = Command::new(veth_script())
-            .args(["down", "--name", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 /// A kernel-server in namespace B, killed by PID on drop.
@@ -179,7 +87,7 @@ fn loadgen(v: &Veth, tag: &str, args: &[&str], limit: Duration) -> Outcome {
 
 fn counts_match(workload: &str, mode: &str, tag: &str) {
     let _g = serial();
-    let v = Veth::up(tag);
+    let v = Veth::up(tag, 1);
     let src = v.source_prefix();
     let srv = Server::start(&v, mode, tag);
     let stats = srv.stats.to_str().unwrap().to_string();
@@ -258,7 +166,7 @@ fn open_loop_holds_requested_rate() {
         return;
     }
     let _g = serial();
-    let v = Veth::up("o");
+    let v = Veth::up("o", 1);
     let _srv = Server::start(&v, "echo", "o");
     let target = format!("{}:8080", v.get("XT_IP_B"));
     let out = loadgen(
@@ -298,7 +206,7 @@ fn server_dropping_every_syn_fails_by_timeout_without_hanging() {
         return;
     }
     let _g = serial();
-    let v = Veth::up("d");
+    let v = Veth::up("d", 1);
     // An address on the link that nobody owns: namespace B's kernel receives the SYNs (the
     // client was told B's MAC for it) and drops them, as it does not forward.
     let ip_a = v.get("XT_IP_A");
@@ -347,7 +255,7 @@ fn syn_flood_is_paced_and_legitimate_connections_are_counted() {
         return;
     }
     let _g = serial();
-    let v = Veth::up("f");
+    let v = Veth::up("f", 1);
     let src = v.source_prefix();
     let _srv = Server::start(&v, "echo", "f");
     let target = format!("{}:8080", v.get("XT_IP_B"));
@@ -398,7 +306,7 @@ fn pcap_capture_has_every_handshake_and_fin() {
         return;
     }
     let _g = serial();
-    let v = Veth::up("p");
+    let v = Veth::up("p", 1);
     let _srv = Server::start(&v, "echo", "p");
     let target = format!("{}:8080", v.get("XT_IP_B"));
     let pcap = tmp("run-p.pcap");

@@ -63,8 +63,10 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddrV4;
 
 use crate::link::Link;
+use crate::tcp::connection::PassiveOpen;
 use crate::tcp::flow_table::FlowTable;
 use crate::tcp::ports::{EphemeralPorts, PortState, PortsExhausted};
+use crate::tcp::rss::RssSteering;
 use crate::tcp::syncookie::{self, CookieOptions, SynCookies};
 use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitEntry, TimeWaitInit, TimeWaitTable};
 use crate::tcp::timer_wheel::{TimerId, TimerWheel};
@@ -128,6 +130,10 @@ pub struct StackConfig {
     pub max_orphans: usize,
     /// Ephemeral ports for active opens. Default 32768..=60999.
     pub ephemeral_ports: core::ops::RangeInclusive<u16>,
+    /// Where the NIC's RSS is known: active opens choose only source ports whose replies
+    /// it delivers on this core's queue (see [`crate::tcp::rss`]). Default `None`: any port
+    /// of `ephemeral_ports`.
+    pub rss: Option<RssSteering>,
     /// Frames handled per `poll` call. Default 64.
     pub rx_batch: usize,
     /// Answer ARP requests for our addresses and resolve neighbours with ARP ourselves.
@@ -152,6 +158,7 @@ impl Default for StackConfig {
             accept_overflow: AcceptOverflow::Drop,
             max_orphans: 65_536,
             ephemeral_ports: crate::tcp::ports::DEFAULT_RANGE,
+            rss: None,
             rx_batch: 64,
             arp: true,
             secret: [0x5a; 32],
@@ -409,6 +416,8 @@ pub struct Stack {
     waiting_arp: Vec<u32>,
     counters: Counters,
     live_connections: usize,
+    /// A one-shot ISN override (test support, see `set_next_isn`).
+    next_isn: Option<(SeqNumber, u32)>,
 }
 
 fn seed_u64(secret: &[u8; 32], i: usize) -> u64 {
@@ -463,6 +472,7 @@ impl Stack {
             waiting_arp: Vec::new(),
             counters: Counters::default(),
             live_connections: 0,
+            next_isn: None,
             cfg,
         }
     }
@@ -513,6 +523,32 @@ impl Stack {
     /// Whether `tuple` (our side local) is in the TIME-WAIT table.
     pub fn in_time_wait(&self, tuple: &FourTuple) -> bool {
         self.time_wait.get(tuple).is_some()
+    }
+
+    /// The state of whatever holds `tuple` (our side local), as `ss` would show it: a
+    /// connection's state, `SynReceived` for a SYN queue entry, `TimeWait` for a TIME-WAIT
+    /// entry; `None` when nothing does.
+    pub fn state_of(&self, tuple: &FourTuple) -> Option<State> {
+        match self.flows.get(tuple) {
+            Some(v) if v & FLOW_SYN_RECV != 0 => Some(State::SynReceived),
+            Some(index) => self.conns[index as usize].0.as_ref().map(Connection::state),
+            None => self.in_time_wait(tuple).then_some(State::TimeWait),
+        }
+    }
+
+    /// Test support: the next opening (a SYN queue entry or an active open; not a cookie)
+    /// uses this ISN and timestamp clock offset instead of RFC 6528's. Exact-segment tests
+    /// need known sequence numbers; nothing else should call it.
+    #[cfg(feature = "test-hooks")]
+    pub fn set_next_isn(&mut self, iss: SeqNumber, ts_offset: u32) {
+        self.next_isn = Some((iss, ts_offset));
+    }
+
+    fn take_isn(&mut self, now: Instant, tuple: &FourTuple) -> (SeqNumber, u32) {
+        match self.next_isn.take() {
+            Some(v) => v,
+            None => self.isn.isn_and_ts_offset(now, tuple),
+        }
     }
 
     /// Puts a 4-tuple into TIME-WAIT as if its connection had just finished there: the entry
@@ -642,9 +678,14 @@ impl Stack {
         let flows = &self.flows;
         let tw = &self.time_wait;
         let msl2 = 2 * self.cfg.tcp.msl;
+        let rss = self.cfg.rss.as_ref();
         let port = self
             .ports
             .allocate(local_ip, rip, rport, |p| {
+                if rss.is_some_and(|r| !r.accepts(local_ip, p, rip, rport)) {
+                    // Its replies would reach another core.
+                    return PortState::InUse;
+                }
                 let t = FourTuple {
                     local_addr: local_ip,
                     remote_addr: rip,
@@ -678,11 +719,10 @@ impl Stack {
         if self.time_wait.remove(&tuple).is_some() {
             self.counters.time_wait_reuses += 1;
         }
-        let (iss, ts_offset) = self.isn.isn_and_ts_offset(now, &tuple);
+        let (iss, ts_offset) = self.take_isn(now, &tuple);
         let mac = self.neighbors.get(&rip).copied();
-        let cfg = self.cfg.tcp;
-        let h = self.insert_connection(tuple, mac, true, || {
-            Connection::connect(&cfg, tuple, iss, ts_offset, now)
+        let h = self.insert_connection(tuple, mac, true, |tcp| {
+            Connection::connect(tcp, tuple, iss, ts_offset, now)
         })?;
         self.counters.active_opens += 1;
         Ok(h)
@@ -784,6 +824,20 @@ impl Stack {
         self.with_conn(h, |c, _| c.set_congestion_algorithm(algorithm))
     }
 
+    /// Turns Nagle's algorithm (RFC 9293 §3.7.4) on or off for one connection.
+    pub fn set_nagle(&mut self, h: ConnHandle, on: bool) -> Result<(), StackError> {
+        self.with_conn(h, |c, _| c.set_nagle(on))
+    }
+
+    /// Sets or clears one connection's keepalive (RFC 9293 §3.8.4).
+    pub fn set_keepalive(
+        &mut self,
+        h: ConnHandle,
+        keepalive: Option<crate::tcp::Keepalive>,
+    ) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.set_keepalive(now, keepalive))
+    }
+
     /// The next application event.
     pub fn poll_event(&mut self) -> Option<(ConnHandle, Event)> {
         self.events.pop_front()
@@ -850,7 +904,7 @@ impl Stack {
         tuple: FourTuple,
         peer_mac: Option<EthernetAddress>,
         accepted: bool,
-        make: impl FnOnce() -> Connection,
+        make: impl FnOnce(&TcpConfig) -> Connection,
     ) -> Result<ConnHandle, StackError> {
         if self.live_connections >= self.cfg.max_connections {
             self.counters.conn_table_full += 1;
@@ -890,7 +944,8 @@ impl Stack {
         debug_assert!(cell.is_none(), "a free slot holds no connection");
         // On an empty cell this is a plain construction into the cell (no old value to drop,
         // so the compiler can build the control block where it will live).
-        let conn = cell.get_or_insert_with(make);
+        let tcp = &self.cfg.tcp;
+        let conn = cell.get_or_insert_with(|| make(tcp));
         debug_assert_eq!(conn.tuple(), tuple);
         self.live_connections += 1;
         let h = ConnHandle { index, generation };
@@ -1474,6 +1529,21 @@ impl Stack {
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) -> bool {
+        // RFC 7323 §5.3 R1: a segment whose TSval is older than TS.Recent is an old duplicate.
+        // Like Linux (`tcp_timewait_state_process`), it gets an ACK; unlike Linux, it does not
+        // restart the 2MSL timer, so replayed old segments cannot keep an entry alive. A RST
+        // is never dropped by PAWS; a SYN is judged by RFC 6191 below (which compares the
+        // timestamps itself).
+        let stale = match (e.ts_recent(), seg.timestamp) {
+            (Some(recent), Some(ts)) => (ts.tsval.wrapping_sub(recent) as i32) < 0,
+            _ => false,
+        };
+        let syn = seg.control == TcpControl::Syn && seg.ack_number.is_none();
+        if stale && !syn && seg.control != TcpControl::Rst {
+            self.counters.paws_drops += 1;
+            self.time_wait_ack(now, tuple, &e, peer_mac);
+            return true;
+        }
         match seg.control {
             TcpControl::Rst => {
                 // RFC 9293: a RST in TIME-WAIT closes (deletes) the connection.
@@ -1504,6 +1574,18 @@ impl Stack {
                 }
             }
         }
+        self.time_wait_ack(now, tuple, &e, peer_mac);
+        true
+    }
+
+    /// The ACK a TIME-WAIT entry answers with: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`.
+    fn time_wait_ack(
+        &mut self,
+        now: Instant,
+        tuple: &FourTuple,
+        e: &TimeWaitEntry,
+        peer_mac: EthernetAddress,
+    ) {
         let repr = TcpRepr {
             src_port: tuple.local_port,
             dst_port: tuple.remote_port,
@@ -1517,7 +1599,6 @@ impl Stack {
             ..TcpRepr::default()
         };
         self.reply(tuple, peer_mac, repr);
-        true
     }
 
     fn find_listener(&self, addr: Ipv4Addr, port: u16) -> Option<usize> {
@@ -1640,7 +1721,7 @@ impl Stack {
             self.counters.conn_table_full += 1;
             return;
         }
-        let (iss, ts_offset) = self.isn.isn_and_ts_offset(now, &tuple);
+        let (iss, ts_offset) = self.take_isn(now, &tuple);
         let rto = self.cfg.tcp.initial_rto;
         let Ok(timer) = self.wheel.schedule(now + rto, index | TOKEN_SYN_RECV) else {
             // Cannot happen (the wheel has a node per entry), but stays defined and counted.
@@ -1701,15 +1782,8 @@ impl Stack {
         ts: Option<(u32, u32)>,
         mss: u16,
     ) -> TcpRepr<'static> {
-        let our_wscale = if opts.wscale.is_some() {
-            let mut shift = 0u8;
-            while shift < 14 && (self.cfg.tcp.recv_buffer >> shift) > 65535 {
-                shift += 1;
-            }
-            Some(shift)
-        } else {
-            None
-        };
+        // Offered only in reply to an offer (RFC 7323 §2.2), by the rule our SYNs use.
+        let our_wscale = opts.wscale.and(self.cfg.tcp.offered_wscale());
         TcpRepr {
             src_port: tuple.local_port,
             dst_port: tuple.remote_port,
@@ -1793,6 +1867,9 @@ impl Stack {
             (TcpControl::Syn, Some(_)) => {}
             (_, None) => {}
             (_, Some(ack)) => {
+                if e.flags & SR_TS != 0 && !self.final_ack_passes_paws(now, &e, seg, peer_mac) {
+                    return;
+                }
                 if ack != e.iss + 1 {
                     // <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, SYN-RECEIVED).
                     self.reset(&e.tuple, peer_mac, seg);
@@ -1819,23 +1896,53 @@ impl Stack {
                 }
                 self.remove_syn_recv(index);
                 let opts = Self::entry_options(&e);
-                let mut tcp = self.cfg.tcp;
-                tcp.timestamps &= opts.timestamps;
-                self.establish_passive(now, li, e.tuple, seg, peer_mac, || {
-                    Connection::from_handshake(
-                        &tcp,
-                        e.tuple,
-                        seg,
-                        e.iss,
-                        e.peer_mss,
-                        opts.wscale,
-                        opts.sack_permitted,
-                        e.ts_offset,
-                        now,
-                    )
-                });
+                let open = PassiveOpen {
+                    tuple: e.tuple,
+                    iss: e.iss,
+                    peer_mss: e.peer_mss,
+                    wscale: opts.wscale,
+                    sack_permitted: opts.sack_permitted,
+                    ts_recent: opts.timestamps.then_some(e.ts_recent),
+                    ts_offset: e.ts_offset,
+                };
+                self.establish_passive(now, li, seg, peer_mac, &open);
             }
         }
+    }
+
+    /// RFC 7323 for the final ACK of a handshake that negotiated timestamps: without TSopt
+    /// it is dropped (§3.2); with a TSval older than the SYN's (TS.Recent) it is an old
+    /// duplicate, dropped and answered with an ACK (§5.3 R1), as Linux's `tcp_check_req`
+    /// does. A RST never comes here.
+    fn final_ack_passes_paws(
+        &mut self,
+        now: Instant,
+        e: &SynRecvEntry,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) -> bool {
+        let Some(ts) = seg.timestamp else {
+            self.counters.ts_missing_drops += 1;
+            return false;
+        };
+        if (ts.tsval.wrapping_sub(e.ts_recent) as i32) >= 0 {
+            return true;
+        }
+        self.counters.paws_drops += 1;
+        let repr = TcpRepr {
+            src_port: e.tuple.local_port,
+            dst_port: e.tuple.remote_port,
+            seq_number: e.iss + 1,
+            ack_number: Some(e.irs + 1),
+            window_len: self.cfg.tcp.recv_buffer.min(65535) as u16,
+            timestamp: Some(TcpTimestamp {
+                tsval: (now.total_millis() as u32).wrapping_add(e.ts_offset),
+                tsecr: e.ts_recent,
+            }),
+            ..TcpRepr::default()
+        };
+        self.reply(&e.tuple, peer_mac, repr);
+        false
     }
 
     /// An ACK for a listener with no SYN-RECEIVED entry: a SYN cookie, or garbage.
@@ -1880,22 +1987,22 @@ impl Stack {
                     return;
                 }
                 self.counters.syn_cookies_validated += 1;
-                let mut tcp = self.cfg.tcp;
-                tcp.timestamps &= res.opts.timestamps;
-                let ts_offset = self.isn.ts_offset(&tuple);
-                self.establish_passive(now, li, tuple, seg, peer_mac, || {
-                    Connection::from_handshake(
-                        &tcp,
-                        tuple,
-                        seg,
-                        cookie,
-                        res.mss,
-                        res.opts.wscale,
-                        res.opts.sack_permitted,
-                        ts_offset,
-                        now,
-                    )
-                });
+                // The cookie says whether the SYN negotiated timestamps (its option bits ride
+                // in our TSval, which only an ACK with TSopt echoes); the SYN's TSval is gone,
+                // so TS.Recent starts at the final ACK's.
+                let open = PassiveOpen {
+                    tuple,
+                    iss: cookie,
+                    peer_mss: res.mss,
+                    wscale: res.opts.wscale,
+                    sack_permitted: res.opts.sack_permitted,
+                    ts_recent: seg
+                        .timestamp
+                        .filter(|_| res.opts.timestamps)
+                        .map(|t| t.tsval),
+                    ts_offset: self.isn.ts_offset(&tuple),
+                };
+                self.establish_passive(now, li, seg, peer_mac, &open);
             }
         }
     }
@@ -1904,12 +2011,12 @@ impl Stack {
         &mut self,
         now: Instant,
         li: usize,
-        tuple: FourTuple,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
-        make: impl FnOnce() -> Connection,
+        open: &PassiveOpen,
     ) {
-        let Ok(h) = self.insert_connection(tuple, Some(peer_mac), false, make) else {
+        let make = |tcp: &TcpConfig| Connection::from_handshake(tcp, open, seg, now);
+        let Ok(h) = self.insert_connection(open.tuple, Some(peer_mac), false, make) else {
             return;
         };
         self.counters.passive_opens += 1;

@@ -18,13 +18,10 @@
 #![cfg(feature = "afxdp")]
 
 use std::collections::HashSet;
-use std::ffi::CString;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use xtcp_testkit::require_privileges;
+use xtcp_testkit::veth::{PacketSocket, Veth, enter_netns};
 
 use xtcp::afxdp::{BindMode, XskConfig, XskLink};
 use xtcp::link::Link;
@@ -33,142 +30,6 @@ const ETHERTYPE: u16 = 0x88B5;
 const MAGIC: &[u8; 4] = b"XTCP";
 const FRAME_LEN: usize = 60;
 
-// ---------------------------------------------------------------------------------------
-// Environment: skip logic, veth guard, namespace thread.
-// ---------------------------------------------------------------------------------------
-
-fn skip_reason() -> Option<String> {
-    // Safety: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
-    }
-    // Safety: plain socket(2) probe; the descriptor is closed at once.
-    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
-    if fd < 0 {
-        return Some(format!(
-            "AF_XDP sockets unavailable: {}",
-            io::Error::last_os_error()
-        ));
-    }
-    // Safety: `fd` is ours and open.
-    unsafe { libc::close(fd) };
-    for tool in ["ip", "ethtool"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !found {
-            return Some(format!("{tool} not installed (scripts/install-deps.sh)"));
-        }
-    }
-    None
-}
-
-macro_rules! require_privileges {
-    () => {
-        if let Some(why) = skip_reason() {
-            eprintln!("SKIPPED {}: {why}", module_path!());
-            return;
-        }
-    };
-}
-
-/// A veth pair made by `scripts/veth.sh`; `down` on drop.
-struct Veth {
-    name: String,
-    ns_a: String,
-    if_a: String,
-    mac_a: [u8; 6],
-    ns_b: String,
-    if_b: String,
-    mac_b: [u8; 6],
-}
-
-fn veth_script() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/veth.sh")
-}
-
-impl Veth {
-    fn up() -> Veth {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "xl{}{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        // Make the guard first so a half-made pair is removed too.
-        let mut v = Veth {
-            name: name.clone(),
-            ns_a: String::new(),
-            if_a: String::new(),
-            mac_a: [0; 6],
-            ns_b: String::new(),
-            if_b: String::new(),
-            mac_b: [0; 6],
-        };
-        let out = Command::new(veth_script())
-            .args(["up", "--name", &name])
-            .output()
-            .expect("run scripts/veth.sh");
-        assert!(
-            out.status.success(),
-            "veth.sh up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8(out.stdout).unwrap();
-        let get = |key: &str| -> String {
-            line.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-                .unwrap_or_else(|| panic!("veth.sh printed no {key}: {line}"))
-                .to_string()
-        };
-        v.ns_a = get("XT_NS_A");
-        v.if_a = get("XT_IF_A");
-        v.mac_a = parse_mac(&get("XT_MAC_A"));
-        v.ns_b = get("XT_NS_B");
-        v.if_b = get("XT_IF_B");
-        v.mac_b = parse_mac(&get("XT_MAC_B"));
-        v
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        let ok = Command::new(veth_script())
-            .args(["down", "--name", &self.name])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !ok {
-            eprintln!("warning: veth.sh down --name {} failed", self.name);
-        }
-    }
-}
-
-fn parse_mac(s: &str) -> [u8; 6] {
-    let mut mac = [0u8; 6];
-    let parts: Vec<_> = s.split(':').collect();
-    assert_eq!(parts.len(), 6, "bad MAC {s}");
-    for (m, p) in mac.iter_mut().zip(parts) {
-        *m = u8::from_str_radix(p, 16).unwrap();
-    }
-    mac
-}
-
-/// Moves the calling thread into network namespace `ns`.
-fn enter_netns(ns: &str) {
-    let path = CString::new(format!("/run/netns/{ns}")).unwrap();
-    // Safety: `path` is a valid C string; the result is checked.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    assert!(fd >= 0, "open {ns}: {}", io::Error::last_os_error());
-    // Safety: `fd` was just opened and is owned here.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // Safety: setns on a namespace fd; CLONE_NEWNET affects only the calling thread.
-    let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(r, 0, "setns {ns}: {}", io::Error::last_os_error());
-}
-
 /// Runs `f` on a fresh thread with the kernel-side packet socket (made in `ns_b`) and the
 /// thread left in `ns_a`, where `f` creates the XskLink. The thread, with its namespace,
 /// ends with `f`; a panic in `f` is re-raised here after the thread is gone.
@@ -176,113 +37,13 @@ fn with_namespaces<T: Send>(veth: &Veth, f: impl FnOnce(PacketSocket) -> T + Sen
     std::thread::scope(|s| {
         s.spawn(|| {
             enter_netns(&veth.ns_b);
-            let peer = PacketSocket::open(&veth.if_b);
+            let peer = PacketSocket::open(&veth.if_b, ETHERTYPE);
             enter_netns(&veth.ns_a);
             f(peer)
         })
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e))
     })
-}
-
-// ---------------------------------------------------------------------------------------
-// The kernel side: a raw AF_PACKET socket on the peer interface.
-// ---------------------------------------------------------------------------------------
-
-struct PacketSocket {
-    fd: OwnedFd,
-}
-
-impl PacketSocket {
-    fn open(iface: &str) -> PacketSocket {
-        let proto = ETHERTYPE.to_be() as i32;
-        // Safety: plain socket(2) call, checked.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                proto,
-            )
-        };
-        assert!(fd >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
-        // Safety: just opened, owned here.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let name = CString::new(iface).unwrap();
-        // Safety: valid C string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        assert!(ifindex > 0, "no interface {iface}");
-        // Safety: all-zero sockaddr_ll is valid; fields set below.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETHERTYPE.to_be();
-        sll.sll_ifindex = ifindex as i32;
-        // Safety: `sll` is a valid sockaddr_ll of the given length.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(r, 0, "bind AF_PACKET: {}", io::Error::last_os_error());
-        // Room for bursts of a few hundred small frames (each costs ~1 KB of skb truesize
-        // against the default ~200 KB receive buffer).
-        let size: libc::c_int = 8 << 20;
-        // Safety: `size` is a valid c_int for the duration of the call.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
-        assert_eq!(r, 0, "SO_RCVBUFFORCE: {}", io::Error::last_os_error());
-        PacketSocket { fd }
-    }
-
-    /// Sends one frame; false if the kernel pushed back (ENOBUFS/EAGAIN).
-    fn send(&self, frame: &[u8]) -> bool {
-        // Safety: `frame` is valid for reads of its length.
-        let r = unsafe {
-            libc::send(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            assert!(
-                matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN)),
-                "AF_PACKET send: {e}"
-            );
-            return false;
-        }
-        assert_eq!(r as usize, frame.len());
-        true
-    }
-
-    /// Receives one frame into `buf` if one is waiting.
-    fn recv(&self, buf: &mut [u8]) -> Option<usize> {
-        // Safety: `buf` is valid for writes of its length.
-        let r = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "AF_PACKET recv: {e}");
-            return None;
-        }
-        Some(r as usize)
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -365,7 +126,7 @@ fn settle(link: &mut XskLink, cfg: &XskConfig) {
 #[test]
 fn kernel_frames_reach_the_socket_and_socket_frames_reach_the_kernel() {
     require_privileges!();
-    let veth = Veth::up();
+    let veth = Veth::up("xl", 1);
     let (mac_a, mac_b) = (veth.mac_a, veth.mac_b);
     let cfg = test_config(&veth.if_a);
     with_namespaces(&veth, |peer| {
@@ -451,7 +212,7 @@ fn kernel_frames_reach_the_socket_and_socket_frames_reach_the_kernel() {
 #[test]
 fn ten_thousand_round_trips_leak_no_frame() {
     require_privileges!();
-    let veth = Veth::up();
+    let veth = Veth::up("xl", 1);
     let (mac_a, mac_b) = (veth.mac_a, veth.mac_b);
     // A small UMEM so 10k frames cycle through every frame many times.
     let cfg = XskConfig {
@@ -530,7 +291,7 @@ fn ten_thousand_round_trips_leak_no_frame() {
 #[test]
 fn tx_back_pressure_is_counted_and_loses_no_frame() {
     require_privileges!();
-    let veth = Veth::up();
+    let veth = Veth::up("xl", 1);
     let (mac_a, mac_b) = (veth.mac_a, veth.mac_b);
     let cfg = XskConfig {
         frame_count: 64,

@@ -2,16 +2,15 @@
 //! TIME-WAIT reuse, the full-connection (accept queue) flood under both overflow policies,
 //! orphan limits, the FIN-WAIT-2 timeout and ephemeral port exhaustion.
 
-mod scale_common;
-
 use std::net::SocketAddrV4;
 
-use scale_common::{Client, Rig, SERVER_IP, Seg, server_config, to};
 use xtcp::stack::{AcceptOverflow, ListenerId, SlotMeta, StackError, SynCookieMode, SynRecvEntry};
 use xtcp::tcp::time_wait::TimeWaitEntry;
 use xtcp::tcp::{Connection, Event, State};
 use xtcp::time::Duration;
 use xtcp::wire::{Ipv4Addr, TcpControl};
+use xtcp_testkit::rig::{Client, Rig, SERVER_IP, server_config, to};
+use xtcp_testkit::seg::Seg;
 
 const PORT: u16 = 80;
 
@@ -68,7 +67,7 @@ fn server_active_close(rig: &mut Rig, l: ListenerId, c: &mut Client) -> Seg {
     let last = to(c, &out);
     assert_eq!(last.len(), 1, "{out:?}");
     assert!(rig.stack.in_time_wait(&c.tuple()), "server holds TIME-WAIT");
-    last[0]
+    last[0].clone()
 }
 
 // ------------------------------------------------------------------ RFC 6191
@@ -407,7 +406,8 @@ fn ephemeral_port_exhaustion_is_a_clear_error() {
         ..server_config()
     });
     let dst = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 443);
-    rig.stack.add_neighbor(*dst.ip(), scale_common::CLIENT_MAC);
+    rig.stack
+        .add_neighbor(*dst.ip(), xtcp_testkit::rig::CLIENT_MAC);
     let now = rig.now;
     let mut ports = Vec::new();
     for _ in 0..4 {

@@ -8,11 +8,8 @@
 //!
 //! Alone in its test binary so that the RSS it measures is its own.
 
-mod scale_common;
-
 use std::net::SocketAddrV4;
 
-use scale_common::rss_bytes;
 use xtcp::link::memory::{MemoryLink, MemoryLinkConfig};
 use xtcp::sim::{Host, LinkConfig, Rng, SimConfig, Simulation};
 use xtcp::stack::{ConnHandle, ListenerId, Stack, StackConfig, SynCookieMode};
@@ -21,6 +18,7 @@ use xtcp::time::{Duration, Instant};
 use xtcp::wire::{
     EthernetAddress, Ipv4Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp, emit_tcp_frame,
 };
+use xtcp_testkit::rig::rss_bytes;
 
 const SPOOFED: u64 = 1_000_000;
 /// Spoofed SYNs per millisecond of virtual time: the flood lasts one second.

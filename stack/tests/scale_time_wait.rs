@@ -7,17 +7,15 @@
 //! time, and handled by the stack like any other (the retransmitted FIN goes through
 //! `Stack::poll`).
 
-mod scale_common;
-
 use std::net::SocketAddrV4;
 use std::time::Instant as WallInstant;
 
-use scale_common::{Client, Rig, SERVER_IP, rss_bytes, server_config, to};
 use xtcp::stack::StackConfig;
 use xtcp::tcp::FourTuple;
 use xtcp::tcp::time_wait::{DEFAULT_CAPACITY, TimeWaitInit};
 use xtcp::time::{Duration, Instant};
 use xtcp::wire::{Ipv4Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+use xtcp_testkit::rig::{Client, Rig, SERVER_IP, rss_bytes, server_config, to};
 
 const ENTRIES: usize = 10_000_000;
 const REAL: usize = 100;
@@ -138,7 +136,7 @@ fn ten_million_time_wait_entries() {
     rig.inject(tuple.remote_addr, &fin);
     let out = rig.poll();
     assert_eq!(out.len(), 1, "{out:?}");
-    let ack = out[0];
+    let ack = out[0].clone();
     assert_eq!(
         (ack.dst, ack.dst_port),
         (tuple.remote_addr, tuple.remote_port)

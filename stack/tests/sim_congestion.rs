@@ -7,14 +7,12 @@
 //!
 //! Each test prints its figures: goodput, utilisation, retransmissions, per-flow shares.
 
-mod reliability_util;
-
 use std::net::SocketAddrV4;
 
-use reliability_util::{Bulk, stack_for};
 use xtcp::sim::{LinkConfig, SimConfig, Simulation};
 use xtcp::tcp::{CongestionAlgorithm, TcpConfig};
 use xtcp::time::{Duration, Instant};
+use xtcp_testkit::bulk::{Bulk, stack_for};
 
 const RATE_BPS: u64 = 20_000_000;
 const ONE_WAY: Duration = Duration::from_millis(10);

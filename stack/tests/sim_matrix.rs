@@ -13,16 +13,14 @@
 //! tail on failure (`XTCP_MATRIX_SEED=<n>` selects another matrix of the same shape). The test prints one summary line (runs, bytes moved, retransmissions,
 //! virtual seconds).
 
-mod reliability_util;
-
 use std::net::SocketAddrV4;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use reliability_util::{Bulk, expected_hash, stack_for};
 use xtcp::sim::{LinkConfig, Rng, SimConfig, Simulation};
 use xtcp::tcp::{CongestionAlgorithm, Event, TcpConfig};
 use xtcp::time::{Duration, Instant};
+use xtcp_testkit::bulk::{Bulk, expected_hash, stack_for};
 
 const LOSSES: [f64; 4] = [0.0, 0.01, 0.05, 0.20];
 

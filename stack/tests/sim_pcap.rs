@@ -83,7 +83,10 @@ fn tshark_available() -> bool {
 #[test]
 fn simulator_pcap_reads_back_in_tshark() {
     if !tshark_available() {
-        eprintln!("SKIPPED sim_pcap: tshark not installed (scripts/install-deps.sh)");
+        xtcp_testkit::veth::skip(
+            "sim_pcap::simulator_pcap_reads_back_in_tshark",
+            "tshark not installed (scripts/install-deps.sh)",
+        );
         return;
     }
     let mut sim = Simulation::new(SimConfig {

@@ -1,125 +1,26 @@
 //! Whole stacks over the deterministic simulator: bulk transfer both ways, sequential
 //! connections, RSTs to closed ports, ARP resolution.
 
-use std::hash::{DefaultHasher, Hasher};
 use std::net::SocketAddrV4;
 
 use xtcp::link::memory::MemoryLink;
 use xtcp::sim::{Host, LinkConfig, SimConfig, Simulation};
 use xtcp::stack::{ConnHandle, ListenerId, Stack, StackConfig};
-use xtcp::tcp::{Event, State};
+use xtcp::tcp::{Event, State, TcpConfig};
 use xtcp::time::{Duration, Instant};
+use xtcp_testkit::bulk::{self as kit, Bulk};
 
 const PORT: u16 = 7;
 
-fn stack_for(sim: &Simulation, node: usize) -> Stack {
-    let mut secret = [0u8; 32];
-    secret[0] = node as u8 + 1;
+/// A node stack that resolves its neighbours with ARP, with room for the churn test.
+fn arp_stack(sim: &Simulation, node: usize) -> Stack {
     let cfg = StackConfig {
-        mac: sim.mac(node),
-        ips: vec![sim.ipv4(node)],
         time_wait_capacity: 1 << 16,
         max_connections: 4096,
         max_syn_recv: 4096,
-        secret,
-        ..StackConfig::default()
+        ..kit::node_config(sim, node, TcpConfig::default())
     };
     Stack::new(cfg, sim.now())
-}
-
-fn digest(data: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    h.write(data);
-    h.finish()
-}
-
-/// A peer that sends `to_send`, reads everything, half-closes when done sending and closes
-/// when the other side has finished too.
-struct Bulk {
-    stack: Stack,
-    listener: Option<ListenerId>,
-    connect_to: Option<SocketAddrV4>,
-    conn: Option<ConnHandle>,
-    to_send: Vec<u8>,
-    sent: usize,
-    received: Vec<u8>,
-    shut: bool,
-    peer_closed: bool,
-    closed: bool,
-    events: Vec<Event>,
-}
-
-impl Bulk {
-    fn new(stack: Stack, to_send: Vec<u8>) -> Bulk {
-        Bulk {
-            stack,
-            listener: None,
-            connect_to: None,
-            conn: None,
-            to_send,
-            sent: 0,
-            received: Vec::new(),
-            shut: false,
-            peer_closed: false,
-            closed: false,
-            events: Vec::new(),
-        }
-    }
-
-    fn app(&mut self, now: Instant) {
-        if let Some(addr) = self.connect_to.take() {
-            self.conn = Some(self.stack.connect(now, None, addr).expect("connect"));
-        }
-        if let (None, Some(l)) = (self.conn, self.listener) {
-            self.conn = self.stack.accept(l);
-        }
-        while let Some((_, e)) = self.stack.poll_event() {
-            self.events.push(e);
-            if e == Event::PeerClosed {
-                self.peer_closed = true;
-            }
-        }
-        let Some(h) = self.conn else { return };
-        if self.stack.state(h).is_none() {
-            return;
-        }
-        let mut buf = [0u8; 16384];
-        loop {
-            match self.stack.recv(h, &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => self.received.extend_from_slice(&buf[..n]),
-            }
-        }
-        while self.sent < self.to_send.len() {
-            match self.stack.send(h, &self.to_send[self.sent..]) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => self.sent += n,
-            }
-        }
-        if self.sent == self.to_send.len() && !self.shut {
-            self.shut = true;
-            self.stack.shutdown(h).unwrap();
-        }
-        if self.shut && self.peer_closed && !self.closed {
-            self.closed = true;
-            self.stack.close(h).unwrap();
-        }
-    }
-}
-
-impl Host for Bulk {
-    fn poll(&mut self, now: Instant, link: &mut MemoryLink) {
-        self.stack.poll(now, link);
-        self.app(now);
-        self.stack.flush(now, link);
-    }
-    fn poll_at(&self) -> Option<Instant> {
-        self.stack.poll_at()
-    }
-}
-
-fn random_bytes(sim: &mut Simulation, n: usize) -> Vec<u8> {
-    sim.rng().bytes(n)
 }
 
 #[test]
@@ -130,44 +31,47 @@ fn one_mib_each_way_arrives_byte_exact() {
         link: LinkConfig::with_latency(Duration::from_micros(500)),
         ..SimConfig::default()
     });
-    let a_data = random_bytes(&mut sim, 1 << 20);
-    let b_data = random_bytes(&mut sim, 1 << 20);
+    let (seed_a, seed_b, len) = (0xa11ce, 0xb0b, 1 << 20);
     let server_addr = SocketAddrV4::new(sim.ipv4(1), PORT);
-    let mut client = Bulk::new(stack_for(&sim, 0), a_data.clone());
+    let mut client = Bulk::new(
+        kit::stack_for(&sim, 0, TcpConfig::default()),
+        len,
+        seed_a,
+        seed_b,
+    );
     client.connect_to = Some(server_addr);
-    let mut server = Bulk::new(stack_for(&sim, 1), b_data.clone());
+    let mut server = Bulk::new(
+        kit::stack_for(&sim, 1, TcpConfig::default()),
+        len,
+        seed_b,
+        seed_a,
+    );
     server.listener = Some(server.stack.listen(server_addr).unwrap());
     let mut hosts = [client, server];
     let end = sim.run_while(&mut hosts, Instant::from_secs(60), |h| {
-        !(h[0].closed
-            && h[1].closed
-            && h[0].stack.connection_count() == 0
-            && h[1].stack.connection_count() == 0)
+        !(h[0].done() && h[1].done())
     });
     let [client, server] = &hosts;
     if end.is_none() {
         let dump = sim.dump();
         let tail: Vec<&str> = dump.lines().rev().take(40).collect();
         panic!(
-            "transfer did not finish in 60 s of virtual time: client got {} sent {}, server got {} sent {}; last frames:\n{}",
-            client.received.len(),
-            client.sent,
-            server.received.len(),
-            server.sent,
+            "transfer did not finish in 60 s of virtual time; last frames:\n{}",
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     }
-    assert_eq!(client.received.len(), b_data.len());
-    assert_eq!(server.received.len(), a_data.len());
-    assert_eq!(digest(&client.received), digest(&b_data));
-    assert_eq!(digest(&server.received), digest(&a_data));
+    for (host, peer_seed) in [(client, seed_b), (server, seed_a)] {
+        let f = &host.conns[0];
+        assert_eq!(f.mismatch, None);
+        assert_eq!(f.received, len);
+        assert_eq!(f.hash, kit::expected_hash(peer_seed, len));
+        assert!(f.events.contains(&Event::Connected));
+    }
     // Both half-closed, then closed: simultaneous-ish close. Whoever sent FIN first and got
     // the other's FIN later sits in TIME-WAIT; at least one side must.
     let tw = client.stack.time_wait_table().len() + server.stack.time_wait_table().len();
     assert!(tw >= 1, "someone holds TIME-WAIT");
     assert_eq!(client.stack.counters().rx_dropped_malformed, 0);
-    assert!(client.events.contains(&Event::Connected));
-    assert!(server.events.contains(&Event::Connected));
 }
 
 /// Client: opens `total` connections one after another, closes each as soon as it is
@@ -230,7 +134,7 @@ fn hundred_sequential_connections_end_closed_or_time_wait() {
     });
     let server_addr = SocketAddrV4::new(sim.ipv4(1), 80);
     let client = Churn {
-        stack: stack_for(&sim, 0),
+        stack: arp_stack(&sim, 0),
         listener: None,
         target: Some(server_addr),
         total: 100,
@@ -238,7 +142,7 @@ fn hundred_sequential_connections_end_closed_or_time_wait() {
         current: None,
         finished: 0,
     };
-    let mut server_stack = stack_for(&sim, 1);
+    let mut server_stack = arp_stack(&sim, 1);
     let l = server_stack.listen(server_addr).unwrap();
     let server = Churn {
         stack: server_stack,
@@ -303,8 +207,8 @@ fn syn_to_a_closed_port_is_refused_with_rst() {
         capture: true,
         ..SimConfig::default()
     });
-    let mut a = Plain(stack_for(&sim, 0));
-    let b = Plain(stack_for(&sim, 1));
+    let mut a = Plain(arp_stack(&sim, 0));
+    let b = Plain(arp_stack(&sim, 1));
     let h =
         a.0.connect(sim.now(), None, SocketAddrV4::new(sim.ipv4(1), 9999))
             .unwrap();
@@ -326,7 +230,7 @@ fn unanswered_arp_is_retried_then_the_connection_times_out() {
         capture: true,
         ..SimConfig::default()
     });
-    let mut a = Plain(stack_for(&sim, 0));
+    let mut a = Plain(arp_stack(&sim, 0));
     let h =
         a.0.connect(sim.now(), None, SocketAddrV4::new(sim.ipv4(1), 80))
             .unwrap();

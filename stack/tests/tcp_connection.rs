@@ -1,156 +1,20 @@
 //! Per-state tests of the TCP connection state machine with exact segment exchanges
 //! (flags, seq, ack) and the states of both ends at each step.
 //!
-//! The harness ferries segments between two `Connection`s by hand, so a test decides which
-//! segment is delivered, lost or reordered. ISNs are fixed: A (client) 1000, B (server) 5000.
+//! The harness is the test kit's `Pair`: A is a client connection driven by hand, B is a
+//! server `Stack` with a listener, so every passive open here is the production one
+//! (listener, SYN queue or SYN cookies, `Connection::from_handshake`) and B's TIME-WAIT is the
+//! stack's table. A test decides which segment is delivered, lost or reordered. ISNs are
+//! fixed: A (client) 1000, B (server) 5000 (with cookies, B's is the cookie).
 
-mod seg_util;
-
-use core::net::Ipv4Addr;
-
-use seg_util::{Seg, k, keys};
-use xtcp::tcp::FourTuple;
 use xtcp::tcp::{Connection, Counters, Event, State, TcpConfig, rst_for_unexpected};
 use xtcp::time::{Duration, Instant};
 use xtcp::wire::{SeqNumber, TcpControl, TcpRepr};
+use xtcp_testkit::pair::{Pair, PairConfig, plain_cfg, tuple_a};
+use xtcp_testkit::seg::{Seg, k, keys};
 
 const A_ISS: u32 = 1000;
 const B_ISS: u32 = 5000;
-
-fn tuple_a() -> FourTuple {
-    FourTuple {
-        local_addr: Ipv4Addr::new(10, 0, 0, 1),
-        remote_addr: Ipv4Addr::new(10, 0, 0, 2),
-        local_port: 40000,
-        remote_port: 80,
-    }
-}
-
-fn plain_cfg() -> TcpConfig {
-    TcpConfig {
-        timestamps: false,
-        sack: false,
-        window_scaling: false,
-        ..TcpConfig::default()
-    }
-}
-
-struct Pair {
-    a: Connection,
-    b: Option<Connection>,
-    now: Instant,
-    cfg_b: TcpConfig,
-    counters: Counters,
-}
-
-impl Pair {
-    fn new(cfg_a: TcpConfig, cfg_b: TcpConfig) -> Pair {
-        Pair::with_iss(cfg_a, cfg_b, A_ISS)
-    }
-
-    fn with_iss(cfg_a: TcpConfig, cfg_b: TcpConfig, a_iss: u32) -> Pair {
-        let a = Connection::connect(&cfg_a, tuple_a(), SeqNumber(a_iss), 0, Instant::ZERO);
-        Pair {
-            a,
-            b: None,
-            now: Instant::ZERO,
-            cfg_b,
-            counters: Counters::default(),
-        }
-    }
-
-    fn close_b(&mut self) -> Result<(), xtcp::tcp::TcpError> {
-        let now = self.now;
-        self.b().close(now)
-    }
-
-    fn b(&mut self) -> &mut Connection {
-        self.b.as_mut().expect("B exists")
-    }
-
-    fn out_a(&mut self) -> Vec<Seg> {
-        let mut v = Vec::new();
-        while let Some(r) = self.a.poll_transmit(self.now, &mut self.counters) {
-            v.push(Seg::from_repr(&r));
-        }
-        v
-    }
-
-    fn out_b(&mut self) -> Vec<Seg> {
-        let now = self.now;
-        let mut v = Vec::new();
-        let b = self.b.as_mut().expect("B exists");
-        while let Some(r) = b.poll_transmit(now, &mut self.counters) {
-            v.push(Seg::from_repr(&r));
-        }
-        v
-    }
-
-    fn deliver_a(&mut self, s: &Seg) {
-        self.a
-            .handle_segment(self.now, &s.repr(), &mut self.counters);
-    }
-
-    /// Delivers to B; the first SYN creates B from a "listener".
-    fn deliver_b(&mut self, s: &Seg) {
-        match self.b.as_mut() {
-            Some(b) => b.handle_segment(self.now, &s.repr(), &mut self.counters),
-            None => {
-                assert_eq!(s.control, TcpControl::Syn);
-                self.b = Some(Connection::accept(
-                    &self.cfg_b,
-                    tuple_a().reversed(),
-                    &s.repr(),
-                    SeqNumber(B_ISS),
-                    0,
-                    self.now,
-                ));
-            }
-        }
-    }
-
-    fn states(&self) -> (State, State) {
-        (
-            self.a.state(),
-            self.b.as_ref().map_or(State::Listen, |b| b.state()),
-        )
-    }
-
-    fn advance(&mut self, d: Duration) {
-        self.now += d;
-        let now = self.now;
-        self.a.handle_timeout(now, &mut self.counters);
-        if let Some(b) = self.b.as_mut() {
-            b.handle_timeout(now, &mut self.counters);
-        }
-    }
-
-    /// Runs the three-way handshake and checks every segment.
-    fn handshake(&mut self) {
-        let syn = self.out_a();
-        assert_eq!(
-            syn.iter().map(Seg::key).collect::<Vec<_>>(),
-            [k("S", A_ISS, None, 0)]
-        );
-        assert_eq!(self.states(), (State::SynSent, State::Listen));
-        self.deliver_b(&syn[0]);
-        assert_eq!(self.states(), (State::SynSent, State::SynReceived));
-        let synack = self.out_b();
-        assert_eq!(
-            synack.iter().map(Seg::key).collect::<Vec<_>>(),
-            [k("S.", B_ISS, Some(A_ISS + 1), 0)]
-        );
-        self.deliver_a(&synack[0]);
-        assert_eq!(self.states(), (State::Established, State::SynReceived));
-        let ack = self.out_a();
-        assert_eq!(
-            ack.iter().map(Seg::key).collect::<Vec<_>>(),
-            [k(".", A_ISS + 1, Some(B_ISS + 1), 0)]
-        );
-        self.deliver_b(&ack[0]);
-        assert_eq!(self.states(), (State::Established, State::Established));
-    }
-}
 
 fn events(c: &mut Connection) -> Vec<Event> {
     std::iter::from_fn(|| c.poll_event()).collect()
@@ -163,15 +27,33 @@ fn handshake() {
     let mut p = Pair::new(plain_cfg(), plain_cfg());
     p.handshake();
     assert_eq!(events(&mut p.a), [Event::Connected]);
-    assert_eq!(events(p.b()), [Event::Connected]);
+    assert_eq!(p.b_events(), [Event::Connected]);
     // Nothing more to send on either side.
     assert!(p.out_a().is_empty());
     assert!(p.out_b().is_empty());
     assert_eq!(p.a.poll_at(), None);
 }
 
-#[test]
-fn handshake_negotiates_options_only_when_both_offer() {
+/// A pair whose B answers SYNs from its SYN queue, or with cookies.
+fn pair(cfg_a: TcpConfig, cfg_b: TcpConfig, cookies: bool) -> Pair {
+    Pair::with(PairConfig {
+        cookies,
+        ..PairConfig::new(cfg_a, cfg_b)
+    })
+}
+
+/// Completes a handshake whose SYN the test already took from A (and perhaps changed).
+fn finish_handshake(p: &mut Pair, syn: &Seg) -> (Seg, Seg) {
+    p.deliver_b(syn);
+    let synack = p.out_b().remove(0);
+    p.deliver_a(&synack);
+    let ack = p.out_a().remove(0);
+    p.deliver_b(&ack);
+    assert_eq!(p.states(), (State::Established, State::Established));
+    (synack, ack)
+}
+
+fn options_are_negotiated_only_when_both_offer(cookies: bool) {
     // A offers everything with a 1 MiB buffer; B offers everything.
     let cfg_a = TcpConfig {
         recv_buffer: 1 << 20,
@@ -181,22 +63,17 @@ fn handshake_negotiates_options_only_when_both_offer() {
         mss: 1400,
         ..TcpConfig::default()
     };
-    let mut p = Pair::new(cfg_a, cfg_b);
-    let syn = p.out_a();
-    assert_eq!(syn[0].mss, Some(1460));
-    assert_eq!(syn[0].wscale, Some(5)); // 1 MiB >> 5 fits 16 bits
-    assert!(syn[0].sack_permitted);
-    assert_eq!(syn[0].ts.map(|t| t.tsecr), Some(0));
-    p.deliver_b(&syn[0]);
-    let synack = p.out_b();
-    assert_eq!(synack[0].mss, Some(1400));
-    assert_eq!(synack[0].wscale, Some(1)); // 64 KiB needs a shift of 1
-    assert!(synack[0].sack_permitted);
-    assert_eq!(synack[0].ts.map(|t| t.tsecr), syn[0].ts.map(|t| t.tsval));
-    p.deliver_a(&synack[0]);
-    let ack = p.out_a();
-    p.deliver_b(&ack[0]);
-    assert_eq!(p.states(), (State::Established, State::Established));
+    let mut p = pair(cfg_a, cfg_b, cookies);
+    let syn = p.out_a().remove(0);
+    assert_eq!(syn.mss, Some(1460));
+    assert_eq!(syn.wscale, Some(5)); // 1 MiB >> 5 fits 16 bits
+    assert!(syn.sack_permitted);
+    assert_eq!(syn.ts.map(|t| t.tsecr), Some(0));
+    let (synack, _) = finish_handshake(&mut p, &syn);
+    assert_eq!(synack.mss, Some(1400));
+    assert_eq!(synack.wscale, Some(1)); // 64 KiB needs a shift of 1
+    assert!(synack.sack_permitted);
+    assert_eq!(synack.ts.map(|t| t.tsecr), syn.ts.map(|t| t.tsval));
     // MSS is clamped to the smaller of the two (our MTU limit and the peer's offer).
     assert_eq!(p.a.mss(), 1400);
     assert_eq!(p.b().mss(), 1400);
@@ -204,28 +81,113 @@ fn handshake_negotiates_options_only_when_both_offer() {
     assert_eq!(p.b().window_scales(), (5, 1));
     assert!(p.a.timestamps_enabled() && p.b().timestamps_enabled());
     assert!(p.a.sack_enabled() && p.b().sack_enabled());
+    assert_eq!(p.b_events(), [Event::Connected]);
 
-    // B offers nothing: A must not use any option.
-    let mut p = Pair::new(TcpConfig::default(), plain_cfg());
-    let syn = p.out_a();
-    p.deliver_b(&syn[0]);
-    let synack = p.out_b();
-    assert_eq!(synack[0].wscale, None);
-    assert!(!synack[0].sack_permitted);
-    assert_eq!(synack[0].ts, None);
-    p.deliver_a(&synack[0]);
+    // B offers nothing: A must not use any option, and B none either.
+    let mut p = pair(TcpConfig::default(), plain_cfg(), cookies);
+    let syn = p.out_a().remove(0);
+    let (synack, ack) = finish_handshake(&mut p, &syn);
+    assert_eq!(synack.wscale, None);
+    assert!(!synack.sack_permitted);
+    assert_eq!(synack.ts, None);
     assert_eq!(p.a.window_scales(), (0, 0));
     assert!(!p.a.timestamps_enabled());
     assert!(!p.a.sack_enabled());
-    let ack = p.out_a();
-    assert_eq!(ack[0].ts, None, "no timestamps unless both offered");
+    assert_eq!(ack.ts, None, "no timestamps unless both offered");
+    assert_eq!(p.b().window_scales(), (0, 0));
+    assert!(!p.b().timestamps_enabled() && !p.b().sack_enabled());
 
-    // A SYN without MSS option: RFC 9293 §3.7.1 default 536.
-    let mut p = Pair::new(plain_cfg(), plain_cfg());
-    let mut syn = p.out_a();
-    syn[0].mss = None;
-    p.deliver_b(&syn[0]);
+    // A offers nothing: B must not offer anything back.
+    let mut p = pair(plain_cfg(), TcpConfig::default(), cookies);
+    let syn = p.out_a().remove(0);
+    let (synack, _) = finish_handshake(&mut p, &syn);
+    assert_eq!(
+        (synack.wscale, synack.sack_permitted, synack.ts),
+        (None, false, None)
+    );
+    assert_eq!(p.b().window_scales(), (0, 0));
+    assert!(!p.b().timestamps_enabled() && !p.b().sack_enabled());
+
+    // A SYN without MSS option: RFC 9293 §3.7.1 default 536 (a cookie's table floor too).
+    let mut p = pair(plain_cfg(), plain_cfg(), cookies);
+    let mut syn = p.out_a().remove(0);
+    syn.mss = None;
+    finish_handshake(&mut p, &syn);
     assert_eq!(p.b().mss(), 536);
+}
+
+#[test]
+fn handshake_negotiates_options_only_when_both_offer() {
+    options_are_negotiated_only_when_both_offer(false);
+}
+
+#[test]
+fn handshake_negotiates_options_only_when_both_offer_with_syn_cookies() {
+    options_are_negotiated_only_when_both_offer(true);
+}
+
+/// Timestamps are negotiated by the SYN and SYN-ACK (RFC 7323 §3.2), so a final ACK that
+/// leaves TSopt out does not turn them off: it is dropped, and so is any later segment
+/// without TSopt; the handshake completes with the next ACK that carries one. (This was the
+/// gap that let a stale TSval through on the production path: the listener took "no TSopt
+/// on the final ACK" for "no timestamps".)
+fn timestamps_stay_on_when_the_final_ack_omits_them(cookies: bool) {
+    let mut p = pair(TcpConfig::default(), TcpConfig::default(), cookies);
+    let syn = p.out_a().remove(0);
+    p.deliver_b(&syn);
+    let synack = p.out_b().remove(0);
+    p.deliver_a(&synack);
+    let ack = p.out_a().remove(0);
+    let mut bare = ack.clone();
+    bare.ts = None;
+    p.deliver_b(&bare);
+    let dropped = p.stack.counters().ts_missing_drops;
+    if cookies {
+        // The cookie's MAC covers the option bits carried in our TSval, which only an echoed
+        // TSecr returns: without TSopt the cookie does not validate, and the ACK is answered
+        // like any other stray ACK, with <SEQ=SEG.ACK><CTL=RST>.
+        assert_eq!(p.stack.counters().syn_cookies_rejected, 1);
+        assert_eq!(p.b_state(), State::Closed);
+        assert_eq!(keys(&p.out_b()), [k("R", bare.ack.unwrap(), None, 0)]);
+        return;
+    }
+    assert_eq!(dropped, 1);
+    assert_eq!(p.b_state(), State::SynReceived);
+    p.deliver_b(&ack);
+    assert_eq!(p.b_state(), State::Established);
+    assert!(p.b().timestamps_enabled());
+    assert_eq!(p.b().ts_recent(), ack.ts.map(|t| t.tsval));
+    // Data without TSopt on the established connection: dropped silently too.
+    p.a.send(b"data").unwrap();
+    let mut data = p.out_a().remove(0);
+    data.ts = None;
+    p.deliver_b(&data);
+    assert!(p.out_b().is_empty());
+    assert_eq!(p.b().recv_queue(), 0);
+    assert_eq!(p.stack.counters().ts_missing_drops, 2);
+}
+
+#[test]
+fn timestamps_stay_on_when_the_final_ack_omits_them_syn_queue() {
+    timestamps_stay_on_when_the_final_ack_omits_them(false);
+}
+
+#[test]
+fn timestamps_stay_on_when_the_final_ack_omits_them_syn_cookies() {
+    timestamps_stay_on_when_the_final_ack_omits_them(true);
+}
+
+/// The handshake itself, through the SYN queue and with cookies: same segments but for
+/// B's ISN, and a cookie keeps no SYN-RECEIVED state.
+#[test]
+fn handshake_with_syn_cookies() {
+    let mut p = pair(plain_cfg(), plain_cfg(), true);
+    p.handshake();
+    assert_ne!(p.b_iss, B_ISS, "the cookie is the ISN");
+    assert_eq!(p.stack.counters().syn_cookies_validated, 1);
+    assert_eq!(p.stack.syn_recv_count(), 0);
+    assert_eq!(p.b_events(), [Event::Connected]);
+    assert_eq!(events(&mut p.a), [Event::Connected]);
 }
 
 #[test]
@@ -284,7 +246,7 @@ fn active_close_from_client() {
     assert_eq!(keys(&ack), [k(".", B_ISS + 1, Some(A_ISS + 2), 0)]);
     p.deliver_a(&ack[0]);
     assert_eq!(p.states(), (State::FinWait2, State::CloseWait));
-    assert_eq!(events(p.b()), [Event::Connected, Event::PeerClosed]);
+    assert_eq!(p.b_events(), [Event::Connected, Event::PeerClosed]);
     p.close_b().unwrap();
     assert_eq!(p.states(), (State::FinWait2, State::LastAck));
     let fin = p.out_b();
@@ -299,7 +261,7 @@ fn active_close_from_client() {
         events(&mut p.a),
         [Event::Connected, Event::PeerClosed, Event::Closed]
     );
-    assert_eq!(events(p.b()), [Event::Closed]);
+    assert_eq!(p.b_events(), [Event::Closed]);
 }
 
 #[test]
@@ -382,7 +344,7 @@ fn half_close_keeps_data_flowing_the_other_way() {
     let ack = p.out_b();
     p.deliver_a(&ack[0]);
     assert_eq!(p.states(), (State::FinWait2, State::CloseWait));
-    assert_eq!(p.b().send(b"hello after your FIN").unwrap(), 20);
+    assert_eq!(p.b_send(b"hello after your FIN"), 20);
     let data = p.out_b();
     assert_eq!(keys(&data), [k(".", B_ISS + 1, Some(A_ISS + 2), 20)]);
     p.deliver_a(&data[0]);
@@ -448,7 +410,7 @@ fn rst(src_port: u16, dst_port: u16, seq: u32, ack: Option<u32>) -> Seg {
         ts: None,
         src_port,
         dst_port,
-        payload: vec![],
+        ..Seg::default()
     }
 }
 
@@ -487,9 +449,9 @@ fn rst_in_syn_received_returns_to_listen_silently() {
     p.deliver_b(&syn[0]);
     let _synack = p.out_b();
     p.deliver_b(&rst(40000, 80, A_ISS + 1, None));
-    assert_eq!(p.b().state(), State::Closed);
+    assert_eq!(p.b_state(), State::Closed);
     assert_eq!(
-        events(p.b()),
+        p.b_events(),
         [],
         "a never-accepted connection reports nothing"
     );
@@ -701,7 +663,10 @@ fn pump(p: &mut Pair) -> usize {
 #[test]
 fn transfer_across_the_2_32_sequence_wrap() {
     // A's ISS sits just below 2^32: its data crosses the wrap.
-    let mut p = Pair::with_iss(plain_cfg(), plain_cfg(), u32::MAX - 3000);
+    let mut p = Pair::with(PairConfig {
+        a_iss: u32::MAX - 3000,
+        ..PairConfig::new(plain_cfg(), plain_cfg())
+    });
     let syn = p.out_a();
     p.deliver_b(&syn[0]);
     let synack = p.out_b();
@@ -718,7 +683,7 @@ fn transfer_across_the_2_32_sequence_wrap() {
         }
         pump(&mut p);
         loop {
-            let n = p.b().recv(&mut buf);
+            let n = p.b_recv(&mut buf);
             if n == 0 {
                 break;
             }
@@ -837,7 +802,7 @@ fn lost_data_is_retransmitted_and_rto_resets_after_new_ack() {
 #[test]
 fn close_with_unread_data_aborts_with_rst() {
     let mut p = pair_in(State::Established);
-    p.b().send(b"unread").unwrap();
+    p.b_send(b"unread");
     let d = p.out_b();
     p.deliver_a(&d[0]);
     let _ack = p.out_a();

@@ -6,25 +6,11 @@
 //! reordered, and when time advances. A (client) and B (server) ISNs and timestamp offsets
 //! are chosen per test.
 
-use core::net::Ipv4Addr;
-
-use xtcp::tcp::{
-    CongestionAlgorithm, Connection, Counters, Event, FourTuple, Keepalive, State, TcpConfig,
-};
+use xtcp::tcp::{CongestionAlgorithm, Connection, Event, Keepalive, State, TcpConfig};
 use xtcp::time::{Duration, Instant};
-mod seg_util;
-
-use seg_util::{Seg, k, keys};
-use xtcp::wire::SeqNumber;
-
-fn tuple_a() -> FourTuple {
-    FourTuple {
-        local_addr: Ipv4Addr::new(10, 0, 0, 1),
-        remote_addr: Ipv4Addr::new(10, 0, 0, 2),
-        local_port: 40000,
-        remote_port: 80,
-    }
-}
+use xtcp::wire::{SeqNumber, TcpControl};
+use xtcp_testkit::pair::{Pair, PairConfig};
+use xtcp_testkit::seg::{Seg, k, keys};
 
 /// No options: segment sizes are exactly the MSS.
 fn plain() -> TcpConfig {
@@ -44,127 +30,26 @@ fn with_sack() -> TcpConfig {
     }
 }
 
-struct Pair {
-    a: Connection,
-    b: Connection,
-    now: Instant,
-    counters: Counters,
-    a_iss: u32,
-    b_iss: u32,
+/// An established pair (handshake at t = 1 s, so the RTO after it is the 200 ms floor for
+/// any small RTT) with A's and B's ISNs and timestamp offsets, events drained.
+fn establish(cfg_a: TcpConfig, cfg_b: TcpConfig, a_iss: u32, b_iss: u32, ts: (u32, u32)) -> Pair {
+    let mut p = Pair::with(PairConfig {
+        a_iss,
+        b_iss,
+        ts_a: ts.0,
+        ts_b: ts.1,
+        start: Instant::from_secs(1),
+        ..PairConfig::new(cfg_a, cfg_b)
+    });
+    p.handshake();
+    let _ = p.a_events();
+    let _ = p.b_events();
+    p
 }
 
-impl Pair {
-    /// Handshake with A's and B's ISNs and timestamp offsets; the RTT is `rtt` (so the RTO
-    /// after the handshake is the 200 ms floor for any small RTT).
-    fn establish(
-        cfg_a: TcpConfig,
-        cfg_b: TcpConfig,
-        a_iss: u32,
-        b_iss: u32,
-        ts: (u32, u32),
-    ) -> Pair {
-        let mut counters = Counters::default();
-        let now = Instant::from_secs(1);
-        let mut a = Connection::connect(&cfg_a, tuple_a(), SeqNumber(a_iss), ts.0, now);
-        let syn = Seg::from_repr(&a.poll_transmit(now, &mut counters).unwrap());
-        let mut b = Connection::accept(
-            &cfg_b,
-            tuple_a().reversed(),
-            &syn.repr(),
-            SeqNumber(b_iss),
-            ts.1,
-            now,
-        );
-        let synack = Seg::from_repr(&b.poll_transmit(now, &mut counters).unwrap());
-        a.handle_segment(now, &synack.repr(), &mut counters);
-        let ack = Seg::from_repr(&a.poll_transmit(now, &mut counters).unwrap());
-        b.handle_segment(now, &ack.repr(), &mut counters);
-        assert_eq!(
-            (a.state(), b.state()),
-            (State::Established, State::Established)
-        );
-        let mut p = Pair {
-            a,
-            b,
-            now,
-            counters,
-            a_iss,
-            b_iss,
-        };
-        let _ = events(&mut p.a);
-        let _ = events(&mut p.b);
-        p
-    }
-
-    fn new(cfg_a: TcpConfig, cfg_b: TcpConfig) -> Pair {
-        Pair::establish(cfg_a, cfg_b, 1000, 5000, (0, 0))
-    }
-
-    /// A's sequence number of data byte `i` (0-based).
-    fn a_seq(&self, i: u32) -> u32 {
-        self.a_iss.wrapping_add(1).wrapping_add(i)
-    }
-    fn b_seq(&self, i: u32) -> u32 {
-        self.b_iss.wrapping_add(1).wrapping_add(i)
-    }
-
-    fn out_a(&mut self) -> Vec<Seg> {
-        let mut v = Vec::new();
-        while let Some(r) = self.a.poll_transmit(self.now, &mut self.counters) {
-            v.push(Seg::from_repr(&r));
-        }
-        v
-    }
-    fn out_b(&mut self) -> Vec<Seg> {
-        let mut v = Vec::new();
-        while let Some(r) = self.b.poll_transmit(self.now, &mut self.counters) {
-            v.push(Seg::from_repr(&r));
-        }
-        v
-    }
-    fn deliver_b(&mut self, s: &Seg) {
-        self.b
-            .handle_segment(self.now, &s.repr(), &mut self.counters);
-    }
-    fn deliver_a(&mut self, s: &Seg) {
-        self.a
-            .handle_segment(self.now, &s.repr(), &mut self.counters);
-    }
-    fn deliver_b_all(&mut self, v: &[Seg]) {
-        for s in v {
-            self.deliver_b(s);
-        }
-    }
-    fn deliver_a_all(&mut self, v: &[Seg]) {
-        for s in v {
-            self.deliver_a(s);
-        }
-    }
-
-    /// Moves time to `t` and runs both timers.
-    fn at(&mut self, t: Instant) {
-        assert!(t >= self.now);
-        self.now = t;
-        self.a.handle_timeout(t, &mut self.counters);
-        self.b.handle_timeout(t, &mut self.counters);
-    }
-    fn advance(&mut self, d: Duration) {
-        let t = self.now + d;
-        self.at(t);
-    }
-
-    /// Delivers everything both ways until both are quiet (no loss).
-    fn pump(&mut self) {
-        loop {
-            let a = self.out_a();
-            let b = self.out_b();
-            if a.is_empty() && b.is_empty() {
-                return;
-            }
-            self.deliver_b_all(&a);
-            self.deliver_a_all(&b);
-        }
-    }
+/// [`establish`] with ISNs 1000 and 5000 and zero timestamp offsets.
+fn pair(cfg_a: TcpConfig, cfg_b: TcpConfig) -> Pair {
+    establish(cfg_a, cfg_b, 1000, 5000, (0, 0))
 }
 
 fn events(c: &mut Connection) -> Vec<Event> {
@@ -193,7 +78,7 @@ const MS: Duration = Duration::from_millis(1);
 
 #[test]
 fn rto_doubles_on_repeated_loss_and_resets_after_a_new_ack() {
-    let mut p = Pair::new(plain(), plain());
+    let mut p = pair(plain(), plain());
     let t0 = p.now;
     p.a.send(b"hello").unwrap();
     assert_eq!(keys(&p.out_a()), [k(".", p.a_seq(0), Some(p.b_seq(0)), 5)]);
@@ -234,7 +119,7 @@ fn rto_doubles_on_repeated_loss_and_resets_after_a_new_ack() {
 
 #[test]
 fn karn_ignores_samples_from_retransmitted_segments() {
-    let mut p = Pair::new(plain(), plain());
+    let mut p = pair(plain(), plain());
     let samples = p.a.rtt().samples();
     let srtt = p.a.rtt().srtt();
     p.a.send(b"abc").unwrap();
@@ -272,7 +157,7 @@ fn timestamps_give_rtt_samples_and_data_retries_end_in_timed_out() {
         data_retries: 3,
         ..plain()
     };
-    let mut p = Pair::new(cfg, cfg);
+    let mut p = pair(cfg, cfg);
     p.a.send(b"x").unwrap();
     let seg = p.out_a();
     p.advance(20 * MS);
@@ -318,7 +203,7 @@ fn fast_retransmit_on_the_third_duplicate_ack() {
         congestion: CongestionAlgorithm::NewReno,
         ..plain()
     };
-    let mut p = Pair::new(cfg, cfg);
+    let mut p = pair(cfg, cfg);
     let segs = burst(&mut p, 6);
     // Segment 0 is lost; 1..5 arrive out of order and each draws an immediate duplicate ACK.
     let mut dupacks = Vec::new();
@@ -355,7 +240,7 @@ fn fast_retransmit_on_the_third_duplicate_ack() {
     assert!(!p.a.in_recovery());
     // Full ACK: cwnd = min(ssthresh, FlightSize + SMSS) = min(3000, 0 + 1000).
     assert_eq!(p.a.cwnd(), 1000);
-    assert_eq!(read_all(&mut p.b), data(6000));
+    assert_eq!(p.b_read_all(), data(6000));
 }
 
 #[test]
@@ -364,7 +249,7 @@ fn newreno_partial_ack_retransmits_the_next_hole() {
         congestion: CongestionAlgorithm::NewReno,
         ..plain()
     };
-    let mut p = Pair::new(cfg, cfg);
+    let mut p = pair(cfg, cfg);
     let segs = burst(&mut p, 7);
     // Segments 0 and 3 are lost.
     let mut acks = Vec::new();
@@ -399,14 +284,14 @@ fn newreno_partial_ack_retransmits_the_next_hole() {
     assert_eq!(keys(&full), [k(".", p.b_seq(0), Some(p.a_seq(7000)), 0)]);
     p.deliver_a(&full[0]);
     assert!(!p.a.in_recovery());
-    assert_eq!(read_all(&mut p.b), data(7000));
+    assert_eq!(p.b_read_all(), data(7000));
 }
 
 // ============================================================ SACK (RFC 2018, RFC 6675)
 
 #[test]
 fn sack_blocks_report_out_of_order_data_most_recent_first() {
-    let mut p = Pair::new(with_sack(), with_sack());
+    let mut p = pair(with_sack(), with_sack());
     let segs = burst(&mut p, 6);
     let base = p.a_seq(0);
     let s = |i: u32| base.wrapping_add(1000 * i);
@@ -438,12 +323,12 @@ fn sack_blocks_report_out_of_order_data_most_recent_first() {
     let ack = p.out_b();
     assert_eq!(ack[0].ack, Some(s(5)));
     assert!(ack[0].sack.is_empty());
-    assert_eq!(p.b.out_of_order_bytes(), 0);
+    assert_eq!(p.b().out_of_order_bytes(), 0);
 }
 
 #[test]
 fn sack_sender_retransmits_only_the_holes_even_after_an_rto() {
-    let mut p = Pair::new(with_sack(), with_sack());
+    let mut p = pair(with_sack(), with_sack());
     let segs = burst(&mut p, 8);
     let base = p.a_seq(0);
     let s = |i: u32| base.wrapping_add(1000 * i);
@@ -499,7 +384,7 @@ fn sack_sender_retransmits_only_the_holes_even_after_an_rto() {
         4000,
         "holes only, twice each"
     );
-    assert_eq!(read_all(&mut p.b), data(8000));
+    assert_eq!(p.b_read_all(), data(8000));
 }
 
 // ============================================================ flow control
@@ -510,7 +395,7 @@ fn zero_window_probes_back_off_and_sending_resumes_when_the_window_opens() {
         recv_buffer: 4000,
         ..plain()
     };
-    let mut p = Pair::new(plain(), cfg_b);
+    let mut p = pair(plain(), cfg_b);
     let payload = data(10_000);
     assert_eq!(p.a.send(&payload).unwrap(), 10_000);
     // B never reads: 4000 bytes fill its buffer, its window goes to zero.
@@ -551,7 +436,7 @@ fn zero_window_probes_back_off_and_sending_resumes_when_the_window_opens() {
         "a peer that answers is never timed out"
     );
     // B's application reads: the window update goes out at once, A resumes.
-    assert_eq!(read_all(&mut p.b).len(), 4000);
+    assert_eq!(p.b_read_all().len(), 4000);
     let update = p.out_b();
     assert_eq!(keys(&update), [k(".", p.b_seq(0), Some(p.a_seq(4000)), 0)]);
     assert_eq!(update[0].window, 4000);
@@ -565,10 +450,10 @@ fn zero_window_probes_back_off_and_sending_resumes_when_the_window_opens() {
     assert_eq!(resumed.len(), 4);
     p.deliver_b_all(&resumed);
     // Drain the rest.
-    let mut got = read_all(&mut p.b);
+    let mut got = p.b_read_all();
     for _ in 0..10 {
         p.pump();
-        got.extend(read_all(&mut p.b));
+        got.extend(p.b_read_all());
     }
     assert_eq!(got, payload[4000..]);
 }
@@ -579,7 +464,7 @@ fn receiver_never_shrinks_its_right_edge_and_avoids_silly_windows() {
         recv_buffer: 8000,
         ..plain()
     };
-    let mut p = Pair::new(plain(), cfg_b);
+    let mut p = pair(plain(), cfg_b);
     p.a.send(&data(6000)).unwrap();
     let segs = p.out_a();
     let mut edge = 0u32;
@@ -596,14 +481,14 @@ fn receiver_never_shrinks_its_right_edge_and_avoids_silly_windows() {
     }
     // 2000 bytes free: B reads 500 (less than one MSS): no window update (receiver SWS).
     let mut buf = [0u8; 500];
-    assert_eq!(p.b.recv(&mut buf), 500);
+    assert_eq!(p.b_recv(&mut buf), 500);
     assert!(
         p.out_b().is_empty(),
         "a 500-byte window increase is not announced"
     );
     // Reading 1000 more makes the increase reach one MSS: an update goes out.
     let mut buf = [0u8; 1000];
-    assert_eq!(p.b.recv(&mut buf), 1000);
+    assert_eq!(p.b_recv(&mut buf), 1000);
     let upd = p.out_b();
     assert_eq!(upd.len(), 1);
     assert_eq!(upd[0].window, 3500);
@@ -615,7 +500,7 @@ fn sender_avoids_silly_windows_until_the_override_timer() {
         recv_buffer: 2500,
         ..plain()
     };
-    let mut p = Pair::new(plain(), cfg_b);
+    let mut p = pair(plain(), cfg_b);
     p.a.send(&data(2500)).unwrap();
     let segs = p.out_a();
     assert_eq!(
@@ -654,7 +539,7 @@ fn paws_drops_an_old_duplicate_across_the_timestamp_and_sequence_wraps() {
         ..plain()
     };
     // Both sequence spaces and both timestamp clocks are about to wrap.
-    let mut p = Pair::establish(
+    let mut p = establish(
         cfg,
         cfg,
         u32::MAX - 1500,
@@ -664,7 +549,7 @@ fn paws_drops_an_old_duplicate_across_the_timestamp_and_sequence_wraps() {
     // B sends 3000 bytes over 2 s: its sequence numbers and its TSvals cross 2^32.
     let mut sent = Vec::new();
     for i in 0..3u32 {
-        p.b.send(&data(1000)).unwrap();
+        p.b_send(&data(1000));
         let segs = p.out_b();
         // 988 + 12 bytes: the timestamps option comes out of the MSS (RFC 6691).
         assert_eq!(
@@ -683,7 +568,7 @@ fn paws_drops_an_old_duplicate_across_the_timestamp_and_sequence_wraps() {
         tsvals[0] > u32::MAX - 2000 && tsvals[2] < 2000,
         "TSval wrapped: {tsvals:?}"
     );
-    assert!(p.b.snd_nxt().0 < 1000, "sequence space wrapped");
+    assert!(p.b().snd_nxt().0 < 1000, "sequence space wrapped");
     assert_eq!(p.a.ts_recent(), Some(tsvals[2]));
     assert_eq!(read_all(&mut p.a).len(), 3000);
     // An old duplicate of the first segment, seq and TSval from before both wraps, with a
@@ -702,10 +587,222 @@ fn paws_drops_an_old_duplicate_across_the_timestamp_and_sequence_wraps() {
     );
     assert_eq!(p.a.recv_queue(), 0);
     // A fresh segment, whose TSval is later modulo 2^32, is accepted.
-    p.b.send(b"new").unwrap();
+    p.b_send(b"new");
     let fresh = p.out_b();
     p.deliver_a(&fresh[0]);
     assert_eq!(read_all(&mut p.a), b"new");
+}
+
+// ============================================================ PAWS on the passive side
+
+fn ts_cfg() -> TcpConfig {
+    TcpConfig {
+        timestamps: true,
+        ..plain()
+    }
+}
+
+/// `s` with its TSval made `age` older (modulo 2^32).
+fn aged(s: &Seg, age: u32) -> Seg {
+    let mut s = s.clone();
+    let ts = s.ts.as_mut().expect("timestamps on");
+    ts.tsval = ts.tsval.wrapping_sub(age);
+    s
+}
+
+/// RFC 7323 §5.3 on the production passive open: data, a pure ACK and a FIN with a TSval
+/// 2^20 older than TS.Recent are each dropped and answered with an ACK, and change nothing;
+/// the same segments with their real TSval are then accepted; a RST is never dropped by
+/// PAWS. With `wrap`, A's sequence numbers cross 2^32 on the way.
+fn paws_on_a_listener_connection(wrap: bool) {
+    let a_iss = if wrap { u32::MAX - 300 } else { 1000 };
+    let mut p = establish(ts_cfg(), ts_cfg(), a_iss, 5000, (7, 0));
+    let paws = |p: &Pair| p.stack.counters().paws_drops;
+    p.advance(MS);
+    // Fresh data: accepted (and, with `wrap`, it crosses 2^32).
+    p.a.send(&data(600)).unwrap();
+    let d1 = p.out_a();
+    assert_eq!(keys(&d1), [k(".", p.a_seq(0), Some(p.b_seq(0)), 600)]);
+    p.deliver_b_all(&d1);
+    assert_eq!(p.b_read_all(), data(600));
+    let ack = p.out_b();
+    p.deliver_a_all(&ack);
+    assert_eq!(p.b().ts_recent(), d1[0].ts.map(|t| t.tsval));
+
+    // Stale data at RCV.NXT: dropped with an ACK, nothing queued.
+    p.advance(MS);
+    p.a.send(b"second").unwrap();
+    let d2 = p.out_a().remove(0);
+    p.deliver_b(&aged(&d2, 1 << 20));
+    assert_eq!(paws(&p), 1);
+    assert_eq!(
+        keys(&p.out_b()),
+        [k(".", p.b_seq(0), Some(p.a_seq(600)), 0)]
+    );
+    assert_eq!(p.b().recv_queue(), 0);
+    p.deliver_b(&d2);
+    assert_eq!(p.b_read_all(), b"second");
+    let ack = p.out_b();
+    p.deliver_a_all(&ack);
+
+    // A stale pure ACK: its acknowledgment is not taken.
+    p.advance(MS);
+    p.b_send(b"reply");
+    let r = p.out_b();
+    p.deliver_a_all(&r);
+    let a_ack = p.out_a().remove(0);
+    assert_eq!(a_ack.key(), k(".", p.a_seq(606), Some(p.b_seq(5)), 0));
+    p.deliver_b(&aged(&a_ack, 1 << 20));
+    assert_eq!(paws(&p), 2);
+    assert_eq!(p.b().snd_una().0, p.b_seq(0));
+    assert_eq!(
+        keys(&p.out_b()),
+        [k(".", p.b_seq(5), Some(p.a_seq(606)), 0)]
+    );
+    p.deliver_b(&a_ack);
+    assert_eq!(p.b().snd_una().0, p.b_seq(5));
+
+    // A stale FIN: B stays ESTABLISHED; the real one moves it to CLOSE-WAIT.
+    let _ = p.b_events();
+    p.advance(MS);
+    p.a.shutdown(p.now).unwrap();
+    let fin = p.out_a().remove(0);
+    p.deliver_b(&aged(&fin, 1 << 20));
+    assert_eq!(paws(&p), 3);
+    assert_eq!(p.b_state(), State::Established);
+    assert_eq!(
+        keys(&p.out_b()),
+        [k(".", p.b_seq(5), Some(p.a_seq(606)), 0)]
+    );
+    assert_eq!(p.b_events(), []);
+    p.deliver_b(&fin);
+    assert_eq!(p.b_state(), State::CloseWait);
+    assert_eq!(p.b_events(), [Event::PeerClosed]);
+    let ack = p.out_b();
+    p.deliver_a_all(&ack);
+
+    // A RST at RCV.NXT with a stale TSval still resets (RFC 7323 §5.3: never for RST).
+    let rst = Seg {
+        control: TcpControl::Rst,
+        ack: None,
+        payload: vec![],
+        seq: p.a_seq(607),
+        ..aged(&fin, 1 << 20)
+    };
+    p.deliver_b(&rst);
+    assert_eq!(paws(&p), 3);
+    assert_eq!(p.b_state(), State::Closed);
+    assert_eq!(p.b_events(), [Event::Reset, Event::Closed]);
+}
+
+#[test]
+fn paws_drops_stale_data_ack_and_fin_on_a_listener_connection() {
+    paws_on_a_listener_connection(false);
+}
+
+#[test]
+fn paws_drops_stale_data_ack_and_fin_across_the_sequence_wrap() {
+    paws_on_a_listener_connection(true);
+}
+
+/// The final ACK of the handshake is judged against the SYN's TSval: a stale one is dropped
+/// and answered with an ACK (as Linux's `tcp_check_req`), the SYN queue entry stays, and
+/// the real ACK completes the handshake.
+#[test]
+fn paws_drops_a_stale_final_ack_and_keeps_the_syn_queue_entry() {
+    let mut p = Pair::with(PairConfig {
+        start: Instant::from_secs(1),
+        ..PairConfig::new(ts_cfg(), ts_cfg())
+    });
+    let syn = p.out_a();
+    p.deliver_b_all(&syn);
+    let synack = p.out_b();
+    p.deliver_a_all(&synack);
+    let ack = p.out_a().remove(0);
+    p.deliver_b(&aged(&ack, 1 << 20));
+    assert_eq!(p.stack.counters().paws_drops, 1);
+    assert_eq!(p.b_state(), State::SynReceived);
+    assert_eq!(keys(&p.out_b()), [k(".", 5001, Some(1001), 0)]);
+    p.deliver_b(&ack);
+    assert_eq!(p.b_state(), State::Established);
+    assert_eq!(p.b().ts_recent(), ack.ts.map(|t| t.tsval));
+}
+
+/// RFC 7323 §5.5: a TS.Recent idle for more than 24 days is invalid, so a segment with an
+/// older TSval is accepted (and its TSval becomes TS.Recent).
+#[test]
+fn paws_ignores_a_ts_recent_idle_for_more_than_24_days() {
+    let mut p = establish(ts_cfg(), ts_cfg(), 1000, 5000, (0, 0));
+    let recent = p.b().ts_recent().unwrap();
+    p.advance(Duration::from_secs(25 * 24 * 3600));
+    p.a.send(b"late").unwrap();
+    let mut d = p.out_a().remove(0);
+    d.ts.as_mut().unwrap().tsval = recent.wrapping_sub(1000);
+    p.deliver_b(&d);
+    assert_eq!(p.stack.counters().paws_drops, 0);
+    assert_eq!(p.b_read_all(), b"late");
+    assert_eq!(p.b().ts_recent(), Some(recent.wrapping_sub(1000)));
+}
+
+/// PAWS in the stack's TIME-WAIT table. A retransmitted FIN with a stale TSval is an old
+/// duplicate: it gets the ACK (as in Linux) but does not restart the 2MSL timer (Linux
+/// restarts it; we do not let replayed segments keep an entry alive); one with a current
+/// TSval restarts it (RFC 9293 §3.10.7.4). A bare ACK at RCV.NXT needs no answer unless it
+/// is stale. A stale RST still closes the entry.
+#[test]
+fn paws_in_the_time_wait_table() {
+    let mut p = establish(ts_cfg(), ts_cfg(), 1000, 5000, (0, 0));
+    let tuple = xtcp_testkit::pair::tuple_b();
+    p.close_b().unwrap();
+    let fin_b = p.out_b();
+    p.deliver_a_all(&fin_b);
+    let ack = p.out_a();
+    p.deliver_b_all(&ack);
+    p.advance(MS);
+    p.a.close(p.now).unwrap();
+    let fin_a = p.out_a().remove(0);
+    p.deliver_b(&fin_a);
+    let last = p.out_b();
+    assert_eq!(keys(&last), [k(".", 5002, Some(1002), 0)]);
+    assert_eq!(p.b_state(), State::TimeWait);
+    let expiry = |p: &Pair| {
+        p.stack
+            .time_wait_table()
+            .get(&tuple)
+            .unwrap()
+            .expiry_millis()
+    };
+    let first = expiry(&p);
+
+    p.advance(Duration::from_secs(10));
+    p.deliver_b(&aged(&fin_a, 1 << 20));
+    assert_eq!(keys(&p.out_b()), [k(".", 5002, Some(1002), 0)]);
+    assert_eq!(p.stack.counters().paws_drops, 1);
+    assert_eq!(p.stack.counters().time_wait_fin_acks, 0);
+    assert_eq!(expiry(&p), first, "a stale FIN does not restart 2MSL");
+
+    let mut bare = fin_a.clone();
+    bare.control = TcpControl::None;
+    bare.seq += 1;
+    p.deliver_b(&bare);
+    assert!(p.out_b().is_empty(), "a current bare ACK needs no answer");
+    p.deliver_b(&aged(&bare, 1 << 20));
+    assert_eq!(keys(&p.out_b()), [k(".", 5002, Some(1002), 0)]);
+    assert_eq!(p.stack.counters().paws_drops, 2);
+
+    p.deliver_b(&fin_a);
+    assert_eq!(keys(&p.out_b()), [k(".", 5002, Some(1002), 0)]);
+    assert_eq!(p.stack.counters().time_wait_fin_acks, 1);
+    assert_eq!(expiry(&p), first + 10_000, "a current FIN restarts 2MSL");
+
+    let rst = Seg {
+        control: TcpControl::Rst,
+        ack: None,
+        ..aged(&bare, 1 << 20)
+    };
+    p.deliver_b(&rst);
+    assert!(p.stack.time_wait_table().get(&tuple).is_none());
+    assert_eq!(p.stack.counters().paws_drops, 2);
 }
 
 // ============================================================ keepalive
@@ -721,7 +818,7 @@ fn keepalive_ends_a_silent_peer_with_timed_out() {
         keepalive: Some(ka),
         ..plain()
     };
-    let mut p = Pair::new(cfg, plain());
+    let mut p = pair(cfg, plain());
     let t0 = p.now;
     assert_eq!(p.a.poll_at(), Some(t0 + ka.idle));
     // First an answering peer: the probe (SEQ = SND.NXT - 1, no data) draws an ACK, which
@@ -753,7 +850,7 @@ fn keepalive_ends_a_silent_peer_with_timed_out() {
     assert_eq!(keys(&p.out_a()), [k("R", p.a_seq(0), None, 0)]);
     assert_eq!(events(&mut p.a), [Event::TimedOut, Event::Closed]);
     // Off by default: B never probes.
-    assert_eq!(p.b.keepalive_at(), None);
+    assert_eq!(p.b().keepalive_at(), None);
 }
 
 // ============================================================ delayed and quick ACKs
@@ -764,7 +861,7 @@ fn quick_acks_at_connection_start_then_delayed_acks() {
         quick_acks: 2,
         ..plain()
     };
-    let mut p = Pair::new(plain(), cfg_b);
+    let mut p = pair(plain(), cfg_b);
     p.a.send(&data(1000)).unwrap();
     let s0 = p.out_a();
     p.deliver_b(&s0[0]);
@@ -777,7 +874,7 @@ fn quick_acks_at_connection_start_then_delayed_acks() {
     let s2 = p.out_a();
     p.deliver_b(&s2[0]);
     assert!(p.out_b().is_empty(), "quick ACKs used up: delayed");
-    assert_eq!(p.b.delayed_ack_at(), Some(p.now + 40 * MS));
+    assert_eq!(p.b().delayed_ack_at(), Some(p.now + 40 * MS));
 }
 
 #[test]
@@ -786,14 +883,14 @@ fn delayed_ack_fires_at_its_deadline_and_is_skipped_when_data_piggybacks() {
         quick_acks: 0,
         ..plain()
     };
-    let mut p = Pair::new(plain(), cfg_b);
+    let mut p = pair(plain(), cfg_b);
     let t0 = p.now;
     // One full segment: no ACK yet, one due 40 ms later.
     p.a.send(&data(1000)).unwrap();
     let s = p.out_a();
     p.deliver_b(&s[0]);
     assert!(p.out_b().is_empty());
-    assert_eq!(p.b.poll_at(), Some(t0 + 40 * MS));
+    assert_eq!(p.b().poll_at(), Some(t0 + 40 * MS));
     p.at(Instant::from_micros((t0 + 40 * MS).total_micros() - 1));
     assert!(p.out_b().is_empty());
     p.at(t0 + 40 * MS);
@@ -801,7 +898,7 @@ fn delayed_ack_fires_at_its_deadline_and_is_skipped_when_data_piggybacks() {
         keys(&p.out_b()),
         [k(".", p.b_seq(0), Some(p.a_seq(1000)), 0)]
     );
-    assert_eq!(p.b.stats().delayed_acks, 1);
+    assert_eq!(p.b().stats().delayed_acks, 1);
     // Two full segments: the second is acknowledged at once (RFC 5681 §4.2).
     p.a.send(&data(2000)).unwrap();
     let s = p.out_a();
@@ -812,7 +909,7 @@ fn delayed_ack_fires_at_its_deadline_and_is_skipped_when_data_piggybacks() {
         keys(&p.out_b()),
         [k(".", p.b_seq(0), Some(p.a_seq(3000)), 0)]
     );
-    assert_eq!(p.b.delayed_ack_at(), None);
+    assert_eq!(p.b().delayed_ack_at(), None);
     // One segment, then B's application answers before the deadline: the ACK rides on the
     // data and no separate ACK follows.
     p.a.send(&data(1000)).unwrap();
@@ -821,15 +918,15 @@ fn delayed_ack_fires_at_its_deadline_and_is_skipped_when_data_piggybacks() {
     p.deliver_b(&s[0]);
     assert!(p.out_b().is_empty());
     p.at(t1 + 10 * MS);
-    p.b.send(b"response").unwrap();
+    p.b_send(b"response");
     assert_eq!(
         keys(&p.out_b()),
         [k(".", p.b_seq(0), Some(p.a_seq(4000)), 8)]
     );
-    assert_eq!(p.b.delayed_ack_at(), None);
+    assert_eq!(p.b().delayed_ack_at(), None);
     p.at(t1 + 40 * MS);
     assert!(p.out_b().is_empty(), "nothing left to acknowledge");
-    assert_eq!(p.b.stats().delayed_acks, 1);
+    assert_eq!(p.b().stats().delayed_acks, 1);
     // Out-of-order data and the segment that fills the hole are acknowledged at once.
     p.a.send(&data(2000)).unwrap();
     let s = p.out_a();
@@ -853,7 +950,7 @@ fn nagle_holds_small_segments_while_data_is_unacknowledged() {
         nagle: true,
         ..plain()
     };
-    let mut p = Pair::new(nagle, plain());
+    let mut p = pair(nagle, plain());
     p.a.send(b"a").unwrap();
     let first = p.out_a();
     assert_eq!(keys(&first), [k(".", p.a_seq(0), Some(p.b_seq(0)), 1)]);
@@ -874,9 +971,9 @@ fn nagle_holds_small_segments_while_data_is_unacknowledged() {
     );
     p.deliver_b(&held[0]);
     p.pump();
-    assert_eq!(read_all(&mut p.b), b"abc");
+    assert_eq!(p.b_read_all(), b"abc");
     // Default (Nagle off): every small write goes out at once.
-    let mut p = Pair::new(plain(), plain());
+    let mut p = pair(plain(), plain());
     p.a.send(b"a").unwrap();
     assert_eq!(p.out_a().len(), 1);
     p.a.send(b"b").unwrap();
@@ -885,7 +982,7 @@ fn nagle_holds_small_segments_while_data_is_unacknowledged() {
 
 #[test]
 fn congestion_control_is_chosen_per_connection_and_cubic_by_default() {
-    let mut p = Pair::new(plain(), plain());
+    let mut p = pair(plain(), plain());
     assert_eq!(
         p.a.congestion_control().algorithm(),
         CongestionAlgorithm::Cubic
@@ -899,26 +996,17 @@ fn congestion_control_is_chosen_per_connection_and_cubic_by_default() {
     );
     assert_eq!(p.a.cwnd(), 10_000);
     assert_eq!(
-        p.b.congestion_control().algorithm(),
+        p.b().congestion_control().algorithm(),
         CongestionAlgorithm::Cubic
     );
     // A lost SYN means an initial window of one segment (RFC 5681 §3.1).
-    let mut c = Counters::default();
-    let t = Instant::ZERO;
-    let mut a = Connection::connect(&plain(), tuple_a(), SeqNumber(1), 0, t);
-    let _lost = a.poll_transmit(t, &mut c);
-    a.handle_timeout(Instant::from_secs(1), &mut c);
-    let syn = Seg::from_repr(&a.poll_transmit(Instant::from_secs(1), &mut c).unwrap());
-    let mut b = Connection::accept(
-        &plain(),
-        tuple_a().reversed(),
-        &syn.repr(),
-        SeqNumber(9),
-        0,
-        t,
-    );
-    let synack = Seg::from_repr(&b.poll_transmit(Instant::from_secs(1), &mut c).unwrap());
-    a.handle_segment(Instant::from_secs(1), &synack.repr(), &mut c);
-    assert_eq!(a.state(), State::Established);
-    assert_eq!(a.cwnd(), 1000);
+    let mut p = Pair::new(plain(), plain());
+    let _lost = p.out_a();
+    p.advance(Duration::from_secs(1));
+    let syn = p.out_a();
+    p.deliver_b(&syn[0]);
+    let synack = p.out_b();
+    p.deliver_a(&synack[0]);
+    assert_eq!(p.a.state(), State::Established);
+    assert_eq!(p.a.cwnd(), 1000);
 }

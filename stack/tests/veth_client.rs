@@ -8,7 +8,7 @@
 //! resolved through the kernel's neighbour table, which starts empty.
 #![cfg(feature = "afxdp")]
 
-mod veth_common;
+use xtcp_testkit::require_privileges;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddrV4, TcpListener, TcpStream};
@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use veth_common::{Pattern, Veth, in_netns, serial};
 use xtcp::ConnHandle;
 use xtcp::engine::{App, AppEvent, Engine, EngineConfig, Io};
+use xtcp_testkit::veth::{Pattern, Veth, in_netns, serial};
 
 const PORT: u16 = 7777;
 

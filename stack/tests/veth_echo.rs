@@ -1,17 +1,17 @@
 //! The Linux kernel as a client of the `echo` example over a private veth pair (root only;
 //! skipped with a message otherwise): sequential and concurrent connections, a 10 MiB
 //! byte-exact echo with half-close, checksums in a capture, ping and ARP while attached,
-//! and two queues with one engine thread each. See `veth_common` for the setup.
+//! and two queues with one engine thread each. See `xtcp_testkit::veth` for the setup.
 #![cfg(feature = "afxdp")]
 
-mod veth_common;
+use xtcp_testkit::require_privileges;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use veth_common::{Pattern, Server, Veth, in_netns, serial};
+use xtcp_testkit::veth::{Pattern, Server, Veth, in_netns, serial};
 
 const PORT: u16 = 7;
 

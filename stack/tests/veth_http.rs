@@ -1,15 +1,15 @@
 //! `curl` and `wrk` against the `http` example over a private veth pair (root only; skipped
 //! with a message otherwise): keep-alive, pipelining and partial requests from a raw kernel
-//! socket, and wrk with and without `Connection: close` with zero errors. See `veth_common`.
+//! socket, and wrk with and without `Connection: close` with zero errors. See `xtcp_testkit::veth`.
 #![cfg(feature = "afxdp")]
 
-mod veth_common;
+use xtcp_testkit::require_privileges;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use veth_common::{Server, Veth, in_netns, serial};
+use xtcp_testkit::veth::{Server, Veth, in_netns, serial};
 
 const PORT: u16 = 8080;
 
@@ -126,7 +126,7 @@ fn curl_and_wrk_against_http() {
 
 #[test]
 fn bad_arguments_exit_2() {
-    let bin = veth_common::example_bin("http");
+    let bin = xtcp_testkit::veth::example_bin("http");
     for args in [
         &[][..],
         &["--iface", "x", "--ip", "1.2.3.4"][..],

@@ -3,7 +3,7 @@
 //! each way, with every IPv4 and TCP checksum verified by tshark.
 #![cfg(feature = "afxdp")]
 
-mod veth_common;
+use xtcp_testkit::require_privileges;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use veth_common::{Server, Veth, in_netns, serial};
+use xtcp_testkit::veth::{Server, Veth, in_netns, serial};
 
 const PORT: u16 = 7;
 

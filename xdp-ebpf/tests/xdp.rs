@@ -11,7 +11,7 @@
 
 use std::{
     fs::File,
-    io::{self, Write as _},
+    io,
     net::{Ipv4Addr, SocketAddr, TcpStream},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     process::Command,
@@ -24,10 +24,9 @@ use xtcp_xdp_ebpf::{XdpAction, XdpCounters, XdpError, XdpMode, XdpProgram, XdpSt
 fn privileged(test: &str) -> bool {
     // Safety: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        // Straight to stderr: libtest captures print!/eprint! of passing tests.
-        let _ = writeln!(
-            io::stderr(),
-            "SKIPPED {test}: needs root (loading BPF programs, creating netns/veth)"
+        xtcp_testkit::veth::skip(
+            test,
+            "needs root (loading BPF programs, creating netns/veth)",
         );
         return false;
     }

@@ -68,6 +68,7 @@
 
 mod app;
 pub mod cli;
+pub mod handoff;
 pub mod neighbor;
 mod stats;
 pub mod sys;

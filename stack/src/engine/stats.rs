@@ -96,6 +96,7 @@ reported_counters!(
     challenge_acks,
     challenge_acks_suppressed,
     paws_drops,
+    ts_missing_drops,
     unacceptable_segments,
     retransmits,
     retransmit_timeouts,

@@ -187,7 +187,7 @@ impl Default for TcpConfig {
 
 impl TcpConfig {
     /// The window scale shift we offer: the smallest that lets the receive buffer be advertised.
-    fn offered_wscale(&self) -> Option<u8> {
+    pub fn offered_wscale(&self) -> Option<u8> {
         if !self.window_scaling {
             return None;
         }
@@ -536,6 +536,26 @@ pub struct Connection {
     cfg: TcpConfig,
     stats: ConnStats,
 }
+/// What a listener learned from a handshake it completed: the input of
+/// [`Connection::from_handshake`].
+#[derive(Debug, Clone, Copy)]
+pub struct PassiveOpen {
+    pub tuple: FourTuple,
+    /// Our ISN (the SYN-ACK's sequence number, a cookie in cookie mode).
+    pub iss: SeqNumber,
+    /// The MSS the peer's SYN offered (536 when absent; a cookie's table value).
+    pub peer_mss: u16,
+    /// The peer's window scale, when both sides offered scaling.
+    pub wscale: Option<u8>,
+    /// Both sides offered SACK.
+    pub sack_permitted: bool,
+    /// Timestamps were negotiated (SYN and SYN-ACK carried TSopt): the SYN's TSval, or for a
+    /// cookie the final ACK's.
+    pub ts_recent: Option<u32>,
+    /// Our timestamp clock offset for this tuple.
+    pub ts_offset: u32,
+}
+
 impl Connection {
     fn new(
         cfg: &TcpConfig,
@@ -626,41 +646,21 @@ impl Connection {
         c
     }
 
-    /// Passive open from a listener: `syn` is the peer's SYN (already checked to be a SYN
-    /// without ACK for this 4-tuple). The connection is in SYN-RECEIVED with the SYN-ACK ready.
-    pub fn accept(
-        cfg: &TcpConfig,
-        tuple: FourTuple,
-        syn: &TcpRepr,
-        iss: SeqNumber,
-        ts_offset: u32,
-        now: Instant,
-    ) -> Self {
-        let mut c = Connection::new(cfg, tuple, iss, ts_offset, now);
-        c.state = State::SynReceived;
-        c.passive = true;
-        c.offered_wscale = cfg.offered_wscale();
-        c.take_peer_syn(syn, now);
-        c
-    }
-
     /// A passive connection whose handshake the listener completed (from a compact
     /// SYN-RECEIVED entry or a validated SYN cookie, RFC 4987 §3.6): ESTABLISHED at once.
-    /// `ack` is the peer's final ACK; `peer_mss` and the options come from the SYN (or the
-    /// cookie). Payload or FIN on `ack` is not consumed: pass `ack` to `handle_segment` too.
-    #[allow(clippy::too_many_arguments)]
+    /// `ack` is the peer's final ACK, already checked by the listener (it acknowledges our
+    /// SYN and passed PAWS). Payload or FIN on `ack` is not consumed: pass `ack` to
+    /// `handle_segment` too. This is the only passive open: a listener's SYN queue (or a
+    /// cookie) stands in for SYN-RECEIVED, which a `Connection` enters only by simultaneous
+    /// open.
     pub fn from_handshake(
         cfg: &TcpConfig,
-        tuple: FourTuple,
+        open: &PassiveOpen,
         ack: &TcpRepr,
-        iss: SeqNumber,
-        peer_mss: u16,
-        wscale: Option<u8>,
-        sack_permitted: bool,
-        ts_offset: u32,
         now: Instant,
     ) -> Self {
-        let mut c = Connection::new(cfg, tuple, iss, ts_offset, now);
+        let iss = open.iss;
+        let mut c = Connection::new(cfg, open.tuple, iss, open.ts_offset, now);
         c.passive = true;
         c.irs = SeqNumber(ack.seq_number.0.wrapping_sub(1));
         c.rcv_nxt = ack.seq_number;
@@ -671,17 +671,20 @@ impl Connection {
         c.snd_nxt = iss + 1;
         c.snd_max = iss + 1;
         c.tx_seq = iss + 1;
-        c.snd_mss = peer_mss.min(cfg.mss);
-        if let (Some(peer), Some(ours)) = (wscale, cfg.offered_wscale()) {
+        c.snd_mss = open.peer_mss.min(cfg.mss);
+        if let (Some(peer), Some(ours)) = (open.wscale, cfg.offered_wscale()) {
             c.snd_wscale = peer.min(14);
             c.rcv_wscale = ours;
         }
-        c.sack_ok = sack_permitted && cfg.sack;
-        if let (Some(ts), true) = (ack.timestamp, cfg.timestamps) {
+        c.sack_ok = open.sack_permitted && cfg.sack;
+        // Timestamps are on when the SYN and the SYN-ACK both carried TSopt (RFC 7323 §3.2),
+        // whatever the final ACK carries. TS.Recent starts at the SYN's TSval and takes the
+        // final ACK's (R3: SEG.SEQ = Last.ACK.sent, and the listener checked it is not older).
+        if let Some(syn_tsval) = open.ts_recent.filter(|_| cfg.timestamps) {
             c.ts = Some(Timestamps {
-                recent: ts.tsval,
+                recent: ack.timestamp.map_or(syn_tsval, |t| t.tsval),
                 recent_at: now,
-                offset: ts_offset,
+                offset: open.ts_offset,
             });
         }
         c.state = State::Established;
@@ -1319,13 +1322,22 @@ impl Connection {
         }
         let seg_len = seg.payload.len() + syn as usize + fin as usize;
 
+        // RFC 7323 §3.2: once timestamps are negotiated every non-RST segment carries TSopt;
+        // one without is silently dropped.
+        if self.ts.is_some() && seg.timestamp.is_none() && !rst {
+            counters.ts_missing_drops += 1;
+            return;
+        }
+
         // PAWS (RFC 7323 §5.3 R1): a segment whose TSval is older than TS.Recent is an old
         // duplicate. The comparison is modulo 2^32 (§5.2), so it holds across the wrap of the
         // timestamp clock; TS.Recent older than 24 days is invalid (§5.5).
+        let mut ts_older_ok = false;
         if let (Some(ts), Some(seg_ts)) = (self.ts, seg.timestamp) {
             let stale = (seg_ts.tsval.wrapping_sub(ts.recent) as i32) < 0;
             let recent_valid =
                 now.saturating_since(ts.recent_at) < Duration::from_secs(24 * 24 * 3600);
+            ts_older_ok = !recent_valid;
             if stale && recent_valid && !rst {
                 counters.paws_drops += 1;
                 self.ack_pending = true;
@@ -1363,11 +1375,12 @@ impl Connection {
             return;
         }
 
-        // TS.Recent update (RFC 7323 §4.3): from segments at or before Last.ACK.sent whose
-        // TSval is not older (PAWS let only those through).
+        // TS.Recent update (RFC 7323 §4.3, §5.3 R3): from segments at or before
+        // Last.ACK.sent whose TSval is not older, or any TSval once TS.Recent is invalid
+        // (§5.5; Linux's `tcp_paws_check` does the same).
         if let (Some(ts), Some(seg_ts)) = (self.ts.as_mut(), seg.timestamp)
             && seq <= self.last_ack_sent
-            && (seg_ts.tsval.wrapping_sub(ts.recent) as i32) >= 0
+            && ((seg_ts.tsval.wrapping_sub(ts.recent) as i32) >= 0 || ts_older_ok)
         {
             ts.recent = seg_ts.tsval;
             ts.recent_at = now;
@@ -1377,13 +1390,6 @@ impl Connection {
         if rst {
             if seq == self.rcv_nxt {
                 counters.resets_received += 1;
-                if self.state == State::SynReceived && self.passive {
-                    // Return to LISTEN: the half-open connection disappears silently.
-                    self.clear_events();
-                    self.state = State::Closed;
-                    self.rtx_at = None;
-                    return;
-                }
                 self.tx.clear();
                 let event = match self.state {
                     State::Closing | State::LastAck | State::TimeWait => None,
@@ -1398,13 +1404,6 @@ impl Connection {
 
         // Fourth: SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, never abort.
         if syn {
-            if self.state == State::SynReceived && self.passive {
-                // RFC 9293 §3.10.7.4: return to LISTEN.
-                self.clear_events();
-                self.state = State::Closed;
-                self.rtx_at = None;
-                return;
-            }
             self.challenge_ack(now, counters);
             return;
         }
@@ -1962,12 +1961,6 @@ impl Connection {
         };
         if self.rtx_count > limit {
             counters.timeouts += 1;
-            if self.state == State::SynReceived && self.passive {
-                self.clear_events();
-                self.state = State::Closed;
-                self.rtx_at = None;
-                return;
-            }
             self.tx.clear();
             self.enter_closed(now, Some(Event::TimedOut));
             return;

@@ -54,7 +54,12 @@ pub struct Counters {
     pub challenge_acks: u64,
     /// Challenge ACKs suppressed by the rate limit (RFC 5961 §7).
     pub challenge_acks_suppressed: u64,
+    /// Segments dropped by PAWS (RFC 7323 §5.3 R1: TSval older than TS.Recent), on a
+    /// connection, a handshake's final ACK or a TIME-WAIT entry; each is answered with an ACK.
     pub paws_drops: u64,
+    /// Non-RST segments without TSopt on a connection that negotiated timestamps, silently
+    /// dropped (RFC 7323 §3.2).
+    pub ts_missing_drops: u64,
     /// Segments outside the receive window (answered with an ACK, RFC 9293 §3.10.7.4).
     pub unacceptable_segments: u64,
 

@@ -16,6 +16,7 @@ pub mod counters;
 pub mod flow_table;
 pub mod isn;
 pub mod ports;
+pub mod rss;
 pub mod scoreboard;
 pub mod syncookie;
 pub mod time_wait;

@@ -1,6 +1,5 @@
-//! Shared by the simulator reliability tests (`sim_matrix`, `sim_congestion`): a bulk
-//! transfer host over a whole `Stack`, deterministic payload streams, stack construction.
-#![allow(dead_code)]
+//! Whole stacks in the simulator: node stacks ([`stack_for`]), deterministic payload
+//! streams checked where they land, and [`Bulk`], a host that moves a stream each way.
 
 use std::net::SocketAddrV4;
 
@@ -10,12 +9,13 @@ use xtcp::stack::{ConnHandle, ListenerId, Stack, StackConfig};
 use xtcp::tcp::{Event, TcpConfig};
 use xtcp::time::Instant;
 
-/// Builds node `node`'s stack with `tcp` settings.
-pub fn stack_for(sim: &Simulation, node: usize, tcp: TcpConfig) -> Stack {
+/// Node `node`'s stack configuration with `tcp` settings: its simulator MAC and address, a
+/// per-node secret, small tables.
+pub fn node_config(sim: &Simulation, node: usize, tcp: TcpConfig) -> StackConfig {
     let mut secret = [0u8; 32];
     secret[0] = node as u8 + 1;
     secret[1] = 0x77;
-    let cfg = StackConfig {
+    StackConfig {
         mac: sim.mac(node),
         ips: vec![sim.ipv4(node)],
         tcp,
@@ -24,7 +24,12 @@ pub fn stack_for(sim: &Simulation, node: usize, tcp: TcpConfig) -> Stack {
         max_syn_recv: 64,
         secret,
         ..StackConfig::default()
-    };
+    }
+}
+
+/// Builds node `node`'s stack ([`node_config`]) with every other node as a known neighbour.
+pub fn stack_for(sim: &Simulation, node: usize, tcp: TcpConfig) -> Stack {
+    let cfg = node_config(sim, node, tcp);
     let mut stack = Stack::new(cfg, sim.now());
     // Neighbours are known: ARP has no checksum, so a corrupted ARP frame (the simulator
     // corrupts past the Ethernet header, where a real FCS would have caught it) would test

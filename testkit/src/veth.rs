@@ -1,6 +1,15 @@
-//! Shared by the `veth_*` integration tests: skip logic, a veth pair guard, namespace threads,
-//! the example binaries as guarded child processes, and the stats file.
+//! The one veth fixture of the privileged tests (xtcp's `veth_*` and `afxdp_link`, the load
+//! generator's, the XDP program's): skip logic, a veth pair guard, namespace threads, a raw
+//! `AF_PACKET` socket for hand-built frames, the example binaries as guarded child processes,
+//! and the stats file.
 //!
+//! # Skipping
+//! A privileged test that cannot run (not root, no AF_XDP, a tool missing) calls [`skip`]
+//! (or [`require_privileges!`]), which prints `SKIPPED <test>: <why>` and, when
+//! `XTCP_SKIP_LOG` names a file, appends a line to it; `scripts/test.sh` counts those lines as
+//! skipped, not passed.
+//!
+//! # Pairs
 //! Every test makes its own pair with `scripts/veth.sh up --name <unique>`; the guard runs
 //! `down` on every exit path, panics included. The xtcp side runs in namespace `-a` (an
 //! example binary under `ip netns exec`, or an engine on a thread that entered `-a` with
@@ -12,8 +21,8 @@
 //! `deps/` directory holding this test executable; when missing (e.g. `cargo test --test
 //! veth_echo` alone builds no examples), the test builds them with the same cargo, profile and
 //! target directory.
-#![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::io::{self, BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -59,11 +68,43 @@ pub fn skip_reason(tools: &[&str]) -> Option<String> {
     None
 }
 
+/// Reports test `test` as skipped for `why` (see the module docs).
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    // Straight to stderr: libtest captures `eprintln!` of passing tests.
+    let _ = writeln!(io::stderr(), "SKIPPED {test}: {why}");
+    if let Some(log) = std::env::var_os("XTCP_SKIP_LOG") {
+        let line = format!("{test}: {why}\n");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            eprintln!(
+                "warning: cannot record the skip in {}: {e}",
+                log.to_string_lossy()
+            );
+        }
+    }
+}
+
+/// Whether this process is root.
+pub fn is_root() -> bool {
+    // Safety: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Returns from the calling test, reported as skipped, unless it runs as root with AF_XDP
+/// and the named tools (beside `ip` and `ethtool`).
 #[macro_export]
 macro_rules! require_privileges {
     ($($tool:expr),*) => {
-        if let Some(why) = $crate::veth_common::skip_reason(&[$($tool),*]) {
-            eprintln!("SKIPPED {}: {why}", module_path!());
+        if let Some(why) = $crate::veth::skip_reason(&[$($tool),*]) {
+            // The enclosing test's path, from a function item declared inside it.
+            fn here() {}
+            let test = ::std::any::type_name_of_val(&here);
+            $crate::veth::skip(test.trim_end_matches("::here"), &why);
             return;
         }
     };
@@ -75,12 +116,17 @@ pub struct Veth {
     pub ns_a: String,
     pub if_a: String,
     pub ip_a: String,
+    pub mac_a: [u8; 6],
     pub ns_b: String,
     pub if_b: String,
     pub ip_b: String,
+    pub mac_b: [u8; 6],
+    /// Everything `veth.sh up` printed (`XT_NS_A=...` and so on).
+    pub env: HashMap<String, String>,
 }
 
-fn repo_root() -> PathBuf {
+/// The repository root (this crate sits one level below it).
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -100,9 +146,12 @@ impl Veth {
             ns_a: String::new(),
             if_a: String::new(),
             ip_a: String::new(),
+            mac_a: [0; 6],
             ns_b: String::new(),
             if_b: String::new(),
             ip_b: String::new(),
+            mac_b: [0; 6],
+            env: HashMap::new(),
         };
         let out = Command::new(repo_root().join("scripts/veth.sh"))
             .args(["up", "--name", &name, "--queues", &queues.to_string()])
@@ -114,19 +163,83 @@ impl Veth {
             String::from_utf8_lossy(&out.stderr)
         );
         let line = String::from_utf8(out.stdout).unwrap();
-        let get = |key: &str| -> String {
-            line.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-                .unwrap_or_else(|| panic!("veth.sh printed no {key}: {line}"))
-                .to_string()
-        };
-        v.ns_a = get("XT_NS_A");
-        v.if_a = get("XT_IF_A");
-        v.ip_a = get("XT_IP_A");
-        v.ns_b = get("XT_NS_B");
-        v.if_b = get("XT_IF_B");
-        v.ip_b = get("XT_IP_B");
+        v.env = line
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        v.ns_a = v.get("XT_NS_A").to_string();
+        v.if_a = v.get("XT_IF_A").to_string();
+        v.ip_a = v.get("XT_IP_A").to_string();
+        v.mac_a = parse_mac(v.get("XT_MAC_A"));
+        v.ns_b = v.get("XT_NS_B").to_string();
+        v.if_b = v.get("XT_IF_B").to_string();
+        v.ip_b = v.get("XT_IP_B").to_string();
+        v.mac_b = parse_mac(v.get("XT_MAC_B"));
         v
+    }
+
+    /// A value `veth.sh up` printed.
+    pub fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("veth.sh printed no {key}"))
+    }
+
+    /// Runs `cmd` in namespace B and asserts it succeeded.
+    pub fn exec_b(&self, cmd: &[&str]) {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &self.ns_b])
+            .args(cmd)
+            .status()
+            .unwrap_or_else(|e| panic!("ip netns exec {}: {e}", self.ns_b))
+            .success();
+        assert!(ok, "{cmd:?} failed in {}", self.ns_b);
+    }
+
+    /// Makes side B reach the prefix 10.78.X.0/24 (X: the third octet of side A's address)
+    /// through side A: an on-link route and a permanent neighbour entry per address, so B
+    /// answers source addresses A's kernel does not own. Returns the prefix.
+    pub fn source_prefix(&self) -> String {
+        let octet = self
+            .ip_a
+            .split('.')
+            .nth(2)
+            .expect("IPv4 address")
+            .to_string();
+        let net = format!("10.78.{octet}");
+        let mac = self.get("XT_MAC_A").to_string();
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip")
+                .args(["-n", &self.ns_b])
+                .args(args)
+                .status()
+                .expect("run ip")
+                .success();
+            assert!(ok, "ip {args:?}");
+        };
+        ip(&[
+            "route",
+            "replace",
+            &format!("{net}.0/24"),
+            "dev",
+            &self.if_b,
+        ]);
+        for i in 1..=254 {
+            let addr = format!("{net}.{i}");
+            ip(&[
+                "neigh",
+                "replace",
+                &addr,
+                "lladdr",
+                &mac,
+                "dev",
+                &self.if_b,
+                "nud",
+                "permanent",
+            ]);
+        }
+        format!("{net}.0/24")
     }
 
     /// Runs `cmd args` in namespace `ns` and returns its output.
@@ -355,5 +468,132 @@ impl Pattern {
             let v = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff` as bytes.
+pub fn parse_mac(s: &str) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    let parts: Vec<_> = s.split(':').collect();
+    assert_eq!(parts.len(), 6, "bad MAC {s}");
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).expect("hex MAC byte");
+    }
+    mac
+}
+
+/// A raw `AF_PACKET` socket on one interface, for hand-built frames of one EtherType.
+pub struct PacketSocket {
+    fd: OwnedFd,
+}
+
+impl PacketSocket {
+    /// Opens it on `iface` (of the calling thread's namespace) for `ethertype` frames.
+    pub fn open(iface: &str, ethertype: u16) -> PacketSocket {
+        let proto = ethertype.to_be() as i32;
+        // Safety: plain socket(2) call, checked.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                proto,
+            )
+        };
+        assert!(fd >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
+        // Safety: just opened, owned here.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let name = CString::new(iface).unwrap();
+        // Safety: valid C string.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert!(ifindex > 0, "no interface {iface}");
+        // Safety: all-zero sockaddr_ll is valid; fields set below.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ethertype.to_be();
+        sll.sll_ifindex = ifindex as i32;
+        // Safety: `sll` is a valid sockaddr_ll of the given length.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(r, 0, "bind AF_PACKET: {}", io::Error::last_os_error());
+        // Room for bursts of a few hundred small frames (each costs ~1 KB of skb truesize
+        // against the default ~200 KB receive buffer).
+        let size: libc::c_int = 8 << 20;
+        // Safety: `size` is a valid c_int for the duration of the call.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        assert_eq!(r, 0, "SO_RCVBUFFORCE: {}", io::Error::last_os_error());
+        PacketSocket { fd }
+    }
+
+    /// Sends one frame; false if the kernel pushed back (ENOBUFS/EAGAIN).
+    pub fn send(&self, frame: &[u8]) -> bool {
+        // Safety: `frame` is valid for reads of its length.
+        let r = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            assert!(
+                matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::EAGAIN)),
+                "AF_PACKET send: {e}"
+            );
+            return false;
+        }
+        assert_eq!(r as usize, frame.len());
+        true
+    }
+
+    /// Receives one frame into `buf` if one is waiting.
+    pub fn recv(&self, buf: &mut [u8]) -> Option<usize> {
+        // Safety: `buf` is valid for writes of its length.
+        let r = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "AF_PACKET recv: {e}");
+            return None;
+        }
+        Some(r as usize)
+    }
+
+    /// Waits up to `limit` for a frame that `want` accepts; frames it rejects are dropped.
+    pub fn recv_until(
+        &self,
+        limit: Duration,
+        mut want: impl FnMut(&[u8]) -> bool,
+    ) -> Option<Vec<u8>> {
+        let end = Instant::now() + limit;
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < end {
+            match self.recv(&mut buf) {
+                Some(n) if want(&buf[..n]) => return Some(buf[..n].to_vec()),
+                Some(_) => {}
+                None => std::thread::sleep(Duration::from_micros(200)),
+            }
+        }
+        None
     }
 }

@@ -1,10 +1,10 @@
-//! The owned segment both hand-driven connection test files use: a copy of a `TcpRepr` that
-//! a test can hold, log, drop or deliver later, and the `(flags, seq, ack, length)` key the
-//! tests assert on.
-// Each test binary uses a different subset.
-#![allow(dead_code)]
+//! The owned segment every hand-driven test uses: a copy of a `TcpRepr` (and, when read off
+//! a frame, its destination) that a test can hold, log, drop or deliver later, and the
+//! `(flags, seq, ack, length)` key the tests assert on.
 
-use xtcp::wire::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+use xtcp::wire::{
+    EthernetAddress, Ipv4Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp, parse_tcp_frame,
+};
 
 /// An owned segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,16 @@ pub struct Seg {
     pub src_port: u16,
     pub dst_port: u16,
     pub payload: Vec<u8>,
+    /// Destination address and MAC when read off a frame ([`Seg::from_frame`]); unspecified
+    /// and zero for a segment built from a `TcpRepr`.
+    pub dst: Ipv4Addr,
+    pub dst_mac: EthernetAddress,
+}
+
+impl Default for Seg {
+    fn default() -> Self {
+        Seg::from_repr(&TcpRepr::default())
+    }
 }
 
 impl Seg {
@@ -43,7 +53,29 @@ impl Seg {
             src_port: r.src_port,
             dst_port: r.dst_port,
             payload: r.payload.to_vec(),
+            dst: Ipv4Addr::UNSPECIFIED,
+            dst_mac: EthernetAddress([0; 6]),
         }
+    }
+
+    /// The TCP segment in an Ethernet frame; panics on anything else (a stack under test
+    /// only sends well-formed TCP frames where this is used).
+    pub fn from_frame(frame: &[u8]) -> Seg {
+        let f = parse_tcp_frame(frame).expect("a TCP frame");
+        Seg {
+            dst: f.ip.dst_addr,
+            dst_mac: f.eth.dst_addr,
+            ..Seg::from_repr(&f.tcp)
+        }
+    }
+
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
     }
 
     pub fn repr(&self) -> TcpRepr<'_> {

@@ -1,15 +1,13 @@
-//! Shared by the `scale_*` tests: one server [`Stack`] over a [`MemoryLink`], driven by
-//! crafted client segments (no client stack), and its replies read back parsed.
+//! One server [`Stack`] over a [`MemoryLink`], driven by crafted client segments (no client
+//! stack), and its replies read back parsed: the scale tests' rig.
 
-#![allow(dead_code)]
-
+use crate::seg::Seg;
 use xtcp::link::memory::{MemoryLink, MemoryLinkConfig};
 use xtcp::stack::{Stack, StackConfig};
 use xtcp::tcp::FourTuple;
 use xtcp::time::{Duration, Instant};
 use xtcp::wire::{
     EthernetAddress, Ipv4Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp, emit_tcp_frame,
-    parse_tcp_frame,
 };
 
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -28,21 +26,6 @@ pub fn server_config() -> StackConfig {
         secret: *b"scale-tests-secret-32-bytes-long",
         ..StackConfig::default()
     }
-}
-
-/// A segment the server sent, without payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seg {
-    pub dst: Ipv4Addr,
-    pub dst_mac: EthernetAddress,
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub control: TcpControl,
-    pub seq: u32,
-    pub ack: Option<u32>,
-    pub window: u16,
-    pub ts: Option<TcpTimestamp>,
-    pub len: usize,
 }
 
 pub struct Rig {
@@ -89,21 +72,7 @@ impl Rig {
     /// Output so far, parsed.
     pub fn drain(&mut self) -> Vec<Seg> {
         let mut out = Vec::new();
-        self.link.drain_tx(|frame| {
-            let f = parse_tcp_frame(frame).expect("server frames parse");
-            out.push(Seg {
-                dst: f.ip.dst_addr,
-                dst_mac: f.eth.dst_addr,
-                src_port: f.tcp.src_port,
-                dst_port: f.tcp.dst_port,
-                control: f.tcp.control,
-                seq: f.tcp.seq_number.0,
-                ack: f.tcp.ack_number.map(|a| a.0),
-                window: f.tcp.window_len,
-                ts: f.tcp.timestamp,
-                len: f.tcp.payload.len(),
-            });
-        });
+        self.link.drain_tx(|frame| out.push(Seg::from_frame(frame)));
         out
     }
 
@@ -212,7 +181,7 @@ impl Client {
             "segment for this client"
         );
         let syn_or_fin = matches!(s.control, TcpControl::Syn | TcpControl::Fin) as u32;
-        self.rcv_nxt = s.seq.wrapping_add(s.len as u32 + syn_or_fin);
+        self.rcv_nxt = s.seq.wrapping_add(s.len() as u32 + syn_or_fin);
         if s.control == TcpControl::Syn {
             self.snd_nxt = self.isn.wrapping_add(1);
         }
@@ -244,7 +213,7 @@ impl Client {
 pub fn to(c: &Client, segs: &[Seg]) -> Vec<Seg> {
     segs.iter()
         .filter(|s| s.dst == c.ip && s.dst_port == c.port)
-        .copied()
+        .cloned()
         .collect()
 }
 

@@ -1,0 +1,18 @@
+//! The one test kit of xtcp: every test that drives the stack goes through it, so the tests
+//! run the code the engine runs (listeners, SYN queue, cookies, the TIME-WAIT table).
+//!
+//! - [`seg`]: the owned segment and the `(flags, seq, ack, len)` keys tests assert on;
+//! - [`pair`]: the exact-segment harness, a client connection against a server `Stack`;
+//! - [`rig`]: a server `Stack` driven by crafted client segments, for the scale tests;
+//! - [`bulk`]: node stacks for the simulator and a bulk-transfer host with checked streams;
+//! - [`veth`]: the privileged fixture: veth pairs in namespaces, raw frames, example servers,
+//!   and [`veth::skip`], which `scripts/test.sh` counts.
+//!
+//! A dev-dependency of `xtcp` (and the load generator); it turns on xtcp's `test-hooks`
+//! feature (`Stack::set_next_isn`), which no production build has.
+
+pub mod bulk;
+pub mod pair;
+pub mod rig;
+pub mod seg;
+pub mod veth;
