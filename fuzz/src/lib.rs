@@ -18,7 +18,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use xtcp::link::memory::MemoryLink;
+use xtcp::link::memory::{MemoryLink, MemoryLinkConfig};
 use xtcp::stack::{ConnHandle, ListenerId, Stack, StackConfig};
 use xtcp::tcp::{Event, State};
 use xtcp::time::{Duration, Instant};
@@ -114,7 +114,12 @@ impl Harness {
             .expect("listen");
         let mut h = Harness {
             stack,
-            link: MemoryLink::default(),
+            // Small pools: the link is made for every input.
+            link: MemoryLink::new(MemoryLinkConfig {
+                max_frame_len: 1514,
+                rx_frames: 64,
+                tx_frames: 256,
+            }),
             now,
             listener,
             handles: Vec::new(),

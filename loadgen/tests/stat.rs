@@ -27,10 +27,10 @@ impl Drop for Guard {
 
 #[test]
 fn stat_prints_deltas_of_a_live_echo_server() {
-    // Safety: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        println!(
-            "SKIPPED stat_prints_deltas_of_a_live_echo_server: needs root (namespaces, XDP, AF_XDP)"
+    if !is_root() {
+        veth::skip(
+            "stat::stat_prints_deltas_of_a_live_echo_server",
+            "needs root (network namespaces, XDP, AF_XDP)",
         );
         return;
     }

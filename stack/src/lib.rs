@@ -12,6 +12,7 @@
 //!   thread per queue, and the per-core application API.
 //! - `capture` (feature `pcap`, on with `afxdp`): pcap files of what a link receives and
 //!   sends, as a link wrapper.
+//! - [`trace`]: tracing of control-path events (feature `trace`, on by default).
 //! - [`sim`]: a deterministic network simulator (virtual clock, seeded faults) for tests and
 //!   benches.
 //!
@@ -50,6 +51,7 @@ pub mod sim;
 pub mod stack;
 pub mod tcp;
 pub mod time;
+pub mod trace;
 pub mod wire;
 
 pub use stack::{ConnHandle, ListenerId, Stack, StackConfig, StackError};

@@ -999,6 +999,7 @@ impl Stack {
         };
         let state = conn.state();
         if state != meta.last_state {
+            crate::trace::debug!(conn = %conn.tuple(), from = %meta.last_state, to = %state, "state");
             if meta.last_state == State::Established {
                 self.counters.established -= 1;
             }
@@ -1325,8 +1326,9 @@ impl Stack {
                 self.process_other(frame);
                 return;
             }
-            Err(_) => {
+            Err(_e) => {
                 self.counters.rx_dropped_malformed += 1;
+                crate::trace::debug!(reason = %_e, len = frame.len(), "drop: malformed frame");
                 return;
             }
         };
@@ -1337,6 +1339,7 @@ impl Stack {
             return;
         }
         let seg = f.tcp;
+        crate::trace::segment!(src = %f.ip.src_addr, sport = seg.src_port, dport = seg.dst_port, seq = seg.seq_number.0, len = seg.payload.len(), "rx segment");
         let tuple = FourTuple {
             local_addr: f.ip.dst_addr,
             remote_addr: f.ip.src_addr,
@@ -1620,6 +1623,7 @@ impl Stack {
         peer_mac: EthernetAddress,
     ) {
         let Some(li) = self.find_listener(tuple.local_addr, tuple.local_port) else {
+            crate::trace::debug!(conn = %tuple, "drop: no listener (RST sent)");
             self.reset(&tuple, peer_mac, seg);
             return;
         };
@@ -1663,6 +1667,7 @@ impl Stack {
             SynCookieMode::Off => {
                 if queue_full {
                     self.counters.syn_queue_overflows += 1;
+                    crate::trace::debug!(conn = %tuple, "drop: SYN queue full");
                     return;
                 }
                 false

@@ -1210,6 +1210,7 @@ impl Connection {
             self.challenge_count += 1;
             self.ack_pending = true;
             counters.challenge_acks += 1;
+            crate::trace::debug!(conn = %self.tuple, state = %self.state, "RFC 5961 challenge ACK");
         } else {
             counters.challenge_acks_suppressed += 1;
         }
@@ -1340,6 +1341,7 @@ impl Connection {
             ts_older_ok = !recent_valid;
             if stale && recent_valid && !rst {
                 counters.paws_drops += 1;
+                crate::trace::debug!(conn = %self.tuple, tsval = seg_ts.tsval, "drop: PAWS");
                 self.ack_pending = true;
                 return;
             }
@@ -1362,6 +1364,7 @@ impl Connection {
         if !acceptable {
             if !rst {
                 counters.unacceptable_segments += 1;
+                crate::trace::debug!(conn = %self.tuple, seq = seq.0, "drop: out of window");
                 if seg_len > 0 && seq + seg_len <= self.rcv_nxt {
                     self.stats.duplicate_segments += 1;
                 }
@@ -1966,6 +1969,7 @@ impl Connection {
             return;
         }
         counters.retransmit_timeouts += 1;
+        crate::trace::debug!(conn = %self.tuple, state = %self.state, backoff = self.rtx_count, "retransmission timeout");
         if self.state.is_synchronized() {
             let mss = self.eff_mss();
             // RFC 5681 §3.1: ssthresh only on the first timeout of a segment; RFC 6582 §4 /

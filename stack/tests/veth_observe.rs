@@ -1,6 +1,7 @@
-//! The echo example's own capture (`--pcap FILE`) read back by `tshark` (root only; skipped
-//! with a message otherwise): 10 kernel connections give 10 SYNs, 10 SYN-ACKs and 10 FINs
-//! each way, with every IPv4 and TCP checksum verified by tshark.
+//! The echo example observed from outside (root only; reported skipped otherwise):
+//! - its own capture (`--pcap FILE`) read back by `tshark`: 10 kernel connections give 10
+//!   SYNs, 10 SYN-ACKs and 10 FINs each way, every IPv4 and TCP checksum verified by tshark;
+//! - `RUST_LOG=xtcp=debug` prints one state-transition line per connection event.
 #![cfg(feature = "afxdp")]
 
 use xtcp_testkit::require_privileges;
@@ -140,4 +141,56 @@ fn echo_pcap_shows_every_handshake_and_teardown() {
     let rows = tshark_rows(&pcap);
     let _ = std::fs::remove_file(&pcap);
     assert_eq!(handshakes_and_fins(&rows, PORT), [10; 4]);
+}
+
+#[test]
+fn echo_with_rust_log_debug_prints_state_transitions() {
+    require_privileges!();
+    let _serial = serial();
+    let veth = Veth::up("tr", 1);
+    let bin = xtcp_testkit::veth::example_bin("echo");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &veth.ns_a, "env", "RUST_LOG=xtcp=debug"])
+        .arg(&bin)
+        .args(["--iface", &veth.if_a, "--ip", &veth.ip_a, "--port", "7"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn echo");
+    // The ready line on stdout says it listens.
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut out, &mut ready).unwrap();
+    assert!(ready.contains("listening on"), "{ready}");
+    let a: SocketAddr = format!("{}:{PORT}", veth.ip_a).parse().unwrap();
+    in_netns(&veth.ns_b, || {
+        for _ in 0..3 {
+            let mut s = TcpStream::connect_timeout(&a, Duration::from_secs(3)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(b"x").unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // Safety: kill(2) on the PID of a child we spawned and have not reaped (`ip netns exec`
+    // and `env` exec in place, so it is the server's).
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    let transitions: Vec<&str> = err.lines().filter(|l| l.contains(" state ")).collect();
+    for l in &transitions {
+        eprintln!("{l}");
+    }
+    // Per connection: CLOSED -> ESTABLISHED (made from the final ACK), then, when the client
+    // closes (the kernel closes on drop), on to LAST-ACK (echo closes as soon as it reads the
+    // FIN: CLOSE-WAIT lasts within one poll) and CLOSED.
+    for to in [
+        "from=CLOSED to=ESTABLISHED",
+        "to=LAST-ACK",
+        "from=LAST-ACK to=CLOSED",
+    ] {
+        let n = transitions.iter().filter(|l| l.contains(to)).count();
+        assert_eq!(n, 3, "{to}: {n} lines of 3 connections:\n{err}");
+    }
 }
