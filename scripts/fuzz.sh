@@ -38,14 +38,14 @@ run_one() {
   local t=$1 secs=$2 log
   mkdir -p "corpus/$t" "artifacts/$t"
   log=$(mktemp)
-  local status=0
+  local status=0 start=$SECONDS
   "$BIN/$t" "corpus/$t" -max_total_time="$secs" ${RUNS:+-runs="$RUNS"} -print_final_stats=1 \
     -artifact_prefix="artifacts/$t/" -close_fd_mask=3 >"$log" 2>&1 || status=$?
   local runs cov
   runs=$(awk '/number_of_executed_units/ { print $2 }' "$log")
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-  printf 'fuzz %-18s %4ss: %10s executions, coverage %s edges, corpus %s files%s\n' \
-    "$t" "$secs" "${runs:-?}" "${cov:-?}" "$(ls "corpus/$t" | wc -l)" \
+  printf 'fuzz %-18s %5ss: %10s executions, coverage %s edges, corpus %s files%s\n' \
+    "$t" "$((SECONDS - start))" "${runs:-?}" "${cov:-?}" "$(ls "corpus/$t" | wc -l)" \
     "$([ $status -ne 0 ] && echo ", CRASH (see artifacts/$t/)")"
   if [ $status -ne 0 ]; then
     grep -A30 -m1 "panicked\|ERROR: libFuzzer" "$log" || tail -30 "$log"
@@ -59,6 +59,9 @@ case "${1:-smoke}" in
   smoke)
     build
     status=0
+    # The harness on stable, the simulator seeds through it, and every saved crash input.
+    cargo test -q --release 2>&1 | grep -E '^test result|FAILED|panicked' || true
+    cargo test -q --release >/dev/null 2>&1 || { echo "fuzz: cargo test in fuzz/ FAILED"; status=1; }
     for t in "${TARGETS[@]}"; do
       secs=${2:-$([ "$t" = stack_receive ] && echo 30 || echo 10)}
       run_one "$t" "$secs" || status=1
