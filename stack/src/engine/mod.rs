@@ -70,6 +70,7 @@ mod app;
 pub mod cli;
 pub mod handoff;
 pub mod neighbor;
+pub mod nic;
 mod stats;
 pub mod sys;
 mod worker;

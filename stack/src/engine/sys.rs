@@ -28,7 +28,7 @@ pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn dgram_socket() -> io::Result<OwnedFd> {
+pub(crate) fn dgram_socket() -> io::Result<OwnedFd> {
     // Safety: plain socket(2); the result is checked before use.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {

@@ -1,0 +1,295 @@
+//! Ingress: frame parse and routing. One frame goes through [`Stack::process_frame`]: parse,
+//! MAC check, one flow-table lookup (`Route`), then its connection, SYN-RECEIVED entry
+//! (`passive.rs`), or, on a miss for one of our addresses, the TIME-WAIT table and then the
+//! listener. Pure SYNs that miss while the TIME-WAIT table has entries are parked and
+//! drained at one point (see [`Stack::drain_pending_syns`]).
+
+use super::{Owner, PendingSyn, SM_MAC, Stack};
+use crate::tcp::FourTuple;
+use crate::tcp::time_wait::{self, TimeWaitEntry};
+use crate::time::Instant;
+use crate::wire::{
+    EthernetAddress, Ipv4Addr, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, parse_tcp_frame,
+};
+
+/// Where a segment goes, after one flow-table lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// A live connection's slot.
+    Conn(u32),
+    /// A compact SYN-RECEIVED entry.
+    SynRecv(u32),
+    /// No flow: the TIME-WAIT table, then the listeners (the address is one of ours).
+    Miss,
+}
+
+/// What ingress does with one frame, decided before it touches any state but counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Malformed or not for us (counted).
+    Dropped,
+    /// Not TCP over IPv4 (ARP, or counted as not ours).
+    Other,
+    /// A pure SYN that missed the flow table while the TIME-WAIT table has entries: parked.
+    Park,
+    /// A segment for its route.
+    Deliver(Route),
+}
+
+/// A received segment's 4-tuple, our side local.
+#[inline]
+fn tuple_of(f: &TcpFrame) -> FourTuple {
+    FourTuple {
+        local_addr: f.ip.dst_addr,
+        remote_addr: f.ip.src_addr,
+        local_port: f.tcp.dst_port,
+        remote_port: f.tcp.src_port,
+    }
+}
+
+impl Stack {
+    pub(super) fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.local_ips.binary_search(&ip).is_ok()
+    }
+
+    /// Ingress of one frame: classify, then act. This is the one place parked SYNs are
+    /// drained during a batch (the end of the batch, in `receive`, is the other): before
+    /// every frame but a dropped one, a live connection's segment, or another parked SYN
+    /// (unless the parking is full).
+    pub(super) fn process_frame(&mut self, now: Instant, frame: &[u8]) {
+        self.counters.rx_frames += 1;
+        // The parsed frame stays here; the steps below borrow it.
+        let parsed = parse_tcp_frame(frame);
+        let step = match &parsed {
+            Ok(f) => {
+                crate::trace::segment!(src = %f.ip.src_addr, sport = f.tcp.src_port, dport = f.tcp.dst_port, seq = f.tcp.seq_number.0, len = f.tcp.payload.len(), "rx segment");
+                self.classify(f)
+            }
+            Err(crate::wire::Error::Unsupported) => Step::Other,
+            Err(_e) => {
+                self.counters.rx_dropped_malformed += 1;
+                crate::trace::debug!(reason = %_e, len = frame.len(), "drop: malformed frame");
+                Step::Dropped
+            }
+        };
+        let drain = match step {
+            Step::Dropped | Step::Deliver(Route::Conn(_)) => false,
+            Step::Park => self.pending_syns.len() == self.pending_syns.capacity(),
+            Step::Other | Step::Deliver(_) => true,
+        };
+        if drain {
+            self.drain_pending_syns(now);
+        }
+        match (step, &parsed) {
+            (Step::Other, _) => self.process_other(frame),
+            (Step::Park, Ok(f)) => self.pending_syns.push(PendingSyn {
+                tuple: tuple_of(f),
+                seg: TcpRepr {
+                    payload: &[],
+                    ..f.tcp
+                },
+                peer_mac: f.eth.src_addr,
+            }),
+            (Step::Deliver(route), Ok(f)) => {
+                self.deliver(now, tuple_of(f), &f.tcp, f.eth.src_addr, route)
+            }
+            _ => {}
+        }
+    }
+
+    /// The step for a parsed TCP frame.
+    #[inline]
+    fn classify(&mut self, f: &TcpFrame) -> Step {
+        let seg = &f.tcp;
+        let tuple = tuple_of(f);
+        // The destination address is checked only when the flow table misses (below): a
+        // tuple in the table always has one of our addresses.
+        if f.eth.dst_addr != self.cfg.mac && !f.eth.dst_addr.is_broadcast() {
+            self.counters.rx_not_ours += 1;
+            return Step::Dropped;
+        }
+        let route = self.route(&tuple);
+        if route == Route::Miss {
+            if !self.is_local(tuple.local_addr) {
+                self.counters.rx_not_ours += 1;
+                return Step::Dropped;
+            }
+            // With the TIME-WAIT table empty there is nothing to look up (and so, as SYNs are
+            // parked only while it has entries, normally nothing parked).
+            if !self.time_wait.is_empty()
+                && seg.control == TcpControl::Syn
+                && seg.ack_number.is_none()
+                && seg.payload.is_empty()
+            {
+                return Step::Park;
+            }
+        }
+        Step::Deliver(route)
+    }
+
+    /// The flow-table lookup.
+    #[inline]
+    fn route(&self, tuple: &FourTuple) -> Route {
+        match self.flows.get(tuple).map(Owner::decode) {
+            Some(Owner::Slot(index)) => Route::Conn(index),
+            Some(Owner::SynRecv(index)) => Route::SynRecv(index),
+            None => Route::Miss,
+        }
+    }
+
+    /// Hands a routed segment to its connection, SYN-RECEIVED entry, or TIME-WAIT entry and
+    /// listener. Neither parks nor drains, so it is never re-entered.
+    #[inline(always)]
+    fn deliver(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+        route: Route,
+    ) {
+        match route {
+            Route::SynRecv(index) => self.segment_for_syn_recv(now, index, seg, peer_mac),
+            Route::Conn(index) => {
+                if let Some(c) = self.conns[index as usize].0.as_mut() {
+                    c.handle_segment(now, seg, &mut self.counters);
+                    let meta = &mut self.meta[index as usize];
+                    if !meta.has(SM_MAC) {
+                        meta.peer_mac = peer_mac;
+                        meta.flags |= SM_MAC;
+                    }
+                }
+                self.mark_dirty(index);
+            }
+            Route::Miss => {
+                // One probe of the TIME-WAIT table (RFC 6191 for a SYN; a retransmitted FIN
+                // or a stray segment for a closed connection otherwise).
+                if !self.time_wait.is_empty()
+                    && let Some(e) = self.time_wait.get(&tuple).copied()
+                    && self.segment_for_time_wait(now, &tuple, e, seg, peer_mac)
+                {
+                    return;
+                }
+                self.segment_for_listener(now, tuple, seg, peer_mac);
+            }
+        }
+    }
+
+    /// Processes the parked SYNs, in arrival order, as if each had been processed when it
+    /// arrived.
+    ///
+    /// Why they wait: each new SYN must probe the TIME-WAIT table (RFC 6191), and with
+    /// millions of entries that probe is a cache miss, often a TLB miss too, that the SYN's
+    /// processing then waits for. Loading the buckets of a whole batch first, in a tight loop,
+    /// keeps many of those misses in flight at once.
+    ///
+    /// Where: `process_frame` (before any frame that is not a live connection's segment,
+    /// and when the parking is full) and `receive` (end of the batch), nowhere else.
+    ///
+    /// Why the result is the same: parking only reorders a SYN after segments that hit live
+    /// connections (the only ones processed while SYNs wait). Those touch nothing a SYN reads
+    /// or writes (flow entries, SYN queue, accept queue, TIME-WAIT table, stateless replies;
+    /// slots are freed only after transmission). Every other segment, every non-TCP frame and
+    /// the end of the receive batch drain the parked SYNs first, and each parked SYN is routed
+    /// again from the flow table, so a duplicate SYN in the same batch finds the entry the
+    /// first one made.
+    #[inline]
+    pub(super) fn drain_pending_syns(&mut self, now: Instant) {
+        if !self.pending_syns.is_empty() {
+            self.route_pending_syns(now);
+        }
+    }
+
+    fn route_pending_syns(&mut self, now: Instant) {
+        let mut pending = core::mem::take(&mut self.pending_syns);
+        self.time_wait.prefetch(pending.iter().map(|p| &p.tuple));
+        for p in pending.drain(..) {
+            let route = self.route(&p.tuple);
+            self.deliver(now, p.tuple, &p.seg, p.peer_mac, route);
+        }
+        self.pending_syns = pending;
+    }
+
+    /// A segment for a 4-tuple in TIME-WAIT (RFC 9293 §3.10.7.4, TIME-WAIT; RFC 6191).
+    /// Returns false when the TIME-WAIT entry gave way to a new SYN (which the listener then
+    /// handles).
+    pub(super) fn segment_for_time_wait(
+        &mut self,
+        now: Instant,
+        tuple: &FourTuple,
+        e: TimeWaitEntry,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) -> bool {
+        // RFC 7323 §5.3 R1: a segment whose TSval is older than TS.Recent is an old duplicate.
+        // Like Linux (`tcp_timewait_state_process`), it gets an ACK; unlike Linux, it does not
+        // restart the 2MSL timer, so replayed old segments cannot keep an entry alive. A RST
+        // is never dropped by PAWS; a SYN is judged by RFC 6191 below (which compares the
+        // timestamps itself).
+        let stale = match (e.ts_recent(), seg.timestamp) {
+            (Some(recent), Some(ts)) => (ts.tsval.wrapping_sub(recent) as i32) < 0,
+            _ => false,
+        };
+        let syn = seg.control == TcpControl::Syn && seg.ack_number.is_none();
+        if stale && !syn && seg.control != TcpControl::Rst {
+            self.counters.paws_drops += 1;
+            self.time_wait_ack(now, tuple, &e, peer_mac);
+            return true;
+        }
+        match seg.control {
+            TcpControl::Rst => {
+                // RFC 9293: a RST in TIME-WAIT closes (deletes) the connection.
+                if seg.seq_number == e.rcv_nxt() {
+                    self.counters.resets_received += 1;
+                    self.time_wait.remove(tuple);
+                }
+                return true;
+            }
+            TcpControl::Syn if seg.ack_number.is_none() => {
+                if time_wait::syn_may_reuse(&e, seg.seq_number, seg.timestamp) {
+                    self.time_wait.remove(tuple);
+                    self.counters.time_wait_reuses += 1;
+                    return false;
+                }
+            }
+            TcpControl::Fin => {
+                // A retransmitted FIN: re-ACK and restart the 2MSL timer.
+                if seg.seq_number + seg.payload.len() + 1 == e.rcv_nxt() {
+                    self.time_wait.restart(tuple, now + 2 * self.cfg.tcp.msl);
+                    self.counters.time_wait_fin_acks += 1;
+                }
+            }
+            _ => {
+                // A duplicate pure ACK needs no answer; anything else gets the ACK.
+                if seg.payload.is_empty() && seg.seq_number == e.rcv_nxt() {
+                    return true;
+                }
+            }
+        }
+        self.time_wait_ack(now, tuple, &e, peer_mac);
+        true
+    }
+
+    /// The ACK a TIME-WAIT entry answers with: `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>`.
+    fn time_wait_ack(
+        &mut self,
+        now: Instant,
+        tuple: &FourTuple,
+        e: &TimeWaitEntry,
+        peer_mac: EthernetAddress,
+    ) {
+        let repr = TcpRepr {
+            src_port: tuple.local_port,
+            dst_port: tuple.remote_port,
+            seq_number: e.snd_nxt(),
+            ack_number: Some(e.rcv_nxt()),
+            window_len: e.rcv_wnd(),
+            timestamp: e.ts_recent().map(|recent| TcpTimestamp {
+                tsval: self.ts_now(now, tuple),
+                tsecr: recent,
+            }),
+            ..TcpRepr::default()
+        };
+        self.reply(tuple, peer_mac, repr);
+    }
+}

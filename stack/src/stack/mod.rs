@@ -1,0 +1,961 @@
+//! The per-core stack: every connection of one core, its listeners, SYN queue, TIME-WAIT table,
+//! timers and counters, over one [`Link`]. Sans-I/O like the rest of the core: it reads no
+//! clock (every call takes `now`) and does no I/O except through the `Link` it is handed.
+//!
+//! # Call order
+//! A driver (the AF_XDP engine, the simulator, a benchmark) calls [`Stack::poll`] whenever
+//! frames may have arrived or `now >= poll_at()`. One poll is three stages, each in its own
+//! file, in this order:
+//! 1. **ingress** ([`Stack::receive`]): up to `rx_batch` frames, each parsed and routed in
+//!    place (`demux.rs`, RFC 9293 §3.10.7) to its connection (`slots.rs`), its SYN-RECEIVED
+//!    entry or listener (`passive.rs`), its TIME-WAIT entry, or ARP (`neighbor.rs`). SYNs
+//!    that miss the flow table while the TIME-WAIT table has entries are parked and routed
+//!    in one go (`Stack::drain_pending_syns`): by the ingress loop, before any frame that is
+//!    not a live connection's segment, and at the end of the batch. Nothing else drains them;
+//! 2. **timers**: retransmission, SYN-ACK retries, ARP retries, TIME-WAIT expiry; then the
+//!    events of every touched connection go to the application's queue (the one place that
+//!    queue is filled is `Stack::emit_events` in `slots.rs`);
+//! 3. **egress** ([`Stack::flush`], `egress.rs`): control replies (RST, SYN-ACK, TIME-WAIT ACK,
+//!    ARP) first, then what every touched connection has to send, each touched slot settled
+//!    afterwards (gauges, timer, TIME-WAIT hand-over, freeing); the link is flushed once.
+//!
+//! The application uses handles: [`Stack::listen`], [`Stack::accept`], [`Stack::connect`],
+//! [`Stack::send`], [`Stack::recv`], [`Stack::shutdown`], [`Stack::close`], [`Stack::abort`],
+//! and reads [`Stack::poll_event`] after each poll. Operations take effect on the next poll
+//! (or [`Stack::flush`]).
+//!
+//! A driver may split a poll in two: [`Stack::receive`] (stages 1 and 2), then the
+//! application, then [`Stack::flush`] (stage 3). What the application does in between rides on
+//! the same segments: a response on the ACK of the request, a FIN on the ACK of the peer's FIN
+//! (one FIN+ACK instead of an ACK and a FIN). Events of the received segments are in
+//! [`Stack::poll_event`] when `receive` returns; a few (e.g. `Closed` once a RST went out)
+//! only appear after `flush`, for the next round.
+//!
+//! # Files
+//! - `mod.rs`: the types, the configuration, the [`Stack`] struct, the public API and the
+//!   poll loop (ingress → timers → egress);
+//! - `demux.rs`: frame parse and routing (flow table → `Route`), parked SYNs, the
+//!   TIME-WAIT table's answers;
+//! - `passive.rs`: listeners, the SYN queue of compact SYN-RECEIVED entries, SYN cookies, and
+//!   the final ACK that makes a connection;
+//! - `slots.rs`: the connection slab, orphans, `settle`, and event emission;
+//! - `egress.rs`: transmission of control replies and of connections;
+//! - `neighbor.rs`: the neighbour cache, ARP requests, retries and give-up, ARP input.
+//!
+//! # Structures
+//! - connections live in a slab indexed by the flow table (4-tuple → slot), split hot/cold
+//!   (see "Memory layout");
+//! - half-open passive connections are compact [`SynRecvEntry`]s (≤ 64 bytes), not full
+//!   control blocks, and become connections when the final ACK arrives; when the SYN queue is
+//!   full the listener answers with SYN cookies (RFC 4987 §3.6);
+//! - a connection entering TIME-WAIT moves into the compact TIME-WAIT table (32 bytes);
+//! - every deadline lives in one timer wheel. A flow-table value and a timer token name a
+//!   slot or a SYN-RECEIVED entry (`Owner`, one `u32`).
+//!
+//! # Memory layout
+//! The per-segment path reads the flow table bucket (16 bytes), the slot's [`SlotMeta`]
+//! (32 bytes: generation, timer, timer deadline, peer MAC, flags; two per cache line, in an
+//! array of their own) and the control block ([`Connection`], in a separate array, each
+//! cache-line aligned so it spans the fewest lines). Cold per-slot data (the orphan list
+//! links) lives in a third array, and payload bytes live out of line in the connection's
+//! buffers, whose storage a connection without data never allocates and a finished
+//! connection returns to a per-thread pool for the next ones (`tcp::buffer`). The slab,
+//! the flow table, the SYN-RECEIVED entries, the TIME-WAIT table and the timer wheel are
+//! sized at construction: after warm-up, opening and closing connections allocates nothing.
+//! `size_of` of each piece is printed by the `scale_limits` test.
+//!
+//! # Limits
+//! Resource limits have defined behaviour and a counter:
+//! - connection table full (`max_connections`): a final ACK or cookie ACK is dropped (the
+//!   SYN-RECEIVED entry stays and its SYN-ACK is retried), an active open fails with
+//!   [`StackError::TableFull`]; counted in `conn_table_full`;
+//! - SYN queue full (listener `syn_backlog`, or `max_syn_recv` overall): SYN cookies, or with
+//!   cookies off the SYN is dropped (`syn_queue_overflows`);
+//! - accept queue full: the final ACK is dropped or answered with RST, by
+//!   [`StackConfig::accept_overflow`] (`accept_queue_overflows`);
+//! - TIME-WAIT table full: its oldest entry is evicted (`time_wait_table_full`);
+//! - too many orphans: the oldest is reset (`orphan_overflows`);
+//! - SYN-ACK retries exhausted: the entry is dropped (`syn_recv_timeouts`);
+//! - stateless replies beyond [`MAX_CONTROL`] per poll, or no TX frame: dropped
+//!   (`tx_no_buffer`);
+//! - ephemeral ports exhausted: [`StackError::PortsExhausted`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddrV4;
+
+use crate::link::Link;
+use crate::tcp::flow_table::FlowTable;
+use crate::tcp::ports::{EphemeralPorts, PortState, PortsExhausted};
+use crate::tcp::rss::RssSteering;
+use crate::tcp::syncookie::SynCookies;
+use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable};
+use crate::tcp::timer_wheel::{TimerId, TimerWheel};
+use crate::tcp::{
+    Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig, TcpError,
+};
+use crate::time::{Duration, Instant};
+use crate::wire::arp::ArpRepr;
+use crate::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpRepr};
+
+mod demux;
+mod egress;
+mod neighbor;
+mod passive;
+mod slots;
+#[cfg(test)]
+mod tests;
+
+/// What a SYN queue overflow does (RFC 4987 §3.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynCookieMode {
+    /// Never: SYNs beyond the backlog are dropped (counted in `syn_queue_overflows`).
+    Off,
+    /// Only when the SYN queue is full. Default.
+    WhenFull,
+    /// Always: no SYN-RECEIVED state at all.
+    Always,
+}
+
+/// What a final ACK that finds the accept queue full gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptOverflow {
+    /// Drop it; the client retransmits and the SYN-ACK is retried (Linux default). Default.
+    Drop,
+    /// Answer with RST (Linux `tcp_abort_on_overflow`).
+    Reset,
+}
+
+/// Configuration of one per-core stack. Defaults documented on each field.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Our MAC address on the link.
+    pub mac: EthernetAddress,
+    /// Our IPv4 addresses (the first is the default source address of active opens).
+    pub ips: Vec<Ipv4Addr>,
+    /// Per-connection TCP settings.
+    pub tcp: TcpConfig,
+    /// Connections (all states but TIME-WAIT and SYN-RECEIVED). Default 65 536.
+    pub max_connections: usize,
+    /// Compact SYN-RECEIVED entries across all listeners. Default 65 536.
+    pub max_syn_recv: usize,
+    /// TIME-WAIT table capacity. Default 10 M (memory is only touched as it fills).
+    pub time_wait_capacity: usize,
+    /// Default SYN backlog of a listener. Default 1024.
+    pub syn_backlog: usize,
+    /// Default accept backlog of a listener. Default 1024.
+    pub accept_backlog: usize,
+    /// SYN cookie policy. Default `WhenFull`.
+    pub syn_cookies: SynCookieMode,
+    /// Full accept queue policy. Default `Drop`.
+    pub accept_overflow: AcceptOverflow,
+    /// Orphaned connections (closed by the application, still closing) before the oldest is
+    /// reset. Default 65 536.
+    pub max_orphans: usize,
+    /// Ephemeral ports for active opens. Default 32768..=60999.
+    pub ephemeral_ports: core::ops::RangeInclusive<u16>,
+    /// Where the NIC's RSS is known: active opens choose only source ports whose replies
+    /// it delivers on this core's queue (see [`crate::tcp::rss`]). Default `None`: any port
+    /// of `ephemeral_ports`.
+    pub rss: Option<RssSteering>,
+    /// Frames handled per `poll` call. Default 64.
+    pub rx_batch: usize,
+    /// Answer ARP requests for our addresses and resolve neighbours with ARP ourselves.
+    /// Default true (the simulator needs it; on AF_XDP the kernel keeps answering ARP).
+    pub arp: bool,
+    /// Secret for ISNs, timestamps offsets, cookies and hash seeds. Fill from a CSPRNG.
+    pub secret: [u8; 32],
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            mac: EthernetAddress([0x02, 0, 0, 0, 0, 1]),
+            ips: vec![Ipv4Addr::new(10, 0, 0, 1)],
+            tcp: TcpConfig::default(),
+            max_connections: 65_536,
+            max_syn_recv: 65_536,
+            time_wait_capacity: time_wait::DEFAULT_CAPACITY,
+            syn_backlog: 1024,
+            accept_backlog: 1024,
+            syn_cookies: SynCookieMode::WhenFull,
+            accept_overflow: AcceptOverflow::Drop,
+            max_orphans: 65_536,
+            ephemeral_ports: crate::tcp::ports::DEFAULT_RANGE,
+            rss: None,
+            rx_batch: 64,
+            arp: true,
+            secret: [0x5a; 32],
+        }
+    }
+}
+
+/// A connection, as the application sees it. Stale handles (of a finished connection whose
+/// slot was reused) are detected by a generation number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnHandle {
+    index: u32,
+    generation: u32,
+}
+
+impl ConnHandle {
+    /// The slot index (stable while the connection lives; useful as an array index).
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// A listening socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u32);
+
+/// Why an operation on the stack failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackError {
+    /// The handle refers to a connection that no longer exists.
+    InvalidHandle,
+    /// The connection refused the operation.
+    Tcp(TcpError),
+    /// Every ephemeral port to this destination is in use or in TIME-WAIT.
+    PortsExhausted(PortsExhausted),
+    /// The connection table is full.
+    TableFull,
+    /// The address is already bound by a listener.
+    AddressInUse,
+    /// The local address is not one of ours.
+    AddressNotLocal,
+}
+
+impl core::fmt::Display for StackError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StackError::InvalidHandle => f.write_str("connection handle is no longer valid"),
+            StackError::Tcp(e) => write!(f, "{e}"),
+            StackError::PortsExhausted(e) => write!(f, "{e}"),
+            StackError::TableFull => f.write_str("connection table full"),
+            StackError::AddressInUse => f.write_str("address already has a listener"),
+            StackError::AddressNotLocal => f.write_str("address is not configured on this stack"),
+        }
+    }
+}
+
+impl std::error::Error for StackError {}
+
+impl From<TcpError> for StackError {
+    fn from(e: TcpError) -> Self {
+        StackError::Tcp(e)
+    }
+}
+
+/// A half-open passive connection (SYN received, SYN-ACK sent): what the final ACK needs to
+/// create the connection, and what a SYN-ACK retransmission needs. ≤ 64 bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct SynRecvEntry {
+    tuple: FourTuple,
+    iss: SeqNumber,
+    irs: SeqNumber,
+    ts_recent: u32,
+    /// Our timestamp clock offset for this tuple (keyed hash, computed once per SYN).
+    ts_offset: u32,
+    timer: Option<TimerId>,
+    peer_mac: EthernetAddress,
+    peer_mss: u16,
+    listener: u16,
+    /// Peer's window scale, or 0xff when not offered.
+    peer_wscale: u8,
+    /// `SR_SACK | SR_TS | SR_LIVE`.
+    flags: u8,
+    retries: u8,
+}
+
+const SR_SACK: u8 = 1;
+const SR_TS: u8 = 2;
+const SR_LIVE: u8 = 4;
+
+const _: () = assert!(core::mem::size_of::<SynRecvEntry>() <= 64);
+/// What a flow-table value and a timer token name: a connection slot or a SYN-RECEIVED
+/// entry. Stored as one `u32` whose top bit is the tag, so the flow table and the timer
+/// wheel keep their 4-byte values; only [`Owner::encode`] and [`Owner::decode`] know the bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// A slot of the connection slab.
+    Slot(u32),
+    /// An entry of `Stack::syn_recv`.
+    SynRecv(u32),
+}
+
+impl Owner {
+    const SYN_RECV: u32 = 1 << 31;
+
+    #[inline]
+    fn encode(self) -> u32 {
+        match self {
+            Owner::Slot(index) => index,
+            Owner::SynRecv(index) => index | Self::SYN_RECV,
+        }
+    }
+
+    #[inline]
+    fn decode(value: u32) -> Owner {
+        if value & Self::SYN_RECV != 0 {
+            Owner::SynRecv(value & !Self::SYN_RECV)
+        } else {
+            Owner::Slot(value)
+        }
+    }
+}
+
+struct Listener {
+    addr: Ipv4Addr,
+    port: u16,
+    syn_backlog: usize,
+    accept_backlog: usize,
+    syn_queue_len: usize,
+    accept_queue: VecDeque<ConnHandle>,
+}
+
+/// The hot per-slot metadata, beside (not inside) the control block: what handle checks,
+/// the dirty list and timer bookkeeping read. 32 bytes, two per cache line.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotMeta {
+    /// Deadline the slot's timer is armed for, in µs; `NO_TIMER` when none.
+    timer_at: u64,
+    timer: Option<TimerId>,
+    generation: u32,
+    peer_mac: EthernetAddress,
+    /// `SM_*` bits.
+    flags: u8,
+    /// State at the last `settle` (for the ESTABLISHED gauge).
+    last_state: State,
+}
+
+const NO_TIMER: u64 = u64::MAX;
+/// On the dirty list.
+const SM_DIRTY: u8 = 1;
+/// Delivered to the application (clear while in an accept queue).
+const SM_ACCEPTED: u8 = 2;
+/// Closed by the application, not finished: on the orphan list.
+const SM_ORPHAN: u8 = 4;
+/// `peer_mac` is known.
+const SM_MAC: u8 = 8;
+/// The slot holds a connection.
+const SM_LIVE: u8 = 16;
+
+const _: () = assert!(core::mem::size_of::<SlotMeta>() <= 32);
+
+impl SlotMeta {
+    const EMPTY: SlotMeta = SlotMeta {
+        timer_at: NO_TIMER,
+        timer: None,
+        generation: 0,
+        peer_mac: EthernetAddress([0; 6]),
+        flags: 0,
+        last_state: State::Closed,
+    };
+    #[inline]
+    fn has(&self, bit: u8) -> bool {
+        self.flags & bit != 0
+    }
+    #[inline]
+    fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.flags |= bit;
+        } else {
+            self.flags &= !bit;
+        }
+    }
+    #[inline]
+    fn timer_deadline(&self) -> Option<Instant> {
+        (self.timer_at != NO_TIMER).then(|| Instant::from_micros(self.timer_at))
+    }
+    #[inline]
+    fn peer_mac(&self) -> Option<EthernetAddress> {
+        self.has(SM_MAC).then_some(self.peer_mac)
+    }
+}
+
+/// A control block in the slab, aligned to a cache line so that it spans the fewest lines
+/// (`size_of::<Connection>()` rounded up to 64 bytes).
+#[repr(align(64))]
+struct ConnCell(Option<Connection>);
+
+/// Doubly-linked orphan list through slot indices (oldest at the head): O(1) insert and
+/// removal, no allocation, no stale entries. `NIL` ends the list.
+#[derive(Clone, Copy)]
+struct OrphanLink {
+    prev: u32,
+    next: u32,
+}
+
+const NIL: u32 = u32::MAX;
+
+/// A SYN parked until its TIME-WAIT lookup (see `Stack::drain_pending_syns`). It carries
+/// no payload (only payload-free SYNs are parked).
+struct PendingSyn {
+    tuple: FourTuple,
+    seg: TcpRepr<'static>,
+    peer_mac: EthernetAddress,
+}
+
+/// SYNs parked at most; one more drains them first.
+const PENDING_SYNS: usize = 64;
+
+/// A stateless reply waiting for a TX frame.
+#[derive(Clone, Copy)]
+enum Control {
+    Tcp {
+        dst_mac: EthernetAddress,
+        src_ip: Ipv4Addr,
+        dst_ip: Ipv4Addr,
+        repr: TcpRepr<'static>,
+    },
+    Arp {
+        dst_mac: EthernetAddress,
+        repr: ArpRepr,
+    },
+}
+
+/// Bound on queued stateless replies per poll; beyond it they are dropped (and counted as
+/// `tx_no_buffer`), which a SYN flood must not turn into unbounded memory.
+pub const MAX_CONTROL: usize = 4096;
+
+/// TIME-WAIT entries expired per poll at most; the rest wait for the next poll (`poll_at`
+/// says it is due at once), so one poll never stalls on a mass expiry.
+const TIME_WAIT_EXPIRY_BUDGET: usize = 4096;
+
+/// The per-core TCP stack. See the module docs.
+pub struct Stack {
+    cfg: StackConfig,
+    now: Instant,
+    /// Hot per-slot metadata; `conns` and `orphan_links` are indexed alike.
+    meta: Vec<SlotMeta>,
+    conns: Vec<ConnCell>,
+    orphan_links: Vec<OrphanLink>,
+    free_slots: Vec<u32>,
+    flows: FlowTable,
+    syn_recv: Vec<SynRecvEntry>,
+    free_syn_recv: Vec<u32>,
+    listeners: Vec<Listener>,
+    time_wait: TimeWaitTable,
+    wheel: TimerWheel,
+    fired: Vec<u32>,
+    cookies: SynCookies,
+    isn: IsnGenerator,
+    ports: EphemeralPorts,
+    dirty: Vec<u32>,
+    /// SYNs waiting for a batched TIME-WAIT lookup; empty outside `receive`.
+    pending_syns: Vec<PendingSyn>,
+    /// `cfg.ips`, sorted: a load generator's stack may own hundreds of source addresses, and
+    /// segments that miss the flow table must be checked against all of them.
+    local_ips: Vec<Ipv4Addr>,
+    control: VecDeque<Control>,
+    events: VecDeque<(ConnHandle, Event)>,
+    /// Oldest and newest orphan slot (`NIL` when none).
+    orphan_head: u32,
+    orphan_tail: u32,
+    neighbors: HashMap<Ipv4Addr, EthernetAddress>,
+    /// ARP requests in progress: when the last one went out and how many were sent.
+    arp_requested: HashMap<Ipv4Addr, (Instant, u8)>,
+    /// When connections waiting for ARP get another look (a retry or a give-up).
+    arp_retry_at: Option<Instant>,
+    waiting_arp: Vec<u32>,
+    counters: Counters,
+    live_connections: usize,
+    /// A one-shot ISN override (test support, see `set_next_isn`).
+    next_isn: Option<(SeqNumber, u32)>,
+}
+
+fn seed_u64(secret: &[u8; 32], i: usize) -> u64 {
+    u64::from_le_bytes(secret[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]))
+}
+
+impl Stack {
+    pub fn new(cfg: StackConfig, now: Instant) -> Stack {
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&cfg.secret[..16]);
+        let timers = cfg.max_connections + cfg.max_syn_recv;
+        // Reserved, not touched: the slab never reallocates (and never moves a control block)
+        // and costs resident memory only as it fills.
+        let slots = cfg.max_connections;
+        Stack {
+            now,
+            meta: Vec::with_capacity(slots),
+            conns: Vec::with_capacity(slots),
+            orphan_links: Vec::with_capacity(slots),
+            free_slots: Vec::with_capacity(slots),
+            flows: FlowTable::with_capacity(
+                cfg.max_connections + cfg.max_syn_recv,
+                seed_u64(&cfg.secret, 0),
+            ),
+            syn_recv: Vec::with_capacity(cfg.max_syn_recv),
+            free_syn_recv: Vec::with_capacity(cfg.max_syn_recv),
+            listeners: Vec::new(),
+            time_wait: TimeWaitTable::with_capacity(
+                cfg.time_wait_capacity.max(1),
+                seed_u64(&cfg.secret, 1),
+            ),
+            wheel: TimerWheel::new(timers, Duration::from_millis(1), now),
+            fired: Vec::with_capacity(1024),
+            cookies: SynCookies::new(cfg.secret, now),
+            isn: IsnGenerator::new(key),
+            ports: EphemeralPorts::new(cfg.ephemeral_ports.clone(), seed_u64(&cfg.secret, 2)),
+            dirty: Vec::with_capacity(1024),
+            pending_syns: Vec::with_capacity(PENDING_SYNS),
+            local_ips: {
+                let mut ips = cfg.ips.clone();
+                ips.sort_unstable();
+                ips.dedup();
+                ips
+            },
+            control: VecDeque::with_capacity(256),
+            events: VecDeque::with_capacity(1024),
+            orphan_head: NIL,
+            orphan_tail: NIL,
+            neighbors: HashMap::new(),
+            arp_requested: HashMap::new(),
+            arp_retry_at: None,
+            waiting_arp: Vec::new(),
+            counters: Counters::default(),
+            live_connections: 0,
+            next_isn: None,
+            cfg,
+        }
+    }
+
+    // ---------------------------------------------------------------- getters
+
+    pub fn config(&self) -> &StackConfig {
+        &self.cfg
+    }
+
+    /// A snapshot of the counters, gauges refreshed.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        c.time_wait = self.time_wait.len() as u64;
+        let tw = self.time_wait.stats();
+        c.time_wait_expiries = tw.expiries;
+        c.time_wait_table_full = tw.table_full_evictions;
+        c
+    }
+
+    /// The connection behind a handle (for inspection: state, sequence numbers, buffers).
+    pub fn connection(&self, h: ConnHandle) -> Option<&Connection> {
+        let meta = self.meta.get(h.index as usize)?;
+        if meta.generation != h.generation {
+            return None;
+        }
+        self.conns[h.index as usize].0.as_ref()
+    }
+
+    /// The state of a connection; `None` once it is gone (CLOSED, or moved to TIME-WAIT table).
+    pub fn state(&self, h: ConnHandle) -> Option<State> {
+        self.connection(h).map(|c| c.state())
+    }
+
+    /// Connections in the slab (every state but SYN-RECEIVED entries and TIME-WAIT entries).
+    pub fn connection_count(&self) -> usize {
+        self.live_connections
+    }
+
+    pub fn syn_recv_count(&self) -> usize {
+        self.syn_recv.len() - self.free_syn_recv.len()
+    }
+
+    pub fn time_wait_table(&self) -> &TimeWaitTable {
+        &self.time_wait
+    }
+
+    /// Whether `tuple` (our side local) is in the TIME-WAIT table.
+    pub fn in_time_wait(&self, tuple: &FourTuple) -> bool {
+        self.time_wait.get(tuple).is_some()
+    }
+
+    /// The state of whatever holds `tuple` (our side local), as `ss` would show it: a
+    /// connection's state, `SynReceived` for a SYN queue entry, `TimeWait` for a TIME-WAIT
+    /// entry; `None` when nothing does.
+    pub fn state_of(&self, tuple: &FourTuple) -> Option<State> {
+        match self.flows.get(tuple).map(Owner::decode) {
+            Some(Owner::SynRecv(_)) => Some(State::SynReceived),
+            Some(Owner::Slot(index)) => {
+                self.conns[index as usize].0.as_ref().map(Connection::state)
+            }
+            None => self.in_time_wait(tuple).then_some(State::TimeWait),
+        }
+    }
+
+    /// Test support: the next opening (a SYN queue entry or an active open; not a cookie)
+    /// uses this ISN and timestamp clock offset instead of RFC 6528's. Exact-segment tests
+    /// need known sequence numbers; nothing else should call it.
+    #[cfg(feature = "test-hooks")]
+    pub fn set_next_isn(&mut self, iss: SeqNumber, ts_offset: u32) {
+        self.next_isn = Some((iss, ts_offset));
+    }
+
+    fn take_isn(&mut self, now: Instant, tuple: &FourTuple) -> (SeqNumber, u32) {
+        match self.next_isn.take() {
+            Some(v) => v,
+            None => self.isn.isn_and_ts_offset(now, tuple),
+        }
+    }
+
+    /// Puts a 4-tuple into TIME-WAIT as if its connection had just finished there: the entry
+    /// lasts 2×MSL from `now`, answers retransmitted FINs and judges new SYNs like any other
+    /// (counted in `time_wait_inserts`). For restoring state and for preloading the table in
+    /// tests and benchmarks; `init.tuple` must not be a live connection.
+    pub fn insert_time_wait(&mut self, now: Instant, init: TimeWaitInit) -> InsertOutcome {
+        self.counters.time_wait_inserts += 1;
+        self.time_wait.insert(now, init, now + 2 * self.cfg.tcp.msl)
+    }
+
+    /// Entries in a listener's SYN queue (compact SYN-RECEIVED entries).
+    pub fn syn_queue_len(&self, l: ListenerId) -> usize {
+        self.listeners
+            .get(l.0 as usize)
+            .map_or(0, |l| l.syn_queue_len)
+    }
+
+    /// Teaches the stack a neighbour's MAC (e.g. from the kernel's neighbour table).
+    pub fn add_neighbor(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+        self.learn(ip, mac);
+    }
+
+    pub fn neighbor(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+        self.neighbors.get(&ip).copied()
+    }
+
+    /// When `poll` must next be called even if no frame arrives.
+    pub fn poll_at(&self) -> Option<Instant> {
+        if !self.dirty.is_empty() || !self.control.is_empty() {
+            return Some(self.now);
+        }
+        [
+            self.wheel.next_deadline(),
+            self.time_wait.next_expiry(),
+            self.arp_retry_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---------------------------------------------------------------- application: setup
+
+    /// Listens on `addr` (0.0.0.0 = every local address) with the default backlogs.
+    pub fn listen(&mut self, addr: SocketAddrV4) -> Result<ListenerId, StackError> {
+        let (syn, acc) = (self.cfg.syn_backlog, self.cfg.accept_backlog);
+        self.listen_with_backlog(addr, syn, acc)
+    }
+
+    pub fn listen_with_backlog(
+        &mut self,
+        addr: SocketAddrV4,
+        syn_backlog: usize,
+        accept_backlog: usize,
+    ) -> Result<ListenerId, StackError> {
+        let ip = *addr.ip();
+        if !ip.is_unspecified() && !self.cfg.ips.contains(&ip) {
+            return Err(StackError::AddressNotLocal);
+        }
+        if self
+            .listeners
+            .iter()
+            .any(|l| l.port == addr.port() && (l.addr == ip || l.addr.is_unspecified()))
+        {
+            return Err(StackError::AddressInUse);
+        }
+        self.listeners.push(Listener {
+            addr: ip,
+            port: addr.port(),
+            syn_backlog,
+            accept_backlog,
+            syn_queue_len: 0,
+            accept_queue: VecDeque::with_capacity(accept_backlog.min(1 << 16)),
+        });
+        Ok(ListenerId(self.listeners.len() as u32 - 1))
+    }
+
+    /// Connections waiting in a listener's accept queue.
+    pub fn accept_queue_len(&self, l: ListenerId) -> usize {
+        self.listeners
+            .get(l.0 as usize)
+            .map_or(0, |l| l.accept_queue.len())
+    }
+
+    /// Takes the next established connection from the accept queue. Its events (Connected,
+    /// and Readable/PeerClosed if data or FIN came already) follow in `poll_event`.
+    pub fn accept(&mut self, l: ListenerId) -> Option<ConnHandle> {
+        loop {
+            let h = self
+                .listeners
+                .get_mut(l.0 as usize)?
+                .accept_queue
+                .pop_front()?;
+            if !self.is_live(h) {
+                continue; // died in the queue (reset, timed out)
+            }
+            let meta = &mut self.meta[h.index as usize];
+            meta.set(SM_ACCEPTED, true);
+            if let Some(c) = self.conns[h.index as usize].0.as_mut() {
+                Self::emit_events(&mut self.events, h.index, meta, c, None);
+            }
+            self.mark_dirty(h.index);
+            return Some(h);
+        }
+    }
+
+    /// Active open to `remote` from our first address (or `local_ip`).
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local_ip: Option<Ipv4Addr>,
+        remote: SocketAddrV4,
+    ) -> Result<ConnHandle, StackError> {
+        self.now = now;
+        let local_ip = match local_ip {
+            Some(ip) if self.cfg.ips.contains(&ip) => ip,
+            Some(_) => return Err(StackError::AddressNotLocal),
+            None => *self.cfg.ips.first().ok_or(StackError::AddressNotLocal)?,
+        };
+        if self.live_connections >= self.cfg.max_connections {
+            self.counters.conn_table_full += 1;
+            return Err(StackError::TableFull);
+        }
+        let (rip, rport) = (*remote.ip(), remote.port());
+        let flows = &self.flows;
+        let tw = &self.time_wait;
+        let msl2 = 2 * self.cfg.tcp.msl;
+        let rss = self.cfg.rss.as_ref();
+        let port = self
+            .ports
+            .allocate(local_ip, rip, rport, |p| {
+                if rss.is_some_and(|r| !r.accepts(local_ip, p, rip, rport)) {
+                    // Its replies would reach another core.
+                    return PortState::InUse;
+                }
+                let t = FourTuple {
+                    local_addr: local_ip,
+                    remote_addr: rip,
+                    local_port: p,
+                    remote_port: rport,
+                };
+                if flows.contains_key(&t) {
+                    return PortState::InUse;
+                }
+                match tw.get(&t) {
+                    None => PortState::Free,
+                    Some(e) => {
+                        // Like Linux tcp_tw_reuse: safe when timestamps protect the new
+                        // incarnation (RFC 6191 §2 on the peer side; PAWS) and the entry is
+                        // at least one second old.
+                        let expires = Instant::from_millis(u64::from(e.expiry_millis()));
+                        let age = msl2.saturating_sub(expires.saturating_since(now));
+                        PortState::TimeWait {
+                            reusable: e.ts_recent().is_some() && age >= Duration::from_secs(1),
+                        }
+                    }
+                }
+            })
+            .map_err(StackError::PortsExhausted)?;
+        let tuple = FourTuple {
+            local_addr: local_ip,
+            remote_addr: rip,
+            local_port: port,
+            remote_port: rport,
+        };
+        if self.time_wait.remove(&tuple).is_some() {
+            self.counters.time_wait_reuses += 1;
+        }
+        let (iss, ts_offset) = self.take_isn(now, &tuple);
+        let mac = self.neighbors.get(&rip).copied();
+        let h = self.insert_connection(tuple, mac, true, |tcp| {
+            Connection::connect(tcp, tuple, iss, ts_offset, now)
+        })?;
+        self.counters.active_opens += 1;
+        Ok(h)
+    }
+
+    // ---------------------------------------------------------------- application: data
+
+    /// The handle names a slot that still holds its connection.
+    fn is_live(&self, h: ConnHandle) -> bool {
+        self.meta
+            .get(h.index as usize)
+            .is_some_and(|m| m.generation == h.generation && m.has(SM_LIVE))
+    }
+
+    fn with_conn<R>(
+        &mut self,
+        h: ConnHandle,
+        f: impl FnOnce(&mut Connection, Instant) -> R,
+    ) -> Result<R, StackError> {
+        let now = self.now;
+        if !self.is_live(h) {
+            return Err(StackError::InvalidHandle);
+        }
+        let timer_at = self.meta[h.index as usize].timer_deadline();
+        let conn = self.conns[h.index as usize]
+            .0
+            .as_mut()
+            .ok_or(StackError::InvalidHandle)?;
+        let state = conn.state();
+        let r = f(conn, now);
+        // Only a connection with something to do goes on the dirty list: an application that
+        // polls `recv` in a loop must not keep the stack busy.
+        let busy = conn.wants_transmit()
+            || conn.has_events()
+            || matches!(conn.state(), State::Closed | State::TimeWait)
+            || conn.state() != state
+            || conn.poll_at() != timer_at;
+        if busy {
+            self.mark_dirty(h.index);
+        }
+        Ok(r)
+    }
+
+    /// Copies as much of `data` as fits into the send buffer.
+    pub fn send(&mut self, h: ConnHandle, data: &[u8]) -> Result<usize, StackError> {
+        self.with_conn(h, |c, _| c.send(data))?
+            .map_err(StackError::Tcp)
+    }
+
+    /// Copies received bytes into `buf`.
+    pub fn recv(&mut self, h: ConnHandle, buf: &mut [u8]) -> Result<usize, StackError> {
+        self.with_conn(h, |c, _| c.recv(buf))
+    }
+
+    /// Received bytes at the front of the buffer, borrowed in place (zero-copy).
+    pub fn recv_slice(&self, h: ConnHandle) -> Result<&[u8], StackError> {
+        self.connection(h)
+            .map(|c| c.recv_slice())
+            .ok_or(StackError::InvalidHandle)
+    }
+
+    /// Marks `n` bytes of `recv_slice` as read.
+    pub fn consume(&mut self, h: ConnHandle, n: usize) -> Result<(), StackError> {
+        self.with_conn(h, |c, _| c.consume(n))
+    }
+
+    /// Half-close: FIN after the queued data; receiving continues.
+    pub fn shutdown(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.shutdown(now))?
+            .map_err(StackError::Tcp)
+    }
+
+    /// Closes both directions; the connection becomes an orphan until it finishes.
+    pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.close(now))??;
+        let alive = self.conns[h.index as usize]
+            .0
+            .as_ref()
+            .is_some_and(|c| !matches!(c.state(), State::Closed | State::TimeWait));
+        if alive && !self.meta[h.index as usize].has(SM_ORPHAN) {
+            self.orphan_push(h.index);
+            self.enforce_orphan_limit();
+        }
+        Ok(())
+    }
+
+    /// Aborts with RST.
+    pub fn abort(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.abort(now))
+    }
+
+    /// Chooses one connection's congestion control algorithm (the default for every
+    /// connection is `StackConfig::tcp.congestion`).
+    pub fn set_congestion_algorithm(
+        &mut self,
+        h: ConnHandle,
+        algorithm: crate::tcp::CongestionAlgorithm,
+    ) -> Result<(), StackError> {
+        self.with_conn(h, |c, _| c.set_congestion_algorithm(algorithm))
+    }
+
+    /// Turns Nagle's algorithm (RFC 9293 §3.7.4) on or off for one connection.
+    pub fn set_nagle(&mut self, h: ConnHandle, on: bool) -> Result<(), StackError> {
+        self.with_conn(h, |c, _| c.set_nagle(on))
+    }
+
+    /// Sets or clears one connection's keepalive (RFC 9293 §3.8.4).
+    pub fn set_keepalive(
+        &mut self,
+        h: ConnHandle,
+        keepalive: Option<crate::tcp::Keepalive>,
+    ) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.set_keepalive(now, keepalive))
+    }
+
+    /// The next application event.
+    pub fn poll_event(&mut self) -> Option<(ConnHandle, Event)> {
+        self.events.pop_front()
+    }
+
+    // ---------------------------------------------------------------- poll
+
+    /// Receives, runs timers, transmits. Returns the number of frames received.
+    pub fn poll<L: Link>(&mut self, now: Instant, link: &mut L) -> usize {
+        let received = self.receive(now, link);
+        self.dispatch(now, link);
+        link.flush();
+        received
+    }
+
+    /// The first half of [`Stack::poll`]: receives up to `rx_batch` frames and runs due
+    /// timers, but transmits nothing. Call [`Stack::flush`] after the application has reacted
+    /// to the events, so its output shares segments with the ACKs owed (see the module docs).
+    /// Returns the number of frames received.
+    pub fn receive<L: Link>(&mut self, now: Instant, link: &mut L) -> usize {
+        self.now = now;
+        let budget = self.cfg.rx_batch;
+        // 1. Ingress (demux.rs); the SYNs still parked at the end of the batch go last.
+        let received = link.receive(budget, |frame| self.process_frame(now, frame));
+        self.drain_pending_syns(now);
+        // 2. Timers, then the events of every touched connection (slots.rs).
+        self.run_timers(now);
+        self.collect_events();
+        received
+    }
+
+    /// Transmits what application calls queued, without receiving.
+    pub fn flush<L: Link>(&mut self, now: Instant, link: &mut L) {
+        self.now = now;
+        // 3. Egress (egress.rs).
+        self.dispatch(now, link);
+        link.flush();
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        self.neighbor_timers(now);
+        let mut fired = core::mem::take(&mut self.fired);
+        fired.clear();
+        self.wheel.expire(now, |token| fired.push(token));
+        for &token in &fired {
+            let token = match Owner::decode(token) {
+                Owner::SynRecv(index) => {
+                    self.syn_recv_timeout(now, index);
+                    continue;
+                }
+                Owner::Slot(index) => index,
+            };
+            let meta = &mut self.meta[token as usize];
+            meta.timer = None;
+            meta.timer_at = NO_TIMER;
+            if let Some(c) = self.conns[token as usize].0.as_mut() {
+                c.handle_timeout(now, &mut self.counters);
+                self.mark_dirty(token);
+            }
+        }
+        self.fired = fired;
+        // Bounded work per poll; the rest expires on the next poll (poll_at says when).
+        if !self.time_wait.is_empty() {
+            self.time_wait.expire(now, TIME_WAIT_EXPIRY_BUDGET, |_| {});
+        }
+    }
+}
+
+impl crate::sim::Host for Stack {
+    fn poll(&mut self, now: Instant, link: &mut crate::link::memory::MemoryLink) {
+        Stack::poll(self, now, link);
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        Stack::poll_at(self)
+    }
+}

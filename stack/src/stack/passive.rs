@@ -1,0 +1,453 @@
+//! The passive open: listeners, the SYN queue of compact [`SynRecvEntry`]s (SYN-ACK, retries,
+//! removal), SYN cookies when the queue is full (RFC 4987 §3.6), and the final ACK (or cookie
+//! ACK) that makes a connection (`Connection::from_handshake`) and queues it for `accept`.
+
+use super::{AcceptOverflow, Owner, SR_LIVE, SR_SACK, SR_TS, Stack, SynCookieMode, SynRecvEntry};
+use crate::tcp::connection::PassiveOpen;
+use crate::tcp::syncookie::{self, CookieOptions};
+use crate::tcp::{Connection, FourTuple, TcpConfig};
+use crate::time::Instant;
+use crate::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+
+impl Stack {
+    pub(super) fn find_listener(&self, addr: Ipv4Addr, port: u16) -> Option<usize> {
+        self.listeners
+            .iter()
+            .position(|l| l.port == port && l.addr == addr)
+            .or_else(|| {
+                self.listeners
+                    .iter()
+                    .position(|l| l.port == port && l.addr.is_unspecified())
+            })
+    }
+
+    pub(super) fn segment_for_listener(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
+        let Some(li) = self.find_listener(tuple.local_addr, tuple.local_port) else {
+            crate::trace::debug!(conn = %tuple, "drop: no listener (RST sent)");
+            self.reset(&tuple, peer_mac, seg);
+            return;
+        };
+        match (seg.control, seg.ack_number) {
+            (TcpControl::Rst, _) => {}
+            (TcpControl::Syn, None) => self.listener_syn(now, li, tuple, seg, peer_mac),
+            (TcpControl::Syn, Some(_)) => self.reset(&tuple, peer_mac, seg),
+            (_, Some(_)) => self.listener_cookie_ack(now, li, tuple, seg, peer_mac),
+            (_, None) => {} // RFC 9293 §3.10.7.2: anything else without ACK is dropped
+        }
+    }
+
+    pub(super) fn syn_options(&self, seg: &TcpRepr) -> CookieOptions {
+        CookieOptions {
+            wscale: if self.cfg.tcp.window_scaling {
+                seg.window_scale
+            } else {
+                None
+            },
+            sack_permitted: seg.sack_permitted && self.cfg.tcp.sack,
+            timestamps: seg.timestamp.is_some() && self.cfg.tcp.timestamps,
+        }
+    }
+
+    pub(super) fn listener_syn(
+        &mut self,
+        now: Instant,
+        li: usize,
+        tuple: FourTuple,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
+        self.counters.syns_received += 1;
+        let opts = self.syn_options(seg);
+        let l = &self.listeners[li];
+        let queue_full = l.syn_queue_len >= l.syn_backlog
+            || (self.free_syn_recv.is_empty() && self.syn_recv.len() >= self.cfg.max_syn_recv);
+        let use_cookie = match self.cfg.syn_cookies {
+            SynCookieMode::Always => true,
+            SynCookieMode::WhenFull => queue_full,
+            SynCookieMode::Off => {
+                if queue_full {
+                    self.counters.syn_queue_overflows += 1;
+                    crate::trace::debug!(conn = %tuple, "drop: SYN queue full");
+                    return;
+                }
+                false
+            }
+        };
+        let peer_mss = seg.max_seg_size.unwrap_or(536);
+        if use_cookie {
+            let cookie = self
+                .cookies
+                .generate(now, &tuple, seg.seq_number, peer_mss, opts);
+            let mss = syncookie::MSS_TABLE
+                .iter()
+                .rev()
+                .find(|&&m| m <= peer_mss)
+                .copied()
+                .unwrap_or(syncookie::MSS_TABLE[0]);
+            let tsval = cookie
+                .tsval_low_bits
+                .map(|bits| syncookie::encode_tsval(self.ts_now(now, &tuple), bits));
+            let repr = self.synack_repr(
+                &tuple,
+                cookie.isn,
+                seg.seq_number,
+                opts,
+                tsval.zip(seg.timestamp.map(|t| t.tsval)),
+                mss.min(self.cfg.tcp.mss),
+            );
+            self.counters.syn_cookies_sent += 1;
+            self.counters.synacks_sent += 1;
+            self.reply(&tuple, peer_mac, repr);
+            return;
+        }
+        // A compact SYN-RECEIVED entry.
+        let index = match self.free_syn_recv.pop() {
+            Some(i) => i,
+            None => {
+                self.syn_recv.push(SynRecvEntry {
+                    tuple,
+                    iss: SeqNumber(0),
+                    irs: SeqNumber(0),
+                    ts_recent: 0,
+                    ts_offset: 0,
+                    timer: None,
+                    peer_mac,
+                    peer_mss: 0,
+                    listener: 0,
+                    peer_wscale: 0xff,
+                    flags: 0,
+                    retries: 0,
+                });
+                self.syn_recv.len() as u32 - 1
+            }
+        };
+        if self
+            .flows
+            .insert(tuple, Owner::SynRecv(index).encode())
+            .is_err()
+        {
+            self.free_syn_recv.push(index);
+            self.counters.conn_table_full += 1;
+            return;
+        }
+        let (iss, ts_offset) = self.take_isn(now, &tuple);
+        let rto = self.cfg.tcp.initial_rto;
+        let Ok(timer) = self
+            .wheel
+            .schedule(now + rto, Owner::SynRecv(index).encode())
+        else {
+            // Cannot happen (the wheel has a node per entry), but stays defined and counted.
+            self.flows.remove(&tuple);
+            self.free_syn_recv.push(index);
+            self.counters.conn_table_full += 1;
+            return;
+        };
+        let flags = SR_LIVE
+            | if opts.sack_permitted { SR_SACK } else { 0 }
+            | if opts.timestamps { SR_TS } else { 0 };
+        self.syn_recv[index as usize] = SynRecvEntry {
+            tuple,
+            iss,
+            irs: seg.seq_number,
+            ts_recent: seg.timestamp.map_or(0, |t| t.tsval),
+            ts_offset,
+            timer: Some(timer),
+            peer_mac,
+            peer_mss,
+            listener: li as u16,
+            peer_wscale: opts.wscale.unwrap_or(0xff),
+            flags,
+            retries: 0,
+        };
+        self.listeners[li].syn_queue_len += 1;
+        self.counters.syn_recv += 1;
+        self.send_synack(now, index);
+    }
+
+    pub(super) fn entry_options(e: &SynRecvEntry) -> CookieOptions {
+        CookieOptions {
+            wscale: (e.peer_wscale != 0xff).then_some(e.peer_wscale),
+            sack_permitted: e.flags & SR_SACK != 0,
+            timestamps: e.flags & SR_TS != 0,
+        }
+    }
+
+    pub(super) fn send_synack(&mut self, now: Instant, index: u32) {
+        let e = self.syn_recv[index as usize];
+        let opts = Self::entry_options(&e);
+        let ts = opts.timestamps.then(|| {
+            let tsval = (now.total_millis() as u32).wrapping_add(e.ts_offset);
+            (tsval, e.ts_recent)
+        });
+        let repr = self.synack_repr(&e.tuple, e.iss, e.irs, opts, ts, self.cfg.tcp.mss);
+        self.counters.synacks_sent += 1;
+        self.reply(&e.tuple, e.peer_mac, repr);
+    }
+
+    /// A SYN-ACK for a SYN with sequence number `irs` (RFC 9293 §3.10.7.2).
+    pub(super) fn synack_repr(
+        &self,
+        tuple: &FourTuple,
+        iss: SeqNumber,
+        irs: SeqNumber,
+        opts: CookieOptions,
+        ts: Option<(u32, u32)>,
+        mss: u16,
+    ) -> TcpRepr<'static> {
+        // Offered only in reply to an offer (RFC 7323 §2.2), by the rule our SYNs use.
+        let our_wscale = opts.wscale.and(self.cfg.tcp.offered_wscale());
+        TcpRepr {
+            src_port: tuple.local_port,
+            dst_port: tuple.remote_port,
+            control: TcpControl::Syn,
+            seq_number: iss,
+            ack_number: Some(irs + 1),
+            window_len: self.cfg.tcp.recv_buffer.min(65535) as u16,
+            window_scale: our_wscale,
+            max_seg_size: Some(mss),
+            sack_permitted: opts.sack_permitted,
+            timestamp: ts.map(|(tsval, tsecr)| TcpTimestamp { tsval, tsecr }),
+            ..TcpRepr::default()
+        }
+    }
+
+    pub(super) fn remove_syn_recv(&mut self, index: u32) {
+        let e = &mut self.syn_recv[index as usize];
+        if e.flags & SR_LIVE == 0 {
+            return;
+        }
+        e.flags = 0;
+        let (tuple, timer, li) = (e.tuple, e.timer.take(), e.listener as usize);
+        if let Some(t) = timer {
+            self.wheel.cancel(t);
+        }
+        self.flows.remove(&tuple);
+        self.free_syn_recv.push(index);
+        self.listeners[li].syn_queue_len -= 1;
+        self.counters.syn_recv -= 1;
+    }
+
+    pub(super) fn syn_recv_timeout(&mut self, now: Instant, index: u32) {
+        let e = &mut self.syn_recv[index as usize];
+        if e.flags & SR_LIVE == 0 {
+            return;
+        }
+        e.retries += 1;
+        if e.retries > self.cfg.tcp.synack_retries {
+            self.counters.timeouts += 1;
+            self.counters.syn_recv_timeouts += 1;
+            self.remove_syn_recv(index);
+            return;
+        }
+        // RFC 6298 §5.5 backoff on the SYN-ACK too.
+        let rto = self.cfg.tcp.initial_rto * (1u32 << e.retries.min(16));
+        let rto = rto.min(self.cfg.tcp.max_rto);
+        match self
+            .wheel
+            .schedule(now + rto, Owner::SynRecv(index).encode())
+        {
+            Ok(t) => self.syn_recv[index as usize].timer = Some(t),
+            Err(_) => {
+                self.remove_syn_recv(index);
+                return;
+            }
+        }
+        self.counters.retransmits += 1;
+        self.send_synack(now, index);
+    }
+
+    #[inline(always)]
+    pub(super) fn segment_for_syn_recv(
+        &mut self,
+        now: Instant,
+        index: u32,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
+        let e = self.syn_recv[index as usize];
+        match (seg.control, seg.ack_number) {
+            (TcpControl::Rst, _) => {
+                // RFC 9293 §3.10.7.4 / RFC 5961: only an exact RST removes the entry.
+                if seg.seq_number == e.irs + 1 {
+                    self.counters.resets_received += 1;
+                    self.remove_syn_recv(index);
+                }
+            }
+            (TcpControl::Syn, None) => {
+                if seg.seq_number == e.irs {
+                    // Retransmitted SYN: our SYN-ACK was lost.
+                    self.counters.retransmits += 1;
+                    self.send_synack(now, index);
+                }
+            }
+            (TcpControl::Syn, Some(_)) => {}
+            (_, None) => {}
+            (_, Some(ack)) => {
+                if e.flags & SR_TS != 0 && !self.final_ack_passes_paws(now, &e, seg, peer_mac) {
+                    return;
+                }
+                if ack != e.iss + 1 {
+                    // <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, SYN-RECEIVED).
+                    self.reset(&e.tuple, peer_mac, seg);
+                    return;
+                }
+                if seg.seq_number != e.irs + 1 {
+                    return;
+                }
+                let li = e.listener as usize;
+                if self.listeners[li].accept_queue.len() >= self.listeners[li].accept_backlog {
+                    self.counters.accept_queue_overflows += 1;
+                    if self.cfg.accept_overflow == AcceptOverflow::Reset {
+                        self.remove_syn_recv(index);
+                        self.reset(&e.tuple, peer_mac, seg);
+                    }
+                    // Drop: the entry stays, its SYN-ACK is retried and the client's ACK
+                    // to it may find room.
+                    return;
+                }
+                if self.live_connections >= self.cfg.max_connections {
+                    // Like a full accept queue with Drop: keep the entry, retry later.
+                    self.counters.conn_table_full += 1;
+                    return;
+                }
+                self.remove_syn_recv(index);
+                let opts = Self::entry_options(&e);
+                let open = PassiveOpen {
+                    tuple: e.tuple,
+                    iss: e.iss,
+                    peer_mss: e.peer_mss,
+                    wscale: opts.wscale,
+                    sack_permitted: opts.sack_permitted,
+                    ts_recent: opts.timestamps.then_some(e.ts_recent),
+                    ts_offset: e.ts_offset,
+                };
+                self.establish_passive(now, li, seg, peer_mac, &open);
+            }
+        }
+    }
+
+    /// RFC 7323 for the final ACK of a handshake that negotiated timestamps: without TSopt
+    /// it is dropped (§3.2); with a TSval older than the SYN's (TS.Recent) it is an old
+    /// duplicate, dropped and answered with an ACK (§5.3 R1), as Linux's `tcp_check_req`
+    /// does. A RST never comes here.
+    pub(super) fn final_ack_passes_paws(
+        &mut self,
+        now: Instant,
+        e: &SynRecvEntry,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) -> bool {
+        let Some(ts) = seg.timestamp else {
+            self.counters.ts_missing_drops += 1;
+            return false;
+        };
+        if (ts.tsval.wrapping_sub(e.ts_recent) as i32) >= 0 {
+            return true;
+        }
+        self.counters.paws_drops += 1;
+        let repr = TcpRepr {
+            src_port: e.tuple.local_port,
+            dst_port: e.tuple.remote_port,
+            seq_number: e.iss + 1,
+            ack_number: Some(e.irs + 1),
+            window_len: self.cfg.tcp.recv_buffer.min(65535) as u16,
+            timestamp: Some(TcpTimestamp {
+                tsval: (now.total_millis() as u32).wrapping_add(e.ts_offset),
+                tsecr: e.ts_recent,
+            }),
+            ..TcpRepr::default()
+        };
+        self.reply(&e.tuple, peer_mac, repr);
+        false
+    }
+
+    /// An ACK for a listener with no SYN-RECEIVED entry: a SYN cookie, or garbage.
+    pub(super) fn listener_cookie_ack(
+        &mut self,
+        now: Instant,
+        li: usize,
+        tuple: FourTuple,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
+        if self.cfg.syn_cookies == SynCookieMode::Off || seg.control == TcpControl::Syn {
+            self.reset(&tuple, peer_mac, seg);
+            return;
+        }
+        let Some(ack) = seg.ack_number else {
+            return;
+        };
+        let client_isn = SeqNumber(seg.seq_number.0.wrapping_sub(1));
+        let cookie = SeqNumber(ack.0.wrapping_sub(1));
+        let tsecr = seg.timestamp.map(|t| t.tsecr);
+        match self
+            .cookies
+            .validate(now, &tuple, client_isn, cookie, tsecr)
+        {
+            Err(_) => {
+                self.counters.syn_cookies_rejected += 1;
+                self.reset(&tuple, peer_mac, seg);
+            }
+            Ok(res) => {
+                if self.listeners[li].accept_queue.len() >= self.listeners[li].accept_backlog {
+                    self.counters.accept_queue_overflows += 1;
+                    if self.cfg.accept_overflow == AcceptOverflow::Reset {
+                        self.reset(&tuple, peer_mac, seg);
+                    }
+                    return;
+                }
+                if self.live_connections >= self.cfg.max_connections {
+                    // The client retransmits (its data, or its ACK on our next segment):
+                    // the cookie stays valid for the rest of its period.
+                    self.counters.conn_table_full += 1;
+                    return;
+                }
+                self.counters.syn_cookies_validated += 1;
+                // The cookie says whether the SYN negotiated timestamps (its option bits ride
+                // in our TSval, which only an ACK with TSopt echoes); the SYN's TSval is gone,
+                // so TS.Recent starts at the final ACK's.
+                let open = PassiveOpen {
+                    tuple,
+                    iss: cookie,
+                    peer_mss: res.mss,
+                    wscale: res.opts.wscale,
+                    sack_permitted: res.opts.sack_permitted,
+                    ts_recent: seg
+                        .timestamp
+                        .filter(|_| res.opts.timestamps)
+                        .map(|t| t.tsval),
+                    ts_offset: self.isn.ts_offset(&tuple),
+                };
+                self.establish_passive(now, li, seg, peer_mac, &open);
+            }
+        }
+    }
+
+    pub(super) fn establish_passive(
+        &mut self,
+        now: Instant,
+        li: usize,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+        open: &PassiveOpen,
+    ) {
+        let make = |tcp: &TcpConfig| Connection::from_handshake(tcp, open, seg, now);
+        let Ok(h) = self.insert_connection(open.tuple, Some(peer_mac), false, make) else {
+            return;
+        };
+        self.counters.passive_opens += 1;
+        // Data or FIN riding on the final ACK.
+        if (!seg.payload.is_empty() || seg.control == TcpControl::Fin)
+            && let Some(c) = self.conns[h.index as usize].0.as_mut()
+        {
+            c.handle_segment(now, seg, &mut self.counters);
+        }
+        self.listeners[li].accept_queue.push_back(h);
+    }
+}

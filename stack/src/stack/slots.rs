@@ -1,0 +1,291 @@
+//! The connection slab: slots (hot [`SlotMeta`] beside the control blocks), the dirty list,
+//! orphans, `settle` (what follows any change to a connection: gauges, events, timer,
+//! TIME-WAIT hand-over, freeing), and the one place events reach the application's queue
+//! (`Stack::emit_events`).
+
+use std::collections::VecDeque;
+
+use super::{
+    ConnCell, ConnHandle, NIL, NO_TIMER, OrphanLink, Owner, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_MAC,
+    SM_ORPHAN, SlotMeta, Stack, StackError,
+};
+use crate::tcp::time_wait::TimeWaitInit;
+use crate::tcp::{Connection, Event, FourTuple, State, TcpConfig};
+use crate::time::Instant;
+use crate::wire::EthernetAddress;
+
+impl Stack {
+    // ---------------------------------------------------------------- events
+
+    /// The one place events reach the application's queue ([`Stack::poll_event`]): `first`
+    /// (an event the stack raises itself: `TimedOut` when the next hop never answered ARP),
+    /// then the connection's own, in order. Only for a connection the application holds
+    /// (accepted, or opened with `connect`): the others keep theirs until `accept`.
+    #[inline]
+    pub(super) fn emit_events(
+        events: &mut VecDeque<(ConnHandle, Event)>,
+        index: u32,
+        meta: &SlotMeta,
+        conn: &mut Connection,
+        first: Option<Event>,
+    ) {
+        if !meta.has(SM_ACCEPTED) {
+            return;
+        }
+        let handle = ConnHandle {
+            index,
+            generation: meta.generation,
+        };
+        if let Some(e) = first {
+            events.push_back((handle, e));
+        }
+        while let Some(e) = conn.poll_event() {
+            events.push_back((handle, e));
+        }
+    }
+
+    /// Moves the events of touched, accepted connections to the application's queue, so
+    /// that they are visible between `receive` and `flush` (the rest of the bookkeeping
+    /// waits for `settle`, after transmission).
+    pub(super) fn collect_events(&mut self) {
+        for &index in &self.dirty {
+            let meta = &self.meta[index as usize];
+            if !meta.has(SM_ACCEPTED) {
+                continue;
+            }
+            if let Some(c) = self.conns[index as usize].0.as_mut() {
+                Self::emit_events(&mut self.events, index, meta, c, None);
+            }
+        }
+    }
+
+    /// The next hop of slot `index` never answered (`ARP_ATTEMPTS` requests, see
+    /// `neighbor.rs`): the connection is aborted and its application told `TimedOut`. The
+    /// one place that acts on a neighbour give-up; egress reports it and settles the slot.
+    pub(super) fn neighbor_unreachable(&mut self, now: Instant, index: u32) {
+        if let Some(c) = self.conns[index as usize].0.as_mut() {
+            c.abort(now);
+            let meta = &self.meta[index as usize];
+            Self::emit_events(&mut self.events, index, meta, c, Some(Event::TimedOut));
+        }
+        self.counters.timeouts += 1;
+    }
+
+    // ---------------------------------------------------------------- orphans
+
+    /// Appends a slot to the orphan list (newest at the tail).
+    pub(super) fn orphan_push(&mut self, index: u32) {
+        self.meta[index as usize].set(SM_ORPHAN, true);
+        self.orphan_links[index as usize] = OrphanLink {
+            prev: self.orphan_tail,
+            next: NIL,
+        };
+        match self.orphan_tail {
+            NIL => self.orphan_head = index,
+            t => self.orphan_links[t as usize].next = index,
+        }
+        self.orphan_tail = index;
+        self.counters.orphans += 1;
+    }
+
+    /// Takes a slot off the orphan list (it finished, or is being reset).
+    pub(super) fn orphan_unlink(&mut self, index: u32) {
+        let meta = &mut self.meta[index as usize];
+        if !meta.has(SM_ORPHAN) {
+            return;
+        }
+        meta.set(SM_ORPHAN, false);
+        let OrphanLink { prev, next } = self.orphan_links[index as usize];
+        match prev {
+            NIL => self.orphan_head = next,
+            p => self.orphan_links[p as usize].next = next,
+        }
+        match next {
+            NIL => self.orphan_tail = prev,
+            n => self.orphan_links[n as usize].prev = prev,
+        }
+        self.counters.orphans -= 1;
+    }
+
+    /// Resets the oldest orphans while there are more than `max_orphans` (like Linux's
+    /// `tcp_max_orphans`, which resets rather than lets orphans eat memory).
+    pub(super) fn enforce_orphan_limit(&mut self) {
+        while self.counters.orphans as usize > self.cfg.max_orphans {
+            let index = self.orphan_head;
+            if index == NIL {
+                break;
+            }
+            self.orphan_unlink(index);
+            if let Some(c) = self.conns[index as usize].0.as_mut() {
+                c.abort(self.now);
+            }
+            self.counters.orphan_overflows += 1;
+            self.mark_dirty(index);
+        }
+    }
+
+    // ---------------------------------------------------------------- slots
+
+    /// Puts the connection `make` builds for `tuple` into a free slot. `make` runs only once
+    /// the slot and the flow entry are secured, and builds the control block in place (no
+    /// copy of it through the stack frame).
+    pub(super) fn insert_connection(
+        &mut self,
+        tuple: FourTuple,
+        peer_mac: Option<EthernetAddress>,
+        accepted: bool,
+        make: impl FnOnce(&TcpConfig) -> Connection,
+    ) -> Result<ConnHandle, StackError> {
+        if self.live_connections >= self.cfg.max_connections {
+            self.counters.conn_table_full += 1;
+            return Err(StackError::TableFull);
+        }
+        let index = match self.free_slots.pop() {
+            Some(i) => i,
+            None => {
+                // Within the reserved capacity (max_connections): never reallocates.
+                self.meta.push(SlotMeta::EMPTY);
+                self.conns.push(ConnCell(None));
+                self.orphan_links.push(OrphanLink {
+                    prev: NIL,
+                    next: NIL,
+                });
+                self.meta.len() as u32 - 1
+            }
+        };
+        if self
+            .flows
+            .insert(tuple, Owner::Slot(index).encode())
+            .is_err()
+        {
+            self.free_slots.push(index);
+            self.counters.conn_table_full += 1;
+            return Err(StackError::TableFull);
+        }
+        let meta = &mut self.meta[index as usize];
+        let generation = meta.generation.wrapping_add(1);
+        *meta = SlotMeta {
+            generation,
+            flags: SM_LIVE,
+            ..SlotMeta::EMPTY
+        };
+        if let Some(mac) = peer_mac {
+            meta.peer_mac = mac;
+            meta.flags |= SM_MAC;
+        }
+        meta.set(SM_ACCEPTED, accepted);
+        let cell = &mut self.conns[index as usize].0;
+        debug_assert!(cell.is_none(), "a free slot holds no connection");
+        // On an empty cell this is a plain construction into the cell (no old value to drop,
+        // so the compiler can build the control block where it will live).
+        let tcp = &self.cfg.tcp;
+        let conn = cell.get_or_insert_with(|| make(tcp));
+        debug_assert_eq!(conn.tuple(), tuple);
+        self.live_connections += 1;
+        let h = ConnHandle { index, generation };
+        self.mark_dirty(index);
+        Ok(h)
+    }
+
+    #[inline]
+    pub(super) fn mark_dirty(&mut self, index: u32) {
+        let meta = &mut self.meta[index as usize];
+        if !meta.has(SM_DIRTY) {
+            meta.flags |= SM_DIRTY;
+            self.dirty.push(index);
+        }
+    }
+
+    pub(super) fn free_slot(&mut self, index: u32) {
+        // The control block is dropped in place below, not moved out (it is hundreds of
+        // bytes).
+        let Some(tuple) = self.conns[index as usize].0.as_ref().map(Connection::tuple) else {
+            return;
+        };
+        self.conns[index as usize].0 = None;
+        self.orphan_unlink(index);
+        let meta = &mut self.meta[index as usize];
+        if let Some(t) = meta.timer.take() {
+            self.wheel.cancel(t);
+        }
+        meta.timer_at = NO_TIMER;
+        if meta.last_state == State::Established {
+            self.counters.established = self.counters.established.saturating_sub(1);
+        }
+        meta.last_state = State::Closed;
+        // Keep the generation and the dirty bit (the slot may still be on the dirty list).
+        meta.flags &= SM_DIRTY;
+        self.flows.remove(&tuple);
+        self.free_slots.push(index);
+        self.live_connections -= 1;
+    }
+
+    /// After anything touched a connection: gauges, events, timers, TIME-WAIT migration,
+    /// freeing.
+    pub(super) fn settle(&mut self, index: u32) {
+        let meta = &mut self.meta[index as usize];
+        let Some(conn) = self.conns[index as usize].0.as_mut() else {
+            return;
+        };
+        let state = conn.state();
+        if state != meta.last_state {
+            crate::trace::debug!(conn = %conn.tuple(), from = %meta.last_state, to = %state, "state");
+            if meta.last_state == State::Established {
+                self.counters.established -= 1;
+            }
+            if state == State::Established {
+                self.counters.established += 1;
+            }
+            meta.last_state = state;
+        }
+        let accepted = meta.has(SM_ACCEPTED);
+        Self::emit_events(&mut self.events, index, meta, conn, None);
+        // A finished connection stays (as a full control block) while the application still
+        // has bytes to read from it; it is released once they are read or it is closed.
+        let releasable = !accepted || meta.has(SM_ORPHAN) || conn.recv_queue() == 0;
+        let finished = match state {
+            State::Closed => releasable,
+            State::TimeWait if releasable => {
+                // The final ACK went out (settle runs after transmit): hand over to the table.
+                let (_, rcv_wscale) = conn.window_scales();
+                let wnd = (self.cfg.tcp.recv_buffer >> rcv_wscale).min(65535) as u16;
+                let init = TimeWaitInit {
+                    tuple: conn.tuple(),
+                    snd_nxt: conn.snd_nxt(),
+                    rcv_nxt: conn.rcv_nxt(),
+                    ts_recent: conn.ts_recent(),
+                    rcv_wnd: wnd,
+                    rcv_wscale,
+                };
+                let expires = conn
+                    .time_wait_until()
+                    .unwrap_or(self.now + 2 * self.cfg.tcp.msl);
+                self.counters.time_wait_inserts += 1;
+                // A full table evicts its oldest entry; the table counts it
+                // (`time_wait_table_full` in the snapshot).
+                self.time_wait.insert(self.now, init, expires);
+                true
+            }
+            _ => false,
+        };
+        if finished {
+            if !accepted {
+                conn.clear_events();
+            }
+            self.free_slot(index);
+            return;
+        }
+        let want = conn.poll_at();
+        if want != meta.timer_deadline() {
+            if let Some(t) = meta.timer.take() {
+                self.wheel.cancel(t);
+            }
+            meta.timer_at = want.map_or(NO_TIMER, Instant::total_micros);
+            if let Some(at) = want {
+                // The wheel holds max_connections + max_syn_recv nodes: one per slot, so it
+                // cannot be full here.
+                meta.timer = self.wheel.schedule(at, Owner::Slot(index).encode()).ok();
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Unit tests of the stack that need its internals (the parked SYNs).
+
+use super::*;
+use crate::link::memory::{MemoryLink, MemoryLinkConfig};
+use crate::tcp::time_wait::TimeWaitInit;
+use crate::wire::{TcpControl, TcpTimestamp, emit_tcp_frame};
+
+const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+fn tuple(port: u16) -> FourTuple {
+    FourTuple {
+        local_addr: IP,
+        remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+        local_port: 80,
+        remote_port: port,
+    }
+}
+
+fn frame(port: u16, control: TcpControl, seq: u32, ack: Option<u32>, tsval: u32) -> Vec<u8> {
+    let repr = TcpRepr {
+        src_port: port,
+        dst_port: 80,
+        control,
+        seq_number: SeqNumber(seq),
+        ack_number: ack.map(SeqNumber),
+        window_len: 1000,
+        max_seg_size: (control == TcpControl::Syn).then_some(1460),
+        timestamp: Some(TcpTimestamp { tsval, tsecr: 0 }),
+        ..TcpRepr::default()
+    };
+    let mut buf = vec![0u8; 128];
+    let t = tuple(port);
+    let len = emit_tcp_frame(&mut buf, PEER_MAC, MAC, t.remote_addr, IP, &repr).unwrap();
+    buf.truncate(len);
+    buf
+}
+
+/// A stack with a listener, a live connection on port 5000 and TIME-WAIT entries for
+/// ports 6000..6004 (RCV.NXT 1000, TS.Recent 500).
+fn stack(now: Instant) -> (Stack, MemoryLink) {
+    let cfg = StackConfig {
+        mac: MAC,
+        ips: vec![IP],
+        syn_backlog: 3,
+        arp: false,
+        ..StackConfig::default()
+    };
+    let mut s = Stack::new(cfg, now);
+    s.add_neighbor(Ipv4Addr::new(10, 0, 0, 2), PEER_MAC);
+    s.listen(SocketAddrV4::new(IP, 80)).unwrap();
+    let mut link = MemoryLink::new(MemoryLinkConfig::default());
+    for port in 6000..6004 {
+        s.insert_time_wait(
+            now,
+            TimeWaitInit {
+                tuple: tuple(port),
+                snd_nxt: SeqNumber(77),
+                rcv_nxt: SeqNumber(1000),
+                ts_recent: Some(500),
+                rcv_wnd: 100,
+                rcv_wscale: 0,
+            },
+        );
+    }
+    // An established connection on port 5000.
+    link.push_rx(&frame(5000, TcpControl::Syn, 10, None, 1));
+    s.poll(now, &mut link);
+    let mut iss = 0;
+    link.drain_tx(|f| iss = crate::wire::parse_tcp_frame(f).unwrap().tcp.seq_number.0);
+    link.push_rx(&frame(5000, TcpControl::None, 11, Some(iss + 1), 2));
+    s.poll(now, &mut link);
+    link.drain_tx(|_| {});
+    assert_eq!(s.connection_count(), 1);
+    (s, link)
+}
+
+/// Parked SYNs: a whole receive batch gives the same replies, in the same order, and the
+/// same counters as the same frames received one per poll (where nothing is parked
+/// across frames).
+#[test]
+fn parked_syns_match_one_frame_per_poll() {
+    let now = Instant::from_secs(10);
+    let batch = [
+        frame(7000, TcpControl::Syn, 100, None, 600), // new tuple
+        frame(6000, TcpControl::Syn, 5000, None, 600), // TIME-WAIT, newer TS: reuse
+        frame(5000, TcpControl::None, 11, None, 3),   // live connection (no ACK: dropped)
+        frame(7000, TcpControl::Syn, 100, None, 600), // duplicate: SYN-RECEIVED now
+        frame(6001, TcpControl::Syn, 5, None, 400),   // TIME-WAIT, older TS: ACK
+        frame(7001, TcpControl::Syn, 200, None, 600), // third SYN-RECEIVED entry
+        frame(7002, TcpControl::Syn, 300, None, 600), // queue full: cookie
+        frame(6002, TcpControl::Fin, 999, Some(78), 600), // retransmitted FIN: ACK
+        frame(7000, TcpControl::Rst, 101, None, 600), // resets the entry
+        frame(7003, TcpControl::Syn, 400, None, 600), // room again
+        frame(6003, TcpControl::Syn, 5, None, 600),   // newer TS: reuse, parked at the end
+    ];
+    let (mut one, mut link1) = stack(now);
+    let (mut all, mut link2) = stack(now);
+    let mut out1 = Vec::new();
+    for f in &batch {
+        link1.push_rx(f);
+        one.poll(now, &mut link1);
+        link1.drain_tx(|f| out1.push(crate::wire::describe_frame(f)));
+    }
+    for f in &batch {
+        link2.push_rx(f);
+    }
+    all.poll(now, &mut link2);
+    let mut out2 = Vec::new();
+    link2.drain_tx(|f| out2.push(crate::wire::describe_frame(f)));
+    assert_eq!(out1, out2);
+    assert_eq!(one.counters(), all.counters());
+    let c = all.counters();
+    assert_eq!(c.time_wait_reuses, 2);
+    assert_eq!(c.syn_cookies_sent, 2); // 7002 and 6003 find the SYN queue full
+    assert_eq!(c.time_wait_fin_acks, 1);
+    assert!(all.pending_syns.is_empty());
+    // Two SYN-ACKs for 7000 (the duplicate is answered as a retransmission), TIME-WAIT
+    // ACKs for 6001 and 6002, SYN-ACKs for the rest.
+    assert_eq!(out2.len(), 9, "{out2:#?}");
+}

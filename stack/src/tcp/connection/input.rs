@@ -1,0 +1,658 @@
+//! Input: one segment at a time, in the order of RFC 9293 §3.10.7 (SYN-SENT; then the
+//! synchronized states: PAWS, sequence acceptability, RST, SYN, ACK, text, FIN), ACK
+//! processing, loss recovery entry, receiving text and FIN.
+
+use super::*;
+
+impl Connection {
+    /// Processes one segment for this connection (RFC 9293 §3.10.7).
+    pub fn handle_segment(&mut self, now: Instant, seg: &TcpRepr, counters: &mut Counters) {
+        match self.state {
+            State::Closed | State::Listen => {}
+            State::SynSent => self.on_segment_syn_sent(now, seg, counters),
+            _ => {
+                self.on_segment_synchronized(now, seg, counters);
+                if self.state.is_synchronized() && self.state != State::TimeWait {
+                    self.update_persist(now);
+                }
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3, SYN-SENT.
+    pub(super) fn on_segment_syn_sent(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        counters: &mut Counters,
+    ) {
+        let rst = seg.control == TcpControl::Rst;
+        // First: the ACK must acknowledge our SYN.
+        if let Some(ack) = seg.ack_number
+            && (ack <= self.iss || ack > self.snd_max)
+        {
+            if !rst {
+                self.rst_pending = Some(PendingRst {
+                    seq: ack,
+                    ack: None,
+                });
+            }
+            return;
+        }
+        // Second: RST. Only with an acceptable ACK (RFC 5961 §3.2 keeps this rule).
+        if rst {
+            if seg.ack_number.is_some() {
+                counters.resets_received += 1;
+                self.tx.clear();
+                self.enter_closed(now, Some(Event::Reset));
+            }
+            return;
+        }
+        // Fourth: SYN.
+        if seg.control != TcpControl::Syn {
+            return;
+        }
+        self.take_peer_syn(seg, now);
+        match seg.ack_number {
+            Some(ack) => {
+                // Our SYN is acknowledged: ESTABLISHED.
+                self.on_ack_advance(now, ack, seg.timestamp);
+                self.snd_wl1 = seg.seq_number;
+                self.snd_wl2 = ack;
+                self.enter_established(now);
+                self.ack_pending = true;
+                if !seg.payload.is_empty() {
+                    // Data on a SYN-ACK is legal; accept what fits.
+                    self.receive_text(now, seg.seq_number + 1, seg.payload, false);
+                }
+            }
+            None => {
+                // Simultaneous open (RFC 9293 §3.5, Figure 8): SYN-RECEIVED, resend our SYN
+                // with an ACK.
+                self.state = State::SynReceived;
+                self.snd_nxt = self.iss;
+                self.rtx_at = None;
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4: every state from SYN-RECEIVED on.
+    pub(super) fn on_segment_synchronized(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        counters: &mut Counters,
+    ) {
+        let rst = seg.control == TcpControl::Rst;
+        let mut syn = seg.control == TcpControl::Syn;
+        let fin = seg.control == TcpControl::Fin;
+        let mut seq = seg.seq_number;
+
+        if syn && seq == self.irs {
+            if self.state == State::SynReceived && seg.ack_number.is_none() {
+                // The peer retransmitted its SYN: our SYN-ACK was lost. Send it again.
+                self.snd_nxt = self.iss;
+                return;
+            }
+            if self.state == State::SynReceived {
+                // The SYN-ACK of a simultaneous open: its SYN is a duplicate we already hold,
+                // its ACK completes our handshake (RFC 9293 Figure 8, line 6).
+                syn = false;
+                seq += 1;
+            }
+        }
+        let seg_len = seg.payload.len() + syn as usize + fin as usize;
+
+        // RFC 7323 §3.2: once timestamps are negotiated every non-RST segment carries TSopt;
+        // one without is silently dropped.
+        if self.ts.is_some() && seg.timestamp.is_none() && !rst {
+            counters.ts_missing_drops += 1;
+            return;
+        }
+
+        // PAWS (RFC 7323 §5.3 R1): a segment whose TSval is older than TS.Recent is an old
+        // duplicate. The comparison is modulo 2^32 (§5.2), so it holds across the wrap of the
+        // timestamp clock; TS.Recent older than 24 days is invalid (§5.5).
+        let mut ts_older_ok = false;
+        if let (Some(ts), Some(seg_ts)) = (self.ts, seg.timestamp) {
+            let stale = (seg_ts.tsval.wrapping_sub(ts.recent) as i32) < 0;
+            let recent_valid =
+                now.saturating_since(ts.recent_at) < Duration::from_secs(24 * 24 * 3600);
+            ts_older_ok = !recent_valid;
+            if stale && recent_valid && !rst {
+                counters.paws_drops += 1;
+                crate::trace::debug!(conn = %self.tuple, tsval = seg_ts.tsval, "drop: PAWS");
+                self.ack_pending = true;
+                return;
+            }
+        }
+
+        // First: sequence number acceptability (RFC 9293 §3.10.7.4 table). A zero-length
+        // segment exactly at the right edge is accepted too (as Linux does): a peer whose
+        // send window we filled sends its ACKs there.
+        let wnd = self.rcv_wnd();
+        let in_window = |s: SeqNumber| s >= self.rcv_nxt && s < self.rcv_nxt + wnd;
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => seq >= self.rcv_nxt && seq <= self.rcv_nxt + wnd,
+            (_, 0) => false,
+            (_, _) => in_window(seq) || in_window(seq + (seg_len - 1)),
+        };
+        // A zero-window probe or a segment exactly at RCV.NXT is still processed for its ACK
+        // and RST; its data is trimmed below.
+        let acceptable = acceptable || (wnd == 0 && seq == self.rcv_nxt);
+        if !acceptable {
+            if !rst {
+                counters.unacceptable_segments += 1;
+                crate::trace::debug!(conn = %self.tuple, seq = seq.0, "drop: out of window");
+                if seg_len > 0 && seq + seg_len <= self.rcv_nxt {
+                    self.stats.duplicate_segments += 1;
+                }
+                self.ack_pending = true;
+                // In TIME-WAIT a retransmitted FIN is below RCV.NXT: re-ACK and restart the
+                // 2MSL timer (RFC 9293 §3.10.7.4, TIME-WAIT, FIN bit).
+                if self.state == State::TimeWait && fin {
+                    self.time_wait_until = Some(now + 2 * self.cfg.msl);
+                }
+            }
+            return;
+        }
+
+        // TS.Recent update (RFC 7323 §4.3, §5.3 R3): from segments at or before
+        // Last.ACK.sent whose TSval is not older, or any TSval once TS.Recent is invalid
+        // (§5.5; Linux's `tcp_paws_check` does the same).
+        if let (Some(ts), Some(seg_ts)) = (self.ts.as_mut(), seg.timestamp)
+            && seq <= self.last_ack_sent
+            && ((seg_ts.tsval.wrapping_sub(ts.recent) as i32) >= 0 || ts_older_ok)
+        {
+            ts.recent = seg_ts.tsval;
+            ts.recent_at = now;
+        }
+
+        // Second: RST (RFC 5961 §3.2): exact match resets, in-window draws a challenge ACK.
+        if rst {
+            if seq == self.rcv_nxt {
+                counters.resets_received += 1;
+                self.tx.clear();
+                let event = match self.state {
+                    State::Closing | State::LastAck | State::TimeWait => None,
+                    _ => Some(Event::Reset),
+                };
+                self.enter_closed(now, event);
+            } else {
+                self.challenge_ack(now, counters);
+            }
+            return;
+        }
+
+        // Fourth: SYN in a synchronized state (RFC 5961 §4.2): challenge ACK, never abort.
+        if syn {
+            self.challenge_ack(now, counters);
+            return;
+        }
+
+        // Fifth: ACK.
+        if !self.on_segment_ack(now, seg, seq, fin, counters) {
+            return;
+        }
+
+        // Seventh and eighth: segment text and FIN.
+        if !seg.payload.is_empty() || fin {
+            match self.state {
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    if self.app_closed && !seg.payload.is_empty() && seq + seg_len > self.rcv_nxt {
+                        // Nobody will read it: RST (RFC 9293 §3.10.7.4 / RFC 1122 §4.2.2.13).
+                        self.abort(now);
+                        return;
+                    }
+                    self.receive_text(now, seq, seg.payload, fin);
+                }
+                // The peer already sent FIN: text after it is ignored.
+                _ => {}
+            }
+        }
+        if self.rx_fin == Some(self.rcv_nxt) {
+            self.receive_fin(now);
+        }
+    }
+
+    /// Fifth step for a synchronized state (RFC 9293 §3.10.7.4): the ACK field, with the
+    /// SYN-RECEIVED → ESTABLISHED transition and the transitions on our FIN being acked.
+    /// False when the segment's processing ends here.
+    fn on_segment_ack(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        seq: SeqNumber,
+        fin: bool,
+        counters: &mut Counters,
+    ) -> bool {
+        let Some(ack) = seg.ack_number else {
+            return false;
+        };
+        // Anything acceptable from the peer shows it is alive.
+        self.persist.unanswered = 0;
+        if self.cfg.keepalive.is_some() && self.keepalive_at.is_some() {
+            self.arm_keepalive(now);
+        }
+        if self.state == State::SynReceived {
+            if self.snd_una < ack && ack <= self.snd_max {
+                self.on_ack_advance(now, ack, seg.timestamp);
+                let shift = if seg.control == TcpControl::Syn {
+                    0
+                } else {
+                    self.snd_wscale
+                };
+                self.snd_wnd = (seg.window_len as u32) << shift;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seq;
+                self.snd_wl2 = ack;
+                self.enter_established(now);
+            } else {
+                // <SEQ=SEG.ACK><CTL=RST>
+                self.rst_pending = Some(PendingRst {
+                    seq: ack,
+                    ack: None,
+                });
+                return false;
+            }
+        }
+        // RFC 5961 §5.2: an ACK for data we never sent gets an ACK and is dropped; one older
+        // than the largest window the peer ever offered too.
+        if ack > self.snd_max {
+            self.ack_pending = true;
+            return false;
+        }
+        let oldest = SeqNumber(self.snd_una.0.wrapping_sub(self.max_snd_wnd.max(1)));
+        if ack < oldest {
+            self.challenge_ack(now, counters);
+            return false;
+        }
+        self.process_ack(now, seg, seq, ack, fin);
+
+        match self.state {
+            State::FinWait1 if self.fin_acked() => {
+                self.state = State::FinWait2;
+                if self.app_closed {
+                    self.fin_wait2_until = Some(now + self.cfg.fin_wait2_timeout);
+                }
+            }
+            State::Closing if self.fin_acked() => {
+                self.enter_time_wait(now);
+                return false;
+            }
+            State::LastAck if self.fin_acked() => {
+                self.enter_closed(now, None);
+                return false;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// The ACK field of an acceptable segment (RFC 9293 §3.10.7.4 fifth step), with loss
+    /// detection: SACK blocks, duplicate ACKs, recovery entry and exit, window update.
+    pub(super) fn process_ack(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        seq: SeqNumber,
+        ack: SeqNumber,
+        fin: bool,
+    ) {
+        // The window field of a SYN is never scaled (RFC 7323 §2.2).
+        let shift = if seg.control == TcpControl::Syn {
+            0
+        } else {
+            self.snd_wscale
+        };
+        let window = (seg.window_len as u32) << shift;
+        let window_update = self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack);
+        // RFC 5681 §2: a duplicate ACK carries no data, no SYN/FIN, acknowledges SND.UNA with
+        // data outstanding, and does not change the window.
+        let duplicate = ack == self.snd_una
+            && seg.payload.is_empty()
+            && !fin
+            && self.snd_una != self.snd_max
+            && window == self.snd_wnd
+            && self.persist.at.is_none();
+
+        // SACK blocks (RFC 2018 §4): the scoreboard first, relative to the new SND.UNA.
+        let mut sacked_new = false;
+        if self.sack_ok {
+            let base = ack.max(self.snd_una);
+            for (l, r) in seg.sack_ranges.iter().flatten().copied() {
+                if self.scoreboard.add(l, r, base, self.snd_max) {
+                    sacked_new = true;
+                    self.stats.sack_blocks_received += 1;
+                }
+            }
+        }
+
+        if ack > self.snd_una {
+            self.on_ack_advance(now, ack, seg.timestamp);
+        } else if duplicate {
+            self.on_duplicate_ack(now);
+        }
+
+        // RFC 6675 §5: SACK can reveal a loss before three duplicate ACKs arrive (and with
+        // data-carrying ACKs, which never count as duplicates).
+        if self.sack_ok
+            && self.recovery == Recovery::None
+            && sacked_new
+            && self.snd_una >= self.recover
+            && self.scoreboard.is_lost(self.snd_una, self.eff_mss())
+            && self.state.is_synchronized()
+        {
+            self.enter_recovery(now);
+        }
+
+        // Window update (RFC 9293 §3.10.7.4, SND.WL1/WL2 rule).
+        if window_update {
+            self.snd_wnd = window;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            let room = (self.snd_una + self.snd_wnd as usize) - self.snd_nxt;
+            if room > 0 && self.persist.at.is_some() {
+                // The window opened: leave persist. A probe byte the peer did not take is
+                // sent again as ordinary data.
+                self.persist = Persist::default();
+                self.force_probe = false;
+                if self.snd_una < self.snd_max && self.rtx_at.is_none() {
+                    self.snd_nxt = self.snd_una;
+                }
+            }
+        }
+    }
+
+    /// RFC 5681 §3.2 / RFC 6582 §3.2: a duplicate ACK.
+    pub(super) fn on_duplicate_ack(&mut self, now: Instant) {
+        self.dupacks += 1;
+        self.stats.dup_acks += 1;
+        match self.recovery {
+            Recovery::NewReno { cwnd } => {
+                // Step 4: each further duplicate ACK means a segment left the network.
+                self.recovery = Recovery::NewReno {
+                    cwnd: cwnd + self.eff_mss(),
+                };
+            }
+            Recovery::Sack => {}
+            Recovery::None => {
+                // RFC 6582 §3.2 step 1: only if the ACK covers more than `recover` (no fast
+                // retransmit for duplicates caused by a go-back-N after an RTO).
+                if self.dupacks as usize == DUP_THRESH && self.snd_una > self.recover {
+                    self.enter_recovery(now);
+                }
+            }
+        }
+    }
+
+    /// Fast retransmit: enter NewReno (RFC 6582) or SACK (RFC 6675) loss recovery.
+    pub(super) fn enter_recovery(&mut self, now: Instant) {
+        let mss = self.eff_mss();
+        self.cc.on_congestion_event(now, self.flight_size(), mss);
+        self.recover = self.snd_max;
+        self.high_rxt = self.snd_una;
+        self.stats.fast_retransmits += 1;
+        // Karn: the timed segment may be retransmitted now.
+        self.rtt_probe = None;
+        self.recovery = if self.sack_ok {
+            Recovery::Sack
+        } else {
+            // RFC 5681 §3.2 step 3: cwnd = ssthresh + 3 * SMSS.
+            Recovery::NewReno {
+                cwnd: self.cc.window() + DUP_THRESH * mss,
+            }
+        };
+        // Retransmit the first unacknowledged segment at once, outside the window.
+        self.rtx_next = Some(self.snd_una);
+    }
+
+    /// SND.UNA advances to `ack` (already checked: SND.UNA < ack <= SND.MAX).
+    pub(super) fn on_ack_advance(
+        &mut self,
+        now: Instant,
+        ack: SeqNumber,
+        ts: Option<TcpTimestamp>,
+    ) {
+        let flight_before = self.flight_size();
+        let acked = ack - self.snd_una;
+        // Data bytes acknowledged (the SYN and FIN occupy sequence space but no buffer).
+        let mut acked_data = 0;
+        if ack > self.tx_seq {
+            acked_data = (ack - self.tx_seq).min(self.tx.len());
+            self.tx.consume(acked_data);
+            self.tx_seq += acked_data;
+        }
+        self.snd_una = ack;
+        if self.snd_nxt < ack {
+            self.snd_nxt = ack;
+        }
+        if self.high_rxt < ack {
+            self.high_rxt = ack;
+        }
+        self.scoreboard.advance(ack);
+        if let Some(s) = self.rtx_next
+            && s < ack
+        {
+            self.rtx_next = None;
+        }
+        // RTT sample: timestamps echo our clock (RFC 7323 §4.1); otherwise time one segment,
+        // never a retransmitted one (Karn's rule, RFC 6298 §3).
+        let mut sampled = false;
+        if let (Some(t), Some(seg_ts)) = (self.ts, ts)
+            && seg_ts.tsecr != 0
+        {
+            let sent = seg_ts.tsecr.wrapping_sub(t.offset);
+            let elapsed = (now.total_millis() as u32).wrapping_sub(sent);
+            if elapsed < 60_000 && self.rtx_count == 0 {
+                self.rtt.sample(Duration::from_millis(elapsed as u64));
+                sampled = true;
+            }
+        }
+        if let Some((end, sent_at)) = self.rtt_probe
+            && ack >= end
+        {
+            if !sampled {
+                self.rtt.sample(now.saturating_since(sent_at));
+            }
+            self.rtt_probe = None;
+        }
+        self.rtx_count = 0;
+        self.rtt.reset_backoff();
+        self.dupacks = 0;
+
+        let mss = self.eff_mss();
+        match self.recovery {
+            Recovery::None => {
+                if acked_data > 0 && self.state.is_synchronized() {
+                    let limited = self.cwnd_blocked || flight_before + 2 * mss >= self.cc.window();
+                    self.cc
+                        .on_ack(now, acked_data, mss, self.rtt.srtt(), limited);
+                }
+            }
+            Recovery::NewReno { cwnd } => {
+                if ack >= self.recover {
+                    // Full ACK (RFC 6582 §3.2 step 3): leave recovery.
+                    self.recovery = Recovery::None;
+                    self.cc.on_recovery_exit(now, self.flight_size(), mss);
+                } else {
+                    // Partial ACK (step 4): retransmit the next hole, deflate by the amount
+                    // acknowledged, add back one SMSS if at least that much was acknowledged.
+                    self.rtx_next = Some(ack);
+                    self.stats.partial_acks += 1;
+                    let back = if acked >= mss { mss } else { 0 };
+                    self.recovery = Recovery::NewReno {
+                        cwnd: cwnd.saturating_sub(acked).max(mss) + back,
+                    };
+                }
+            }
+            Recovery::Sack => {
+                if ack >= self.recover {
+                    // RFC 6675 §5: the cumulative ACK covers RecoveryPoint.
+                    self.recovery = Recovery::None;
+                    self.cc.on_recovery_exit(now, self.flight_size(), mss);
+                }
+            }
+        }
+
+        // RFC 6298 §5.2-5.3: stop the timer when everything is acknowledged, else restart it.
+        self.rtx_at = if self.snd_una < self.snd_max {
+            Some(now + self.rtt.rto())
+        } else {
+            None
+        };
+        if self.want_writable && self.tx.free() > 0 && self.can_send() {
+            self.want_writable = false;
+            self.push_event(Event::Writable);
+        }
+    }
+
+    /// Seventh step: segment text (and the FIN at its end), trimmed to the window, stored in
+    /// order or out of order; then the ACK policy (RFC 5681 §4.2, RFC 1122 §4.2.3.2).
+    pub(super) fn receive_text(&mut self, now: Instant, seq: SeqNumber, payload: &[u8], fin: bool) {
+        let end = seq + payload.len();
+        if !payload.is_empty() && end <= self.rcv_nxt {
+            // Entirely old: the peer missed our ACK. Tell it at once.
+            self.stats.duplicate_segments += 1;
+            self.ack_pending = true;
+            return;
+        }
+        let (skip, offset) = if seq < self.rcv_nxt {
+            (self.rcv_nxt - seq, 0)
+        } else {
+            (0, seq - self.rcv_nxt)
+        };
+        let data = &payload[skip.min(payload.len())..];
+        // Trim to the window (never past the peer's FIN).
+        let mut limit = self.rcv_wnd().min(self.rx.free());
+        if let Some(f) = self.rx_fin {
+            limit = limit.min(f - self.rcv_nxt);
+        }
+        let take = data.len().min(limit.saturating_sub(offset));
+        let had_hole = self.rx.has_out_of_order();
+        if take > 0 {
+            match self.rx.write(offset, &data[..take]) {
+                Ok(n) => {
+                    if n > 0 {
+                        self.rcv_nxt += n;
+                        self.push_event(Event::Readable);
+                    }
+                }
+                Err(_) => {
+                    // Out of reassembly ranges: drop it, the peer retransmits.
+                    self.stats.out_of_order_dropped += 1;
+                    self.ack_pending = true;
+                    return;
+                }
+            }
+        }
+        if fin && take == data.len() && offset + take <= limit && self.rx_fin.is_none() {
+            self.rx_fin = Some(end);
+        }
+        if payload.is_empty() {
+            if offset > 0 {
+                self.ack_pending = true;
+            }
+            return;
+        }
+        self.rcv_mss = self.rcv_mss.max(payload.len());
+        if offset > 0 {
+            // RFC 5681 §4.2: an out-of-order segment is acknowledged at once (with SACK).
+            self.stats.out_of_order_segments += 1;
+            self.ack_pending = true;
+            self.dup_acks_owed = self.dup_acks_owed.saturating_add(1).min(8);
+        } else if had_hole || take < data.len() {
+            // It filled (part of) a hole, or overran the window: acknowledge at once.
+            self.ack_pending = true;
+        } else {
+            self.schedule_ack(now, take);
+        }
+    }
+
+    /// Delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2): at least every second full-sized
+    /// segment, within `ack_delay`; at once during the quick-ACK start.
+    pub(super) fn schedule_ack(&mut self, now: Instant, len: usize) {
+        self.rcv_unacked += len;
+        // A segment within 40 option bytes of the largest seen counts as full-sized.
+        if len + 40 >= self.rcv_mss {
+            self.rcv_unacked_full += 1;
+        }
+        if self.quick_acks > 0 {
+            self.quick_acks -= 1;
+            self.ack_pending = true;
+        } else if self.cfg.ack_delay.is_zero()
+            || self.rcv_unacked_full >= 2
+            || self.rcv_unacked >= 2 * self.rcv_mss
+        {
+            self.ack_pending = true;
+        } else if self.ack_at.is_none() {
+            self.ack_at = Some(now + self.cfg.ack_delay);
+        }
+    }
+
+    /// Eighth step: the peer's FIN, now that everything before it has arrived.
+    pub(super) fn receive_fin(&mut self, now: Instant) {
+        self.rx_fin = None;
+        self.rcv_nxt += 1;
+        // A FIN is acknowledged at once: nothing more will come to piggyback on.
+        self.ack_pending = true;
+        match self.state {
+            State::SynReceived | State::Established => {
+                self.state = State::CloseWait;
+                self.push_event(Event::PeerClosed);
+            }
+            State::FinWait1 => {
+                // Our FIN is not acknowledged yet (else we'd be in FIN-WAIT-2): CLOSING.
+                self.state = State::Closing;
+                self.push_event(Event::PeerClosed);
+            }
+            State::FinWait2 => {
+                self.push_event(Event::PeerClosed);
+                self.enter_time_wait(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Arms or disarms the persist timer (RFC 9293 §3.8.6.1): armed while data waits, nothing
+    /// is in flight under the retransmission timer, and the peer's window allows nothing
+    /// worth sending (zero, or too small for sender SWS avoidance).
+    pub(super) fn update_persist(&mut self, now: Instant) {
+        let data_end = self.tx_seq + self.tx.len();
+        let blocked = self.rtx_at.is_none()
+            && self.snd_nxt < data_end
+            && matches!(
+                self.state,
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
+            )
+            && {
+                let room = (self.snd_una + self.snd_wnd as usize) - self.snd_nxt;
+                let unsent = data_end - self.snd_nxt;
+                room == 0
+                    || (room < unsent.min(self.eff_mss())
+                        && room < (self.max_snd_wnd as usize / 2).max(1))
+            };
+        if !blocked {
+            if self.persist.at.is_some() {
+                self.persist = Persist::default();
+            }
+            return;
+        }
+        if self.persist.at.is_none() {
+            self.persist.at = Some(now + self.persist_interval());
+        }
+    }
+
+    /// The RTO, doubled for every probe (RFC 9293 §3.8.6.1 "exponential backoff").
+    pub(super) fn persist_interval(&self) -> Duration {
+        let base = self.rtt.base_rto().as_micros() as u64;
+        let backed = base.saturating_mul(1u64 << self.persist.backoff.min(20));
+        Duration::from_micros(backed).min(self.rtt.max_rto)
+    }
+}

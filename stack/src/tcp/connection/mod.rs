@@ -1,0 +1,890 @@
+//! One TCP connection as a sans-I/O state machine (RFC 9293 §3.3.2, §3.10).
+//!
+//! # Call order
+//! A driver (the per-core stack, a test, the simulator) owns each [`Connection`] and calls:
+//! - [`Connection::handle_segment`] for every segment of this 4-tuple (input);
+//! - [`Connection::handle_timeout`] when `now >= poll_at()`;
+//! - [`Connection::poll_transmit`] until it returns `None`, emitting each segment (output);
+//! - [`Connection::poll_event`] until `None`, delivering events to the application.
+//!
+//! The application side is [`Connection::send`], [`Connection::recv`],
+//! [`Connection::shutdown`], [`Connection::close`] and [`Connection::abort`].
+//!
+//! # Reliability
+//! - RTO per RFC 6298 ([`RttEstimator`]): samples from timestamps (RFC 7323 §4) or one timed
+//!   segment at a time, never from a retransmission (Karn); exponential backoff; retry limits
+//!   end the connection with [`Event::TimedOut`].
+//! - Loss recovery: fast retransmit on the third duplicate ACK; NewReno partial ACKs (RFC
+//!   6582) without SACK; with SACK, a scoreboard ([`super::scoreboard`]) and RFC 6675 recovery
+//!   (`IsLost`, pipe, NextSeg). SACKed bytes are never retransmitted (after an RTO too; only a
+//!   second consecutive RTO assumes the receiver reneged, RFC 2018 §8, and forgets them).
+//! - Congestion control behind [`CongestionControl`] (CUBIC by default, or NewReno).
+//! - Receiving: out-of-order reassembly ([`super::assembler`]), SACK blocks (RFC 2018),
+//!   delayed ACKs (RFC 1122 §4.2.3.2, RFC 5681 §4.2) with quick ACKs at connection start.
+//! - Flow control: window scaling, SWS avoidance on both sides (RFC 9293 §3.8.6.2), a right
+//!   edge that never moves left, window updates when the application reads, zero-window
+//!   probes on a backed-off persist timer.
+//! - Keepalive (RFC 1122 §4.2.3.6, off by default) and Nagle (RFC 896, off by default).
+//!
+//! Nothing here allocates per segment. The send and receive buffers take their memory from
+//! a per-thread pool on first use; the reassembly ranges and the SACK scoreboard blocks live
+//! out of line, taken from small per-thread pools only on the first out-of-order segment or
+//! SACK block (a slow path; allocation happens only when a pool is empty) and returned when
+//! the connection is dropped. This keeps the control block small: handshake and teardown
+//! touch few cache lines.
+//!
+//! # Files
+//! - `mod.rs`: the states, events and errors, the [`Connection`] struct, its constructors
+//!   ([`Connection::connect`], [`Connection::from_handshake`]), getters, knobs and the
+//!   application side;
+//! - `config.rs`: [`TcpConfig`] and [`Keepalive`];
+//! - `rtt.rs`: [`RttEstimator`] (RFC 6298);
+//! - `state.rs`: state transitions and the window, flight and timestamp helpers they share;
+//! - `input.rs`: [`Connection::handle_segment`] in RFC 9293 §3.10.7 order, ACK processing,
+//!   loss recovery entry, receiving text and FIN, the persist timer's arming;
+//! - `timers.rs`: [`Connection::handle_timeout`] (retransmission, persist, keepalive, delayed
+//!   ACK, TIME-WAIT);
+//! - `output.rs`: [`Connection::poll_transmit`]: RST, SYN, ACK-only and data segments, and
+//!   the choice of what to (re)send.
+
+use core::fmt;
+
+use super::FourTuple;
+use super::assembler::RecvBuffer;
+use super::buffer::RingBuffer;
+use super::congestion::{CongestionAlgorithm, CongestionControl, Controller};
+use super::counters::Counters;
+use super::scoreboard::{DUP_THRESH, Scoreboard};
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+
+mod config;
+mod input;
+mod output;
+mod rtt;
+mod state;
+mod timers;
+
+pub use self::config::{Keepalive, TcpConfig};
+pub use self::rtt::RttEstimator;
+
+/// The RFC 9293 connection states (§3.3.2), with the RFC's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Closed,
+    Listen,
+    SynSent,
+    SynReceived,
+    Established,
+    FinWait1,
+    FinWait2,
+    CloseWait,
+    Closing,
+    LastAck,
+    TimeWait,
+}
+
+impl State {
+    /// True once both SYNs have been exchanged (RFC 9293 "synchronized states").
+    pub fn is_synchronized(self) -> bool {
+        !matches!(
+            self,
+            State::Closed | State::Listen | State::SynSent | State::SynReceived
+        )
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Closed => "CLOSED",
+            State::Listen => "LISTEN",
+            State::SynSent => "SYN-SENT",
+            State::SynReceived => "SYN-RECEIVED",
+            State::Established => "ESTABLISHED",
+            State::FinWait1 => "FIN-WAIT-1",
+            State::FinWait2 => "FIN-WAIT-2",
+            State::CloseWait => "CLOSE-WAIT",
+            State::Closing => "CLOSING",
+            State::LastAck => "LAST-ACK",
+            State::TimeWait => "TIME-WAIT",
+        })
+    }
+}
+
+/// What happened to a connection, for the application. Delivered by `poll_event`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// The handshake completed (ESTABLISHED).
+    Connected,
+    /// Received bytes are waiting in the receive buffer.
+    Readable,
+    /// Send buffer space became free after a short `send`.
+    Writable,
+    /// The peer sent FIN: no more bytes will arrive (CLOSE-WAIT, or a later closing state).
+    PeerClosed,
+    /// The connection is finished for the application (TIME-WAIT or CLOSED after a clean
+    /// close). Always the last event.
+    Closed,
+    /// The peer reset the connection (or refused it, in SYN-SENT).
+    Reset,
+    /// A retry limit was reached (retransmissions, zero-window probes or keepalive probes).
+    TimedOut,
+}
+
+const EVENT_ORDER: [Event; 7] = [
+    Event::Connected,
+    Event::Readable,
+    Event::Writable,
+    Event::PeerClosed,
+    Event::Reset,
+    Event::TimedOut,
+    Event::Closed,
+];
+
+fn event_bit(e: Event) -> u8 {
+    1 << EVENT_ORDER.iter().position(|x| *x == e).unwrap_or(0)
+}
+
+/// Why an application operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpError {
+    /// The write side was shut down, or the connection is closed/reset.
+    NotWritable,
+    /// The connection is not in a state that allows the operation.
+    InvalidState,
+}
+
+impl fmt::Display for TcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TcpError::NotWritable => "connection is not writable (shut down, closed or reset)",
+            TcpError::InvalidState => "operation not allowed in this connection state",
+        })
+    }
+}
+
+impl std::error::Error for TcpError {}
+
+/// Per-connection statistics (all only grow).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    /// Bytes of new data sent (first transmissions only).
+    pub bytes_sent: u64,
+    /// Segments retransmitted, for any reason.
+    pub retransmits: u64,
+    /// Bytes retransmitted.
+    pub bytes_retransmitted: u64,
+    /// Retransmission timer expirations (data or SYN).
+    pub rto_expirations: u64,
+    /// Fast retransmits: loss recovery episodes entered on duplicate ACKs or SACK.
+    pub fast_retransmits: u64,
+    /// NewReno partial ACKs (RFC 6582) that triggered a retransmission.
+    pub partial_acks: u64,
+    /// Duplicate ACKs received (RFC 5681 §2 definition).
+    pub dup_acks: u64,
+    /// SACK blocks received that SACKed new data.
+    pub sack_blocks_received: u64,
+    /// Segments received out of order and buffered.
+    pub out_of_order_segments: u64,
+    /// Out-of-order segments dropped because every reassembly range was in use.
+    pub out_of_order_dropped: u64,
+    /// Segments whose data had already been received.
+    pub duplicate_segments: u64,
+    /// Zero-window probes sent.
+    pub zero_window_probes: u64,
+    /// Keepalive probes sent.
+    pub keepalive_probes: u64,
+    /// ACKs sent because the delayed-ACK timer expired.
+    pub delayed_acks: u64,
+    /// Segments sent without data, SYN or FIN (pure ACKs, window updates, probes).
+    pub pure_acks_sent: u64,
+}
+
+/// Negotiated timestamp state (RFC 7323 §3-4).
+#[derive(Debug, Clone, Copy)]
+struct Timestamps {
+    /// TS.Recent: the peer's TSval to echo.
+    recent: u32,
+    /// When TS.Recent was last updated (PAWS ignores TS.Recent older than 24 days).
+    recent_at: Instant,
+    /// Our per-connection clock offset (RFC 7323 §7.1 recommends a random one).
+    offset: u32,
+}
+
+/// What an RST we owe looks like: `<SEQ=seq><ACK=ack?><CTL=RST>`.
+#[derive(Debug, Clone, Copy)]
+struct PendingRst {
+    seq: SeqNumber,
+    ack: Option<SeqNumber>,
+}
+
+/// Loss recovery in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recovery {
+    None,
+    /// RFC 6582 fast recovery; `cwnd` is the inflated window (RFC 5681 §3.2 steps 3-4).
+    NewReno {
+        cwnd: usize,
+    },
+    /// RFC 6675 SACK-based recovery: the controller's window against the pipe estimate.
+    Sack,
+}
+
+/// The next segment to transmit, as chosen by the sender.
+#[derive(Debug, Clone, Copy)]
+struct Pick {
+    seq: SeqNumber,
+    len: usize,
+    fin: bool,
+    /// Sent from SND.NXT: SND.NXT moves past it.
+    advance: bool,
+    /// A zero-window probe: the persist timer, not the retransmission timer, covers it.
+    probe: bool,
+}
+
+/// Persist timer state (RFC 9293 §3.8.6.1).
+#[derive(Debug, Clone, Copy, Default)]
+struct Persist {
+    at: Option<Instant>,
+    backoff: u8,
+    /// Probes without any ACK in reply.
+    unanswered: u8,
+}
+
+/// A TCP connection (a transmission control block).
+///
+/// `repr(C)` so the declaration order is the layout: fields used on every segment come first
+/// and share the first cache lines; rarely used state (and the out-of-line reassembly ranges
+/// and SACK blocks) stays off the hot path.
+#[derive(Debug, Clone)]
+#[repr(C)]
+pub struct Connection {
+    // Hot: read or written for every segment, sent or received (lines 0-2).
+    rtx_at: Option<Instant>,
+    /// A delayed ACK is owed at this time.
+    ack_at: Option<Instant>,
+    ts: Option<Timestamps>,
+    last_send: Instant,
+    snd_una: SeqNumber,
+    snd_nxt: SeqNumber,
+    /// One past the highest sequence number ever sent (SND.NXT rewinds after an RTO).
+    snd_max: SeqNumber,
+    snd_wnd: u32,
+    max_snd_wnd: u32,
+    snd_wl1: SeqNumber,
+    snd_wl2: SeqNumber,
+    /// Sequence number of `tx`'s first byte.
+    tx_seq: SeqNumber,
+    rcv_nxt: SeqNumber,
+    /// Right edge of the window we last advertised; never moves left (RFC 9293 §3.8.6.2.2).
+    rcv_adv: SeqNumber,
+    /// RFC 7323 Last.ACK.sent: the ACK field of our last segment.
+    last_ack_sent: SeqNumber,
+    tuple: FourTuple,
+    /// The peer's FIN, once seen (possibly ahead of RCV.NXT, waiting for a hole to fill).
+    rx_fin: Option<SeqNumber>,
+    /// Largest payload we put in a segment (options excluded).
+    snd_mss: u16,
+    state: State,
+    snd_wscale: u8,
+    rcv_wscale: u8,
+    sack_ok: bool,
+    /// The application called shutdown/close: a FIN follows the queued data.
+    fin_queued: bool,
+    /// The application called close: it reads no more (an orphan once the FIN is queued).
+    app_closed: bool,
+    /// An ACK is owed now.
+    ack_pending: bool,
+    /// Out-of-order segments received since the last ACK: each is owed its own duplicate
+    /// ACK (RFC 5681 §4.2), even when a batch of them is processed before we transmit, so
+    /// that the sender counts them (fast retransmit without SACK needs three).
+    dup_acks_owed: u8,
+    events: u8,
+    want_writable: bool,
+    rtx_count: u8,
+    /// The last transmission attempt was stopped by the congestion window.
+    cwnd_blocked: bool,
+    /// Send a zero-window probe (or a segment overriding sender SWS avoidance) now.
+    force_probe: bool,
+    /// Created by a listener (passive open): a RST in SYN-RECEIVED returns to LISTEN, i.e. the
+    /// entry is dropped silently.
+    passive: bool,
+    /// Full-sized segments received and not acknowledged yet.
+    rcv_unacked_full: u32,
+    dupacks: u32,
+    /// In-order bytes received and not acknowledged yet.
+    rcv_unacked: usize,
+    /// Largest payload seen from the peer: what "full-sized" means.
+    rcv_mss: usize,
+    recovery: Recovery,
+    /// A retransmission owed now, outside the congestion window (fast retransmit, NewReno
+    /// partial ACK).
+    rtx_next: Option<SeqNumber>,
+
+    // Warm: buffers, the other timers (`poll_at`), RTT and congestion state.
+    tx: RingBuffer,
+    rx: RecvBuffer,
+    time_wait_until: Option<Instant>,
+    fin_wait2_until: Option<Instant>,
+    keepalive_at: Option<Instant>,
+    persist: Persist,
+    /// Karn's rule: the segment being timed (its end sequence and send time).
+    rtt_probe: Option<(SeqNumber, Instant)>,
+    cc: CongestionControl,
+    rtt: RttEstimator,
+
+    // Cold: handshake-only, recovery bookkeeping, limits, configuration and statistics.
+    quick_acks: u16,
+    /// The shift we offered in our SYN (only meaningful until the handshake completes).
+    offered_wscale: Option<u8>,
+    keepalive_sent: u8,
+    keepalive_probe: bool,
+    /// The SYN was retransmitted: the initial window is one segment (RFC 5681 §3.1).
+    syn_retransmitted: bool,
+    iss: SeqNumber,
+    irs: SeqNumber,
+    /// RFC 6582 `recover` / RFC 6675 RecoveryPoint: SND.MAX when recovery (or an RTO) began.
+    recover: SeqNumber,
+    /// RFC 6675 HighRxt: one past the highest byte retransmitted in this recovery.
+    high_rxt: SeqNumber,
+    /// Our timestamp clock offset, chosen before we know whether timestamps are used.
+    ts_offset: u32,
+    challenge_count: u32,
+    rst_pending: Option<PendingRst>,
+    challenge_window: Instant,
+    scoreboard: Scoreboard,
+    cfg: TcpConfig,
+    stats: ConnStats,
+}
+/// What a listener learned from a handshake it completed: the input of
+/// [`Connection::from_handshake`].
+#[derive(Debug, Clone, Copy)]
+pub struct PassiveOpen {
+    pub tuple: FourTuple,
+    /// Our ISN (the SYN-ACK's sequence number, a cookie in cookie mode).
+    pub iss: SeqNumber,
+    /// The MSS the peer's SYN offered (536 when absent; a cookie's table value).
+    pub peer_mss: u16,
+    /// The peer's window scale, when both sides offered scaling.
+    pub wscale: Option<u8>,
+    /// Both sides offered SACK.
+    pub sack_permitted: bool,
+    /// Timestamps were negotiated (SYN and SYN-ACK carried TSopt): the SYN's TSval, or for a
+    /// cookie the final ACK's.
+    pub ts_recent: Option<u32>,
+    /// Our timestamp clock offset for this tuple.
+    pub ts_offset: u32,
+}
+
+impl Connection {
+    fn new(
+        cfg: &TcpConfig,
+        tuple: FourTuple,
+        iss: SeqNumber,
+        ts_offset: u32,
+        now: Instant,
+    ) -> Self {
+        Connection {
+            tuple,
+            state: State::Closed,
+            cfg: *cfg,
+            passive: false,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNumber(0),
+            snd_wl2: iss,
+            tx_seq: iss + 1,
+            tx: RingBuffer::new(cfg.send_buffer),
+            irs: SeqNumber(0),
+            rcv_nxt: SeqNumber(0),
+            rcv_adv: SeqNumber(0),
+            rx: RecvBuffer::new(cfg.recv_buffer),
+            rx_fin: None,
+            // RFC 9293 §3.7.1: 536 unless the peer says otherwise.
+            snd_mss: 536.min(cfg.mss),
+            snd_wscale: 0,
+            rcv_wscale: 0,
+            offered_wscale: None,
+            ts: None,
+            ts_offset,
+            sack_ok: false,
+            fin_queued: false,
+            app_closed: false,
+            rtt: RttEstimator::new(cfg),
+            rtx_at: None,
+            rtx_count: 0,
+            rtt_probe: None,
+            cc: CongestionControl::new(cfg.congestion, cfg.mss as usize),
+            recovery: Recovery::None,
+            recover: iss,
+            high_rxt: iss,
+            rtx_next: None,
+            dupacks: 0,
+            scoreboard: Scoreboard::new(),
+            cwnd_blocked: false,
+            syn_retransmitted: false,
+            last_send: now,
+            persist: Persist::default(),
+            force_probe: false,
+            time_wait_until: None,
+            fin_wait2_until: None,
+            keepalive_at: None,
+            keepalive_sent: 0,
+            keepalive_probe: false,
+            ack_pending: false,
+            dup_acks_owed: 0,
+            ack_at: None,
+            rcv_unacked: 0,
+            rcv_unacked_full: 0,
+            rcv_mss: 0,
+            quick_acks: cfg.quick_acks,
+            last_ack_sent: SeqNumber(0),
+            rst_pending: None,
+            challenge_window: now,
+            challenge_count: 0,
+            events: 0,
+            want_writable: false,
+            stats: ConnStats::default(),
+        }
+    }
+
+    /// Active open (RFC 9293 §3.10.1): a connection in SYN-SENT whose SYN is ready to send.
+    pub fn connect(
+        cfg: &TcpConfig,
+        tuple: FourTuple,
+        iss: SeqNumber,
+        ts_offset: u32,
+        now: Instant,
+    ) -> Self {
+        let mut c = Connection::new(cfg, tuple, iss, ts_offset, now);
+        c.state = State::SynSent;
+        c.offered_wscale = cfg.offered_wscale();
+        c
+    }
+
+    /// A passive connection whose handshake the listener completed (from a compact
+    /// SYN-RECEIVED entry or a validated SYN cookie, RFC 4987 §3.6): ESTABLISHED at once.
+    /// `ack` is the peer's final ACK, already checked by the listener (it acknowledges our
+    /// SYN and passed PAWS). Payload or FIN on `ack` is not consumed: pass `ack` to
+    /// `handle_segment` too. This is the only passive open: a listener's SYN queue (or a
+    /// cookie) stands in for SYN-RECEIVED, which a `Connection` enters only by simultaneous
+    /// open.
+    pub fn from_handshake(
+        cfg: &TcpConfig,
+        open: &PassiveOpen,
+        ack: &TcpRepr,
+        now: Instant,
+    ) -> Self {
+        let iss = open.iss;
+        let mut c = Connection::new(cfg, open.tuple, iss, open.ts_offset, now);
+        c.passive = true;
+        c.irs = SeqNumber(ack.seq_number.0.wrapping_sub(1));
+        c.rcv_nxt = ack.seq_number;
+        // The SYN-ACK the listener sent offered the unscaled free space.
+        c.rcv_adv = c.rcv_nxt + c.rx.free().min(65535);
+        c.last_ack_sent = c.rcv_nxt;
+        c.snd_una = iss + 1;
+        c.snd_nxt = iss + 1;
+        c.snd_max = iss + 1;
+        c.tx_seq = iss + 1;
+        c.snd_mss = open.peer_mss.min(cfg.mss);
+        if let (Some(peer), Some(ours)) = (open.wscale, cfg.offered_wscale()) {
+            c.snd_wscale = peer.min(14);
+            c.rcv_wscale = ours;
+        }
+        c.sack_ok = open.sack_permitted && cfg.sack;
+        // Timestamps are on when the SYN and the SYN-ACK both carried TSopt (RFC 7323 §3.2),
+        // whatever the final ACK carries. TS.Recent starts at the SYN's TSval and takes the
+        // final ACK's (R3: SEG.SEQ = Last.ACK.sent, and the listener checked it is not older).
+        if let Some(syn_tsval) = open.ts_recent.filter(|_| cfg.timestamps) {
+            c.ts = Some(Timestamps {
+                recent: ack.timestamp.map_or(syn_tsval, |t| t.tsval),
+                recent_at: now,
+                offset: open.ts_offset,
+            });
+        }
+        c.state = State::Established;
+        c.snd_wnd = (ack.window_len as u32) << c.snd_wscale;
+        c.max_snd_wnd = c.snd_wnd;
+        c.snd_wl1 = ack.seq_number;
+        c.snd_wl2 = iss + 1;
+        c.start_congestion_control();
+        c.arm_keepalive(now);
+        c.push_event(Event::Connected);
+        c
+    }
+
+    // ---------------------------------------------------------------- getters
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+    pub fn tuple(&self) -> FourTuple {
+        self.tuple
+    }
+    pub fn is_passive(&self) -> bool {
+        self.passive
+    }
+    /// Bytes waiting to be read.
+    pub fn recv_queue(&self) -> usize {
+        self.rx.len()
+    }
+    /// Bytes queued for sending and not yet acknowledged.
+    pub fn send_queue(&self) -> usize {
+        self.tx.len()
+    }
+    /// Free space in the send buffer.
+    pub fn send_capacity(&self) -> usize {
+        if self.can_send() { self.tx.free() } else { 0 }
+    }
+    pub fn iss(&self) -> SeqNumber {
+        self.iss
+    }
+    pub fn snd_una(&self) -> SeqNumber {
+        self.snd_una
+    }
+    pub fn snd_nxt(&self) -> SeqNumber {
+        self.snd_nxt
+    }
+    /// One past the highest sequence number sent.
+    pub fn snd_max(&self) -> SeqNumber {
+        self.snd_max
+    }
+    pub fn rcv_nxt(&self) -> SeqNumber {
+        self.rcv_nxt
+    }
+    /// The peer's send window as we see it (scaled).
+    pub fn snd_wnd(&self) -> u32 {
+        self.snd_wnd
+    }
+    /// The receive window we last advertised (RCV.ADV - RCV.NXT).
+    pub fn rcv_wnd_advertised(&self) -> usize {
+        self.rcv_wnd()
+    }
+    /// Negotiated payload size per segment.
+    pub fn mss(&self) -> u16 {
+        self.snd_mss
+    }
+    pub fn window_scales(&self) -> (u8, u8) {
+        (self.snd_wscale, self.rcv_wscale)
+    }
+    pub fn timestamps_enabled(&self) -> bool {
+        self.ts.is_some()
+    }
+    /// The peer's last timestamp value we accepted (TS.Recent), if timestamps are in use.
+    pub fn ts_recent(&self) -> Option<u32> {
+        self.ts.map(|t| t.recent)
+    }
+    pub fn sack_enabled(&self) -> bool {
+        self.sack_ok
+    }
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+    /// The congestion window in bytes (inflated during NewReno recovery).
+    pub fn cwnd(&self) -> usize {
+        self.effective_cwnd()
+    }
+    pub fn ssthresh(&self) -> usize {
+        self.cc.ssthresh()
+    }
+    pub fn congestion_control(&self) -> &CongestionControl {
+        &self.cc
+    }
+    /// True during fast recovery (NewReno or SACK).
+    pub fn in_recovery(&self) -> bool {
+        self.recovery != Recovery::None
+    }
+    /// The SACK scoreboard (ranges the peer selectively acknowledged).
+    pub fn scoreboard(&self) -> &Scoreboard {
+        &self.scoreboard
+    }
+    /// Bytes received out of order and held for reassembly.
+    pub fn out_of_order_bytes(&self) -> usize {
+        self.rx.out_of_order_bytes()
+    }
+    pub fn stats(&self) -> &ConnStats {
+        &self.stats
+    }
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
+    }
+    /// True after `close()`: nobody will read this connection again.
+    pub fn is_orphan(&self) -> bool {
+        self.app_closed
+    }
+    /// When TIME-WAIT ends, if in TIME-WAIT.
+    pub fn time_wait_until(&self) -> Option<Instant> {
+        self.time_wait_until
+    }
+    /// When a delayed ACK is due, if one is owed.
+    pub fn delayed_ack_at(&self) -> Option<Instant> {
+        self.ack_at
+    }
+    /// When the persist (zero-window probe) timer fires, if armed.
+    pub fn persist_at(&self) -> Option<Instant> {
+        self.persist.at
+    }
+    /// When the retransmission timer fires, if armed.
+    pub fn retransmit_at(&self) -> Option<Instant> {
+        self.rtx_at
+    }
+    /// When the keepalive timer fires, if armed.
+    pub fn keepalive_at(&self) -> Option<Instant> {
+        self.keepalive_at
+    }
+
+    /// True when `poll_transmit` may have something to send right now.
+    pub fn wants_transmit(&self) -> bool {
+        self.rst_pending.is_some()
+            || self.ack_pending
+            || self.force_probe
+            || self.keepalive_probe
+            || self.rtx_next.is_some()
+            || match self.state {
+                State::SynSent | State::SynReceived => self.snd_nxt == self.iss,
+                State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck => self.has_sendable() || self.recovery == Recovery::Sack,
+                _ => false,
+            }
+    }
+
+    /// The earliest time `handle_timeout` must be called, if any.
+    pub fn poll_at(&self) -> Option<Instant> {
+        [
+            self.rtx_at,
+            self.persist.at,
+            self.ack_at,
+            self.keepalive_at,
+            self.time_wait_until,
+            self.fin_wait2_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---------------------------------------------------------------- per-connection knobs
+
+    /// Chooses the congestion control algorithm. Takes effect at once (the window restarts
+    /// at the initial window if data has not flowed yet, else keeps its current size).
+    pub fn set_congestion_algorithm(&mut self, algorithm: CongestionAlgorithm) {
+        self.cfg.congestion = algorithm;
+        if self.cc.algorithm() != algorithm {
+            let mss = self.eff_mss();
+            let cwnd = self.cc.window();
+            let initial = self.snd_max == self.iss || self.snd_max == self.iss + 1;
+            self.cc = if initial {
+                CongestionControl::new(algorithm, mss)
+            } else {
+                CongestionControl::with_window(algorithm, mss, cwnd)
+            };
+        }
+    }
+
+    /// Turns Nagle's algorithm on or off (`TCP_NODELAY` is `set_nagle(false)`).
+    pub fn set_nagle(&mut self, on: bool) {
+        self.cfg.nagle = on;
+    }
+
+    /// Turns keepalive on (with these settings) or off.
+    pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<Keepalive>) {
+        self.cfg.keepalive = keepalive;
+        self.keepalive_sent = 0;
+        self.keepalive_probe = false;
+        self.keepalive_at = None;
+        self.arm_keepalive(now);
+    }
+
+    // ---------------------------------------------------------------- application side
+
+    fn can_send(&self) -> bool {
+        !self.fin_queued
+            && matches!(
+                self.state,
+                State::SynSent | State::SynReceived | State::Established | State::CloseWait
+            )
+    }
+
+    /// Copies as much of `data` as fits into the send buffer; returns how much was taken.
+    /// A short count arms a `Writable` event for when space frees up.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        if !self.can_send() {
+            return Err(TcpError::NotWritable);
+        }
+        let n = self.tx.enqueue(data);
+        if n < data.len() {
+            self.want_writable = true;
+        }
+        Ok(n)
+    }
+
+    /// Copies received bytes into `buf`; returns how many. Opens the window as space frees.
+    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
+        let n = self.rx.dequeue_into(buf);
+        if n > 0 {
+            self.after_read();
+        }
+        n
+    }
+
+    /// The received bytes at the front of the buffer, borrowed in place (zero-copy read).
+    /// Call [`Connection::consume`] with how many were used.
+    pub fn recv_slice(&self) -> &[u8] {
+        self.rx.front()
+    }
+
+    /// Marks `n` bytes of [`Connection::recv_slice`] as read.
+    pub fn consume(&mut self, n: usize) {
+        if self.rx.consume(n) > 0 {
+            self.after_read();
+        }
+    }
+
+    /// RFC 9293 §3.8.6.2.2: send a window update when reading opened the window by at least
+    /// min(buffer/2, MSS) beyond what we last advertised.
+    fn after_read(&mut self) {
+        if !matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        ) {
+            return;
+        }
+        let potential = self.rcv_nxt + self.max_window();
+        if potential > self.rcv_adv && potential - self.rcv_adv >= self.rcv_sws_threshold() {
+            self.ack_pending = true;
+        }
+    }
+
+    /// shutdown(SHUT_WR): queue a FIN after the data already queued (RFC 9293 §3.10.4).
+    /// Receiving continues (half-close).
+    pub fn shutdown(&mut self, now: Instant) -> Result<(), TcpError> {
+        match self.state {
+            State::SynSent if self.app_closed && self.tx.is_empty() => {
+                // close() with nothing to send: RFC 9293 §3.10.4 deletes the TCB.
+                self.enter_closed(now, None);
+                Ok(())
+            }
+            State::SynSent | State::SynReceived => {
+                // RFC 9293 §3.10.4: queue the FIN until ESTABLISHED (enter_established moves
+                // on to FIN-WAIT-1). In SYN-SENT too: `send` already queues data there, and a
+                // half-close must not throw it away.
+                self.fin_queued = true;
+                Ok(())
+            }
+            State::Established => {
+                if !self.fin_queued {
+                    self.fin_queued = true;
+                    self.state = State::FinWait1;
+                }
+                Ok(())
+            }
+            State::CloseWait => {
+                if !self.fin_queued {
+                    self.fin_queued = true;
+                    self.state = State::LastAck;
+                }
+                Ok(())
+            }
+            State::FinWait1
+            | State::FinWait2
+            | State::Closing
+            | State::LastAck
+            | State::TimeWait => Ok(()),
+            State::Closed | State::Listen => Err(TcpError::InvalidState),
+        }
+    }
+
+    /// close(): shut down both directions. Unread received data turns the close into an abort
+    /// (RFC 1122 §4.2.2.13, RFC 2525 §2.17), as Linux does.
+    pub fn close(&mut self, now: Instant) -> Result<(), TcpError> {
+        if self.state == State::Closed {
+            return Ok(());
+        }
+        if !self.rx.is_empty() && self.state.is_synchronized() {
+            self.abort(now);
+            return Ok(());
+        }
+        self.app_closed = true;
+        let r = self.shutdown(now);
+        if self.state == State::FinWait2 {
+            self.fin_wait2_until = Some(now + self.cfg.fin_wait2_timeout);
+        }
+        r
+    }
+
+    /// abort(): send RST if synchronized (RFC 9293 §3.10.5) and go to CLOSED.
+    pub fn abort(&mut self, now: Instant) {
+        match self.state {
+            State::Closed | State::Listen | State::TimeWait | State::SynSent => {}
+            _ => {
+                self.rst_pending = Some(PendingRst {
+                    seq: self.snd_max,
+                    ack: None,
+                });
+            }
+        }
+        self.tx.clear();
+        self.rx.clear();
+        self.enter_closed(now, None);
+    }
+
+    /// The next application event, in a fixed order (Connected, Readable, Writable, PeerClosed,
+    /// Reset, TimedOut, Closed).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events == 0 {
+            return None;
+        }
+        let i = self.events.trailing_zeros() as usize;
+        self.events &= !(1 << i);
+        Some(EVENT_ORDER[i])
+    }
+
+    fn push_event(&mut self, e: Event) {
+        self.events |= event_bit(e);
+    }
+
+    /// True when `poll_event` has something.
+    pub fn has_events(&self) -> bool {
+        self.events != 0
+    }
+
+    /// Drops pending events (e.g. a passive connection that was never accepted).
+    pub fn clear_events(&mut self) {
+        self.events = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::{offset_of, size_of};
+
+    use super::*;
+
+    #[test]
+    fn hot_fields_share_the_first_cache_lines() {
+        let hot_end = offset_of!(Connection, rtx_next) + size_of::<Option<SeqNumber>>();
+        println!(
+            "control block {} bytes; hot part {hot_end} bytes; tx at {}, cc at {}, rtt at {}, scoreboard at {}, cfg at {}, stats at {}",
+            size_of::<Connection>(),
+            offset_of!(Connection, tx),
+            offset_of!(Connection, cc),
+            offset_of!(Connection, rtt),
+            offset_of!(Connection, scoreboard),
+            offset_of!(Connection, cfg),
+            offset_of!(Connection, stats),
+        );
+        assert!(hot_end <= 3 * 64, "hot fields span {hot_end} bytes");
+        // The reassembly ranges and SACK blocks are out of line.
+        assert!(size_of::<Scoreboard>() <= 16);
+        assert!(size_of::<RecvBuffer>() <= 64);
+    }
+}

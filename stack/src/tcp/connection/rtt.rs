@@ -1,0 +1,97 @@
+//! The RFC 6298 retransmission timeout estimator.
+
+use super::TcpConfig;
+use crate::time::Duration;
+
+/// RFC 6298 retransmission timer state. Samples come from timestamps (RFC 7323 §4) or from
+/// timing one segment at a time (Karn's rule: never a retransmitted one).
+#[derive(Debug, Clone, Copy)]
+pub struct RttEstimator {
+    srtt_us: Option<u64>,
+    rttvar_us: u64,
+    rto: Duration,
+    min_rto: Duration,
+    pub(super) max_rto: Duration,
+    backoff: u8,
+    samples: u64,
+}
+
+impl RttEstimator {
+    pub fn new(cfg: &TcpConfig) -> Self {
+        RttEstimator {
+            srtt_us: None,
+            rttvar_us: 0,
+            rto: cfg.initial_rto,
+            min_rto: cfg.min_rto,
+            max_rto: cfg.max_rto.max(cfg.min_rto),
+            backoff: 0,
+            samples: 0,
+        }
+    }
+
+    /// The current RTO, backoff included, at most the configured maximum.
+    #[inline]
+    pub fn rto(&self) -> Duration {
+        let base = self.rto.as_micros() as u64;
+        let backed = base.saturating_mul(1u64 << self.backoff.min(20));
+        Duration::from_micros(backed).min(self.max_rto)
+    }
+
+    /// The RTO without backoff.
+    pub fn base_rto(&self) -> Duration {
+        self.rto
+    }
+
+    /// Smoothed RTT, once there is a sample.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt_us.map(Duration::from_micros)
+    }
+
+    /// RTT variation.
+    pub fn rttvar(&self) -> Duration {
+        Duration::from_micros(self.rttvar_us)
+    }
+
+    /// How many RTT samples were taken.
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// How many times the RTO was doubled since the last new ACK.
+    pub fn backoff(&self) -> u8 {
+        self.backoff
+    }
+
+    /// RFC 6298 §2.2-2.3 with alpha = 1/8, beta = 1/4, K = 4, G = 1 ms.
+    pub fn sample(&mut self, rtt: Duration) {
+        let r = rtt.as_micros() as u64;
+        self.samples += 1;
+        match self.srtt_us {
+            None => {
+                self.srtt_us = Some(r);
+                self.rttvar_us = r / 2;
+            }
+            Some(srtt) => {
+                let delta = srtt.abs_diff(r);
+                self.rttvar_us = (3 * self.rttvar_us + delta) / 4;
+                self.srtt_us = Some((7 * srtt + r) / 8);
+            }
+        }
+        let srtt = self.srtt_us.unwrap_or(r);
+        let rto = srtt + (4 * self.rttvar_us).max(1000);
+        self.rto = Duration::from_micros(rto)
+            .max(self.min_rto)
+            .min(self.max_rto);
+    }
+
+    /// RFC 6298 §5.5: double the RTO on expiry.
+    pub fn back_off(&mut self) {
+        self.backoff = self.backoff.saturating_add(1);
+    }
+
+    /// A new ACK ends the backoff (RFC 6298 §5.7 keeps the doubled value until a new sample;
+    /// like Linux we return to the computed RTO once data is acknowledged).
+    pub fn reset_backoff(&mut self) {
+        self.backoff = 0;
+    }
+}
