@@ -1,6 +1,7 @@
 //! The echo example observed from outside (root only; reported skipped otherwise):
 //! - its own capture (`--pcap FILE`) read back by `tshark`: 10 kernel connections give 10
 //!   SYNs, 10 SYN-ACKs and 10 FINs each way, every IPv4 and TCP checksum verified by tshark;
+//!   with two queues, one file per queue, each connection whole in its queue's file;
 //! - `RUST_LOG=xtcp=debug` prints one state-transition line per connection event.
 #![cfg(feature = "afxdp")]
 
@@ -193,4 +194,71 @@ fn echo_with_rust_log_debug_prints_state_transitions() {
         let n = transitions.iter().filter(|l| l.contains(to)).count();
         assert_eq!(n, 3, "{to}: {n} lines of 3 connections:\n{err}");
     }
+}
+
+#[test]
+fn two_queues_write_one_capture_file_each() {
+    require_privileges!("tshark");
+    let _serial = serial();
+    let veth = Veth::up("pq", 2);
+    let pcap = std::env::temp_dir().join(format!("xtcp-{}-mq.pcap", veth.name));
+    let files = [0, 1].map(|q| std::path::PathBuf::from(format!("{}.{q}", pcap.display())));
+    for f in &files {
+        let _ = std::fs::remove_file(f);
+    }
+    let pcap_arg = pcap.to_str().unwrap().to_string();
+    let mut server = Server::start(
+        "echo",
+        &veth,
+        PORT,
+        &[
+            "--queues",
+            "2",
+            "--xdp-mode",
+            "native",
+            "--cores",
+            "0,1",
+            "--pcap",
+            &pcap_arg,
+        ],
+    );
+    // Keep every kernel flow on the queue it starts on (see veth_echo's two-queue test).
+    let rehash = veth.exec(&veth.ns_b, "sysctl", &["-qw", "net.core.txrehash=0"]);
+    assert!(rehash.status.success());
+    let a: SocketAddr = format!("{}:{PORT}", veth.ip_a).parse().unwrap();
+    const N: usize = 40;
+    in_netns(&veth.ns_b, || {
+        for i in 0..N {
+            let mut s = TcpStream::connect_timeout(&a, Duration::from_secs(3)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(&[i as u8; 10]).unwrap();
+            let mut back = [0u8; 10];
+            s.read_exact(&mut back).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            assert_eq!(s.read(&mut back).unwrap(), 0);
+        }
+    });
+    assert!(server.stop(), "echo did not exit cleanly");
+    assert!(
+        !pcap.exists(),
+        "with two queues there is no unsuffixed file"
+    );
+    let per_queue: Vec<[usize; 4]> = files
+        .iter()
+        .map(|f| {
+            let rows = tshark_rows(f);
+            let _ = std::fs::remove_file(f);
+            handshakes_and_fins(&rows, PORT)
+        })
+        .collect();
+    eprintln!("per queue [SYN, SYN-ACK, client FIN, server FIN]: {per_queue:?}");
+    // Every connection is captured whole on the queue that served it.
+    for q in &per_queue {
+        assert!(q.iter().all(|&n| n == q[0]), "{per_queue:?}");
+    }
+    assert_eq!(per_queue[0][0] + per_queue[1][0], N, "{per_queue:?}");
+    assert!(
+        per_queue[0][0] > 0 && per_queue[1][0] > 0,
+        "flows did not spread"
+    );
 }
