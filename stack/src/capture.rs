@@ -12,8 +12,10 @@
 //!   `receive` and every non-empty frame the stack writes through `transmit`, timestamped with
 //!   `CLOCK_REALTIME` (so per-core files merge with `mergecap`). It composes around any link:
 //!   the AF_XDP socket in the engine and in the load generator, the in-memory link in tests.
-//!   With capture off it costs one predictable branch per `receive` call and per `transmit`
-//!   call (none per received frame).
+//!   Built with `None` it forwards after one predictable branch per `receive` call and per
+//!   `transmit` call (none per received frame; the capturing paths are out of line). The
+//!   engine does better: with capture off its cores poll the bare socket (a second
+//!   instance of the loop), so an engine without capture runs exactly the code it ran before.
 //!
 //! The simulator writes its own capture (virtual time) with the same writer:
 //! [`crate::sim::Simulation::write_pcap`].
@@ -296,43 +298,69 @@ impl<L: Link> CaptureLink<L> {
 }
 
 impl<L: Link> Link for CaptureLink<L> {
+    #[inline]
     fn max_frame_len(&self) -> usize {
         self.inner.max_frame_len()
     }
 
-    fn receive<F: FnMut(&[u8])>(&mut self, budget: usize, mut f: F) -> usize {
-        let Some(pcap) = self.pcap.as_deref_mut() else {
-            return self.inner.receive(budget, f);
-        };
-        let n = self.inner.receive(budget, |frame| {
-            pcap.record(wall_clock(), frame);
-            f(frame)
-        });
-        if n > 0 {
-            pcap.end_batch();
+    #[inline]
+    fn receive<F: FnMut(&[u8])>(&mut self, budget: usize, f: F) -> usize {
+        match self.pcap.as_deref_mut() {
+            None => self.inner.receive(budget, f),
+            Some(pcap) => receive_captured(&mut self.inner, pcap, budget, f),
         }
-        n
     }
 
+    #[inline]
     fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, f: F) -> bool {
-        let Some(pcap) = self.pcap.as_deref_mut() else {
-            return self.inner.transmit(f);
-        };
-        self.inner.transmit(|buf| {
-            let n = f(buf);
-            if n > 0 {
-                pcap.record(wall_clock(), &buf[..n.min(buf.len())]);
-            }
-            n
-        })
+        match self.pcap.as_deref_mut() {
+            None => self.inner.transmit(f),
+            Some(pcap) => transmit_captured(&mut self.inner, pcap, f),
+        }
     }
 
+    #[inline]
     fn flush(&mut self) {
         self.inner.flush();
         if let Some(pcap) = self.pcap.as_deref_mut() {
             pcap.end_batch();
         }
     }
+}
+
+// The capturing paths stay out of line, so that with capture off the wrapper's methods are
+// one branch around the inner link's call.
+
+#[inline(never)]
+fn receive_captured<L: Link, F: FnMut(&[u8])>(
+    inner: &mut L,
+    pcap: &mut PcapFile,
+    budget: usize,
+    mut f: F,
+) -> usize {
+    let n = inner.receive(budget, |frame| {
+        pcap.record(wall_clock(), frame);
+        f(frame)
+    });
+    if n > 0 {
+        pcap.end_batch();
+    }
+    n
+}
+
+#[inline(never)]
+fn transmit_captured<L: Link, F: FnOnce(&mut [u8]) -> usize>(
+    inner: &mut L,
+    pcap: &mut PcapFile,
+    f: F,
+) -> bool {
+    inner.transmit(|buf| {
+        let n = f(buf);
+        if n > 0 {
+            pcap.record(wall_clock(), &buf[..n.min(buf.len())]);
+        }
+        n
+    })
 }
 
 #[cfg(test)]

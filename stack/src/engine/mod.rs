@@ -166,7 +166,7 @@ pub struct EngineConfig {
     pub stack: StackConfig,
     /// Capture what every core receives and sends as pcap ([`crate::capture`]): one file per
     /// queue (`path` itself with one queue, `path.<queue>` with several). Default `None`
-    /// (off: one predictable branch per receive batch and per transmitted frame).
+    /// (off: the cores poll the socket directly, without the capture wrapper: no cost).
     pub capture: Option<CaptureConfig>,
 }
 

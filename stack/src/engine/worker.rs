@@ -29,6 +29,7 @@ use super::neighbor::Resolver;
 use super::stats::{CoreStats, SNAPSHOT_INTERVAL};
 use crate::afxdp::XskLink;
 use crate::capture::{CaptureLink, PcapFile};
+use crate::link::Link;
 use crate::stack::{ListenerId, Stack, StackConfig};
 use crate::tcp::Event;
 use crate::time::{Duration, Instant};
@@ -99,7 +100,56 @@ pub(crate) fn run<A: App>(
     commands: Receiver<Command<A>>,
     reports: Sender<Report>,
 ) -> (XskLink, CoreStats) {
-    let mut link = CaptureLink::new(link, setup.capture.take());
+    // Two instances of the loop: with capture off the socket is used directly, so the
+    // capture costs nothing at all when off (not even a branch).
+    match setup.capture.take() {
+        None => run_on(setup, link, make_app, commands, reports),
+        Some(pcap) => {
+            let (link, stats) = run_on(
+                setup,
+                CaptureLink::new(link, Some(pcap)),
+                make_app,
+                commands,
+                reports,
+            );
+            // Dropping the capture wrapper writes out its last batch.
+            (link.into_inner(), stats)
+        }
+    }
+}
+
+/// The socket under the link a core polls: the AF_XDP socket itself, or the socket inside
+/// the capture wrapper.
+pub(crate) trait CoreLink: Link {
+    fn xsk(&self) -> &XskLink;
+    fn xsk_mut(&mut self) -> &mut XskLink;
+}
+
+impl CoreLink for XskLink {
+    fn xsk(&self) -> &XskLink {
+        self
+    }
+    fn xsk_mut(&mut self) -> &mut XskLink {
+        self
+    }
+}
+
+impl CoreLink for CaptureLink<XskLink> {
+    fn xsk(&self) -> &XskLink {
+        self.inner()
+    }
+    fn xsk_mut(&mut self) -> &mut XskLink {
+        self.inner_mut()
+    }
+}
+
+fn run_on<A: App, L: CoreLink>(
+    setup: WorkerSetup,
+    mut link: L,
+    make_app: &(dyn Fn(u32) -> A + Send + Sync),
+    commands: Receiver<Command<A>>,
+    reports: Sender<Report>,
+) -> (L, CoreStats) {
     if let Some(id) = setup.cpu {
         // Failing to pin is not fatal (the CPU may be offline): the loop still works.
         core_affinity::set_for_current(core_affinity::CoreId { id });
@@ -120,8 +170,8 @@ pub(crate) fn run<A: App>(
             Ok(l) => listeners.push(l),
             Err(e) => {
                 let _ = reports.send(Report::Failed(setup.queue, format!("listen {addr}: {e}")));
-                let stats = snapshot(&setup, &core, link.inner(), 0, 0);
-                return (link.into_inner(), stats);
+                let stats = snapshot(&setup, &core, link.xsk(), 0, 0);
+                return (link, stats);
             }
         }
     }
@@ -177,7 +227,7 @@ pub(crate) fn run<A: App>(
             let _ = reports.try_send(Report::Stats(Box::new(snapshot(
                 &setup,
                 &core,
-                link.inner(),
+                link.xsk(),
                 loops,
                 waits,
             ))));
@@ -201,16 +251,15 @@ pub(crate) fn run<A: App>(
                 let ms = until.as_millis() as i32;
                 if ms > 0 {
                     waits += 1;
-                    let _ = link.inner_mut().wait_readable(ms);
+                    let _ = link.xsk_mut().wait_readable(ms);
                 }
             }
         }
     }
 
     drain(&setup, &mut core, &mut link);
-    let stats = snapshot(&setup, &core, link.inner(), loops, waits);
-    // Dropping the capture writes out its last batch.
-    (link.into_inner(), stats)
+    let stats = snapshot(&setup, &core, link.xsk(), loops, waits);
+    (link, stats)
 }
 
 /// Hands every pending stack event to the application. Returns whether there were any.
@@ -245,7 +294,7 @@ fn deliver_events<A: App>(app: &mut A, core: &mut CoreState) -> bool {
 }
 
 /// The shutdown drain (see the module docs).
-fn drain(setup: &WorkerSetup, core: &mut CoreState, link: &mut CaptureLink<XskLink>) {
+fn drain<L: CoreLink>(setup: &WorkerSetup, core: &mut CoreState, link: &mut L) {
     let handles: Vec<_> = core.live.iter().flatten().copied().collect();
     let (fin, drain_for) = match setup.shutdown {
         ShutdownPolicy::Fin { drain } => (true, drain),
@@ -265,7 +314,7 @@ fn drain(setup: &WorkerSetup, core: &mut CoreState, link: &mut CaptureLink<XskLi
         core.stack.poll(now, link);
         while core.stack.poll_event().is_some() {}
         let done = core.stack.connection_count() == 0;
-        if done && link.inner().tx_in_flight() == 0 {
+        if done && link.xsk().tx_in_flight() == 0 {
             break;
         }
         if now.saturating_since(start) >= drain_for {
