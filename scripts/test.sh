@@ -29,6 +29,11 @@ trap 'rm -f "$log" "$XTCP_SKIP_LOG"' EXIT
 status=0
 cargo test --workspace --release --no-fail-fast 2>&1 | tee "$log" || status=$?
 
+# Fuzz smoke (scripts/fuzz.sh): stack_receive 30 s, each wire target 10 s, after the fuzz
+# crate's own tests (harness, simulator seeds, saved crash inputs). Its own closing lines.
+echo "== fuzz smoke"
+./scripts/fuzz.sh smoke || status=$?
+
 # One closing line over every test binary (cargo prints one summary per binary, the last of
 # which is often a doc-test binary with nothing in it).
 skipped=$(wc -l < "$XTCP_SKIP_LOG")

@@ -161,6 +161,10 @@ pub struct RunArgs {
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// xtcp backend: capture what the load generator sends and receives as pcap (one file
+    /// per load thread: FILE itself with one, FILE.<i> with several).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,8 @@
 //!
 //! Layout: [`cli`] parses, [`run`] orchestrates a measurement (workers from a
 //! [`backend::Backend`], pacing from [`pace`], counting in [`metrics`], outside counters from
-//! [`probe`]; the xtcp backend's interface facts from `xtcp::engine::sys`), [`report`] and [`plot`] present it; [`server`] is the Linux reference server.
+//! [`probe`]; the xtcp backend's interface facts from `xtcp::engine::sys`), [`report`] and [`plot`] present it; [`server`] is the Linux reference server; [`stat`]
+//! is the `xtcp-stat` live counter viewer.
 
 pub mod backend;
 pub mod cli;
@@ -16,5 +17,6 @@ pub mod reflector;
 pub mod report;
 pub mod run;
 pub mod server;
+pub mod stat;
 pub mod sys;
 pub mod util;

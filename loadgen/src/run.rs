@@ -77,6 +77,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
         epoch: Instant::now(),
         measure_start_ns: warmup_ns,
         end_ns: warmup_ns + duration_ns,
+        pcap: args.pcap.clone(),
     };
     let workers = backend.prepare(&spec)?;
     if workers.len() != spec.workers() {

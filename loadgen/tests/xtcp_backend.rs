@@ -387,3 +387,94 @@ fn two_cores_on_two_queues_against_xtcp_echo() {
     }
     two_cores("xtcp", "m3");
 }
+
+/// `--pcap`: the load generator's own capture, read back by tshark with checksum checks,
+/// holds a SYN, a SYN-ACK and a FIN each way for each of the run's 10 connections.
+#[test]
+fn pcap_capture_has_every_handshake_and_fin() {
+    if skip("pcap_capture_has_every_handshake_and_fin") {
+        return;
+    }
+    let _g = serial();
+    let v = Veth::up("p", 1);
+    let _srv = Server::start(&v, "echo", "p");
+    let target = format!("{}:8080", v.get("XT_IP_B"));
+    let pcap = tmp("run-p.pcap");
+    let _ = std::fs::remove_file(&pcap);
+    let out = loadgen(
+        &v,
+        "p",
+        &[
+            "--target",
+            &target,
+            "--workload",
+            "connect",
+            "--duration",
+            "1",
+            "--rate",
+            "10",
+            "--pcap",
+            pcap.to_str().unwrap(),
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(out.ok, "run failed: {}", out.stderr);
+    let j = out.json.unwrap();
+    let completed = u(&j, "connections.completed");
+    assert_eq!(completed, 10, "{j}");
+    let rows = Command::new("tshark")
+        .args([
+            "-n",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+        ])
+        .args([
+            "-Y",
+            "tcp",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
+        ])
+        .args([
+            "-e",
+            "tcp.flags",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "tcp.checksum.status",
+        ])
+        .arg("-r")
+        .arg(&pcap)
+        .output()
+        .expect("run tshark");
+    let _ = std::fs::remove_file(&pcap);
+    assert!(
+        rows.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rows.stderr)
+    );
+    let mut sets: [std::collections::BTreeSet<u16>; 4] = Default::default();
+    for line in String::from_utf8_lossy(&rows.stdout).lines() {
+        let fl: Vec<&str> = line.split('\t').collect();
+        assert_eq!(fl.len(), 5, "{line:?}");
+        assert_eq!((fl[3], fl[4]), ("1", "1"), "checksum not good: {line:?}");
+        let (sp, dp): (u16, u16) = (fl[0].parse().unwrap(), fl[1].parse().unwrap());
+        let flags = u16::from_str_radix(fl[2].trim_start_matches("0x"), 16).unwrap();
+        let from_client = dp == 8080;
+        let client = if from_client { sp } else { dp };
+        match (flags & 0x12, from_client) {
+            (0x02, true) => sets[0].insert(client),
+            (0x12, false) => sets[1].insert(client),
+            _ => false,
+        };
+        if flags & 0x01 != 0 {
+            sets[if from_client { 2 } else { 3 }].insert(client);
+        }
+    }
+    assert_eq!(sets.map(|s| s.len()), [10; 4], "SYN, SYN-ACK, FIN each way");
+}

@@ -5,9 +5,11 @@
 //! echo --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
 //!      [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
 //!      [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--prefill-time-wait N]
+//!      [--pcap FILE]
 //! ```
 //!
-//! (`xtcp::engine::cli`; `--help` lists every flag.)
+//! (`xtcp::engine::cli`; `--help` lists every flag.) `RUST_LOG=xtcp=debug` prints state
+//! transitions and drops with their reason on stderr.
 //!
 //! Backpressure: only what fits into the send buffer is taken from the receive buffer; the
 //! rest stays unread, so the receive window closes until the peer reads its echo, and the
@@ -84,6 +86,7 @@ impl App for Echo {
 
 fn main() {
     let args = ServerArgs::from_env_or_exit();
+    init_tracing();
     let engine = match Engine::start(args.engine_config(), |_queue| Echo::new()) {
         Ok(e) => e,
         Err(e) => {
@@ -105,4 +108,15 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// `RUST_LOG` filtering of xtcp's control-path events (e.g. `RUST_LOG=xtcp=debug`: state
+/// transitions and drops with their reason), on stderr. Without `RUST_LOG`, errors only.
+fn init_tracing() {
+    #[cfg(feature = "trace")]
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

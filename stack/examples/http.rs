@@ -191,6 +191,7 @@ impl App for Http {
 
 fn main() {
     let args = ServerArgs::from_env_or_exit();
+    init_tracing();
     let make = |_queue| Http {
         keep_alive: response(false),
         close: response(true),
@@ -270,4 +271,15 @@ mod tests {
                 .contains("Connection: close")
         );
     }
+}
+
+/// `RUST_LOG` filtering of xtcp's control-path events (e.g. `RUST_LOG=xtcp=debug`: state
+/// transitions and drops with their reason), on stderr. Without `RUST_LOG`, errors only.
+fn init_tracing() {
+    #[cfg(feature = "trace")]
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }

@@ -12,6 +12,9 @@
 //!   thread per queue, and the per-core application API.
 //! - `rt` (feature `rt`, default): async on the engine's cores: a per-core executor,
 //!   `TcpListener` / `TcpStream` with tokio's `AsyncRead` + `AsyncWrite`.
+//! - `capture` (feature `pcap`, on with `afxdp`): pcap files of what a link receives and
+//!   sends, as a link wrapper.
+//! - [`trace`]: tracing of control-path events (feature `trace`, on by default).
 //! - [`sim`]: a deterministic network simulator (virtual clock, seeded faults) for tests and
 //!   benches.
 //!
@@ -41,6 +44,8 @@
 
 #[cfg(feature = "afxdp")]
 pub mod afxdp;
+#[cfg(feature = "pcap")]
+pub mod capture;
 #[cfg(feature = "afxdp")]
 pub mod engine;
 pub mod link;
@@ -51,6 +56,7 @@ pub mod sim;
 pub mod stack;
 pub mod tcp;
 pub mod time;
+pub mod trace;
 pub mod wire;
 
 pub use stack::{ConnHandle, ListenerId, Stack, StackConfig, StackError};

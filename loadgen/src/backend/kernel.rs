@@ -33,6 +33,11 @@ impl Backend for KernelBackend {
     }
 
     fn prepare(&mut self, spec: &LoadSpec) -> Result<Vec<Box<dyn Worker>>, String> {
+        if spec.pcap.is_some() {
+            return Err(
+                "--pcap needs --backend xtcp (kernel sockets: capture with tcpdump instead)".into(),
+            );
+        }
         if spec.workload == Workload::SynFlood {
             return Err(
                 "workload syn-flood needs --backend xtcp: kernel sockets cannot send SYNs from \

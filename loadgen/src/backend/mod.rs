@@ -125,6 +125,8 @@ pub struct LoadSpec {
     pub measure_start_ns: u64,
     /// No connection (rr: transaction) is started at or after this time.
     pub end_ns: u64,
+    /// Capture file (xtcp backend only; `--pcap`).
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 impl LoadSpec {
@@ -239,6 +241,7 @@ mod tests {
             epoch: Instant::now(),
             measure_start_ns: 0,
             end_ns: 1,
+            pcap: None,
         }
     }
 

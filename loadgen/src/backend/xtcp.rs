@@ -52,6 +52,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use xtcp::afxdp::{XskConfig, XskLink};
+use xtcp::capture::{CaptureConfig, CaptureLink, PcapFile};
 use xtcp::engine::handoff::{Handoff, HandoffLink, HandoffStats, Ownership};
 use xtcp::engine::sys as host;
 use xtcp::link::Link;
@@ -222,6 +223,17 @@ impl Backend for XtcpBackend {
             cfg.queue_id = i as u32;
             let link = XskLink::new(&cfg)
                 .map_err(|e| format!("AF_XDP socket on {iface} queue {i}: {e}"))?;
+            let capture = match &spec.pcap {
+                Some(path) => {
+                    let c = CaptureConfig::new(path);
+                    let at = c.path_for_queue(i as u32, workers as u32);
+                    Some(
+                        PcapFile::create_at(&c, &at)
+                            .map_err(|e| format!("--pcap {}: {e}", at.display()))?,
+                    )
+                }
+                None => None,
+            };
             steering
                 .register_xsk(i as u32, link.fd())
                 .map_err(|e| format!("registering the AF_XDP socket of queue {i}: {e}"))?;
@@ -229,6 +241,7 @@ impl Backend for XtcpBackend {
             secret[31] ^= i as u8;
             out.push(Box::new(XtcpWorker {
                 link,
+                capture,
                 mac: EthernetAddress(mac),
                 server_mac,
                 sources: sources.clone(),
@@ -248,6 +261,7 @@ impl Backend for XtcpBackend {
 
 struct XtcpWorker {
     link: XskLink,
+    capture: Option<PcapFile>,
     mac: EthernetAddress,
     server_mac: EthernetAddress,
     sources: Vec<Ipv4Addr>,
@@ -294,9 +308,10 @@ fn tcp_port_flags(frame: &[u8]) -> Option<(u16, u8)> {
 }
 
 /// The socket as the stack sees it: counts the SYNs the stack sends (for SYN retransmits) and
-/// takes the SYN flood's returning frames out before the stack sees them.
+/// takes the SYN flood's returning frames out before the stack sees them. The capture (when
+/// on) sits below it and so records every frame, flood included.
 struct Tap {
-    link: XskLink,
+    link: CaptureLink<XskLink>,
     /// First port of the flood range when a flood runs.
     flood_lo: Option<u16>,
     syns_sent: u64,
@@ -469,7 +484,7 @@ impl Client {
             rec: ctx.recorder,
             stack,
             tap: Tap {
-                link: w.link,
+                link: CaptureLink::new(w.link, w.capture),
                 flood_lo: flood.as_ref().map(|_| *FLOOD_PORTS.start()),
                 syns_sent: 0,
                 flood_answered: 0,
@@ -561,7 +576,7 @@ impl Client {
                     // the delay of handed-over replies.
                     sleep = sleep.min(HANDOFF_POLL);
                 }
-                host::wait_readable(self.tap.link.fd(), sleep)
+                host::wait_readable(self.tap.link.inner().fd(), sleep)
                     .map_err(|e| format!("poll on the AF_XDP socket: {e}"))?;
             }
         }
@@ -590,7 +605,7 @@ impl Client {
             while self.stack.poll_event().is_some() {}
             self.stack.flush(inst(now), &mut self.tap);
             if received == 0 {
-                let _ = host::wait_readable(self.tap.link.fd(), HANDOFF_POLL);
+                let _ = host::wait_readable(self.tap.link.inner().fd(), HANDOFF_POLL);
             }
         }
     }

@@ -4,7 +4,7 @@
 //! --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
 //!     [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
 //!     [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy]
-//!     [--prefill-time-wait N]
+//!     [--prefill-time-wait N] [--pcap FILE]
 //! ```
 //!
 //! `LIST` is comma-separated CPU numbers or ranges (`0,2-3`). `--poll-mode` picks the
@@ -19,6 +19,8 @@
 //! preempted for whole scheduler slices (milliseconds) whenever a kernel thread needs the CPU.
 //! `--prefill-time-wait N` is for benchmarks only: N synthetic TIME-WAIT entries (peers in
 //! 198.18.0.0/15) are inserted, split across the queues, before the server reports ready.
+//! `--pcap FILE` captures what the server receives and sends ([`EngineConfig::capture`];
+//! `FILE.<queue>` with several queues).
 //! Errors print a message and the usage on stderr and exit with status 2; `--help` prints
 //! the help and exits 0.
 
@@ -34,7 +36,7 @@ use crate::time::Duration;
 pub const USAGE: &str = "--iface IFACE --ip A.B.C.D --port P [--queues N] \
 [--xdp-mode auto|native|skb] [--cores LIST] [--stats FILE] [--stats-interval-ms MS] \
 [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy] \
-[--prefill-time-wait N]";
+[--prefill-time-wait N] [--pcap FILE]";
 
 /// `--poll-mode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -166,6 +168,9 @@ struct Cli {
     /// (10,000,000).
     #[arg(long, value_name = "N", default_value = "0")]
     prefill_time_wait: u64,
+    /// Capture what the server receives and sends as pcap (FILE.<queue> with several queues).
+    #[arg(long, value_name = "FILE", value_parser = parse_stats)]
+    pcap: Option<PathBuf>,
 }
 
 /// Parsed server arguments.
@@ -191,6 +196,8 @@ pub struct ServerArgs {
     pub bind: BindArg,
     /// Synthetic TIME-WAIT entries inserted at start (benchmarks). Default 0.
     pub prefill_time_wait: u64,
+    /// Capture file (default none).
+    pub pcap: Option<PathBuf>,
 }
 
 /// What parsing decided.
@@ -276,6 +283,7 @@ pub fn parse_as(prog: &str, args: impl IntoIterator<Item = String>) -> Result<Pa
         idle_spins: cli.idle_spins,
         bind: cli.bind_mode,
         prefill_time_wait: cli.prefill_time_wait,
+        pcap: cli.pcap,
     }))
 }
 
@@ -319,6 +327,7 @@ impl ServerArgs {
             PollArg::Busy => PollMode::Busy,
             PollArg::Idle => PollMode::Idle,
         };
+        c.capture = self.pcap.as_ref().map(crate::capture::CaptureConfig::new);
         if let Some(n) = self.idle_spins {
             c.idle_spins = n;
         }
@@ -371,6 +380,8 @@ mod tests {
             "/tmp/s.json",
             "--idle-spins",
             "200",
+            "--pcap",
+            "/tmp/c.pcap",
         ])
         .unwrap() else {
             panic!("not Run")
@@ -388,6 +399,7 @@ mod tests {
         assert_eq!(c.ports, vec![7]);
         assert_eq!(c.queues, 2);
         assert_eq!((c.poll, c.idle_spins), (PollMode::Idle, 200));
+        assert_eq!(c.capture.unwrap().path, PathBuf::from("/tmp/c.pcap"));
 
         let Parsed::Run(a) = p(&["--port", "80", "--ip", "1.2.3.4", "--iface", "eth0"]).unwrap()
         else {

@@ -113,6 +113,7 @@ use self::worker::{Command, Report, WorkerSetup};
 pub use crate::afxdp::BindMode;
 use crate::afxdp::busy_poll::{self, DeviceDeferral};
 use crate::afxdp::{XskConfig, XskError, XskLink};
+use crate::capture::{CaptureConfig, PcapFile};
 use crate::link::Link;
 use crate::stack::StackConfig;
 use crate::tcp::rss::{Rss, RssSteering};
@@ -238,6 +239,10 @@ pub struct EngineConfig {
     /// a real peer; they expire 2×MSL after start like any entry. Each core's share is capped
     /// at `stack.time_wait_capacity`. Default 0.
     pub prefill_time_wait: u64,
+    /// Capture what every core receives and sends as pcap ([`crate::capture`]): one file per
+    /// queue (`path` itself with one queue, `path.<queue>` with several). Default `None`
+    /// (off: the cores poll the socket directly, without the capture wrapper: no cost).
+    pub capture: Option<CaptureConfig>,
 }
 
 impl EngineConfig {
@@ -262,6 +267,7 @@ impl EngineConfig {
             shutdown: ShutdownPolicy::default(),
             stack: StackConfig::default(),
             prefill_time_wait: 0,
+            capture: None,
         }
     }
 }
@@ -637,6 +643,13 @@ impl<A: App + 'static> Engine<A> {
                 .saturating_sub(HEADERS)
                 .min(u16::MAX as usize);
             stack.tcp.mss = stack.tcp.mss.min(mss as u16);
+            let capture = match &engine.cfg.capture {
+                Some(c) => Some(
+                    PcapFile::create_at(c, &c.path_for_queue(queue, engine.cfg.queues))
+                        .map_err(EngineError::Io)?,
+                ),
+                None => None,
+            };
             let setup = WorkerSetup {
                 queue,
                 queues: engine.cfg.queues,
@@ -652,6 +665,7 @@ impl<A: App + 'static> Engine<A> {
                 hub: hub.clone(),
                 owners: owners.clone(),
                 prefill_time_wait: engine.cfg.prefill_time_wait,
+                capture,
             };
             let (cmd_tx, cmd_rx) = unbounded();
             let reports = report_tx.clone();

@@ -50,6 +50,8 @@ use super::neighbor::Resolver;
 use super::stats::{CoreStats, SNAPSHOT_INTERVAL};
 use super::{PollMode, ShutdownPolicy};
 use crate::afxdp::{XskLink, busy_poll};
+use crate::capture::{CaptureLink, PcapFile};
+use crate::link::Link;
 use crate::stack::{ListenerId, Stack, StackConfig};
 use crate::tcp::time_wait::TimeWaitInit;
 use crate::tcp::{Event, FourTuple};
@@ -92,13 +94,15 @@ pub(crate) struct WorkerSetup {
     pub owners: Ownership,
     /// Synthetic TIME-WAIT entries over all queues (see `EngineConfig::prefill_time_wait`).
     pub prefill_time_wait: u64,
+    /// This queue's capture file ([`super::EngineConfig::capture`]).
+    pub capture: Option<PcapFile>,
 }
 
 /// Receives one batch: through the handoff queues when the engine has several cores.
-fn receive(
+fn receive<L: Link>(
     setup: &WorkerSetup,
     core: &mut CoreState,
-    link: &mut XskLink,
+    link: &mut L,
     handoff: &mut HandoffStats,
     now: Instant,
 ) -> usize {
@@ -220,12 +224,62 @@ fn snapshot(
 /// Runs one core until `Stop` (or until the command channel closes). Returns the socket, for
 /// the engine to free after detaching XDP, and the final counters.
 pub(crate) fn run<A: App>(
-    setup: WorkerSetup,
-    mut link: XskLink,
+    mut setup: WorkerSetup,
+    link: XskLink,
     make_app: &(dyn Fn(u32) -> A + Send + Sync),
     commands: Receiver<Command<A>>,
     reports: Sender<Report>,
 ) -> (XskLink, CoreStats) {
+    // Two instances of the loop: with capture off the socket is used directly, so the
+    // capture costs nothing at all when off (not even a branch).
+    match setup.capture.take() {
+        None => run_on(setup, link, make_app, commands, reports),
+        Some(pcap) => {
+            let (link, stats) = run_on(
+                setup,
+                CaptureLink::new(link, Some(pcap)),
+                make_app,
+                commands,
+                reports,
+            );
+            // Dropping the capture wrapper writes out its last batch.
+            (link.into_inner(), stats)
+        }
+    }
+}
+
+/// The socket under the link a core polls: the AF_XDP socket itself, or the socket inside
+/// the capture wrapper.
+pub(crate) trait CoreLink: Link {
+    fn xsk(&self) -> &XskLink;
+    fn xsk_mut(&mut self) -> &mut XskLink;
+}
+
+impl CoreLink for XskLink {
+    fn xsk(&self) -> &XskLink {
+        self
+    }
+    fn xsk_mut(&mut self) -> &mut XskLink {
+        self
+    }
+}
+
+impl CoreLink for CaptureLink<XskLink> {
+    fn xsk(&self) -> &XskLink {
+        self.inner()
+    }
+    fn xsk_mut(&mut self) -> &mut XskLink {
+        self.inner_mut()
+    }
+}
+
+fn run_on<A: App, L: CoreLink>(
+    setup: WorkerSetup,
+    mut link: L,
+    make_app: &(dyn Fn(u32) -> A + Send + Sync),
+    commands: Receiver<Command<A>>,
+    reports: Sender<Report>,
+) -> (L, CoreStats) {
     if let Some(id) = setup.cpu {
         // Failing to pin is not fatal (the CPU may be offline): the loop still works.
         core_affinity::set_for_current(core_affinity::CoreId { id });
@@ -249,7 +303,7 @@ pub(crate) fn run<A: App>(
                 let stats = snapshot(
                     &setup,
                     &core,
-                    &link,
+                    link.xsk(),
                     &LoopCounts::default(),
                     HandoffStats::default(),
                 );
@@ -291,7 +345,7 @@ pub(crate) fn run<A: App>(
         if prefer_busy {
             // Run the device's receive NAPI here; errors other than "nothing to do" are
             // not expected and would only mean frames arrive through the softirq path.
-            let _ = busy_poll::drive(link.fd());
+            let _ = busy_poll::drive(link.xsk().fd());
         }
         // Receive and run timers first, let the application react, then transmit once: its
         // replies ride on the ACKs the received segments owe (one segment instead of two).
@@ -331,7 +385,11 @@ pub(crate) fn run<A: App>(
             next_snapshot = now + SNAPSHOT_INTERVAL;
             // A full channel means the engine is not reading: dropping a snapshot is fine.
             let _ = reports.try_send(Report::Stats(Box::new(snapshot(
-                &setup, &core, &link, &n, handoff,
+                &setup,
+                &core,
+                link.xsk(),
+                &n,
+                handoff,
             ))));
         }
         if core.stop_requested && !stop_reported {
@@ -359,7 +417,7 @@ pub(crate) fn run<A: App>(
                 if ms > 0 {
                     n.waits += 1;
                     let before = setup.epoch.elapsed().as_nanos() as u64;
-                    let _ = link.wait_readable(ms);
+                    let _ = link.xsk_mut().wait_readable(ms);
                     n.wait_ns += (setup.epoch.elapsed().as_nanos() as u64).saturating_sub(before);
                 }
             }
@@ -367,7 +425,7 @@ pub(crate) fn run<A: App>(
     }
 
     drain(&setup, &mut core, &mut link, &mut handoff);
-    let stats = snapshot(&setup, &core, &link, &n, handoff);
+    let stats = snapshot(&setup, &core, link.xsk(), &n, handoff);
     (link, stats)
 }
 
@@ -403,10 +461,10 @@ fn deliver_events<A: App>(app: &mut A, core: &mut CoreState) -> bool {
 }
 
 /// The shutdown drain (see the module docs).
-fn drain(
+fn drain<L: CoreLink>(
     setup: &WorkerSetup,
     core: &mut CoreState,
-    link: &mut XskLink,
+    link: &mut L,
     handoff: &mut HandoffStats,
 ) {
     let handles: Vec<_> = core.live.iter().flatten().copied().collect();
@@ -431,7 +489,7 @@ fn drain(
         core.stack.flush(now, link);
         while core.stack.poll_event().is_some() {}
         let done = core.stack.connection_count() == 0;
-        if done && link.tx_in_flight() == 0 {
+        if done && link.xsk().tx_in_flight() == 0 {
             break;
         }
         if now.saturating_since(start) >= drain_for {
@@ -498,6 +556,7 @@ mod tests {
             hub: None,
             owners: super::super::handoff::Ownership::new(queues, 32768..=60999, None),
             prefill_time_wait: total,
+            capture: None,
         };
         (s, Stack::new(stack, Instant::from_micros(0)))
     }

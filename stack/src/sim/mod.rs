@@ -505,6 +505,28 @@ impl Simulation {
         }
     }
 
+    /// Writes the capture as a pcap file (nanosecond resolution, timestamps = virtual time
+    /// since the Unix epoch), one record per frame copy in capture order at [`CapturedFrame::time`]:
+    /// every copy the wire carried, whatever its [`Fate`] (a lost frame and its retransmission
+    /// both appear, as on a real wire tap). Corrupted copies are written as corrupted. Uses
+    /// the same writer as [`crate::capture::CaptureLink`]; `tshark -r` reads it.
+    #[cfg(feature = "pcap")]
+    pub fn write_pcap(
+        &self,
+        path: &std::path::Path,
+    ) -> std::io::Result<crate::capture::CaptureStats> {
+        let cfg = crate::capture::CaptureConfig::new(path);
+        let mut out = crate::capture::PcapFile::create(&cfg)?;
+        for c in self.capture() {
+            out.record(
+                std::time::Duration::from_micros(c.time.total_micros()),
+                &c.data,
+            );
+        }
+        out.flush()?;
+        Ok(out.stats())
+    }
+
     /// The capture, one tcpdump-like line per frame copy.
     pub fn dump(&self) -> String {
         let mut s = String::new();

@@ -61,10 +61,14 @@ impl Stack {
         // The parsed frame stays here; the steps below borrow it.
         let parsed = parse_tcp_frame(frame);
         let step = match &parsed {
-            Ok(f) => self.classify(f),
+            Ok(f) => {
+                crate::trace::segment!(src = %f.ip.src_addr, sport = f.tcp.src_port, dport = f.tcp.dst_port, seq = f.tcp.seq_number.0, len = f.tcp.payload.len(), "rx segment");
+                self.classify(f)
+            }
             Err(crate::wire::Error::Unsupported) => Step::Other,
-            Err(_) => {
+            Err(_e) => {
                 self.counters.rx_dropped_malformed += 1;
+                crate::trace::debug!(reason = %_e, len = frame.len(), "drop: malformed frame");
                 Step::Dropped
             }
         };

@@ -29,6 +29,7 @@ impl Stack {
         peer_mac: EthernetAddress,
     ) {
         let Some(li) = self.find_listener(tuple.local_addr, tuple.local_port) else {
+            crate::trace::debug!(conn = %tuple, "drop: no listener (RST sent)");
             self.reset(&tuple, peer_mac, seg);
             return;
         };
@@ -72,6 +73,7 @@ impl Stack {
             SynCookieMode::Off => {
                 if queue_full {
                     self.counters.syn_queue_overflows += 1;
+                    crate::trace::debug!(conn = %tuple, "drop: SYN queue full");
                     return;
                 }
                 false

@@ -239,6 +239,7 @@ impl Stack {
         };
         let state = conn.state();
         if state != meta.last_state {
+            crate::trace::debug!(conn = %conn.tuple(), from = %meta.last_state, to = %state, "state");
             if meta.last_state == State::Established {
                 self.counters.established -= 1;
             }

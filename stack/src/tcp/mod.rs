@@ -62,6 +62,17 @@ pub struct FourTuple {
     pub remote_port: u16,
 }
 
+impl core::fmt::Display for FourTuple {
+    /// `local:port<remote:port`, e.g. `10.0.0.1:80<10.0.0.2:40000`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}:{}<{}:{}",
+            self.local_addr, self.local_port, self.remote_addr, self.remote_port
+        )
+    }
+}
+
 impl FourTuple {
     /// The tuple as seen from the other end.
     pub fn reversed(self) -> FourTuple {

@@ -121,6 +121,7 @@ impl Connection {
             ts_older_ok = !recent_valid;
             if stale && recent_valid && !rst {
                 counters.paws_drops += 1;
+                crate::trace::debug!(conn = %self.tuple, tsval = seg_ts.tsval, "drop: PAWS");
                 self.ack_pending = true;
                 return;
             }
@@ -143,6 +144,7 @@ impl Connection {
         if !acceptable {
             if !rst {
                 counters.unacceptable_segments += 1;
+                crate::trace::debug!(conn = %self.tuple, seq = seq.0, "drop: out of window");
                 if seg_len > 0 && seq + seg_len <= self.rcv_nxt {
                     self.stats.duplicate_segments += 1;
                 }

@@ -171,6 +171,7 @@ impl Connection {
             self.challenge_count += 1;
             self.ack_pending = true;
             counters.challenge_acks += 1;
+            crate::trace::debug!(conn = %self.tuple, state = %self.state, "RFC 5961 challenge ACK");
         } else {
             counters.challenge_acks_suppressed += 1;
         }

@@ -117,6 +117,7 @@ impl Connection {
             return;
         }
         counters.retransmit_timeouts += 1;
+        crate::trace::debug!(conn = %self.tuple, state = %self.state, backoff = self.rtx_count, "retransmission timeout");
         if self.state.is_synchronized() {
             let mss = self.eff_mss();
             // RFC 5681 §3.1: ssthresh only on the first timeout of a segment; RFC 6582 §4 /
