@@ -546,35 +546,7 @@ impl<A: App + 'static> Engine<A> {
         let mut steering = XdpSteering::attach(&cfg.iface, cfg.xdp_mode)?;
         let mut links = Vec::with_capacity(cfg.queues as usize);
         for queue in 0..cfg.queues {
-            let mut x = XskConfig::new(cfg.iface.clone());
-            x.queue_id = queue;
-            x.batch = cfg.batch;
-            x.frame_count = cfg.frame_count;
-            x.bind = cfg.bind;
-            x.huge_pages = cfg.huge_pages;
-            // Rings that can hold every frame: the fill ring never limits receiving, and the
-            // completion ring never stalls transmission.
-            x.fill_ring = cfg.frame_count.next_power_of_two();
-            x.comp_ring = x.fill_ring;
-            let link = XskLink::new(&x).map_err(|error| match error {
-                XskError::Bind {
-                    mode: BindMode::ZeroCopy,
-                    ..
-                } if cfg.bind == BindMode::ZeroCopy => EngineError::ZeroCopyRefused {
-                    queue,
-                    driver: nic::driver(&cfg.iface).unwrap_or_else(|_| "unknown".into()),
-                    error,
-                },
-                error => EngineError::Xsk { queue, error },
-            })?;
-            if queue == 0
-                && let Some(why) = link.huge_pages_fallback()
-            {
-                eprintln!(
-                    "xtcp: UMEM on huge pages unavailable ({why}); using normal pages \
-                     (reserve huge pages with `sysctl vm.nr_hugepages=N`)"
-                );
-            }
+            let link = open_socket(&cfg, queue)?;
             steering.register_xsk(queue, link.fd())?;
             links.push(link);
         }
@@ -627,22 +599,7 @@ impl<A: App + 'static> Engine<A> {
             .map(|&p| SocketAddrV4::new(engine.cfg.ip, p))
             .collect();
         for (queue, link) in (0..engine.cfg.queues).zip(links) {
-            let mut stack = engine.cfg.stack.clone();
-            stack.mac = mac;
-            stack.ips = vec![engine.cfg.ip];
-            stack.arp = false;
-            stack.rx_batch = engine.cfg.batch;
-            stack.ephemeral_ports = owners.port_slice(queue);
-            stack.rss = owners.rss().map(|rss| RssSteering {
-                rss: rss.clone(),
-                queue: queue as u16,
-            });
-            sys::fill_random(&mut stack.secret).map_err(EngineError::Io)?;
-            let mss = link
-                .max_frame_len()
-                .saturating_sub(HEADERS)
-                .min(u16::MAX as usize);
-            stack.tcp.mss = stack.tcp.mss.min(mss as u16);
+            let stack = core_stack(&engine.cfg, mac, &owners, queue, link.max_frame_len())?;
             let capture = match &engine.cfg.capture {
                 Some(c) => Some(
                     PcapFile::create_at(c, &c.path_for_queue(queue, engine.cfg.queues))
@@ -688,21 +645,27 @@ impl<A: App + 'static> Engine<A> {
             })
             .collect();
 
+        engine.wait_ready()?;
+        Ok(engine)
+    }
+
+    /// Waits until every core reported ready (or one failed, or 10 s passed).
+    fn wait_ready(&mut self) -> Result<(), EngineError> {
         let mut ready = 0;
         // A TIME-WAIT prefill (benchmarks) takes time before a core is ready: allow 1 s per
         // million entries on top.
-        let prefill_s = engine.cfg.prefill_time_wait.div_ceil(1_000_000);
+        let prefill_s = self.cfg.prefill_time_wait.div_ceil(1_000_000);
         let deadline = StdInstant::now() + std::time::Duration::from_secs(10 + prefill_s);
-        while ready < engine.cfg.queues {
+        while ready < self.cfg.queues {
             let left = deadline.saturating_duration_since(StdInstant::now());
-            match engine.reports.recv_timeout(left) {
+            match self.reports.recv_timeout(left) {
                 Ok(Report::Ready) => ready += 1,
                 Ok(Report::Failed(queue, reason)) => {
                     return Err(EngineError::Core { queue, reason });
                 }
-                Ok(other) => engine.absorb(other),
+                Ok(other) => self.absorb(other),
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    let queue = engine
+                    let queue = self
                         .workers
                         .iter()
                         .find(|w| w.thread.as_ref().is_some_and(|t| t.is_finished()))
@@ -714,7 +677,7 @@ impl<A: App + 'static> Engine<A> {
                 }
             }
         }
-        Ok(engine)
+        Ok(())
     }
 
     /// What the engine attached and bound.
@@ -882,6 +845,66 @@ impl<A: App + 'static> Drop for Engine<A> {
     fn drop(&mut self) {
         let _ = self.stop_all();
     }
+}
+
+/// Creates queue `queue`'s AF_XDP socket as `cfg` asks (a refused zero-copy bind names the
+/// driver); says once when huge pages were wanted but are not available.
+fn open_socket(cfg: &EngineConfig, queue: u32) -> Result<XskLink, EngineError> {
+    let mut x = XskConfig::new(cfg.iface.clone());
+    x.queue_id = queue;
+    x.batch = cfg.batch;
+    x.frame_count = cfg.frame_count;
+    x.bind = cfg.bind;
+    x.huge_pages = cfg.huge_pages;
+    // Rings that can hold every frame: the fill ring never limits receiving, and the
+    // completion ring never stalls transmission.
+    x.fill_ring = cfg.frame_count.next_power_of_two();
+    x.comp_ring = x.fill_ring;
+    let link = XskLink::new(&x).map_err(|error| match error {
+        XskError::Bind {
+            mode: BindMode::ZeroCopy,
+            ..
+        } if cfg.bind == BindMode::ZeroCopy => EngineError::ZeroCopyRefused {
+            queue,
+            driver: nic::driver(&cfg.iface).unwrap_or_else(|_| "unknown".into()),
+            error,
+        },
+        error => EngineError::Xsk { queue, error },
+    })?;
+    if queue == 0
+        && let Some(why) = link.huge_pages_fallback()
+    {
+        eprintln!(
+            "xtcp: UMEM on huge pages unavailable ({why}); using normal pages \
+             (reserve huge pages with `sysctl vm.nr_hugepages=N`)"
+        );
+    }
+    Ok(link)
+}
+
+/// Queue `queue`'s stack configuration: the template with our MAC and address, its ports (or
+/// RSS steering), a fresh secret and the MSS the frames allow.
+fn core_stack(
+    cfg: &EngineConfig,
+    mac: EthernetAddress,
+    owners: &Ownership,
+    queue: u32,
+    max_frame_len: usize,
+) -> Result<StackConfig, EngineError> {
+    let mut stack = cfg.stack.clone();
+    stack.mac = mac;
+    stack.ips = vec![cfg.ip];
+    stack.arp = false;
+    stack.rx_batch = cfg.batch;
+    stack.ephemeral_ports = owners.port_slice(queue);
+    stack.rss = owners.rss().map(|rss| RssSteering {
+        rss: rss.clone(),
+        queue: queue as u16,
+    });
+    sys::fill_random(&mut stack.secret).map_err(EngineError::Io)?;
+    let mss = max_frame_len.saturating_sub(HEADERS).min(u16::MAX as usize);
+    stack.tcp.mss = stack.tcp.mss.min(mss as u16);
+    Ok(stack)
 }
 
 #[cfg(test)]

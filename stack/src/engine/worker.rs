@@ -407,19 +407,7 @@ fn run_on<A: App, L: CoreLink>(
                 .as_ref()
                 .is_some_and(|h| h.has_pending(setup.queue));
             if idle >= setup.idle_spins && core.resolver.is_idle() && !handed {
-                // Sleep no later than the next timer (the wheel ticks in milliseconds).
-                let until = core
-                    .stack
-                    .poll_at()
-                    .map_or(setup.idle_wait, |t| t.saturating_since(now))
-                    .min(setup.idle_wait);
-                let ms = until.as_millis() as i32;
-                if ms > 0 {
-                    n.waits += 1;
-                    let before = setup.epoch.elapsed().as_nanos() as u64;
-                    let _ = link.xsk_mut().wait_readable(ms);
-                    n.wait_ns += (setup.epoch.elapsed().as_nanos() as u64).saturating_sub(before);
-                }
+                idle_wait(&setup, &core, &mut link, &mut n, now);
             }
         }
     }
@@ -427,6 +415,29 @@ fn run_on<A: App, L: CoreLink>(
     drain(&setup, &mut core, &mut link, &mut handoff);
     let stats = snapshot(&setup, &core, link.xsk(), &n, handoff);
     (link, stats)
+}
+
+/// Idle mode: waits on the socket, no later than the next timer (the wheel ticks in
+/// milliseconds) and at most `idle_wait`; the time waited is counted in `wait_ns`.
+fn idle_wait<L: CoreLink>(
+    setup: &WorkerSetup,
+    core: &CoreState,
+    link: &mut L,
+    n: &mut LoopCounts,
+    now: Instant,
+) {
+    let until = core
+        .stack
+        .poll_at()
+        .map_or(setup.idle_wait, |t| t.saturating_since(now))
+        .min(setup.idle_wait);
+    let ms = until.as_millis() as i32;
+    if ms > 0 {
+        n.waits += 1;
+        let before = setup.epoch.elapsed().as_nanos() as u64;
+        let _ = link.xsk_mut().wait_readable(ms);
+        n.wait_ns += (setup.epoch.elapsed().as_nanos() as u64).saturating_sub(before);
+    }
 }
 
 /// Hands every pending stack event to the application. Returns whether there were any.
