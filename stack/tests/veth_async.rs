@@ -12,52 +12,12 @@
 use xtcp_testkit::require_privileges;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use xtcp_testkit::veth::{Pattern, Server, Veth, in_netns, serial};
-
-fn connect(a: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&a, Duration::from_secs(3))
-        .unwrap_or_else(|e| panic!("connect {a}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-/// One connection: send `msg`, then either half-close and read to EOF, or read the echo and
-/// close first.
-fn roundtrip(a: SocketAddr, msg: &[u8], half_close: bool) {
-    let mut s = connect(a);
-    s.write_all(msg).unwrap();
-    let mut back = Vec::new();
-    if half_close {
-        s.shutdown(Shutdown::Write).unwrap();
-        s.read_to_end(&mut back).unwrap();
-    } else {
-        back.resize(msg.len(), 0);
-        s.read_exact(&mut back).unwrap();
-    }
-    assert_eq!(back, msg, "echo differs");
-}
-
-/// Sends `data` from a writer thread, half-closes, and reads the echo to EOF meanwhile.
-fn stream_echo(a: SocketAddr, data: &[u8]) -> Vec<u8> {
-    let s = connect(a);
-    let mut w = s.try_clone().unwrap();
-    let mut r = s;
-    std::thread::scope(|sc| {
-        sc.spawn(move || {
-            for chunk in data.chunks(64 * 1024) {
-                w.write_all(chunk).unwrap();
-            }
-            w.shutdown(Shutdown::Write).unwrap();
-        });
-        let mut back = Vec::with_capacity(data.len());
-        r.read_to_end(&mut back).unwrap();
-        back
-    })
-}
+use xtcp_testkit::veth::{
+    Pattern, Server, Veth, connect, echo_checks, in_netns, roundtrip, serial,
+};
 
 #[test]
 fn kernel_client_to_async_echo() {
@@ -69,60 +29,7 @@ fn kernel_client_to_async_echo() {
     assert!(veth.xdp_attached(), "XDP program not attached");
     let a: SocketAddr = format!("{}:{PORT}", veth.ip_a).parse().unwrap();
 
-    in_netns(&veth.ns_b, || {
-        let t = Instant::now();
-        for i in 0..1000u32 {
-            let msg = format!("hello {i:04} from the kernel\n");
-            roundtrip(a, msg.as_bytes(), i % 2 == 0);
-        }
-        let secs = t.elapsed().as_secs_f64();
-        eprintln!(
-            "async_echo: 1000 sequential connections in {secs:.2} s ({:.0}/s)",
-            1000.0 / secs
-        );
-
-        let mut conns: Vec<TcpStream> = (0..100).map(|_| connect(a)).collect();
-        let msgs: Vec<Vec<u8>> = (0..100u64)
-            .map(|i| {
-                let mut m = vec![0u8; 2000 + i as usize * 13];
-                Pattern::new(i + 1).fill(&mut m);
-                m
-            })
-            .collect();
-        for (s, m) in conns.iter_mut().zip(&msgs) {
-            s.write_all(m).unwrap();
-        }
-        for (s, m) in conns.iter_mut().zip(&msgs) {
-            let mut back = vec![0u8; m.len()];
-            s.read_exact(&mut back).unwrap();
-            assert_eq!(&back, m);
-        }
-        let st = server.wait_stats(Duration::from_secs(3), |s| {
-            s.top("established") == Some(100)
-        });
-        assert_eq!(st.top("established"), Some(100), "stats: {}", st.0);
-        drop(conns);
-    });
-
-    in_netns(&veth.ns_b, || {
-        let mut data = vec![0u8; 10 << 20];
-        Pattern::new(0xAE40).fill(&mut data);
-        let t = Instant::now();
-        let back = stream_echo(a, &data);
-        let secs = t.elapsed().as_secs_f64();
-        assert_eq!(back.len(), data.len(), "echo length");
-        assert!(back == data, "10 MiB echo differs");
-        eprintln!(
-            "async_echo: 10 MiB echoed in {secs:.2} s ({:.0} MB/s each way)",
-            10.49 / secs
-        );
-    });
-
-    let st = server.wait_stats(Duration::from_secs(3), |s| {
-        s.top("passive_opens") >= Some(1101)
-    });
-    assert!(st.top("passive_opens") >= Some(1101), "stats: {}", st.0);
-    assert_eq!(st.top("rx_dropped_malformed"), Some(0), "stats: {}", st.0);
+    echo_checks(&veth, &server, a, "async_echo");
     assert!(server.stop(), "async_echo did not exit cleanly on SIGTERM");
     assert!(
         !veth.xdp_attached(),

@@ -6,60 +6,17 @@
 
 use xtcp_testkit::require_privileges;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use xtcp_testkit::veth::{Pattern, Server, Veth, in_netns, serial};
+use xtcp_testkit::veth::{Pattern, Server, Veth, echo_checks, in_netns, roundtrip, serial};
 
 const PORT: u16 = 7;
 
 fn addr(veth: &Veth) -> SocketAddr {
     format!("{}:{PORT}", veth.ip_a).parse().unwrap()
-}
-
-fn connect(a: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&a, Duration::from_secs(3))
-        .unwrap_or_else(|e| panic!("connect {a}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-/// One connection: send `msg`, then either half-close and read to EOF, or read the echo and
-/// close first.
-fn roundtrip(a: SocketAddr, msg: &[u8], half_close: bool) {
-    let mut s = connect(a);
-    s.write_all(msg).unwrap();
-    let mut back = Vec::new();
-    if half_close {
-        s.shutdown(Shutdown::Write).unwrap();
-        s.read_to_end(&mut back).unwrap();
-    } else {
-        back.resize(msg.len(), 0);
-        s.read_exact(&mut back).unwrap();
-    }
-    assert_eq!(back, msg, "echo differs");
-}
-
-/// Sends `data` from a writer thread, half-closes, and reads the echo to EOF meanwhile.
-fn stream_echo(a: SocketAddr, data: &[u8]) -> Vec<u8> {
-    let s = connect(a);
-    let mut w = s.try_clone().unwrap();
-    let mut r = s;
-    std::thread::scope(|sc| {
-        sc.spawn(move || {
-            for chunk in data.chunks(64 * 1024) {
-                w.write_all(chunk).unwrap();
-            }
-            // Half-close: the client is done writing but still reads the rest.
-            w.shutdown(Shutdown::Write).unwrap();
-        });
-        let mut back = Vec::with_capacity(data.len());
-        r.read_to_end(&mut back).unwrap();
-        back
-    })
 }
 
 #[test]
@@ -71,64 +28,7 @@ fn kernel_client_to_echo() {
     assert!(veth.xdp_attached(), "XDP program not attached");
     let a = addr(&veth);
 
-    in_netns(&veth.ns_b, || {
-        // 1,000 sequential connections, alternating who closes first.
-        let t = Instant::now();
-        for i in 0..1000u32 {
-            let msg = format!("hello {i:04} from the kernel\n");
-            roundtrip(a, msg.as_bytes(), i % 2 == 0);
-        }
-        let secs = t.elapsed().as_secs_f64();
-        eprintln!(
-            "1000 sequential connections in {secs:.2} s ({:.0}/s)",
-            1000.0 / secs
-        );
-
-        // 100 concurrent: all open at once, then each sends and reads its own pattern.
-        let mut conns: Vec<TcpStream> = (0..100).map(|_| connect(a)).collect();
-        let msgs: Vec<Vec<u8>> = (0..100u64)
-            .map(|i| {
-                let mut m = vec![0u8; 2000 + i as usize * 13];
-                Pattern::new(i + 1).fill(&mut m);
-                m
-            })
-            .collect();
-        for (s, m) in conns.iter_mut().zip(&msgs) {
-            s.write_all(m).unwrap();
-        }
-        for (s, m) in conns.iter_mut().zip(&msgs) {
-            let mut back = vec![0u8; m.len()];
-            s.read_exact(&mut back).unwrap();
-            assert_eq!(&back, m);
-        }
-        // The 100 are established on the xtcp side at the same time (still open here).
-        let st = server.wait_stats(Duration::from_secs(3), |s| {
-            s.top("established") == Some(100)
-        });
-        assert_eq!(st.top("established"), Some(100), "stats: {}", st.0);
-        drop(conns);
-    });
-
-    in_netns(&veth.ns_b, || {
-        // 10 MiB of random bytes, echoed byte-exact, with half-close from the kernel side.
-        let mut data = vec![0u8; 10 << 20];
-        Pattern::new(0xEC40).fill(&mut data);
-        let t = Instant::now();
-        let back = stream_echo(a, &data);
-        let secs = t.elapsed().as_secs_f64();
-        assert_eq!(back.len(), data.len(), "echo length");
-        assert!(back == data, "10 MiB echo differs");
-        eprintln!(
-            "10 MiB echoed in {secs:.2} s ({:.0} MB/s each way)",
-            10.49 / secs
-        );
-    });
-
-    let st = server.wait_stats(Duration::from_secs(3), |s| {
-        s.top("passive_opens") >= Some(1101)
-    });
-    assert!(st.top("passive_opens") >= Some(1101), "stats: {}", st.0);
-    assert_eq!(st.top("rx_dropped_malformed"), Some(0), "stats: {}", st.0);
+    let st = echo_checks(&veth, &server, a, "echo");
     assert!(st.top("rx_frames") > Some(10_000));
     assert!(st.core(0, "tx_frames") > Some(10_000));
     assert!(server.stop(), "echo did not exit cleanly on SIGTERM");
