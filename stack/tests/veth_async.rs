@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use xtcp_testkit::veth::{
-    Pattern, Server, Veth, connect, echo_checks, in_netns, roundtrip, serial,
+    Pattern, Server, Veth, connect, echo_checks, in_netns, roundtrip, serial, wrk,
 };
 
 #[test]
@@ -35,59 +35,6 @@ fn kernel_client_to_async_echo() {
         !veth.xdp_attached(),
         "XDP program still attached after exit"
     );
-}
-
-/// Parsed from wrk's output: (requests, errors of any kind, requests/s).
-fn wrk_summary(out: &str) -> (u64, u64, f64) {
-    let mut requests = 0;
-    let mut errors = 0;
-    let mut rps = 0.0;
-    for line in out.lines() {
-        let l = line.trim();
-        if let Some(rest) = l.strip_suffix("read")
-            && rest.contains(" requests in ")
-        {
-            requests = l.split_whitespace().next().unwrap().parse().unwrap();
-        }
-        if let Some(rest) = l.strip_prefix("Socket errors:") {
-            errors += rest
-                .split(',')
-                .filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok())
-                .sum::<u64>();
-        }
-        if let Some(rest) = l.strip_prefix("Non-2xx or 3xx responses:") {
-            errors += rest.trim().parse::<u64>().unwrap();
-        }
-        if let Some(rest) = l.strip_prefix("Requests/sec:") {
-            rps = rest.trim().parse().unwrap();
-        }
-    }
-    (requests, errors, rps)
-}
-
-fn wrk(veth: &Veth, port: u16, secs: u32, conns: u32, close: bool) -> (u64, u64, f64) {
-    let url = format!("http://{}:{port}/", veth.ip_a);
-    let d = format!("{secs}s");
-    let c = conns.to_string();
-    let mut args = vec!["-t", "1", "-c", &c, "-d", &d, "--timeout", "2s"];
-    if close {
-        args.extend(["-H", "Connection: close"]);
-    }
-    args.push(&url);
-    let out = veth.exec(&veth.ns_b, "wrk", &args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "wrk failed: {text}");
-    let s = wrk_summary(&text);
-    eprintln!(
-        "hyper_server: wrk -c {conns} -d {secs}s{}: {} requests, {} errors, {:.0} requests/s",
-        if close { " (Connection: close)" } else { "" },
-        s.0,
-        s.1,
-        s.2
-    );
-    assert!(s.0 > 0, "no requests completed: {text}");
-    assert_eq!(s.1, 0, "wrk reported errors: {text}");
-    s
 }
 
 #[test]

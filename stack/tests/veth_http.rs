@@ -9,65 +9,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use xtcp_testkit::veth::{Server, Veth, in_netns, serial};
+use xtcp_testkit::veth::{Server, Veth, in_netns, serial, wrk};
 
 const PORT: u16 = 8080;
-
-/// Parsed from wrk's output: (requests, errors of any kind, requests/s).
-fn wrk_summary(out: &str) -> (u64, u64, f64) {
-    let mut requests = 0;
-    let mut errors = 0;
-    let mut rps = 0.0;
-    for line in out.lines() {
-        let l = line.trim();
-        // "  12345 requests in 5.00s, 1.23MB read"
-        if let Some(rest) = l.strip_suffix("read")
-            && rest.contains(" requests in ")
-        {
-            requests = l.split_whitespace().next().unwrap().parse().unwrap();
-        }
-        // "Socket errors: connect 0, read 0, write 0, timeout 0"
-        if let Some(rest) = l.strip_prefix("Socket errors:") {
-            errors += rest
-                .split(',')
-                .filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok())
-                .sum::<u64>();
-        }
-        // "Non-2xx or 3xx responses: 3"
-        if let Some(rest) = l.strip_prefix("Non-2xx or 3xx responses:") {
-            errors += rest.trim().parse::<u64>().unwrap();
-        }
-        if let Some(rest) = l.strip_prefix("Requests/sec:") {
-            rps = rest.trim().parse().unwrap();
-        }
-    }
-    (requests, errors, rps)
-}
-
-fn wrk(veth: &Veth, secs: u32, conns: u32, close: bool) -> (u64, u64, f64) {
-    let url = format!("http://{}:{PORT}/", veth.ip_a);
-    let d = format!("{secs}s");
-    let c = conns.to_string();
-    let mut args = vec!["-t", "1", "-c", &c, "-d", &d, "--timeout", "2s"];
-    if close {
-        args.extend(["-H", "Connection: close"]);
-    }
-    args.push(&url);
-    let out = veth.exec(&veth.ns_b, "wrk", &args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "wrk failed: {text}");
-    let s = wrk_summary(&text);
-    eprintln!(
-        "wrk -c {conns} -d {secs}s{}: {} requests, {} errors, {:.0} requests/s",
-        if close { " (Connection: close)" } else { "" },
-        s.0,
-        s.1,
-        s.2
-    );
-    assert!(s.0 > 0, "no requests completed: {text}");
-    assert_eq!(s.1, 0, "wrk reported errors: {text}");
-    s
-}
 
 #[test]
 fn curl_and_wrk_against_http() {
@@ -111,9 +55,9 @@ fn curl_and_wrk_against_http() {
     });
 
     // wrk, keep-alive: 5 s as the issue asks.
-    wrk(&veth, 5, 20, false);
+    wrk(&veth, PORT, 5, 20, false);
     // wrk with Connection: close: a full handshake and teardown per request.
-    let (requests, _, _) = wrk(&veth, 3, 20, true);
+    let (requests, _, _) = wrk(&veth, PORT, 3, 20, true);
     let st = server.wait_stats(Duration::from_secs(3), |s| {
         s.top("passive_opens") >= Some(requests)
     });

@@ -787,3 +787,58 @@ pub fn echo_checks(veth: &Veth, server: &Server, a: std::net::SocketAddr, name: 
     assert_eq!(st.top("rx_dropped_malformed"), Some(0), "stats: {}", st.0);
     st
 }
+
+/// Parsed from wrk's output: (requests, errors of any kind, requests/s).
+pub fn wrk_summary(out: &str) -> (u64, u64, f64) {
+    let mut requests = 0;
+    let mut errors = 0;
+    let mut rps = 0.0;
+    for line in out.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_suffix("read")
+            && rest.contains(" requests in ")
+        {
+            requests = l.split_whitespace().next().unwrap().parse().unwrap();
+        }
+        if let Some(rest) = l.strip_prefix("Socket errors:") {
+            errors += rest
+                .split(',')
+                .filter_map(|kv| kv.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        if let Some(rest) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += rest.trim().parse::<u64>().unwrap();
+        }
+        if let Some(rest) = l.strip_prefix("Requests/sec:") {
+            rps = rest.trim().parse().unwrap();
+        }
+    }
+    (requests, errors, rps)
+}
+
+/// wrk from namespace B against `http://<A>:port/` (`close`: `Connection: close`), asserting
+/// it completed requests with no error of any kind; returns (requests, errors, requests/s).
+pub fn wrk(veth: &Veth, port: u16, secs: u32, conns: u32, close: bool) -> (u64, u64, f64) {
+    let url = format!("http://{}:{port}/", veth.ip_a);
+    let d = format!("{secs}s");
+    let c = conns.to_string();
+    let mut args = vec!["-t", "1", "-c", &c, "-d", &d, "--timeout", "2s"];
+    if close {
+        args.extend(["-H", "Connection: close"]);
+    }
+    args.push(&url);
+    let out = veth.exec(&veth.ns_b, "wrk", &args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "wrk failed: {text}");
+    let s = wrk_summary(&text);
+    eprintln!(
+        "wrk -c {conns} -d {secs}s{}: {} requests, {} errors, {:.0} requests/s",
+        if close { " (Connection: close)" } else { "" },
+        s.0,
+        s.1,
+        s.2
+    );
+    assert!(s.0 > 0, "no requests completed: {text}");
+    assert_eq!(s.1, 0, "wrk reported errors: {text}");
+    s
+}
