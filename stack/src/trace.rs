@@ -1,6 +1,7 @@
 //! Tracing of control-path events (feature `trace`, on by default): state transitions,
 //! drops with their reason (malformed: checksum / truncated / malformed; no listener; SYN
-//! queue full; PAWS; out of window; RFC 5961 challenge ACKs), retransmission timeouts.
+//! queue full; PAWS; out of window; RFC 5961 challenge ACKs), retransmission timeouts, a
+//! listener's SYN-cookie mode turning on and off.
 //!
 //! The call sites use these macros, never `tracing` directly:
 //! - [`debug!`](crate::trace::debug): control-path events, at most a few per connection

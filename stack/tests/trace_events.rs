@@ -223,3 +223,62 @@ fn every_state_transition_of_a_lifecycle_is_traced() {
         );
     }
 }
+
+/// A frame from the peer 10.0.0.2:`src_port` to our port 80.
+fn from_peer(src_port: u16, control: TcpControl, seq: u32) -> Vec<u8> {
+    let repr = TcpRepr {
+        src_port,
+        dst_port: 80,
+        control,
+        seq_number: SeqNumber(seq),
+        window_len: 1024,
+        max_seg_size: (control == TcpControl::Syn).then_some(1460),
+        ..TcpRepr::default()
+    };
+    let mut buf = vec![0u8; 1514];
+    let n = emit_tcp_frame(
+        &mut buf,
+        PEER_MAC,
+        OUR_MAC,
+        Ipv4Addr::new(10, 0, 0, 2),
+        Ipv4Addr::new(10, 0, 0, 1),
+        &repr,
+    )
+    .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn syn_cookie_mode_changes_are_traced_and_counted() {
+    let mut stack = Stack::new(StackConfig::default(), Instant::ZERO);
+    stack
+        .listen_with_backlog(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80), 2, 16)
+        .unwrap();
+    let mut link = MemoryLink::default();
+    // Four SYNs against a SYN backlog of two: the third and fourth get cookies.
+    for port in 40000..40004 {
+        assert!(link.push_rx(&from_peer(port, TcpControl::Syn, 1000)));
+    }
+    let on = traced(|| {
+        stack.poll(Instant::ZERO, &mut link);
+    });
+    let c = stack.counters();
+    assert_eq!((c.syn_cookies_sent, c.syn_cookie_mode_changes), (2, 1));
+    assert_eq!(
+        on.matches("sending SYN cookies").count(),
+        1,
+        "one line when the mode changes, none per cookie:\n{on}"
+    );
+    assert!(on.contains("port=80"), "{on}");
+    // An RST at RCV.NXT frees one SYN-RECEIVED entry (RFC 9293 §3.10.7.4); the next SYN
+    // finds room and cookies stop.
+    assert!(link.push_rx(&from_peer(40000, TcpControl::Rst, 1001)));
+    assert!(link.push_rx(&from_peer(40010, TcpControl::Syn, 1000)));
+    let off = traced(|| {
+        stack.poll(Instant::ZERO, &mut link);
+    });
+    let c = stack.counters();
+    assert_eq!((c.syn_cookies_sent, c.syn_cookie_mode_changes), (2, 2));
+    assert!(off.contains("SYN queue has room: cookies off"), "{off}");
+}

@@ -110,6 +110,7 @@ reported_counters!(
     syn_cookies_sent,
     syn_cookies_validated,
     syn_cookies_rejected,
+    syn_cookie_mode_changes,
     syn_queue_overflows,
     accept_queue_overflows,
     conn_table_full,

@@ -311,6 +311,9 @@ struct Listener {
     accept_backlog: usize,
     syn_queue_len: usize,
     accept_queue: VecDeque<ConnHandle>,
+    /// `SynCookieMode::WhenFull`: the last SYN found the SYN queue full and got a cookie.
+    /// Flips (traced and counted) when the queue fills up or has room again.
+    sending_cookies: bool,
 }
 
 /// The hot per-slot metadata, beside (not inside) the control block: what handle checks,
@@ -669,6 +672,7 @@ impl Stack {
             accept_backlog,
             syn_queue_len: 0,
             accept_queue: VecDeque::with_capacity(accept_backlog.min(1 << 16)),
+            sending_cookies: false,
         });
         Ok(ListenerId(self.listeners.len() as u32 - 1))
     }

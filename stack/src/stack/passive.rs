@@ -69,7 +69,10 @@ impl Stack {
             || (self.free_syn_recv.is_empty() && self.syn_recv.len() >= self.cfg.max_syn_recv);
         let use_cookie = match self.cfg.syn_cookies {
             SynCookieMode::Always => true,
-            SynCookieMode::WhenFull => queue_full,
+            SynCookieMode::WhenFull => {
+                self.note_cookie_mode(li, queue_full);
+                queue_full
+            }
             SynCookieMode::Off => {
                 if queue_full {
                     self.counters.syn_queue_overflows += 1;
@@ -374,6 +377,30 @@ impl Stack {
         };
         self.reply(&e.tuple, peer_mac, repr);
         false
+    }
+
+    /// Records whether listener `li` answers SYNs with cookies now (`WhenFull` mode); a change
+    /// is counted and traced, as Linux logs "Possible SYN flooding on port N. Sending
+    /// cookies." (RFC 4987 §3.6: cookies only while the queue is full).
+    fn note_cookie_mode(&mut self, li: usize, cookies: bool) {
+        let l = &mut self.listeners[li];
+        if l.sending_cookies == cookies {
+            return;
+        }
+        l.sending_cookies = cookies;
+        self.counters.syn_cookie_mode_changes += 1;
+        let (port, queued, backlog) = (l.port, l.syn_queue_len, l.syn_backlog);
+        if cookies {
+            crate::trace::debug!(
+                port,
+                queued,
+                backlog,
+                "SYN queue full: sending SYN cookies (possible SYN flood)"
+            );
+        } else {
+            crate::trace::debug!(port, queued, backlog, "SYN queue has room: cookies off");
+        }
+        let _ = (port, queued, backlog); // used only by the trace build
     }
 
     /// An ACK for a listener with no SYN-RECEIVED entry: a SYN cookie, or garbage.

@@ -23,6 +23,9 @@ pub struct Counters {
     pub syn_cookies_sent: u64,
     pub syn_cookies_validated: u64,
     pub syn_cookies_rejected: u64,
+    /// Times a listener started or stopped answering SYNs with cookies (`WhenFull` mode: its
+    /// SYN queue filled up, or had room again). Each change is traced at debug level.
+    pub syn_cookie_mode_changes: u64,
     /// SYNs dropped because the SYN queue was full and cookies are disabled.
     pub syn_queue_overflows: u64,
     /// Final ACKs that found the accept queue full.
