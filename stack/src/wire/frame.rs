@@ -88,11 +88,11 @@ pub fn emit_tcp_frame(
     dst_ip: Ipv4Addr,
     tcp: &TcpRepr,
 ) -> Result<usize> {
-    let len = tcp_frame_len(tcp);
+    let tcp_len = tcp.buffer_len();
+    let len = ethernet::HEADER_LEN + ipv4::HEADER_LEN + tcp_len;
     if buf.len() < len {
         return Err(Error::Truncated);
     }
-    let tcp_len = tcp.buffer_len();
     if ipv4::HEADER_LEN + tcp_len > usize::from(u16::MAX) {
         return Err(Error::Malformed);
     }

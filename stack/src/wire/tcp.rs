@@ -964,7 +964,10 @@ impl<'a> TcpRepr<'a> {
         }
         debug_assert_eq!(at, options_len);
 
-        payload.copy_from_slice(self.payload);
+        // Most segments of a short connection carry nothing: no call into `memcpy` for them.
+        if !self.payload.is_empty() {
+            payload.copy_from_slice(self.payload);
+        }
         let mut packet = TcpPacket::new_unchecked(segment);
         packet.fill_checksum(src, dst);
     }
