@@ -268,6 +268,17 @@ impl Connection {
             self.challenge_ack(now, counters);
             return false;
         }
+        // RFC 9293 §3.10.7.4, LAST-ACK: "The only thing that can arrive in this state is an
+        // acknowledgment of our FIN. If our FIN is now acknowledged, delete the TCB, enter the
+        // CLOSED state, and return." Nothing `process_ack` would compute (RTT sample,
+        // congestion window, SACK scoreboard, send window) outlives the TCB, so the ACK of
+        // our FIN closes at once; `fin_acked` holds afterwards as on the long path.
+        if self.state == State::LastAck && self.fin_queued && ack == self.fin_seq() + 1 {
+            self.snd_una = ack;
+            self.snd_nxt = ack;
+            self.enter_closed(now, None);
+            return false;
+        }
         self.process_ack(now, seg, seq, ack, fin);
 
         match self.state {
