@@ -524,6 +524,14 @@ impl Connection {
     /// order or out of order; then the ACK policy (RFC 5681 §4.2, RFC 1122 §4.2.3.2).
     pub(super) fn receive_text(&mut self, now: Instant, seq: SeqNumber, payload: &[u8], fin: bool) {
         let end = seq + payload.len();
+        // A bare FIN (or empty segment) in order: nothing to store, trim or acknowledge
+        // early; the general path below gives the same result with the window arithmetic.
+        if payload.is_empty() && seq == self.rcv_nxt {
+            if fin && self.rx_fin.is_none() {
+                self.rx_fin = Some(end);
+            }
+            return;
+        }
         if !payload.is_empty() && end <= self.rcv_nxt {
             // Entirely old: the peer missed our ACK. Tell it at once.
             self.stats.duplicate_segments += 1;
