@@ -289,6 +289,45 @@ fn active_close_from_server() {
     assert_eq!(p.states(), (State::Closed, State::TimeWait));
 }
 
+/// LAST-ACK closes on the ACK of our FIN only (RFC 9293 §3.10.7.4): an ACK of the data
+/// before it keeps the state (and the retransmission timer), the ACK of the FIN closes at once
+/// and stops every timer.
+#[test]
+fn last_ack_closes_only_on_the_ack_of_the_fin() {
+    let mut p = Pair::new(plain_cfg(), plain_cfg());
+    p.handshake();
+    p.close_b().unwrap();
+    let fin_b = p.out_b();
+    p.deliver_a(&fin_b[0]);
+    let _ = p.out_a();
+    p.a.send(b"tail").unwrap();
+    p.a.close(p.now).unwrap();
+    let out = p.out_a();
+    assert_eq!(p.states().0, State::LastAck);
+    let sent: usize = out.iter().map(|s| s.payload.len()).sum();
+    assert_eq!(sent, 4);
+    assert_eq!(out.last().unwrap().control, TcpControl::Fin);
+    // An ACK of the data, not of the FIN.
+    let mut partial = Seg {
+        control: TcpControl::None,
+        seq: B_ISS + 2,
+        ack: Some(A_ISS + 1 + 4),
+        window: 65535,
+        src_port: out[0].dst_port,
+        dst_port: out[0].src_port,
+        ..Seg::default()
+    };
+    p.deliver_a(&partial);
+    assert_eq!(p.states().0, State::LastAck);
+    assert!(p.a.poll_at().is_some(), "the FIN is still timed");
+    // The ACK of the FIN.
+    partial.ack = Some(A_ISS + 1 + 4 + 1);
+    p.deliver_a(&partial);
+    assert_eq!(p.states().0, State::Closed);
+    assert_eq!(p.a.poll_at(), None);
+    assert!(p.out_a().is_empty());
+}
+
 #[test]
 fn simultaneous_close_via_closing() {
     let mut p = Pair::new(plain_cfg(), plain_cfg());

@@ -9,7 +9,7 @@ use crate::tcp::FourTuple;
 use crate::tcp::time_wait::{self, TimeWaitEntry};
 use crate::time::Instant;
 use crate::wire::{
-    EthernetAddress, Ipv4Addr, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, parse_tcp_frame,
+    EthernetAddress, Ipv4Addr, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, parse_tcp_frame_into,
 };
 
 /// Where a segment goes, after one flow-table lookup.
@@ -58,12 +58,12 @@ impl Stack {
     /// (unless the parking is full).
     pub(super) fn process_frame(&mut self, now: Instant, frame: &[u8]) {
         self.counters.rx_frames += 1;
-        // The parsed frame stays here; the steps below borrow it.
-        let parsed = parse_tcp_frame(frame);
-        let step = match &parsed {
-            Ok(f) => {
+        // The parsed frame stays here (parsed in place); the steps below borrow it.
+        let mut f = TcpFrame::empty();
+        let step = match parse_tcp_frame_into(frame, &mut f) {
+            Ok(()) => {
                 crate::trace::segment!(src = %f.ip.src_addr, sport = f.tcp.src_port, dport = f.tcp.dst_port, seq = f.tcp.seq_number.0, len = f.tcp.payload.len(), "rx segment");
-                self.classify(f)
+                self.classify(&f)
             }
             Err(crate::wire::Error::Unsupported) => Step::Other,
             Err(_e) => {
@@ -80,20 +80,18 @@ impl Stack {
         if drain {
             self.drain_pending_syns(now);
         }
-        match (step, &parsed) {
-            (Step::Other, _) => self.process_other(frame),
-            (Step::Park, Ok(f)) => self.pending_syns.push(PendingSyn {
-                tuple: tuple_of(f),
+        match step {
+            Step::Other => self.process_other(frame),
+            Step::Park => self.pending_syns.push(PendingSyn {
+                tuple: tuple_of(&f),
                 seg: TcpRepr {
                     payload: &[],
                     ..f.tcp
                 },
                 peer_mac: f.eth.src_addr,
             }),
-            (Step::Deliver(route), Ok(f)) => {
-                self.deliver(now, tuple_of(f), &f.tcp, f.eth.src_addr, route)
-            }
-            _ => {}
+            Step::Deliver(route) => self.deliver(now, tuple_of(&f), &f.tcp, f.eth.src_addr, route),
+            Step::Dropped => {}
         }
     }
 

@@ -24,7 +24,9 @@ pub mod ipv4;
 pub mod tcp;
 
 pub use self::ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
-pub use self::frame::{TcpFrame, describe_frame, emit_tcp_frame, parse_tcp_frame, tcp_frame_len};
+pub use self::frame::{
+    TcpFrame, describe_frame, emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_into, tcp_frame_len,
+};
 pub use self::tcp::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
 pub use core::net::Ipv4Addr;
 

@@ -268,6 +268,17 @@ impl Connection {
             self.challenge_ack(now, counters);
             return false;
         }
+        // RFC 9293 §3.10.7.4, LAST-ACK: "The only thing that can arrive in this state is an
+        // acknowledgment of our FIN. If our FIN is now acknowledged, delete the TCB, enter the
+        // CLOSED state, and return." Nothing `process_ack` would compute (RTT sample,
+        // congestion window, SACK scoreboard, send window) outlives the TCB, so the ACK of
+        // our FIN closes at once; `fin_acked` holds afterwards as on the long path.
+        if self.state == State::LastAck && self.fin_queued && ack == self.fin_seq() + 1 {
+            self.snd_una = ack;
+            self.snd_nxt = ack;
+            self.enter_closed(now, None);
+            return false;
+        }
         self.process_ack(now, seg, seq, ack, fin);
 
         match self.state {
@@ -513,6 +524,14 @@ impl Connection {
     /// order or out of order; then the ACK policy (RFC 5681 §4.2, RFC 1122 §4.2.3.2).
     pub(super) fn receive_text(&mut self, now: Instant, seq: SeqNumber, payload: &[u8], fin: bool) {
         let end = seq + payload.len();
+        // A bare FIN (or empty segment) in order: nothing to store, trim or acknowledge
+        // early; the general path below gives the same result with the window arithmetic.
+        if payload.is_empty() && seq == self.rcv_nxt {
+            if fin && self.rx_fin.is_none() {
+                self.rx_fin = Some(end);
+            }
+            return;
+        }
         if !payload.is_empty() && end <= self.rcv_nxt {
             // Entirely old: the peer missed our ACK. Tell it at once.
             self.stats.duplicate_segments += 1;

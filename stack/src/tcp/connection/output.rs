@@ -27,12 +27,21 @@ impl Connection {
     }
 
     /// SACK blocks for our next segment (RFC 2018 §4): the most recently changed first.
+    #[inline]
     pub(super) fn sack_ranges(&self) -> [Option<(SeqNumber, SeqNumber)>; 3] {
-        let mut ranges = [None; 3];
         if self.sack_ok && self.rx.has_out_of_order() {
-            for (slot, (s, e)) in ranges.iter_mut().zip(self.rx.recent_ranges(3)) {
-                *slot = Some((self.rcv_nxt + s, self.rcv_nxt + e));
-            }
+            self.sack_blocks()
+        } else {
+            [None; 3]
+        }
+    }
+
+    /// The blocks of [`Connection::sack_ranges`] when there is out-of-order data.
+    #[inline(never)]
+    fn sack_blocks(&self) -> [Option<(SeqNumber, SeqNumber)>; 3] {
+        let mut ranges = [None; 3];
+        for (slot, (s, e)) in ranges.iter_mut().zip(self.rx.recent_ranges(3)) {
+            *slot = Some((self.rcv_nxt + s, self.rcv_nxt + e));
         }
         ranges
     }
@@ -326,13 +335,22 @@ impl Connection {
         now: Instant,
         counters: &mut Counters,
     ) -> Option<TcpRepr<'_>> {
-        // RFC 6691: options come out of the MSS.
-        let options = TcpRepr {
-            sack_ranges: self.sack_ranges(),
-            timestamp: self.ts.map(|_| TcpTimestamp::default()),
-            ..TcpRepr::default()
-        }
-        .options_len();
+        // RFC 6691: options come out of the MSS. Without out-of-order data (no SACK blocks)
+        // they are the timestamps or nothing, known without building the blocks.
+        let options = if self.sack_ok && self.rx.has_out_of_order() {
+            TcpRepr {
+                sack_ranges: self.sack_ranges(),
+                timestamp: self.ts.map(|_| TcpTimestamp::default()),
+                ..TcpRepr::default()
+            }
+            .options_len()
+        } else {
+            TcpRepr {
+                timestamp: self.ts.map(|_| TcpTimestamp::default()),
+                ..TcpRepr::default()
+            }
+            .options_len()
+        };
         let mss = (self.snd_mss as usize).saturating_sub(options).max(1);
         let pick = match self.pick_owed(mss) {
             Some(p) => Some(p),
