@@ -9,7 +9,7 @@
 
 use siphasher::sip::SipHasher24;
 
-use super::FourTuple;
+use super::{Address, FourTuple};
 use crate::time::Instant;
 use crate::wire::SeqNumber;
 
@@ -34,14 +34,13 @@ impl IsnGenerator {
 
     /// SipHash-2-4 of the tuple's 12 bytes (addresses, then ports, in network order): one
     /// message block plus the final one.
+    /// SipHash of the tuple in network order: 12 bytes for IPv4 (as before IPv6), 36 for
+    /// IPv6 (RFC 6528 §3: F() over the whole connection-id).
     #[inline]
-    fn hash(&self, t: &FourTuple) -> u64 {
-        let mut m = [0u8; 12];
-        m[0..4].copy_from_slice(&t.local_addr.octets());
-        m[4..8].copy_from_slice(&t.remote_addr.octets());
-        m[8..10].copy_from_slice(&t.local_port.to_be_bytes());
-        m[10..12].copy_from_slice(&t.remote_port.to_be_bytes());
-        self.sip.hash(&m)
+    fn hash<A: Address>(&self, t: &FourTuple<A>) -> u64 {
+        let mut m = [0u8; 36];
+        let n = A::tuple_bytes(t, &mut m);
+        self.sip.hash(&m[..n])
     }
 
     /// RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), with M
@@ -53,18 +52,22 @@ impl IsnGenerator {
     }
 
     /// The ISN for a new connection on `tuple` at `now` (RFC 6528 §3).
-    pub fn isn(&self, now: Instant, tuple: &FourTuple) -> SeqNumber {
+    pub fn isn<A: Address>(&self, now: Instant, tuple: &FourTuple<A>) -> SeqNumber {
         Self::isn_from(now, self.hash(tuple))
     }
 
     /// A per-4-tuple offset for our timestamp clock: random to observers, stable for a tuple,
     /// so a TIME-WAIT entry can recompute it instead of storing it.
-    pub fn ts_offset(&self, tuple: &FourTuple) -> u32 {
+    pub fn ts_offset<A: Address>(&self, tuple: &FourTuple<A>) -> u32 {
         (self.hash(tuple) >> 32) as u32
     }
 
     /// [`IsnGenerator::isn`] and [`IsnGenerator::ts_offset`] from one hash.
-    pub fn isn_and_ts_offset(&self, now: Instant, tuple: &FourTuple) -> (SeqNumber, u32) {
+    pub fn isn_and_ts_offset<A: Address>(
+        &self,
+        now: Instant,
+        tuple: &FourTuple<A>,
+    ) -> (SeqNumber, u32) {
         let h = self.hash(tuple);
         (Self::isn_from(now, h), (h >> 32) as u32)
     }
@@ -112,5 +115,24 @@ mod tests {
             // The two halves are not trivially related.
             assert_ne!(g.isn(Instant::ZERO, &t).0, g.ts_offset(&t));
         }
+    }
+
+    #[test]
+    fn ipv6_tuples_are_keyed_over_all_bytes() {
+        use core::net::Ipv6Addr;
+        let g = IsnGenerator::new([7; 16]);
+        let t = |last: u16, high: u16| FourTuple {
+            local_addr: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+            remote_addr: Ipv6Addr::new(high, 0xdb8, 0, 0, 0, 0, 0, last),
+            local_port: 80,
+            remote_port: 1000,
+        };
+        let a = g.isn(Instant::ZERO, &t(2, 0x2001));
+        // The first and the last byte of the peer's address both count.
+        assert_ne!(a, g.isn(Instant::ZERO, &t(3, 0x2001)));
+        assert_ne!(a, g.isn(Instant::ZERO, &t(2, 0x2002)));
+        assert_eq!(a, g.isn(Instant::ZERO, &t(2, 0x2001)));
+        // An IPv4 tuple whose bytes are a prefix of an IPv6 one hashes differently.
+        assert_ne!(g.ts_offset(&t(2, 0x2001)), g.ts_offset(&tuple(1000)));
     }
 }
