@@ -184,3 +184,36 @@ impl<A: Address> FourTuple<A> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn family_constants_and_display() {
+        assert_eq!(<Ipv4Addr as Address>::mss_for_mtu(1500), 1460);
+        assert_eq!(<Ipv6Addr as Address>::mss_for_mtu(1500), 1440);
+        assert_eq!(<Ipv6Addr as Address>::mss_for_mtu(1280), 1220);
+        assert_eq!(<Ipv6Addr as Address>::mss_for_mtu(40), 0);
+        let t = FourTuple {
+            local_addr: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+            remote_addr: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
+            local_port: 80,
+            remote_port: 40000,
+        };
+        assert_eq!(t.to_string(), "[2001:db8::1]:80<[2001:db8::2]:40000");
+        assert_eq!(t.reversed().reversed(), t);
+        let mut b = [0u8; 36];
+        assert_eq!(Ipv6Addr::tuple_bytes(&t, &mut b), 36);
+        assert_eq!(&b[32..], &[0, 80, 0x9c, 0x40]);
+        let v4 = FourTuple {
+            local_addr: Ipv4Addr::new(10, 0, 0, 1),
+            remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+            local_port: 80,
+            remote_port: 40000,
+        };
+        assert_eq!(v4.to_string(), "10.0.0.1:80<10.0.0.2:40000");
+        assert_eq!(Ipv4Addr::tuple_bytes(&v4, &mut b), 12);
+        assert_eq!(&b[..12], &[10, 0, 0, 1, 10, 0, 0, 2, 0, 80, 0x9c, 0x40]);
+    }
+}
