@@ -11,11 +11,11 @@
 # debug assertions on (overflow checks and the core's debug_asserts become crashes too).
 # Corpora live in fuzz/corpus/<target>/ (seeded from simulator captures by
 # `cargo run --example seed_corpus` in fuzz/); crashes in fuzz/artifacts/<target>/.
-# Smoke durations: stack_receive 30 s, each wire target 10 s (~90 s in all), unless SECS.
+# Smoke durations: stack_receive 30 s, each wire target 10 s (~110 s in all), unless SECS.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-TARGETS=(wire_ethernet wire_arp wire_ipv4 wire_tcp wire_tcp_options wire_frame stack_receive)
+TARGETS=(wire_ethernet wire_arp wire_ipv4 wire_ipv6 wire_icmpv6 wire_tcp wire_tcp_options wire_frame stack_receive)
 BIN=target/x86_64-unknown-linux-gnu/release
 
 ensure_cargo_fuzz() {

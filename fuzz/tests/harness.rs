@@ -90,7 +90,46 @@ fn run_target(name: &str, data: &[u8]) {
         "wire_tcp" => wire::tcp(data),
         "wire_tcp_options" => wire::tcp_options(data),
         "wire_frame" => wire::frame(data),
+        "wire_ipv6" => wire::ipv6(data),
+        "wire_icmpv6" => wire::icmpv6(data),
         "stack_receive" => Harness::new().run(data),
         other => panic!("unknown target {other}"),
+    }
+}
+
+/// The IPv6 harnesses over frames captured from Linux on a veth pair (docs/ipv6.md): MLDv2
+/// with a Hop-by-Hop header, DAD, NS, NA, a SYN and a data segment. Each is run as a frame
+/// and as a packet (Ethernet header cut), and the ICMPv6 ones through `wire::icmpv6` with
+/// their pseudo-header addresses in front, which is the input layout of `wire_icmpv6`.
+#[test]
+fn ipv6_harnesses_on_captured_frames() {
+    use xtcp_fuzz::wire;
+    const FRAMES: [&str; 6] = [
+        "33330000001602000000000286dd600000000024000100000000000000000000000000000000ff0200000000\
+         000000000000000000163a000502000001008f006f880000000104000000ff0200000000000000000001ff00\
+         0002",
+        "3333ff00000202000000000286dd6000000000203aff00000000000000000000000000000000ff0200000000\
+         000000000001ff0000028700036d00000000fe80000000000000000000fffe0000020e01a09f7ad75036",
+        "3333ff00000202000000000186dd6000000000203aff20010db8000000000000000000000001ff0200000000\
+         000000000001ff00000287001c270000000020010db80000000000000000000000020101020000000001",
+        "02000000000102000000000286dd6000000000203aff20010db800000000000000000000000220010db80000\
+         0000000000000000000188008a716000000020010db80000000000000000000000020201020000000002",
+        "02000000000202000000000186dd600a1bdf0028064020010db800000000000000000000000120010db80000\
+         00000000000000000002da601f905c14a9ce00000000a002fd2082200000020405a00402080a30853d020000\
+         00000103030a",
+        "02000000000202000000000186dd600a1bdf0022064020010db800000000000000000000000120010db80000\
+         00000000000000000002da601f905c14a9cfc035545680180040b93500000101080a30853d02f2eb848b6869",
+    ];
+    for h in FRAMES {
+        let f: Vec<u8> = (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect();
+        wire::ipv6(&f);
+        wire::ipv6(&f[14..]);
+        wire::icmpv6(&f);
+        let mut with_addrs = f[22..54].to_vec();
+        with_addrs.extend_from_slice(&f[54..]);
+        wire::icmpv6(&with_addrs);
     }
 }

@@ -99,6 +99,7 @@ use crate::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpRepr};
 
 mod demux;
 mod egress;
+pub mod nd;
 mod neighbor;
 mod passive;
 mod slots;

@@ -33,15 +33,20 @@
 
 use super::FourTuple;
 
-/// A keyed hash of a [`FourTuple`], shared by the flow table and the TIME-WAIT index.
+/// A keyed hash of a [`FourTuple`] of either family, shared by the flow table and the
+/// TIME-WAIT index.
 #[derive(Clone, Copy)]
-pub(crate) struct TupleHasher {
+#[doc(hidden)]
+pub struct TupleHasher {
     k: [u64; 4],
+    /// IPv6: one multiplier per 32-bit word of the two addresses, then the ports.
+    k6: [u64; 9],
 }
 
 impl TupleHasher {
-    /// Expands a 64-bit seed into four multipliers (SplitMix64). Each is forced odd so that no
-    /// input word can be multiplied away entirely.
+    /// Expands a 64-bit seed into the multipliers (SplitMix64). Each is forced odd so that no
+    /// input word can be multiplied away entirely. The IPv4 multipliers are drawn first, so
+    /// they are what they were before IPv6.
     pub(crate) fn new(seed: u64) -> Self {
         let mut s = seed;
         let mut next = || {
@@ -51,15 +56,45 @@ impl TupleHasher {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             z ^ (z >> 31)
         };
-        TupleHasher {
-            k: [next(), next() | 1, next() | 1, next() | 1],
-        }
+        let k = [next(), next() | 1, next() | 1, next() | 1];
+        let k6 = core::array::from_fn(|_| next() | 1);
+        TupleHasher { k, k6 }
+    }
+
+    /// The hash of a tuple of either family.
+    #[inline]
+    pub(crate) fn hash<A: super::Address>(&self, t: &FourTuple<A>) -> u64 {
+        <A as super::sealed::Sealed>::tuple_hash(self, t)
     }
 
     #[inline]
-    pub(crate) fn hash(&self, t: &FourTuple) -> u64 {
+    pub(crate) fn hash_v4(&self, t: &FourTuple) -> u64 {
         let (a, p) = pack(t);
         self.hash_packed(a, p)
+    }
+
+    /// The same vector multiply-shift over the nine 32-bit words of an IPv6 tuple (eight of
+    /// addresses, one of ports), then the same finalizer.
+    #[inline]
+    pub(crate) fn hash_v6(&self, t: &FourTuple<core::net::Ipv6Addr>) -> u64 {
+        let (l, r) = (t.local_addr.octets(), t.remote_addr.octets());
+        let word = |b: &[u8; 16], i: usize| {
+            u64::from(u32::from_be_bytes([
+                b[4 * i],
+                b[4 * i + 1],
+                b[4 * i + 2],
+                b[4 * i + 3],
+            ]))
+        };
+        let mut v = self.k[0];
+        for i in 0..4 {
+            v = v
+                .wrapping_add(self.k6[i].wrapping_mul(word(&l, i)))
+                .wrapping_add(self.k6[4 + i].wrapping_mul(word(&r, i)));
+        }
+        let ports = (u32::from(t.local_port) << 16) | u32::from(t.remote_port);
+        v = v.wrapping_add(self.k6[8].wrapping_mul(u64::from(ports)));
+        finalize(v)
     }
 
     #[inline]
@@ -68,12 +103,17 @@ impl TupleHasher {
             .wrapping_add(self.k[1].wrapping_mul(addrs >> 32))
             .wrapping_add(self.k[2].wrapping_mul(addrs & 0xffff_ffff))
             .wrapping_add(self.k[3].wrapping_mul(u64::from(ports)));
-        // Bijective finalizer (xor-shift-multiply): keeps the collision bound of `v`, spreads
-        // its well-mixed high bits into the low bits used as the bucket index.
-        let mut z = v ^ (v >> 32);
-        z = z.wrapping_mul(0xd6e8_feb8_6659_fd93);
-        z ^ (z >> 32)
+        finalize(v)
     }
+}
+
+/// Bijective finalizer (xor-shift-multiply): keeps the collision bound of `v`, spreads its
+/// well-mixed high bits into the low bits used as the bucket index.
+#[inline]
+fn finalize(v: u64) -> u64 {
+    let mut z = v ^ (v >> 32);
+    z = z.wrapping_mul(0xd6e8_feb8_6659_fd93);
+    z ^ (z >> 32)
 }
 
 #[inline]
@@ -361,6 +401,58 @@ mod tests {
     fn reserved_value_panics() {
         let mut t = FlowTable::with_capacity(4, 7);
         let _ = t.insert(tuple(1), u32::MAX);
+    }
+
+    /// The IPv6 tuple hash: keyed, and sensitive to every 32-bit word of both addresses and
+    /// to the ports (a change in any one moves the bucket almost always).
+    #[test]
+    fn ipv6_hash_covers_every_word() {
+        use core::net::Ipv6Addr;
+        let h = TupleHasher::new(5);
+        let base = FourTuple {
+            local_addr: Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 1),
+            remote_addr: Ipv6Addr::new(0xfd00, 0x78, 0, 0, 0, 0, 0, 2),
+            local_port: 80,
+            remote_port: 40000,
+        };
+        let b = h.hash(&base);
+        for seg in 0..8 {
+            let mut l = base.local_addr.segments();
+            l[seg] ^= 1;
+            let mut r = base.remote_addr.segments();
+            r[seg] ^= 1;
+            let lt = FourTuple {
+                local_addr: Ipv6Addr::from(l),
+                ..base
+            };
+            let rt = FourTuple {
+                remote_addr: Ipv6Addr::from(r),
+                ..base
+            };
+            assert_ne!(h.hash(&lt), b, "local segment {seg}");
+            assert_ne!(h.hash(&rt), b, "remote segment {seg}");
+        }
+        let pt = FourTuple {
+            remote_port: 40001,
+            ..base
+        };
+        assert_ne!(h.hash(&pt), b);
+        assert_ne!(TupleHasher::new(6).hash(&base), b);
+        // Low 16 bits (a bucket index) over 4,096 peers differing in one address word:
+        // close to uniform (no bucket holds more than a handful).
+        let mut counts = vec![0u32; 1 << 12];
+        for i in 0..4096u16 {
+            let t = FourTuple {
+                remote_addr: Ipv6Addr::new(0xfd00, 0x78, 0, 0, 0, 0, i, 2),
+                ..base
+            };
+            counts[(h.hash(&t) & 0xfff) as usize] += 1;
+        }
+        assert!(
+            *counts.iter().max().unwrap() <= 8,
+            "{:?}",
+            counts.iter().max()
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! message is hashed as two 64-bit words with the key schedule precomputed, 5 SipRounds
 //! instead of 8: about 60 fewer instructions per SYN (`docs/lifecycle-cost.md`).
 
-use super::FourTuple;
+use super::{Address, FourTuple};
 use crate::time::Instant;
 use crate::wire::SeqNumber;
 
@@ -68,24 +68,29 @@ impl IsnGenerator {
         }
     }
 
-    /// SipHash-1-3 of the tuple's 12 bytes (addresses, then ports, in network order): one
-    /// 8-byte message block, then the final block (the last 4 bytes and the length, 12, in
-    /// the top byte), as the reference algorithm reads a 12-byte message (the test compares
-    /// with the `siphasher` crate).
+    /// SipHash-1-3 of the tuple in network order (addresses, then ports): 12 bytes for IPv4,
+    /// 36 for IPv6 (RFC 6528 §3: F() over the whole connection-id). The message is read as
+    /// the reference algorithm reads it: whole 8-byte little-endian blocks, then a final block
+    /// with the remaining 4 bytes and the length in the top byte (the test compares with the
+    /// `siphasher` crate). For IPv4 that is one block and the final one.
     #[inline]
-    fn hash(&self, t: &FourTuple) -> u64 {
-        let a = t.local_addr.octets();
-        let b = t.remote_addr.octets();
-        let [lp0, lp1] = t.local_port.to_be_bytes();
-        let [rp0, rp1] = t.remote_port.to_be_bytes();
-        let m0 = u64::from_le_bytes([a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]);
-        let m1 = u64::from_le_bytes([lp0, lp1, rp0, rp1, 0, 0, 0, 12]);
+    fn hash<A: Address>(&self, t: &FourTuple<A>) -> u64 {
+        let mut m = [0u8; 36];
+        let n = A::tuple_bytes(t, &mut m);
         let mut v = self.v;
-        for m in [m0, m1] {
-            v[3] ^= m;
+        let mut absorb = |block: u64| {
+            v[3] ^= block;
             sip_round(&mut v);
-            v[0] ^= m;
+            v[0] ^= block;
+        };
+        let whole = n / 8 * 8;
+        for c in m[..whole].chunks_exact(8) {
+            absorb(u64::from_le_bytes(c.try_into().expect("8 bytes")));
         }
+        let mut last = [0u8; 8];
+        last[..n - whole].copy_from_slice(&m[whole..n]);
+        last[7] = n as u8;
+        absorb(u64::from_le_bytes(last));
         v[2] ^= 0xff;
         sip_round(&mut v);
         sip_round(&mut v);
@@ -102,18 +107,22 @@ impl IsnGenerator {
     }
 
     /// The ISN for a new connection on `tuple` at `now` (RFC 6528 §3).
-    pub fn isn(&self, now: Instant, tuple: &FourTuple) -> SeqNumber {
+    pub fn isn<A: Address>(&self, now: Instant, tuple: &FourTuple<A>) -> SeqNumber {
         Self::isn_from(now, self.hash(tuple))
     }
 
     /// A per-4-tuple offset for our timestamp clock: random to observers, stable for a tuple,
     /// so a TIME-WAIT entry can recompute it instead of storing it.
-    pub fn ts_offset(&self, tuple: &FourTuple) -> u32 {
+    pub fn ts_offset<A: Address>(&self, tuple: &FourTuple<A>) -> u32 {
         (self.hash(tuple) >> 32) as u32
     }
 
     /// [`IsnGenerator::isn`] and [`IsnGenerator::ts_offset`] from one hash.
-    pub fn isn_and_ts_offset(&self, now: Instant, tuple: &FourTuple) -> (SeqNumber, u32) {
+    pub fn isn_and_ts_offset<A: Address>(
+        &self,
+        now: Instant,
+        tuple: &FourTuple<A>,
+    ) -> (SeqNumber, u32) {
         let h = self.hash(tuple);
         (Self::isn_from(now, h), (h >> 32) as u32)
     }
@@ -175,6 +184,21 @@ mod tests {
                 let mut h = siphasher::sip::SipHasher13::new_with_key(&key);
                 h.write(&m);
                 assert_eq!(g.hash(&t), h.finish(), "key {i} port {port}");
+                // The same over an IPv6 tuple's 36 bytes (4 whole blocks and a final one).
+                let t6 = FourTuple {
+                    local_addr: core::net::Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, i as u16, 1),
+                    remote_addr: core::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, port),
+                    local_port: port,
+                    remote_port: port.wrapping_mul(7).wrapping_add(1),
+                };
+                let mut m6 = Vec::new();
+                m6.extend_from_slice(&t6.local_addr.octets());
+                m6.extend_from_slice(&t6.remote_addr.octets());
+                m6.extend_from_slice(&t6.local_port.to_be_bytes());
+                m6.extend_from_slice(&t6.remote_port.to_be_bytes());
+                let mut h6 = siphasher::sip::SipHasher13::new_with_key(&key);
+                h6.write(&m6);
+                assert_eq!(g.hash(&t6), h6.finish(), "v6 key {i} port {port}");
             }
         }
     }
@@ -192,5 +216,24 @@ mod tests {
             // The two halves are not trivially related.
             assert_ne!(g.isn(Instant::ZERO, &t).0, g.ts_offset(&t));
         }
+    }
+
+    #[test]
+    fn ipv6_tuples_are_keyed_over_all_bytes() {
+        use core::net::Ipv6Addr;
+        let g = IsnGenerator::new([7; 16]);
+        let t = |last: u16, high: u16| FourTuple {
+            local_addr: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+            remote_addr: Ipv6Addr::new(high, 0xdb8, 0, 0, 0, 0, 0, last),
+            local_port: 80,
+            remote_port: 1000,
+        };
+        let a = g.isn(Instant::ZERO, &t(2, 0x2001));
+        // The first and the last byte of the peer's address both count.
+        assert_ne!(a, g.isn(Instant::ZERO, &t(3, 0x2001)));
+        assert_ne!(a, g.isn(Instant::ZERO, &t(2, 0x2002)));
+        assert_eq!(a, g.isn(Instant::ZERO, &t(2, 0x2001)));
+        // An IPv4 tuple whose bytes are a prefix of an IPv6 one hashes differently.
+        assert_ne!(g.ts_offset(&t(2, 0x2001)), g.ts_offset(&tuple(1000)));
     }
 }

@@ -30,7 +30,7 @@ pub use self::counters::Counters;
 pub use self::isn::IsnGenerator;
 
 use crate::wire::{SeqNumber, TcpControl, TcpRepr};
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// The reset owed to a segment that matches no connection or listener (RFC 9293 §3.10.7.1):
 /// none for a RST; `<SEQ=SEG.ACK><CTL=RST>` if the segment has an ACK; otherwise
@@ -53,34 +53,167 @@ pub fn rst_for_unexpected(seg: &TcpRepr) -> Option<TcpRepr<'static>> {
     })
 }
 
-/// A connection's identity: (local address, local port, remote address, remote port).
+/// The address family of a connection: [`core::net::Ipv4Addr`] or [`core::net::Ipv6Addr`].
+/// The tuple-keyed structures ([`FourTuple`], the TIME-WAIT table, ISNs, SYN cookies) are
+/// generic over it, so each family compiles to its own code and an IPv4 key stays 12 bytes.
+pub trait Address:
+    Copy
+    + Eq
+    + core::hash::Hash
+    + Ord
+    + core::fmt::Debug
+    + core::fmt::Display
+    + Send
+    + Sync
+    + 'static
+    + sealed::Sealed
+{
+    /// The address's length in bytes (4 or 16).
+    const LEN: usize;
+    /// Whether this is IPv6 (written in brackets before a port, RFC 5952 §6).
+    const V6: bool;
+    /// The MSS a link of `mtu` bytes carries: MTU − 40 for IPv4, MTU − 60 for IPv6 (fixed
+    /// headers without options or extension headers, RFC 9293 §3.7.1, RFC 8200).
+    fn mss_for_mtu(mtu: u16) -> u16;
+    /// Writes the tuple in network order (local address, remote address, local port,
+    /// remote port) into the first `2 * LEN + 4` bytes of `out` and returns that length:
+    /// the message of the keyed hashes for ISNs and SYN cookies.
+    fn tuple_bytes(t: &FourTuple<Self>, out: &mut [u8; 36]) -> usize;
+}
+
+pub(crate) mod sealed {
+    /// Closes [`super::Address`] to the two IP families and carries the keyed tuple hash,
+    /// which needs the hasher's private keys.
+    pub trait Sealed: Sized {
+        #[doc(hidden)]
+        fn tuple_hash(h: &super::flow_table::TupleHasher, t: &super::FourTuple<Self>) -> u64
+        where
+            Self: super::Address;
+    }
+}
+
+impl Address for Ipv4Addr {
+    const LEN: usize = 4;
+    const V6: bool = false;
+    #[inline]
+    fn mss_for_mtu(mtu: u16) -> u16 {
+        mtu.saturating_sub(40)
+    }
+    #[inline]
+    fn tuple_bytes(t: &FourTuple<Self>, out: &mut [u8; 36]) -> usize {
+        out[0..4].copy_from_slice(&t.local_addr.octets());
+        out[4..8].copy_from_slice(&t.remote_addr.octets());
+        out[8..10].copy_from_slice(&t.local_port.to_be_bytes());
+        out[10..12].copy_from_slice(&t.remote_port.to_be_bytes());
+        12
+    }
+}
+
+impl Address for Ipv6Addr {
+    const LEN: usize = 16;
+    const V6: bool = true;
+    #[inline]
+    fn mss_for_mtu(mtu: u16) -> u16 {
+        mtu.saturating_sub(60)
+    }
+    #[inline]
+    fn tuple_bytes(t: &FourTuple<Self>, out: &mut [u8; 36]) -> usize {
+        out[0..16].copy_from_slice(&t.local_addr.octets());
+        out[16..32].copy_from_slice(&t.remote_addr.octets());
+        out[32..34].copy_from_slice(&t.local_port.to_be_bytes());
+        out[34..36].copy_from_slice(&t.remote_port.to_be_bytes());
+        36
+    }
+}
+
+impl sealed::Sealed for Ipv4Addr {
+    #[inline(always)]
+    fn tuple_hash(h: &flow_table::TupleHasher, t: &FourTuple<Self>) -> u64 {
+        h.hash_v4(t)
+    }
+}
+
+impl sealed::Sealed for Ipv6Addr {
+    #[inline]
+    fn tuple_hash(h: &flow_table::TupleHasher, t: &FourTuple<Self>) -> u64 {
+        h.hash_v6(t)
+    }
+}
+
+/// A connection's identity: (local address, local port, remote address, remote port). 12
+/// bytes for IPv4 (the default), 36 for IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FourTuple {
-    pub local_addr: Ipv4Addr,
-    pub remote_addr: Ipv4Addr,
+pub struct FourTuple<A: Address = Ipv4Addr> {
+    pub local_addr: A,
+    pub remote_addr: A,
     pub local_port: u16,
     pub remote_port: u16,
 }
 
-impl core::fmt::Display for FourTuple {
-    /// `local:port<remote:port`, e.g. `10.0.0.1:80<10.0.0.2:40000`.
+const _: () = assert!(core::mem::size_of::<FourTuple>() == 12);
+const _: () = assert!(core::mem::size_of::<FourTuple<Ipv6Addr>>() == 36);
+
+impl<A: Address> core::fmt::Display for FourTuple<A> {
+    /// `local:port<remote:port`, e.g. `10.0.0.1:80<10.0.0.2:40000` or
+    /// `[2001:db8::1]:80<[2001:db8::2]:40000`.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "{}:{}<{}:{}",
-            self.local_addr, self.local_port, self.remote_addr, self.remote_port
-        )
+        if A::V6 {
+            write!(
+                f,
+                "[{}]:{}<[{}]:{}",
+                self.local_addr, self.local_port, self.remote_addr, self.remote_port
+            )
+        } else {
+            write!(
+                f,
+                "{}:{}<{}:{}",
+                self.local_addr, self.local_port, self.remote_addr, self.remote_port
+            )
+        }
     }
 }
 
-impl FourTuple {
+impl<A: Address> FourTuple<A> {
     /// The tuple as seen from the other end.
-    pub fn reversed(self) -> FourTuple {
+    pub fn reversed(self) -> FourTuple<A> {
         FourTuple {
             local_addr: self.remote_addr,
             remote_addr: self.local_addr,
             local_port: self.remote_port,
             remote_port: self.local_port,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn family_constants_and_display() {
+        assert_eq!(<Ipv4Addr as Address>::mss_for_mtu(1500), 1460);
+        assert_eq!(<Ipv6Addr as Address>::mss_for_mtu(1500), 1440);
+        assert_eq!(<Ipv6Addr as Address>::mss_for_mtu(1280), 1220);
+        assert_eq!(<Ipv6Addr as Address>::mss_for_mtu(40), 0);
+        let t = FourTuple {
+            local_addr: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+            remote_addr: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
+            local_port: 80,
+            remote_port: 40000,
+        };
+        assert_eq!(t.to_string(), "[2001:db8::1]:80<[2001:db8::2]:40000");
+        assert_eq!(t.reversed().reversed(), t);
+        let mut b = [0u8; 36];
+        assert_eq!(Ipv6Addr::tuple_bytes(&t, &mut b), 36);
+        assert_eq!(&b[32..], &[0, 80, 0x9c, 0x40]);
+        let v4 = FourTuple {
+            local_addr: Ipv4Addr::new(10, 0, 0, 1),
+            remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+            local_port: 80,
+            remote_port: 40000,
+        };
+        assert_eq!(v4.to_string(), "10.0.0.1:80<10.0.0.2:40000");
+        assert_eq!(Ipv4Addr::tuple_bytes(&v4, &mut b), 12);
+        assert_eq!(&b[..12], &[10, 0, 0, 1, 10, 0, 0, 2, 0, 80, 0x9c, 0x40]);
     }
 }

@@ -41,7 +41,7 @@
 use siphasher::sip::SipHasher24;
 use siphasher::sip128::{Hasher128, SipHasher24 as SipHasher24x128};
 
-use super::FourTuple;
+use super::{Address, FourTuple};
 use crate::time::{Duration, Instant};
 use crate::wire::SeqNumber;
 
@@ -161,16 +161,23 @@ impl SynCookies {
         }
     }
 
-    fn mac(key: [u64; 2], tuple: &FourTuple, client_isn: SeqNumber, mss_idx: u32, opt: u32) -> u32 {
-        let mut msg = [0u8; 18];
-        msg[0..4].copy_from_slice(&tuple.local_addr.octets());
-        msg[4..8].copy_from_slice(&tuple.remote_addr.octets());
-        msg[8..10].copy_from_slice(&tuple.local_port.to_be_bytes());
-        msg[10..12].copy_from_slice(&tuple.remote_port.to_be_bytes());
-        msg[12..16].copy_from_slice(&client_isn.0.to_be_bytes());
-        msg[16] = mss_idx as u8;
-        msg[17] = opt as u8;
-        SipHasher24::new_with_keys(key[0], key[1]).hash(&msg) as u32 & MAC_MASK
+    /// SipHash over the tuple in network order (12 bytes for IPv4, 36 for IPv6), the
+    /// client's ISN, the MSS index and the option bits.
+    fn mac<A: Address>(
+        key: [u64; 2],
+        tuple: &FourTuple<A>,
+        client_isn: SeqNumber,
+        mss_idx: u32,
+        opt: u32,
+    ) -> u32 {
+        let mut t = [0u8; 36];
+        let n = A::tuple_bytes(tuple, &mut t);
+        let mut msg = [0u8; 42];
+        msg[..n].copy_from_slice(&t[..n]);
+        msg[n..n + 4].copy_from_slice(&client_isn.0.to_be_bytes());
+        msg[n + 4] = mss_idx as u8;
+        msg[n + 5] = opt as u8;
+        SipHasher24::new_with_keys(key[0], key[1]).hash(&msg[..n + 6]) as u32 & MAC_MASK
     }
 
     /// Encodes the options into the TSval bits, or 0 without timestamps; bit 6 marks
@@ -182,10 +189,10 @@ impl SynCookies {
 
     /// Makes the cookie for a SYN on `tuple` (our side local) with sequence number
     /// `client_isn`, announced MSS `peer_mss` (536 if absent, RFC 9293 §3.7.1) and options.
-    pub fn generate(
+    pub fn generate<A: Address>(
         &mut self,
         now: Instant,
-        tuple: &FourTuple,
+        tuple: &FourTuple<A>,
         client_isn: SeqNumber,
         peer_mss: u16,
         opts: CookieOptions,
@@ -211,10 +218,10 @@ impl SynCookies {
 
     /// Checks the cookie carried by an ACK. `client_isn` is SEG.SEQ − 1, `cookie` is
     /// SEG.ACK − 1 and `tsecr` the ACK's TSecr, if it has a timestamps option.
-    pub fn validate(
+    pub fn validate<A: Address>(
         &self,
         now: Instant,
-        tuple: &FourTuple,
+        tuple: &FourTuple<A>,
         client_isn: SeqNumber,
         cookie: SeqNumber,
         tsecr: Option<u32>,
@@ -452,5 +459,36 @@ mod tests {
             d.validate(later, &tuple(), isn, k.isn, ts).unwrap().mss,
             1300
         );
+    }
+
+    /// RFC 4987 cookies over an IPv6 tuple: they round-trip, and a cookie made for one
+    /// IPv6 tuple fails on another that differs in any address byte or port.
+    #[test]
+    fn ipv6_cookies_bind_the_whole_tuple() {
+        use core::net::Ipv6Addr;
+        let now = Instant::from_secs(100);
+        let mut c = SynCookies::new(SECRET, now);
+        let t = FourTuple {
+            local_addr: Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 1),
+            remote_addr: Ipv6Addr::new(0xfd00, 0x78, 0, 0, 0, 0, 0, 0x22),
+            local_port: 80,
+            remote_port: 40000,
+        };
+        let isn = SeqNumber(7);
+        let k = c.generate(now, &t, isn, 1440, ALL);
+        let ok = c.validate(now, &t, isn, k.isn, k.tsval_low_bits).unwrap();
+        assert_eq!((ok.mss, ok.opts), (1440, ALL));
+        for byte in 0..16 {
+            let mut o = t.remote_addr.octets();
+            o[byte] ^= 1;
+            let other = FourTuple {
+                remote_addr: Ipv6Addr::from(o),
+                ..t
+            };
+            let r = c.validate(now, &other, isn, k.isn, k.tsval_low_bits);
+            assert_eq!(r, Err(CookieError::Invalid), "byte {byte}");
+        }
+        let r = c.validate(now, &t.reversed(), isn, k.isn, k.tsval_low_bits);
+        assert_eq!(r, Err(CookieError::Invalid));
     }
 }

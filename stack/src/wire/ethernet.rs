@@ -59,6 +59,7 @@ impl fmt::Display for EthernetAddress {
 pub enum EtherType {
     Ipv4,
     Arp,
+    Ipv6,
     Unknown(u16),
 }
 
@@ -67,6 +68,7 @@ impl From<u16> for EtherType {
         match v {
             0x0800 => EtherType::Ipv4,
             0x0806 => EtherType::Arp,
+            0x86dd => EtherType::Ipv6,
             other => EtherType::Unknown(other),
         }
     }
@@ -77,6 +79,7 @@ impl From<EtherType> for u16 {
         match v {
             EtherType::Ipv4 => 0x0800,
             EtherType::Arp => 0x0806,
+            EtherType::Ipv6 => 0x86dd,
             EtherType::Unknown(other) => other,
         }
     }
@@ -87,6 +90,7 @@ impl fmt::Display for EtherType {
         match self {
             EtherType::Ipv4 => f.write_str("IPv4"),
             EtherType::Arp => f.write_str("ARP"),
+            EtherType::Ipv6 => f.write_str("IPv6"),
             EtherType::Unknown(v) => write!(f, "0x{v:04x}"),
         }
     }
@@ -291,8 +295,10 @@ mod tests {
     #[test]
     fn ethertype_values() {
         assert_eq!(EtherType::from(0x0806), EtherType::Arp);
-        assert_eq!(EtherType::from(0x86dd), EtherType::Unknown(0x86dd));
-        assert_eq!(u16::from(EtherType::Unknown(0x86dd)), 0x86dd);
+        assert_eq!(EtherType::from(0x86dd), EtherType::Ipv6);
+        assert_eq!(u16::from(EtherType::Ipv6), 0x86dd);
+        assert_eq!(EtherType::from(0x88cc), EtherType::Unknown(0x88cc));
+        assert_eq!(u16::from(EtherType::Unknown(0x88cc)), 0x88cc);
         assert_eq!(u16::from(EtherType::Arp), 0x0806);
     }
 

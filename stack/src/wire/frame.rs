@@ -1,24 +1,29 @@
-//! Whole-frame helpers for the hot path (Ethernet + IPv4 + TCP in one call) and a
-//! tcpdump-style one-line description of any frame for test failures and traces.
+//! Whole-frame helpers for the hot path (Ethernet + IPv4 + TCP in one call; Ethernet + IPv6 +
+//! TCP in another; Ethernet + IPv6 + ICMPv6 for Neighbor Discovery) and a tcpdump-style
+//! one-line description of any frame for test failures and traces.
 //!
 //! [`parse_tcp_frame`] and [`emit_tcp_frame`] neither allocate nor panic (emit reports a short
 //! buffer as `Error::Truncated`). [`describe_frame`] allocates its `String`: it is for
 //! diagnostics only, never for the data path.
 
 use core::fmt::{self, Write};
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 use super::arp::{ArpPacket, ArpRepr};
+use super::checksum::IpAddress;
 use super::ethernet::{self, EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+use super::icmpv6::{self, Icmpv6Packet, Icmpv6Repr};
 use super::ipv4::{self, Ipv4Packet, Ipv4Repr, PROTOCOL_TCP};
+use super::ipv6::{self, Ipv6Packet, Ipv6Repr, next_header};
 use super::tcp::{TcpPacket, TcpRepr, flags};
 use super::{Error, Result};
 
-/// A parsed Ethernet/IPv4/TCP frame; the TCP payload borrows from the frame.
+/// A parsed Ethernet/IP/TCP frame; the TCP payload borrows from the frame. `IP` is
+/// [`Ipv4Repr`] (from [`parse_tcp_frame`]) or [`Ipv6Repr`] (from [`parse_tcp6_frame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpFrame<'a> {
+pub struct TcpFrame<'a, IP = Ipv4Repr> {
     pub eth: EthernetRepr,
-    pub ip: Ipv4Repr,
+    pub ip: IP,
     pub tcp: TcpRepr<'a>,
 }
 
@@ -42,6 +47,9 @@ impl TcpFrame<'_> {
         }
     }
 }
+
+/// A parsed Ethernet/IPv6/TCP frame.
+pub type TcpFrame6<'a> = TcpFrame<'a, Ipv6Repr>;
 
 /// Parses and validates an Ethernet/IPv4/TCP frame, checksums included. Trailing Ethernet
 /// padding is ignored. A frame of another EtherType or IP protocol is `Error::Unsupported`.
@@ -116,6 +124,150 @@ pub fn emit_tcp_frame(
     Ok(len)
 }
 
+/// Parses and validates an Ethernet/IPv6/TCP frame, checksum included (extension headers
+/// walked as [`Ipv6Repr::parse`] says). Trailing Ethernet padding is ignored. Another
+/// EtherType or upper layer is `Error::Unsupported`.
+#[inline]
+pub fn parse_tcp6_frame(frame: &[u8]) -> Result<TcpFrame6<'_>> {
+    let eth_frame = EthernetFrame::new_checked(frame)?;
+    let eth = EthernetRepr::parse(&eth_frame)?;
+    if eth.ethertype != EtherType::Ipv6 {
+        return Err(Error::Unsupported);
+    }
+    let (ip, upper) = ipv6_upper(eth_frame.payload())?;
+    if ip.next_header != next_header::TCP {
+        return Err(Error::Unsupported);
+    }
+    let tcp = TcpRepr::parse(&TcpPacket::new_checked(upper)?, ip.src_addr, ip.dst_addr)?;
+    Ok(TcpFrame { eth, ip, tcp })
+}
+
+/// The validated IPv6 header of `packet` and its upper-layer bytes.
+#[inline]
+fn ipv6_upper(packet: &[u8]) -> Result<(Ipv6Repr, &[u8])> {
+    let ip_packet = Ipv6Packet::new_checked(packet)?;
+    let ip = Ipv6Repr::parse(&ip_packet)?;
+    let payload = ip_packet.payload();
+    Ok((ip, &payload[payload.len() - ip.payload_len..]))
+}
+
+/// Length of the Ethernet/IPv6/TCP frame [`emit_tcp6_frame`] writes for `tcp`.
+pub fn tcp6_frame_len(tcp: &TcpRepr) -> usize {
+    ethernet::HEADER_LEN + ipv6::HEADER_LEN + tcp.buffer_len()
+}
+
+/// Writes a whole Ethernet/IPv6/TCP frame (hop limit 64, no extension headers, TCP
+/// checksum over the IPv6 pseudo-header) at the start of `buf` and returns its length.
+/// `Error::Truncated` if `buf` is too short; `Error::Malformed` if the segment is larger than
+/// an IPv6 payload can be (no jumbograms).
+pub fn emit_tcp6_frame(
+    buf: &mut [u8],
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src_ip: Ipv6Addr,
+    dst_ip: Ipv6Addr,
+    tcp: &TcpRepr,
+) -> Result<usize> {
+    let len = tcp6_frame_len(tcp);
+    if buf.len() < len {
+        return Err(Error::Truncated);
+    }
+    let tcp_len = tcp.buffer_len();
+    if tcp_len > usize::from(u16::MAX) {
+        return Err(Error::Malformed);
+    }
+    let segment = emit_eth_ipv6(
+        &mut buf[..len],
+        src_mac,
+        dst_mac,
+        Ipv6Repr {
+            src_addr: src_ip,
+            dst_addr: dst_ip,
+            next_header: next_header::TCP,
+            payload_len: tcp_len,
+            hop_limit: ipv6::DEFAULT_HOP_LIMIT,
+        },
+    );
+    tcp.emit(&mut TcpPacket::new_unchecked(segment), src_ip, dst_ip);
+    Ok(len)
+}
+
+/// Writes the Ethernet and IPv6 headers at the start of `buf` (exactly the frame's length)
+/// and returns the rest, for the upper layer.
+fn emit_eth_ipv6(
+    buf: &mut [u8],
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    ip: Ipv6Repr,
+) -> &mut [u8] {
+    let (eth_hdr, rest) = buf.split_at_mut(ethernet::HEADER_LEN);
+    EthernetRepr {
+        src_addr: src_mac,
+        dst_addr: dst_mac,
+        ethertype: EtherType::Ipv6,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(eth_hdr));
+    let (ip_hdr, upper) = rest.split_at_mut(ipv6::HEADER_LEN);
+    ip.emit(&mut Ipv6Packet::new_unchecked(ip_hdr));
+    upper
+}
+
+/// Parses an Ethernet/IPv6/ICMPv6 frame of a type [`Icmpv6Repr`] handles. A Neighbor
+/// Solicitation or Advertisement whose IPv6 Hop Limit is not 255 was forwarded by a router
+/// and is `Error::Malformed` (RFC 4861 §7.1.1, §7.1.2).
+pub fn parse_icmpv6_frame(frame: &[u8]) -> Result<(EthernetRepr, Ipv6Repr, Icmpv6Repr<'_>)> {
+    let eth_frame = EthernetFrame::new_checked(frame)?;
+    let eth = EthernetRepr::parse(&eth_frame)?;
+    if eth.ethertype != EtherType::Ipv6 {
+        return Err(Error::Unsupported);
+    }
+    let (ip, upper) = ipv6_upper(eth_frame.payload())?;
+    if ip.next_header != next_header::ICMPV6 {
+        return Err(Error::Unsupported);
+    }
+    let icmp = Icmpv6Repr::parse(&Icmpv6Packet::new_checked(upper)?, ip.src_addr, ip.dst_addr)?;
+    let nd = !matches!(icmp, Icmpv6Repr::PacketTooBig { .. });
+    if nd && ip.hop_limit != icmpv6::ND_HOP_LIMIT {
+        return Err(Error::Malformed);
+    }
+    Ok((eth, ip, icmp))
+}
+
+/// Length of the frame [`emit_icmpv6_frame`] writes.
+pub fn icmpv6_frame_len(icmp: &Icmpv6Repr) -> usize {
+    ethernet::HEADER_LEN + ipv6::HEADER_LEN + icmp.buffer_len()
+}
+
+/// Writes an Ethernet/IPv6/ICMPv6 frame and returns its length; Neighbor Discovery messages
+/// go out with Hop Limit 255, Packet Too Big with 64. `Error::Truncated` if `buf` is short.
+pub fn emit_icmpv6_frame(
+    buf: &mut [u8],
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src_ip: Ipv6Addr,
+    dst_ip: Ipv6Addr,
+    icmp: &Icmpv6Repr,
+) -> Result<usize> {
+    let len = icmpv6_frame_len(icmp);
+    if buf.len() < len {
+        return Err(Error::Truncated);
+    }
+    let hop_limit = match icmp {
+        Icmpv6Repr::PacketTooBig { .. } => ipv6::DEFAULT_HOP_LIMIT,
+        _ => icmpv6::ND_HOP_LIMIT,
+    };
+    let ip = Ipv6Repr {
+        src_addr: src_ip,
+        dst_addr: dst_ip,
+        next_header: next_header::ICMPV6,
+        payload_len: icmp.buffer_len(),
+        hop_limit,
+    };
+    let upper = emit_eth_ipv6(&mut buf[..len], src_mac, dst_mac, ip);
+    icmp.emit(upper, src_ip, dst_ip)?;
+    Ok(len)
+}
+
 /// A one-line, tcpdump-style description of a frame, never panicking on any input:
 ///
 /// - `10.0.0.1:49152 > 10.0.0.2:80 Flags [S.], seq 100, ack 201, win 65535, options [mss
@@ -123,7 +275,11 @@ pub fn emit_tcp_frame(
 ///   TCP checksum is noted as `[bad tcp cksum 0x1234 -> 0x5678]`);
 /// - `ARP who-has 10.0.0.2 tell 10.0.0.1`, `ARP reply 10.0.0.2 is-at 02:00:00:00:00:02`;
 /// - `10.0.0.1 > 10.0.0.2: ip-proto 17, length 8` for IPv4 that isn't TCP;
-/// - `ethertype 0x86dd, length 60` for other EtherTypes;
+/// - `[2001:db8::1]:49152 > [2001:db8::2]:80 Flags [S], ...` for IPv6 TCP, and
+///   `2001:db8::1 > ff02::1:ff00:2: neighbor solicitation for 2001:db8::2 from
+///   02:00:00:00:00:01` for the ICMPv6 messages [`Icmpv6Repr`] knows;
+/// - `2001:db8::1 > 2001:db8::2: next-header 17, length 8` for other IPv6;
+/// - `ethertype 0x88cc, length 60` for other EtherTypes;
 /// - `malformed frame (truncated), 54 bytes` when a layer fails to parse.
 pub fn describe_frame(frame: &[u8]) -> String {
     let mut out = String::new();
@@ -158,36 +314,84 @@ fn write_description(out: &mut String, frame: &[u8]) -> fmt::Result {
                 );
             }
             let tcp_packet = TcpPacket::new_unchecked(ip_packet.payload());
-            let tcp = match TcpRepr::parse_unverified(&tcp_packet) {
-                Ok(tcp) => tcp,
+            describe_tcp(out, frame.len(), &tcp_packet, ip.src_addr, ip.dst_addr)
+        }
+        EtherType::Ipv6 => {
+            let (ip, upper) = match ipv6_upper(eth_frame.payload()) {
+                Ok(v) => v,
                 Err(e) => return malformed(out, e),
             };
-            write_tcp(out, ip.src_addr, ip.dst_addr, tcp_packet.flags(), &tcp)?;
-            if !tcp_packet.verify_checksum(ip.src_addr, ip.dst_addr) {
-                write!(
+            let (src, dst) = (ip.src_addr, ip.dst_addr);
+            match ip.next_header {
+                next_header::TCP => {
+                    describe_tcp(out, frame.len(), &TcpPacket::new_unchecked(upper), src, dst)
+                }
+                next_header::ICMPV6 => {
+                    match Icmpv6Repr::parse(&Icmpv6Packet::new_unchecked(upper), src, dst) {
+                        Ok(icmp) => write!(out, "{src} > {dst}: {icmp}"),
+                        Err(e) => malformed(out, e),
+                    }
+                }
+                nh => write!(
                     out,
-                    " [bad tcp cksum 0x{:04x} -> 0x{:04x}]",
-                    tcp_packet.checksum(),
-                    tcp_packet.expected_checksum(ip.src_addr, ip.dst_addr)
-                )?;
+                    "{src} > {dst}: next-header {nh}, length {}",
+                    upper.len()
+                ),
             }
-            Ok(())
         }
         EtherType::Unknown(t) => write!(out, "ethertype 0x{t:04x}, length {}", frame.len()),
     }
 }
 
-fn write_tcp(
+/// The TCP part of a description, with the checksum verified over `src`, `dst`.
+fn describe_tcp<A: IpAddress + fmt::Display>(
     out: &mut String,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    frame_len: usize,
+    tcp_packet: &TcpPacket<&[u8]>,
+    src: A,
+    dst: A,
+) -> fmt::Result {
+    let tcp = match TcpRepr::parse_unverified(tcp_packet) {
+        Ok(tcp) => tcp,
+        Err(e) => return write!(out, "malformed frame ({e}), {frame_len} bytes"),
+    };
+    write_tcp(out, src, dst, tcp_packet.flags(), &tcp)?;
+    if !tcp_packet.verify_checksum(src, dst) {
+        write!(
+            out,
+            " [bad tcp cksum 0x{:04x} -> 0x{:04x}]",
+            tcp_packet.checksum(),
+            tcp_packet.expected_checksum(src, dst)
+        )?;
+    }
+    Ok(())
+}
+
+/// An address as it precedes `:port`: IPv6 in brackets (RFC 5952 §6).
+struct HostPort<A>(A, u16);
+
+impl<A: IpAddress + fmt::Display> fmt::Display for HostPort<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if size_of::<A>() == size_of::<Ipv6Addr>() {
+            write!(f, "[{}]:{}", self.0, self.1)
+        } else {
+            write!(f, "{}:{}", self.0, self.1)
+        }
+    }
+}
+
+fn write_tcp<A: IpAddress + fmt::Display>(
+    out: &mut String,
+    src: A,
+    dst: A,
     raw_flags: u16,
     tcp: &TcpRepr,
 ) -> fmt::Result {
     write!(
         out,
-        "{src}:{} > {dst}:{} Flags [",
-        tcp.src_port, tcp.dst_port
+        "{} > {} Flags [",
+        HostPort(src, tcp.src_port),
+        HostPort(dst, tcp.dst_port)
     )?;
     // tcpdump's letters and order; ACK is '.'.
     const LETTERS: [(u16, char); 8] = [
@@ -249,6 +453,9 @@ fn write_tcp(
     }
     write!(out, ", length {}", tcp.payload.len())
 }
+
+#[cfg(test)]
+mod tests6;
 
 #[cfg(test)]
 mod tests {
@@ -425,7 +632,7 @@ mod tests {
             describe_frame(&buf[..len]),
             format!("malformed frame (bad checksum), {len} bytes")
         );
-        frame[12..14].copy_from_slice(&[0x86, 0xdd]);
-        assert_eq!(describe_frame(&frame), "ethertype 0x86dd, length 60");
+        frame[12..14].copy_from_slice(&[0x88, 0xcc]);
+        assert_eq!(describe_frame(&frame), "ethertype 0x88cc, length 60");
     }
 }

@@ -20,7 +20,9 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod frame;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 
 pub use self::ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
@@ -28,7 +30,7 @@ pub use self::frame::{
     TcpFrame, describe_frame, emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_into, tcp_frame_len,
 };
 pub use self::tcp::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
-pub use core::net::Ipv4Addr;
+pub use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// Why a frame was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,10 +6,9 @@
 
 use core::cmp::Ordering;
 use core::fmt;
-use core::net::Ipv4Addr;
 use core::ops::{Add, AddAssign, Sub};
 
-use super::checksum;
+use super::checksum::{self, IpAddress};
 use super::ipv4::PROTOCOL_TCP;
 use super::{Error, Result};
 
@@ -349,21 +348,20 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
 
     /// Folded sum over pseudo-header and segment; `0xffff` means the checksum verifies.
     #[inline]
-    fn checksum_sum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
-        let data = self.buffer.as_ref();
+    fn checksum_sum<A: IpAddress>(&self, src: A, dst: A) -> u16 {
         // One pass: the pseudo-header joins the segment's sum before the single fold.
-        let pseudo = checksum::pseudo_header_v4_ne(src, dst, PROTOCOL_TCP, data.len() as u32);
-        checksum::finish_ne(checksum::add_ne(checksum::sum_ne(data), pseudo))
+        checksum::transport(src, dst, PROTOCOL_TCP, self.buffer.as_ref())
     }
 
-    /// Whether the checksum verifies over the whole buffer and the IPv4 pseudo-header.
+    /// Whether the checksum verifies over the whole buffer and the pseudo-header (IPv4 or
+    /// IPv6, by the address type).
     #[inline]
-    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+    pub fn verify_checksum<A: IpAddress>(&self, src: A, dst: A) -> bool {
         self.checksum_sum(src, dst) == 0xffff
     }
 
     /// The checksum the field should hold given the rest of the segment.
-    pub fn expected_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
+    pub fn expected_checksum<A: IpAddress>(&self, src: A, dst: A) -> u16 {
         // Remove the field's own contribution (ones' complement subtraction is adding !x).
         let sum = checksum::combine(&[self.checksum_sum(src, dst), !self.checksum()]);
         !sum
@@ -455,7 +453,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 
     /// Computes and writes the checksum over the whole buffer and the pseudo-header.
-    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+    pub fn fill_checksum<A: IpAddress>(&mut self, src: A, dst: A) {
         self.set_checksum(0);
         let sum = self.checksum_sum(src, dst);
         self.set_checksum(!sum);
@@ -771,10 +769,10 @@ impl<'a> TcpRepr<'a> {
     /// checksum (with the pseudo-header of `src`, `dst`) fails; `Malformed` for SYN+FIN,
     /// SYN+RST, or a malformed option. RST+FIN is read as RST.
     #[inline]
-    pub fn parse(
+    pub fn parse<A: IpAddress>(
         packet: &TcpPacket<&'a [u8]>,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: A,
+        dst: A,
     ) -> Result<TcpRepr<'a>> {
         let mut repr = TcpRepr::default();
         Self::parse_into(packet, src, dst, &mut repr)?;
@@ -785,10 +783,10 @@ impl<'a> TcpRepr<'a> {
     /// holds partial values). For the hot path: the caller's `repr` is filled in place
     /// instead of a ~100-byte value being built, returned and copied.
     #[inline]
-    pub fn parse_into(
+    pub fn parse_into<A: IpAddress>(
         packet: &TcpPacket<&'a [u8]>,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: A,
+        dst: A,
         repr: &mut TcpRepr<'a>,
     ) -> Result<()> {
         packet.check_len()?;
@@ -895,11 +893,11 @@ impl<'a> TcpRepr<'a> {
     ///
     /// # Panics
     /// If the buffer is shorter than [`TcpRepr::buffer_len`].
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>, A: IpAddress>(
         &self,
         packet: &mut TcpPacket<T>,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: A,
+        dst: A,
     ) {
         use field::*;
         let blocks = self.sack_blocks_emitted();

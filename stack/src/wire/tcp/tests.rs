@@ -1,6 +1,7 @@
 //! Byte-literal tests of the TCP header: parse, emit, options, truncation, checksums.
 
 use super::*;
+use core::net::Ipv4Addr;
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
