@@ -391,7 +391,13 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
             .into_iter()
             .map(|(x, us)| [round3(x), round1(us)])
             .collect(),
-        cores: core_entries(&metrics.shard_snapshots(), &shard_end, &spec.cores, secs, from_gauges),
+        cores: core_entries(
+            &metrics.shard_snapshots(),
+            &shard_end,
+            &spec.cores,
+            secs,
+            from_gauges,
+        ),
     };
     Ok(Outcome { report, hists })
 }

@@ -52,7 +52,8 @@ pub trait Transport {
     /// Starts an active open. `Ok((h, true))`: already connected.
     fn connect(&mut self, slot: u32, generation: u32) -> Result<(Self::Handle, bool), FailCause>;
     /// Sends a prefix of `data`; `None`: no room now (readiness will call back).
-    fn send(&mut self, slot: u32, h: Self::Handle, data: &[u8]) -> Result<Option<usize>, FailCause>;
+    fn send(&mut self, slot: u32, h: Self::Handle, data: &[u8])
+    -> Result<Option<usize>, FailCause>;
     /// Reads (and discards) what is there.
     fn recv(&mut self, slot: u32, h: Self::Handle) -> Result<Recv, FailCause>;
     /// Starts our graceful close (FIN).
@@ -426,7 +427,8 @@ impl<H: Copy + PartialEq> Machine<H> {
             }
             if c.received == 0 {
                 c.first_byte_ns = now;
-                self.rec.first_byte(c.measured, now.saturating_sub(c.due_ns));
+                self.rec
+                    .first_byte(c.measured, now.saturating_sub(c.due_ns));
             }
             c.received += n;
             if workload != Workload::ServerClose && c.received >= want {
@@ -521,5 +523,274 @@ impl<H: Copy + PartialEq, T: Transport<Handle = H>> Host for Turn<'_, H, T> {
 
     fn close(&mut self, conn: u32, now: u64) {
         self.m.begin_close(self.t, conn, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Load;
+    use crate::metrics::{Metrics, Snapshot};
+    use std::time::{Duration, Instant};
+
+    const MS: u64 = 1_000_000;
+
+    /// A scripted transport: what `recv` finds is queued per slot, `send` takes `room` bytes.
+    #[derive(Default)]
+    struct Fake {
+        opened: u32,
+        room: usize,
+        inbox: Vec<VecDeque<Recv>>,
+        sent: Vec<u8>,
+        closed: Vec<u32>,
+        released: Vec<(u32, bool)>,
+    }
+
+    impl Fake {
+        fn arrive(&mut self, slot: u32, r: Recv) {
+            self.inbox[slot as usize].push_back(r);
+        }
+    }
+
+    /// The same fake, with the close reported as an event (as the xtcp backend's).
+    #[derive(Default)]
+    struct FakeEvents(Fake);
+
+    macro_rules! fake_transport {
+        ($t:ty, $closed_event:expr, $get:ident) => {
+            impl Transport for $t {
+                type Handle = u32;
+                const CLOSED_EVENT: bool = $closed_event;
+                const CLOCK_AFTER_RECV: bool = false;
+                fn connect(&mut self, slot: u32, _: u32) -> Result<(u32, bool), FailCause> {
+                    let f = self.$get();
+                    f.opened += 1;
+                    if f.inbox.len() <= slot as usize {
+                        f.inbox.resize(slot as usize + 1, VecDeque::new());
+                    }
+                    Ok((100 + slot, false))
+                }
+                fn send(&mut self, _: u32, _: u32, d: &[u8]) -> Result<Option<usize>, FailCause> {
+                    let f = self.$get();
+                    let n = d.len().min(f.room);
+                    f.room -= n;
+                    f.sent.extend_from_slice(&d[..n]);
+                    Ok((n > 0).then_some(n))
+                }
+                fn recv(&mut self, slot: u32, _: u32) -> Result<Recv, FailCause> {
+                    let f = self.$get();
+                    Ok(f.inbox[slot as usize].pop_front().unwrap_or(Recv::Empty))
+                }
+                fn close(&mut self, slot: u32, _: u32) -> Result<(), FailCause> {
+                    self.$get().closed.push(slot);
+                    Ok(())
+                }
+                fn release(&mut self, slot: u32, _: u32, abort: bool) {
+                    self.$get().released.push((slot, abort));
+                }
+            }
+        };
+    }
+
+    impl Fake {
+        fn get(&mut self) -> &mut Fake {
+            self
+        }
+    }
+    impl FakeEvents {
+        fn get(&mut self) -> &mut Fake {
+            &mut self.0
+        }
+    }
+    fake_transport!(Fake, false, get);
+    fake_transport!(FakeEvents, true, get);
+
+    fn machine(workload: Workload, request: &[u8]) -> (Machine<u32>, Arc<Metrics>) {
+        let spec = Arc::new(LoadSpec {
+            workload,
+            target: "127.0.0.1:1".parse().unwrap(),
+            load: Load::Closed { concurrency: 1 },
+            max_rate: 1e9,
+            source_ips: vec![],
+            source_prefix: None,
+            iface: None,
+            syn_flood_rate: None,
+            request: Arc::from(request),
+            response_bytes: 4,
+            timeout: Duration::from_millis(100),
+            rr_pool: 1,
+            cores: vec![],
+            epoch: Instant::now(),
+            measure_start_ns: 0,
+            end_ns: 1_000 * MS,
+            pcap: None,
+        });
+        let metrics = Metrics::new(1, 0);
+        let share = spec.share(0, 1);
+        let m = Machine::new(spec, share, metrics.recorder(0), 16);
+        (m, metrics)
+    }
+
+    fn counts(m: &Arc<Metrics>) -> Snapshot {
+        m.snapshot()
+    }
+
+    #[test]
+    fn crr_sends_in_pieces_reads_and_closes_at_the_peers_fin() {
+        let (mut m, metrics) = machine(Workload::Crr, b"request!");
+        let mut t = Fake {
+            room: 3,
+            ..Fake::default()
+        };
+        assert!(!m.turn(&mut t, MS));
+        assert_eq!(
+            (t.opened, m.inflight()),
+            (1, 1),
+            "one connection (concurrency 1)"
+        );
+        m.connected(&mut t, 0, 2 * MS);
+        assert_eq!(t.sent, b"req", "only what fits");
+        assert_eq!(m.state_of(0, 100), Some(St::Sending));
+        t.room = 100;
+        m.drive(&mut t, 0, 3 * MS);
+        assert_eq!(t.sent, b"request!");
+        assert_eq!(m.state_of(0, 100), Some(St::Receiving));
+        t.arrive(0, Recv::Data(2));
+        t.arrive(0, Recv::Data(2));
+        m.drive(&mut t, 0, 4 * MS);
+        assert_eq!(
+            m.state_of(0, 100),
+            Some(St::Closing),
+            "4 bytes: response complete"
+        );
+        assert_eq!(t.closed, [0]);
+        // Late bytes are dropped; the peer's FIN ends the close (kernel-socket style).
+        t.arrive(0, Recv::Data(9));
+        t.arrive(0, Recv::Eof);
+        m.drive(&mut t, 0, 6 * MS);
+        assert_eq!(m.state_of(0, 100), None);
+        assert_eq!(t.released, [(0, false)]);
+        let c = counts(&metrics);
+        assert_eq!(c.get(Counter::Attempted), 1);
+        assert_eq!(c.get(Counter::Handshakes), 1);
+        assert_eq!(c.get(Counter::Transactions), 1);
+        assert_eq!(c.get(Counter::Teardowns), 1);
+        assert_eq!(c.get(Counter::Completed), 1);
+        assert_eq!(c.failed(), 0);
+        m.into_recorder().finish();
+        let h = metrics.merged_hists();
+        // Connect from the intended start (1 ms) to 2 ms; transaction from 2 ms to 4 ms;
+        // close from 4 ms to 6 ms.
+        assert_eq!(h.connect.max() / 1000, 1000);
+        assert_eq!(h.transaction.max() / 1000, 2000);
+        assert_eq!(h.close.max() / 1000, 2000);
+    }
+
+    #[test]
+    fn with_a_closed_event_the_peers_fin_does_not_end_the_close() {
+        let (mut m, metrics) = machine(Workload::Connect, b"x");
+        let mut t = FakeEvents::default();
+        m.turn(&mut t, MS);
+        m.connected(&mut t, 0, MS);
+        assert_eq!(m.state_of(0, 100), Some(St::Closing));
+        m.peer_closed(&mut t, 0, 2 * MS);
+        assert_eq!(m.state_of(0, 100), Some(St::Closing));
+        m.closed(&mut t, 0, 3 * MS);
+        assert_eq!(m.state_of(0, 100), None);
+        assert_eq!(counts(&metrics).get(Counter::Completed), 1);
+    }
+
+    #[test]
+    fn server_close_completes_at_the_fin_after_the_response() {
+        let (mut m, metrics) = machine(Workload::ServerClose, b"x");
+        let mut t = FakeEvents(Fake {
+            room: 100,
+            ..Fake::default()
+        });
+        m.turn(&mut t, MS);
+        m.connected(&mut t, 0, MS);
+        t.0.arrive(0, Recv::Data(4));
+        m.drive(&mut t, 0, 2 * MS);
+        assert_eq!(m.state_of(0, 100), Some(St::Receiving), "waits for the FIN");
+        m.peer_closed(&mut t, 0, 5 * MS);
+        assert_eq!(m.state_of(0, 100), None);
+        assert_eq!(t.0.closed, [0], "we close too");
+        let c = counts(&metrics);
+        assert_eq!(
+            (c.get(Counter::Completed), c.get(Counter::Teardowns)),
+            (1, 1)
+        );
+        assert_eq!(c.get(Counter::Transactions), 0);
+    }
+
+    #[test]
+    fn a_short_response_ended_by_the_server_is_a_failure() {
+        let (mut m, metrics) = machine(Workload::ServerClose, b"x");
+        let mut t = Fake {
+            room: 100,
+            ..Fake::default()
+        };
+        m.turn(&mut t, MS);
+        m.connected(&mut t, 0, MS);
+        t.arrive(0, Recv::Data(1));
+        t.arrive(0, Recv::Eof);
+        m.drive(&mut t, 0, 2 * MS);
+        assert_eq!(m.state_of(0, 100), None);
+        assert_eq!(t.released, [(0, true)], "reset, not closed");
+        assert_eq!(counts(&metrics).get(Counter::FailOther), 1);
+    }
+
+    #[test]
+    fn unanswered_connects_time_out_and_are_reset() {
+        let (mut m, metrics) = machine(Workload::Connect, b"x");
+        let mut t = Fake::default();
+        m.turn(&mut t, MS);
+        assert_eq!(
+            m.wake_at(MS, 0, 1_000 * MS),
+            101 * MS,
+            "the connect timeout"
+        );
+        m.turn(&mut t, 100 * MS);
+        assert_eq!(m.state_of(0, 100), Some(St::Connecting));
+        m.turn(&mut t, 101 * MS);
+        assert_eq!(t.released.first(), Some(&(0, true)));
+        assert_eq!(counts(&metrics).get(Counter::FailTimeout), 1);
+        // Concurrency 1: the next turn starts the next connection, in the freed slot.
+        assert_eq!((t.opened, m.inflight()), (1, 0));
+        m.turn(&mut t, 102 * MS);
+        assert_eq!((t.opened, m.inflight()), (2, 1));
+        assert_eq!(m.state_of(0, 100), Some(St::Connecting));
+    }
+
+    #[test]
+    fn rr_parks_between_transactions_and_closes_at_the_end() {
+        let (mut m, metrics) = machine(Workload::Rr, b"ping");
+        let mut t = Fake {
+            room: 1000,
+            ..Fake::default()
+        };
+        m.turn(&mut t, MS);
+        m.connected(&mut t, 0, MS);
+        assert_eq!(m.state_of(0, 100), Some(St::Idle));
+        for k in 0..3 {
+            m.turn(&mut t, (2 + k) * MS);
+            assert_eq!(m.state_of(0, 100), Some(St::Receiving), "turn {k}");
+            t.arrive(0, Recv::Data(4));
+            m.drive(&mut t, 0, (2 + k) * MS + 500);
+            assert_eq!(m.state_of(0, 100), Some(St::Idle));
+        }
+        assert_eq!(t.sent.len(), 12);
+        assert_eq!(counts(&metrics).get(Counter::Transactions), 3);
+        // The end of the run: the idle connection closes, then the machine is done.
+        assert!(!m.turn(&mut t, 1_000 * MS));
+        assert_eq!(m.state_of(0, 100), Some(St::Closing));
+        t.arrive(0, Recv::Eof);
+        m.drive(&mut t, 0, 1_001 * MS);
+        assert!(m.turn(&mut t, 1_002 * MS), "drained");
+        let c = counts(&metrics);
+        assert_eq!(
+            (c.get(Counter::Attempted), c.get(Counter::Completed)),
+            (1, 1)
+        );
     }
 }

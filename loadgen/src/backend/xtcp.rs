@@ -381,13 +381,15 @@ impl Transport for Net<'_, '_> {
 
     fn connect(&mut self, slot: u32, _generation: u32) -> Result<(ConnHandle, bool), FailCause> {
         let src = self.sources.next().unwrap_or_else(|| self.io.local_ip());
-        let h = self
-            .io
-            .connect_from(src, self.target)
-            .map_err(|ConnectError::Stack(e)| match e {
-                StackError::PortsExhausted(_) | StackError::AddressNotLocal => FailCause::NoPort,
-                _ => FailCause::Other,
-            })?;
+        let h =
+            self.io
+                .connect_from(src, self.target)
+                .map_err(|ConnectError::Stack(e)| match e {
+                    StackError::PortsExhausted(_) | StackError::AddressNotLocal => {
+                        FailCause::NoPort
+                    }
+                    _ => FailCause::Other,
+                })?;
         let i = h.index();
         if self.slots.len() <= i {
             self.slots.resize(i + 1, u32::MAX);
@@ -453,7 +455,10 @@ pub struct LoadApp {
 }
 
 impl LoadApp {
-    fn new(shared: Arc<Shared>, start: Option<(Receiver<WorkerCtx>, Sender<Result<(), String>>)>) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        start: Option<(Receiver<WorkerCtx>, Sender<Result<(), String>>)>,
+    ) -> Self {
         LoadApp {
             flood_lo: shared.flood.map(|_| *FLOOD_PORTS.start()),
             shared,

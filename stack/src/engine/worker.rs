@@ -99,7 +99,12 @@ pub(crate) struct WorkerSetup {
 }
 
 /// Receives one batch: through the handoff queues when the engine has several cores.
-fn receive<L: Link>(setup: &WorkerSetup, core: &mut CoreState, link: &mut L, now: Instant) -> usize {
+fn receive<L: Link>(
+    setup: &WorkerSetup,
+    core: &mut CoreState,
+    link: &mut L,
+    now: Instant,
+) -> usize {
     match &setup.hub {
         Some(hub) => core.stack.receive(
             now,
@@ -251,12 +256,7 @@ struct LoopCounts {
     wait_ns: u64,
 }
 
-fn snapshot(
-    s: &WorkerSetup,
-    core: &CoreState,
-    link: &XskLink,
-    n: &LoopCounts,
-) -> CoreStats {
+fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -> CoreStats {
     let LoopCounts {
         loops,
         waits,
