@@ -146,7 +146,7 @@ impl Transport for Sockets {
 impl Sockets {
     /// Binds (with `--src-ip`), connects and registers `fd` for connection `slot`.
     fn open(&mut self, fd: RawFd, slot: u32, generation: u32) -> Result<(RawFd, bool), FailCause> {
-        if let Some(ip) = self.sources.next() {
+        if let Some(ip) = self.sources.pick() {
             // IP_BIND_ADDRESS_NO_PORT defers the port choice to connect(), which may then use
             // the whole ephemeral range per (source, destination) pair instead of one port per
             // source address for all destinations.

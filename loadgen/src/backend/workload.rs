@@ -74,7 +74,7 @@ impl Sources {
     }
 
     /// The next address; `None` with an empty list (the stack chooses).
-    pub fn next(&mut self) -> Option<Ipv4Addr> {
+    pub fn pick(&mut self) -> Option<Ipv4Addr> {
         if self.list.is_empty() {
             return None;
         }

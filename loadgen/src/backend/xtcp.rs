@@ -262,6 +262,9 @@ fn engine_config(spec: &LoadSpec, iface: &str, sources: &[Ipv4Addr], flood: bool
     cfg
 }
 
+/// A core's ends of its start and done channels.
+type CoreEnds = (Receiver<WorkerCtx>, Sender<Result<(), String>>);
+
 /// What every core's app starts with.
 struct Shared {
     mac: EthernetAddress,
@@ -380,7 +383,7 @@ impl Transport for Net<'_, '_> {
     const CLOCK_AFTER_RECV: bool = false;
 
     fn connect(&mut self, slot: u32, _generation: u32) -> Result<(ConnHandle, bool), FailCause> {
-        let src = self.sources.next().unwrap_or_else(|| self.io.local_ip());
+        let src = self.sources.pick().unwrap_or_else(|| self.io.local_ip());
         let h =
             self.io
                 .connect_from(src, self.target)
@@ -445,7 +448,7 @@ struct Running {
 /// The load generator on one engine core.
 pub struct LoadApp {
     shared: Arc<Shared>,
-    start: Option<(Receiver<WorkerCtx>, Sender<Result<(), String>>)>,
+    start: Option<CoreEnds>,
     run: Option<Running>,
     /// First port of the flood range when a flood runs (its answers are taken off the link).
     flood_lo: Option<u16>,
@@ -455,10 +458,7 @@ pub struct LoadApp {
 }
 
 impl LoadApp {
-    fn new(
-        shared: Arc<Shared>,
-        start: Option<(Receiver<WorkerCtx>, Sender<Result<(), String>>)>,
-    ) -> Self {
+    fn new(shared: Arc<Shared>, start: Option<CoreEnds>) -> Self {
         LoadApp {
             flood_lo: shared.flood.map(|_| *FLOOD_PORTS.start()),
             shared,
