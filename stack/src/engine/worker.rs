@@ -673,4 +673,86 @@ mod tests {
         let (s, mut stack) = setup(0, 1, 0, 16);
         assert_eq!(prefill_time_wait(&mut stack, &s, now), 0);
     }
+
+    /// Counts what the frame hooks see; takes the frames that start with 0xee.
+    #[derive(Default)]
+    struct Hooks {
+        rx: usize,
+        tx: usize,
+    }
+
+    impl App for Hooks {
+        const FRAME_HOOKS: bool = true;
+        fn on_event(&mut self, _: &mut Io<'_>, _: AppEvent) {}
+        fn on_rx_frame(&mut self, frame: &[u8]) -> bool {
+            self.rx += 1;
+            frame[0] == 0xee
+        }
+        fn on_tx_frame(&mut self, _: &[u8]) {
+            self.tx += 1;
+        }
+    }
+
+    #[test]
+    fn frame_hooks_see_every_frame_and_raw_frames_bypass_the_stack() {
+        use crate::link::memory::MemoryLink;
+        use crate::wire::EthernetAddress;
+        let now = Instant::from_micros(1000);
+        let (s, _) = setup(0, 1, 0, 16);
+        let local: std::net::Ipv4Addr = "10.77.0.1".parse().unwrap();
+        let stack = Stack::new(
+            StackConfig {
+                ips: vec![local],
+                arp: false,
+                ..StackConfig::default()
+            },
+            now,
+        );
+        let mut core = CoreState::new(stack, Resolver::new("lo"), now, 0, 1, 1514);
+        let mut link = MemoryLink::with_max_frame_len(1514);
+        let mut app = Hooks::default();
+
+        // Received: the hook sees both frames and takes one; the stack sees the other.
+        link.push_rx(&[0xee; 60]);
+        link.push_rx(&[0x11; 60]);
+        receive_hooked(&s, &mut core, &mut link, &mut app, now);
+        assert_eq!(app.rx, 2);
+        assert_eq!(core.stack.counters().rx_frames, 1);
+
+        // Raw frames go out as they are, without the transmit hook; bad sizes are refused.
+        let mut io = Io { core: &mut core };
+        assert!(io.send_frame(&[1, 2, 3]));
+        assert!(io.send_frame(&[4; 1514]));
+        assert!(!io.send_frame(&[]));
+        assert!(!io.send_frame(&[0; 1515]));
+        flush_hooked(&mut core, &mut link, &mut app, now);
+        let sent = link.take_tx();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0], [1, 2, 3]);
+        assert_eq!(sent[1].len(), 1514);
+        assert_eq!(app.tx, 0, "raw frames are not the stack's");
+        assert!(core.raw.is_empty() && core.raw_lens.is_empty());
+
+        // The stack's own frames pass the transmit hook: a SYN.
+        let peer: std::net::Ipv4Addr = "10.77.0.2".parse().unwrap();
+        core.stack
+            .add_neighbor(peer, EthernetAddress([2, 0, 0, 0, 0, 2]));
+        core.stack
+            .connect(now, None, std::net::SocketAddrV4::new(peer, 80))
+            .unwrap();
+        flush_hooked(&mut core, &mut link, &mut app, now);
+        assert_eq!((app.tx, link.take_tx().len()), (1, 1));
+    }
+
+    #[test]
+    fn wake_at_keeps_the_earliest_deadline_of_the_iteration() {
+        let now = Instant::from_micros(1000);
+        let (_, stack) = setup(0, 1, 0, 16);
+        let mut core = CoreState::new(stack, Resolver::new("lo"), now, 0, 1, 1514);
+        let mut io = Io { core: &mut core };
+        io.wake_at(now + Duration::from_micros(500));
+        io.wake_at(now + Duration::from_micros(200));
+        io.wake_at(now + Duration::from_micros(900));
+        assert_eq!(core.wake, Some(now + Duration::from_micros(200)));
+    }
 }
