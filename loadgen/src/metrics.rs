@@ -65,6 +65,13 @@ pub enum Counter {
     FloodSent,
     /// SYN-ACKs the server sent back to spoofed sources.
     FloodAnswered,
+    /// Frames this worker's core handed to other cores (xtcp backend, several cores; set
+    /// from the engine's cumulative count).
+    HandoffsOut,
+    /// Frames other cores handed to this worker's core.
+    HandoffsIn,
+    /// Frames this core could not hand over (the owner's queue was full).
+    HandoffDrops,
     /// Gauge, not a counter: current client TIME-WAIT entries of this worker (xtcp backend).
     TimeWait,
     /// Gauge: connections currently open by this worker.
@@ -196,6 +203,20 @@ impl Metrics {
             }
         }
         s
+    }
+
+    /// Each worker's counters at one instant, by worker index.
+    pub fn shard_snapshots(&self) -> Vec<Snapshot> {
+        self.shards
+            .iter()
+            .map(|sh| {
+                let mut s = Snapshot::default();
+                for (i, c) in sh.c.iter().enumerate() {
+                    s.c[i] = c.load(Ordering::Relaxed);
+                }
+                s
+            })
+            .collect()
     }
 
     /// Histograms of every worker that has finished.

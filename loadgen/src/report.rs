@@ -38,6 +38,32 @@ pub struct Report {
     /// Connect latency distribution for plots: `[nines, us]` pairs, nines = -log10(1 - q)
     /// from 0 (p0) to 4 (p99.99) in steps of 0.05; empty without completed connects.
     pub connect_cdf_us: Vec<[f64; 2]>,
+    /// One entry per worker (per `--cores` entry; one unpinned worker without it).
+    pub cores: Vec<CoreEntry>,
+}
+
+/// One worker's share of the run: `cores[]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoreEntry {
+    /// Worker index (the xtcp backend: its receive queue).
+    pub worker: usize,
+    /// The CPU it was pinned to.
+    pub core: Option<usize>,
+    /// Its handshakes and transactions per second over the measured window.
+    pub handshakes_per_s: f64,
+    pub transactions_per_s: f64,
+    pub attempted: u64,
+    /// Completed connections.
+    pub connections: u64,
+    pub failures: u64,
+    /// SYN plus data retransmits (xtcp backend; `None` for kernel sockets, whose counters
+    /// are the namespace's).
+    pub retransmits: Option<u64>,
+    /// Frames its core handed to other cores, received from them, and dropped (xtcp
+    /// backend; `None` for kernel sockets).
+    pub handoffs_out: Option<u64>,
+    pub handoffs_in: Option<u64>,
+    pub handoff_drops: Option<u64>,
 }
 
 /// The `cpu` object: both sides' cores over the measured window.
@@ -275,6 +301,24 @@ impl Report {
             opt(self.retransmits.data),
             self.retransmits.scope
         );
+        if self.cores.len() > 1 {
+            for c in &self.cores {
+                let _ = writeln!(
+                    s,
+                    "  worker {} (cpu {})  handshakes/s {:.0}  completed {}  failed {}  \
+                     retransmits {}  handoffs out {} in {} dropped {}",
+                    c.worker,
+                    c.core.map_or("-".to_string(), |c| c.to_string()),
+                    c.handshakes_per_s,
+                    c.connections,
+                    c.failures,
+                    opt(c.retransmits),
+                    opt(c.handoffs_out),
+                    opt(c.handoffs_in),
+                    opt(c.handoff_drops),
+                );
+            }
+        }
         if let Some(f) = &self.syn_flood {
             let _ = writeln!(
                 s,

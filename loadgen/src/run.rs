@@ -153,7 +153,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
     // Readings at the start of the measured window (taken again when the warmup ends).
     let mut stat_start = cpustat::read_proc_stat();
     let mut engine_start = engine_reading();
-    let (stat_end, engine_end);
+    let (stat_end, engine_end, shard_end);
     let measured_ns;
     let cpu_at_end;
     loop {
@@ -219,6 +219,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
             cpu_at_end = cpu;
             stat_end = cpustat::read_proc_stat();
             engine_end = engine_reading();
+            shard_end = metrics.shard_snapshots();
             break;
         }
     }
@@ -390,8 +391,45 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
             .into_iter()
             .map(|(x, us)| [round3(x), round1(us)])
             .collect(),
+        cores: core_entries(
+            &metrics.shard_snapshots(),
+            &shard_end,
+            &spec.cores,
+            secs,
+            from_gauges,
+        ),
     };
     Ok(Outcome { report, hists })
+}
+
+/// The per-worker breakdown: rates from the snapshots at the end of the measured window
+/// (`window`), counts from the final ones; retransmits and handoffs only where the backend
+/// counts them itself (`own`: the xtcp backend).
+fn core_entries(
+    last: &[Snapshot],
+    window: &[Snapshot],
+    cores: &[usize],
+    secs: f64,
+    own: bool,
+) -> Vec<CoreEntry> {
+    let mine = |v: u64| own.then_some(v);
+    last.iter()
+        .zip(window)
+        .enumerate()
+        .map(|(i, (s, w))| CoreEntry {
+            worker: i,
+            core: cores.get(i).copied(),
+            handshakes_per_s: round1(w.get(Counter::Handshakes) as f64 / secs),
+            transactions_per_s: round1(w.get(Counter::Transactions) as f64 / secs),
+            attempted: s.get(Counter::Attempted),
+            connections: s.get(Counter::Completed),
+            failures: s.failed(),
+            retransmits: mine(s.get(Counter::SynRetrans) + s.get(Counter::DataRetrans)),
+            handoffs_out: mine(s.get(Counter::HandoffsOut)),
+            handoffs_in: mine(s.get(Counter::HandoffsIn)),
+            handoff_drops: mine(s.get(Counter::HandoffDrops)),
+        })
+        .collect()
 }
 
 struct CpuInputs<'a> {

@@ -3,39 +3,16 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Parses a core list such as `0`, `0,2` or `0-3,6`. Duplicates are kept out; order is kept.
+/// Parses a core list such as `0`, `0,2` or `0-3,6` (the engine's parser,
+/// [`xtcp::engine::cli::parse_cores`]). Duplicates are kept out; order is kept.
 pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
     let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (parse_core(a)?, parse_core(b)?),
-            None => {
-                let c = parse_core(part)?;
-                (c, c)
-            }
-        };
-        if lo > hi {
-            return Err(format!("core range `{part}` is reversed"));
+    for c in xtcp::engine::cli::parse_cores(s)? {
+        if !out.contains(&c) {
+            out.push(c);
         }
-        if hi - lo > 4096 {
-            return Err(format!("core range `{part}` is too large"));
-        }
-        for c in lo..=hi {
-            if !out.contains(&c) {
-                out.push(c);
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err("core list is empty".into());
     }
     Ok(out)
-}
-
-fn parse_core(s: &str) -> Result<usize, String> {
-    s.trim()
-        .parse::<usize>()
-        .map_err(|_| format!("`{s}` is not a core number"))
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);

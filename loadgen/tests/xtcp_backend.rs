@@ -302,7 +302,7 @@ fn syn_flood_is_paced_and_legitimate_connections_are_counted() {
 /// each opening from its own slice of the ports; the replies that land on the other worker's
 /// queue are handed over (the Linux server picks its transmit queue, and so our receive queue,
 /// from a random per-socket hash). Zero failures against the Linux kernel-server and against
-/// the xtcp echo example on 2 queues.
+/// the xtcp echo example on 2 queues, and a per-core breakdown (`cores[]`) that adds up.
 fn two_cores(server: &str, tag: &str) {
     let _g = serial();
     let v = Veth::up(tag, 2);
@@ -362,6 +362,33 @@ fn two_cores(server: &str, tag: &str) {
         completed > 2000,
         "too few connections to judge: {completed}"
     );
+    // The per-core breakdown: one entry per worker, on its core, adding up to the totals.
+    let cores = j["cores"].as_array().expect("cores[]");
+    assert_eq!(cores.len(), 2, "{}", j["cores"]);
+    let sum = |k: &str| cores.iter().map(|c| c[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("connections"), completed, "{}", j["cores"]);
+    assert_eq!(sum("attempted"), attempted, "{}", j["cores"]);
+    assert_eq!(sum("failures"), 0, "{}", j["cores"]);
+    for (i, c) in cores.iter().enumerate() {
+        assert_eq!(c["worker"], i, "{c}");
+        assert_eq!(c["core"], i, "{c}");
+        assert!(
+            c["connections"].as_u64().unwrap() > 500,
+            "core {i} idle: {c}"
+        );
+        assert!(c["handshakes_per_s"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(c["retransmits"].is_u64(), "{c}");
+    }
+    let (out, inn) = (sum("handoffs_out"), sum("handoffs_in"));
+    eprintln!(
+        "{server} server: handoffs out {out} in {inn}, per core {}",
+        j["cores"]
+    );
+    if server == "kernel" {
+        // Linux picks each socket's transmit queue (and so our receive queue) from a random
+        // hash: about half of the replies land on the other core and are handed over.
+        assert!(out > 0 && inn > 0, "no handoffs: {}", j["cores"]);
+    }
     if let Some(x) = &xtcp_srv {
         let st = x.wait_stats(Duration::from_secs(3), |s| {
             s.top("passive_opens") >= Some(completed)

@@ -13,6 +13,7 @@
 
 pub mod kernel;
 mod sched;
+pub mod workload;
 pub mod xtcp;
 
 use crate::metrics::Recorder;

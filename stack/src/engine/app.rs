@@ -3,6 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use super::handoff::HandoffStats;
 use super::neighbor::Resolver;
 use crate::stack::{ConnHandle, Stack, StackError};
 use crate::tcp::{FourTuple, State};
@@ -64,6 +65,23 @@ pub trait App {
     /// when the engine backs off; continuously when busy-polling). Use it for timers and for
     /// starting client connections.
     fn on_tick(&mut self, _io: &mut Io<'_>) {}
+
+    /// Whether the engine shows this application every frame ([`App::on_rx_frame`],
+    /// [`App::on_tx_frame`]). Default false: the hooks are compiled out and cost nothing.
+    /// For applications that watch or take frames themselves (a load generator counting the
+    /// SYNs it sends, or taking the answers to raw frames it sent with [`Io::send_frame`]).
+    const FRAME_HOOKS: bool = false;
+
+    /// With [`App::FRAME_HOOKS`]: every frame this core's socket receives, before the stack
+    /// (and before frames owned by another core are handed over). Return true to take it:
+    /// the stack then never sees it. Runs inside the receive loop: keep it short.
+    fn on_rx_frame(&mut self, _frame: &[u8]) -> bool {
+        false
+    }
+
+    /// With [`App::FRAME_HOOKS`]: every frame the stack transmits on this core (not those
+    /// of [`Io::send_frame`]).
+    fn on_tx_frame(&mut self, _frame: &[u8]) {}
 }
 
 /// What happened to a connection. Each carries the connection's handle.
@@ -137,9 +155,43 @@ pub(crate) struct CoreState {
     /// Connections the application holds, by slot index (closed or aborted at shutdown).
     pub live: Vec<Option<ConnHandle>>,
     pub stop_requested: bool,
+    /// The application's next deadline ([`Io::wake_at`]), cleared every iteration.
+    pub wake: Option<Instant>,
+    /// Frames handed between this core and the others.
+    pub handoff: HandoffStats,
+    /// The link's largest frame.
+    pub max_frame_len: usize,
+    /// Raw frames queued by [`Io::send_frame`] (bytes back to back) and their lengths.
+    pub raw: Vec<u8>,
+    pub raw_lens: Vec<usize>,
 }
 
 impl CoreState {
+    /// A core's state before its first iteration.
+    pub fn new(
+        stack: Stack,
+        resolver: Resolver,
+        now: Instant,
+        queue: u32,
+        queues: u32,
+        max_frame_len: usize,
+    ) -> CoreState {
+        CoreState {
+            stack,
+            resolver,
+            now,
+            queue,
+            queues,
+            live: Vec::new(),
+            stop_requested: false,
+            wake: None,
+            handoff: HandoffStats::default(),
+            max_frame_len,
+            raw: Vec::new(),
+            raw_lens: Vec::new(),
+        }
+    }
+
     pub fn track(&mut self, h: ConnHandle) {
         let i = h.index();
         if self.live.len() <= i {
@@ -251,11 +303,29 @@ impl Io<'_> {
     /// (see "Active opens and queues" in the [engine docs](super)), and replies that reach
     /// another core are handed to this one.
     pub fn connect(&mut self, remote: SocketAddrV4) -> Result<ConnHandle, ConnectError> {
+        self.open(None, remote)
+    }
+
+    /// [`Io::connect`] from `local`: the engine's address or one of
+    /// [`EngineConfig::source_ips`](super::EngineConfig::source_ips).
+    pub fn connect_from(
+        &mut self,
+        local: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<ConnHandle, ConnectError> {
+        self.open(Some(local), remote)
+    }
+
+    fn open(
+        &mut self,
+        local: Option<Ipv4Addr>,
+        remote: SocketAddrV4,
+    ) -> Result<ConnHandle, ConnectError> {
         let now = self.core.now;
         let h = self
             .core
             .stack
-            .connect(now, None, remote)
+            .connect(now, local, remote)
             .map_err(ConnectError::Stack)?;
         self.core.track(h);
         self.core
@@ -299,5 +369,32 @@ impl Io<'_> {
     /// The core's stack, for inspection (counters, connection details).
     pub fn stack(&self) -> &Stack {
         &self.core.stack
+    }
+
+    /// Asks the core to poll again no later than `at` (an application timer, e.g. the next
+    /// paced start of a client). In [`PollMode::Idle`](super::PollMode::Idle) the core's wait
+    /// on its socket then ends at `at` (with microsecond resolution, the last 30 µs spun,
+    /// since a timed sleep overshoots); otherwise the core polls anyway. Holds for this
+    /// iteration only: set it again from every [`App::on_tick`].
+    pub fn wake_at(&mut self, at: Instant) {
+        self.core.wake = Some(self.core.wake.map_or(at, |w| w.min(at)));
+    }
+
+    /// Queues a raw Ethernet frame, sent as it is after the callbacks of this iteration (not
+    /// seen by the stack or [`App::on_tx_frame`]). Returns false when `frame` is empty or
+    /// longer than the link's largest frame.
+    pub fn send_frame(&mut self, frame: &[u8]) -> bool {
+        if frame.is_empty() || frame.len() > self.core.max_frame_len {
+            return false;
+        }
+        self.core.raw.extend_from_slice(frame);
+        self.core.raw_lens.push(frame.len());
+        true
+    }
+
+    /// Frames this core handed to other cores, received from them, and dropped (see
+    /// [`handoff`](super::handoff)).
+    pub fn handoff_stats(&self) -> HandoffStats {
+        self.core.handoff
     }
 }

@@ -239,6 +239,15 @@ pub struct EngineConfig {
     /// a real peer; they expire 2×MSL after start like any entry. Each core's share is capped
     /// at `stack.time_wait_capacity`. Default 0.
     pub prefill_time_wait: u64,
+    /// Further local addresses for active opens ([`Io::connect_from`]), besides `ip`. With
+    /// any, the ephemeral port range is steered to the sockets for every destination address
+    /// (the host's own connections must then not use that range). Default none.
+    pub source_ips: Vec<Ipv4Addr>,
+    /// A further destination port range (`lo..=hi`, any address) steered to the sockets,
+    /// for frames the application takes itself ([`App::on_rx_frame`]), e.g. the answers to
+    /// raw frames it sent with [`Io::send_frame`]. Outside the ephemeral range: no core owns
+    /// these ports, so their frames are never handed over. Default `None`.
+    pub raw_ports: Option<(u16, u16)>,
     /// Capture what every core receives and sends as pcap ([`crate::capture`]): one file per
     /// queue (`path` itself with one queue, `path.<queue>` with several). Default `None`
     /// (off: the cores poll the socket directly, without the capture wrapper: no cost).
@@ -267,6 +276,8 @@ impl EngineConfig {
             shutdown: ShutdownPolicy::default(),
             stack: StackConfig::default(),
             prefill_time_wait: 0,
+            source_ips: Vec::new(),
+            raw_ports: None,
             capture: None,
         }
     }
@@ -553,7 +564,11 @@ impl<A: App + 'static> Engine<A> {
         for &port in &cfg.ports {
             steering.add_listener(cfg.ip, port)?;
         }
-        steering.set_port_range_slot(0, Some(cfg.ip), *eph.start(), *eph.end())?;
+        let only = cfg.source_ips.is_empty().then_some(cfg.ip);
+        steering.set_port_range_slot(0, only, *eph.start(), *eph.end())?;
+        if let Some((lo, hi)) = cfg.raw_ports {
+            steering.set_port_range_slot(1, None, lo, hi)?;
+        }
 
         let (poll, poll_fallback, deferral_before) = setup_polling(&cfg, &links);
         if let Some(why) = &poll_fallback {
@@ -893,7 +908,9 @@ fn core_stack(
 ) -> Result<StackConfig, EngineError> {
     let mut stack = cfg.stack.clone();
     stack.mac = mac;
-    stack.ips = vec![cfg.ip];
+    stack.ips = std::iter::once(cfg.ip)
+        .chain(cfg.source_ips.iter().copied())
+        .collect();
     stack.arp = false;
     stack.rx_batch = cfg.batch;
     stack.ephemeral_ports = owners.port_slice(queue);

@@ -45,7 +45,7 @@ use std::time::Instant as StdInstant;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::app::{App, AppEvent, CoreState, Io};
-use super::handoff::{Handoff, HandoffLink, HandoffStats, Ownership};
+use super::handoff::{Handoff, HandoffLink, Ownership};
 use super::neighbor::Resolver;
 use super::stats::{CoreStats, SNAPSHOT_INTERVAL};
 use super::{PollMode, ShutdownPolicy};
@@ -103,7 +103,6 @@ fn receive<L: Link>(
     setup: &WorkerSetup,
     core: &mut CoreState,
     link: &mut L,
-    handoff: &mut HandoffStats,
     now: Instant,
 ) -> usize {
     match &setup.hub {
@@ -114,10 +113,80 @@ fn receive<L: Link>(
                 me: setup.queue,
                 hub,
                 owners: &setup.owners,
-                stats: handoff,
+                stats: &mut core.handoff,
             },
         ),
         None => core.stack.receive(now, link),
+    }
+}
+
+/// The link with the application's frame hooks ([`App::FRAME_HOOKS`]) in the path.
+struct HookedLink<'a, L, A> {
+    link: &'a mut L,
+    app: &'a mut A,
+}
+
+impl<L: Link, A: App> Link for HookedLink<'_, L, A> {
+    fn max_frame_len(&self) -> usize {
+        self.link.max_frame_len()
+    }
+
+    fn receive<F: FnMut(&[u8])>(&mut self, budget: usize, mut f: F) -> usize {
+        let app = &mut *self.app;
+        self.link.receive(budget, |frame| {
+            if !app.on_rx_frame(frame) {
+                f(frame);
+            }
+        })
+    }
+
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, f: F) -> bool {
+        let app = &mut *self.app;
+        self.link.transmit(|buf| {
+            let n = f(buf);
+            app.on_tx_frame(&buf[..n.min(buf.len())]);
+            n
+        })
+    }
+
+    fn flush(&mut self) {
+        self.link.flush();
+    }
+}
+
+/// Receives one batch, through the application's frame hooks when it has them.
+fn receive_hooked<L: Link, A: App>(
+    setup: &WorkerSetup,
+    core: &mut CoreState,
+    link: &mut L,
+    app: &mut A,
+    now: Instant,
+) -> usize {
+    if A::FRAME_HOOKS {
+        receive(setup, core, &mut HookedLink { link, app }, now)
+    } else {
+        receive(setup, core, link, now)
+    }
+}
+
+/// Transmits: first the raw frames of [`Io::send_frame`] (dropped when no TX frame is
+/// free), then the stack's segments, through the frame hooks when the application has them.
+fn flush_hooked<L: Link, A: App>(core: &mut CoreState, link: &mut L, app: &mut A, now: Instant) {
+    let mut at = 0;
+    for &n in &core.raw_lens {
+        let frame = &core.raw[at..at + n];
+        at += n;
+        link.transmit(|buf| {
+            buf[..n].copy_from_slice(frame);
+            n
+        });
+    }
+    core.raw.clear();
+    core.raw_lens.clear();
+    if A::FRAME_HOOKS {
+        core.stack.flush(now, &mut HookedLink { link, app });
+    } else {
+        core.stack.flush(now, link);
     }
 }
 
@@ -187,13 +256,7 @@ struct LoopCounts {
     wait_ns: u64,
 }
 
-fn snapshot(
-    s: &WorkerSetup,
-    core: &CoreState,
-    link: &XskLink,
-    n: &LoopCounts,
-    handoff: HandoffStats,
-) -> CoreStats {
+fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -> CoreStats {
     let LoopCounts {
         loops,
         waits,
@@ -217,7 +280,7 @@ fn snapshot(
         wait_ns,
         // Only in snapshots (a getsockopt), never per iteration.
         napi_id: busy_poll::incoming_napi_id(link.fd()).unwrap_or(0),
-        handoff,
+        handoff: core.handoff,
     }
 }
 
@@ -285,28 +348,21 @@ fn run_on<A: App, L: CoreLink>(
         core_affinity::set_for_current(core_affinity::CoreId { id });
     }
     let now = clock(setup.epoch);
-    let mut core = CoreState {
-        stack: Stack::new(setup.stack.clone(), now),
-        resolver: Resolver::new(&setup.iface),
+    let mut core = CoreState::new(
+        Stack::new(setup.stack.clone(), now),
+        Resolver::new(&setup.iface),
         now,
-        queue: setup.queue,
-        queues: setup.queues,
-        live: Vec::new(),
-        stop_requested: false,
-    };
+        setup.queue,
+        setup.queues,
+        link.max_frame_len(),
+    );
     let mut listeners: Vec<ListenerId> = Vec::with_capacity(setup.listen.len());
     for &addr in &setup.listen {
         match core.stack.listen(addr) {
             Ok(l) => listeners.push(l),
             Err(e) => {
                 let _ = reports.send(Report::Failed(setup.queue, format!("listen {addr}: {e}")));
-                let stats = snapshot(
-                    &setup,
-                    &core,
-                    link.xsk(),
-                    &LoopCounts::default(),
-                    HandoffStats::default(),
-                );
+                let stats = snapshot(&setup, &core, link.xsk(), &LoopCounts::default());
                 return (link, stats);
             }
         }
@@ -324,7 +380,6 @@ fn run_on<A: App, L: CoreLink>(
 
     let mut failed = Vec::new();
     let mut n = LoopCounts::default();
-    let mut handoff = HandoffStats::default();
     let mut idle = 0u32;
     let mut next_snapshot = now;
     let mut stop_reported = false;
@@ -341,6 +396,7 @@ fn run_on<A: App, L: CoreLink>(
         }
         prev_ns = ns;
         core.now = now;
+        core.wake = None;
         n.loops += 1;
         if prefer_busy {
             // Run the device's receive NAPI here; errors other than "nothing to do" are
@@ -349,7 +405,7 @@ fn run_on<A: App, L: CoreLink>(
         }
         // Receive and run timers first, let the application react, then transmit once: its
         // replies ride on the ACKs the received segments owe (one segment instead of two).
-        let mut busy = receive(&setup, &mut core, &mut link, &mut handoff, now) > 0;
+        let mut busy = receive_hooked(&setup, &mut core, &mut link, &mut app, now) > 0;
 
         for &l in &listeners {
             while let Some(h) = core.stack.accept(l) {
@@ -368,15 +424,15 @@ fn run_on<A: App, L: CoreLink>(
                 app.on_event(&mut Io { core: &mut core }, AppEvent::TimedOut(h));
             }
         }
-        if core.stack.poll_at().is_some_and(|t| t <= now) {
-            core.stack.flush(now, &mut link);
+        if !core.raw_lens.is_empty() || core.stack.poll_at().is_some_and(|t| t <= now) {
+            flush_hooked(&mut core, &mut link, &mut app, now);
             busy = true;
         }
 
         match commands.try_recv() {
             Ok(Command::Call(f)) => {
                 f(&mut app, &mut Io { core: &mut core });
-                core.stack.flush(now, &mut link);
+                flush_hooked(&mut core, &mut link, &mut app, now);
             }
             Ok(Command::Stop) | Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {}
@@ -389,7 +445,6 @@ fn run_on<A: App, L: CoreLink>(
                 &core,
                 link.xsk(),
                 &n,
-                handoff,
             ))));
         }
         if core.stop_requested && !stop_reported {
@@ -412,13 +467,15 @@ fn run_on<A: App, L: CoreLink>(
         }
     }
 
-    drain(&setup, &mut core, &mut link, &mut handoff);
-    let stats = snapshot(&setup, &core, link.xsk(), &n, handoff);
+    drain(&setup, &mut core, &mut link);
+    let stats = snapshot(&setup, &core, link.xsk(), &n);
     (link, stats)
 }
 
 /// Idle mode: waits on the socket, no later than the next timer (the wheel ticks in
-/// milliseconds) and at most `idle_wait`; the time waited is counted in `wait_ns`.
+/// milliseconds) and at most `idle_wait`; the time waited is counted in `wait_ns`. An
+/// application deadline ([`Io::wake_at`]) that comes first ends the wait with microsecond
+/// resolution, [`APP_WAKE_SPIN`] early.
 fn idle_wait<L: CoreLink>(
     setup: &WorkerSetup,
     core: &CoreState,
@@ -431,14 +488,30 @@ fn idle_wait<L: CoreLink>(
         .poll_at()
         .map_or(setup.idle_wait, |t| t.saturating_since(now))
         .min(setup.idle_wait);
-    let ms = until.as_millis() as i32;
-    if ms > 0 {
-        n.waits += 1;
-        let before = setup.epoch.elapsed().as_nanos() as u64;
-        let _ = link.xsk_mut().wait_readable(ms);
-        n.wait_ns += (setup.epoch.elapsed().as_nanos() as u64).saturating_sub(before);
+    let before = setup.epoch.elapsed().as_nanos() as u64;
+    match core.wake.map(|w| w.saturating_since(now)) {
+        Some(app) if app < until => {
+            if app <= APP_WAKE_SPIN {
+                return;
+            }
+            n.waits += 1;
+            let _ = super::sys::wait_readable(link.xsk().fd(), app - APP_WAKE_SPIN);
+        }
+        _ => {
+            let ms = until.as_millis() as i32;
+            if ms == 0 {
+                return;
+            }
+            n.waits += 1;
+            let _ = link.xsk_mut().wait_readable(ms);
+        }
     }
+    n.wait_ns += (setup.epoch.elapsed().as_nanos() as u64).saturating_sub(before);
 }
+
+/// How long before an application deadline an idle wait ends: the rest is spun, since a
+/// timed sleep overshoots by tens of microseconds on a VM.
+const APP_WAKE_SPIN: Duration = Duration::from_micros(30);
 
 /// Hands every pending stack event to the application. Returns whether there were any.
 fn deliver_events<A: App>(app: &mut A, core: &mut CoreState) -> bool {
@@ -472,12 +545,7 @@ fn deliver_events<A: App>(app: &mut A, core: &mut CoreState) -> bool {
 }
 
 /// The shutdown drain (see the module docs).
-fn drain<L: CoreLink>(
-    setup: &WorkerSetup,
-    core: &mut CoreState,
-    link: &mut L,
-    handoff: &mut HandoffStats,
-) {
+fn drain<L: CoreLink>(setup: &WorkerSetup, core: &mut CoreState, link: &mut L) {
     let handles: Vec<_> = core.live.iter().flatten().copied().collect();
     let (fin, drain_for) = match setup.shutdown {
         ShutdownPolicy::Fin { drain } => (true, drain),
@@ -496,7 +564,7 @@ fn drain<L: CoreLink>(
         let now = clock(setup.epoch);
         // As `Stack::poll`, with the handoff queues: the last ACKs of our closes may arrive
         // on another core's queue.
-        receive(setup, core, link, handoff, now);
+        receive(setup, core, link, now);
         core.stack.flush(now, link);
         while core.stack.poll_event().is_some() {}
         let done = core.stack.connection_count() == 0;
@@ -604,5 +672,87 @@ mod tests {
         // Nothing asked, nothing inserted.
         let (s, mut stack) = setup(0, 1, 0, 16);
         assert_eq!(prefill_time_wait(&mut stack, &s, now), 0);
+    }
+
+    /// Counts what the frame hooks see; takes the frames that start with 0xee.
+    #[derive(Default)]
+    struct Hooks {
+        rx: usize,
+        tx: usize,
+    }
+
+    impl App for Hooks {
+        const FRAME_HOOKS: bool = true;
+        fn on_event(&mut self, _: &mut Io<'_>, _: AppEvent) {}
+        fn on_rx_frame(&mut self, frame: &[u8]) -> bool {
+            self.rx += 1;
+            frame[0] == 0xee
+        }
+        fn on_tx_frame(&mut self, _: &[u8]) {
+            self.tx += 1;
+        }
+    }
+
+    #[test]
+    fn frame_hooks_see_every_frame_and_raw_frames_bypass_the_stack() {
+        use crate::link::memory::MemoryLink;
+        use crate::wire::EthernetAddress;
+        let now = Instant::from_micros(1000);
+        let (s, _) = setup(0, 1, 0, 16);
+        let local: std::net::Ipv4Addr = "10.77.0.1".parse().unwrap();
+        let stack = Stack::new(
+            StackConfig {
+                ips: vec![local],
+                arp: false,
+                ..StackConfig::default()
+            },
+            now,
+        );
+        let mut core = CoreState::new(stack, Resolver::new("lo"), now, 0, 1, 1514);
+        let mut link = MemoryLink::with_max_frame_len(1514);
+        let mut app = Hooks::default();
+
+        // Received: the hook sees both frames and takes one; the stack sees the other.
+        link.push_rx(&[0xee; 60]);
+        link.push_rx(&[0x11; 60]);
+        receive_hooked(&s, &mut core, &mut link, &mut app, now);
+        assert_eq!(app.rx, 2);
+        assert_eq!(core.stack.counters().rx_frames, 1);
+
+        // Raw frames go out as they are, without the transmit hook; bad sizes are refused.
+        let mut io = Io { core: &mut core };
+        assert!(io.send_frame(&[1, 2, 3]));
+        assert!(io.send_frame(&[4; 1514]));
+        assert!(!io.send_frame(&[]));
+        assert!(!io.send_frame(&[0; 1515]));
+        flush_hooked(&mut core, &mut link, &mut app, now);
+        let sent = link.take_tx();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0], [1, 2, 3]);
+        assert_eq!(sent[1].len(), 1514);
+        assert_eq!(app.tx, 0, "raw frames are not the stack's");
+        assert!(core.raw.is_empty() && core.raw_lens.is_empty());
+
+        // The stack's own frames pass the transmit hook: a SYN.
+        let peer: std::net::Ipv4Addr = "10.77.0.2".parse().unwrap();
+        core.stack
+            .add_neighbor(peer, EthernetAddress([2, 0, 0, 0, 0, 2]));
+        core.stack
+            .connect(now, None, std::net::SocketAddrV4::new(peer, 80))
+            .unwrap();
+        flush_hooked(&mut core, &mut link, &mut app, now);
+        assert_eq!((app.tx, link.take_tx().len()), (1, 1));
+    }
+
+    #[test]
+    fn wake_at_keeps_the_earliest_deadline_of_the_iteration() {
+        let now = Instant::from_micros(1000);
+        let (_, stack) = setup(0, 1, 0, 16);
+        let mut core = CoreState::new(stack, Resolver::new("lo"), now, 0, 1, 1514);
+        let mut io = Io { core: &mut core };
+        io.wake_at(now + Duration::from_micros(500));
+        io.wake_at(now + Duration::from_micros(200));
+        io.wake_at(now + Duration::from_micros(900));
+        assert_eq!(core.wake, Some(now + Duration::from_micros(200)));
     }
 }

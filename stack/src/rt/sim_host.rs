@@ -36,15 +36,7 @@ impl<A: App> SimCore<A> {
             .collect::<Result<Vec<_>, _>>()?;
         let now = Instant::ZERO;
         Ok(SimCore {
-            core: CoreState {
-                stack,
-                resolver: Resolver::new("sim"),
-                now,
-                queue: 0,
-                queues: 1,
-                live: Vec::new(),
-                stop_requested: false,
-            },
+            core: CoreState::new(stack, Resolver::new("sim"), now, 0, 1, 1514),
             listeners,
             app,
             started: false,
