@@ -59,7 +59,13 @@ fn simulator_seeds_replay_and_regressions_pass() {
         Harness::new().run(&data);
         ran += 1;
     }
-    for t in ["wire_ethernet", "wire_ipv4", "wire_tcp", "wire_frame"] {
+    for t in [
+        "wire_ethernet",
+        "wire_ipv4",
+        "wire_icmpv4",
+        "wire_tcp",
+        "wire_frame",
+    ] {
         for entry in std::fs::read_dir(dir.join(t)).unwrap() {
             let data = std::fs::read(entry.unwrap().path()).unwrap();
             run_target(t, &data);
@@ -87,6 +93,7 @@ fn run_target(name: &str, data: &[u8]) {
         "wire_ethernet" => wire::ethernet(data),
         "wire_arp" => wire::arp(data),
         "wire_ipv4" => wire::ipv4(data),
+        "wire_icmpv4" => wire::icmpv4(data),
         "wire_tcp" => wire::tcp(data),
         "wire_tcp_options" => wire::tcp_options(data),
         "wire_frame" => wire::frame(data),

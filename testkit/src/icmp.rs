@@ -5,9 +5,9 @@
 use xtcp::link::memory::MemoryLink;
 use xtcp::sim::Host;
 use xtcp::time::Instant;
-use xtcp::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr};
-use xtcp::wire::icmpv4::{self, Icmpv4Message, PROTOCOL_ICMP, QUOTED_PAYLOAD_LEN, Unreachable};
-use xtcp::wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
+use xtcp::wire::ethernet::{EtherType, EthernetFrame, EthernetRepr};
+use xtcp::wire::icmpv4::{self, Icmpv4Message, QUOTED_PAYLOAD_LEN, Unreachable};
+use xtcp::wire::ipv4::Ipv4Packet;
 use xtcp::wire::{EthernetAddress, Ipv4Addr};
 
 /// An Ethernet/IPv4/ICMP error frame from `src` (MAC, address) to `dst` quoting `quote` (an
@@ -18,26 +18,9 @@ pub fn icmp_frame(
     message: Icmpv4Message,
     quote: &[u8],
 ) -> Vec<u8> {
-    let icmp_len = icmpv4::HEADER_LEN + quote.len();
-    let mut frame = vec![0u8; ethernet::HEADER_LEN + ipv4::HEADER_LEN + icmp_len];
-    EthernetRepr {
-        src_addr: src.0,
-        dst_addr: dst.0,
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut EthernetFrame::new_unchecked(
-        &mut frame[..ethernet::HEADER_LEN],
-    ));
-    let ip = &mut frame[ethernet::HEADER_LEN..];
-    Ipv4Repr {
-        src_addr: src.1,
-        dst_addr: dst.1,
-        protocol: PROTOCOL_ICMP,
-        payload_len: icmp_len,
-        ttl: 64,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut ip[..]));
-    icmpv4::emit_error(&mut ip[ipv4::HEADER_LEN..], message, quote).expect("sized above");
+    let mut frame = vec![0u8; 14 + 20 + icmpv4::HEADER_LEN + quote.len()];
+    let n = icmpv4::emit_error_frame(&mut frame, src, dst, message, quote).expect("sized");
+    frame.truncate(n);
     frame
 }
 

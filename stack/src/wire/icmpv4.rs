@@ -15,11 +15,14 @@
 //!
 //! The quoted header's own checksum is not checked: the quote is what a router received,
 //! and RFC 1812 §4.3.2.3 does not ask it to be intact. [`emit_error`] writes an error
-//! message (for tests and the fuzz seeds; the stack sends no ICMP).
+//! message and [`emit_error_frame`] a whole frame around it (for tests and the fuzz seeds;
+//! the stack sends no ICMP). Nothing here allocates.
 
 use core::net::Ipv4Addr;
 
 use super::checksum;
+use super::ethernet::{self, EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
+use super::ipv4::{self, Ipv4Packet, Ipv4Repr};
 use super::tcp::SeqNumber;
 use super::{Error, Result};
 
@@ -207,9 +210,7 @@ fn parse_quote(q: &[u8]) -> Result<QuotedTcp> {
     };
     let u16_at = |b: &[u8], f: field::Field| u16::from_be_bytes([b[f.start], b[f.start + 1]]);
     // Only a first fragment (offset 0) starts with the TCP header.
-    if q[field::Q_PROTOCOL] != super::ipv4::PROTOCOL_TCP
-        || u16_at(q, field::Q_FLG_OFF) & 0x1fff != 0
-    {
+    if q[field::Q_PROTOCOL] != ipv4::PROTOCOL_TCP || u16_at(q, field::Q_FLG_OFF) & 0x1fff != 0 {
         return Err(Error::Unsupported);
     }
     let addr =
@@ -253,6 +254,42 @@ pub fn emit_error(buf: &mut [u8], message: Icmpv4Message, quote: &[u8]) -> Resul
     out[HEADER_LEN..].copy_from_slice(quote);
     let sum = !checksum::data(out);
     out[field::CHECKSUM].copy_from_slice(&sum.to_be_bytes());
+    Ok(len)
+}
+
+/// Writes a whole Ethernet/IPv4/ICMP error frame at the start of `buf` (IPv4 TTL 64, DF,
+/// both checksums), from `src` to `dst` (MAC, address), [`emit_error`]'s message inside.
+/// For tests and fuzz seeds: the stack sends no ICMP. `Error::Truncated` if `buf` is too
+/// short.
+pub fn emit_error_frame(
+    buf: &mut [u8],
+    src: (EthernetAddress, Ipv4Addr),
+    dst: (EthernetAddress, Ipv4Addr),
+    message: Icmpv4Message,
+    quote: &[u8],
+) -> Result<usize> {
+    let icmp_len = HEADER_LEN + quote.len();
+    let len = ethernet::HEADER_LEN + ipv4::HEADER_LEN + icmp_len;
+    if buf.len() < len || ipv4::HEADER_LEN + icmp_len > usize::from(u16::MAX) {
+        return Err(Error::Truncated);
+    }
+    let (eth, ip) = buf[..len].split_at_mut(ethernet::HEADER_LEN);
+    EthernetRepr {
+        src_addr: src.0,
+        dst_addr: dst.0,
+        ethertype: EtherType::Ipv4,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(eth));
+    let (ip, icmp) = ip.split_at_mut(ipv4::HEADER_LEN);
+    Ipv4Repr {
+        src_addr: src.1,
+        dst_addr: dst.1,
+        protocol: PROTOCOL_ICMP,
+        payload_len: icmp_len,
+        ttl: ipv4::DEFAULT_TTL,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(ip));
+    emit_error(icmp, message, quote)?;
     Ok(len)
 }
 
