@@ -54,11 +54,19 @@ fn simulator_seeds_replay_and_regressions_pass() {
     let n = xtcp_fuzz::seeds::write_corpora(&dir).unwrap();
     assert!(n > 100, "{n} seed files");
     let mut ran = 0;
+    let (mut icmp, mut in_window) = (0, 0);
     for entry in std::fs::read_dir(dir.join("stack_receive")).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
-        Harness::new().run(&data);
+        let mut h = Harness::new();
+        h.run(&data);
+        let c = h.stack.counters();
+        icmp += c.icmp_received;
+        in_window += c.icmp_frag_needed;
         ran += 1;
     }
+    // The seeds reach the stack's ICMP path (a router's Frag Needed about its segments).
+    println!("seed replays: {icmp} ICMP messages, {in_window} Fragmentation Needed in window");
+    assert!(icmp > 0);
     for t in [
         "wire_ethernet",
         "wire_ipv4",
