@@ -344,3 +344,33 @@ fn a_connect_timeout_without_icmp_has_no_soft_error() {
     assert_eq!(client.stack.soft_error(client.conns[0].handle), None);
     assert_eq!(client.stack.counters().icmp_received, 0);
 }
+
+#[test]
+fn frag_needed_in_syn_sent_caps_the_mss_the_syn_ack_sets() {
+    let mut sim = Simulation::with_seed(4, 2);
+    sim.set_all_links(LinkConfig::with_latency(Duration::from_millis(5)));
+    let (mut client, mut server) = hosts(&sim);
+    {
+        let mut hs: [&mut dyn Host; 2] = [&mut client, &mut server];
+        sim.run_until(&mut hs, Instant::from_millis(1));
+    }
+    let h = client.conns[0].handle;
+    let c = client.stack.connection(h).unwrap();
+    assert_eq!(c.state(), State::SynSent);
+    // The SYN (64 bytes) is all that is in flight: only a smaller next hop can refuse it,
+    // and that is below the floor (552), where the MSS stops at 512.
+    let frag = Unreachable::FragNeeded { next_hop_mtu: 60 };
+    let icmp = unreachable_quoting_syn(&sim, c.tuple(), c.iss(), frag);
+    assert!(sim.link_mut(0).push_rx(&icmp));
+    run_until_done(&mut sim, &mut client, &mut server, |c, _| {
+        c.stack.state(h) != Some(State::SynSent)
+    });
+    let c = client.stack.connection(h).unwrap();
+    // The server offered 1460; the path allows 512.
+    assert_eq!((c.mss(), c.path_mss()), (512, 512));
+    assert_eq!(client.stack.counters().pmtu_decreases, 1);
+    run_until_done(&mut sim, &mut client, &mut server, |c, s| {
+        c.done() && s.done()
+    });
+    assert_byte_exact(&client);
+}

@@ -77,12 +77,19 @@ impl Connection {
         }
         let (ip_header, floor) = IPV4_MTU;
         let mss = (mtu.max(floor) - ip_header - TCP_HEADER).min(u32::from(u16::MAX)) as u16;
-        let from = self.snd_mss.min(self.path_mss);
+        // In SYN-SENT the MSS is not known yet (the SYN-ACK sets it, capped by `path_mss`):
+        // compare with the largest it can become.
+        let current = if self.state == State::SynSent {
+            self.cfg.mss
+        } else {
+            self.snd_mss
+        };
+        let from = current.min(self.path_mss);
         if mss >= from {
             return IcmpOutcome::MssUnchanged;
         }
         self.path_mss = mss;
-        self.snd_mss = mss;
+        self.snd_mss = self.snd_mss.min(mss);
         if self.state.is_synchronized() && self.snd_una != self.snd_max {
             // Go back to SND.UNA, as after an RTO but keeping the congestion window and the
             // RTO (nothing was congested): the loop below the window resends everything in
@@ -129,5 +136,70 @@ impl Connection {
     /// The MSS limit the path MTU set (`u16::MAX`: no report yet).
     pub fn path_mss(&self) -> u16 {
         self.path_mss
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    fn syn_sent() -> (Connection, Counters, SeqNumber) {
+        let tuple = FourTuple {
+            local_addr: Ipv4Addr::new(10, 0, 0, 1),
+            remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+            local_port: 40000,
+            remote_port: 80,
+        };
+        let iss = SeqNumber(1000);
+        let now = Instant::from_millis(1);
+        let mut c = Connection::connect(&TcpConfig::default(), tuple, iss, 0, now);
+        let mut counters = Counters::default();
+        assert!(c.poll_transmit(now, &mut counters).is_some(), "the SYN");
+        (c, counters, iss)
+    }
+
+    #[test]
+    fn a_report_in_syn_sent_caps_the_peer_mss() {
+        let (mut c, mut counters, iss) = syn_sent();
+        let now = Instant::from_millis(2);
+        assert_eq!(c.on_path_mtu(1280, iss + 1, now), IcmpOutcome::OutOfWindow);
+        assert_eq!(
+            c.on_path_mtu(1280, iss, now),
+            IcmpOutcome::MssLowered {
+                from: 1460,
+                mss: 1240
+            }
+        );
+        assert_eq!(c.on_path_mtu(1400, iss, now), IcmpOutcome::MssUnchanged);
+        let syn_ack = TcpRepr {
+            src_port: 80,
+            dst_port: 40000,
+            control: TcpControl::Syn,
+            seq_number: SeqNumber(5000),
+            ack_number: Some(iss + 1),
+            window_len: 65535,
+            max_seg_size: Some(1460),
+            ..TcpRepr::default()
+        };
+        c.handle_segment(now, &syn_ack, &mut counters);
+        assert_eq!(c.state(), State::Established);
+        assert_eq!((c.mss(), c.path_mss()), (1240, 1240));
+        // Established with nothing in flight: even SND.UNA is outside SND.UNA..SND.NXT.
+        assert_eq!(
+            c.on_path_mtu(100, c.snd_una(), now),
+            IcmpOutcome::OutOfWindow,
+            "nothing in flight"
+        );
+    }
+
+    #[test]
+    fn soft_errors_only_in_syn_sent_and_in_window() {
+        let (mut c, _, iss) = syn_sent();
+        let e = SoftError::PortUnreachable;
+        assert_eq!(c.on_unreachable(e, iss + 7), IcmpOutcome::OutOfWindow);
+        assert_eq!(c.soft_error(), None);
+        assert_eq!(c.on_unreachable(e, iss), IcmpOutcome::SoftError);
+        assert_eq!(c.soft_error(), Some(e));
     }
 }
