@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-TARGETS=(wire_ethernet wire_arp wire_ipv4 wire_ipv6 wire_icmpv6 wire_tcp wire_tcp_options wire_frame stack_receive)
+TARGETS=(wire_ethernet wire_arp wire_ipv4 wire_icmpv4 wire_ipv6 wire_icmpv6 wire_tcp wire_tcp_options wire_frame stack_receive)
 BIN=target/x86_64-unknown-linux-gnu/release
 
 ensure_cargo_fuzz() {

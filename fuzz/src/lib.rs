@@ -1,8 +1,8 @@
 //! Fuzzing harnesses for xtcp: what untrusted bytes reach.
 //!
-//! - [`wire`]: every wire parser (Ethernet, ARP, IPv4, TCP header and options, the whole-frame
-//!   parser and the diagnostic describer), with parse → emit → parse round trips where the
-//!   format allows.
+//! - [`wire`]: every wire parser (Ethernet, ARP, IPv4, ICMPv4, TCP header and options, the
+//!   whole-frame parser and the diagnostic describer), with parse → emit → parse round trips
+//!   where the format allows.
 //! - [`Harness`]: the production receive path. A [`Stack`] listens on port 80
 //!   ([`Stack::listen`]), completes [`PASSIVE`] handshakes with a peer model and one active
 //!   open ([`Stack::connect`]), then runs the fuzz input as a sequence of records: raw frames,
@@ -328,6 +328,18 @@ impl Harness {
             c.rx_dropped_malformed + c.rx_not_ours <= c.rx_frames,
             "drops exceed frames"
         );
+        // Every ICMP to us has exactly one outcome; only Fragmentation Needed lowers an MSS.
+        assert_eq!(
+            c.icmp_malformed
+                + c.icmp_not_ours
+                + c.icmp_out_of_window
+                + c.icmp_frag_needed
+                + c.icmp_soft_errors
+                + c.icmp_ignored,
+            c.icmp_received,
+            "ICMP outcomes"
+        );
+        assert!(c.pmtu_decreases <= c.icmp_frag_needed);
         let cfg = self.stack.config();
         assert!(self.stack.connection_count() <= cfg.max_connections);
         assert!(self.stack.syn_recv_count() <= cfg.max_syn_recv);

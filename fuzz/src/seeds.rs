@@ -3,7 +3,7 @@
 //! link with loss and reordering. Every captured frame seeds the wire targets; the frames
 //! delivered to node 1, with the clock jumps between them, seed `stack_receive`.
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 
 use xtcp::link::memory::MemoryLink;
@@ -11,6 +11,8 @@ use xtcp::sim::{Fate, Host, LinkConfig, SimConfig, Simulation};
 use xtcp::stack::{ConnHandle, ListenerId, Stack, StackConfig};
 use xtcp::tcp::Event;
 use xtcp::time::{Duration, Instant};
+use xtcp::wire::EthernetAddress;
+use xtcp::wire::icmpv4::{self, Icmpv4Message, Unreachable};
 
 use crate::{PORT, Record};
 
@@ -126,6 +128,24 @@ pub fn capture(
         .collect()
 }
 
+/// A router's Fragmentation Needed (next-hop MTU 1280) back to the sender of `frame`, an
+/// IPv4 frame of the stack's; `None` for anything else.
+fn frag_needed_for(frame: &[u8]) -> Option<Vec<u8>> {
+    if frame.len() < 14 + 28 || frame[12..14] != [0x08, 0x00] {
+        return None;
+    }
+    let l3 = &frame[14..];
+    let quote = l3.get(..usize::from(l3[0] & 0x0f) * 4 + icmpv4::QUOTED_PAYLOAD_LEN)?;
+    let src_mac = EthernetAddress(frame[6..12].try_into().ok()?);
+    let src_ip = Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15]);
+    let router = (EthernetAddress([2, 0, 0, 0, 0, 0xfe]), Ipv4Addr::new(10, 0, 0, 254));
+    let message = Icmpv4Message::DstUnreachable(Unreachable::FragNeeded { next_hop_mtu: 1280 });
+    let mut buf = vec![0u8; 14 + 20 + 8 + quote.len()];
+    let n = icmpv4::emit_error_frame(&mut buf, router, (src_mac, src_ip), message, quote).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
 /// Writes the seed corpora under `dir/<target>/`. Returns the number of files.
 pub fn write_corpora(dir: &Path) -> std::io::Result<usize> {
     let mut files = 0;
@@ -164,7 +184,21 @@ pub fn write_corpora(dir: &Path) -> std::io::Result<usize> {
                     }
                 }
             }
-            if *to == Some(1) && *fate == Fate::Delivered {
+            // Every 4th segment the stack sent comes back quoted in a Fragmentation Needed
+            // (in or out of the replayed connections' windows): seeds for the ICMP parser
+            // and the stack's ICMP path.
+            let icmp = (*to == Some(0) && i % 4 == 0)
+                .then(|| frag_needed_for(frame))
+                .flatten();
+            if let Some(icmp) = &icmp {
+                put("wire_icmpv4", name.clone(), &icmp[34..])?;
+            }
+            let replayed = match (&icmp, *to == Some(1) && *fate == Fate::Delivered) {
+                (Some(icmp), _) => Some(&icmp[..]),
+                (None, true) => Some(&frame[..]),
+                (None, false) => None,
+            };
+            if let Some(frame) = replayed {
                 let ms = t
                     .saturating_since(last)
                     .as_millis()

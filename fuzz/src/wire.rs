@@ -9,6 +9,7 @@ use xtcp::wire::frame::{
     describe_frame, emit_tcp6_frame, parse_icmpv6_frame, parse_tcp_frame, parse_tcp6_frame,
     tcp6_frame_len,
 };
+use xtcp::wire::icmpv4::{self, Icmpv4Packet, Icmpv4Repr};
 use xtcp::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
 use xtcp::wire::ipv4::{Ipv4Packet, Ipv4Repr};
 use xtcp::wire::ipv6::{Ipv6Packet, Ipv6Repr, rejected_extension};
@@ -52,6 +53,22 @@ pub fn ipv4(data: &[u8]) {
     let mut buf = vec![0u8; repr.buffer_len()];
     repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));
     let again = Ipv4Repr::parse(&Ipv4Packet::new_checked(&buf[..]).unwrap()).unwrap();
+    assert_eq!(repr, again);
+}
+
+/// An ICMP message (the IPv4 payload): what parses re-emits to the same repr.
+pub fn icmpv4(data: &[u8]) {
+    let Ok(packet) = Icmpv4Packet::new_checked(data) else {
+        return;
+    };
+    let _ = (packet.verify_checksum(), packet.next_hop_mtu(), packet.data());
+    let Ok(repr) = Icmpv4Repr::parse(&packet) else {
+        return;
+    };
+    let mut buf = vec![0u8; data.len()];
+    let n = icmpv4::emit_error(&mut buf, repr.message, packet.data()).expect("same length");
+    let again = Icmpv4Repr::parse(&Icmpv4Packet::new_checked(&buf[..n]).unwrap())
+        .expect("an emitted error parses");
     assert_eq!(repr, again);
 }
 

@@ -54,12 +54,26 @@ fn simulator_seeds_replay_and_regressions_pass() {
     let n = xtcp_fuzz::seeds::write_corpora(&dir).unwrap();
     assert!(n > 100, "{n} seed files");
     let mut ran = 0;
+    let (mut icmp, mut in_window) = (0, 0);
     for entry in std::fs::read_dir(dir.join("stack_receive")).unwrap() {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
-        Harness::new().run(&data);
+        let mut h = Harness::new();
+        h.run(&data);
+        let c = h.stack.counters();
+        icmp += c.icmp_received;
+        in_window += c.icmp_frag_needed;
         ran += 1;
     }
-    for t in ["wire_ethernet", "wire_ipv4", "wire_tcp", "wire_frame"] {
+    // The seeds reach the stack's ICMP path (a router's Frag Needed about its segments).
+    println!("seed replays: {icmp} ICMP messages, {in_window} Fragmentation Needed in window");
+    assert!(icmp > 0);
+    for t in [
+        "wire_ethernet",
+        "wire_ipv4",
+        "wire_icmpv4",
+        "wire_tcp",
+        "wire_frame",
+    ] {
         for entry in std::fs::read_dir(dir.join(t)).unwrap() {
             let data = std::fs::read(entry.unwrap().path()).unwrap();
             run_target(t, &data);
@@ -87,6 +101,7 @@ fn run_target(name: &str, data: &[u8]) {
         "wire_ethernet" => wire::ethernet(data),
         "wire_arp" => wire::arp(data),
         "wire_ipv4" => wire::ipv4(data),
+        "wire_icmpv4" => wire::icmpv4(data),
         "wire_tcp" => wire::tcp(data),
         "wire_tcp_options" => wire::tcp_options(data),
         "wire_frame" => wire::frame(data),

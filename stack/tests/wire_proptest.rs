@@ -6,6 +6,7 @@ use xtcp::wire::arp::{ArpPacket, ArpRepr};
 use xtcp::wire::checksum;
 use xtcp::wire::ethernet::{EthernetFrame, EthernetRepr};
 use xtcp::wire::frame::{emit_tcp6_frame, parse_icmpv6_frame, parse_tcp6_frame, tcp6_frame_len};
+use xtcp::wire::icmpv4::{self, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Unreachable};
 use xtcp::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
 use xtcp::wire::ipv4::{Ipv4Packet, Ipv4Repr};
 use xtcp::wire::ipv6::{Ipv6Packet, Ipv6Repr};
@@ -94,6 +95,18 @@ fn parse_everything(bytes: &[u8]) {
     let _ = TcpRepr::parse(&tcp, IP_A, IP_B);
     let _ = TcpRepr::parse_unverified(&tcp);
     for _ in TcpOptions::new(bytes) {}
+
+    if let Ok(p) = Icmpv4Packet::new_checked(bytes) {
+        let _ = (
+            p.msg_type(),
+            p.code(),
+            p.checksum(),
+            p.next_hop_mtu(),
+            p.data(),
+        );
+        let _ = p.verify_checksum();
+    }
+    let _ = Icmpv4Repr::parse(&Icmpv4Packet::new_unchecked(bytes));
 
     let _ = parse_tcp_frame(bytes);
     let d = describe_frame(bytes);
@@ -261,6 +274,39 @@ proptest! {
         parse_everything(&frame);
         refix_checksums(&mut frame);
         parse_everything(&frame);
+    }
+
+    /// ICMP errors with a checksum that verifies around a random quote, so the quote parser
+    /// sees more than checksum failures; what parses round-trips through `emit_error`.
+    #[test]
+    fn icmp_errors_with_random_quotes_never_panic(
+        msg_type in prop_oneof![Just(3u8), Just(11u8), any::<u8>()],
+        code in 0u8..16,
+        mtu in any::<u16>(),
+        ver_ihl in prop_oneof![Just(0x45u8), any::<u8>()],
+        quote in proptest::collection::vec(any::<u8>(), 0..80),
+    ) {
+        let mut quote = quote;
+        if let Some(b) = quote.first_mut() {
+            *b = ver_ihl;
+        }
+        if quote.len() > 9 {
+            quote[9] = 6;
+        }
+        let message = Icmpv4Message::DstUnreachable(Unreachable::FragNeeded { next_hop_mtu: mtu });
+        let mut buf = vec![0u8; 8 + quote.len()];
+        let n = icmpv4::emit_error(&mut buf, message, &quote).unwrap();
+        buf[0] = msg_type;
+        buf[1] = code;
+        buf[2..4].fill(0);
+        let sum = !checksum::data(&buf[..n]);
+        buf[2..4].copy_from_slice(&sum.to_be_bytes());
+        parse_everything(&buf);
+        if let Ok(r) = Icmpv4Repr::parse(&Icmpv4Packet::new_unchecked(&buf[..])) {
+            let mut again = vec![0u8; n];
+            icmpv4::emit_error(&mut again, r.message, &quote).unwrap();
+            prop_assert_eq!(Icmpv4Repr::parse(&Icmpv4Packet::new_unchecked(&again[..])), Ok(r));
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`pair`]: the exact-segment harness, a client connection against a server `Stack`;
 //! - [`rig`]: a server `Stack` driven by crafted client segments, for the scale tests;
 //! - [`bulk`]: node stacks for the simulator and a bulk-transfer host with checked streams;
+//! - [`icmp`]: ICMP error frames quoting a segment, and a simulated router with a smaller MTU;
 //! - [`veth`]: the privileged fixture: veth pairs in namespaces, raw frames, example servers,
 //!   and [`veth::skip`], which `scripts/test.sh` counts.
 //!
@@ -12,6 +13,7 @@
 //! feature (`Stack::set_next_isn`), which no production build has.
 
 pub mod bulk;
+pub mod icmp;
 pub mod pair;
 pub mod rig;
 pub mod seg;

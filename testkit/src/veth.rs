@@ -261,6 +261,160 @@ impl Veth {
     }
 }
 
+/// A third namespace behind side B, which routes between side A and it (see
+/// [`Veth::routed_peer`]); the namespace (and with it the link to B) is deleted on drop,
+/// which must come before the pair's (declare it after the [`Veth`]).
+pub struct Routed {
+    /// Namespace `<name>c`, holding interface `if_c` at `ip_c`.
+    pub ns_c: String,
+    pub if_c: String,
+    pub ip_c: String,
+    /// B's end of the link, in namespace `ns_b`, at `ip_bc`.
+    pub ns_b: String,
+    pub if_bc: String,
+    pub ip_bc: String,
+}
+
+impl Veth {
+    /// Makes side B a router between side A and a new namespace C: a veth `<name>r` (in B,
+    /// 10.79.X.1/24) to `<name>c` (in C, 10.79.X.2/24), X being the third octet of A's
+    /// address, both ends at `mtu`, offloads off as in `veth.sh`; IPv4 forwarding on in B
+    /// with ICMP rate limiting off; A routes 10.79.X.0/24 via B (with a permanent neighbour
+    /// entry for B, which is where the engine reads next hops); C routes A's subnet via B,
+    /// advertising `advmss` in its SYNs when given (a host behind a smaller link than the
+    /// path's other end otherwise advertises the smaller MSS and never meets the router's
+    /// MTU).
+    pub fn routed_peer(&self, mtu: u32, advmss: Option<u32>) -> Routed {
+        let octet = self
+            .ip_a
+            .split('.')
+            .nth(2)
+            .expect("IPv4 address")
+            .to_string();
+        let routed = Routed {
+            ns_c: format!("{}c", self.name),
+            if_c: format!("{}c", self.name),
+            ip_c: format!("10.79.{octet}.2"),
+            ns_b: self.ns_b.clone(),
+            if_bc: format!("{}r", self.name),
+            ip_bc: format!("10.79.{octet}.1"),
+        };
+        let run = |args: &[&str]| {
+            let out = Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["ip", "netns", "add", &routed.ns_c]);
+        // From here on the guard deletes the namespace, whatever fails below.
+        run(&["ip", "-n", &routed.ns_c, "link", "set", "lo", "up"]);
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &routed.if_bc,
+            "netns",
+            &self.ns_b,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &routed.if_c,
+            "netns",
+            &routed.ns_c,
+        ]);
+        let mtu = mtu.to_string();
+        for (ns, ifname, ip) in [
+            (&self.ns_b, &routed.if_bc, &routed.ip_bc),
+            (&routed.ns_c, &routed.if_c, &routed.ip_c),
+        ] {
+            let sysctl = format!("net.ipv6.conf.{ifname}.disable_ipv6=1");
+            run(&["ip", "netns", "exec", ns, "sysctl", "-qw", &sysctl]);
+            run(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "replace",
+                &format!("{ip}/24"),
+                "dev",
+                ifname,
+            ]);
+            let off = ["tx", "off", "tso", "off", "gso", "off", "gro", "off"];
+            let mut ethtool = vec!["ip", "netns", "exec", ns, "ethtool", "-K", ifname];
+            ethtool.extend(off);
+            run(&ethtool);
+            run(&[
+                "ip", "-n", ns, "link", "set", "dev", ifname, "mtu", &mtu, "up",
+            ]);
+        }
+        for knob in ["net.ipv4.ip_forward=1", "net.ipv4.icmp_ratelimit=0"] {
+            run(&["ip", "netns", "exec", &self.ns_b, "sysctl", "-qw", knob]);
+        }
+        let c_net = format!("10.79.{octet}.0/24");
+        run(&[
+            "ip", "-n", &self.ns_a, "route", "replace", &c_net, "via", &self.ip_b, "dev",
+            &self.if_a,
+        ]);
+        let mac_b = self.get("XT_MAC_B").to_string();
+        run(&[
+            "ip",
+            "-n",
+            &self.ns_a,
+            "neigh",
+            "replace",
+            &self.ip_b,
+            "lladdr",
+            &mac_b,
+            "dev",
+            &self.if_a,
+            "nud",
+            "permanent",
+        ]);
+        let a_net = format!("10.77.{octet}.0/24");
+        let mut route = vec![
+            "ip",
+            "-n",
+            &routed.ns_c,
+            "route",
+            "replace",
+            &a_net,
+            "via",
+            &routed.ip_bc,
+            "dev",
+            &routed.if_c,
+        ];
+        let advmss = advmss.map(|m| m.to_string());
+        if let Some(m) = &advmss {
+            route.extend(["advmss", m.as_str()]);
+        }
+        run(&route);
+        routed
+    }
+}
+
+impl Drop for Routed {
+    fn drop(&mut self) {
+        // B's end first, synchronously (it takes `if_c` with it): namespace deletion is
+        // asynchronous, and `veth.sh down` keeps a namespace B that still holds an interface.
+        let _ = Command::new("ip")
+            .args(["-n", &self.ns_b, "link", "del", &self.if_bc])
+            .output();
+        let ok = Command::new("ip")
+            .args(["netns", "del", &self.ns_c])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("warning: ip netns del {} failed", self.ns_c);
+        }
+    }
+}
+
 impl Drop for Veth {
     fn drop(&mut self) {
         let ok = Command::new(repo_root().join("scripts/veth.sh"))

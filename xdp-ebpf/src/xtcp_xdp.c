@@ -5,11 +5,15 @@
  * A frame is ours when it is Ethernet/IPv4/TCP, not an IP fragment, and its
  * (destination address, destination port) is a registered listener, or its
  * destination port lies in a registered port range (the local ports of our
- * active opens). Ours goes to the AF_XDP socket bound to the receive queue it
- * arrived on; a queue without a socket falls back to XDP_PASS through the
- * bpf_redirect_map() flags. Everything else - ARP, ICMP, IPv6, VLAN-tagged
- * frames, other TCP ports, fragments, malformed or truncated headers - gets
- * XDP_PASS, so the kernel keeps answering ARP and SSH keeps working.
+ * active opens). An ICMP error (Destination Unreachable, Time Exceeded) is
+ * ours when the TCP segment it quotes was one of ours: its source (address,
+ * port) is a listener or in a port range, as for TCP (RFC 5927: the stack
+ * then checks the quoted sequence number). Ours goes to the AF_XDP socket
+ * bound to the receive queue it arrived on; a queue without a socket falls
+ * back to XDP_PASS through the bpf_redirect_map() flags. Everything else -
+ * ARP, other ICMP (echo: the kernel answers ping), IPv6, VLAN-tagged frames,
+ * other TCP ports, fragments, malformed or truncated headers - gets XDP_PASS,
+ * so the kernel keeps answering ARP and SSH keeps working.
  *
  * Each frame increments exactly one per-CPU counter (see xtcp_maps.h).
  * Map layouts live in xtcp_maps.h, shared with the Rust loader.
@@ -93,6 +97,47 @@ static __always_inline int is_listener(__u32 daddr, __u16 dport)
 	return bpf_map_lookup_elem(&xtcp_listeners, &key) != 0;
 }
 
+/* The ICMP header (RFC 792): linux/icmp.h pulls in glibc's socket headers,
+ * which a BPF target cannot include. */
+struct icmp_hdr {
+	__u8 type;
+	__u8 code;
+	__be16 checksum;
+	__be32 rest; /* unused, or the next-hop MTU (RFC 1191) */
+};
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+
+/* An ICMP error at `icmp` (the IPv4 payload): ours when the TCP segment it
+ * quotes (IPv4 header, then at least 8 bytes, RFC 792) left from one of our
+ * listeners or active-open ports. Echo and the other ICMP types pass. */
+static __always_inline enum verdict try_icmp(struct icmp_hdr *icmp, void *data_end)
+{
+	if ((void *)(icmp + 1) > data_end)
+		return V_MALFORMED;
+	if (icmp->type != ICMP_DEST_UNREACH && icmp->type != ICMP_TIME_EXCEEDED)
+		return V_PASS;
+
+	struct iphdr *q = (void *)(icmp + 1);
+	if ((void *)(q + 1) > data_end)
+		return V_MALFORMED;
+	__u32 q_hlen = (__u32)q->ihl * 4;
+	if (q->version != 4 || q_hlen < sizeof(*q))
+		return V_MALFORMED;
+	if (q->protocol != IPPROTO_TCP || (q->frag_off & bpf_htons(IP_OFFSET)))
+		return V_PASS;
+	/* The quoted TCP header's first 8 bytes: ports and sequence number. */
+	__be16 *ports = (void *)q + q_hlen;
+	if ((void *)ports + 8 > data_end)
+		return V_MALFORMED;
+
+	__u32 saddr = bpf_ntohl(q->saddr);
+	__u16 sport = bpf_ntohs(ports[0]);
+	if (is_listener(saddr, sport) || port_in_ranges(saddr, sport))
+		return V_OURS;
+	return V_PASS;
+}
+
 static __always_inline enum verdict try_classify(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -118,10 +163,12 @@ static __always_inline enum verdict try_classify(struct xdp_md *ctx)
 	__u32 tot_len = bpf_ntohs(iph->tot_len);
 	if (tot_len < ip_hlen || (void *)iph + tot_len > data_end)
 		return V_MALFORMED;
-	if (iph->protocol != IPPROTO_TCP)
+	if (iph->protocol != IPPROTO_TCP && iph->protocol != IPPROTO_ICMP)
 		return V_PASS;
 	if (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return V_PASS;
+	if (iph->protocol == IPPROTO_ICMP)
+		return try_icmp((void *)iph + ip_hlen, data_end);
 
 	struct tcphdr *th = (void *)iph + ip_hlen;
 	if ((void *)(th + 1) > data_end)

@@ -443,6 +443,103 @@ fn malformed_frames_pass_and_count() {
     assert_eq!(run(&p, &syn.build()), XdpAction::Redirect);
 }
 
+/// An ICMP error (`icmp_type`, `code`) from a router to `LOCAL`, quoting a segment of
+/// protocol `proto` from `LOCAL:sport` to `PEER:40000` with `quoted` bytes of it after the
+/// 20-byte quoted IPv4 header (RFC 792 asks for 8). No checksums (the program reads none).
+fn icmp_error(icmp_type: u8, code: u8, proto: u8, sport: u16, quoted: usize) -> Vec<u8> {
+    let mut q = vec![0u8; 20 + quoted.max(8)];
+    q[0] = 0x45;
+    q[2..4].copy_from_slice(&1500u16.to_be_bytes());
+    q[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
+    q[9] = proto;
+    q[12..16].copy_from_slice(&LOCAL.octets());
+    q[16..20].copy_from_slice(&PEER.octets());
+    q[20..22].copy_from_slice(&sport.to_be_bytes());
+    q[22..24].copy_from_slice(&40000u16.to_be_bytes());
+    q[24..28].copy_from_slice(&7u32.to_be_bytes());
+    q.truncate(20 + quoted);
+    let mut icmp = vec![icmp_type, code, 0, 0, 0, 0, 0x05, 0x00]; // next-hop MTU 1280
+    icmp.extend_from_slice(&q);
+    let mut f = Frame {
+        proto: ICMP,
+        ..Frame::syn(LOCAL, 0)
+    }
+    .build();
+    f.truncate(14 + 20);
+    f[14 + 2..14 + 4].copy_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&icmp);
+    f
+}
+
+#[test]
+fn icmp_errors_about_our_flows_redirect() {
+    if !privileged("icmp_errors_about_our_flows_redirect") {
+        return;
+    }
+    let mut p = XdpProgram::load().unwrap();
+    let xsk = unbound_xsk();
+    p.register_xsk(0, xsk.as_raw_fd()).unwrap();
+    p.add_listener(LOCAL, 80).unwrap();
+    p.set_port_range(40000, 40999).unwrap();
+
+    let ours: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "Frag Needed about a listener's segment",
+            icmp_error(3, 4, TCP, 80, 8),
+        ),
+        (
+            "Port Unreachable about an active open",
+            icmp_error(3, 3, TCP, 40500, 8),
+        ),
+        (
+            "Time Exceeded about a listener's segment",
+            icmp_error(11, 0, TCP, 80, 8),
+        ),
+        ("a longer quote", icmp_error(3, 4, TCP, 80, 40)),
+    ];
+    for (name, frame) in &ours {
+        assert_eq!(run(&p, frame), XdpAction::Redirect, "{name}");
+    }
+    let not_ours: Vec<(&str, Vec<u8>)> = vec![
+        ("about another port", icmp_error(3, 4, TCP, 22, 8)),
+        ("about a UDP datagram", icmp_error(3, 3, 17, 80, 8)),
+        ("echo reply", icmp_error(0, 0, TCP, 80, 8)),
+        ("echo request", icmp_error(8, 0, TCP, 80, 8)),
+        ("redirect", icmp_error(5, 1, TCP, 80, 8)),
+    ];
+    for (name, frame) in &not_ours {
+        assert_eq!(run(&p, frame), XdpAction::Pass, "{name}");
+    }
+    let malformed: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "quote cut inside the TCP ports",
+            icmp_error(3, 4, TCP, 80, 3),
+        ),
+        (
+            "quote cut inside the sequence number",
+            icmp_error(3, 4, TCP, 80, 7),
+        ),
+        ("ICMP header only", {
+            let mut f = icmp_error(3, 4, TCP, 80, 8);
+            f.truncate(14 + 20 + 8);
+            f[14 + 2..14 + 4].copy_from_slice(&28u16.to_be_bytes());
+            f
+        }),
+    ];
+    for (name, frame) in &malformed {
+        assert_eq!(run(&p, frame), XdpAction::Pass, "{name}");
+    }
+    let c = p.counters().unwrap();
+    assert_eq!(
+        (c.redirected, c.passed, c.malformed),
+        (
+            ours.len() as u64,
+            not_ours.len() as u64,
+            malformed.len() as u64
+        )
+    );
+}
+
 // ---- real attachment on a veth pair in namespaces ------------------------------------------
 
 fn sh(args: &[&str]) -> String {

@@ -136,6 +136,14 @@ reported_counters!(
     retransmit_timeouts,
     timeouts,
     syn_recv_timeouts,
+    icmp_received,
+    icmp_malformed,
+    icmp_not_ours,
+    icmp_out_of_window,
+    icmp_frag_needed,
+    icmp_soft_errors,
+    icmp_ignored,
+    pmtu_decreases,
 );
 
 fn xsk_fields(x: &XskStats) -> [(&'static str, u64); 9] {

@@ -81,7 +81,7 @@ impl Stack {
             self.drain_pending_syns(now);
         }
         match step {
-            Step::Other => self.process_other(frame),
+            Step::Other => self.process_other(now, frame),
             Step::Park => self.pending_syns.push(PendingSyn {
                 tuple: tuple_of(&f),
                 seg: TcpRepr {

@@ -40,7 +40,8 @@
 //!   the final ACK that makes a connection;
 //! - `slots.rs`: the connection slab, orphans, `settle`, and event emission;
 //! - `egress.rs`: transmission of control replies and of connections;
-//! - `neighbor.rs`: the neighbour cache, ARP requests, retries and give-up, ARP input.
+//! - `neighbor.rs`: the neighbour cache, ARP requests, retries and give-up, ARP input;
+//! - `icmp.rs`: ICMP errors matched to connections (path MTU, soft errors, RFC 5927).
 //!
 //! # Structures
 //! - connections live in a slab indexed by the flow table (4-tuple → slot), split hot/cold
@@ -99,12 +100,15 @@ use crate::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpRepr};
 
 mod demux;
 mod egress;
+mod icmp;
 pub mod nd;
 mod neighbor;
 mod passive;
 mod slots;
 #[cfg(test)]
 mod tests;
+
+pub use self::icmp::{IcmpError, frag_needed_mtu};
 
 /// What a SYN queue overflow does (RFC 4987 §3.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,6 +466,8 @@ pub struct Stack {
     /// When connections waiting for ARP get another look (a retry or a give-up).
     arp_retry_at: Option<Instant>,
     waiting_arp: Vec<u32>,
+    /// Soft errors of finished active opens, for `soft_error` (`icmp.rs`).
+    soft_errors: VecDeque<(ConnHandle, crate::tcp::SoftError)>,
     counters: Counters,
     live_connections: usize,
     /// A one-shot ISN override (test support, see `set_next_isn`).
@@ -518,6 +524,7 @@ impl Stack {
             arp_requested: HashMap::new(),
             arp_retry_at: None,
             waiting_arp: Vec::new(),
+            soft_errors: VecDeque::with_capacity(icmp::SOFT_ERRORS_KEPT),
             counters: Counters::default(),
             live_connections: 0,
             next_isn: None,

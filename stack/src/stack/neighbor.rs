@@ -92,7 +92,8 @@ impl Stack {
         true
     }
 
-    pub(super) fn process_other(&mut self, frame: &[u8]) {
+    /// A frame that is not a TCP segment: ARP here, other IPv4 (ICMP) in `icmp.rs`.
+    pub(super) fn process_other(&mut self, now: Instant, frame: &[u8]) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.counters.rx_dropped_malformed += 1;
             return;
@@ -101,6 +102,9 @@ impl Stack {
             self.counters.rx_dropped_malformed += 1;
             return;
         };
+        if eth_repr.ethertype == EtherType::Ipv4 {
+            return self.process_ipv4_other(now, &eth_repr, eth.payload());
+        }
         if eth_repr.ethertype != EtherType::Arp {
             self.counters.rx_not_ours += 1;
             return;

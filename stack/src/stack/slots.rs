@@ -281,6 +281,12 @@ impl Stack {
         if finished {
             if !accepted {
                 conn.clear_events();
+            } else if let Some(e) = conn.soft_error() {
+                let h = ConnHandle {
+                    index,
+                    generation: meta.generation,
+                };
+                super::icmp::keep_soft_error(&mut self.soft_errors, h, e);
             }
             self.free_slot(index);
             return;

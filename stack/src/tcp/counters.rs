@@ -73,4 +73,25 @@ pub struct Counters {
     pub timeouts: u64,
     /// SYN-RECEIVED entries dropped after `synack_retries` unanswered SYN-ACKs.
     pub syn_recv_timeouts: u64,
+
+    // ICMP (RFC 5927; `stack/icmp.rs`). Every ICMP message to one of our addresses is
+    // counted in `icmp_received` and in exactly one of the others.
+    pub icmp_received: u64,
+    /// Truncated, bad checksum, or a quote that is not an IPv4 header.
+    pub icmp_malformed: u64,
+    /// Not an error about TCP (echo, redirect, ..., or a quote of another protocol), or
+    /// about no connection of ours (no flow, a SYN-RECEIVED entry).
+    pub icmp_not_ours: u64,
+    /// Errors about a connection whose quoted sequence number is outside SND.UNA..SND.NXT.
+    pub icmp_out_of_window: u64,
+    /// In-window Fragmentation Needed / Packet Too Big.
+    pub icmp_frag_needed: u64,
+    /// In-window Destination Unreachable remembered as a soft error (SYN-SENT).
+    pub icmp_soft_errors: u64,
+    /// In-window messages that change nothing: Time Exceeded, Destination Unreachable once
+    /// synchronized or of another code.
+    pub icmp_ignored: u64,
+    /// Fragmentation Needed / Packet Too Big that lowered a connection's MSS (the rest would
+    /// not have lowered it: an increase, or at the floor).
+    pub pmtu_decreases: u64,
 }

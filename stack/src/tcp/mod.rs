@@ -24,7 +24,8 @@ pub mod timer_wheel;
 
 pub use self::congestion::CongestionAlgorithm;
 pub use self::connection::{
-    ConnStats, Connection, Event, Keepalive, RttEstimator, State, TcpConfig, TcpError,
+    ConnStats, Connection, Event, IcmpOutcome, Keepalive, RttEstimator, SoftError, State,
+    TcpConfig, TcpError,
 };
 pub use self::counters::Counters;
 pub use self::isn::IsnGenerator;

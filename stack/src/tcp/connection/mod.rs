@@ -45,7 +45,9 @@
 //! - `timers.rs`: [`Connection::handle_timeout`] (retransmission, persist, keepalive, delayed
 //!   ACK, TIME-WAIT);
 //! - `output.rs`: [`Connection::poll_transmit`]: RST, SYN, ACK-only and data segments, and
-//!   the choice of what to (re)send.
+//!   the choice of what to (re)send;
+//! - `icmp.rs`: what ICMP may do (RFC 5927): lower the path MTU, leave a soft error in
+//!   SYN-SENT.
 
 use core::fmt;
 
@@ -59,6 +61,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
 
 mod config;
+mod icmp;
 mod input;
 mod output;
 mod rtt;
@@ -66,6 +69,7 @@ mod state;
 mod timers;
 
 pub use self::config::{Keepalive, TcpConfig};
+pub use self::icmp::{IcmpOutcome, SoftError};
 pub use self::rtt::RttEstimator;
 
 /// The RFC 9293 connection states (§3.3.2), with the RFC's names.
@@ -340,6 +344,10 @@ pub struct Connection {
     offered_wscale: Option<u8>,
     keepalive_sent: u8,
     keepalive_probe: bool,
+    /// An ICMP Destination Unreachable seen in SYN-SENT (`icmp.rs`).
+    soft_error: Option<SoftError>,
+    /// The MSS the path MTU allows (`icmp.rs`); `u16::MAX` until an ICMP lowers it.
+    path_mss: u16,
     /// The SYN was retransmitted: the initial window is one segment (RFC 5681 §3.1).
     syn_retransmitted: bool,
     iss: SeqNumber,
@@ -437,6 +445,8 @@ impl Connection {
             keepalive_at: None,
             keepalive_sent: 0,
             keepalive_probe: false,
+            soft_error: None,
+            path_mss: u16::MAX,
             ack_pending: false,
             dup_acks_owed: 0,
             ack_at: None,

@@ -38,6 +38,7 @@ impl Connection {
 
     pub(super) fn enter_established(&mut self, now: Instant) {
         self.state = State::Established;
+        self.soft_error = None;
         self.start_congestion_control();
         self.arm_keepalive(now);
         self.push_event(Event::Connected);
@@ -66,7 +67,8 @@ impl Connection {
         self.last_ack_sent = self.rcv_nxt;
         // RFC 9293 §3.7.1: MSS defaults to 536; never above what our MTU allows.
         let peer_mss = syn.max_seg_size.unwrap_or(536).max(64);
-        self.snd_mss = peer_mss.min(self.cfg.mss);
+        // An ICMP in SYN-SENT may have lowered the path MTU already (`icmp.rs`).
+        self.snd_mss = peer_mss.min(self.cfg.mss).min(self.path_mss);
         // Window scaling only if both sides offer it (RFC 7323 §2.2).
         match (syn.window_scale, self.offered_wscale) {
             (Some(peer), Some(ours)) => {
