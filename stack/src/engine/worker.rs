@@ -218,6 +218,7 @@ fn snapshot(
         // Only in snapshots (a getsockopt), never per iteration.
         napi_id: busy_poll::incoming_napi_id(link.fd()).unwrap_or(0),
         handoff,
+        neighbor: core.resolver.stats(),
     }
 }
 
@@ -360,8 +361,8 @@ fn run_on<A: App, L: CoreLink>(
         }
         busy |= deliver_events(&mut app, &mut core);
         app.on_tick(&mut Io { core: &mut core });
-        if !core.resolver.is_idle() {
-            core.resolver.poll(&mut core.stack, now, &mut failed);
+        core.resolver.poll(&mut core.stack, now, &mut failed);
+        if !failed.is_empty() {
             for h in failed.drain(..) {
                 let _ = core.stack.abort(h);
                 core.untrack(h);
