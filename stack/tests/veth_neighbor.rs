@@ -66,7 +66,10 @@ impl Opener {
             let (_, opened, got) = self.open.swap_remove(i);
             let ok = closed && got == MSG.len();
             let ended = Instant::now();
-            self.outcomes.lock().unwrap().push(Outcome { opened, ended, ok });
+            self.outcomes
+                .lock()
+                .unwrap()
+                .push(Outcome { opened, ended, ok });
         }
     }
 }
@@ -198,7 +201,10 @@ fn mac_change_mid_run() {
     let (outcomes, changed, stats) = run_opener(&veth, remote, 20, Duration::from_secs(8), || {
         let mac = mac_text(new_mac);
         ip(&ns_b, &["link", "set", "dev", &if_b, "address", &mac]);
-        ip(&ns_a, &["neigh", "replace", &ip_b, "lladdr", &mac, "dev", &if_a]);
+        ip(
+            &ns_a,
+            &["neigh", "replace", &ip_b, "lladdr", &mac, "dev", &if_a],
+        );
         Instant::now()
     });
     stop_server.store(true, Ordering::Relaxed);
@@ -228,7 +234,11 @@ fn mac_change_mid_run() {
     // Once the new MAC is in use, every later open succeeds.
     let settled = changed + Duration::from_secs(5);
     let late: Vec<&&Outcome> = after.iter().filter(|o| o.opened >= settled).collect();
-    assert!(late.len() >= 10, "only {} opens after the first 5 s", late.len());
+    assert!(
+        late.len() >= 10,
+        "only {} opens after the first 5 s",
+        late.len()
+    );
     assert!(late.iter().all(|o| o.ok), "late failures: {late:?}");
     assert!(n.changes >= 1, "the refresh saw no MAC change: {n:?}");
 }
@@ -241,10 +251,21 @@ fn gateway_route_is_followed() {
     let octet = veth.ip_a.split('.').nth(2).unwrap().to_string();
     // Behind the gateway (side B, which owns the address on its loopback).
     let far: Ipv4Addr = format!("10.79.{octet}.1").parse().unwrap();
-    ip(&veth.ns_b, &["addr", "add", &format!("{far}/32"), "dev", "lo"]);
+    ip(
+        &veth.ns_b,
+        &["addr", "add", &format!("{far}/32"), "dev", "lo"],
+    );
     ip(
         &veth.ns_a,
-        &["route", "add", &format!("10.79.{octet}.0/24"), "via", &veth.ip_b, "dev", &veth.if_a],
+        &[
+            "route",
+            "add",
+            &format!("10.79.{octet}.0/24"),
+            "via",
+            &veth.ip_b,
+            "dev",
+            &veth.if_a,
+        ],
     );
     // IPv6: a link between the two and a prefix behind B (resolution only: no engine).
     // `veth.sh` turns IPv6 off on the pair; on here.
@@ -253,10 +274,19 @@ fn gateway_route_is_followed() {
         let out = veth.exec(ns, "sysctl", &["-qw", &key]);
         assert!(out.status.success(), "sysctl {key}");
     }
-    ip(&veth.ns_a, &["addr", "add", "fd00:79::1/64", "dev", &veth.if_a, "nodad"]);
-    ip(&veth.ns_b, &["addr", "add", "fd00:79::2/64", "dev", &veth.if_b, "nodad"]);
+    ip(
+        &veth.ns_a,
+        &["addr", "add", "fd00:79::1/64", "dev", &veth.if_a, "nodad"],
+    );
+    ip(
+        &veth.ns_b,
+        &["addr", "add", "fd00:79::2/64", "dev", &veth.if_b, "nodad"],
+    );
     ip(&veth.ns_b, &["addr", "add", "fd00:7a::1/128", "dev", "lo"]);
-    ip(&veth.ns_a, &["-6", "route", "add", "fd00:7a::/64", "via", "fd00:79::2"]);
+    ip(
+        &veth.ns_a,
+        &["-6", "route", "add", "fd00:7a::/64", "via", "fd00:79::2"],
+    );
 
     let gw: IpAddr = veth.ip_b.parse().unwrap();
     let mac_b = EthernetAddress(veth.mac_b);

@@ -235,3 +235,97 @@ impl Stack {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::memory::{MemoryLink, MemoryLinkConfig};
+    use crate::stack::StackConfig;
+    use std::net::SocketAddrV4;
+
+    const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    const OLD: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    const NEW: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 3]);
+    const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn stack(now: Instant) -> Stack {
+        let cfg = StackConfig {
+            mac: MAC,
+            ips: vec![IP],
+            arp: false,
+            ..StackConfig::default()
+        };
+        Stack::new(cfg, now)
+    }
+
+    fn sent_to(link: &mut MemoryLink) -> Vec<EthernetAddress> {
+        let mut out = Vec::new();
+        link.drain_tx(|f| out.push(crate::wire::parse_tcp_frame(f).unwrap().eth.dst_addr));
+        out
+    }
+
+    #[test]
+    fn entries_age_and_static_ones_do_not() {
+        let t0 = Instant::from_secs(10);
+        let mut s = stack(t0);
+        assert_eq!(s.update_neighbor(t0, PEER, OLD), NeighborUpdate::New);
+        assert_eq!(s.update_neighbor(t0, PEER, OLD), NeighborUpdate::Confirmed);
+        assert_eq!(
+            s.cached_neighbor(t0 + (NEIGHBOR_LIFETIME - Duration::from_micros(1)), PEER),
+            Some(OLD)
+        );
+        assert_eq!(
+            s.cached_neighbor(t0 + NEIGHBOR_LIFETIME, PEER),
+            None,
+            "expired"
+        );
+        let t1 = t0 + NEIGHBOR_LIFETIME;
+        s.now = t1;
+        assert_eq!(s.neighbor(PEER), None);
+        assert_eq!(
+            s.update_neighbor(t1, PEER, OLD),
+            NeighborUpdate::New,
+            "after expiry"
+        );
+        assert_eq!(s.update_neighbor(t1, PEER, NEW), NeighborUpdate::Changed);
+        assert_eq!(s.neighbor(PEER), Some(NEW));
+        assert_eq!(
+            s.update_neighbor(t1, PEER, EthernetAddress::BROADCAST),
+            NeighborUpdate::Static,
+            "ignored"
+        );
+        // A static entry never ages and is not overwritten.
+        let other = Ipv4Addr::new(10, 0, 0, 3);
+        s.add_neighbor(other, OLD);
+        assert_eq!(s.update_neighbor(t1, other, NEW), NeighborUpdate::Static);
+        assert_eq!(
+            s.cached_neighbor(t1 + Duration::from_secs(1_000_000), other),
+            Some(OLD)
+        );
+    }
+
+    #[test]
+    fn a_changed_mac_repoints_live_connections() {
+        let t0 = Instant::from_secs(10);
+        let mut s = stack(t0);
+        let mut link = MemoryLink::new(MemoryLinkConfig::default());
+        s.update_neighbor(t0, PEER, OLD);
+        s.connect(t0, None, SocketAddrV4::new(PEER, 80)).unwrap();
+        s.poll(t0, &mut link);
+        assert_eq!(sent_to(&mut link), vec![OLD], "the SYN");
+        assert_eq!(s.update_neighbor(t0, PEER, NEW), NeighborUpdate::Changed);
+        // The SYN's retransmission (initial RTO 1 s) goes to the new MAC.
+        let t1 = t0 + Duration::from_secs(2);
+        s.poll(t1, &mut link);
+        assert_eq!(sent_to(&mut link), vec![NEW]);
+        // A new connection once the entry expired has no MAC: it waits (the engine's
+        // resolver asks the kernel) and sends nothing.
+        let t2 = t0 + NEIGHBOR_LIFETIME;
+        s.connect(t2, None, SocketAddrV4::new(PEER, 81)).unwrap();
+        s.poll(t2, &mut link);
+        let sent = sent_to(&mut link);
+        assert!(sent.iter().all(|&m| m == NEW), "{sent:?}");
+        assert!(s.waiting_arp.len() == 1, "waits for a neighbour");
+    }
+}
