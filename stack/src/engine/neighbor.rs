@@ -27,6 +27,10 @@
 //! Counters ([`ResolverStats`], in each core's stats): refreshes answered, MAC changes seen,
 //! refreshes that found no usable entry.
 //!
+//! Cost of an active open: a scan of the next hops in use and their destinations (linear:
+//! fine for the few gateways and peers a host talks to; thousands of distinct on-link peers
+//! would want an index), plus one netlink request when the hop is due for a refresh.
+//!
 //! Replies to passive opens need none of this: they reuse the incoming frame's MAC.
 
 use std::net::{IpAddr, Ipv4Addr};

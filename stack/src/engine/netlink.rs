@@ -182,6 +182,16 @@ pub fn ifindex(iface: &str) -> io::Result<u32> {
     Ok(i)
 }
 
+/// `f` again while a signal interrupts it (the engine's threads receive SIGINT/SIGTERM).
+fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
 /// A synchronous rtnetlink socket (see the module docs).
 pub struct Netlink {
     sock: Socket,
@@ -260,9 +270,9 @@ impl Netlink {
         req.finalize();
         let mut out = vec![0; req.buffer_len()];
         req.serialize(&mut out);
-        self.sock.send(&out, 0)?;
+        retry_eintr(|| self.sock.send(&out, 0))?;
         loop {
-            let n = self.sock.recv(&mut &mut self.buf[..], 0)?;
+            let n = retry_eintr(|| self.sock.recv(&mut &mut self.buf[..], 0))?;
             let mut off = 0;
             while off < n {
                 let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
