@@ -85,6 +85,7 @@ pub(crate) mod app;
 pub mod cli;
 pub mod handoff;
 pub mod neighbor;
+pub mod netlink;
 pub mod nic;
 mod stats;
 pub mod sys;

@@ -8,7 +8,9 @@
 //! `queue`, `core`, `connections`, `zero_copy`, `loops`, `idle_waits`, the work accounting
 //! (`busy_ns`, `loop_ns`, `wait_ns`, `busy_fraction`: see the `worker` module), `napi_id`,
 //! the frames handed between cores (`rx_handoffs_out`, `rx_handoffs_in`, `rx_handoff_drops`:
-//! see [`super::handoff`]; their totals are at the top level too), and the AF_XDP socket's
+//! see [`super::handoff`]; their totals are at the top level too), the neighbour cache's
+//! refreshes from the kernel (`neighbor_refreshes`, `neighbor_changes`, `neighbor_failures`:
+//! see [`super::neighbor`]), and the AF_XDP socket's
 //! counters under `"xsk"`. The top level also names the `poll_mode` in effect.
 //! TIME-WAIT memory: `time_wait_capacity` and `time_wait_reserved_bytes` (ring + index,
 //! reserved at start, resident as used) per core, and at the top level the reserved bytes
@@ -25,6 +27,7 @@ use serde_json::Value;
 use serde_json::ser::Formatter;
 
 use super::handoff::HandoffStats;
+use super::neighbor::ResolverStats;
 use crate::afxdp::XskStats;
 use crate::tcp::Counters;
 use crate::time::Duration;
@@ -69,6 +72,8 @@ pub struct CoreStats {
     /// Frames this core received for another core's connections and handed over, frames
     /// handed to it, and frames it could not hand over (see [`super::handoff`]).
     pub handoff: HandoffStats,
+    /// The neighbour cache's refreshes from the kernel (see [`super::neighbor`]).
+    pub neighbor: ResolverStats,
 }
 
 /// The latest snapshot of every core, and of the XDP program.
@@ -270,6 +275,9 @@ impl CoreStats {
         for (k, v) in handoff_fields(&self.handoff) {
             m.put(k, v);
         }
+        m.put("neighbor_refreshes", self.neighbor.refreshes);
+        m.put("neighbor_changes", self.neighbor.changes);
+        m.put("neighbor_failures", self.neighbor.failures);
         m.put("time_wait_capacity", self.time_wait_capacity);
         m.put("time_wait_reserved_bytes", self.time_wait_reserved_bytes);
         m.put(

@@ -281,6 +281,7 @@ fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -
         // Only in snapshots (a getsockopt), never per iteration.
         napi_id: busy_poll::incoming_napi_id(link.fd()).unwrap_or(0),
         handoff: core.handoff,
+        neighbor: core.resolver.stats(),
     }
 }
 
@@ -416,8 +417,8 @@ fn run_on<A: App, L: CoreLink>(
         }
         busy |= deliver_events(&mut app, &mut core);
         app.on_tick(&mut Io { core: &mut core });
-        if !core.resolver.is_idle() {
-            core.resolver.poll(&mut core.stack, now, &mut failed);
+        core.resolver.poll(&mut core.stack, now, &mut failed);
+        if !failed.is_empty() {
             for h in failed.drain(..) {
                 let _ = core.stack.abort(h);
                 core.untrack(h);

@@ -73,7 +73,7 @@ impl Stack {
         let tuple = conn.tuple();
         let dst_mac = match meta
             .peer_mac()
-            .or_else(|| self.neighbors.get(&tuple.remote_addr).copied())
+            .or_else(|| super::neighbor::lookup(&self.neighbors, now, tuple.remote_addr))
         {
             Some(m) => {
                 meta.peer_mac = m;

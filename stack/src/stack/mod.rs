@@ -103,6 +103,7 @@ mod egress;
 mod icmp;
 pub mod nd;
 mod neighbor;
+pub use neighbor::{NEIGHBOR_LIFETIME, NeighborUpdate};
 mod passive;
 mod slots;
 #[cfg(test)]
@@ -460,7 +461,7 @@ pub struct Stack {
     /// Oldest and newest orphan slot (`NIL` when none).
     orphan_head: u32,
     orphan_tail: u32,
-    neighbors: HashMap<Ipv4Addr, EthernetAddress>,
+    neighbors: HashMap<Ipv4Addr, neighbor::NeighborEntry>,
     /// ARP requests in progress: when the last one went out and how many were sent.
     arp_requested: HashMap<Ipv4Addr, (Instant, u8)>,
     /// When connections waiting for ARP get another look (a retry or a give-up).
@@ -624,13 +625,15 @@ impl Stack {
             .map_or(0, |l| l.syn_queue_len)
     }
 
-    /// Teaches the stack a neighbour's MAC (e.g. from the kernel's neighbour table).
+    /// Teaches the stack a neighbour's MAC for good (a static entry, never aged; for set-up
+    /// code and tests). Entries that age: [`Stack::update_neighbor`].
     pub fn add_neighbor(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
-        self.learn(ip, mac);
+        self.learn(ip, mac, None);
     }
 
+    /// The cached MAC for `ip`, unless its entry expired (see `neighbor.rs`).
     pub fn neighbor(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
-        self.neighbors.get(&ip).copied()
+        self.cached_neighbor(self.now, ip)
     }
 
     /// When `poll` must next be called even if no frame arrives.
@@ -777,7 +780,7 @@ impl Stack {
             self.counters.time_wait_reuses += 1;
         }
         let (iss, ts_offset) = self.take_isn(now, &tuple);
-        let mac = self.neighbors.get(&rip).copied();
+        let mac = self.cached_neighbor(now, rip);
         let h = self.insert_connection(tuple, mac, true, false, |tcp| {
             Connection::connect(tcp, tuple, iss, ts_offset, now)
         })?;

@@ -1,7 +1,21 @@
-//! Neighbours: the IPv4 → MAC cache, ARP requests with retries and the give-up, and ARP
-//! input (replies to requests for our addresses, learning from every ARP frame). A give-up
-//! is only reported (`Stack::await_neighbor` returns false); `Stack::neighbor_unreachable`
-//! in `slots.rs` acts on it.
+//! Neighbours: the IPv4 → MAC cache and its ageing, ARP requests with retries and the
+//! give-up, and ARP input (replies to requests for our addresses, learning from every ARP
+//! frame). A give-up is only reported (`Stack::await_neighbor` returns false);
+//! `Stack::neighbor_unreachable` in `slots.rs` acts on it.
+//!
+//! Ageing: an entry learned from ARP or given with [`Stack::update_neighbor`] may be used
+//! for [`NEIGHBOR_LIFETIME`] after it was last learned or confirmed (RFC 4861's
+//! REACHABLE_TIME base, 30 s); after that it is a miss, and the next connection that needs
+//! it asks again (ARP, or the engine's resolver). Entries given with
+//! [`Stack::add_neighbor`] never age (like the kernel's `permanent`), and neither ARP nor
+//! `update_neighbor` overwrites them. TCP progress does not extend an entry: the engine's
+//! resolver re-reads the kernel's entry for every next hop in use about once a second
+//! (`engine/neighbor.rs`), which confirms it and is what notices a changed MAC, so a
+//! confirmation hook on the per-segment path would buy nothing. A changed MAC also
+//! re-points the live connections to that address (one walk over the slots per change;
+//! changes are rare), since each connection keeps the MAC it first used.
+
+use std::collections::HashMap;
 
 use super::{Control, Stack};
 use crate::tcp::FourTuple;
@@ -10,10 +24,47 @@ use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
 use crate::wire::ethernet::{EtherType, EthernetFrame, EthernetRepr};
 use crate::wire::{EthernetAddress, Ipv4Addr};
 
+/// How long a learned or confirmed neighbour entry may be used (see the module docs).
+pub const NEIGHBOR_LIFETIME: Duration = Duration::from_secs(30);
+
+/// A neighbour cache entry: the MAC and until when it may be used (`None`: never ages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct NeighborEntry {
+    mac: EthernetAddress,
+    expires: Option<Instant>,
+}
+
+/// What [`Stack::update_neighbor`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighborUpdate {
+    /// No usable entry before (none, or an expired one).
+    New,
+    /// The same MAC: the entry's lifetime starts again.
+    Confirmed,
+    /// Another MAC than before: the entry and the live connections to the address use it.
+    Changed,
+    /// A static entry ([`Stack::add_neighbor`]) is left alone.
+    Static,
+}
+
 /// Interval between ARP requests for one neighbour, and how many go unanswered before the
 /// connections waiting for it end with `TimedOut` (like Linux's `mcast_solicit` = 3).
 const ARP_RETRY: Duration = Duration::from_secs(1);
 const ARP_ATTEMPTS: u8 = 3;
+
+/// The cached MAC for `ip` in `cache`, unless its entry expired by `now` (a free function so
+/// that callers holding a slot's metadata can borrow the cache beside it).
+#[inline]
+pub(super) fn lookup(
+    cache: &HashMap<Ipv4Addr, NeighborEntry>,
+    now: Instant,
+    ip: Ipv4Addr,
+) -> Option<EthernetAddress> {
+    cache
+        .get(&ip)
+        .filter(|e| e.expires.is_none_or(|t| now < t))
+        .map(|e| e.mac)
+}
 
 impl Stack {
     /// Slot `index` has something to send to `tuple.remote_addr` and no MAC for it: asks
@@ -44,18 +95,62 @@ impl Stack {
         }
     }
 
-    pub(super) fn learn(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+    /// The cached MAC for `ip`, unless its entry expired by `now`.
+    #[inline]
+    pub(super) fn cached_neighbor(&self, now: Instant, ip: Ipv4Addr) -> Option<EthernetAddress> {
+        lookup(&self.neighbors, now, ip)
+    }
+
+    /// Teaches the stack a neighbour's MAC that ages ([`NEIGHBOR_LIFETIME`] from `now`):
+    /// what the engine does with the kernel's neighbour entries. See the module docs.
+    pub fn update_neighbor(
+        &mut self,
+        now: Instant,
+        ip: Ipv4Addr,
+        mac: EthernetAddress,
+    ) -> NeighborUpdate {
+        self.learn(ip, mac, Some(now + NEIGHBOR_LIFETIME))
+    }
+
+    /// Enters `ip` → `mac` with the given expiry (`None`: static) and wakes the connections
+    /// waiting for a neighbour. Multicast and broadcast MACs are ignored.
+    pub(super) fn learn(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: EthernetAddress,
+        expires: Option<Instant>,
+    ) -> NeighborUpdate {
         if !mac.is_unicast() {
-            return;
+            return NeighborUpdate::Static;
         }
-        if self.neighbors.get(&ip) != Some(&mac) {
-            self.neighbors.insert(ip, mac);
+        let old = self.neighbors.get(&ip).copied();
+        let outcome = match old {
+            Some(e) if e.expires.is_none() && expires.is_some() => return NeighborUpdate::Static,
+            Some(e) if e.mac != mac => NeighborUpdate::Changed,
+            Some(e) if e.expires.is_none_or(|t| self.now < t) => NeighborUpdate::Confirmed,
+            _ => NeighborUpdate::New,
+        };
+        self.neighbors.insert(ip, NeighborEntry { mac, expires });
+        if outcome == NeighborUpdate::Changed {
+            self.repoint(ip, mac);
         }
         self.arp_requested.remove(&ip);
         if !self.waiting_arp.is_empty() {
             let waiting = core::mem::take(&mut self.waiting_arp);
             for index in waiting {
                 self.mark_dirty(index);
+            }
+        }
+        outcome
+    }
+
+    /// The live connections to `ip` that already picked a MAC send to `mac` from now on.
+    fn repoint(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+        for (meta, cell) in self.meta.iter_mut().zip(&self.conns) {
+            if meta.peer_mac().is_some()
+                && cell.0.as_ref().is_some_and(|c| c.tuple().remote_addr == ip)
+            {
+                meta.peer_mac = mac;
             }
         }
     }
@@ -128,7 +223,8 @@ impl Stack {
             self.counters.rx_not_ours += 1;
             return;
         }
-        self.learn(source_protocol_addr, source_hardware_addr);
+        let expires = Some(self.now + NEIGHBOR_LIFETIME);
+        self.learn(source_protocol_addr, source_hardware_addr, expires);
         if operation == ArpOperation::Request && self.cfg.arp {
             self.push_control(Control::Arp {
                 dst_mac: source_hardware_addr,
@@ -141,5 +237,99 @@ impl Stack {
                 },
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::memory::{MemoryLink, MemoryLinkConfig};
+    use crate::stack::StackConfig;
+    use std::net::SocketAddrV4;
+
+    const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    const OLD: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    const NEW: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 3]);
+    const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn stack(now: Instant) -> Stack {
+        let cfg = StackConfig {
+            mac: MAC,
+            ips: vec![IP],
+            arp: false,
+            ..StackConfig::default()
+        };
+        Stack::new(cfg, now)
+    }
+
+    fn sent_to(link: &mut MemoryLink) -> Vec<EthernetAddress> {
+        let mut out = Vec::new();
+        link.drain_tx(|f| out.push(crate::wire::parse_tcp_frame(f).unwrap().eth.dst_addr));
+        out
+    }
+
+    #[test]
+    fn entries_age_and_static_ones_do_not() {
+        let t0 = Instant::from_secs(10);
+        let mut s = stack(t0);
+        assert_eq!(s.update_neighbor(t0, PEER, OLD), NeighborUpdate::New);
+        assert_eq!(s.update_neighbor(t0, PEER, OLD), NeighborUpdate::Confirmed);
+        assert_eq!(
+            s.cached_neighbor(t0 + (NEIGHBOR_LIFETIME - Duration::from_micros(1)), PEER),
+            Some(OLD)
+        );
+        assert_eq!(
+            s.cached_neighbor(t0 + NEIGHBOR_LIFETIME, PEER),
+            None,
+            "expired"
+        );
+        let t1 = t0 + NEIGHBOR_LIFETIME;
+        s.now = t1;
+        assert_eq!(s.neighbor(PEER), None);
+        assert_eq!(
+            s.update_neighbor(t1, PEER, OLD),
+            NeighborUpdate::New,
+            "after expiry"
+        );
+        assert_eq!(s.update_neighbor(t1, PEER, NEW), NeighborUpdate::Changed);
+        assert_eq!(s.neighbor(PEER), Some(NEW));
+        assert_eq!(
+            s.update_neighbor(t1, PEER, EthernetAddress::BROADCAST),
+            NeighborUpdate::Static,
+            "ignored"
+        );
+        // A static entry never ages and is not overwritten.
+        let other = Ipv4Addr::new(10, 0, 0, 3);
+        s.add_neighbor(other, OLD);
+        assert_eq!(s.update_neighbor(t1, other, NEW), NeighborUpdate::Static);
+        assert_eq!(
+            s.cached_neighbor(t1 + Duration::from_secs(1_000_000), other),
+            Some(OLD)
+        );
+    }
+
+    #[test]
+    fn a_changed_mac_repoints_live_connections() {
+        let t0 = Instant::from_secs(10);
+        let mut s = stack(t0);
+        let mut link = MemoryLink::new(MemoryLinkConfig::default());
+        s.update_neighbor(t0, PEER, OLD);
+        s.connect(t0, None, SocketAddrV4::new(PEER, 80)).unwrap();
+        s.poll(t0, &mut link);
+        assert_eq!(sent_to(&mut link), vec![OLD], "the SYN");
+        assert_eq!(s.update_neighbor(t0, PEER, NEW), NeighborUpdate::Changed);
+        // The SYN's retransmission (initial RTO 1 s) goes to the new MAC.
+        let t1 = t0 + Duration::from_secs(2);
+        s.poll(t1, &mut link);
+        assert_eq!(sent_to(&mut link), vec![NEW]);
+        // A new connection once the entry expired has no MAC: it waits (the engine's
+        // resolver asks the kernel) and sends nothing.
+        let t2 = t0 + NEIGHBOR_LIFETIME;
+        s.connect(t2, None, SocketAddrV4::new(PEER, 81)).unwrap();
+        s.poll(t2, &mut link);
+        let sent = sent_to(&mut link);
+        assert!(sent.iter().all(|&m| m == NEW), "{sent:?}");
+        assert!(s.waiting_arp.len() == 1, "waits for a neighbour");
     }
 }
