@@ -1,5 +1,6 @@
 //! Neighbours: the IPv4 → MAC cache, ARP requests with retries and the give-up, and ARP
-//! input (replies to requests for our addresses, learning from every ARP frame). A give-up
+//! input (replies to requests for our addresses, learning from every ARP frame), in our
+//! VLAN only (`StackConfig::vlan`: ARP of another VLAN, or untagged, is counted and dropped). A give-up
 //! is only reported (`Stack::await_neighbor` returns false); `Stack::neighbor_unreachable`
 //! in `slots.rs` acts on it.
 
@@ -7,8 +8,8 @@ use super::{Control, Stack};
 use crate::tcp::FourTuple;
 use crate::time::{Duration, Instant};
 use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
-use crate::wire::ethernet::{EtherType, EthernetFrame, EthernetRepr};
-use crate::wire::{EthernetAddress, Ipv4Addr};
+use crate::wire::ethernet::EtherType;
+use crate::wire::{Error, EthernetAddress, Ipv4Addr, VlanId, parse_l2};
 
 /// Interval between ARP requests for one neighbour, and how many go unanswered before the
 /// connections waiting for it end with `TimedOut` (like Linux's `mcast_solicit` = 3).
@@ -92,20 +93,29 @@ impl Stack {
         true
     }
 
+    /// A frame that is not TCP over IPv4 (in our VLAN or another): ARP is handled, the rest
+    /// counted.
     pub(super) fn process_other(&mut self, frame: &[u8]) {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            self.counters.rx_dropped_malformed += 1;
-            return;
+        let l2 = match parse_l2(frame) {
+            Ok(l2) => l2,
+            Err(Error::Unsupported) => {
+                self.counters.rx_vlan_double_tagged += 1;
+                return;
+            }
+            Err(_) => {
+                self.counters.rx_dropped_malformed += 1;
+                return;
+            }
         };
-        let Ok(eth_repr) = EthernetRepr::parse(&eth) else {
-            self.counters.rx_dropped_malformed += 1;
+        if l2.vid() != self.cfg.vlan.map_or(0, VlanId::get) {
+            self.counters.rx_vlan_mismatch += 1;
             return;
-        };
-        if eth_repr.ethertype != EtherType::Arp {
+        }
+        if l2.ethertype() != EtherType::Arp {
             self.counters.rx_not_ours += 1;
             return;
         }
-        let Ok(pkt) = ArpPacket::new_checked(eth.payload()) else {
+        let Ok(pkt) = ArpPacket::new_checked(l2.payload) else {
             self.counters.rx_dropped_malformed += 1;
             return;
         };
