@@ -6,7 +6,9 @@
 //! - [`rig`]: a server `Stack` driven by crafted client segments, for the scale tests;
 //! - [`bulk`]: node stacks for the simulator and a bulk-transfer host with checked streams;
 //! - [`veth`]: the privileged fixture: veth pairs in namespaces, raw frames, example servers,
-//!   and [`veth::skip`], which `scripts/test.sh` counts.
+//!   and [`veth::skip`], which `scripts/test.sh` counts;
+//! - [`vlan_port`]: one side of a veth pair on an 802.1Q VLAN (tc programs, for kernels
+//!   without VLAN sub-interfaces).
 //!
 //! A dev-dependency of `xtcp` (and the load generator); it turns on xtcp's `test-hooks`
 //! feature (`Stack::set_next_isn`), which no production build has.
@@ -16,3 +18,4 @@ pub mod pair;
 pub mod rig;
 pub mod seg;
 pub mod veth;
+pub mod vlan_port;
