@@ -58,7 +58,8 @@ use xtcp::engine::sys as host;
 use xtcp::link::Link;
 use xtcp::tcp::{Event, TcpConfig};
 use xtcp::time::Instant;
-use xtcp::wire::{EthernetAddress, SeqNumber, TcpControl, TcpRepr, emit_tcp_frame};
+use xtcp::wire::vlan::TAG_LEN;
+use xtcp::wire::{EthernetAddress, SeqNumber, TcpControl, TcpRepr, VlanId, emit_tcp_frame_vlan};
 use xtcp::{ConnHandle, Stack, StackConfig, StackError};
 use xtcp_xdp_ebpf::{XdpMode, XdpSteering};
 
@@ -208,6 +209,9 @@ impl Backend for XtcpBackend {
         // stack's alone.
         let only = (spec.source_ips.is_empty()).then_some(sources[0]);
         steering
+            .set_vlan(spec.vlan.map(VlanId::get))
+            .map_err(|e| format!("XDP VLAN: {e}"))?;
+        steering
             .set_port_range_slot(0, only, *stack_ports.start(), hi)
             .map_err(|e| format!("XDP port range: {e}"))?;
 
@@ -252,6 +256,7 @@ impl Backend for XtcpBackend {
                 running: running.clone(),
                 flood,
                 secret,
+                vlan: spec.vlan,
             }));
         }
         self.steering = Some(steering);
@@ -274,6 +279,7 @@ struct XtcpWorker {
     running: Option<Arc<AtomicUsize>>,
     flood: Option<f64>,
     secret: [u8; 32],
+    vlan: Option<VlanId>,
 }
 
 impl Worker for XtcpWorker {
@@ -299,10 +305,16 @@ const TCP_ACK: u8 = 0x10;
 /// (destination port, flags) of an Ethernet/IPv4/TCP frame; `None` for anything else or a
 /// frame too short to tell. Never panics.
 fn tcp_port_flags(frame: &[u8]) -> Option<(u16, u8)> {
-    if frame.get(12..14)? != [0x08, 0x00] || *frame.get(23)? != 6 {
+    // One 802.1Q tag (--vlan) moves the IPv4 header 4 bytes on.
+    let l3 = if frame.get(12..14)? == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
+    if frame.get(l3 - 2..l3)? != [0x08, 0x00] || *frame.get(l3 + 9)? != 6 {
         return None;
     }
-    let t = 14 + usize::from(frame.get(14)? & 0x0f) * 4;
+    let t = l3 + usize::from(frame.get(l3)? & 0x0f) * 4;
     let port = u16::from_be_bytes([*frame.get(t + 2)?, *frame.get(t + 3)?]);
     Some((port, *frame.get(t + 13)?))
 }
@@ -431,6 +443,7 @@ struct Client {
     handoff: HandoffStats,
     mac: EthernetAddress,
     server_mac: EthernetAddress,
+    vlan: Option<VlanId>,
     sources: Vec<Ipv4Addr>,
     src_next: usize,
     /// Indexed by the stack's slot index ([`ConnHandle::index`]).
@@ -456,7 +469,12 @@ impl Client {
         let cfg = StackConfig {
             mac: w.mac,
             ips: w.sources.clone(),
-            tcp: TcpConfig::default(),
+            vlan: w.vlan,
+            // A tag takes 4 bytes of the frame the default MSS fills.
+            tcp: TcpConfig {
+                mss: TcpConfig::default().mss - if w.vlan.is_some() { TAG_LEN as u16 } else { 0 },
+                ..TcpConfig::default()
+            },
             max_connections: 2 * MAX_INFLIGHT as usize,
             max_syn_recv: 1024,
             ephemeral_ports: w.ports.clone(),
@@ -496,6 +514,7 @@ impl Client {
             handoff: HandoffStats::default(),
             mac: w.mac,
             server_mac: w.server_mac,
+            vlan: w.vlan,
             src_next: ctx.index,
             sources: w.sources,
             conns: Vec::new(),
@@ -667,7 +686,7 @@ impl Client {
         let Some(f) = &mut self.flood else {
             return;
         };
-        let (mac, server_mac) = (self.mac, self.server_mac);
+        let (mac, server_mac, vlan) = (self.mac, self.server_mac, self.vlan);
         let span = u32::from(*FLOOD_PORTS.end() - *FLOOD_PORTS.start()) + 1;
         let mut budget = MAX_STARTS_PER_TURN;
         while budget > 0 {
@@ -694,10 +713,9 @@ impl Client {
                 ..TcpRepr::default()
             };
             let dst = *f.target.ip();
-            let sent = self
-                .tap
-                .link
-                .transmit(|buf| emit_tcp_frame(buf, mac, server_mac, src, dst, &syn).unwrap_or(0));
+            let sent = self.tap.link.transmit(|buf| {
+                emit_tcp_frame_vlan(buf, vlan, mac, server_mac, src, dst, &syn).unwrap_or(0)
+            });
             if sent && self.rec.is_measured(due) {
                 self.rec.add(Counter::FloodSent, 1);
             }
@@ -988,6 +1006,7 @@ impl Host for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xtcp::wire::emit_tcp_frame;
 
     #[test]
     fn slices_are_disjoint_and_cover() {
@@ -1030,6 +1049,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(tcp_port_flags(&buf[..n]), Some((61001, TCP_SYN | TCP_ACK)));
+        let mut tagged = buf[..n].to_vec();
+        tagged.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+        assert_eq!(tcp_port_flags(&tagged), Some((61001, TCP_SYN | TCP_ACK)));
+        for k in 0..44 {
+            assert_eq!(tcp_port_flags(&tagged[..k]), None, "tagged, len {k}");
+        }
         // Truncated and non-TCP frames are not classified, and never panic.
         for k in 0..40 {
             assert_eq!(tcp_port_flags(&buf[..k]), None, "len {k}");
