@@ -164,6 +164,11 @@ pub fn write_corpora(dir: &Path) -> std::io::Result<usize> {
             let name = format!("sim{seed}-{i:04}");
             put("wire_ethernet", name.clone(), frame)?;
             put("wire_frame", name.clone(), frame)?;
+            // The same frame on VLAN 100 (PCP 5), so the fuzzer starts from tagged frames too.
+            let mut tagged = frame.clone();
+            tagged.splice(12..12, [0x81, 0x00, 0xa0, 0x64]);
+            put("wire_ethernet", format!("{name}-vlan"), &tagged)?;
+            put("wire_frame", format!("{name}-vlan"), &tagged)?;
             if frame.len() > 14 {
                 let l3 = &frame[14..];
                 if frame[12..14] == [0x08, 0x06] {

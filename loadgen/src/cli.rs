@@ -105,6 +105,10 @@ pub struct RunArgs {
     /// Interface for the xtcp backend.
     #[arg(long, value_name = "IFACE")]
     pub iface: Option<String>,
+    /// xtcp backend: the 802.1Q VLAN (1-4094) the client addresses live on: only frames
+    /// tagged with it are steered, and everything sent carries the tag.
+    #[arg(long, value_name = "ID")]
+    pub vlan: Option<xtcp::wire::VlanId>,
     /// Also send this many spoofed SYNs per second from random addresses of the --src-ip
     /// prefix (xtcp backend): the report then gives the legitimate connections' success rate
     /// under attack.

@@ -78,6 +78,7 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
         measure_start_ns: warmup_ns,
         end_ns: warmup_ns + duration_ns,
         pcap: args.pcap.clone(),
+        vlan: args.vlan,
     };
     let workers = backend.prepare(&spec)?;
     if workers.len() != spec.workers() {

@@ -32,12 +32,17 @@ struct Server {
 
 impl Server {
     fn start(v: &Veth, mode: &str, tag: &str) -> Server {
+        Self::start_at(v, v.get("XT_IP_B"), mode, tag)
+    }
+
+    /// As [`Server::start`], listening on `ip` (an address of namespace B).
+    fn start_at(v: &Veth, ip: &str, mode: &str, tag: &str) -> Server {
         let stats = tmp(&format!("server-{tag}.json"));
         let _ = std::fs::remove_file(&stats);
         // `ip netns exec` execs the server, so the child's PID is the server's.
         let child = Command::new("ip")
             .args(["netns", "exec", v.get("XT_NS_B"), BIN, "kernel-server"])
-            .args(["--ip", v.get("XT_IP_B"), "--port", "8080", "--mode", mode])
+            .args(["--ip", ip, "--port", "8080", "--mode", mode])
             .args(["--cores", "1", "--stats"])
             .arg(&stats)
             .stdout(Stdio::null())
@@ -504,4 +509,66 @@ fn pcap_capture_has_every_handshake_and_fin() {
         }
     }
     assert_eq!(sets.map(|s| s.len()), [10; 4], "SYN, SYN-ACK, FIN each way");
+}
+
+/// `--vlan 100`: the load generator's stack on VLAN 100 against a Linux server on the same
+/// VLAN (both ends VLAN members for 10.79.X.0/24 through `xtcp_testkit::vlan_port`, the tag
+/// in the frame). Every connection completes and the server accepts as many.
+#[test]
+fn vlan_connections_complete() {
+    if skip("vlan_connections_complete") {
+        return;
+    }
+    if let Some(why) = xtcp_testkit::vlan_port::unavailable() {
+        veth::skip("vlan_connections_complete", &why);
+        return;
+    }
+    let _g = serial();
+    let v = Veth::up("lv", 1);
+    let octet: u8 = v.ip_a.split('.').nth(2).unwrap().parse().unwrap();
+    let (ip_a, ip_b) = (format!("10.79.{octet}.1"), format!("10.79.{octet}.2"));
+    for (ns, ifname, ip) in [(&v.ns_a, &v.if_a, &ip_a), (&v.ns_b, &v.if_b, &ip_b)] {
+        let out = v.exec(
+            ns,
+            "ip",
+            &["addr", "add", &format!("{ip}/24"), "dev", ifname],
+        );
+        assert!(out.status.success(), "ip addr add {ip}");
+        let net = std::net::Ipv4Addr::new(10, 79, octet, 0);
+        xtcp_testkit::vlan_port::vlan_port(ns, ifname, 100, net, 24)
+            .unwrap_or_else(|e| panic!("VLAN port: {e}"));
+    }
+    let srv = Server::start_at(&v, &ip_b, "echo", "lv");
+    let target = format!("{ip_b}:8080");
+    let out = loadgen(
+        &v,
+        "lv",
+        &[
+            "--target",
+            &target,
+            "--workload",
+            "connect",
+            "--duration",
+            "2",
+            "--concurrency",
+            "16",
+            "--src-ip",
+            &ip_a,
+            "--vlan",
+            "100",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(out.ok, "run failed: {}", out.stderr);
+    let j = out.json.unwrap();
+    let s = srv.settled_stats();
+    let (completed, failed) = (u(&j, "connections.completed"), u(&j, "connections.failed"));
+    assert_eq!(failed, 0, "failures on the VLAN: {}", j["failed_by_cause"]);
+    assert!(completed > 500, "too few connections: {completed}");
+    let accepted = u(&s, "accepted");
+    assert!(
+        within(completed, accepted, 0.001),
+        "loadgen completed {completed}, server accepted {accepted}"
+    );
+    eprintln!("xtcp backend on VLAN 100: {completed} connections in 2 s, none failed");
 }

@@ -11,9 +11,10 @@ use xtcp::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
 use xtcp::wire::ipv4::{Ipv4Packet, Ipv4Repr};
 use xtcp::wire::ipv6::{Ipv6Packet, Ipv6Repr};
 use xtcp::wire::tcp::{TcpOptions, TcpPacket};
+use xtcp::wire::vlan::{VlanPacket, VlanRepr};
 use xtcp::wire::{
-    EthernetAddress, Ipv4Addr, Ipv6Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp,
-    describe_frame, emit_tcp_frame, parse_tcp_frame, tcp_frame_len,
+    EthernetAddress, Ipv4Addr, Ipv6Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp, VlanId,
+    describe_frame, emit_tcp_frame, emit_tcp_frame_vlan, parse_l2, parse_tcp_frame, tcp_frame_len,
 };
 
 const MAC_A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
@@ -107,6 +108,18 @@ fn parse_everything(bytes: &[u8]) {
         let _ = p.verify_checksum();
     }
     let _ = Icmpv4Repr::parse(&Icmpv4Packet::new_unchecked(bytes));
+    if let Ok(p) = VlanPacket::new_checked(bytes) {
+        let _ = (
+            p.tci(),
+            p.pcp(),
+            p.dei(),
+            p.vid(),
+            p.ethertype(),
+            p.payload(),
+        );
+    }
+    let _ = VlanRepr::parse(&VlanPacket::new_unchecked(bytes));
+    let _ = parse_l2(bytes);
 
     let _ = parse_tcp_frame(bytes);
     let d = describe_frame(bytes);
@@ -416,6 +429,29 @@ proptest! {
         let cut = cut % frame.len();
         prop_assert!(parse_tcp6_frame(&frame[..cut]).is_err());
         parse_everything(&frame[..cut]);
+    }
+
+    /// A tagged frame is the untagged one with the tag after the MACs, and parses to the same
+    /// segment with its VID; cut anywhere, it is an error, never a panic.
+    #[test]
+    fn tagged_round_trip(repr in tcp_repr(&PAYLOAD[..64]), vid in 1u16..4095, cut in any::<usize>()) {
+        let expected = expected_after_round_trip(&repr);
+        let plain = emit_frame(&repr);
+        let mut frame = vec![0u8; plain.len() + 4];
+        let vlan = VlanId::new(vid);
+        let n = emit_tcp_frame_vlan(&mut frame, vlan, MAC_A, MAC_B, IP_A, IP_B, &repr).unwrap();
+        prop_assert_eq!(n, plain.len() + 4);
+        prop_assert_eq!(&frame[..12], &plain[..12]);
+        prop_assert_eq!(&frame[12..16], &[0x81, 0x00, (vid >> 8) as u8, vid as u8][..]);
+        prop_assert_eq!(&frame[16..], &plain[12..]);
+        let parsed = parse_tcp_frame(&frame).unwrap();
+        prop_assert_eq!(parsed.tcp, expected);
+        prop_assert_eq!(parsed.vlan.map(|t| t.vid), Some(vid));
+        let c = cut % n;
+        prop_assert!(parse_tcp_frame(&frame[..c]).is_err());
+        parse_everything(&frame[..c]);
+        let mut short = vec![0u8; n - 1 - cut % 40.min(n - 1)];
+        prop_assert!(emit_tcp_frame_vlan(&mut short, vlan, MAC_A, MAC_B, IP_A, IP_B, &repr).is_err());
     }
 
     #[test]

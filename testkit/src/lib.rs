@@ -7,7 +7,9 @@
 //! - [`bulk`]: node stacks for the simulator and a bulk-transfer host with checked streams;
 //! - [`icmp`]: ICMP error frames quoting a segment, and a simulated router with a smaller MTU;
 //! - [`veth`]: the privileged fixture: veth pairs in namespaces, raw frames, example servers,
-//!   and [`veth::skip`], which `scripts/test.sh` counts.
+//!   and [`veth::skip`], which `scripts/test.sh` counts;
+//! - [`vlan_port`]: one side of a veth pair on an 802.1Q VLAN (tc programs, for kernels
+//!   without VLAN sub-interfaces).
 //!
 //! A dev-dependency of `xtcp` (and the load generator); it turns on xtcp's `test-hooks`
 //! feature (`Stack::set_next_isn`), which no production build has.
@@ -18,3 +20,4 @@ pub mod pair;
 pub mod rig;
 pub mod seg;
 pub mod veth;
+pub mod vlan_port;

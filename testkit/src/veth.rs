@@ -503,6 +503,13 @@ impl Server {
         )
     }
 
+    /// As [`Server::start`], serving `ip` (e.g. an address on a VLAN of `veth.if_a`)
+    /// instead of `veth.ip_a`.
+    pub fn start_ip(name: &str, veth: &Veth, ip: &str, port: u16, extra: &[&str]) -> Server {
+        let stats = std::env::temp_dir().join(format!("xtcp-{}-stats.json", veth.name));
+        Self::start_in(name, (&veth.ns_a, &veth.if_a, ip), stats, port, extra)
+    }
+
     /// As [`Server::start`], on side B (`veth.ns_b`, `veth.if_b`, `veth.ip_b`): for tests
     /// whose xtcp client runs on side A.
     pub fn start_b(name: &str, veth: &Veth, port: u16, extra: &[&str]) -> Server {

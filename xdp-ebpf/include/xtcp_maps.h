@@ -43,6 +43,13 @@ struct xtcp_port_range {
 	__u32 enabled; /* 0 = slot unused (u32, not bool: no hidden padding) */
 };
 
+/* ---- xtcp_vlan: BPF_MAP_TYPE_ARRAY, 1 slot (index 0) -> __u32 VID --------
+ * The 802.1Q VLAN the stack lives on. 0 (the default): only untagged frames
+ * (and VID 0 priority-tagged ones) are steered; VLAN-tagged frames pass.
+ * 1..4094: only frames carrying exactly one 802.1Q tag (TPID 0x8100) with
+ * this VID are steered; untagged frames, other VIDs and double tags pass. */
+#define XTCP_VLAN_SLOTS 1
+
 /* ---- xtcp_xsks: BPF_MAP_TYPE_XSKMAP, rx queue index -> AF_XDP socket ---- */
 #define XTCP_MAX_QUEUES 64
 

@@ -12,6 +12,7 @@ pub const PORT_RANGE_ENABLED: usize = 8;
 pub const MAX_LISTENERS: usize = 1024;
 pub const PORT_RANGE_SLOTS: usize = 4;
 pub const MAX_QUEUES: usize = 64;
+pub const VLAN_SLOTS: usize = 1;
 pub const CNT_REDIRECTED: usize = 0;
 pub const CNT_PASSED: usize = 1;
 pub const CNT_MALFORMED: usize = 2;

@@ -9,8 +9,11 @@
 //! - its destination port lies in a registered port range (the local ports of our active
 //!   opens), optionally restricted to one local address.
 //!
-//! Everything else gets `XDP_PASS`: ARP, ICMP, IPv6, non-TCP, other ports, IP fragments and
-//! malformed or truncated headers. A steered frame on a queue without a registered socket also
+//! With a VLAN set ([`XdpProgram::set_vlan`]) only frames carrying one 802.1Q tag with that
+//! VID are steered; without one, only untagged (and VID 0 priority-tagged) frames.
+//!
+//! Everything else gets `XDP_PASS`: ARP, ICMP, IPv6, non-TCP, other ports, other VLANs,
+//! double-tagged frames, IP fragments and malformed or truncated headers. A steered frame on a queue without a registered socket also
 //! gets `XDP_PASS` (the kernel then answers it, typically with a RST), counted as `no_socket`.
 //! Every frame increments exactly one counter of [`XdpCounters`].
 //!
@@ -47,6 +50,8 @@ pub const PROGRAM_NAME: &str = "xtcp_xdp";
 pub const LISTENERS_MAP: &str = "xtcp_listeners";
 /// Array map: slot → [`PortRange`].
 pub const PORT_RANGE_MAP: &str = "xtcp_port_range";
+/// Array map, one slot: the VLAN ID frames must carry to be steered (0: untagged).
+pub const VLAN_MAP: &str = "xtcp_vlan";
 /// XSKMAP: receive queue index → AF_XDP socket.
 pub const XSKS_MAP: &str = "xtcp_xsks";
 /// Per-CPU array: counter index → `u64`.
@@ -118,6 +123,8 @@ const _: () = {
     assert!(offset_of!(PortRange, enabled) == layout::PORT_RANGE_ENABLED);
     // XdpCounters has one field per counter of the header's enum xtcp_counter.
     assert!(layout::CNT_MAX == 4);
+    // set_vlan writes slot 0 of a one-slot array.
+    assert!(layout::VLAN_SLOTS == 1);
     // No implicit padding: the field sizes add up to the struct size.
     assert!(size_of::<ListenerKey>() == 4 + 2 + 2);
     assert!(size_of::<PortRange>() == 4 + 2 + 2 + 4);
@@ -226,6 +233,8 @@ pub enum XdpError {
     SlotOutOfRange(u32),
     /// Queue index beyond [`MAX_QUEUES`].
     QueueOutOfRange(u32),
+    /// A VLAN ID outside 1..=4094.
+    InvalidVlan(u16),
     /// `BPF_PROG_TEST_RUN` failed.
     TestRun(ProgramError),
 }
@@ -274,6 +283,7 @@ impl fmt::Display for XdpError {
                 "queue {q} out of range (the XSKMAP holds queues 0..{MAX_QUEUES})"
             ),
             Self::TestRun(e) => write!(f, "BPF_PROG_TEST_RUN failed: {e}"),
+            Self::InvalidVlan(v) => write!(f, "VLAN ID {v} out of range (1..=4094)"),
         }
     }
 }
@@ -301,6 +311,7 @@ pub struct XdpProgram {
     ebpf: Ebpf,
     listeners: HashMap<MapData, ListenerKey, u32>,
     ranges: Array<MapData, PortRange>,
+    vlan: Array<MapData, u32>,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
 }
@@ -328,12 +339,14 @@ impl XdpProgram {
             |name: &'static str| move |e: MapError| XdpError::WrongType(name, e.to_string());
         let listeners = HashMap::try_from(take(LISTENERS_MAP)?).map_err(wrong(LISTENERS_MAP))?;
         let ranges = Array::try_from(take(PORT_RANGE_MAP)?).map_err(wrong(PORT_RANGE_MAP))?;
+        let vlan = Array::try_from(take(VLAN_MAP)?).map_err(wrong(VLAN_MAP))?;
         let xsks = XskMap::try_from(take(XSKS_MAP)?).map_err(wrong(XSKS_MAP))?;
         let counters = PerCpuArray::try_from(take(COUNTERS_MAP)?).map_err(wrong(COUNTERS_MAP))?;
         Ok(Self {
             ebpf,
             listeners,
             ranges,
+            vlan,
             xsks,
             counters,
         })
@@ -412,6 +425,18 @@ impl XdpProgram {
         self.ranges
             .set(slot, range, 0)
             .map_err(map_err("setting a port range"))
+    }
+
+    /// Steers only frames of VLAN `vid` (one 802.1Q tag with this VID), or with `None`
+    /// (the default) only untagged ones; the others pass to the kernel.
+    pub fn set_vlan(&mut self, vid: Option<u16>) -> Result<(), XdpError> {
+        let v = vid.unwrap_or(0);
+        if vid.is_some() && !(1..=4094).contains(&v) {
+            return Err(XdpError::InvalidVlan(v));
+        }
+        self.vlan
+            .set(0, u32::from(v), 0)
+            .map_err(map_err("setting the VLAN"))
     }
 
     /// Registers the AF_XDP socket `fd` for receive queue `queue`. The map holds its own
@@ -574,6 +599,11 @@ impl XdpSteering {
     /// See [`XdpProgram::clear_port_range_slot`].
     pub fn clear_port_range_slot(&mut self, slot: u32) -> Result<(), XdpError> {
         self.prog.clear_port_range_slot(slot)
+    }
+
+    /// See [`XdpProgram::set_vlan`].
+    pub fn set_vlan(&mut self, vid: Option<u16>) -> Result<(), XdpError> {
+        self.prog.set_vlan(vid)
     }
 
     /// See [`XdpProgram::register_xsk`].

@@ -2,18 +2,24 @@
 /*
  * xtcp_xdp.c - steers xtcp's TCP segments into AF_XDP sockets.
  *
- * A frame is ours when it is Ethernet/IPv4/TCP, not an IP fragment, and its
- * (destination address, destination port) is a registered listener, or its
- * destination port lies in a registered port range (the local ports of our
- * active opens). An ICMP error (Destination Unreachable, Time Exceeded) is
- * ours when the TCP segment it quotes was one of ours: its source (address,
- * port) is a listener or in a port range, as for TCP (RFC 5927: the stack
- * then checks the quoted sequence number). Ours goes to the AF_XDP socket
- * bound to the receive queue it arrived on; a queue without a socket falls
- * back to XDP_PASS through the bpf_redirect_map() flags. Everything else -
- * ARP, other ICMP (echo: the kernel answers ping), IPv6, VLAN-tagged frames,
- * other TCP ports, fragments, malformed or truncated headers - gets XDP_PASS,
- * so the kernel keeps answering ARP and SSH keeps working.
+ * A frame is ours when it is Ethernet/IPv4/TCP in our VLAN (untagged, or one
+ * 802.1Q tag with the VID in xtcp_vlan when that is set), not an IP fragment,
+ * and its (destination address, destination port) is a registered listener,
+ * or its destination port lies in a registered port range (the local ports of
+ * our active opens). An ICMP error (Destination Unreachable, Time Exceeded),
+ * in our VLAN as above, is ours when the TCP segment it quotes was one of
+ * ours: its source (address, port) is a listener or in a port range, as for
+ * TCP (RFC 5927: the stack then checks the quoted sequence number). Ours goes
+ * to the AF_XDP socket bound to the receive queue it arrived on; a queue
+ * without a socket falls back to XDP_PASS through the bpf_redirect_map()
+ * flags. Everything else - ARP, other ICMP (echo: the kernel answers ping),
+ * IPv6, frames of another VLAN, double-tagged frames, other TCP ports,
+ * fragments, malformed or truncated headers - gets XDP_PASS, so the kernel
+ * keeps answering ARP and SSH keeps working.
+ *
+ * The tag must be in the frame: a driver that strips it into metadata (NIC
+ * rx-vlan-offload; on veth, the sending side's tx-vlan-offload) hides it from
+ * XDP and AF_XDP, and such frames look untagged here. See docs/engine.md.
  *
  * Each frame increments exactly one per-CPU counter (see xtcp_maps.h).
  * Map layouts live in xtcp_maps.h, shared with the Rust loader.
@@ -41,6 +47,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xtcp_port_range);
 } xtcp_port_range SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XTCP_VLAN_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} xtcp_vlan SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -138,6 +151,24 @@ static __always_inline enum verdict try_icmp(struct icmp_hdr *icmp, void *data_e
 	return V_PASS;
 }
 
+/* An 802.1Q tag after the MAC addresses (the kernel's struct vlan_hdr is not
+ * in the UAPI headers): tag control information (PCP:3 DEI:1 VID:12), then the
+ * EtherType of what it carries. */
+struct tag_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+#define VID_MASK 0x0fff
+
+/* The configured VID, 0 for none. */
+static __always_inline __u32 our_vid(void)
+{
+	__u32 slot = 0;
+	__u32 *vid = bpf_map_lookup_elem(&xtcp_vlan, &slot);
+
+	return vid ? *vid : 0;
+}
+
 static __always_inline enum verdict try_classify(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -146,10 +177,26 @@ static __always_inline enum verdict try_classify(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return V_MALFORMED;
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return V_PASS; /* ARP, IPv6, VLAN tags, ... */
+	void *l3 = eth + 1;
+	__be16 proto = eth->h_proto;
+	__u32 vid = 0; /* untagged, or a priority tag */
+	if (proto == bpf_htons(ETH_P_8021Q)) {
+		/* One 802.1Q tag: TCI, then the EtherType it carries. A second
+		 * tag inside (or an 802.1ad outer tag, which fails the test above)
+		 * is not ours. */
+		struct tag_hdr *tag = l3;
+		if ((void *)(tag + 1) > data_end)
+			return V_MALFORMED;
+		vid = bpf_ntohs(tag->tci) & VID_MASK;
+		proto = tag->proto;
+		l3 = tag + 1;
+	}
+	if (proto != bpf_htons(ETH_P_IP))
+		return V_PASS; /* ARP, IPv6, QinQ, ... */
+	if (vid != our_vid())
+		return V_PASS; /* another VLAN: the kernel's */
 
-	struct iphdr *iph = (void *)(eth + 1);
+	struct iphdr *iph = l3;
 	if ((void *)(iph + 1) > data_end)
 		return V_MALFORMED;
 	if (iph->version != 4)

@@ -361,6 +361,106 @@ fn frames_not_ours_pass() {
     assert_eq!((c.redirected, c.malformed, c.no_socket), (0, 0, 0));
 }
 
+/// `frame` with one 802.1Q tag of VID `vid` (PCP 3, to show it is ignored) inserted.
+fn tagged(frame: Vec<u8>, vid: u16) -> Vec<u8> {
+    let mut f = frame;
+    let tci = 0x6000 | vid;
+    f.splice(12..12, [0x81, 0x00, (tci >> 8) as u8, tci as u8]);
+    f
+}
+
+#[test]
+fn vlan_frames_steered_only_for_the_configured_vid() {
+    if !privileged("vlan_frames_steered_only_for_the_configured_vid") {
+        return;
+    }
+    let mut p = XdpProgram::load().unwrap();
+    let xsk = unbound_xsk();
+    p.register_xsk(0, xsk.as_raw_fd()).unwrap();
+    p.add_listener(LOCAL, 80).unwrap();
+    p.set_port_range(40000, 40999).unwrap();
+    let syn = Frame::syn(LOCAL, 80).build();
+    let reply = Frame::syn(LOCAL, 40001).build();
+
+    // No VLAN: untagged and priority-tagged (VID 0) are ours, VID 100 is not.
+    assert_eq!(run(&p, &syn), XdpAction::Redirect);
+    assert_eq!(run(&p, &tagged(syn.clone(), 0)), XdpAction::Redirect);
+    assert_eq!(run(&p, &tagged(syn.clone(), 100)), XdpAction::Pass);
+
+    p.set_vlan(Some(100)).unwrap();
+    let cases: Vec<(&str, Vec<u8>, XdpAction)> = vec![
+        (
+            "VID 100 to a listener",
+            tagged(syn.clone(), 100),
+            XdpAction::Redirect,
+        ),
+        (
+            "VID 100 to our port range",
+            tagged(reply.clone(), 100),
+            XdpAction::Redirect,
+        ),
+        (
+            "VID 100 with IP and TCP options",
+            tagged(
+                Frame {
+                    ihl: 15,
+                    doff: 15,
+                    ..Frame::syn(LOCAL, 80)
+                }
+                .build(),
+                100,
+            ),
+            XdpAction::Redirect,
+        ),
+        ("untagged", syn.clone(), XdpAction::Pass),
+        (
+            "priority tag (VID 0)",
+            tagged(syn.clone(), 0),
+            XdpAction::Pass,
+        ),
+        ("VID 200", tagged(syn.clone(), 200), XdpAction::Pass),
+        (
+            "VID 100, other port",
+            tagged(Frame::syn(LOCAL, 22).build(), 100),
+            XdpAction::Pass,
+        ),
+        ("VID 100 ARP", tagged(arp_request(), 100), XdpAction::Pass),
+        (
+            "QinQ: 802.1Q in 802.1Q",
+            tagged(tagged(syn.clone(), 100), 100),
+            XdpAction::Pass,
+        ),
+        (
+            "QinQ: 802.1ad outside",
+            {
+                let mut f = tagged(tagged(syn.clone(), 100), 7);
+                f[12..14].copy_from_slice(&[0x88, 0xa8]);
+                f
+            },
+            XdpAction::Pass,
+        ),
+    ];
+    for (name, frame, want) in &cases {
+        assert_eq!(run(&p, frame), *want, "{name}");
+    }
+    // A tag cut short, and a tagged frame whose IPv4 header is cut short: malformed.
+    let mut short = tagged(syn.clone(), 100);
+    short.truncate(16);
+    assert_eq!(run(&p, &short), XdpAction::Pass);
+    short = tagged(syn.clone(), 100);
+    short.truncate(18 + 10);
+    assert_eq!(run(&p, &short), XdpAction::Pass);
+    let c = p.counters().unwrap();
+    assert_eq!((c.redirected, c.malformed), (2 + 3, 2));
+
+    // Back to untagged; out-of-range IDs are refused.
+    p.set_vlan(None).unwrap();
+    assert_eq!(run(&p, &syn), XdpAction::Redirect);
+    for bad in [0, 4095, 5000] {
+        assert!(matches!(p.set_vlan(Some(bad)), Err(XdpError::InvalidVlan(v)) if v == bad));
+    }
+}
+
 #[test]
 fn malformed_frames_pass_and_count() {
     if !privileged("malformed_frames_pass_and_count") {

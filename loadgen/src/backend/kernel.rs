@@ -28,6 +28,11 @@ impl Backend for KernelBackend {
     }
 
     fn prepare(&mut self, spec: &LoadSpec) -> Result<Vec<Box<dyn Worker>>, String> {
+        if spec.vlan.is_some() {
+            return Err(
+                "--vlan needs --backend xtcp (kernel sockets: use a VLAN interface instead)".into(),
+            );
+        }
         if spec.pcap.is_some() {
             return Err(
                 "--pcap needs --backend xtcp (kernel sockets: capture with tcpdump instead)".into(),

@@ -128,6 +128,8 @@ pub struct LoadSpec {
     pub end_ns: u64,
     /// Capture file (xtcp backend only; `--pcap`).
     pub pcap: Option<std::path::PathBuf>,
+    /// 802.1Q VLAN (xtcp backend only; `--vlan`).
+    pub vlan: Option<::xtcp::wire::VlanId>,
 }
 
 impl LoadSpec {
@@ -243,6 +245,7 @@ mod tests {
             measure_start_ns: 0,
             end_ns: 1,
             pcap: None,
+            vlan: None,
         }
     }
 

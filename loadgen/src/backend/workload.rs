@@ -624,6 +624,7 @@ mod tests {
             measure_start_ns: 0,
             end_ns: 1_000 * MS,
             pcap: None,
+            vlan: None,
         });
         let metrics = Metrics::new(1, 0);
         let share = spec.share(0, 1);

@@ -36,7 +36,7 @@
 //!
 //! SYN flood (`--workload syn-flood --rate R`, or `--syn-flood-rate R` next to another
 //! workload): SYNs from random addresses of the `--src-ip` prefix and random ports of
-//! [`FLOOD_PORTS`], crafted with [`xtcp::wire::emit_tcp_frame`] and sent as raw frames
+//! [`FLOOD_PORTS`], crafted with [`xtcp::wire::emit_tcp_frame_vlan`] (tagged with `--vlan`) and sent as raw frames
 //! ([`Io::send_frame`]), paced on their own open-loop grid. The server's SYN-ACKs to them come
 //! back through the steering ([`EngineConfig::raw_ports`]) and are counted and taken in the
 //! engine's frame hook before the stack sees them (a spoofed host that does not exist answers
@@ -60,7 +60,8 @@ use xtcp::tcp::TcpConfig;
 use xtcp::wire::ipv4::{Ipv4Packet, PROTOCOL_TCP};
 use xtcp::wire::tcp::TcpPacket;
 use xtcp::wire::{
-    EtherType, EthernetAddress, EthernetFrame, SeqNumber, TcpControl, TcpRepr, emit_tcp_frame,
+    EtherType, EthernetAddress, SeqNumber, TcpControl, TcpRepr, VlanId, emit_tcp_frame_vlan,
+    parse_l2,
 };
 use xtcp::{ConnHandle, StackConfig, StackError};
 
@@ -207,6 +208,7 @@ impl Backend for XtcpBackend {
         }
         let ends = Mutex::new(ends);
         let shared = Arc::new(Shared {
+            vlan: spec.vlan,
             mac,
             server_mac,
             sources,
@@ -248,6 +250,8 @@ fn engine_config(spec: &LoadSpec, iface: &str, sources: &[Ipv4Addr], flood: bool
     cfg.shutdown = ShutdownPolicy::Rst;
     cfg.raw_ports = flood.then_some((*FLOOD_PORTS.start(), *FLOOD_PORTS.end()));
     cfg.capture = spec.pcap.as_ref().map(CaptureConfig::new);
+    // The engine tags what the stacks send, steers only this VID and lowers the MSS by 4.
+    cfg.vlan = spec.vlan;
     cfg.stack = StackConfig {
         tcp: TcpConfig::default(),
         max_connections: 2 * MAX_INFLIGHT as usize,
@@ -267,6 +271,7 @@ type CoreEnds = (Receiver<WorkerCtx>, Sender<Result<(), String>>);
 
 /// What every core's app starts with.
 struct Shared {
+    vlan: Option<VlanId>,
     mac: EthernetAddress,
     server_mac: EthernetAddress,
     sources: Vec<Ipv4Addr>,
@@ -304,14 +309,14 @@ impl Worker for XtcpWorker {
 
 // ------------------------------------------------------------------------------- the link tap
 
-/// (destination port, SYN, ACK) of an Ethernet/IPv4/TCP frame; `None` for anything else or a
-/// frame too short to tell. Never panics.
+/// (destination port, SYN, ACK) of an Ethernet/IPv4/TCP frame, untagged or with one 802.1Q
+/// tag (`--vlan`); `None` for anything else or a frame too short to tell. Never panics.
 fn tcp_port_flags(frame: &[u8]) -> Option<(u16, bool, bool)> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EtherType::Ipv4 {
+    let l2 = parse_l2(frame).ok()?;
+    if l2.ethertype() != EtherType::Ipv4 {
         return None;
     }
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let ip = Ipv4Packet::new_checked(l2.payload).ok()?;
     if ip.protocol() != PROTOCOL_TCP {
         return None;
     }
@@ -342,7 +347,13 @@ impl Flood {
     }
 
     /// The next spoofed SYN, as a frame in `buf`; returns its length.
-    fn syn(&mut self, buf: &mut [u8], mac: EthernetAddress, server_mac: EthernetAddress) -> usize {
+    fn syn(
+        &mut self,
+        buf: &mut [u8],
+        vlan: Option<VlanId>,
+        mac: EthernetAddress,
+        server_mac: EthernetAddress,
+    ) -> usize {
         let span = u32::from(*FLOOD_PORTS.end() - *FLOOD_PORTS.start()) + 1;
         let r = self.next();
         // Host part 1..size-2 for prefixes up to /30 (no network or broadcast address).
@@ -362,7 +373,7 @@ impl Flood {
             max_seg_size: Some(1460),
             ..TcpRepr::default()
         };
-        emit_tcp_frame(buf, mac, server_mac, src, *self.target.ip(), &syn).unwrap_or(0)
+        emit_tcp_frame_vlan(buf, vlan, mac, server_mac, src, *self.target.ip(), &syn).unwrap_or(0)
     }
 }
 
@@ -549,7 +560,12 @@ impl LoadApp {
             let Some(due) = f.pacer.take(now) else {
                 break;
             };
-            let n = f.syn(&mut buf, self.shared.mac, self.shared.server_mac);
+            let n = f.syn(
+                &mut buf,
+                self.shared.vlan,
+                self.shared.mac,
+                self.shared.server_mac,
+            );
             if io.send_frame(&buf[..n]) && r.m.rec.is_measured(due) {
                 r.m.rec.add(Counter::FloodSent, 1);
             }
@@ -681,6 +697,7 @@ impl App for LoadApp {
 mod tests {
     use super::*;
     use xtcp::engine::handoff::Ownership;
+    use xtcp::wire::emit_tcp_frame;
 
     #[test]
     fn slices_are_disjoint_and_cover() {
@@ -719,6 +736,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(tcp_port_flags(&buf[..n]), Some((61001, true, true)));
+        let mut tagged = buf[..n].to_vec();
+        tagged.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+        assert_eq!(tcp_port_flags(&tagged), Some((61001, true, true)));
+        for k in 0..44 {
+            assert_eq!(tcp_port_flags(&tagged[..k]), None, "tagged, len {k}");
+        }
         // Truncated and non-TCP frames are not classified, and never panic.
         for k in 0..40 {
             assert_eq!(tcp_port_flags(&buf[..k]), None, "len {k}");
@@ -738,7 +761,12 @@ mod tests {
         };
         let mut buf = [0u8; 128];
         for _ in 0..1000 {
-            let n = f.syn(&mut buf, EthernetAddress([2; 6]), EthernetAddress([4; 6]));
+            let n = f.syn(
+                &mut buf,
+                None,
+                EthernetAddress([2; 6]),
+                EthernetAddress([4; 6]),
+            );
             let ip = Ipv4Packet::new_checked(&buf[14..n]).unwrap();
             let o = ip.src_addr().octets();
             assert!(o[..3] == [10, 9, 0] && o[3] != 0 && o[3] != 255, "{o:?}");

@@ -4,7 +4,7 @@
 //! --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
 //!     [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
 //!     [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy]
-//!     [--prefill-time-wait N] [--pcap FILE]
+//!     [--prefill-time-wait N] [--pcap FILE] [--vlan ID]
 //! ```
 //!
 //! `LIST` is comma-separated CPU numbers or ranges (`0,2-3`). `--poll-mode` picks the
@@ -20,7 +20,8 @@
 //! `--prefill-time-wait N` is for benchmarks only: N synthetic TIME-WAIT entries (peers in
 //! 198.18.0.0/15) are inserted, split across the queues, before the server reports ready.
 //! `--pcap FILE` captures what the server receives and sends ([`EngineConfig::capture`];
-//! `FILE.<queue>` with several queues).
+//! `FILE.<queue>` with several queues). `--vlan ID` (1-4094) serves `--ip` on that 802.1Q
+//! VLAN ([`EngineConfig::vlan`]).
 //! Errors print a message and the usage on stderr and exit with status 2; `--help` prints
 //! the help and exits 0.
 
@@ -31,12 +32,13 @@ use clap::{Parser, ValueEnum};
 
 use super::{BindMode, BusyPollConfig, EngineConfig, EngineInfo, PollMode, XdpMode};
 use crate::time::Duration;
+use crate::wire::VlanId;
 
 /// The usage text, after "usage: PROGRAM".
 pub const USAGE: &str = "--iface IFACE --ip A.B.C.D --port P [--queues N] \
 [--xdp-mode auto|native|skb] [--cores LIST] [--stats FILE] [--stats-interval-ms MS] \
 [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy] \
-[--prefill-time-wait N] [--pcap FILE]";
+[--prefill-time-wait N] [--pcap FILE] [--vlan ID]";
 
 /// `--poll-mode` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,6 +173,10 @@ struct Cli {
     /// Capture what the server receives and sends as pcap (FILE.<queue> with several queues).
     #[arg(long, value_name = "FILE", value_parser = parse_stats)]
     pcap: Option<PathBuf>,
+    /// Serve --ip on this 802.1Q VLAN (1-4094): only frames tagged with it are steered and
+    /// answered, and everything sent carries the tag.
+    #[arg(long, value_name = "ID")]
+    vlan: Option<VlanId>,
 }
 
 /// Parsed server arguments.
@@ -198,6 +204,8 @@ pub struct ServerArgs {
     pub prefill_time_wait: u64,
     /// Capture file (default none).
     pub pcap: Option<PathBuf>,
+    /// 802.1Q VLAN (default none: untagged).
+    pub vlan: Option<VlanId>,
 }
 
 /// What parsing decided.
@@ -284,6 +292,7 @@ pub fn parse_as(prog: &str, args: impl IntoIterator<Item = String>) -> Result<Pa
         bind: cli.bind_mode,
         prefill_time_wait: cli.prefill_time_wait,
         pcap: cli.pcap,
+        vlan: cli.vlan,
     }))
 }
 
@@ -333,6 +342,7 @@ impl ServerArgs {
         }
         c.bind = self.bind.mode();
         c.prefill_time_wait = self.prefill_time_wait;
+        c.vlan = self.vlan;
         c
     }
 }
@@ -341,10 +351,11 @@ impl ServerArgs {
 /// `xtcp echo listening on 10.77.0.1:7 (iface xt-a, 1 queue, skb mode)`.
 pub fn ready_line(what: &str, args: &ServerArgs, info: &EngineInfo) -> String {
     format!(
-        "xtcp {what} listening on {}:{} (iface {}, {} queue{}, {} mode{}, {} polling)",
+        "xtcp {what} listening on {}:{} (iface {}{}, {} queue{}, {} mode{}, {} polling)",
         args.ip,
         args.port,
         args.iface,
+        args.vlan.map(|v| format!(" vlan {v}")).unwrap_or_default(),
         args.queues,
         if args.queues == 1 { "" } else { "s" },
         info.xdp_mode,
@@ -522,6 +533,29 @@ mod tests {
         assert!(p(&["--iface", "a", "--ip", "1.2.3", "--port", "7"]).is_err());
         assert!(p(&["--iface", "a", "--ip", "1.2.3.4", "--port", "70000"]).is_err());
         assert!(p(&["--iface", "a", "--ip", "1.2.3.4", "--port", "0"]).is_err());
+    }
+
+    #[test]
+    fn vlan() {
+        let base = ["--iface", "xt-a", "--ip", "10.77.0.1", "--port", "7"];
+        let with = |extra: &[&str]| {
+            let mut v: Vec<&str> = base.to_vec();
+            v.extend_from_slice(extra);
+            p(&v)
+        };
+        let Ok(Parsed::Run(a)) = with(&[]) else {
+            panic!("not Run")
+        };
+        assert_eq!(a.engine_config().vlan, None);
+        let Ok(Parsed::Run(a)) = with(&["--vlan", "100"]) else {
+            panic!("not Run")
+        };
+        assert_eq!(a.engine_config().vlan, VlanId::new(100));
+        for bad in ["0", "4095", "x", "1.5"] {
+            let e = with(&["--vlan", bad]).unwrap_err();
+            assert!(e.contains("--vlan"), "{bad}: {e}");
+        }
+        assert!(with(&["--vlan", "4096"]).unwrap_err().contains("1-4094"));
     }
 
     #[test]

@@ -28,10 +28,11 @@ use crate::tcp::rss::Rss;
 use crate::wire::ethernet::{EtherType, EthernetFrame};
 use crate::wire::ipv4::Ipv4Packet;
 use crate::wire::tcp::TcpPacket;
+use crate::wire::vlan::{TPID_8021Q, VlanPacket};
 
-/// Largest frame handed between cores (a standard Ethernet frame without FCS; larger
-/// frames are dropped and counted).
-pub const HANDOFF_FRAME: usize = 1514;
+/// Largest frame handed between cores (a standard Ethernet frame without FCS, with one
+/// 802.1Q tag; larger frames are dropped and counted).
+pub const HANDOFF_FRAME: usize = 1518;
 /// Frames in flight per ordered pair of cores.
 pub const HANDOFF_DEPTH: usize = 512;
 
@@ -99,13 +100,21 @@ impl Ownership {
 
     /// The owner of a received frame, read from its headers in place; `None` for anything
     /// not an IPv4 TCP segment to our ephemeral range (malformed frames included: the stack
-    /// counts those).
+    /// counts those). A frame with one VLAN tag is read past it (the stack checks the VID).
     pub fn owner_of_frame(&self, frame: &[u8]) -> Option<u32> {
         let eth = EthernetFrame::new_checked(frame).ok()?;
-        if eth.ethertype() != EtherType::Ipv4 {
-            return None;
-        }
-        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        let payload = match eth.ethertype() {
+            EtherType::Ipv4 => eth.payload(),
+            t if u16::from(t) == TPID_8021Q => {
+                let tag = VlanPacket::new_checked(eth.payload()).ok()?;
+                if tag.ethertype() != EtherType::Ipv4 {
+                    return None;
+                }
+                tag.payload()
+            }
+            _ => return None,
+        };
+        let ip = Ipv4Packet::new_checked(payload).ok()?;
         if ip.protocol() != crate::wire::ipv4::PROTOCOL_TCP {
             return None;
         }
@@ -268,6 +277,20 @@ mod tests {
         for port in 40000..40100 {
             let want = u32::from(rss.rx_queue_v4(LOCAL, port, REMOTE, 80));
             assert_eq!(o.owner_of_frame(&frame(port)), Some(want));
+        }
+    }
+
+    #[test]
+    fn a_tagged_frame_has_the_same_owner() {
+        let o = Ownership::new(3, 32768..=60999, None);
+        for q in 0..3u32 {
+            let port = *o.port_slice(q).start();
+            let mut f = frame(port);
+            f.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+            assert_eq!(o.owner_of_frame(&f), Some(q));
+            f[16..18].copy_from_slice(&[0x08, 0x06]); // ARP inside the tag
+            assert_eq!(o.owner_of_frame(&f), None);
+            assert_eq!(o.owner_of_frame(&f[..16]), None, "tag cut short");
         }
     }
 

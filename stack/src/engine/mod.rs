@@ -119,7 +119,8 @@ use crate::link::Link;
 use crate::stack::StackConfig;
 use crate::tcp::rss::{Rss, RssSteering};
 use crate::time::Duration;
-use crate::wire::EthernetAddress;
+use crate::wire::vlan::TAG_LEN;
+use crate::wire::{EthernetAddress, VlanId};
 
 /// Ethernet + IPv4 + TCP headers without options: what the MSS leaves of a frame.
 const HEADERS: usize = 14 + 20 + 20;
@@ -195,6 +196,11 @@ pub struct EngineConfig {
     pub ip: Ipv4Addr,
     /// Ports to listen on (on every core). Default none (a pure client).
     pub ports: Vec<u16>,
+    /// The 802.1Q VLAN `ip` lives on ([`StackConfig::vlan`]): the XDP program steers only
+    /// frames tagged with it, the stacks accept only those and tag what they send, and the
+    /// MSS leaves room for the tag. The interface must deliver the tag in the frame (NIC
+    /// `rx-vlan-offload` off; see docs/engine.md). Default `None` (untagged).
+    pub vlan: Option<VlanId>,
     /// Receive queues to serve, `0..queues`, one thread each. Default 1.
     pub queues: u32,
     /// XDP attach mode. Default [`XdpMode::Auto`] (native, falling back to SKB).
@@ -262,6 +268,7 @@ impl EngineConfig {
             iface: iface.into(),
             ip,
             ports: Vec::new(),
+            vlan: None,
             queues: 1,
             xdp_mode: XdpMode::Auto,
             cores: None,
@@ -562,6 +569,7 @@ impl<A: App + 'static> Engine<A> {
             steering.register_xsk(queue, link.fd())?;
             links.push(link);
         }
+        steering.set_vlan(cfg.vlan.map(VlanId::get))?;
         for &port in &cfg.ports {
             steering.add_listener(cfg.ip, port)?;
         }
@@ -912,6 +920,7 @@ fn core_stack(
     stack.ips = std::iter::once(cfg.ip)
         .chain(cfg.source_ips.iter().copied())
         .collect();
+    stack.vlan = cfg.vlan;
     stack.arp = false;
     stack.rx_batch = cfg.batch;
     stack.ephemeral_ports = owners.port_slice(queue);
@@ -920,7 +929,8 @@ fn core_stack(
         queue: queue as u16,
     });
     sys::fill_random(&mut stack.secret).map_err(EngineError::Io)?;
-    let mss = max_frame_len.saturating_sub(HEADERS).min(u16::MAX as usize);
+    let headers = HEADERS + if cfg.vlan.is_some() { TAG_LEN } else { 0 };
+    let mss = max_frame_len.saturating_sub(headers).min(u16::MAX as usize);
     stack.tcp.mss = stack.tcp.mss.min(mss as u16);
     Ok(stack)
 }

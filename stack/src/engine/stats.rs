@@ -107,6 +107,8 @@ reported_counters!(
     tx_frames,
     rx_dropped_malformed,
     rx_not_ours,
+    rx_vlan_mismatch,
+    rx_vlan_double_tagged,
     tx_no_buffer,
     active_opens,
     passive_opens,

@@ -1,5 +1,5 @@
 //! Ingress: frame parse and routing. One frame goes through [`Stack::process_frame`]: parse,
-//! MAC check, one flow-table lookup (`Route`), then its connection, SYN-RECEIVED entry
+//! VLAN and MAC check, one flow-table lookup (`Route`), then its connection, SYN-RECEIVED entry
 //! (`passive.rs`), or, on a miss for one of our addresses, the TIME-WAIT table and then the
 //! listener. Pure SYNs that miss while the TIME-WAIT table has entries are parked and
 //! drained at one point (see [`Stack::drain_pending_syns`]).
@@ -8,8 +8,10 @@ use super::{Owner, PendingSyn, SM_MAC, Stack};
 use crate::tcp::FourTuple;
 use crate::tcp::time_wait::{self, TimeWaitEntry};
 use crate::time::Instant;
+use crate::wire::frame::vid_of;
 use crate::wire::{
-    EthernetAddress, Ipv4Addr, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, parse_tcp_frame_into,
+    EthernetAddress, Ipv4Addr, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, VlanId,
+    parse_tcp_frame_into,
 };
 
 /// Where a segment goes, after one flow-table lookup.
@@ -100,6 +102,11 @@ impl Stack {
     fn classify(&mut self, f: &TcpFrame) -> Step {
         let seg = &f.tcp;
         let tuple = tuple_of(f);
+        // Our VLAN (VID 0 when none, which untagged and priority-tagged frames carry).
+        if vid_of(f.vlan) != self.cfg.vlan.map_or(0, VlanId::get) {
+            self.counters.rx_vlan_mismatch += 1;
+            return Step::Dropped;
+        }
         // The destination address is checked only when the flow table misses (below): a
         // tuple in the table always has one of our addresses.
         if f.eth.dst_addr != self.cfg.mac && !f.eth.dst_addr.is_broadcast() {

@@ -1,13 +1,15 @@
 //! Egress: control replies (RST, SYN-ACK, TIME-WAIT ACK, ARP) first, then what every touched
-//! connection has to send, each touched slot settled after it (`slots.rs`).
+//! connection has to send, each touched slot settled after it (`slots.rs`). Every frame
+//! carries the configured VLAN's tag (`StackConfig::vlan`), if any.
 
 use super::{Control, MAX_CONTROL, SM_DIRTY, SM_MAC, Stack};
 use crate::link::Link;
 use crate::tcp::{FourTuple, rst_for_unexpected};
 use crate::time::Instant;
 use crate::wire::arp::{ArpPacket, ArpRepr};
-use crate::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr};
-use crate::wire::{EthernetAddress, TcpControl, TcpRepr, emit_tcp_frame};
+use crate::wire::ethernet::EtherType;
+use crate::wire::frame::{emit_l2, l2_header_len};
+use crate::wire::{EthernetAddress, TcpControl, TcpRepr, VlanId, emit_tcp_frame_vlan};
 
 /// What became of one slot's transmission.
 enum Tx {
@@ -23,15 +25,17 @@ impl Stack {
     pub(super) fn dispatch<L: Link>(&mut self, now: Instant, link: &mut L) {
         // Stateless replies first: they are small and often time-critical (SYN-ACKs).
         while let Some(c) = self.control.front().copied() {
-            let mac = self.cfg.mac;
+            let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
             let ok = link.transmit(|buf| match c {
                 Control::Tcp {
                     dst_mac,
                     src_ip,
                     dst_ip,
                     repr,
-                } => emit_tcp_frame(buf, mac, dst_mac, src_ip, dst_ip, &repr).unwrap_or(0),
-                Control::Arp { dst_mac, repr } => emit_arp(buf, mac, dst_mac, &repr),
+                } => {
+                    emit_tcp_frame_vlan(buf, vlan, mac, dst_mac, src_ip, dst_ip, &repr).unwrap_or(0)
+                }
+                Control::Arp { dst_mac, repr } => emit_arp(buf, mac, dst_mac, vlan, &repr),
             });
             if !ok {
                 self.counters.tx_no_buffer += 1;
@@ -62,7 +66,7 @@ impl Stack {
 
     /// Sends everything one connection has ready.
     fn transmit_slot<L: Link>(&mut self, now: Instant, index: u32, link: &mut L) -> Tx {
-        let mac = self.cfg.mac;
+        let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
         let meta = &mut self.meta[index as usize];
         let Some(conn) = self.conns[index as usize].0.as_mut() else {
             return Tx::Done;
@@ -94,8 +98,9 @@ impl Stack {
             let ok = link.transmit(|buf| match conn.poll_transmit(now, counters) {
                 Some(repr) => {
                     sent = true;
-                    emit_tcp_frame(
+                    emit_tcp_frame_vlan(
                         buf,
+                        vlan,
                         mac,
                         dst_mac,
                         tuple.local_addr,
@@ -156,19 +161,18 @@ impl Stack {
     }
 }
 
-fn emit_arp(buf: &mut [u8], src: EthernetAddress, dst: EthernetAddress, repr: &ArpRepr) -> usize {
-    let len = ethernet::HEADER_LEN + repr.buffer_len();
+fn emit_arp(
+    buf: &mut [u8],
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    vlan: Option<VlanId>,
+    repr: &ArpRepr,
+) -> usize {
+    let len = l2_header_len(vlan) + repr.buffer_len();
     if buf.len() < len {
         return 0;
     }
-    let mut frame = EthernetFrame::new_unchecked(&mut buf[..len]);
-    EthernetRepr {
-        src_addr: src,
-        dst_addr: dst,
-        ethertype: EtherType::Arp,
-    }
-    .emit(&mut frame);
-    let mut pkt = ArpPacket::new_unchecked(frame.payload_mut());
-    repr.emit(&mut pkt);
+    let l2 = emit_l2(buf, src, dst, vlan, EtherType::Arp);
+    repr.emit(&mut ArpPacket::new_unchecked(&mut buf[l2..len]));
     len
 }

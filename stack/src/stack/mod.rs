@@ -96,7 +96,7 @@ use crate::tcp::{
 };
 use crate::time::{Duration, Instant};
 use crate::wire::arp::ArpRepr;
-use crate::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpRepr};
+use crate::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpRepr, VlanId};
 
 mod demux;
 mod egress;
@@ -165,6 +165,15 @@ pub struct StackConfig {
     pub rss: Option<RssSteering>,
     /// Frames handled per `poll` call. Default 64.
     pub rx_batch: usize,
+    /// The 802.1Q VLAN we live on: only frames tagged with this VID are ours, and everything
+    /// we send (TCP, ARP) carries the tag (priority 0). Untagged and other-VID frames are
+    /// dropped and counted (`rx_vlan_mismatch`), ARP included: our addresses belong to the
+    /// VLAN, and answering ARP on the untagged network would draw traffic we then drop.
+    /// Default `None`: untagged frames only (and VID 0 priority tags); tagged frames are
+    /// counted and dropped. Costs one compare per received frame either way. Tagged frames
+    /// are 4 bytes longer: `tcp.mss` must leave room for the tag in the link's largest
+    /// frame (the AF_XDP engine lowers it by 4).
+    pub vlan: Option<VlanId>,
     /// Answer ARP requests for our addresses and resolve neighbours with ARP ourselves.
     /// Default true (the simulator needs it; on AF_XDP the kernel keeps answering ARP).
     pub arp: bool,
@@ -189,6 +198,7 @@ impl Default for StackConfig {
             ephemeral_ports: crate::tcp::ports::DEFAULT_RANGE,
             rss: None,
             rx_batch: 64,
+            vlan: None,
             arp: true,
             secret: [0x5a; 32],
         }

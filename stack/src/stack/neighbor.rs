@@ -1,6 +1,7 @@
 //! Neighbours: the IPv4 → MAC cache and its ageing, ARP requests with retries and the
 //! give-up, and ARP input (replies to requests for our addresses, learning from every ARP
-//! frame). A give-up is only reported (`Stack::await_neighbor` returns false);
+//! frame), in our VLAN only (`StackConfig::vlan`: ARP of another VLAN, or untagged, is
+//! counted and dropped). A give-up is only reported (`Stack::await_neighbor` returns false);
 //! `Stack::neighbor_unreachable` in `slots.rs` acts on it.
 //!
 //! Ageing: an entry learned from ARP or given with [`Stack::update_neighbor`] may be used
@@ -21,8 +22,8 @@ use super::{Control, Stack};
 use crate::tcp::FourTuple;
 use crate::time::{Duration, Instant};
 use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
-use crate::wire::ethernet::{EtherType, EthernetFrame, EthernetRepr};
-use crate::wire::{EthernetAddress, Ipv4Addr};
+use crate::wire::ethernet::EtherType;
+use crate::wire::{Error, EthernetAddress, Ipv4Addr, VlanId, parse_l2};
 
 /// How long a learned or confirmed neighbour entry may be used (see the module docs).
 pub const NEIGHBOR_LIFETIME: Duration = Duration::from_secs(30);
@@ -187,24 +188,32 @@ impl Stack {
         true
     }
 
-    /// A frame that is not a TCP segment: ARP here, other IPv4 (ICMP) in `icmp.rs`.
+    /// A frame that is not a TCP segment (in our VLAN or another): ARP here, other IPv4
+    /// (ICMP) in `icmp.rs`, the rest counted.
     pub(super) fn process_other(&mut self, now: Instant, frame: &[u8]) {
-        let Ok(eth) = EthernetFrame::new_checked(frame) else {
-            self.counters.rx_dropped_malformed += 1;
-            return;
+        let l2 = match parse_l2(frame) {
+            Ok(l2) => l2,
+            Err(Error::Unsupported) => {
+                self.counters.rx_vlan_double_tagged += 1;
+                return;
+            }
+            Err(_) => {
+                self.counters.rx_dropped_malformed += 1;
+                return;
+            }
         };
-        let Ok(eth_repr) = EthernetRepr::parse(&eth) else {
-            self.counters.rx_dropped_malformed += 1;
+        if l2.vid() != self.cfg.vlan.map_or(0, VlanId::get) {
+            self.counters.rx_vlan_mismatch += 1;
             return;
-        };
-        if eth_repr.ethertype == EtherType::Ipv4 {
-            return self.process_ipv4_other(now, &eth_repr, eth.payload());
         }
-        if eth_repr.ethertype != EtherType::Arp {
+        if l2.ethertype() == EtherType::Ipv4 {
+            return self.process_ipv4_other(now, &l2.eth, l2.payload);
+        }
+        if l2.ethertype() != EtherType::Arp {
             self.counters.rx_not_ours += 1;
             return;
         }
-        let Ok(pkt) = ArpPacket::new_checked(eth.payload()) else {
+        let Ok(pkt) = ArpPacket::new_checked(l2.payload) else {
             self.counters.rx_dropped_malformed += 1;
             return;
         };

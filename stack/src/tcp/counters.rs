@@ -11,6 +11,11 @@ pub struct Counters {
     pub rx_dropped_malformed: u64,
     /// Well-formed frames not for us (other protocol, other address).
     pub rx_not_ours: u64,
+    /// Frames of another VLAN: tagged with a VID other than `StackConfig::vlan`, or
+    /// untagged (or priority-tagged) while a VLAN is configured, or tagged while none is.
+    pub rx_vlan_mismatch: u64,
+    /// Frames with two VLAN tags (802.1ad QinQ, or 802.1Q twice): not supported, dropped.
+    pub rx_vlan_double_tagged: u64,
     /// Segments we wanted to send but the link had no free TX frame.
     pub tx_no_buffer: u64,
 

@@ -1,4 +1,5 @@
-//! Ethernet II framing (IEEE 802.3 with an EtherType; no 802.1Q tags).
+//! Ethernet II framing (IEEE 802.3 with an EtherType). An 802.1Q tag is a separate layer
+//! ([`super::vlan`]): here its TPID is just the EtherType (`Unknown(0x8100)`).
 //!
 //! Panic contract: see [`crate::wire`]. After [`EthernetFrame::new_checked`] no accessor
 //! panics. The payload is everything after the 14-byte header, including any padding the

@@ -1,10 +1,14 @@
-//! Whole-frame helpers for the hot path (Ethernet + IPv4 + TCP in one call; Ethernet + IPv6 +
-//! TCP in another; Ethernet + IPv6 + ICMPv6 for Neighbor Discovery) and a tcpdump-style
-//! one-line description of any frame for test failures and traces.
+//! Whole-frame helpers for the hot path (Ethernet [+ one 802.1Q tag] + IPv4 + TCP in one
+//! call; Ethernet + IPv6 + TCP in another; Ethernet + IPv6 + ICMPv6 for Neighbor Discovery)
+//! and a tcpdump-style one-line description of any frame for test failures and traces.
 //!
-//! [`parse_tcp_frame`] and [`emit_tcp_frame`] neither allocate nor panic (emit reports a short
-//! buffer as `Error::Truncated`). [`describe_frame`] allocates its `String`: it is for
+//! [`parse_l2`], [`parse_tcp_frame`] and the emitters neither allocate nor panic (emit reports
+//! a short buffer as `Error::Truncated`). [`describe_frame`] allocates its `String`: it is for
 //! diagnostics only, never for the data path.
+//!
+//! VLAN tags: the parsers accept untagged frames and frames with exactly one 802.1Q tag
+//! (reported in `vlan`); a second tag, or an 802.1ad (QinQ) outer tag, is `Error::Unsupported`
+//! from [`parse_l2`]. Which VLAN is ours is the caller's business (the stack compares the VID).
 
 use core::fmt::{self, Write};
 use core::net::{Ipv4Addr, Ipv6Addr};
@@ -16,13 +20,126 @@ use super::icmpv6::{self, Icmpv6Packet, Icmpv6Repr};
 use super::ipv4::{self, Ipv4Packet, Ipv4Repr, PROTOCOL_TCP};
 use super::ipv6::{self, Ipv6Packet, Ipv6Repr, next_header};
 use super::tcp::{TcpPacket, TcpRepr, flags};
+use super::vlan::{self, TPID_8021AD, TPID_8021Q, VlanId, VlanPacket, VlanRepr};
 use super::{Error, Result};
+
+/// The link layer of a received frame: the Ethernet header, at most one 802.1Q tag, and the
+/// bytes after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L2Frame<'a> {
+    /// The Ethernet header (for a tagged frame its `ethertype` is the TPID, 0x8100).
+    pub eth: EthernetRepr,
+    /// The 802.1Q tag, if the frame carries one.
+    pub vlan: Option<VlanRepr>,
+    /// What follows the header and tag (padding included).
+    pub payload: &'a [u8],
+}
+
+impl L2Frame<'_> {
+    /// The EtherType of the payload (inside the tag, for a tagged frame).
+    #[inline]
+    pub fn ethertype(&self) -> EtherType {
+        match self.vlan {
+            Some(t) => t.ethertype,
+            None => self.eth.ethertype,
+        }
+    }
+
+    /// The frame's VID, 0 when untagged or priority-tagged (802.1Q: VID 0 carries only a
+    /// priority and belongs to the port's untagged VLAN).
+    #[inline]
+    pub fn vid(&self) -> u16 {
+        vid_of(self.vlan)
+    }
+}
+
+/// The VID of an optional tag, 0 for none (see [`L2Frame::vid`]).
+#[inline]
+pub fn vid_of(vlan: Option<VlanRepr>) -> u16 {
+    match vlan {
+        Some(t) => t.vid,
+        None => 0,
+    }
+}
+
+/// Parses the Ethernet header and at most one 802.1Q tag. `Error::Unsupported` for a frame
+/// with two tags or an 802.1ad outer tag (QinQ); `Error::Malformed` for VID 4095.
+#[inline]
+pub fn parse_l2(frame: &[u8]) -> Result<L2Frame<'_>> {
+    let eth_frame = EthernetFrame::new_checked(frame)?;
+    let eth = EthernetRepr::parse(&eth_frame)?;
+    match u16::from(eth.ethertype) {
+        TPID_8021Q => {}
+        TPID_8021AD => return Err(Error::Unsupported),
+        _ => {
+            return Ok(L2Frame {
+                eth,
+                vlan: None,
+                payload: eth_frame.payload(),
+            });
+        }
+    }
+    let tag = VlanPacket::new_checked(eth_frame.payload())?;
+    let repr = VlanRepr::parse(&tag)?;
+    Ok(L2Frame {
+        eth,
+        vlan: Some(repr),
+        payload: tag.payload(),
+    })
+}
+
+/// Length of the link-layer header [`emit_l2`] writes: 14 bytes, 18 with a tag.
+#[inline]
+pub const fn l2_header_len(vlan: Option<VlanId>) -> usize {
+    match vlan {
+        Some(_) => ethernet::HEADER_LEN + vlan::TAG_LEN,
+        None => ethernet::HEADER_LEN,
+    }
+}
+
+/// Writes the Ethernet header, tagged with `vlan` (priority 0) when given, for a payload of
+/// `ethertype`; returns the header length ([`l2_header_len`]).
+///
+/// # Panics
+/// If `buf` is shorter than [`l2_header_len`]`(vlan)`.
+#[inline]
+pub fn emit_l2(
+    buf: &mut [u8],
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    vlan: Option<VlanId>,
+    ethertype: EtherType,
+) -> usize {
+    let outer = match vlan {
+        Some(_) => EtherType::from(TPID_8021Q),
+        None => ethertype,
+    };
+    EthernetRepr {
+        src_addr: src,
+        dst_addr: dst,
+        ethertype: outer,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(
+        &mut buf[..ethernet::HEADER_LEN],
+    ));
+    match vlan {
+        Some(vid) => {
+            let tag = &mut buf[ethernet::HEADER_LEN..ethernet::HEADER_LEN + vlan::TAG_LEN];
+            VlanRepr::new(vid, ethertype).emit(&mut VlanPacket::new_unchecked(tag));
+            ethernet::HEADER_LEN + vlan::TAG_LEN
+        }
+        None => ethernet::HEADER_LEN,
+    }
+}
 
 /// A parsed Ethernet/IP/TCP frame; the TCP payload borrows from the frame. `IP` is
 /// [`Ipv4Repr`] (from [`parse_tcp_frame`]) or [`Ipv6Repr`] (from [`parse_tcp6_frame`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpFrame<'a, IP = Ipv4Repr> {
     pub eth: EthernetRepr,
+    /// The frame's 802.1Q tag, if any (`eth.ethertype` is then 0x8100). IPv6 frames are
+    /// parsed untagged only (`None`).
+    pub vlan: Option<VlanRepr>,
     pub ip: IP,
     pub tcp: TcpRepr<'a>,
 }
@@ -36,6 +153,7 @@ impl TcpFrame<'_> {
                 dst_addr: EthernetAddress([0; 6]),
                 ethertype: EtherType::Ipv4,
             },
+            vlan: None,
             ip: Ipv4Repr {
                 src_addr: Ipv4Addr::UNSPECIFIED,
                 dst_addr: Ipv4Addr::UNSPECIFIED,
@@ -51,8 +169,9 @@ impl TcpFrame<'_> {
 /// A parsed Ethernet/IPv6/TCP frame.
 pub type TcpFrame6<'a> = TcpFrame<'a, Ipv6Repr>;
 
-/// Parses and validates an Ethernet/IPv4/TCP frame, checksums included. Trailing Ethernet
-/// padding is ignored. A frame of another EtherType or IP protocol is `Error::Unsupported`.
+/// Parses and validates an Ethernet/IPv4/TCP frame, untagged or with one 802.1Q tag,
+/// checksums included. Trailing Ethernet padding is ignored. A frame of another EtherType or
+/// IP protocol, or with two tags, is `Error::Unsupported`.
 #[inline]
 pub fn parse_tcp_frame(frame: &[u8]) -> Result<TcpFrame<'_>> {
     let mut out = TcpFrame::empty();
@@ -67,16 +186,37 @@ pub fn parse_tcp_frame(frame: &[u8]) -> Result<TcpFrame<'_>> {
 pub fn parse_tcp_frame_into<'a>(frame: &'a [u8], out: &mut TcpFrame<'a>) -> Result<()> {
     let eth_frame = EthernetFrame::new_checked(frame)?;
     out.eth = EthernetRepr::parse(&eth_frame)?;
-    if out.eth.ethertype != EtherType::Ipv4 {
-        return Err(Error::Unsupported);
-    }
-    let ip_packet = Ipv4Packet::new_checked(eth_frame.payload())?;
+    // Untagged IPv4 first, as before tags existed: a tag costs nothing when absent.
+    let payload = if out.eth.ethertype == EtherType::Ipv4 {
+        out.vlan = None;
+        eth_frame.payload()
+    } else {
+        let (tag, payload) = parse_ipv4_tag(out.eth.ethertype, eth_frame.payload())?;
+        out.vlan = Some(tag);
+        payload
+    };
+    let ip_packet = Ipv4Packet::new_checked(payload)?;
     out.ip = Ipv4Repr::parse(&ip_packet)?;
     if out.ip.protocol != PROTOCOL_TCP {
         return Err(Error::Unsupported);
     }
     let tcp_packet = TcpPacket::new_checked(ip_packet.payload())?;
     TcpRepr::parse_into(&tcp_packet, out.ip.src_addr, out.ip.dst_addr, &mut out.tcp)
+}
+
+/// The tag and payload of a frame whose EtherType is `outer`, when that is one 802.1Q tag
+/// carrying IPv4; `Error::Unsupported` otherwise (another EtherType, two tags).
+#[inline(never)]
+fn parse_ipv4_tag(outer: EtherType, payload: &[u8]) -> Result<(VlanRepr, &[u8])> {
+    if u16::from(outer) != TPID_8021Q {
+        return Err(Error::Unsupported);
+    }
+    let tag = VlanPacket::new_checked(payload)?;
+    let repr = VlanRepr::parse(&tag)?;
+    if repr.ethertype != EtherType::Ipv4 {
+        return Err(Error::Unsupported);
+    }
+    Ok((repr, tag.payload()))
 }
 
 /// Length of the Ethernet/IPv4/TCP frame [`emit_tcp_frame`] writes for `tcp`, without
@@ -139,7 +279,12 @@ pub fn parse_tcp6_frame(frame: &[u8]) -> Result<TcpFrame6<'_>> {
         return Err(Error::Unsupported);
     }
     let tcp = TcpRepr::parse(&TcpPacket::new_checked(upper)?, ip.src_addr, ip.dst_addr)?;
-    Ok(TcpFrame { eth, ip, tcp })
+    Ok(TcpFrame {
+        eth,
+        vlan: None,
+        ip,
+        tcp,
+    })
 }
 
 /// The validated IPv6 header of `packet` and its upper-layer bytes.
@@ -268,6 +413,45 @@ pub fn emit_icmpv6_frame(
     Ok(len)
 }
 
+/// [`emit_tcp_frame`], tagged with `vlan` (priority 0) when given: the frame is then
+/// [`vlan::TAG_LEN`] bytes longer. Untagged, it costs one branch more than
+/// [`emit_tcp_frame`].
+#[inline]
+pub fn emit_tcp_frame_vlan(
+    buf: &mut [u8],
+    vlan: Option<VlanId>,
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src_ip: Ipv4Addr,
+    dst_ip: Ipv4Addr,
+    tcp: &TcpRepr,
+) -> Result<usize> {
+    match vlan {
+        None => emit_tcp_frame(buf, src_mac, dst_mac, src_ip, dst_ip, tcp),
+        Some(vid) => emit_tagged(buf, vid, src_mac, dst_mac, src_ip, dst_ip, tcp),
+    }
+}
+
+/// The untagged frame written [`vlan::TAG_LEN`] bytes in, then its MACs moved to the front
+/// with the tag after them (the inner EtherType, IPv4, is already in place). Out of line,
+/// so that the untagged path of [`emit_tcp_frame_vlan`] stays as small as before.
+#[cold]
+#[inline(never)]
+fn emit_tagged(
+    buf: &mut [u8],
+    vid: VlanId,
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src_ip: Ipv4Addr,
+    dst_ip: Ipv4Addr,
+    tcp: &TcpRepr,
+) -> Result<usize> {
+    let inner = buf.get_mut(vlan::TAG_LEN..).ok_or(Error::Truncated)?;
+    let len = emit_tcp_frame(inner, src_mac, dst_mac, src_ip, dst_ip, tcp)?;
+    emit_l2(buf, src_mac, dst_mac, Some(vid), EtherType::Ipv4);
+    Ok(len + vlan::TAG_LEN)
+}
+
 /// A one-line, tcpdump-style description of a frame, never panicking on any input:
 ///
 /// - `10.0.0.1:49152 > 10.0.0.2:80 Flags [S.], seq 100, ack 201, win 65535, options [mss
@@ -280,6 +464,8 @@ pub fn emit_icmpv6_frame(
 ///   02:00:00:00:00:01` for the ICMPv6 messages [`Icmpv6Repr`] knows;
 /// - `2001:db8::1 > 2001:db8::2: next-header 17, length 8` for other IPv6;
 /// - `ethertype 0x88cc, length 60` for other EtherTypes;
+/// - a tagged frame is prefixed with its tag: `vlan 100, p 0, ARP who-has ...`;
+/// - `double-tagged frame (unsupported), 64 bytes` for QinQ;
 /// - `malformed frame (truncated), 54 bytes` when a layer fails to parse.
 pub fn describe_frame(frame: &[u8]) -> String {
     let mut out = String::new();
@@ -291,17 +477,27 @@ pub fn describe_frame(frame: &[u8]) -> String {
 fn write_description(out: &mut String, frame: &[u8]) -> fmt::Result {
     let malformed =
         |out: &mut String, e: Error| write!(out, "malformed frame ({e}), {} bytes", frame.len());
-    let eth_frame = match EthernetFrame::new_checked(frame) {
-        Ok(f) => f,
+    let l2 = match parse_l2(frame) {
+        Ok(l2) => l2,
+        Err(Error::Unsupported) => {
+            return write!(
+                out,
+                "double-tagged frame (unsupported), {} bytes",
+                frame.len()
+            );
+        }
         Err(e) => return malformed(out, e),
     };
-    match eth_frame.ethertype() {
-        EtherType::Arp => match ArpRepr::parse(&ArpPacket::new_unchecked(eth_frame.payload())) {
+    if let Some(tag) = l2.vlan {
+        write!(out, "{tag}, ")?;
+    }
+    match l2.ethertype() {
+        EtherType::Arp => match ArpRepr::parse(&ArpPacket::new_unchecked(l2.payload)) {
             Ok(arp) => write!(out, "{arp}"),
             Err(e) => malformed(out, e),
         },
         EtherType::Ipv4 => {
-            let ip_packet = Ipv4Packet::new_unchecked(eth_frame.payload());
+            let ip_packet = Ipv4Packet::new_unchecked(l2.payload);
             let ip = match Ipv4Repr::parse(&ip_packet) {
                 Ok(ip) => ip,
                 Err(e) => return malformed(out, e),
@@ -317,7 +513,7 @@ fn write_description(out: &mut String, frame: &[u8]) -> fmt::Result {
             describe_tcp(out, frame.len(), &tcp_packet, ip.src_addr, ip.dst_addr)
         }
         EtherType::Ipv6 => {
-            let (ip, upper) = match ipv6_upper(eth_frame.payload()) {
+            let (ip, upper) = match ipv6_upper(l2.payload) {
                 Ok(v) => v,
                 Err(e) => return malformed(out, e),
             };
@@ -634,5 +830,140 @@ mod tests {
         );
         frame[12..14].copy_from_slice(&[0x88, 0xcc]);
         assert_eq!(describe_frame(&frame), "ethertype 0x88cc, length 60");
+    }
+
+    /// A tagged SYN-ACK as bytes: the untagged frame with `81 00 | 00 64` after the MACs.
+    fn tagged(vid: u16) -> (Vec<u8>, usize) {
+        let mut buf = vec![0u8; 128];
+        let vlan = VlanId::new(vid);
+        let len =
+            emit_tcp_frame_vlan(&mut buf, vlan, MAC_A, MAC_B, IP_A, IP_B, &syn_ack()).unwrap();
+        buf.truncate(len);
+        (buf, len)
+    }
+
+    #[test]
+    fn tagged_emit_is_the_untagged_frame_with_a_tag() {
+        let mut plain = [0u8; 128];
+        let n = emit_tcp_frame(&mut plain, MAC_A, MAC_B, IP_A, IP_B, &syn_ack()).unwrap();
+        let (t, len) = tagged(100);
+        assert_eq!(len, n + 4);
+        assert_eq!(&t[..12], &plain[..12], "MACs");
+        assert_eq!(
+            &t[12..18],
+            &[0x81, 0x00, 0x00, 0x64, 0x08, 0x00],
+            "TPID, TCI, IPv4"
+        );
+        assert_eq!(&t[18..], &plain[14..n], "IPv4 + TCP unchanged");
+        // 4094: the highest VID; PCP/DEI zero.
+        let (t, _) = tagged(4094);
+        assert_eq!(&t[14..16], &[0x0f, 0xfe]);
+    }
+
+    #[test]
+    fn tagged_parse() {
+        let (t, _) = tagged(100);
+        let f = parse_tcp_frame(&t).unwrap();
+        assert_eq!(
+            f.vlan,
+            Some(VlanRepr {
+                pcp: 0,
+                dei: false,
+                vid: 100,
+                ethertype: EtherType::Ipv4
+            })
+        );
+        assert_eq!(u16::from(f.eth.ethertype), 0x8100);
+        assert_eq!(f.tcp, syn_ack());
+        assert_eq!(vid_of(f.vlan), 100);
+        let l2 = parse_l2(&t).unwrap();
+        assert_eq!((l2.vid(), l2.ethertype()), (100, EtherType::Ipv4));
+        assert_eq!(l2.payload, &t[18..]);
+        // Untagged: no tag, VID 0.
+        let mut plain = [0u8; 128];
+        let n = emit_tcp_frame(&mut plain, MAC_A, MAC_B, IP_A, IP_B, &syn_ack()).unwrap();
+        let f = parse_tcp_frame(&plain[..n]).unwrap();
+        assert_eq!((f.vlan, vid_of(f.vlan)), (None, 0));
+        // Priority tag (VID 0, PCP 5): parses, VID 0.
+        let mut prio = t.clone();
+        prio[14..16].copy_from_slice(&[0xa0, 0x00]);
+        let f = parse_tcp_frame(&prio).unwrap();
+        assert_eq!((vid_of(f.vlan), f.vlan.unwrap().pcp), (0, 5));
+        assert_eq!(
+            describe_frame(&t),
+            "vlan 100, p 0, 10.0.0.1:49152 > 10.0.0.2:80 Flags [S.], seq 100, ack 201, \
+             win 65535, options [mss 1460,wscale 7,sackOK,TS val 1 ecr 0], length 0"
+        );
+    }
+
+    #[test]
+    fn tagged_truncated_and_double_tags() {
+        let (t, len) = tagged(100);
+        // Cut inside the tag, inside IPv4, inside TCP.
+        for cut in [14, 15, 17] {
+            assert_eq!(parse_l2(&t[..cut]).unwrap_err(), Error::Truncated, "{cut}");
+            assert_eq!(parse_tcp_frame(&t[..cut]).unwrap_err(), Error::Truncated);
+        }
+        assert_eq!(parse_tcp_frame(&t[..18]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            parse_tcp_frame(&t[..len - 1]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(parse_l2(&t[..18]).unwrap().payload, &[] as &[u8]);
+        // Emit into a buffer 1 byte short of the tagged length.
+        let mut short = vec![0u8; len - 1];
+        let vlan = VlanId::new(100);
+        assert_eq!(
+            emit_tcp_frame_vlan(&mut short, vlan, MAC_A, MAC_B, IP_A, IP_B, &syn_ack()),
+            Err(Error::Truncated)
+        );
+        // QinQ: 88a8 outside; and 8100 inside 8100.
+        let mut qinq = vec![0u8; len + 4];
+        qinq[..12].copy_from_slice(&t[..12]);
+        qinq[12..18].copy_from_slice(&[0x88, 0xa8, 0x00, 0x0a, 0x81, 0x00]);
+        qinq[18..].copy_from_slice(&t[14..]);
+        assert_eq!(parse_l2(&qinq).unwrap_err(), Error::Unsupported);
+        assert_eq!(parse_tcp_frame(&qinq).unwrap_err(), Error::Unsupported);
+        qinq[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert_eq!(parse_tcp_frame(&qinq).unwrap_err(), Error::Unsupported);
+        assert_eq!(
+            describe_frame(&qinq),
+            format!("double-tagged frame (unsupported), {} bytes", len + 4)
+        );
+        // VID 4095 is reserved.
+        let mut bad = t.clone();
+        bad[14..16].copy_from_slice(&[0x0f, 0xff]);
+        assert_eq!(parse_tcp_frame(&bad).unwrap_err(), Error::Malformed);
+    }
+
+    #[test]
+    fn tagged_arp_described() {
+        let mut frame = [0u8; 64];
+        let n = emit_l2(
+            &mut frame,
+            MAC_A,
+            EthernetAddress::BROADCAST,
+            VlanId::new(7),
+            EtherType::Arp,
+        );
+        assert_eq!(n, 18);
+        assert_eq!(l2_header_len(VlanId::new(7)), 18);
+        assert_eq!(l2_header_len(None), 14);
+        ArpRepr::EthernetIpv4 {
+            operation: crate::wire::arp::ArpOperation::Request,
+            source_hardware_addr: MAC_A,
+            source_protocol_addr: IP_A,
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: IP_B,
+        }
+        .emit(&mut ArpPacket::new_unchecked(&mut frame[18..]));
+        assert_eq!(&frame[12..18], &[0x81, 0x00, 0x00, 0x07, 0x08, 0x06]);
+        assert_eq!(
+            describe_frame(&frame),
+            "vlan 7, p 0, ARP who-has 10.0.0.2 tell 10.0.0.1"
+        );
+        let l2 = parse_l2(&frame).unwrap();
+        assert_eq!((l2.vid(), l2.ethertype()), (7, EtherType::Arp));
+        assert_eq!(parse_tcp_frame(&frame).unwrap_err(), Error::Unsupported);
     }
 }

@@ -9,7 +9,8 @@
 //! accessor panics. Untrusted input always goes through `new_checked` and `Repr::parse`, which
 //! return a typed [`Error`], never panic.
 //!
-//! [`frame`] stacks the three layers for the hot path ([`parse_tcp_frame`],
+//! [`vlan`] is the 802.1Q tag that may sit between the Ethernet header and its payload.
+//! [`frame`] stacks the layers for the hot path ([`parse_tcp_frame`],
 //! [`emit_tcp_frame`]) and describes any frame in one tcpdump-style line ([`describe_frame`])
 //! for test failures. [`checksum`] holds the RFC 1071 sum and the RFC 1624 incremental update.
 //! Nothing here allocates except `describe_frame`.
@@ -25,12 +26,15 @@ pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
+pub mod vlan;
 
 pub use self::ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use self::frame::{
-    TcpFrame, describe_frame, emit_tcp_frame, parse_tcp_frame, parse_tcp_frame_into, tcp_frame_len,
+    L2Frame, TcpFrame, describe_frame, emit_tcp_frame, emit_tcp_frame_vlan, parse_l2,
+    parse_tcp_frame, parse_tcp_frame_into, tcp_frame_len,
 };
 pub use self::tcp::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+pub use self::vlan::{VlanId, VlanRepr};
 pub use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// Why a frame was rejected.
