@@ -51,27 +51,7 @@ const OUR_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
 const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
 
 fn syn(seq: u32) -> Vec<u8> {
-    let repr = TcpRepr {
-        src_port: 40000,
-        dst_port: 80,
-        control: TcpControl::Syn,
-        seq_number: SeqNumber(seq),
-        window_len: 1024,
-        max_seg_size: Some(1460),
-        ..TcpRepr::default()
-    };
-    let mut buf = vec![0u8; 1514];
-    let n = emit_tcp_frame(
-        &mut buf,
-        PEER_MAC,
-        OUR_MAC,
-        Ipv4Addr::new(10, 0, 0, 2),
-        Ipv4Addr::new(10, 0, 0, 1),
-        &repr,
-    )
-    .unwrap();
-    buf.truncate(n);
-    buf
+    from_peer(40000, TcpControl::Syn, seq)
 }
 
 #[test]
