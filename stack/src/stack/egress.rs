@@ -24,25 +24,8 @@ enum Tx {
 impl Stack {
     pub(super) fn dispatch<L: Link>(&mut self, now: Instant, link: &mut L) {
         // Stateless replies first: they are small and often time-critical (SYN-ACKs).
-        while let Some(c) = self.control.front().copied() {
-            let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
-            let ok = link.transmit(|buf| match c {
-                Control::Tcp {
-                    dst_mac,
-                    src_ip,
-                    dst_ip,
-                    repr,
-                } => {
-                    emit_tcp_frame_vlan(buf, vlan, mac, dst_mac, src_ip, dst_ip, &repr).unwrap_or(0)
-                }
-                Control::Arp { dst_mac, repr } => emit_arp(buf, mac, dst_mac, vlan, &repr),
-            });
-            if !ok {
-                self.counters.tx_no_buffer += 1;
-                return;
-            }
-            self.counters.tx_frames += 1;
-            self.control.pop_front();
+        if !self.transmit_control(link) {
+            return;
         }
         let mut i = 0;
         while i < self.dirty.len() {
@@ -62,6 +45,36 @@ impl Stack {
             i += 1;
         }
         self.dirty.clear();
+    }
+
+    /// Sends the queued control replies; false when the link ran out of TX frames. Out of
+    /// line and borrowing each reply: when `Connection` became generic over the address
+    /// family, `dispatch` grew past the point where the link's `transmit` (with a copy of
+    /// the reply in its closure) was inlined into it, +1.2 % instructions per IPv4 server
+    /// lifecycle (callgrind, docs/ipv6.md); this way it is +0.6 %.
+    #[inline(never)]
+    fn transmit_control<L: Link>(&mut self, link: &mut L) -> bool {
+        let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
+        // By reference: the closure need not copy the reply.
+        while let Some(c) = self.control.front() {
+            let ok = link.transmit(|buf| match c {
+                Control::Tcp {
+                    dst_mac,
+                    src_ip,
+                    dst_ip,
+                    repr,
+                } => emit_tcp_frame_vlan(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr)
+                    .unwrap_or(0),
+                Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
+            });
+            if !ok {
+                self.counters.tx_no_buffer += 1;
+                return false;
+            }
+            self.counters.tx_frames += 1;
+            self.control.pop_front();
+        }
+        true
     }
 
     /// Sends everything one connection has ready.

@@ -27,7 +27,10 @@
 //! probability of the 64-bit value at most 2^-32 for any two fixed tuples, Dietzfelbinger
 //! 1996 / Thorup), followed by a fixed bijective finalizer so that structured key sets
 //! (consecutive ports, address ranges) do not map to regular lattices, which linear probing
-//! handles badly. This is the same trade as Linux's keyed jhash for its established table:
+//! handles badly. IPv6 tables (`FlowTable::<Ipv6Addr>::new`) use 40-byte buckets (the
+//! 36-byte tuple and the value, [`FlowKey`]), the same probing and deletion, the IPv6
+//! hash of [`TupleHasher`]; their buckets are written at construction (not zero pages).
+//! This is the same trade as Linux's keyed jhash for its established table:
 //! fast and unpredictable without a secret, not a cryptographic MAC. Measured cost is printed
 //! by the `hash_speed` test next to SipHash-1-3 for comparison.
 
@@ -143,10 +146,119 @@ impl core::fmt::Display for InsertError {
 
 impl std::error::Error for InsertError {}
 
-/// Fixed-capacity open-addressing map from [`FourTuple`] to a `u32` slot index.
-pub struct FlowTable {
-    /// `[addrs, ports << 32 | (value + 1)]`; low half of word 1 zero means empty.
-    buckets: Vec<[u64; 2]>,
+/// How one family's tuples sit in the flow table's buckets. IPv4: the 12-byte key and the
+/// value packed into 16 bytes (`[addrs, ports << 32 | (value + 1)]`), compared as two words.
+/// IPv6: the 36-byte tuple and the value in a 40-byte bucket. Implemented by the two
+/// [`super::Address`] types only (it is a supertrait of their sealed trait).
+#[doc(hidden)]
+pub trait FlowKey: Sized {
+    /// What a probe compares: the tuple in its packed form.
+    type Key: Copy;
+    /// One bucket; `Self::EMPTY` (all zero) is an empty one.
+    type Bucket: Copy;
+    const EMPTY: Self::Bucket;
+    fn key(t: &FourTuple<Self>) -> Self::Key
+    where
+        Self: super::Address;
+    fn hash_key(h: &TupleHasher, k: &Self::Key) -> u64;
+    /// The stored `value + 1`; 0 for an empty bucket.
+    fn stored(b: &Self::Bucket) -> u32;
+    fn set_stored(b: &mut Self::Bucket, v: u32);
+    fn matches(b: &Self::Bucket, k: &Self::Key) -> bool;
+    fn bucket(k: &Self::Key, stored: u32) -> Self::Bucket;
+    fn key_of(b: &Self::Bucket) -> Self::Key;
+}
+
+impl FlowKey for core::net::Ipv4Addr {
+    type Key = (u64, u32);
+    type Bucket = [u64; 2];
+    const EMPTY: [u64; 2] = [0, 0];
+    #[inline(always)]
+    fn key(t: &FourTuple) -> (u64, u32) {
+        pack(t)
+    }
+    #[inline(always)]
+    fn hash_key(h: &TupleHasher, k: &(u64, u32)) -> u64 {
+        h.hash_packed(k.0, k.1)
+    }
+    #[inline(always)]
+    fn stored(b: &[u64; 2]) -> u32 {
+        b[1] as u32
+    }
+    #[inline(always)]
+    fn set_stored(b: &mut [u64; 2], v: u32) {
+        b[1] = (b[1] & 0xffff_ffff_0000_0000) | u64::from(v);
+    }
+    #[inline(always)]
+    fn matches(b: &[u64; 2], k: &(u64, u32)) -> bool {
+        b[0] == k.0 && b[1] & 0xffff_ffff_0000_0000 == u64::from(k.1) << 32
+    }
+    #[inline(always)]
+    fn bucket(k: &(u64, u32), stored: u32) -> [u64; 2] {
+        [k.0, (u64::from(k.1) << 32) | u64::from(stored)]
+    }
+    #[inline(always)]
+    fn key_of(b: &[u64; 2]) -> (u64, u32) {
+        (b[0], (b[1] >> 32) as u32)
+    }
+}
+
+/// An IPv6 bucket: the tuple and `value + 1` (0: empty), 40 bytes.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct Bucket6 {
+    tuple: FourTuple<core::net::Ipv6Addr>,
+    stored: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Bucket6>() == 40);
+
+impl FlowKey for core::net::Ipv6Addr {
+    type Key = FourTuple<core::net::Ipv6Addr>;
+    type Bucket = Bucket6;
+    const EMPTY: Bucket6 = Bucket6 {
+        tuple: FourTuple {
+            local_addr: core::net::Ipv6Addr::UNSPECIFIED,
+            remote_addr: core::net::Ipv6Addr::UNSPECIFIED,
+            local_port: 0,
+            remote_port: 0,
+        },
+        stored: 0,
+    };
+    #[inline]
+    fn key(t: &Self::Key) -> Self::Key {
+        *t
+    }
+    #[inline]
+    fn hash_key(h: &TupleHasher, k: &Self::Key) -> u64 {
+        h.hash_v6(k)
+    }
+    #[inline]
+    fn stored(b: &Bucket6) -> u32 {
+        b.stored
+    }
+    #[inline]
+    fn set_stored(b: &mut Bucket6, v: u32) {
+        b.stored = v;
+    }
+    #[inline]
+    fn matches(b: &Bucket6, k: &Self::Key) -> bool {
+        b.tuple == *k
+    }
+    #[inline]
+    fn bucket(k: &Self::Key, stored: u32) -> Bucket6 {
+        Bucket6 { tuple: *k, stored }
+    }
+    #[inline]
+    fn key_of(b: &Bucket6) -> Self::Key {
+        b.tuple
+    }
+}
+
+/// Fixed-capacity open-addressing map from [`FourTuple`] of either family (IPv4 by
+/// default) to a `u32` slot index.
+pub struct FlowTable<A: super::Address = core::net::Ipv4Addr> {
+    buckets: Vec<A::Bucket>,
     mask: usize,
     len: usize,
     max_entries: usize,
@@ -155,15 +267,26 @@ pub struct FlowTable {
 
 impl FlowTable {
     /// The largest storable value.
-    pub const MAX_VALUE: u32 = u32::MAX - 1;
+    pub const MAX_VALUE: u32 = MAX_VALUE;
 
-    /// A table for up to `max_entries` flows, hashed with a key derived from `seed` (which
-    /// should come from a random source). Allocates all memory now.
+    /// An IPv4 table for up to `max_entries` flows, hashed with a key derived from `seed`
+    /// (which should come from a random source). Allocates all memory now.
     pub fn with_capacity(max_entries: usize, seed: u64) -> Self {
+        Self::new(max_entries, seed)
+    }
+}
+
+/// The largest storable value (`u32::MAX` marks an empty bucket internally).
+pub const MAX_VALUE: u32 = u32::MAX - 1;
+
+impl<A: super::Address> FlowTable<A> {
+    /// A table of this family for up to `max_entries` flows (see
+    /// [`FlowTable::with_capacity`]). Allocates all memory now.
+    pub fn new(max_entries: usize, seed: u64) -> Self {
         let buckets = buckets_for(max_entries);
         FlowTable {
             // Zeroed allocation: pages are only made resident when first written.
-            buckets: vec![[0u64; 2]; buckets],
+            buckets: vec![A::EMPTY; buckets],
             mask: buckets - 1,
             len: 0,
             max_entries,
@@ -192,7 +315,7 @@ impl FlowTable {
 
     /// Bytes of bucket storage (allocated; resident only as touched).
     pub fn memory_bytes(&self) -> usize {
-        self.buckets.len() * core::mem::size_of::<[u64; 2]>()
+        self.buckets.len() * core::mem::size_of::<A::Bucket>()
     }
 
     /// The bucket array (see [`crate::mem`]): fixed for the table's lifetime.
@@ -201,21 +324,20 @@ impl FlowTable {
     }
 
     #[inline]
-    fn home(&self, addrs: u64, ports: u32) -> usize {
-        self.hasher.hash_packed(addrs, ports) as usize & self.mask
+    fn home(&self, k: &A::Key) -> usize {
+        A::hash_key(&self.hasher, k) as usize & self.mask
     }
 
     /// Bucket index holding `key`, or the empty bucket ending its probe run.
     #[inline]
-    fn find(&self, addrs: u64, ports: u32) -> (usize, bool) {
-        let want = u64::from(ports) << 32;
-        let mut i = self.home(addrs, ports);
+    fn find(&self, k: &A::Key) -> (usize, bool) {
+        let mut i = self.home(k);
         loop {
-            let b = self.buckets[i];
-            if b[1] as u32 == 0 {
+            let b = &self.buckets[i];
+            if A::stored(b) == 0 {
                 return (i, false);
             }
-            if b[0] == addrs && b[1] & 0xffff_ffff_0000_0000 == want {
+            if A::matches(b, k) {
                 return (i, true);
             }
             i = (i + 1) & self.mask;
@@ -224,15 +346,14 @@ impl FlowTable {
 
     /// The slot stored for `key`.
     #[inline]
-    pub fn get(&self, key: &FourTuple) -> Option<u32> {
-        let (a, p) = pack(key);
-        match self.find(a, p) {
-            (i, true) => Some((self.buckets[i][1] as u32) - 1),
+    pub fn get(&self, key: &FourTuple<A>) -> Option<u32> {
+        match self.find(&A::key(key)) {
+            (i, true) => Some(A::stored(&self.buckets[i]) - 1),
             (_, false) => None,
         }
     }
 
-    pub fn contains_key(&self, key: &FourTuple) -> bool {
+    pub fn contains_key(&self, key: &FourTuple<A>) -> bool {
         self.get(key).is_some()
     }
 
@@ -240,17 +361,17 @@ impl FlowTable {
     ///
     /// # Panics
     /// If `value > MAX_VALUE` (a caller bug: slot indices never reach it).
-    pub fn insert(&mut self, key: FourTuple, value: u32) -> Result<(), InsertError> {
-        assert!(value <= Self::MAX_VALUE, "flow table value out of range");
-        let (a, p) = pack(&key);
-        let (i, found) = self.find(a, p);
+    pub fn insert(&mut self, key: FourTuple<A>, value: u32) -> Result<(), InsertError> {
+        assert!(value <= MAX_VALUE, "flow table value out of range");
+        let k = A::key(&key);
+        let (i, found) = self.find(&k);
         if found {
-            return Err(InsertError::Exists((self.buckets[i][1] as u32) - 1));
+            return Err(InsertError::Exists(A::stored(&self.buckets[i]) - 1));
         }
         if self.len >= self.max_entries {
             return Err(InsertError::Full);
         }
-        self.buckets[i] = [a, (u64::from(p) << 32) | u64::from(value + 1)];
+        self.buckets[i] = A::bucket(&k, value + 1);
         self.len += 1;
         Ok(())
     }
@@ -261,14 +382,13 @@ impl FlowTable {
     ///
     /// # Panics
     /// If `value > MAX_VALUE` (a caller bug: slot indices never reach it).
-    pub fn replace(&mut self, key: &FourTuple, value: u32) -> Option<u32> {
-        assert!(value <= Self::MAX_VALUE, "flow table value out of range");
-        let (a, p) = pack(key);
-        match self.find(a, p) {
+    pub fn replace(&mut self, key: &FourTuple<A>, value: u32) -> Option<u32> {
+        assert!(value <= MAX_VALUE, "flow table value out of range");
+        match self.find(&A::key(key)) {
             (i, true) => {
-                let b = &mut self.buckets[i][1];
-                let old = (*b as u32) - 1;
-                *b = (*b & 0xffff_ffff_0000_0000) | u64::from(value + 1);
+                let b = &mut self.buckets[i];
+                let old = A::stored(b) - 1;
+                A::set_stored(b, value + 1);
                 Some(old)
             }
             (_, false) => None,
@@ -276,13 +396,12 @@ impl FlowTable {
     }
 
     /// Removes `key`, returning its value.
-    pub fn remove(&mut self, key: &FourTuple) -> Option<u32> {
-        let (a, p) = pack(key);
-        let (mut hole, found) = self.find(a, p);
+    pub fn remove(&mut self, key: &FourTuple<A>) -> Option<u32> {
+        let (mut hole, found) = self.find(&A::key(key));
         if !found {
             return None;
         }
-        let value = (self.buckets[hole][1] as u32) - 1;
+        let value = A::stored(&self.buckets[hole]) - 1;
         // Backward-shift deletion: pull later members of the probe run into the hole when
         // their home bucket does not lie cyclically in (hole, j], so every remaining key stays
         // reachable from its home without tombstones.
@@ -290,23 +409,23 @@ impl FlowTable {
         loop {
             j = (j + 1) & self.mask;
             let b = self.buckets[j];
-            if b[1] as u32 == 0 {
+            if A::stored(&b) == 0 {
                 break;
             }
-            let home = self.home(b[0], (b[1] >> 32) as u32);
+            let home = self.home(&A::key_of(&b));
             if (j.wrapping_sub(home) & self.mask) >= (j.wrapping_sub(hole) & self.mask) {
                 self.buckets[hole] = b;
                 hole = j;
             }
         }
-        self.buckets[hole] = [0, 0];
+        self.buckets[hole] = A::EMPTY;
         self.len -= 1;
         Some(value)
     }
 
     /// Removes every entry (touches every bucket: O(buckets)).
     pub fn clear(&mut self) {
-        self.buckets.fill([0, 0]);
+        self.buckets.fill(A::EMPTY);
         self.len = 0;
     }
 }
@@ -401,6 +520,51 @@ mod tests {
     fn reserved_value_panics() {
         let mut t = FlowTable::with_capacity(4, 7);
         let _ = t.insert(tuple(1), u32::MAX);
+    }
+
+    /// An IPv6 table: the same contract (insert, duplicate, full, replace, remove with
+    /// backward shift) over 36-byte keys that differ only in the low address bits or ports,
+    /// checked against a HashMap through churn.
+    #[test]
+    fn ipv6_table_matches_hashmap() {
+        use core::net::Ipv6Addr;
+        let t6 = |i: u32| FourTuple {
+            local_addr: Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 1),
+            remote_addr: Ipv6Addr::new(0xfd00, 0x78, 0, 0, 0, 0, (i >> 16) as u16, i as u16),
+            local_port: 80,
+            remote_port: 1024 + (i % 7) as u16,
+        };
+        assert_eq!(core::mem::size_of::<Bucket6>(), 40);
+        let mut t = FlowTable::<Ipv6Addr>::new(1000, 9);
+        let mut m = HashMap::new();
+        let mut rng = Rng(0x1234);
+        for _ in 0..20_000 {
+            let i = (rng.next() % 1500) as u32;
+            match rng.next() % 3 {
+                0 | 1 => {
+                    let r = t.insert(t6(i), i);
+                    match m.get(&t6(i)) {
+                        Some(&v) => assert_eq!(r, Err(InsertError::Exists(v))),
+                        None if m.len() >= 1000 => assert_eq!(r, Err(InsertError::Full)),
+                        None => {
+                            r.unwrap();
+                            m.insert(t6(i), i);
+                        }
+                    }
+                }
+                _ => assert_eq!(t.remove(&t6(i)), m.remove(&t6(i))),
+            }
+            assert_eq!(t.len(), m.len());
+        }
+        for i in 0..1500 {
+            assert_eq!(t.get(&t6(i)), m.get(&t6(i)).copied());
+        }
+        let (&k, &v) = m.iter().next().unwrap();
+        assert_eq!(t.replace(&k, 7), Some(v));
+        assert_eq!(t.get(&k), Some(7));
+        assert_eq!(t.get(&k.reversed()), None);
+        t.clear();
+        assert!(t.is_empty() && t.get(&k).is_none());
     }
 
     /// The IPv6 tuple hash: keyed, and sensitive to every 32-bit word of both addresses and

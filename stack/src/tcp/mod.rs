@@ -85,7 +85,7 @@ pub trait Address:
 pub(crate) mod sealed {
     /// Closes [`super::Address`] to the two IP families and carries the keyed tuple hash,
     /// which needs the hasher's private keys.
-    pub trait Sealed: Sized {
+    pub trait Sealed: Sized + super::flow_table::FlowKey {
         #[doc(hidden)]
         fn tuple_hash(h: &super::flow_table::TupleHasher, t: &super::FourTuple<Self>) -> u64
         where

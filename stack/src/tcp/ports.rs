@@ -23,6 +23,7 @@
 //!
 //! Complexity: O(1) per attempt, O(range) worst case when nearly every port is taken.
 
+use super::{Address, FourTuple};
 use core::fmt;
 use core::net::Ipv4Addr;
 use core::ops::RangeInclusive;
@@ -49,15 +50,15 @@ pub enum PortState {
 
 /// No port in the range could be used for this destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortsExhausted {
+pub struct PortsExhausted<A: Address = Ipv4Addr> {
     pub first: u16,
     pub last: u16,
-    pub local_addr: Ipv4Addr,
-    pub remote_addr: Ipv4Addr,
+    pub local_addr: A,
+    pub remote_addr: A,
     pub remote_port: u16,
 }
 
-impl fmt::Display for PortsExhausted {
+impl<A: Address> fmt::Display for PortsExhausted<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -73,7 +74,7 @@ impl fmt::Display for PortsExhausted {
     }
 }
 
-impl std::error::Error for PortsExhausted {}
+impl<A: Address> std::error::Error for PortsExhausted<A> {}
 
 /// Per-core ephemeral port allocator. See the module docs.
 pub struct EphemeralPorts {
@@ -114,18 +115,26 @@ impl EphemeralPorts {
     }
 
     /// Picks a local port; see the module docs.
-    pub fn allocate(
+    /// Either family: the keyed hash covers both addresses and the remote port (10 bytes
+    /// for IPv4, as before IPv6; 34 for IPv6).
+    pub fn allocate<A: Address>(
         &mut self,
-        local_addr: Ipv4Addr,
-        remote_addr: Ipv4Addr,
+        local_addr: A,
+        remote_addr: A,
         remote_port: u16,
         mut in_use: impl FnMut(u16) -> PortState,
-    ) -> Result<u16, PortsExhausted> {
-        let mut msg = [0u8; 10];
-        msg[0..4].copy_from_slice(&local_addr.octets());
-        msg[4..8].copy_from_slice(&remote_addr.octets());
-        msg[8..10].copy_from_slice(&remote_port.to_be_bytes());
-        let h = self.hasher.hash(&msg);
+    ) -> Result<u16, PortsExhausted<A>> {
+        // The tuple's bytes are local address, remote address, local port, remote port:
+        // the remote port goes where the local one was.
+        let mut msg = [0u8; 36];
+        let t = FourTuple {
+            local_addr,
+            remote_addr,
+            local_port: remote_port,
+            remote_port,
+        };
+        let n = A::tuple_bytes(&t, &mut msg) - 2;
+        let h = self.hasher.hash(&msg[..n]);
         // F (offset) and G (counter index) of RFC 6056 §3.3.4 from independent output bits.
         let offset = (h >> 32) as u32;
         let slot = (h as usize) % TABLE_LEN;
@@ -157,6 +166,71 @@ mod tests {
 
     const L: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const R: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    /// The IPv4 message is the 10 bytes it was before the allocator became generic (so
+    /// IPv4 port choices did not change); IPv6 destinations get their own offsets and the
+    /// same range and exhaustion behaviour.
+    #[test]
+    fn both_families() {
+        use core::net::Ipv6Addr;
+        let p = EphemeralPorts::new(DEFAULT_RANGE, 3);
+        let mut msg = [0u8; 10];
+        msg[0..4].copy_from_slice(&L.octets());
+        msg[4..8].copy_from_slice(&R.octets());
+        msg[8..10].copy_from_slice(&80u16.to_be_bytes());
+        let h = p.hasher.hash(&msg);
+        let want = (32768 + (u64::from((h >> 32) as u32)) % p.count as u64) as u16;
+        assert_eq!(
+            p.clone_fresh().allocate(L, R, 80, |_| PortState::Free),
+            Ok(want)
+        );
+
+        let l6: Ipv6Addr = "fd00:78::2".parse().unwrap();
+        let firsts: HashSet<u16> = (1..=64u16)
+            .map(|i| {
+                let r6 = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, i);
+                p.clone_fresh()
+                    .allocate(l6, r6, 80, |_| PortState::Free)
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            firsts.len() > 50,
+            "offsets depend on the whole v6 destination"
+        );
+        let mut q = p.clone_fresh();
+        let r6: Ipv6Addr = "fd00:77::1".parse().unwrap();
+        let mut seen = HashSet::new();
+        for _ in 0..100 {
+            let port = q
+                .allocate(l6, r6, 80, |port| {
+                    if seen.contains(&port) {
+                        PortState::InUse
+                    } else {
+                        PortState::Free
+                    }
+                })
+                .unwrap();
+            assert!(DEFAULT_RANGE.contains(&port) && seen.insert(port));
+        }
+        let err = q.allocate(l6, r6, 80, |_| PortState::InUse).unwrap_err();
+        assert_eq!(
+            (err.local_addr, err.remote_addr, err.remote_port),
+            (l6, r6, 80)
+        );
+        assert!(err.to_string().contains("fd00:77::1"));
+    }
+
+    impl EphemeralPorts {
+        fn clone_fresh(&self) -> EphemeralPorts {
+            EphemeralPorts {
+                first: self.first,
+                count: self.count,
+                hasher: self.hasher,
+                counters: [0; TABLE_LEN],
+            }
+        }
+    }
 
     #[test]
     fn sequential_to_one_destination_cycles_the_range() {

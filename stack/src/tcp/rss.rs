@@ -12,8 +12,12 @@
 //!
 //! Contract: pure functions of the key, the table and the tuple; no allocation after
 //! [`Rss::new`]. The Toeplitz implementation follows Microsoft's RSS specification and is
-//! tested against its published verification vectors (IPv4 with and without ports).
+//! tested against its published verification vectors (IPv4 and IPv6, with and without
+//! ports). Both families: [`Rss::rx_queue`] and [`RssSteering::accepts`] are generic over
+//! [`Address`]; an IPv6 4-tuple is 36 bytes of input and needs a 40-byte key (shorter keys
+//! count as zero-padded, as [`toeplitz`] says, which is not what a NIC computes).
 
+use super::{Address, FourTuple};
 use core::fmt;
 use core::net::Ipv4Addr;
 
@@ -55,6 +59,25 @@ pub fn ipv4_tcp_input(src: Ipv4Addr, dst: Ipv4Addr, src_port: u16, dst_port: u16
     b[8..10].copy_from_slice(&src_port.to_be_bytes());
     b[10..12].copy_from_slice(&dst_port.to_be_bytes());
     b
+}
+
+/// The hash input of a TCP segment of either family as the NIC sees it (source address,
+/// destination address, source port, destination port, network byte order) in the first
+/// `2 * A::LEN + 4` bytes of `out`; returns that length (12 or 36).
+pub fn tcp_input<A: Address>(
+    src: A,
+    dst: A,
+    src_port: u16,
+    dst_port: u16,
+    out: &mut [u8; 36],
+) -> usize {
+    let t = FourTuple {
+        local_addr: src,
+        remote_addr: dst,
+        local_port: src_port,
+        remote_port: dst_port,
+    };
+    A::tuple_bytes(&t, out)
 }
 
 /// Why an RSS configuration was refused.
@@ -123,6 +146,19 @@ impl Rss {
         let input = ipv4_tcp_input(remote, local, remote_port, local_port);
         self.queue_of(toeplitz(&self.key, &input))
     }
+
+    /// [`Rss::rx_queue_v4`] for either family.
+    pub fn rx_queue<A: Address>(
+        &self,
+        local: A,
+        local_port: u16,
+        remote: A,
+        remote_port: u16,
+    ) -> u16 {
+        let mut input = [0u8; 36];
+        let n = tcp_input(remote, local, remote_port, local_port, &mut input);
+        self.queue_of(toeplitz(&self.key, &input[..n]))
+    }
 }
 
 /// Active opens of one core under RSS: the ports it may choose are those whose replies the
@@ -135,14 +171,14 @@ pub struct RssSteering {
 
 impl RssSteering {
     /// Whether a reply to `(local, local_port)` from `(remote, remote_port)` reaches us.
-    pub fn accepts(
+    pub fn accepts<A: Address>(
         &self,
-        local: Ipv4Addr,
+        local: A,
         local_port: u16,
-        remote: Ipv4Addr,
+        remote: A,
         remote_port: u16,
     ) -> bool {
-        self.rss.rx_queue_v4(local, local_port, remote, remote_port) == self.queue
+        self.rss.rx_queue(local, local_port, remote, remote_port) == self.queue
     }
 }
 
@@ -211,6 +247,56 @@ mod tests {
         for (src, _, dst, _, _, addrs) in VECTORS {
             let input = ipv4_tcp_input(src.into(), dst.into(), 0, 0);
             assert_eq!(toeplitz(&MICROSOFT_KEY, &input[..8]), addrs, "{src:?}");
+        }
+    }
+
+    /// Microsoft's IPv6 vectors: (source, source port, destination, destination port, hash
+    /// with ports, hash of the addresses alone).
+    const VECTORS_V6: [(&str, u16, &str, u16, u32, u32); 3] = [
+        (
+            "3ffe:2501:200:1fff::7",
+            2794,
+            "3ffe:2501:200:3::1",
+            1766,
+            0x4020_7d3d,
+            0x2cc1_8cd5,
+        ),
+        (
+            "3ffe:501:8::260:97ff:fe40:efab",
+            14230,
+            "ff02::1",
+            4739,
+            0xdde5_1bbf,
+            0x0f0c_461c,
+        ),
+        (
+            "3ffe:1900:4545:3:200:f8ff:fe21:67cf",
+            44251,
+            "fe80::200:f8ff:fe21:67cf",
+            38024,
+            0x02d1_feef,
+            0x4b61_e985,
+        ),
+    ];
+
+    #[test]
+    fn microsoft_vectors_ipv6() {
+        use core::net::Ipv6Addr;
+        let rss = Rss::new(MICROSOFT_KEY.to_vec(), (0..128).collect()).unwrap();
+        for (src, sp, dst, dp, with_ports, addrs) in VECTORS_V6 {
+            let (s6, d6): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+            let mut input = [0u8; 36];
+            assert_eq!(tcp_input(s6, d6, sp, dp, &mut input), 36);
+            assert_eq!(toeplitz(&MICROSOFT_KEY, &input), with_ports, "{src}:{sp}");
+            assert_eq!(toeplitz(&MICROSOFT_KEY, &input[..32]), addrs, "{src}");
+            // Seen from the destination's side.
+            assert_eq!(rss.rx_queue(d6, dp, s6, sp), (with_ports % 128) as u16);
+        }
+        // The generic input is the IPv4 one for IPv4.
+        for (src, sp, dst, dp, _, _) in VECTORS {
+            let mut input = [0u8; 36];
+            let n = tcp_input(Ipv4Addr::from(src), Ipv4Addr::from(dst), sp, dp, &mut input);
+            assert_eq!(input[..n], ipv4_tcp_input(src.into(), dst.into(), sp, dp));
         }
     }
 

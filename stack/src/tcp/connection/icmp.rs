@@ -52,12 +52,13 @@ pub enum IcmpOutcome {
 /// Per address family: IP header length and the smallest MTU an ICMP may lower the path to.
 /// IPv4's floor is Linux's `min_pmtu` (552: 512 bytes of TCP payload), which keeps forged
 /// tiny MTUs from forcing tiny segments (RFC 5927 §7.2); IPv6's is its minimum link MTU
-/// (RFC 8200 §5). The IPv6 path takes `(40, 1280)`.
+/// (RFC 8200 §5, RFC 8201 §4).
 const IPV4_MTU: (u32, u32) = (20, 552);
+const IPV6_MTU: (u32, u32) = (40, 1280);
 /// TCP header without options: the MSS counts payload only (RFC 9293 §3.7.1).
 const TCP_HEADER: u32 = 20;
 
-impl Connection {
+impl<A: Address> Connection<A> {
     /// RFC 5927 §4.1, §5.1: an ICMP error is about this connection only if the sequence
     /// number it quotes is in SND.UNA..SND.NXT (`snd_max` here: SND.NXT rewinds after an
     /// RTO, but everything below the highest byte sent may be in the network).
@@ -75,7 +76,7 @@ impl Connection {
         if !self.quote_in_window(quoted_seq) {
             return IcmpOutcome::OutOfWindow;
         }
-        let (ip_header, floor) = IPV4_MTU;
+        let (ip_header, floor) = if A::V6 { IPV6_MTU } else { IPV4_MTU };
         let mss = (mtu.max(floor) - ip_header - TCP_HEADER).min(u32::from(u16::MAX)) as u16;
         // In SYN-SENT the MSS is not known yet (the SYN-ACK sets it, capped by `path_mss`):
         // compare with the largest it can become.

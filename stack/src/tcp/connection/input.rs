@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Connection {
+impl<A: Address> Connection<A> {
     /// Processes one segment for this connection (RFC 9293 §3.10.7).
     pub fn handle_segment(&mut self, now: Instant, seg: &TcpRepr, counters: &mut Counters) {
         match self.state {

@@ -51,14 +51,15 @@
 
 use core::fmt;
 
-use super::FourTuple;
 use super::assembler::RecvBuffer;
 use super::buffer::RingBuffer;
 use super::congestion::{CongestionAlgorithm, CongestionControl, Controller};
 use super::counters::Counters;
 use super::scoreboard::{DUP_THRESH, Scoreboard};
+use super::{Address, FourTuple};
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+use core::net::Ipv4Addr;
 
 mod config;
 mod icmp;
@@ -263,7 +264,7 @@ struct Persist {
 /// and SACK blocks) stays off the hot path.
 #[derive(Debug, Clone)]
 #[repr(C)]
-pub struct Connection {
+pub struct Connection<A: Address = Ipv4Addr> {
     // Hot: read or written for every segment, sent or received (lines 0-2).
     rtx_at: Option<Instant>,
     /// A delayed ACK is owed at this time.
@@ -285,7 +286,7 @@ pub struct Connection {
     rcv_adv: SeqNumber,
     /// RFC 7323 Last.ACK.sent: the ACK field of our last segment.
     last_ack_sent: SeqNumber,
-    tuple: FourTuple,
+    tuple: FourTuple<A>,
     /// The peer's FIN, once seen (possibly ahead of RCV.NXT, waiting for a hole to fill).
     rx_fin: Option<SeqNumber>,
     /// Largest payload we put in a segment (options excluded).
@@ -368,8 +369,8 @@ pub struct Connection {
 /// What a listener learned from a handshake it completed: the input of
 /// [`Connection::from_handshake`].
 #[derive(Debug, Clone, Copy)]
-pub struct PassiveOpen {
-    pub tuple: FourTuple,
+pub struct PassiveOpen<A: Address = Ipv4Addr> {
+    pub tuple: FourTuple<A>,
     /// Our ISN (the SYN-ACK's sequence number, a cookie in cookie mode).
     pub iss: SeqNumber,
     /// The MSS the peer's SYN offered (536 when absent; a cookie's table value).
@@ -385,11 +386,11 @@ pub struct PassiveOpen {
     pub ts_offset: u32,
 }
 
-impl Connection {
+impl<A: Address> Connection<A> {
     #[inline(always)]
     fn new(
         cfg: &TcpConfig,
-        tuple: FourTuple,
+        tuple: FourTuple<A>,
         iss: SeqNumber,
         ts_offset: u32,
         now: Instant,
@@ -467,7 +468,7 @@ impl Connection {
     /// Active open (RFC 9293 §3.10.1): a connection in SYN-SENT whose SYN is ready to send.
     pub fn connect(
         cfg: &TcpConfig,
-        tuple: FourTuple,
+        tuple: FourTuple<A>,
         iss: SeqNumber,
         ts_offset: u32,
         now: Instant,
@@ -488,7 +489,7 @@ impl Connection {
     #[inline(always)]
     pub fn from_handshake(
         cfg: &TcpConfig,
-        open: &PassiveOpen,
+        open: &PassiveOpen<A>,
         ack: &TcpRepr,
         now: Instant,
     ) -> Self {
@@ -536,7 +537,7 @@ impl Connection {
     pub fn state(&self) -> State {
         self.state
     }
-    pub fn tuple(&self) -> FourTuple {
+    pub fn tuple(&self) -> FourTuple<A> {
         self.tuple
     }
     pub fn is_passive(&self) -> bool {

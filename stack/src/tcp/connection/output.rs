@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Connection {
+impl<A: Address> Connection<A> {
     /// The next segment to send, if any. The payload borrows the send buffer; emit it before
     /// calling any other method.
     pub fn poll_transmit(&mut self, now: Instant, counters: &mut Counters) -> Option<TcpRepr<'_>> {

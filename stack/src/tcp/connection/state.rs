@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Connection {
+impl<A: Address> Connection<A> {
     pub(super) fn stop_timers(&mut self) {
         self.rtx_at = None;
         self.persist = Persist::default();

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Connection {
+impl<A: Address> Connection<A> {
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, counters: &mut Counters) {
         if let Some(t) = self.time_wait_until
