@@ -24,18 +24,19 @@ enum Tx {
 impl Stack {
     pub(super) fn dispatch<L: Link>(&mut self, now: Instant, link: &mut L) {
         // Stateless replies first: they are small and often time-critical (SYN-ACKs).
-        while let Some(c) = self.control.front().copied() {
-            let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
-            let ok = link.transmit(|buf| match c {
+        let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
+        // Emitted from the queue in place (an entry is ~140 bytes: not copied out first).
+        while let Some(c) = self.control.front() {
+            let ok = link.transmit(|buf| match *c {
                 Control::Tcp {
                     dst_mac,
                     src_ip,
                     dst_ip,
-                    repr,
+                    ref repr,
                 } => {
-                    emit_tcp_frame_vlan(buf, vlan, mac, dst_mac, src_ip, dst_ip, &repr).unwrap_or(0)
+                    emit_tcp_frame_vlan(buf, vlan, mac, dst_mac, src_ip, dst_ip, repr).unwrap_or(0)
                 }
-                Control::Arp { dst_mac, repr } => emit_arp(buf, mac, dst_mac, vlan, &repr),
+                Control::Arp { dst_mac, ref repr } => emit_arp(buf, mac, dst_mac, vlan, repr),
             });
             if !ok {
                 self.counters.tx_no_buffer += 1;
