@@ -261,6 +261,7 @@ impl FlowTable {
     ///
     /// # Panics
     /// If `value > MAX_VALUE` (a caller bug: slot indices never reach it).
+    #[inline]
     pub fn replace(&mut self, key: &FourTuple, value: u32) -> Option<u32> {
         assert!(value <= Self::MAX_VALUE, "flow table value out of range");
         let (a, p) = pack(key);
