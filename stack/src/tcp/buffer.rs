@@ -263,6 +263,7 @@ impl RingBuffer {
 
     /// The longest contiguous run of bytes starting `offset` bytes from the front, at most
     /// `max` long. Empty when `offset >= len`.
+    #[inline]
     pub fn contiguous_at(&self, offset: usize, max: usize) -> &[u8] {
         if offset >= self.len {
             return &[];
