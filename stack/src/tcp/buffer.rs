@@ -182,6 +182,7 @@ impl Clone for Storage {
 }
 
 impl Drop for Storage {
+    #[inline]
     fn drop(&mut self) {
         if self.is_allocated() {
             give_block(core::mem::take(&mut self.bytes));
