@@ -908,9 +908,8 @@ impl Stack {
         self.with_conn(h, |c, now| c.set_keepalive(now, keepalive))
     }
 
-    /// The large allocations, fixed for the stack's lifetime: TIME-WAIT ring and index, flow
-    /// table, connection slab and its metadata. Pass them to
-    /// [`crate::mem::advise_huge_pages`] right after construction (see [`crate::mem`]).
+    /// The large allocations, fixed for the stack's lifetime (TIME-WAIT ring and index, flow
+    /// table, slab, metadata): for [`crate::mem::advise_huge_pages`] right after construction.
     pub fn large_regions(&self) -> Vec<crate::mem::Region> {
         let [ring, index] = self.time_wait.regions();
         vec![
@@ -923,6 +922,7 @@ impl Stack {
     }
 
     /// The next application event.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<(ConnHandle, Event)> {
         self.events.pop_front()
     }

@@ -89,6 +89,7 @@ impl Stack {
     }
 
     /// Takes a slot off the orphan list (it finished, or is being reset).
+    #[inline]
     pub(super) fn orphan_unlink(&mut self, index: u32) {
         let meta = &mut self.meta[index as usize];
         if !meta.has(SM_ORPHAN) {

@@ -91,6 +91,7 @@ pub struct RecvBuffer {
 }
 
 impl Drop for RecvBuffer {
+    #[inline]
     fn drop(&mut self) {
         if let Some(t) = self.ranges.take() {
             give_table(t);

@@ -182,6 +182,7 @@ impl Clone for Storage {
 }
 
 impl Drop for Storage {
+    #[inline]
     fn drop(&mut self) {
         if self.is_allocated() {
             give_block(core::mem::take(&mut self.bytes));
@@ -263,6 +264,7 @@ impl RingBuffer {
 
     /// The longest contiguous run of bytes starting `offset` bytes from the front, at most
     /// `max` long. Empty when `offset >= len`.
+    #[inline]
     pub fn contiguous_at(&self, offset: usize, max: usize) -> &[u8] {
         if offset >= self.len {
             return &[];

@@ -382,6 +382,7 @@ impl<A: super::Address> FlowTable<A> {
     ///
     /// # Panics
     /// If `value > MAX_VALUE` (a caller bug: slot indices never reach it).
+    #[inline]
     pub fn replace(&mut self, key: &FourTuple<A>, value: u32) -> Option<u32> {
         assert!(value <= MAX_VALUE, "flow table value out of range");
         match self.find(&A::key(key)) {

@@ -84,6 +84,7 @@ pub struct Scoreboard {
 }
 
 impl Drop for Scoreboard {
+    #[inline]
     fn drop(&mut self) {
         if let Some(b) = self.blocks.take() {
             give_blocks(b);

@@ -128,6 +128,7 @@ impl TimerWheel {
 
     /// Schedules `token` to fire at `deadline` (a deadline in the past fires at the next
     /// `expire`).
+    #[inline]
     pub fn schedule(&mut self, deadline: Instant, token: u32) -> Result<TimerId, WheelFull> {
         let index = self.free_head;
         if index == NIL {
@@ -145,6 +146,7 @@ impl TimerWheel {
     }
 
     /// Cancels a timer. Returns false if it already fired or was cancelled.
+    #[inline]
     pub fn cancel(&mut self, id: TimerId) -> bool {
         if !self.is_live(id) {
             return false;
