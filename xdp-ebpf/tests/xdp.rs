@@ -143,6 +143,17 @@ fn vlan_tagged(mut frame: Vec<u8>) -> Vec<u8> {
 }
 
 /// An AF_XDP socket, unbound: enough to occupy an XSKMAP slot.
+/// The program loaded with a socket on queue 0, a listener on LOCAL:80 and the port range
+/// 40000-40999 (the set-up of the verdict tests); the socket must outlive the program's use.
+fn steering_80_and_40000s() -> (XdpProgram, OwnedFd) {
+    let mut p = XdpProgram::load().unwrap();
+    let xsk = unbound_xsk();
+    p.register_xsk(0, xsk.as_raw_fd()).unwrap();
+    p.add_listener(LOCAL, 80).unwrap();
+    p.set_port_range(40000, 40999).unwrap();
+    (p, xsk)
+}
+
 fn unbound_xsk() -> OwnedFd {
     // Safety: plain socket(2) call; the returned fd is checked and then owned.
     let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
@@ -308,11 +319,7 @@ fn frames_not_ours_pass() {
     if !privileged("frames_not_ours_pass") {
         return;
     }
-    let mut p = XdpProgram::load().unwrap();
-    let xsk = unbound_xsk();
-    p.register_xsk(0, xsk.as_raw_fd()).unwrap();
-    p.add_listener(LOCAL, 80).unwrap();
-    p.set_port_range(40000, 40999).unwrap();
+    let (p, _xsk) = steering_80_and_40000s();
 
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("ARP", arp_request()),
@@ -374,11 +381,7 @@ fn vlan_frames_steered_only_for_the_configured_vid() {
     if !privileged("vlan_frames_steered_only_for_the_configured_vid") {
         return;
     }
-    let mut p = XdpProgram::load().unwrap();
-    let xsk = unbound_xsk();
-    p.register_xsk(0, xsk.as_raw_fd()).unwrap();
-    p.add_listener(LOCAL, 80).unwrap();
-    p.set_port_range(40000, 40999).unwrap();
+    let (mut p, _xsk) = steering_80_and_40000s();
     let syn = Frame::syn(LOCAL, 80).build();
     let reply = Frame::syn(LOCAL, 40001).build();
 
@@ -576,11 +579,7 @@ fn icmp_errors_about_our_flows_redirect() {
     if !privileged("icmp_errors_about_our_flows_redirect") {
         return;
     }
-    let mut p = XdpProgram::load().unwrap();
-    let xsk = unbound_xsk();
-    p.register_xsk(0, xsk.as_raw_fd()).unwrap();
-    p.add_listener(LOCAL, 80).unwrap();
-    p.set_port_range(40000, 40999).unwrap();
+    let (p, _xsk) = steering_80_and_40000s();
 
     let ours: Vec<(&str, Vec<u8>)> = vec![
         (
