@@ -90,26 +90,8 @@ fn no_listener_and_state_transitions_are_traced() {
         .listen(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80))
         .unwrap();
     let mut link = MemoryLink::default();
-    let mut to_closed_port = syn(5);
-    // Port 81: nobody listens (checksum recomputed by emitting again).
-    let repr = TcpRepr {
-        src_port: 40001,
-        dst_port: 81,
-        control: TcpControl::Syn,
-        seq_number: SeqNumber(5),
-        window_len: 1024,
-        ..TcpRepr::default()
-    };
-    let n = emit_tcp_frame(
-        &mut to_closed_port,
-        PEER_MAC,
-        OUR_MAC,
-        Ipv4Addr::new(10, 0, 0, 2),
-        Ipv4Addr::new(10, 0, 0, 1),
-        &repr,
-    )
-    .unwrap();
-    to_closed_port.truncate(n);
+    // Port 81: nobody listens.
+    let to_closed_port = frame(40001, 81, TcpControl::Syn, 5);
     assert!(link.push_rx(&to_closed_port));
     let out = traced(|| {
         stack.poll(Instant::ZERO, &mut link);
@@ -206,9 +188,14 @@ fn every_state_transition_of_a_lifecycle_is_traced() {
 
 /// A frame from the peer 10.0.0.2:`src_port` to our port 80.
 fn from_peer(src_port: u16, control: TcpControl, seq: u32) -> Vec<u8> {
+    frame(src_port, 80, control, seq)
+}
+
+/// A frame from the peer 10.0.0.2:`src_port` to 10.0.0.1:`dst_port` (a SYN carries MSS 1460).
+fn frame(src_port: u16, dst_port: u16, control: TcpControl, seq: u32) -> Vec<u8> {
     let repr = TcpRepr {
         src_port,
-        dst_port: 80,
+        dst_port,
         control,
         seq_number: SeqNumber(seq),
         window_len: 1024,
