@@ -27,6 +27,23 @@ int main(void)
 	CONST("PORT_RANGE_HI", offsetof(struct xtcp_port_range, hi));
 	CONST("PORT_RANGE_ENABLED", offsetof(struct xtcp_port_range, enabled));
 
+	CONST("LISTENER6_KEY_SIZE", sizeof(struct xtcp_listener6_key));
+	CONST("LISTENER6_KEY_ALIGN", _Alignof(struct xtcp_listener6_key));
+	CONST("LISTENER6_KEY_ADDR", offsetof(struct xtcp_listener6_key, addr));
+	CONST("LISTENER6_KEY_PORT", offsetof(struct xtcp_listener6_key, port));
+	CONST("LISTENER6_KEY_PAD", offsetof(struct xtcp_listener6_key, pad));
+
+	CONST("PORT_RANGE6_SIZE", sizeof(struct xtcp_port_range6));
+	CONST("PORT_RANGE6_ALIGN", _Alignof(struct xtcp_port_range6));
+	CONST("PORT_RANGE6_ADDR", offsetof(struct xtcp_port_range6, addr));
+	CONST("PORT_RANGE6_LO", offsetof(struct xtcp_port_range6, lo));
+	CONST("PORT_RANGE6_HI", offsetof(struct xtcp_port_range6, hi));
+	CONST("PORT_RANGE6_ENABLED", offsetof(struct xtcp_port_range6, enabled));
+
+	CONST("ADDR6_SIZE", sizeof(struct xtcp_addr6));
+	CONST("MAX_ND6", XTCP_MAX_ND6);
+	CONST("V6_MAX_EXT", XTCP_V6_MAX_EXT);
+
 	CONST("MAX_LISTENERS", XTCP_MAX_LISTENERS);
 	CONST("PORT_RANGE_SLOTS", XTCP_PORT_RANGE_SLOTS);
 	CONST("MAX_QUEUES", XTCP_MAX_QUEUES);

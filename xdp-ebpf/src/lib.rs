@@ -2,17 +2,29 @@
 //! map layouts, and a loader built on aya.
 //!
 //! The program (`src/xtcp_xdp.c`, compiled by `build.rs` and embedded with
-//! [`aya::include_bytes_aligned!`]) parses Ethernet → IPv4 → TCP and redirects a frame to the
-//! AF_XDP socket registered for the receive queue it arrived on when
-//! - its (destination IPv4, destination port) is a registered listener (address
-//!   `0.0.0.0` matches any destination address), or
+//! [`aya::include_bytes_aligned!`]) parses Ethernet → IPv4 or IPv6 → TCP and redirects a frame
+//! to the AF_XDP socket registered for the receive queue it arrived on when
+//! - its (destination address, destination port) is a registered listener (address
+//!   `0.0.0.0` or `::` matches any destination address of that family), or
 //! - its destination port lies in a registered port range (the local ports of our active
 //!   opens), optionally restricted to one local address.
 //!
 //! With a VLAN set ([`XdpProgram::set_vlan`]) only frames carrying one 802.1Q tag with that
 //! VID are steered; without one, only untagged (and VID 0 priority-tagged) frames.
 //!
-//! Everything else gets `XDP_PASS`: ARP, ICMP, IPv6, non-TCP, other ports, other VLANs,
+//! IPv4 and IPv6 have separate maps: [`XdpProgram::add_listener`] takes either family,
+//! [`XdpProgram::set_port_range_slot`] / [`XdpProgram::set_port_range6_slot`] fill each
+//! family's ranges. On IPv6 the program walks at most 8 extension headers of the kinds the
+//! stack skips (Hop-by-Hop, Destination Options, Routing with Segments Left 0); a Fragment
+//! header or any other extension passes. ICMP errors (Destination Unreachable, Time Exceeded;
+//! ICMPv6 Packet Too Big) quoting one of our segments are steered too.
+//!
+//! Neighbor Discovery passes to the kernel by default, as ARP does: under the engine the
+//! kernel answers NS for our addresses and resolves next hops, which the engine reads over
+//! netlink. [`XdpProgram::add_nd_address`] instead steers the NS aimed at an address (and the
+//! NA sent to it or about it) to a stack that does ND itself; the kernel then never sees them.
+//!
+//! Everything else gets `XDP_PASS`: ARP, ND, other ICMP, non-TCP, other ports, other VLANs,
 //! double-tagged frames, IP fragments and malformed or truncated headers. A steered frame on a queue without a registered socket also
 //! gets `XDP_PASS` (the kernel then answers it, typically with a RST), counted as `no_socket`.
 //! Every frame increments exactly one counter of [`XdpCounters`].
@@ -26,7 +38,12 @@
 //! [`XdpSteering::attach`] attach it to an interface through a bpf_link; dropping the
 //! [`XdpSteering`] detaches it, and so does the process exiting.
 
-use std::{ffi::CString, fmt, net::Ipv4Addr, os::fd::RawFd};
+use std::{
+    ffi::CString,
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::RawFd,
+};
 
 use aya::{
     Ebpf, EbpfError, Pod,
@@ -50,6 +67,12 @@ pub const PROGRAM_NAME: &str = "xtcp_xdp";
 pub const LISTENERS_MAP: &str = "xtcp_listeners";
 /// Array map: slot → [`PortRange`].
 pub const PORT_RANGE_MAP: &str = "xtcp_port_range";
+/// Hash map: [`Listener6Key`] → `u32` (always 1).
+pub const LISTENERS6_MAP: &str = "xtcp_listen6";
+/// Array map: slot → [`PortRange6`].
+pub const PORT_RANGE6_MAP: &str = "xtcp_prange6";
+/// Hash map: [`Addr6`] → `u32` (always 1): addresses whose ND is steered to the stack.
+pub const ND6_MAP: &str = "xtcp_nd6";
 /// Array map, one slot: the VLAN ID frames must carry to be steered (0: untagged).
 pub const VLAN_MAP: &str = "xtcp_vlan";
 /// XSKMAP: receive queue index → AF_XDP socket.
@@ -61,6 +84,10 @@ pub const COUNTERS_MAP: &str = "xtcp_counters";
 pub const MAX_LISTENERS: u32 = layout::MAX_LISTENERS as u32;
 /// Number of port-range slots.
 pub const PORT_RANGE_SLOTS: u32 = layout::PORT_RANGE_SLOTS as u32;
+/// Capacity of the ND address map.
+pub const MAX_ND6: u32 = layout::MAX_ND6 as u32;
+/// IPv6 extension headers the program walks before giving up (passing the frame).
+pub const V6_MAX_EXT: u32 = layout::V6_MAX_EXT as u32;
 /// Capacity of the XSKMAP: receive queues `0..MAX_QUEUES` can have a socket.
 pub const MAX_QUEUES: u32 = layout::MAX_QUEUES as u32;
 
@@ -101,11 +128,73 @@ pub struct PortRange {
     pub enabled: u32,
 }
 
+/// An IPv6 address as the maps hold it (`struct xtcp_addr6`): its 16 bytes in network order
+/// (as in the packet), in four words.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Addr6 {
+    /// The octets, four at a time, in memory order (`u32::from_ne_bytes`).
+    pub addr: [u32; 4],
+}
+
+impl From<Ipv6Addr> for Addr6 {
+    fn from(ip: Ipv6Addr) -> Self {
+        let o = ip.octets();
+        let w = |i: usize| u32::from_ne_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+        Self {
+            addr: [w(0), w(4), w(8), w(12)],
+        }
+    }
+}
+
+/// Key of the IPv6 listeners map (`struct xtcp_listener6_key`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Listener6Key {
+    /// Destination IPv6 address ([`Addr6`] words); all zero matches any address.
+    pub addr: [u32; 4],
+    /// Destination TCP port, host order.
+    pub port: u16,
+    /// Explicit padding; must be zero.
+    pub pad: u16,
+}
+
+impl Listener6Key {
+    /// The key for `[ip]:port`, padding zeroed.
+    pub fn new(ip: Ipv6Addr, port: u16) -> Self {
+        Self {
+            addr: Addr6::from(ip).addr,
+            port,
+            pad: 0,
+        }
+    }
+}
+
+/// Value of an IPv6 port-range slot (`struct xtcp_port_range6`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PortRange6 {
+    /// Local IPv6 address ([`Addr6`] words); all zero matches any address.
+    pub addr: [u32; 4],
+    /// First port, inclusive.
+    pub lo: u16,
+    /// Last port, inclusive.
+    pub hi: u16,
+    /// Non-zero when the slot is in use.
+    pub enabled: u32,
+}
+
 // Safety: both types are #[repr(C)], every byte belongs to a named integer field (the
 // assertions below prove there is no implicit padding), and every bit pattern is valid.
 unsafe impl Pod for ListenerKey {}
 // Safety: as above.
 unsafe impl Pod for PortRange {}
+// Safety: as above.
+unsafe impl Pod for Addr6 {}
+// Safety: as above.
+unsafe impl Pod for Listener6Key {}
+// Safety: as above.
+unsafe impl Pod for PortRange6 {}
 
 // The mirror types must match the C compiler's view of xtcp_maps.h; these fail the build.
 const _: () = {
@@ -121,6 +210,20 @@ const _: () = {
     assert!(offset_of!(PortRange, lo) == layout::PORT_RANGE_LO);
     assert!(offset_of!(PortRange, hi) == layout::PORT_RANGE_HI);
     assert!(offset_of!(PortRange, enabled) == layout::PORT_RANGE_ENABLED);
+    assert!(size_of::<Listener6Key>() == layout::LISTENER6_KEY_SIZE);
+    assert!(align_of::<Listener6Key>() == layout::LISTENER6_KEY_ALIGN);
+    assert!(offset_of!(Listener6Key, addr) == layout::LISTENER6_KEY_ADDR);
+    assert!(offset_of!(Listener6Key, port) == layout::LISTENER6_KEY_PORT);
+    assert!(offset_of!(Listener6Key, pad) == layout::LISTENER6_KEY_PAD);
+    assert!(size_of::<PortRange6>() == layout::PORT_RANGE6_SIZE);
+    assert!(align_of::<PortRange6>() == layout::PORT_RANGE6_ALIGN);
+    assert!(offset_of!(PortRange6, addr) == layout::PORT_RANGE6_ADDR);
+    assert!(offset_of!(PortRange6, lo) == layout::PORT_RANGE6_LO);
+    assert!(offset_of!(PortRange6, hi) == layout::PORT_RANGE6_HI);
+    assert!(offset_of!(PortRange6, enabled) == layout::PORT_RANGE6_ENABLED);
+    assert!(size_of::<Addr6>() == layout::ADDR6_SIZE);
+    assert!(size_of::<Listener6Key>() == 16 + 2 + 2);
+    assert!(size_of::<PortRange6>() == 16 + 2 + 2 + 4);
     // XdpCounters has one field per counter of the header's enum xtcp_counter.
     assert!(layout::CNT_MAX == 4);
     // set_vlan writes slot 0 of a one-slot array.
@@ -306,11 +409,25 @@ fn map_err(op: &'static str) -> impl FnOnce(MapError) -> XdpError {
     move |source| XdpError::Map { op, source }
 }
 
+/// A hash-map removal: `Ok(false)` when the key was absent.
+fn absent_is_false(res: Result<(), MapError>, op: &'static str) -> Result<bool, XdpError> {
+    match res {
+        Ok(()) => Ok(true),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+            Ok(false)
+        }
+        Err(e) => Err(map_err(op)(e)),
+    }
+}
+
 /// The program and its maps, loaded and verified but not attached to any interface.
 pub struct XdpProgram {
     ebpf: Ebpf,
     listeners: HashMap<MapData, ListenerKey, u32>,
     ranges: Array<MapData, PortRange>,
+    listeners6: HashMap<MapData, Listener6Key, u32>,
+    ranges6: Array<MapData, PortRange6>,
+    nd6: HashMap<MapData, Addr6, u32>,
     vlan: Array<MapData, u32>,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
@@ -339,6 +456,9 @@ impl XdpProgram {
             |name: &'static str| move |e: MapError| XdpError::WrongType(name, e.to_string());
         let listeners = HashMap::try_from(take(LISTENERS_MAP)?).map_err(wrong(LISTENERS_MAP))?;
         let ranges = Array::try_from(take(PORT_RANGE_MAP)?).map_err(wrong(PORT_RANGE_MAP))?;
+        let listeners6 = HashMap::try_from(take(LISTENERS6_MAP)?).map_err(wrong(LISTENERS6_MAP))?;
+        let ranges6 = Array::try_from(take(PORT_RANGE6_MAP)?).map_err(wrong(PORT_RANGE6_MAP))?;
+        let nd6 = HashMap::try_from(take(ND6_MAP)?).map_err(wrong(ND6_MAP))?;
         let vlan = Array::try_from(take(VLAN_MAP)?).map_err(wrong(VLAN_MAP))?;
         let xsks = XskMap::try_from(take(XSKS_MAP)?).map_err(wrong(XSKS_MAP))?;
         let counters = PerCpuArray::try_from(take(COUNTERS_MAP)?).map_err(wrong(COUNTERS_MAP))?;
@@ -346,6 +466,9 @@ impl XdpProgram {
             ebpf,
             listeners,
             ranges,
+            listeners6,
+            ranges6,
+            nd6,
             vlan,
             xsks,
             counters,
@@ -367,27 +490,41 @@ impl XdpProgram {
             .expect("checked by XdpProgram::load")
     }
 
-    /// Steers TCP frames to `ip:port`; `0.0.0.0` matches any destination address.
-    /// Adding an existing listener is not an error.
-    pub fn add_listener(&mut self, ip: Ipv4Addr, port: u16) -> Result<(), XdpError> {
-        self.listeners
-            .insert(ListenerKey::new(ip, port), 1, 0)
-            .map_err(map_err("adding a listener"))
+    /// Steers TCP frames to `ip:port` (IPv4 or IPv6); `0.0.0.0` or `::` matches any
+    /// destination address of that family. Adding an existing listener is not an error.
+    pub fn add_listener(&mut self, ip: impl Into<IpAddr>, port: u16) -> Result<(), XdpError> {
+        match ip.into() {
+            IpAddr::V4(ip) => self.listeners.insert(ListenerKey::new(ip, port), 1, 0),
+            IpAddr::V6(ip) => self.listeners6.insert(Listener6Key::new(ip, port), 1, 0),
+        }
+        .map_err(map_err("adding a listener"))
     }
 
     /// Stops steering `ip:port`. Returns whether it was registered.
-    pub fn remove_listener(&mut self, ip: Ipv4Addr, port: u16) -> Result<bool, XdpError> {
-        match self.listeners.remove(&ListenerKey::new(ip, port)) {
-            Ok(()) => Ok(true),
-            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
-                Ok(false)
-            }
-            Err(e) => Err(map_err("removing a listener")(e)),
-        }
+    pub fn remove_listener(&mut self, ip: impl Into<IpAddr>, port: u16) -> Result<bool, XdpError> {
+        let res = match ip.into() {
+            IpAddr::V4(ip) => self.listeners.remove(&ListenerKey::new(ip, port)),
+            IpAddr::V6(ip) => self.listeners6.remove(&Listener6Key::new(ip, port)),
+        };
+        absent_is_false(res, "removing a listener")
     }
 
-    /// Steers frames whose destination port is in `lo..=hi` on any local address (slot 0):
-    /// the local ports of our active opens.
+    /// Steers the Neighbor Discovery of `ip` to the stack: NS whose target is `ip`, NA whose
+    /// target or destination is `ip`. Only for a stack that answers ND itself; the kernel
+    /// then neither answers for `ip` nor learns from those NAs. Up to [`MAX_ND6`] addresses.
+    pub fn add_nd_address(&mut self, ip: Ipv6Addr) -> Result<(), XdpError> {
+        self.nd6
+            .insert(Addr6::from(ip), 1, 0)
+            .map_err(map_err("adding an ND address"))
+    }
+
+    /// Gives the Neighbor Discovery of `ip` back to the kernel. Returns whether it was set.
+    pub fn remove_nd_address(&mut self, ip: Ipv6Addr) -> Result<bool, XdpError> {
+        absent_is_false(self.nd6.remove(&Addr6::from(ip)), "removing an ND address")
+    }
+
+    /// Steers IPv4 frames whose destination port is in `lo..=hi` on any local address
+    /// (slot 0): the local ports of our active opens. IPv6: [`Self::set_port_range6_slot`].
     pub fn set_port_range(&mut self, lo: u16, hi: u16) -> Result<(), XdpError> {
         self.set_port_range_slot(0, None, lo, hi)
     }
@@ -416,6 +553,41 @@ impl XdpProgram {
     /// Disables port-range slot `slot`.
     pub fn clear_port_range_slot(&mut self, slot: u32) -> Result<(), XdpError> {
         self.write_slot(slot, PortRange::default())
+    }
+
+    /// Sets IPv6 port-range slot `slot` (`< PORT_RANGE_SLOTS`) to `lo..=hi`, restricted to
+    /// the destination address `addr` when given.
+    pub fn set_port_range6_slot(
+        &mut self,
+        slot: u32,
+        addr: Option<Ipv6Addr>,
+        lo: u16,
+        hi: u16,
+    ) -> Result<(), XdpError> {
+        if lo > hi {
+            return Err(XdpError::InvalidPortRange { lo, hi });
+        }
+        let range = PortRange6 {
+            addr: addr.map_or([0; 4], |a| Addr6::from(a).addr),
+            lo,
+            hi,
+            enabled: 1,
+        };
+        self.write_slot6(slot, range)
+    }
+
+    /// Disables IPv6 port-range slot `slot`.
+    pub fn clear_port_range6_slot(&mut self, slot: u32) -> Result<(), XdpError> {
+        self.write_slot6(slot, PortRange6::default())
+    }
+
+    fn write_slot6(&mut self, slot: u32, range: PortRange6) -> Result<(), XdpError> {
+        if slot >= PORT_RANGE_SLOTS {
+            return Err(XdpError::SlotOutOfRange(slot));
+        }
+        self.ranges6
+            .set(slot, range, 0)
+            .map_err(map_err("setting a port range"))
     }
 
     fn write_slot(&mut self, slot: u32, range: PortRange) -> Result<(), XdpError> {
@@ -571,13 +743,39 @@ impl XdpSteering {
     }
 
     /// See [`XdpProgram::add_listener`].
-    pub fn add_listener(&mut self, ip: Ipv4Addr, port: u16) -> Result<(), XdpError> {
+    pub fn add_listener(&mut self, ip: impl Into<IpAddr>, port: u16) -> Result<(), XdpError> {
         self.prog.add_listener(ip, port)
     }
 
     /// See [`XdpProgram::remove_listener`].
-    pub fn remove_listener(&mut self, ip: Ipv4Addr, port: u16) -> Result<bool, XdpError> {
+    pub fn remove_listener(&mut self, ip: impl Into<IpAddr>, port: u16) -> Result<bool, XdpError> {
         self.prog.remove_listener(ip, port)
+    }
+
+    /// See [`XdpProgram::add_nd_address`].
+    pub fn add_nd_address(&mut self, ip: Ipv6Addr) -> Result<(), XdpError> {
+        self.prog.add_nd_address(ip)
+    }
+
+    /// See [`XdpProgram::remove_nd_address`].
+    pub fn remove_nd_address(&mut self, ip: Ipv6Addr) -> Result<bool, XdpError> {
+        self.prog.remove_nd_address(ip)
+    }
+
+    /// See [`XdpProgram::set_port_range6_slot`].
+    pub fn set_port_range6_slot(
+        &mut self,
+        slot: u32,
+        addr: Option<Ipv6Addr>,
+        lo: u16,
+        hi: u16,
+    ) -> Result<(), XdpError> {
+        self.prog.set_port_range6_slot(slot, addr, lo, hi)
+    }
+
+    /// See [`XdpProgram::clear_port_range6_slot`].
+    pub fn clear_port_range6_slot(&mut self, slot: u32) -> Result<(), XdpError> {
+        self.prog.clear_port_range6_slot(slot)
     }
 
     /// See [`XdpProgram::set_port_range`].
@@ -651,6 +849,31 @@ mod tests {
         assert_eq!(offset_of!(PortRange, lo), layout::PORT_RANGE_LO);
         assert_eq!(offset_of!(PortRange, hi), layout::PORT_RANGE_HI);
         assert_eq!(offset_of!(PortRange, enabled), layout::PORT_RANGE_ENABLED);
+    }
+
+    #[test]
+    fn mirror_types_match_header_v6() {
+        use std::mem::{align_of, offset_of, size_of};
+        assert_eq!(size_of::<Listener6Key>(), layout::LISTENER6_KEY_SIZE);
+        assert_eq!(align_of::<Listener6Key>(), layout::LISTENER6_KEY_ALIGN);
+        assert_eq!(offset_of!(Listener6Key, port), layout::LISTENER6_KEY_PORT);
+        assert_eq!(offset_of!(Listener6Key, pad), layout::LISTENER6_KEY_PAD);
+        assert_eq!(size_of::<PortRange6>(), layout::PORT_RANGE6_SIZE);
+        assert_eq!(offset_of!(PortRange6, lo), layout::PORT_RANGE6_LO);
+        assert_eq!(offset_of!(PortRange6, hi), layout::PORT_RANGE6_HI);
+        assert_eq!(offset_of!(PortRange6, enabled), layout::PORT_RANGE6_ENABLED);
+        assert_eq!(size_of::<Addr6>(), layout::ADDR6_SIZE);
+    }
+
+    #[test]
+    fn addr6_keeps_network_order_bytes() {
+        let ip: Ipv6Addr = "fd00:77::1".parse().unwrap();
+        let k = Listener6Key::new(ip, 8080);
+        // The words' memory is the address exactly as the packet carries it.
+        let bytes: Vec<u8> = k.addr.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert_eq!(bytes, ip.octets());
+        assert_eq!(k.port, 8080);
+        assert_eq!(Addr6::from(Ipv6Addr::UNSPECIFIED).addr, [0; 4]);
     }
 
     #[test]
