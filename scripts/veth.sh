@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two network namespaces joined by a veth pair, for the AF_XDP and kernel-interop tests.
 #
-#   scripts/veth.sh up   [--queues N] [--name PREFIX]
+#   scripts/veth.sh up   [--queues N] [--name PREFIX] [--ipv6]
 #   scripts/veth.sh down [--name PREFIX]
 #
 # PREFIX (default "xt") names everything: namespaces PREFIX-a and PREFIX-b, interface PREFIX-a
@@ -10,9 +10,16 @@
 # + 1, so parallel test runs with different prefixes do not share a subnet. MAC addresses are
 # fixed too (02:78:74:X:00:01 / :02), so tests can build frames without asking the kernel.
 #
+# IPv6 is disabled on both ends unless --ipv6 is given. With --ipv6 the ends also get
+# fd00:77:X::1/64 and fd00:77:X::2/64 (X the same number as above, in hex: the default prefix
+# gets fd00:77::1 and fd00:77::2), added with `nodad` (usable at once, no DAD probes) and with
+# router solicitations and RA processing off, so the only IPv6 frames on the pair besides the
+# test's own are Neighbor Discovery and MLD reports.
+#
 # Output: human-readable lines on stderr; on stdout exactly one machine-readable line
 #   XT_NS_A=.. XT_IF_A=.. XT_IP_A=.. XT_MAC_A=.. XT_NS_B=.. XT_IF_B=.. XT_IP_B=.. XT_MAC_B=..
 #   XT_PREFIX_LEN=24 XT_QUEUES=N
+# and with --ipv6 also XT_IP6_A=.. XT_IP6_B=.. XT_PREFIX6_LEN=64,
 # so that `eval "$(scripts/veth.sh up --name foo)"` works.
 #
 # Safety: the script only ever deletes what it made. The veth carries the alias
@@ -26,7 +33,7 @@ ALIAS="xtcp-veth.sh"
 STATE_DIR=/run/xtcp-veth
 
 usage() {
-  echo "usage: $0 up|down [--queues N] [--name PREFIX]" >&2
+  echo "usage: $0 up|down [--queues N] [--name PREFIX] [--ipv6]" >&2
   exit 2
 }
 
@@ -35,6 +42,7 @@ CMD=$1
 shift
 PREFIX=xt
 QUEUES=1
+IPV6=0
 while [ $# -gt 0 ]; do
   case "$1" in
   --queues)
@@ -46,6 +54,10 @@ while [ $# -gt 0 ]; do
     [ $# -ge 2 ] || usage
     PREFIX=$2
     shift 2
+    ;;
+  --ipv6)
+    IPV6=1
+    shift
     ;;
   *) usage ;;
   esac
@@ -76,6 +88,12 @@ else
 fi
 IP_A="10.77.$OCTET.1"
 IP_B="10.77.$OCTET.2"
+IP6_A=$(printf 'fd00:77:%x::1' "$OCTET")
+IP6_B=$(printf 'fd00:77:%x::2' "$OCTET")
+if [ "$OCTET" = 0 ]; then
+  IP6_A=fd00:77::1
+  IP6_B=fd00:77::2
+fi
 MAC_A=$(printf '02:78:74:%02x:00:01' "$OCTET")
 MAC_B=$(printf '02:78:74:%02x:00:02' "$OCTET")
 
@@ -101,11 +119,20 @@ ensure_ns() {
 }
 
 configure_end() {
-  local ns=$1 ifname=$2 ip=$3
+  local ns=$1 ifname=$2 ip=$3 ip6=$4
   ip -n "$ns" link set dev "$ifname" alias "$ALIAS"
-  # IPv6 off: router solicitations and DAD probes would otherwise land in the AF_XDP socket
-  # under test as unexpected frames.
-  ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$ifname.disable_ipv6=1"
+  if [ "$IPV6" = 1 ]; then
+    # No router solicitations, no RA processing, no DAD: the address is usable at once and
+    # the pair carries no IPv6 frames beyond ND and MLD.
+    ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$ifname.disable_ipv6=0" \
+      "net.ipv6.conf.$ifname.accept_ra=0" "net.ipv6.conf.$ifname.router_solicitations=0" \
+      "net.ipv6.conf.$ifname.dad_transmits=0"
+    ip -n "$ns" addr replace "$ip6/64" dev "$ifname" nodad
+  else
+    # IPv6 off: router solicitations and DAD probes would otherwise land in the AF_XDP socket
+    # under test as unexpected frames.
+    ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$ifname.disable_ipv6=1"
+  fi
   ip -n "$ns" addr replace "$ip/24" dev "$ifname"
   # Offloads off on both ends. With TX checksum offload the kernel hands a veth peer frames
   # whose TCP/UDP checksum is only partial (CHECKSUM_PARTIAL), and an AF_XDP socket sees them
@@ -118,8 +145,13 @@ configure_end() {
 }
 
 print_env() {
+  local v6=""
   echo "veth.sh: $NS_A/$IF_A $IP_A/24 ($MAC_A) <-> $NS_B/$IF_B $IP_B/24 ($MAC_B), $QUEUES queue(s)" >&2
-  echo "XT_NS_A=$NS_A XT_IF_A=$IF_A XT_IP_A=$IP_A XT_MAC_A=$MAC_A XT_NS_B=$NS_B XT_IF_B=$IF_B XT_IP_B=$IP_B XT_MAC_B=$MAC_B XT_PREFIX_LEN=24 XT_QUEUES=$QUEUES"
+  if [ "$IPV6" = 1 ]; then
+    echo "veth.sh: IPv6 $IP6_A/64 <-> $IP6_B/64" >&2
+    v6=" XT_IP6_A=$IP6_A XT_IP6_B=$IP6_B XT_PREFIX6_LEN=64"
+  fi
+  echo "XT_NS_A=$NS_A XT_IF_A=$IF_A XT_IP_A=$IP_A XT_MAC_A=$MAC_A XT_NS_B=$NS_B XT_IF_B=$IF_B XT_IP_B=$IP_B XT_MAC_B=$MAC_B XT_PREFIX_LEN=24 XT_QUEUES=$QUEUES$v6"
 }
 
 cmd_up() {
@@ -154,8 +186,8 @@ cmd_up() {
       peer name "$IF_B" netns "$NS_B" address "$MAC_B" \
       numtxqueues "$QUEUES" numrxqueues "$QUEUES"
   fi
-  configure_end "$NS_A" "$IF_A" "$IP_A"
-  configure_end "$NS_B" "$IF_B" "$IP_B"
+  configure_end "$NS_A" "$IF_A" "$IP_A" "$IP6_A"
+  configure_end "$NS_B" "$IF_B" "$IP_B" "$IP6_B"
   print_env
 }
 

@@ -121,6 +121,10 @@ pub struct Veth {
     pub if_b: String,
     pub ip_b: String,
     pub mac_b: [u8; 6],
+    /// Side A's and side B's IPv6 address (`/64`), for a pair made by [`Veth::up_ipv6`];
+    /// `None` otherwise (IPv6 is then disabled on the pair).
+    pub ip6_a: Option<std::net::Ipv6Addr>,
+    pub ip6_b: Option<std::net::Ipv6Addr>,
     /// Everything `veth.sh up` printed (`XT_NS_A=...` and so on).
     pub env: HashMap<String, String>,
 }
@@ -133,6 +137,16 @@ pub fn repo_root() -> PathBuf {
 impl Veth {
     /// `tag`: 2-4 characters naming the test, for the namespace names.
     pub fn up(tag: &str, queues: u32) -> Veth {
+        Self::make(tag, queues, false)
+    }
+
+    /// As [`Veth::up`], with IPv6 on and an address on each side (`veth.sh up --ipv6`):
+    /// [`Veth::ip6_a`], [`Veth::ip6_b`].
+    pub fn up_ipv6(tag: &str, queues: u32) -> Veth {
+        Self::make(tag, queues, true)
+    }
+
+    fn make(tag: &str, queues: u32, ipv6: bool) -> Veth {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "v{tag}{}{}",
@@ -151,10 +165,13 @@ impl Veth {
             if_b: String::new(),
             ip_b: String::new(),
             mac_b: [0; 6],
+            ip6_a: None,
+            ip6_b: None,
             env: HashMap::new(),
         };
         let out = Command::new(repo_root().join("scripts/veth.sh"))
             .args(["up", "--name", &name, "--queues", &queues.to_string()])
+            .args(ipv6.then_some("--ipv6"))
             .output()
             .expect("run scripts/veth.sh");
         assert!(
@@ -176,6 +193,8 @@ impl Veth {
         v.if_b = v.get("XT_IF_B").to_string();
         v.ip_b = v.get("XT_IP_B").to_string();
         v.mac_b = parse_mac(v.get("XT_MAC_B"));
+        let ip6 = |key: &str| v.env.get(key).map(|a| a.parse().expect("IPv6 address"));
+        (v.ip6_a, v.ip6_b) = (ip6("XT_IP6_A"), ip6("XT_IP6_B"));
         v
     }
 
