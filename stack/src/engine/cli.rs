@@ -1,7 +1,7 @@
 //! The command line shared by the example servers (clap derive):
 //!
 //! ```text
-//! --iface IFACE --ip A.B.C.D --port P [--queues N] [--xdp-mode auto|native|skb]
+//! --iface IFACE --ip ADDR [--ip ADDR ...] --port P [--queues N] [--xdp-mode auto|native|skb]
 //!     [--cores LIST] [--stats FILE] [--stats-interval-ms MS]
 //!     [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy]
 //!     [--prefill-time-wait N] [--pcap FILE] [--vlan ID]
@@ -22,10 +22,15 @@
 //! `--pcap FILE` captures what the server receives and sends ([`EngineConfig::capture`];
 //! `FILE.<queue>` with several queues). `--vlan ID` (1-4094) serves `--ip` on that 802.1Q
 //! VLAN ([`EngineConfig::vlan`]).
+//! `--ip` is repeatable and takes IPv4 or IPv6 addresses (`--ip 10.77.0.1 --ip fd00:77::1`):
+//! exactly one IPv4 address (the engine listens on one, [`EngineConfig::ip`]) and any number
+//! of IPv6 ones ([`EngineConfig::ipv6`]). The engine does not serve IPv6 yet: with an IPv6
+//! address, [`crate::engine::Engine::start`] fails with a message saying so, rather than
+//! serving IPv4 alone.
 //! Errors print a message and the usage on stderr and exit with status 2; `--help` prints
 //! the help and exits 0.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -35,7 +40,7 @@ use crate::time::Duration;
 use crate::wire::VlanId;
 
 /// The usage text, after "usage: PROGRAM".
-pub const USAGE: &str = "--iface IFACE --ip A.B.C.D --port P [--queues N] \
+pub const USAGE: &str = "--iface IFACE --ip ADDR [--ip ADDR ...] --port P [--queues N] \
 [--xdp-mode auto|native|skb] [--cores LIST] [--stats FILE] [--stats-interval-ms MS] \
 [--poll-mode prefer-busy|busy|idle] [--idle-spins N] [--bind-mode auto|copy|zerocopy] \
 [--prefill-time-wait N] [--pcap FILE] [--vlan ID]";
@@ -133,9 +138,10 @@ struct Cli {
     /// Interface to attach to (in this network namespace).
     #[arg(long, value_name = "IFACE", value_parser = parse_iface)]
     iface: String,
-    /// Address to listen on (normally configured on the interface too).
-    #[arg(long, value_name = "A.B.C.D")]
-    ip: Ipv4Addr,
+    /// Address to listen on (normally configured on the interface too); repeat it for an
+    /// IPv6 address beside the IPv4 one (IPv6: not served by the engine yet).
+    #[arg(long, value_name = "ADDR", required = true)]
+    ip: Vec<IpAddr>,
     /// Port to listen on.
     #[arg(long, value_name = "P", value_parser = parse_port)]
     port: u16,
@@ -183,7 +189,10 @@ struct Cli {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerArgs {
     pub iface: String,
+    /// The IPv4 `--ip`.
     pub ip: Ipv4Addr,
+    /// The IPv6 `--ip` addresses, in order (default none).
+    pub ipv6: Vec<Ipv6Addr>,
     pub port: u16,
     /// Default 1.
     pub queues: u32,
@@ -256,6 +265,30 @@ pub fn parse_as(prog: &str, args: impl IntoIterator<Item = String>) -> Result<Pa
             return Err(first.join(" ").trim_start_matches("error: ").to_string());
         }
     };
+    let (mut v4, mut ipv6) = (Vec::new(), Vec::new());
+    for ip in cli.ip {
+        match ip {
+            IpAddr::V4(a) => v4.push(a),
+            IpAddr::V6(a) => ipv6.push(a),
+        }
+    }
+    let ip = match v4[..] {
+        [ip] => ip,
+        [] => {
+            return Err(format!(
+                "--ip: an IPv4 address is needed ({} given: IPv6 only is not served yet)",
+                ipv6.iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        _ => return Err("--ip: one IPv4 address only (the engine listens on one)".into()),
+    };
+    if let Some(bad) = ipv6.iter().find(|a| a.is_unspecified() || a.is_multicast()) {
+        return Err(format!("--ip: {bad} is not a unicast address"));
+    }
+    ipv6.dedup();
     let cores = cli.cores.map(|c| c.0);
     if let Some(c) = &cores
         && c.len() < cli.queues as usize
@@ -276,7 +309,8 @@ pub fn parse_as(prog: &str, args: impl IntoIterator<Item = String>) -> Result<Pa
     };
     Ok(Parsed::Run(ServerArgs {
         iface: cli.iface,
-        ip: cli.ip,
+        ip,
+        ipv6,
         port: cli.port,
         queues: cli.queues,
         xdp_mode: match cli.xdp_mode {
@@ -325,6 +359,7 @@ impl ServerArgs {
     /// `ports = [port]`.
     pub fn engine_config(&self) -> EngineConfig {
         let mut c = EngineConfig::new(self.iface.clone(), self.ip);
+        c.ipv6 = self.ipv6.clone();
         c.ports = vec![self.port];
         c.queues = self.queues;
         c.xdp_mode = self.xdp_mode;
@@ -556,6 +591,87 @@ mod tests {
             assert!(e.contains("--vlan"), "{bad}: {e}");
         }
         assert!(with(&["--vlan", "4096"]).unwrap_err().contains("1-4094"));
+    }
+
+    #[test]
+    fn ip_repeatable_with_ipv6() {
+        let base = ["--iface", "xt-a", "--port", "7"];
+        let with = |ips: &[&str]| {
+            let mut v: Vec<&str> = base.to_vec();
+            for ip in ips {
+                v.extend(["--ip", ip]);
+            }
+            p(&v)
+        };
+        let Ok(Parsed::Run(a)) = with(&["10.77.0.1", "fd00:77::1", "fd00:77::9"]) else {
+            panic!("not Run")
+        };
+        let v6: Vec<Ipv6Addr> = vec!["fd00:77::1".parse().unwrap(), "fd00:77::9".parse().unwrap()];
+        assert_eq!((a.ip, &a.ipv6), (Ipv4Addr::new(10, 77, 0, 1), &v6));
+        let c = a.engine_config();
+        assert_eq!((c.ip, c.ipv6), (Ipv4Addr::new(10, 77, 0, 1), v6));
+        // Order does not matter; IPv4 alone leaves the IPv6 list empty.
+        let Ok(Parsed::Run(a)) = with(&["fd00:77::1", "10.77.0.1"]) else {
+            panic!("not Run")
+        };
+        assert_eq!(a.ip, Ipv4Addr::new(10, 77, 0, 1));
+        let Ok(Parsed::Run(a)) = with(&["10.77.0.1"]) else {
+            panic!("not Run")
+        };
+        assert!(a.engine_config().ipv6.is_empty());
+        // IPv6 only, two IPv4, non-unicast IPv6, garbage, none at all.
+        let e = with(&["fd00:77::1"]).unwrap_err();
+        assert!(
+            e.contains("IPv4 address is needed") && e.contains("fd00:77::1"),
+            "{e}"
+        );
+        assert!(
+            with(&["10.0.0.1", "10.0.0.2"])
+                .unwrap_err()
+                .contains("one IPv4")
+        );
+        assert!(
+            with(&["10.0.0.1", "::"])
+                .unwrap_err()
+                .contains("not a unicast")
+        );
+        assert!(
+            with(&["10.0.0.1", "ff02::1"])
+                .unwrap_err()
+                .contains("not a unicast")
+        );
+        assert!(with(&["10.0.0.1", "fd00::g"]).is_err());
+        assert!(with(&[]).unwrap_err().contains("--ip"));
+    }
+
+    /// An IPv6 `--ip` is refused by the engine, before it touches any interface, rather
+    /// than silently served as IPv4 only.
+    #[test]
+    fn engine_refuses_ipv6_until_served() {
+        struct Nop;
+        impl crate::engine::App for Nop {
+            fn on_event(&mut self, _: &mut crate::engine::Io<'_>, _: crate::engine::AppEvent) {}
+        }
+        let Ok(Parsed::Run(a)) = p(&[
+            "--iface",
+            "no-such-if0",
+            "--ip",
+            "10.77.0.1",
+            "--ip",
+            "fd00:77::1",
+            "--port",
+            "7",
+        ]) else {
+            panic!("not Run")
+        };
+        let e = match crate::engine::Engine::start(a.engine_config(), |_| Nop) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("engine started with an IPv6 address"),
+        };
+        assert!(
+            e.contains("fd00:77::1") && e.contains("does not serve IPv6"),
+            "{e}"
+        );
     }
 
     #[test]

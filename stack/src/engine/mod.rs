@@ -99,7 +99,7 @@ pub use xtcp_xdp_ebpf::{XdpCounters, XdpError, XdpMode};
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -194,6 +194,10 @@ pub struct EngineConfig {
     /// Our IPv4 address: listeners bind to it and active opens use it. It is normally also
     /// configured on the interface, so that the kernel answers ARP for it.
     pub ip: Ipv4Addr,
+    /// Our IPv6 addresses (`--ip` given an IPv6 address). Not served yet: [`Engine::start`]
+    /// refuses a non-empty list with [`EngineError::Config`] until the engine runs an IPv6
+    /// stack per core (docs/ipv6.md). Default empty.
+    pub ipv6: Vec<Ipv6Addr>,
     /// Ports to listen on (on every core). Default none (a pure client).
     pub ports: Vec<u16>,
     /// The 802.1Q VLAN `ip` lives on ([`StackConfig::vlan`]): the XDP program steers only
@@ -267,6 +271,7 @@ impl EngineConfig {
         EngineConfig {
             iface: iface.into(),
             ip,
+            ipv6: Vec::new(),
             ports: Vec::new(),
             vlan: None,
             queues: 1,
@@ -552,6 +557,12 @@ impl<A: App + 'static> Engine<A> {
         }
         if cfg.batch == 0 {
             return Err(EngineError::Config("batch must be at least 1".into()));
+        }
+        if let Some(v6) = cfg.ipv6.first() {
+            return Err(EngineError::Config(format!(
+                "IPv6 address {v6}: the engine does not serve IPv6 yet (its cores run IPv4 \
+                 stacks only; see docs/ipv6.md)"
+            )));
         }
         let cores = resolve_cores(&cfg)?;
         let mac = sys::interface_mac(&cfg.iface).map_err(EngineError::Io)?;
