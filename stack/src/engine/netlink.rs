@@ -478,6 +478,67 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_neighbor_and_route_decoding() {
+        let ip: Ipv6Addr = "fd00:77::2".parse().unwrap();
+        let mac = [2, 0x78, 0x74, 0, 0, 2];
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        m.header.ifindex = 7;
+        m.header.state = NeighbourState::Stale;
+        m.attributes = vec![
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)),
+            NeighbourAttribute::LinkLayerAddress(mac.to_vec()),
+        ];
+        let n = decode_neighbor(&m).unwrap();
+        assert_eq!((n.ip, n.ifindex), (IpAddr::V6(ip), 7));
+        assert_eq!(n.mac, Some(EthernetAddress(mac)));
+        // A multicast MAC (33:33:..., what an IPv6 multicast maps to) is not a neighbour.
+        m.attributes[1] = NeighbourAttribute::LinkLayerAddress(vec![0x33, 0x33, 0, 0, 0, 1]);
+        assert_eq!(decode_neighbor(&m).unwrap().mac, None);
+
+        // The IPv6 default route (no RTA_DST) via a link-local gateway.
+        let gw: Ipv6Addr = "fe80::1".parse().unwrap();
+        let default = route_msg(
+            AddressFamily::Inet6,
+            0,
+            vec![
+                RouteAttribute::Gateway(RouteAddress::Inet6(gw)),
+                RouteAttribute::Oif(7),
+                RouteAttribute::Priority(1024),
+            ],
+        );
+        let r = decode_route(&default, 7).unwrap();
+        assert_eq!(r.dst, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        assert_eq!(
+            (r.prefix_len, r.gateway, r.metric),
+            (0, Some(IpAddr::V6(gw)), 1024)
+        );
+        let bad = route_msg(AddressFamily::Inet6, 129, vec![RouteAttribute::Oif(7)]);
+        assert_eq!(decode_route(&bad, 7), None, "prefix longer than 128");
+        // A v6 destination prefers the /64 over the default; a v4 one matches neither.
+        let on_link = decode_route(
+            &route_msg(
+                AddressFamily::Inet6,
+                64,
+                vec![
+                    RouteAttribute::Destination(RouteAddress::Inet6("fd00:77::".parse().unwrap())),
+                    RouteAttribute::Oif(7),
+                    RouteAttribute::Priority(256),
+                ],
+            ),
+            7,
+        )
+        .unwrap();
+        let routes = [r, on_link];
+        assert_eq!(next_hop(&routes, IpAddr::V6(ip)), Some(IpAddr::V6(ip)));
+        assert_eq!(
+            next_hop(&routes, "2001:db8::9".parse().unwrap()),
+            Some(IpAddr::V6(gw))
+        );
+        assert_eq!(next_hop(&routes, v4(10, 77, 0, 2)), None);
+    }
+
+    #[test]
     fn loopback_over_netlink() {
         // Unprivileged: every namespace has `lo`, whose routes live in the local table.
         let mut nl = Netlink::open().unwrap();
