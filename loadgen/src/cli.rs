@@ -3,7 +3,7 @@
 use crate::backend::{BackendKind, Load, Workload};
 use crate::server::Mode;
 use clap::{Args, Parser, Subcommand};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -81,9 +81,9 @@ pub enum ServerKind {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Server address.
+    /// Server address: `IP:PORT`, or `[IPV6]:PORT` (IPv6: kernel backend only for now).
     #[arg(long, value_name = "IP:PORT")]
-    pub target: SocketAddrV4,
+    pub target: SocketAddr,
     /// What each connection does.
     #[arg(long, value_enum)]
     pub workload: Workload,
@@ -114,8 +114,9 @@ pub struct RunArgs {
     /// under attack.
     #[arg(long, value_name = "SYN_PER_S")]
     pub syn_flood_rate: Option<f64>,
-    /// Source address or prefix; every address is bound round-robin (kernel backend: each must
-    /// be configured locally).
+    /// Source address or prefix, IPv4 or IPv6 (the target's family); every address is bound
+    /// round-robin (kernel backend: each must be local). An IPv6 prefix gives its first 65534
+    /// addresses.
     #[arg(long, value_name = "IP[/PREFIX]")]
     pub src_ip: Option<String>,
     /// Cores for the load-generating threads, one thread per core (e.g. `1` or `0,2-3`).
@@ -173,9 +174,9 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Address to listen on.
+    /// Address to listen on, IPv4 or IPv6 (`::`: both families).
     #[arg(long)]
-    pub ip: Ipv4Addr,
+    pub ip: IpAddr,
     /// Port to listen on (0: pick one; the chosen port is printed).
     #[arg(long)]
     pub port: u16,
@@ -234,6 +235,15 @@ impl RunArgs {
                 "--target {} is not a connectable address",
                 self.target
             ));
+        }
+        if let Some(s) = &self.src_ip {
+            let (_, (net, _)) = parse_src(s)?;
+            if net.is_ipv4() != self.target.is_ipv4() {
+                return Err(format!(
+                    "--src-ip {s} and --target {} are of different address families",
+                    self.target
+                ));
+            }
         }
         if self.workload == Workload::SynFlood && self.src_ip.is_none() {
             return Err("workload syn-flood needs --src-ip PREFIX (the spoofed sources)".into());
@@ -300,22 +310,35 @@ pub fn http_get(n: usize) -> Vec<u8> {
     r
 }
 
-/// Parses `IP` or `IP/PREFIX` into the address list (network and broadcast addresses excluded
-/// for prefixes shorter than /31) plus the prefix itself.
-pub fn parse_src(s: &str) -> Result<(Vec<Ipv4Addr>, (Ipv4Addr, u8)), String> {
+/// Addresses taken from an IPv6 prefix: its first host addresses, `::1` up (the same count
+/// as the largest IPv4 prefix, /16, gives).
+const MAX_V6_SOURCES: u128 = 65534;
+
+/// Parses `IP` or `IP/PREFIX` (IPv4 or IPv6) into the address list plus the prefix itself.
+/// IPv4: network and broadcast addresses excluded for prefixes shorter than /31, at most /16.
+/// IPv6: the prefix's first [`MAX_V6_SOURCES`] addresses from `::1` (the all-zero host part
+/// is the subnet-router anycast address, RFC 4291 §2.6.1), any prefix length.
+pub fn parse_src(s: &str) -> Result<(Vec<IpAddr>, (IpAddr, u8)), String> {
     let (ip, len) = match s.split_once('/') {
-        Some((ip, len)) => (
-            ip,
-            len.parse::<u8>()
-                .ok()
-                .filter(|l| *l <= 32)
-                .ok_or_else(|| format!("--src-ip {s}: bad prefix length `{len}`"))?,
-        ),
-        None => (s, 32),
+        Some((ip, len)) => (ip, Some(len)),
+        None => (s, None),
     };
-    let ip: Ipv4Addr = ip
+    let ip: IpAddr = ip
         .parse()
-        .map_err(|_| format!("--src-ip {s}: `{ip}` is not an IPv4 address"))?;
+        .map_err(|_| format!("--src-ip {s}: `{ip}` is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| format!("--src-ip {s}: bad prefix length `{l}`"))?,
+        None => max,
+    };
+    let ip = match ip {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(ip) => return parse_src6(s, ip, len),
+    };
     if len < MIN_PREFIX {
         return Err(format!(
             "--src-ip {s}: prefix /{len} is too large (at most /{MIN_PREFIX}, 65534 addresses)"
@@ -324,25 +347,48 @@ pub fn parse_src(s: &str) -> Result<(Vec<Ipv4Addr>, (Ipv4Addr, u8)), String> {
     let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
     let net = u32::from(ip) & mask;
     let size = 1u64 << (32 - len);
-    let addrs: Vec<Ipv4Addr> = if len >= 31 {
-        (0..size).map(|i| Ipv4Addr::from(net + i as u32)).collect()
+    let addrs: Vec<IpAddr> = if len == 32 {
+        vec![ip.into()]
+    } else if len >= 31 {
+        (0..size)
+            .map(|i| Ipv4Addr::from(net + i as u32).into())
+            .collect()
     } else {
         (1..size - 1)
-            .map(|i| Ipv4Addr::from(net + i as u32))
+            .map(|i| Ipv4Addr::from(net + i as u32).into())
             .collect()
     };
-    let addrs = if len == 32 { vec![ip] } else { addrs };
-    Ok((addrs, (Ipv4Addr::from(net), len)))
+    Ok((addrs, (Ipv4Addr::from(net).into(), len)))
+}
+
+fn parse_src6(s: &str, ip: Ipv6Addr, len: u8) -> Result<(Vec<IpAddr>, (IpAddr, u8)), String> {
+    if ip.is_multicast() || ip.is_unspecified() {
+        return Err(format!("--src-ip {s}: not a unicast address"));
+    }
+    if len == 128 {
+        return Ok((vec![ip.into()], (ip.into(), 128)));
+    }
+    let host_bits = 128 - u32::from(len);
+    let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+    let net = u128::from(ip) & mask;
+    let size = 1u128.checked_shl(host_bits).unwrap_or(u128::MAX);
+    let addrs = (1..size.min(MAX_V6_SOURCES + 1))
+        .map(|i| IpAddr::V6(Ipv6Addr::from(net + i)))
+        .collect();
+    Ok((addrs, (Ipv6Addr::from(net).into(), len)))
 }
 
 /// Fails with a clear message unless every address is configured on this host (checked by
-/// binding a socket to it, which also accepts 127.0.0.0/8 on loopback).
-pub fn check_local(addrs: &[Ipv4Addr], spec: &str) -> Result<(), String> {
+/// binding a socket to it, which also accepts 127.0.0.0/8 on loopback, and a whole prefix
+/// routed `local` to loopback: `ip route add local 10.78.0.0/16 dev lo`; for IPv6 also
+/// `sysctl net.ipv6.ip_nonlocal_bind=1`, since an IPv6 bind checks the address list, not
+/// the routes).
+pub fn check_local(addrs: &[IpAddr], spec: &str) -> Result<(), String> {
     let mut missing = Vec::new();
     for &a in addrs {
-        let probe = crate::sys::tcp_socket().map_err(|e| format!("socket: {e}"))?;
+        let probe = crate::sys::tcp_socket_for(a).map_err(|e| format!("socket: {e}"))?;
         let r = crate::sys::set_int_opt(probe, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)
-            .and_then(|()| crate::sys::bind(probe, SocketAddrV4::new(a, 0)));
+            .and_then(|()| crate::sys::bind(probe, SocketAddr::new(a, 0)));
         crate::sys::close(probe);
         if let Err(e) = r
             && e.raw_os_error() == Some(libc::EADDRNOTAVAIL)
@@ -357,9 +403,18 @@ pub fn check_local(addrs: &[Ipv4Addr], spec: &str) -> Result<(), String> {
         return Ok(());
     }
     let list: Vec<String> = missing.iter().map(|a| a.to_string()).collect();
+    let (len, route) = if missing[0].is_ipv4() {
+        (32, "ip route add local PREFIX dev lo")
+    } else {
+        // IPv6 binds only configured addresses unless non-local binds are allowed.
+        (
+            128,
+            "ip -6 route add local PREFIX dev lo` plus `sysctl net.ipv6.ip_nonlocal_bind=1",
+        )
+    };
     Err(format!(
         "--src-ip {spec}: address {} not configured on this host; add them (e.g. `ip addr add \
-         {}/32 dev IFACE`) or give a smaller prefix",
+         {}/{len} dev IFACE`, or a whole prefix with `{route}`) or give a smaller prefix",
         list.join(", "),
         missing[0]
     ))
@@ -369,22 +424,81 @@ pub fn check_local(addrs: &[Ipv4Addr], spec: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        Ipv4Addr::new(a, b, c, d).into()
+    }
+
     #[test]
     fn src_prefixes() {
         let (a, p) = parse_src("10.0.0.7").unwrap();
-        assert_eq!(a, vec![Ipv4Addr::new(10, 0, 0, 7)]);
-        assert_eq!(p, (Ipv4Addr::new(10, 0, 0, 7), 32));
+        assert_eq!(a, vec![v4(10, 0, 0, 7)]);
+        assert_eq!(p, (v4(10, 0, 0, 7), 32));
         let (a, p) = parse_src("10.0.0.9/30").unwrap();
-        assert_eq!(
-            a,
-            vec![Ipv4Addr::new(10, 0, 0, 9), Ipv4Addr::new(10, 0, 0, 10)]
-        );
-        assert_eq!(p, (Ipv4Addr::new(10, 0, 0, 8), 30));
+        assert_eq!(a, vec![v4(10, 0, 0, 9), v4(10, 0, 0, 10)]);
+        assert_eq!(p, (v4(10, 0, 0, 8), 30));
         assert_eq!(parse_src("10.0.0.0/31").unwrap().0.len(), 2);
         assert_eq!(parse_src("10.0.0.0/16").unwrap().0.len(), 65534);
         assert!(parse_src("10.0.0.0/8").is_err());
         assert!(parse_src("10.0.0.0/33").is_err());
         assert!(parse_src("nope/24").is_err());
+    }
+
+    #[test]
+    fn src_prefixes_v6() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (a, p) = parse_src("fd00:78::7").unwrap();
+        assert_eq!((a, p), (vec![ip("fd00:78::7")], (ip("fd00:78::7"), 128)));
+        let (a, p) = parse_src("fd00:78::9/126").unwrap();
+        assert_eq!(
+            a,
+            vec![ip("fd00:78::9"), ip("fd00:78::a"), ip("fd00:78::b")]
+        );
+        assert_eq!(p, (ip("fd00:78::8"), 126));
+        let (a, p) = parse_src("fd00:78::/64").unwrap();
+        assert_eq!(a.len(), 65534);
+        assert_eq!((a[0], a[65533]), (ip("fd00:78::1"), ip("fd00:78::fffe")));
+        assert_eq!(p, (ip("fd00:78::"), 64));
+        assert_eq!(parse_src("2001:db8::/0").unwrap().0.len(), 65534);
+        assert!(parse_src("fd00:78::/129").is_err());
+        assert!(parse_src("ff02::1").is_err());
+        assert!(parse_src("::/64").is_err());
+        assert!(parse_src("fd00:78::g/64").is_err());
+    }
+
+    #[test]
+    fn target_and_sources_share_a_family() {
+        use clap::Parser;
+        let run = |extra: &[&str]| {
+            let mut v = vec![
+                "xtcp-loadgen",
+                "run",
+                "--workload",
+                "connect",
+                "--duration",
+                "1",
+            ];
+            v.extend_from_slice(extra);
+            match Cli::try_parse_from(v).map_err(|e| e.to_string())?.cmd {
+                Cmd::Run(a) => a.validate().map(|()| a),
+                _ => Err("not run".into()),
+            }
+        };
+        let a = run(&["--target", "[fd00:77::1]:8080", "--src-ip", "fd00:78::/64"]).unwrap();
+        assert_eq!(a.target, "[fd00:77::1]:8080".parse::<SocketAddr>().unwrap());
+        run(&["--target", "10.77.0.1:8080", "--src-ip", "10.78.0.0/24"]).unwrap();
+        let e = run(&["--target", "[fd00:77::1]:8080", "--src-ip", "10.78.0.0/24"]).unwrap_err();
+        assert!(e.contains("different address families"), "{e}");
+        let e = run(&["--target", "10.77.0.1:8080", "--src-ip", "fd00:78::/64"]).unwrap_err();
+        assert!(e.contains("different address families"), "{e}");
+        assert!(
+            run(&["--target", "[::]:8080"])
+                .unwrap_err()
+                .contains("not a connectable")
+        );
+        assert!(
+            run(&["--target", "fd00:77::1:8080"]).is_err(),
+            "IPv6 needs brackets"
+        );
     }
 
     #[test]
@@ -396,8 +510,15 @@ mod tests {
 
     #[test]
     fn loopback_is_local_and_documentation_net_is_not() {
-        check_local(&[Ipv4Addr::new(127, 0, 0, 2)], "127.0.0.2").unwrap();
-        let e = check_local(&[Ipv4Addr::new(192, 0, 2, 77)], "192.0.2.77").unwrap_err();
+        check_local(&[v4(127, 0, 0, 2)], "127.0.0.2").unwrap();
+        let e = check_local(&[v4(192, 0, 2, 77)], "192.0.2.77").unwrap_err();
         assert!(e.contains("not configured"), "{e}");
+        check_local(&[IpAddr::V6(Ipv6Addr::LOCALHOST)], "::1").unwrap();
+        let doc: IpAddr = "2001:db8::77".parse().unwrap();
+        let e = check_local(&[doc], "2001:db8::77").unwrap_err();
+        assert!(
+            e.contains("not configured") && e.contains("2001:db8::77/128"),
+            "{e}"
+        );
     }
 }

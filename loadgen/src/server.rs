@@ -19,7 +19,7 @@
 use crate::sys;
 use crate::util;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,7 +44,8 @@ impl Mode {
 }
 
 pub struct ServerConfig {
-    pub ip: Ipv4Addr,
+    /// IPv4 or IPv6 (`::` listens on both families).
+    pub ip: IpAddr,
     pub port: u16,
     pub mode: Mode,
     pub threads: usize,
@@ -66,8 +67,8 @@ struct Counters {
 const MAX_PENDING: usize = 4 << 20;
 const LISTENER: u64 = u64::MAX;
 
-fn listener(addr: SocketAddrV4) -> Result<RawFd, String> {
-    let fd = sys::tcp_socket().map_err(|e| format!("socket: {e}"))?;
+fn listener(addr: SocketAddr) -> Result<RawFd, String> {
+    let fd = sys::tcp_socket_for(addr.ip()).map_err(|e| format!("socket: {e}"))?;
     let setup = sys::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
         .and_then(|()| sys::set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1))
         .and_then(|()| sys::bind(fd, addr))
@@ -84,14 +85,14 @@ pub fn serve(cfg: ServerConfig) -> Result<(), String> {
     util::install_stop_handler();
     sys::raise_nofile_limit();
     let threads = cfg.threads.max(1);
-    let first = listener(SocketAddrV4::new(cfg.ip, cfg.port))?;
+    let first = listener(SocketAddr::new(cfg.ip, cfg.port))?;
     // With port 0 the first bind picks the port; the other listeners share it.
     let port = sys::local_addr(first)
         .map_err(|e| format!("getsockname: {e}"))?
         .port();
     let mut fds = vec![first];
     for _ in 1..threads {
-        fds.push(listener(SocketAddrV4::new(cfg.ip, port))?);
+        fds.push(listener(SocketAddr::new(cfg.ip, port))?);
     }
 
     let started = Instant::now();
@@ -130,8 +131,8 @@ pub fn serve(cfg: ServerConfig) -> Result<(), String> {
     // The stats file exists before anyone is told the server is up.
     write(false);
     println!(
-        "xtcp-loadgen kernel-server listening on {}:{port} mode {} threads {threads}",
-        cfg.ip,
+        "xtcp-loadgen kernel-server listening on {} mode {} threads {threads}",
+        SocketAddr::new(cfg.ip, port),
         cfg.mode.name()
     );
     let _ = std::io::stdout().flush();
@@ -193,7 +194,7 @@ fn write_stats(
     let v = serde_json::json!({
         "server": "linux",
         "mode": cfg.mode.name(),
-        "listen": format!("{}:{port}", cfg.ip),
+        "listen": SocketAddr::new(cfg.ip, port).to_string(),
         "uptime_s": started.elapsed().as_secs_f64(),
         "final": final_,
         "accepted": accepted,

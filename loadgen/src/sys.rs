@@ -7,7 +7,7 @@
 //! drops to the hot path.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
@@ -38,12 +38,63 @@ pub fn sockaddr_in(addr: SocketAddrV4) -> libc::sockaddr_in {
     }
 }
 
+pub fn sockaddr_in6(addr: SocketAddrV6) -> libc::sockaddr_in6 {
+    libc::sockaddr_in6 {
+        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+        sin6_port: addr.port().to_be(),
+        sin6_flowinfo: addr.flowinfo().to_be(),
+        sin6_addr: libc::in6_addr {
+            s6_addr: addr.ip().octets(),
+        },
+        sin6_scope_id: addr.scope_id(),
+    }
+}
+
+/// `addr` as the socket address of its family, for the syscalls that take one.
+enum RawAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl RawAddr {
+    fn new(addr: SocketAddr) -> RawAddr {
+        match addr {
+            SocketAddr::V4(a) => RawAddr::V4(sockaddr_in(a)),
+            SocketAddr::V6(a) => RawAddr::V6(sockaddr_in6(a)),
+        }
+    }
+
+    /// The pointer and exact length to pass; valid while `self` lives.
+    fn as_raw(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            RawAddr::V4(sa) => (
+                (sa as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ),
+            RawAddr::V6(sa) => (
+                (sa as *const libc::sockaddr_in6).cast(),
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ),
+        }
+    }
+}
+
 /// A non-blocking, close-on-exec IPv4 TCP socket.
 pub fn tcp_socket() -> io::Result<RawFd> {
+    tcp_socket_for(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// A non-blocking, close-on-exec TCP socket of `ip`'s family.
+pub fn tcp_socket_for(ip: IpAddr) -> io::Result<RawFd> {
+    let family = if ip.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // Safety: plain syscall with constant arguments; the returned fd is owned by the caller.
     cvt(unsafe {
         libc::socket(
-            libc::AF_INET,
+            family,
             libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
             0,
         )
@@ -72,30 +123,19 @@ pub fn get_int_opt(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
     Ok(value)
 }
 
-pub fn bind(fd: RawFd, addr: SocketAddrV4) -> io::Result<()> {
-    let sa = sockaddr_in(addr);
-    // Safety: `sa` is a valid sockaddr_in and its exact size is passed.
-    cvt(unsafe {
-        libc::bind(
-            fd,
-            (&sa as *const libc::sockaddr_in).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    })
-    .map(drop)
+pub fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
+    let sa = RawAddr::new(addr);
+    let (ptr, len) = sa.as_raw();
+    // Safety: `ptr` points at a valid sockaddr of `len` bytes that outlives the call.
+    cvt(unsafe { libc::bind(fd, ptr, len) }).map(drop)
 }
 
 /// Starts a connect; `Ok(true)` if it completed at once, `Ok(false)` if in progress.
-pub fn connect(fd: RawFd, addr: SocketAddrV4) -> io::Result<bool> {
-    let sa = sockaddr_in(addr);
-    // Safety: `sa` is a valid sockaddr_in and its exact size is passed.
-    let ret = unsafe {
-        libc::connect(
-            fd,
-            (&sa as *const libc::sockaddr_in).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
+pub fn connect(fd: RawFd, addr: SocketAddr) -> io::Result<bool> {
+    let sa = RawAddr::new(addr);
+    let (ptr, len) = sa.as_raw();
+    // Safety: `ptr` points at a valid sockaddr of `len` bytes that outlives the call.
+    let ret = unsafe { libc::connect(fd, ptr, len) };
     if ret == 0 {
         return Ok(true);
     }
@@ -133,16 +173,27 @@ pub fn accept(fd: RawFd) -> io::Result<Option<RawFd>> {
     }
 }
 
-pub fn local_addr(fd: RawFd) -> io::Result<SocketAddrV4> {
-    // Safety: an all-zero sockaddr_in is a valid value of the type.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // Safety: `sa` and `len` are valid for writes and `len` holds the buffer size.
-    cvt(unsafe { libc::getsockname(fd, (&mut sa as *mut libc::sockaddr_in).cast(), &mut len) })?;
-    Ok(SocketAddrV4::new(
-        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
-        u16::from_be(sa.sin_port),
-    ))
+pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    // Safety: an all-zero sockaddr_in6 is a valid value of the type.
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    // Safety: `sa` and `len` are valid for writes and `len` holds the buffer size (a
+    // sockaddr_in6 is large enough for either family).
+    cvt(unsafe { libc::getsockname(fd, (&mut sa as *mut libc::sockaddr_in6).cast(), &mut len) })?;
+    if i32::from(sa.sin6_family) == libc::AF_INET6 {
+        return Ok(SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::from(sa.sin6_addr.s6_addr),
+            u16::from_be(sa.sin6_port),
+            u32::from_be(sa.sin6_flowinfo),
+            sa.sin6_scope_id,
+        )));
+    }
+    // Safety: the family is AF_INET, so the first bytes are a sockaddr_in.
+    let sin = unsafe { &*(&sa as *const libc::sockaddr_in6).cast::<libc::sockaddr_in>() };
+    Ok(SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+        u16::from_be(sin.sin_port),
+    )))
 }
 
 /// Reads into `buf`; `Ok(None)` means the socket would block.

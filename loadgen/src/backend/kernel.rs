@@ -84,8 +84,8 @@ const SPIN_NS: u64 = 50_000;
 /// `ready[slot]` remembers an edge (readable, writable) until a read or write returns EAGAIN.
 struct Sockets {
     epoll: sys::Epoll,
-    target: std::net::SocketAddrV4,
-    sources: Sources,
+    target: std::net::SocketAddr,
+    sources: Sources<std::net::IpAddr>,
     ready: Vec<(bool, bool)>,
     buf: Vec<u8>,
 }
@@ -100,7 +100,7 @@ impl Transport for Sockets {
     const CLOCK_AFTER_RECV: bool = true;
 
     fn connect(&mut self, slot: u32, generation: u32) -> Result<(RawFd, bool), FailCause> {
-        let fd = sys::tcp_socket().map_err(|e| errno_cause(&e))?;
+        let fd = sys::tcp_socket_for(self.target.ip()).map_err(|e| errno_cause(&e))?;
         let opened = self.open(fd, slot, generation);
         if opened.is_err() {
             sys::close(fd);
@@ -156,7 +156,7 @@ impl Sockets {
             // the whole ephemeral range per (source, destination) pair instead of one port per
             // source address for all destinations.
             sys::set_int_opt(fd, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)
-                .and_then(|()| sys::bind(fd, std::net::SocketAddrV4::new(ip, 0)))
+                .and_then(|()| sys::bind(fd, std::net::SocketAddr::new(ip, 0)))
                 .map_err(|e| errno_cause(&e))?;
         }
         let done = sys::connect(fd, self.target).map_err(|e| errno_cause(&e))?;

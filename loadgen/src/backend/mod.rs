@@ -17,7 +17,7 @@ pub mod workload;
 pub mod xtcp;
 
 use crate::metrics::Recorder;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,14 +99,15 @@ pub enum Share {
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     pub workload: Workload,
-    pub target: SocketAddrV4,
+    /// The server, IPv4 or IPv6 (the xtcp backend: IPv4 only for now).
+    pub target: SocketAddr,
     pub load: Load,
     /// Start-rate cap for the closed loop, connections (rr: transactions) per second.
     pub max_rate: f64,
     /// Local addresses to bind, round-robin; empty lets the stack choose.
-    pub source_ips: Vec<Ipv4Addr>,
+    pub source_ips: Vec<IpAddr>,
     /// The `--src-ip` prefix as given (syn-flood spoofs sources inside it).
-    pub source_prefix: Option<(Ipv4Addr, u8)>,
+    pub source_prefix: Option<(IpAddr, u8)>,
     /// `--iface` (xtcp backend).
     pub iface: Option<String>,
     /// `--syn-flood-rate`: spoofed SYNs per second next to the workload (xtcp backend).

@@ -63,18 +63,18 @@ pub trait Transport {
 }
 
 /// Round-robin over a list of source addresses, starting at the worker's index.
-pub struct Sources {
-    list: Vec<Ipv4Addr>,
+pub struct Sources<A = Ipv4Addr> {
+    list: Vec<A>,
     next: usize,
 }
 
-impl Sources {
-    pub fn new(list: Vec<Ipv4Addr>, start: usize) -> Sources {
+impl<A: Copy> Sources<A> {
+    pub fn new(list: Vec<A>, start: usize) -> Sources<A> {
         Sources { list, next: start }
     }
 
     /// The next address; `None` with an empty list (the stack chooses).
-    pub fn pick(&mut self) -> Option<Ipv4Addr> {
+    pub fn pick(&mut self) -> Option<A> {
         if self.list.is_empty() {
             return None;
         }

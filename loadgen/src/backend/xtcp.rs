@@ -46,7 +46,7 @@ use super::workload::{Machine, Recv, Sources, Transport};
 use super::{Backend, BackendKind, LoadSpec, Worker, WorkerCtx, Workload};
 use crate::metrics::{Counter, FailCause};
 use crate::pace::OpenLoop;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -124,7 +124,20 @@ fn rx_queues(iface: &str) -> usize {
 }
 
 /// Checks what can be checked before touching the interface.
-fn check(spec: &LoadSpec) -> Result<(&str, Option<f64>), String> {
+fn check(spec: &LoadSpec) -> Result<(&str, Option<f64>, SocketAddrV4), String> {
+    let SocketAddr::V4(target) = spec.target else {
+        return Err(format!(
+            "--target {}: IPv6 needs the engine's IPv6 stack, which the xtcp backend does not \
+             have yet (docs/ipv6.md); use --backend kernel for an IPv6 target",
+            spec.target
+        ));
+    };
+    if let Some(v6) = spec.source_ips.iter().find(|a| a.is_ipv6()) {
+        return Err(format!(
+            "--src-ip {v6}: an IPv6 source needs an IPv6 target (and, with --backend xtcp, \
+             the engine's IPv6 stack, not there yet)"
+        ));
+    }
     let iface = spec.iface.as_deref().ok_or(
         "--backend xtcp needs --iface IFACE (the interface towards the server; or use \
          --backend kernel)",
@@ -162,7 +175,7 @@ fn check(spec: &LoadSpec) -> Result<(&str, Option<f64>), String> {
             queues - 1
         ));
     }
-    Ok((iface, flood))
+    Ok((iface, flood, target))
 }
 
 impl Backend for XtcpBackend {
@@ -179,7 +192,7 @@ impl Backend for XtcpBackend {
     }
 
     fn prepare(&mut self, spec: &LoadSpec) -> Result<Vec<Box<dyn Worker>>, String> {
-        let (iface, flood) = check(spec)?;
+        let (iface, flood, target) = check(spec)?;
         let workers = spec.workers();
         let mac = host::interface_mac(iface)
             .map_err(|e| format!("interface {iface}: cannot read its MAC address: {e}"))?;
@@ -190,10 +203,14 @@ impl Backend for XtcpBackend {
                 )
             })?]
         } else {
-            spec.source_ips.clone()
+            // All IPv4: `check` refused any other.
+            let v4 = |a: &IpAddr| match a {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            };
+            spec.source_ips.iter().filter_map(v4).collect()
         };
-        let (_, server_mac) =
-            host::resolve_next_hop(iface, *spec.target.ip(), Duration::from_secs(3))?;
+        let (_, server_mac) = host::resolve_next_hop(iface, *target.ip(), Duration::from_secs(3))?;
         let cfg = engine_config(spec, iface, &sources, flood.is_some());
 
         // One start channel (run controller → core) and one done channel (core → run
@@ -213,6 +230,7 @@ impl Backend for XtcpBackend {
             server_mac,
             sources,
             flood,
+            target,
         });
         let engine = Engine::start(cfg, move |queue| {
             let mine = ends
@@ -276,6 +294,8 @@ struct Shared {
     server_mac: EthernetAddress,
     sources: Vec<Ipv4Addr>,
     flood: Option<f64>,
+    /// The server (IPv4: [`check`] refuses IPv6).
+    target: SocketAddrV4,
 }
 
 /// The run controller's side of one core: hands it the context, waits for it to finish.
@@ -494,7 +514,7 @@ impl LoadApp {
         let spec = ctx.spec;
         let share = spec.share(ctx.index, ctx.workers);
         let flood = match (self.shared.flood, spec.source_prefix) {
-            (Some(rate), Some((net, len))) => {
+            (Some(rate), Some((IpAddr::V4(net), len))) => {
                 let mut seed = [0u8; 8];
                 let _ = host::fill_random(&mut seed);
                 Some(Flood {
@@ -506,7 +526,7 @@ impl LoadApp {
                     rng: u64::from_le_bytes(seed) | 1,
                     net: u32::from(net),
                     size: if len >= 32 { 1 } else { 1u32 << (32 - len) },
-                    target: spec.target,
+                    target: self.shared.target,
                 })
             }
             _ => None,
@@ -607,7 +627,7 @@ impl App for LoadApp {
         let mut t = Net {
             io,
             sources: &mut r.sources,
-            target: r.m.spec().target,
+            target: self.shared.target,
             slots: &mut r.slots,
         };
         let m = &mut r.m;
@@ -640,7 +660,7 @@ impl App for LoadApp {
         let mut t = Net {
             io,
             sources: &mut r.sources,
-            target: r.m.spec().target,
+            target: self.shared.target,
             slots: &mut r.slots,
         };
         let done = r.m.turn(&mut t, now);
