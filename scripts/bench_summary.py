@@ -214,13 +214,28 @@ def main():
                  if ln.startswith("model name")][0]
     except (OSError, IndexError):
         pass
+    # Who generated the load, from any run's report (IPv6 runs use the kernel backend).
+    client = "xtcp backend (AF_XDP, copy mode on veth)"
+    sources, target = 254, ""
+    for p in sorted(glob.glob(os.path.join(out, "*-r*.json"))):
+        if p.endswith(".server.json"):
+            continue
+        try:
+            r = json.load(open(p))
+        except (OSError, ValueError):
+            continue
+        if r.get("backend") == "kernel":
+            client = "kernel backend (kernel sockets, epoll)"
+        sources, target = r["load"]["source_ips"], r["target"]
+        break
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write("# xtcp benchmark: xtcp server vs Linux server\n\n")
         f.write(f"Command: `{os.environ.get('BENCH_CMD', './scripts/bench.sh')}`\n\n")
         f.write(f"Machine: {platform.node()}, kernel {platform.release()}, {os.cpu_count()} CPUs "
                 f"({model}).\n")
-        f.write("Load generator: xtcp backend (AF_XDP, copy mode on veth), core 0, namespace A, "
-                "254 source addresses. Server: core 1, namespace B. `max`: closed loop; `lat`: open "
+        f.write(f"Load generator: {client}, core 0, namespace A, "
+                f"{sources} source addresses, target {target}. Server: core 1, namespace B. "
+                "`max`: closed loop; `lat`: open "
                 "loop at the offered rate shown (half of Linux's median max), latency from the "
                 "intended start; `p50/p99 us`: connect latency (rr: transaction latency) of the lat runs. "
                 "Figures: median [min-max] over the repetitions. `server us/conn`: "
