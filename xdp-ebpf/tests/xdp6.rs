@@ -1,16 +1,22 @@
 //! Privileged tests of the XDP program's IPv6 steering through `BPF_PROG_TEST_RUN` on
 //! hand-built frames: TCP to a v6 listener or port range, the extension-header walk,
 //! fragments, ICMPv6 Packet Too Big, Neighbor Discovery (passed by default, steered for a
-//! registered ND address) and VLAN-tagged IPv6. Each test skips with a printed message when
-//! not run as root. (The IPv4 verdict tests and the veth attach tests are in `xdp.rs`.)
+//! registered ND address) and VLAN-tagged IPv6; and the program attached to an IPv6 veth pair
+//! (`veth.sh up --ipv6`) with real traffic: the kernel's Neighbor Discovery keeps working
+//! through it, a SYN to our v6 listener is classified ours, other ports are passed. Each test
+//! skips with a printed message when not run as root. (The IPv4 verdict tests and the IPv4
+//! veth attach tests are in `xdp.rs`.)
 
 use std::{
     io,
-    net::{Ipv4Addr, Ipv6Addr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    process::Command,
+    time::Duration,
 };
 
-use xtcp_xdp_ebpf::{XdpAction, XdpError, XdpProgram};
+use xtcp_testkit::veth::{Veth, enter_netns, serial};
+use xtcp_xdp_ebpf::{XdpAction, XdpError, XdpMode, XdpProgram, XdpSteering};
 
 fn privileged(test: &str) -> bool {
     // Safety: geteuid has no preconditions and cannot fail.
@@ -498,4 +504,52 @@ fn vlan_tagged_ipv6() {
             ("VID 100, other port", tagged(syn6(LOCAL6, 22), 100), Pass),
         ],
     );
+}
+
+// ---- attached to an IPv6 veth pair ------------------------------------------------------
+
+#[test]
+fn attached_on_ipv6_veth_nd_passes_and_syn_is_ours() {
+    if !privileged("attached_on_ipv6_veth_nd_passes_and_syn_is_ours") {
+        return;
+    }
+    let _serial = serial();
+    let veth = Veth::up_ipv6("x6", 1);
+    let ip6_a = veth.ip6_a.unwrap();
+    const PORT: u16 = 7777;
+    let connect = |port: u16| {
+        TcpStream::connect_timeout(&SocketAddr::new(ip6_a.into(), port), Duration::from_secs(2))
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_netns(&veth.ns_a);
+            let mut st = XdpSteering::attach(&veth.if_a, XdpMode::Skb).expect("attach");
+            st.add_listener(ip6_a, PORT).unwrap();
+            // From B: ping needs ND for A's address, answered by A's kernel through XDP.
+            enter_netns(&veth.ns_b);
+            let ping = Command::new("ping")
+                .args(["-6", "-c", "1", "-W", "2", &ip6_a.to_string()])
+                .output()
+                .expect("run ping");
+            assert!(ping.status.success(), "ping -6 through XDP: {ping:?}");
+            let passed = st.counters().unwrap().passed;
+            assert!(passed >= 2, "ND and echo passed: {:?}", st.counters());
+            // No socket on queue 0: the SYN is ours, falls back to the kernel, which has no
+            // listener and answers RST.
+            let e = connect(PORT).expect_err("kernel has no listener");
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+            let c = st.counters().unwrap();
+            assert!(c.no_socket >= 1, "the v6 SYN was classified ours: {c:?}");
+            assert_eq!((c.redirected, c.malformed), (0, 0), "{c:?}");
+            // Another port: passed, not ours.
+            let before = st.counters().unwrap();
+            let e = connect(PORT + 1).expect_err("kernel has no listener");
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+            let after = st.counters().unwrap();
+            assert_eq!(after.no_socket, before.no_socket, "{after:?}");
+            assert!(after.passed > before.passed, "{after:?}");
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+    });
 }
