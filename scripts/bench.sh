@@ -4,6 +4,7 @@
 #   ./scripts/bench.sh [--quick] [--workloads connect,crr,server-close,rr] [--repeat N]
 #                      [--servers linux,xtcp[,xtcp-busy,xtcp-idle]] [--duration S]
 #                      [--warmup S] [--concurrency N] [--max-rate R] [--no-threaded-napi] [--sim]
+#                      [--client stateless|full] [--stateless-concurrency N]
 #   ./scripts/bench.sh --tw [--quick] [--tw-target N] [--tw-duration S]
 #                      TIME-WAIT pressure instead: one long server-close run per server, rate
 #                      and server µs/connection against TIME-WAIT occupancy, tw.json + plot
@@ -24,7 +25,16 @@
 #               `xtcp-loadgen reflector`, a stateless responder (not a TCP server) answering
 #               each client frame with the frames a server would send; each xtcp max run gets
 #               `ceiling_pct` = its rate / the ceiling's median rate;
-# all in namespace B. Each server is measured twice per repetition:
+# all in namespace B. The client of the connect workload is, for every server alike,
+# `xtcp-loadgen run --backend xdp-stateless` (--client stateless, the default): NOT a full TCP,
+# SYNs sent in batches over AF_XDP and the server's SYN-ACK and FIN answered by an XDP program
+# (XDP_TX), cheap enough that one client core can saturate the server core; --client full uses
+# the full-TCP xtcp backend there too. The other workloads always use the xtcp backend. The
+# summary names the client of each workload. The stateless client's max runs keep
+# --stateless-concurrency (default 128) connections in flight instead of --concurrency: it
+# does not retransmit, and a veth end's receive ring holds 256 frames, which up to two
+# frames per connection in flight (an ACK and the next SYN) must not overflow.
+# Each server is measured twice per repetition:
 #   max   closed loop (--concurrency in flight, starts capped at --max-rate): the rate it reaches;
 #   lat   open loop at the same offered rate for all servers (half of Linux's median max
 #         rate): connect latency measured from the intended start (coordinated-omission free).
@@ -67,6 +77,8 @@ duration=""
 warmup=""
 concurrency=256
 max_rate=300000
+client=stateless
+stateless_concurrency=128
 CLIENT_CORE=0
 SERVER_CORE=1
 tw=0
@@ -74,7 +86,7 @@ tw_target=0
 tw_duration=""
 XTCP_EXTRA=()      # extra xtcp server arguments (bench_tw.sh: --prefill-time-wait N)
 START_TICKS=100    # 50 ms ticks start_server waits for the ready line (bench_tw.sh: more)
-usage() { sed -n 2,54p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,64p "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1; shift ;;
@@ -87,6 +99,8 @@ while [ $# -gt 0 ]; do
   --warmup) warmup=$2; shift 2 ;;
   --concurrency) concurrency=$2; shift 2 ;;
   --max-rate) max_rate=$2; shift 2 ;;
+  --client) client=$2; shift 2 ;;
+  --stateless-concurrency) stateless_concurrency=$2; shift 2 ;;
   --tw) tw=1; shift ;;
   --tw-target) tw=1; tw_target=$2; shift 2 ;;
   --tw-duration) tw=1; tw_duration=$2; shift 2 ;;
@@ -101,6 +115,10 @@ for w in "${WL[@]}"; do
   *) echo "bench.sh: unknown workload '$w' (connect, crr, server-close, rr)" >&2; exit 2 ;;
   esac
 done
+case "$client" in
+stateless | full) ;;
+*) echo "bench.sh: unknown client '$client' (stateless, full)" >&2; exit 2 ;;
+esac
 IFS=, read -r -a SV <<<"$servers"
 for s in "${SV[@]}"; do
   case "$s" in
@@ -156,7 +174,7 @@ fi
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=$ROOT/results/$STAMP
 mkdir -p "$OUT"
-NAME=xtbench
+NAME=${XT_BENCH_NAME:-xtbench}   # XT_BENCH_NAME: another name, for parallel runs
 SERVER_PID=""
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
@@ -296,7 +314,10 @@ measure() {
   local rc=0
   echo "# before" >"$OUT/$tag.napi.txt"
   napi_record "$OUT/$tag.napi.txt"
-  timeout 120 ip netns exec "$XT_NS_A" "$LG" run --backend xtcp --iface "$XT_IF_A" \
+  # The client: the stateless XDP client for connect (--client stateless), else full TCP.
+  local backend=xtcp
+  [ "$wl" = connect ] && [ "$client" = stateless ] && backend=xdp-stateless
+  timeout 120 ip netns exec "$XT_NS_A" "$LG" run --backend "$backend" --iface "$XT_IF_A" \
     --cores "$CLIENT_CORE" --server-cores "$SERVER_CORE" \
     --src-ip "$SRC_NET.0/24" --target "$XT_IP_B:8080" --workload "$wl" \
     --duration "$duration" --warmup "$warmup" --timeout-ms "$timeout_ms" \
@@ -355,7 +376,9 @@ for wl in "${WL[@]}"; do
   # Servers interleaved within each repetition, so slow drifts of the machine hit all alike.
   for rep in $(seq 1 "$repeat"); do
     for s in "${SERVERS[@]}" "${CEILING[@]}"; do
-      measure "$s" "$wl" max "$rep" --concurrency "$concurrency" --max-rate "$max_rate" ||
+      conc=$concurrency
+      [ "$wl" = connect ] && [ "$client" = stateless ] && conc=$stateless_concurrency
+      measure "$s" "$wl" max "$rep" --concurrency "$conc" --max-rate "$max_rate" ||
         echo "bench.sh: $wl against $s (max, run $rep) failed" >&2
     done
   done

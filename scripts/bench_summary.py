@@ -183,6 +183,19 @@ def main():
                 ratio,
             ])
 
+    # Which load generator ran each workload (bench.sh --client): the report's `backend`.
+    clients = []
+    for wl in workloads:
+        kinds = sorted({r["backend"] for s in servers + ["ceiling"]
+                        for ph in ("max", "lat") for r in load_runs(out, wl, s, ph)})
+        if kinds:
+            clients.append(f"{wl}: {', '.join(kinds)}")
+    client_line = "Load generator per workload: " + "; ".join(clients) + "."
+    if any("xdp-stateless" in c for c in clients):
+        client_line += (" `xdp-stateless` is not a full TCP: SYNs from user space over AF_XDP, "
+                        "the server's SYN-ACK and FIN answered by an XDP program with XDP_TX, "
+                        "no retransmission, no client TIME-WAIT (docs/loadgen.md).")
+
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
 
     def line(r):
@@ -194,6 +207,7 @@ def main():
     print()
     for v in verdicts:
         print("  " + v)
+    print("  " + client_line)
     print(f"\nmeasurement took {elapsed} s; results in {out}")
 
     # Fairness evidence: which side's NAPI kthreads did the receive work, and where.
@@ -219,7 +233,8 @@ def main():
         f.write(f"Command: `{os.environ.get('BENCH_CMD', './scripts/bench.sh')}`\n\n")
         f.write(f"Machine: {platform.node()}, kernel {platform.release()}, {os.cpu_count()} CPUs "
                 f"({model}).\n")
-        f.write("Load generator: xtcp backend (AF_XDP, copy mode on veth), core 0, namespace A, "
+        f.write(client_line + "\n\n")
+        f.write("Load generator: core 0, namespace A, "
                 "254 source addresses. Server: core 1, namespace B. `max`: closed loop; `lat`: open "
                 "loop at the offered rate shown (half of Linux's median max), latency from the "
                 "intended start; `p50/p99 us`: connect latency (rr: transaction latency) of the lat runs. "

@@ -226,12 +226,16 @@ struct Runner {
 impl Runner {
     fn new(s: Setup, ctx: &WorkerCtx) -> Runner {
         let since = ctx.spec.epoch.elapsed().as_nanos() as u64;
+        // A random first connection number, so consecutive runs against the same server do
+        // not reuse each other's recent 4-tuples (the server may still hold them).
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
         Runner {
             s,
             mono_epoch_ns: mono_ns() - since,
             timeout_us: ctx.spec.timeout.as_micros() as u64,
             sent: 0,
-            next_conn: 0,
+            next_conn: u64::from_le_bytes(seed) >> 16,
             slot_sent: Box::new([0; bpf::NB]),
             slot_measured: Box::new([false; bpf::NB]),
             base_done: Box::new([0; bpf::NB]),
