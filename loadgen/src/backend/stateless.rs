@@ -372,7 +372,16 @@ impl Runner {
             let mut sent = 0;
             if issuing {
                 if let Some((conc, bucket)) = closed.as_mut() {
-                    let room = conc.saturating_sub(self.in_flight()).min(BATCH as u64);
+                    let in_flight = self.in_flight();
+                    let room = conc.saturating_sub(in_flight).min(BATCH as u64);
+                    // Refill in batches (one kick each) rather than one SYN per completion,
+                    // unless nothing is in flight.
+                    let min_batch = (*conc / 8).clamp(1, 16);
+                    let room = if room < min_batch && in_flight > 0 {
+                        0
+                    } else {
+                        room
+                    };
                     for _ in 0..room {
                         if !bucket.take(now) || !self.send_syn(ctx, now) {
                             break;
