@@ -45,6 +45,8 @@ pub const PORTS: (u16, u16) = (1024, 65535);
 const BATCH: usize = 64;
 /// Extra wait after a bucket's timeout before it is settled (frames in flight in the kernel).
 const SETTLE_MARGIN_US: u64 = 20_000;
+/// Silence on the wire, with connections in flight, after which [`Runner::kick`] sends.
+const KICK_AFTER_NS: u64 = 100_000;
 /// How often the start-time buckets are read, µs.
 const SETTLE_EVERY_US: u64 = 4_000;
 
@@ -221,6 +223,8 @@ struct Runner {
     timeouts: u64,
     last: bpf::Totals,
     next_settle_us: u64,
+    /// Frames sent by [`Runner::kick`].
+    kicks: u64,
 }
 
 impl Runner {
@@ -245,6 +249,7 @@ impl Runner {
             timeouts: 0,
             last: bpf::Totals::default(),
             next_settle_us: 0,
+            kicks: 0,
         }
     }
 
@@ -357,6 +362,7 @@ impl Runner {
                 open_loop = Some(OpenLoop::new(rate, first_ns, spec.end_ns));
             }
         }
+        let mut last_tx = 0u64;
         loop {
             let now = spec.now_ns();
             let now_us = self.mono_us(now);
@@ -410,6 +416,12 @@ impl Runner {
                 self.settle(ctx, now_us, true)?;
                 return Ok(());
             }
+            if sent > 0 {
+                last_tx = now;
+            } else if self.in_flight() > 0 && now.saturating_sub(last_tx) >= KICK_AFTER_NS {
+                self.kick();
+                last_tx = now;
+            }
             if sent == 0 {
                 // Nothing to send: completions come in through the program; look again soon.
                 let wait_ns = match open_loop.as_ref().and_then(|p| p.next_due()) {
@@ -418,6 +430,30 @@ impl Runner {
                 };
                 std::thread::sleep(Duration::from_nanos(wait_ns));
             }
+        }
+    }
+
+    /// Sends one frame the server drops (an unused EtherType), whose only effect is to make
+    /// the server end's NAPI poll again. On veth (kernel 6.18) answers sent with XDP_TX are
+    /// queued in the peer's ring, but the peer's NAPI is scheduled only when the peer has an
+    /// XDP program of its own (`veth_xdp_flush`): the Linux server's end has none, so the
+    /// answers waited there until the next frame arrived through `veth_xmit`. With the SYNs
+    /// stopped (the last connections of a run, or a closed loop whose whole window waits on
+    /// those answers) that was the server's SYN-ACK retransmission a second later, and the
+    /// connections timed out (measured: exactly one window of timeouts per run, none with the
+    /// kick).
+    fn kick(&mut self) {
+        let (src, dst) = (self.s.mac, self.s.server_mac);
+        if self.s.link.transmit(|out| {
+            out[..6].copy_from_slice(&dst.0);
+            out[6..12].copy_from_slice(&src.0);
+            // IEEE 802 "local experimental" EtherType: no protocol handler takes it.
+            out[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+            out[14..60].fill(0);
+            60
+        }) {
+            self.s.link.flush();
+            self.kicks += 1;
         }
     }
 
@@ -432,8 +468,17 @@ impl Runner {
         let t = self.last;
         eprintln!(
             "xtcp-loadgen: xdp-stateless: SYNs {}, SYN-ACKs {}, server FINs {}, completed {}, \
-             RSTs {}, late {}, timeouts {}, ignored {}, bad {}",
-            self.sent, t.synack, t.fin, t.completed, t.rst, t.late, self.timeouts, t.ignored, t.bad
+             RSTs {}, late {}, timeouts {}, ignored {}, bad {}, kicks {}",
+            self.sent,
+            t.synack,
+            t.fin,
+            t.completed,
+            t.rst,
+            t.late,
+            self.timeouts,
+            t.ignored,
+            t.bad,
+            self.kicks
         );
         rec.finish();
         Ok(())
