@@ -31,7 +31,7 @@
 # (XDP_TX), cheap enough that one client core can saturate the server core; --client full uses
 # the full-TCP xtcp backend there too. The other workloads always use the xtcp backend. The
 # summary names the client of each workload. The stateless client's max runs keep
-# --stateless-concurrency (default 128) connections in flight instead of --concurrency: it
+# --stateless-concurrency (default 96) connections in flight instead of --concurrency: it
 # does not retransmit, and a veth end's receive ring holds 256 frames, which up to two
 # frames per connection in flight (an ACK and the next SYN) must not overflow.
 # Each server is measured twice per repetition:
@@ -78,7 +78,7 @@ warmup=""
 concurrency=256
 max_rate=300000
 client=stateless
-stateless_concurrency=128
+stateless_concurrency=96
 CLIENT_CORE=0
 SERVER_CORE=1
 tw=0

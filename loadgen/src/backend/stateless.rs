@@ -18,6 +18,11 @@
 //! `refused`. A SYN-ACK or FIN answered more than once (the server retransmitted) counts each
 //! time; the report gives the program's own counters under `stateless`.
 //!
+//! On veth the server's end processes `XDP_TX` frames only when its NAPI runs, which
+//! `XDP_TX` itself does not trigger unless that end has an XDP program (the Linux server's has
+//! none): after 100 µs without sending, with connections in flight, the worker sends one
+//! frame the server drops ([`Runner::kick`]) so that the answers waiting there are taken.
+//!
 //! Closed loop: in flight = SYNs sent − completions − RSTs − settled timeouts, refilled up to
 //! `--concurrency` (and capped by `--max-rate`), so the client never floods. Open loop
 //! (`--rate`): starts on the fixed grid, ISN = the intended start, so latency includes any
