@@ -163,7 +163,7 @@ impl Worker for StatelessWorker {
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds (the clock of `bpf_ktime_get_ns` and of `Instant`).
-fn mono_ns() -> u64 {
+pub(crate) fn mono_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use aya::maps::{Array, MapData};
-use aya::programs::{Xdp, XdpMode};
+use aya::programs::{TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::{Ebpf, Pod};
 
 /// The program's source, compiled at run time.
@@ -135,11 +135,11 @@ pub struct ProgramConfig {
 
 /// The loaded and attached program (detached when dropped) and its maps.
 pub struct Loaded {
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     totals: Array<MapData, Totals>,
     buckets: Array<MapData, Buckets>,
     hist: Array<MapData, Hist>,
-    /// `native` or `skb`.
+    /// `native` or `skb` once attached, `none` before.
     pub mode: &'static str,
 }
 
@@ -195,8 +195,8 @@ pub fn compile(cfg: &ProgramConfig) -> Result<Vec<u8>, String> {
 }
 
 impl Loaded {
-    /// Builds, loads and attaches the program to `iface` (native mode, else SKB mode).
-    pub fn attach(iface: &str, cfg: &ProgramConfig) -> Result<Loaded, String> {
+    /// Builds and loads the program (through the verifier), not attached anywhere.
+    pub fn load(cfg: &ProgramConfig) -> Result<Loaded, String> {
         let obj = compile(cfg)?;
         let mut ebpf = Ebpf::load(&obj).map_err(|e| format!("loading the XDP object: {e}"))?;
         let prog: &mut Xdp = ebpf
@@ -206,12 +206,6 @@ impl Loaded {
             .map_err(|e| format!("stateless_client: {e}"))?;
         prog.load()
             .map_err(|e| format!("the verifier refused the stateless client: {e}"))?;
-        let mut mode = "native";
-        if let Err(native) = prog.attach(iface, XdpMode::Driver) {
-            prog.attach(iface, XdpMode::Skb)
-                .map_err(|skb| format!("attaching XDP to {iface}: native: {native}; skb: {skb}"))?;
-            mode = "skb";
-        }
         let mut take = |name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| format!("the XDP object has no map {name}"))
@@ -220,12 +214,50 @@ impl Loaded {
         let buckets = Array::try_from(take("buckets")?).map_err(|e| format!("buckets: {e}"))?;
         let hist = Array::try_from(take("hist")?).map_err(|e| format!("hist: {e}"))?;
         Ok(Loaded {
-            _ebpf: ebpf,
+            ebpf,
             totals,
             buckets,
             hist,
-            mode,
+            mode: "none",
         })
+    }
+
+    fn xdp(&mut self) -> &mut Xdp {
+        self.ebpf
+            .program_mut(PROGRAM)
+            .and_then(|p| <&mut Xdp>::try_from(p).ok())
+            .expect("checked by Loaded::load")
+    }
+
+    /// Builds, loads and attaches the program to `iface` (native mode, else SKB mode); it is
+    /// detached when the value is dropped.
+    pub fn attach(iface: &str, cfg: &ProgramConfig) -> Result<Loaded, String> {
+        let mut l = Loaded::load(cfg)?;
+        l.mode = "native";
+        if let Err(native) = l.xdp().attach(iface, XdpMode::Driver) {
+            l.xdp()
+                .attach(iface, XdpMode::Skb)
+                .map_err(|skb| format!("attaching XDP to {iface}: native: {native}; skb: {skb}"))?;
+            l.mode = "skb";
+        }
+        Ok(l)
+    }
+
+    /// Runs the program once on `frame` (`BPF_PROG_TEST_RUN`, live maps): its verdict and
+    /// the frame as the program left it.
+    pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
+        let mut out = vec![0u8; 2048];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        };
+        let r = self
+            .xdp()
+            .test_run(opts)
+            .map_err(|e| format!("BPF_PROG_TEST_RUN: {e}"))?;
+        out.truncate(r.data_size_out as usize);
+        Ok((r.return_value, out))
     }
 
     /// One map read (a syscall).
@@ -317,6 +349,116 @@ mod tests {
         assert_eq!(hist_index(32), 32);
         assert_eq!(hist_range(32), (32, 33));
         assert_eq!(hist_range(64), (64, 66));
+    }
+
+    /// The program itself, on crafted frames (`BPF_PROG_TEST_RUN`; needs root and clang):
+    /// each server segment gets the right answer, checksums included, and is counted.
+    #[test]
+    fn program_answers_and_counts() {
+        use xtcp::wire::{
+            EthernetAddress as Mac, SeqNumber, TcpControl, TcpRepr, emit_tcp_frame, parse_tcp_frame,
+        };
+        if !xtcp_testkit::veth::is_root() {
+            xtcp_testkit::veth::skip("program_answers_and_counts", "needs root (BPF)");
+            return;
+        }
+        let cfg = ProgramConfig {
+            server_ip: Ipv4Addr::new(10, 0, 0, 2),
+            server_port: 8080,
+            ports: (1024, 65535),
+            timeout_us: 1_000_000,
+        };
+        let mut l = match Loaded::load(&cfg) {
+            Ok(l) => l,
+            Err(e) if e.contains("needs clang") => {
+                xtcp_testkit::veth::skip("program_answers_and_counts", &e);
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let (srv_mac, cli_mac) = (Mac([2, 0, 0, 0, 0, 2]), Mac([2, 0, 0, 0, 0, 1]));
+        let cli = Ipv4Addr::new(10, 78, 0, 7);
+        let now_us = super::super::stateless::mono_ns() / 1000;
+        let isn = isn(now_us - 500, true);
+        let seg = |control, seq: u32, ack: u32, port: u16| {
+            let r = TcpRepr {
+                src_port: port,
+                dst_port: 40000,
+                control,
+                psh: false,
+                seq_number: SeqNumber(seq),
+                ack_number: Some(SeqNumber(ack)),
+                window_len: 64240,
+                window_scale: None,
+                max_seg_size: (control == TcpControl::Syn).then_some(1460),
+                sack_permitted: false,
+                sack_ranges: [None; 3],
+                timestamp: None,
+                payload: &[],
+            };
+            let mut buf = vec![0u8; 128];
+            let n = emit_tcp_frame(&mut buf, srv_mac, cli_mac, cfg.server_ip, cli, &r).unwrap();
+            buf.truncate(n);
+            buf
+        };
+        const PASS: u32 = 2;
+        const DROP: u32 = 1;
+        const TX: u32 = 3;
+
+        // SYN-ACK -> ACK + FIN, back to the server, seq = ISN + 1.
+        let (v, out) = l
+            .test_run(&seg(TcpControl::Syn, 7000, isn.wrapping_add(1), 8080))
+            .unwrap();
+        assert_eq!(v, TX);
+        assert_eq!(out.len(), 54);
+        let f = parse_tcp_frame(&out).expect("valid frame, both checksums");
+        assert_eq!((f.eth.src_addr, f.eth.dst_addr), (cli_mac, srv_mac));
+        assert_eq!((f.ip.src_addr, f.ip.dst_addr), (cli, cfg.server_ip));
+        assert_eq!((f.tcp.src_port, f.tcp.dst_port), (40000, 8080));
+        assert_eq!(f.tcp.control, TcpControl::Fin);
+        assert_eq!(f.tcp.seq_number, SeqNumber(isn.wrapping_add(1)));
+        assert_eq!(f.tcp.ack_number, Some(SeqNumber(7001)));
+        assert!(f.tcp.timestamp.is_none() && f.tcp.max_seg_size.is_none());
+
+        // The server's FIN (acknowledging ours) -> ACK of it; a completion.
+        let (v, out) = l
+            .test_run(&seg(TcpControl::Fin, 7001, isn.wrapping_add(2), 8080))
+            .unwrap();
+        assert_eq!(v, TX);
+        let f = parse_tcp_frame(&out).expect("valid frame");
+        assert_eq!(f.tcp.control, TcpControl::None);
+        assert_eq!(f.tcp.seq_number, SeqNumber(isn.wrapping_add(2)));
+        assert_eq!(f.tcp.ack_number, Some(SeqNumber(7002)));
+
+        // A pure ACK is dropped, an RST counted, another port passes.
+        let (v, _) = l
+            .test_run(&seg(TcpControl::None, 7001, isn.wrapping_add(2), 8080))
+            .unwrap();
+        assert_eq!(v, DROP);
+        let (v, _) = l
+            .test_run(&seg(TcpControl::Rst, 0, isn.wrapping_add(1), 8080))
+            .unwrap();
+        assert_eq!(v, DROP);
+        let (v, _) = l
+            .test_run(&seg(TcpControl::Syn, 7000, isn.wrapping_add(1), 22))
+            .unwrap();
+        assert_eq!(v, PASS);
+
+        let t = l.totals().unwrap();
+        assert_eq!((t.synack, t.handshakes_measured), (1, 1));
+        assert_eq!((t.fin, t.completed, t.completed_measured), (1, 1, 1));
+        assert_eq!((t.rst, t.rst_matched, t.ignored, t.late), (1, 1, 1, 0));
+        let b = l.buckets().unwrap();
+        assert_eq!(b.done[bucket_of(isn)], 1);
+        assert_eq!(b.rst[bucket_of(isn)], 1);
+        let h = l.hist().unwrap();
+        let (i, n) = h.connect.iter().enumerate().find(|(_, n)| **n > 0).unwrap();
+        assert_eq!(*n, 1);
+        let (lo, _) = hist_range(i);
+        assert!(
+            (500..100_000).contains(&lo),
+            "connect latency bucket {lo} us"
+        );
     }
 
     #[test]
