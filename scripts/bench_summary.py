@@ -233,7 +233,7 @@ def main():
         f.write(f"Command: `{os.environ.get('BENCH_CMD', './scripts/bench.sh')}`\n\n")
         f.write(f"Machine: {platform.node()}, kernel {platform.release()}, {os.cpu_count()} CPUs "
                 f"({model}).\n")
-        f.write(client_line + "\n\n")
+        f.write("\n" + client_line + "\n\n")
         f.write("Load generator: core 0, namespace A, "
                 "254 source addresses. Server: core 1, namespace B. `max`: closed loop; `lat`: open "
                 "loop at the offered rate shown (half of Linux's median max), latency from the "
