@@ -4,7 +4,7 @@
 #   ./scripts/bench.sh [--quick] [--workloads connect,crr,server-close,rr] [--repeat N]
 #                      [--servers linux,xtcp[,xtcp-busy,xtcp-idle]] [--duration S]
 #                      [--warmup S] [--concurrency N] [--max-rate R] [--no-threaded-napi] [--sim]
-#                      [--ipv6]
+#                      [--client stateless|full] [--stateless-concurrency N] [--ipv6]
 #   ./scripts/bench.sh --tw [--quick] [--tw-target N] [--tw-duration S]
 #                      TIME-WAIT pressure instead: one long server-close run per server, rate
 #                      and server µs/connection against TIME-WAIT occupancy, tw.json + plot
@@ -25,7 +25,16 @@
 #               `xtcp-loadgen reflector`, a stateless responder (not a TCP server) answering
 #               each client frame with the frames a server would send; each xtcp max run gets
 #               `ceiling_pct` = its rate / the ceiling's median rate;
-# all in namespace B. Each server is measured twice per repetition:
+# all in namespace B. The client of the connect workload is, for every server alike,
+# `xtcp-loadgen run --backend xdp-stateless` (--client stateless, the default): NOT a full TCP,
+# SYNs sent in batches over AF_XDP and the server's SYN-ACK and FIN answered by an XDP program
+# (XDP_TX), cheap enough that one client core can saturate the server core; --client full uses
+# the full-TCP xtcp backend there too. The other workloads always use the xtcp backend. The
+# summary names the client of each workload. The stateless client's max runs keep
+# --stateless-concurrency (default 96) connections in flight instead of --concurrency: it
+# does not retransmit, and a veth end's receive ring holds 256 frames, which up to two
+# frames per connection in flight (an ACK and the next SYN) must not overflow.
+# Each server is measured twice per repetition:
 #   max   closed loop (--concurrency in flight, starts capped at --max-rate): the rate it reaches;
 #   lat   open loop at the same offered rate for all servers (half of Linux's median max
 #         rate): connect latency measured from the intended start (coordinated-omission free).
@@ -77,6 +86,8 @@ duration=""
 warmup=""
 concurrency=256
 max_rate=300000
+client=stateless
+stateless_concurrency=96
 CLIENT_CORE=0
 SERVER_CORE=1
 tw=0
@@ -84,7 +95,7 @@ tw_target=0
 tw_duration=""
 XTCP_EXTRA=()      # extra xtcp server arguments (bench_tw.sh: --prefill-time-wait N)
 START_TICKS=100    # 50 ms ticks start_server waits for the ready line (bench_tw.sh: more)
-usage() { sed -n 2,63p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,72p "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1; shift ;;
@@ -98,6 +109,8 @@ while [ $# -gt 0 ]; do
   --warmup) warmup=$2; shift 2 ;;
   --concurrency) concurrency=$2; shift 2 ;;
   --max-rate) max_rate=$2; shift 2 ;;
+  --client) client=$2; shift 2 ;;
+  --stateless-concurrency) stateless_concurrency=$2; shift 2 ;;
   --tw) tw=1; shift ;;
   --tw-target) tw=1; tw_target=$2; shift 2 ;;
   --tw-duration) tw=1; tw_duration=$2; shift 2 ;;
@@ -112,6 +125,10 @@ for w in "${WL[@]}"; do
   *) echo "bench.sh: unknown workload '$w' (connect, crr, server-close, rr)" >&2; exit 2 ;;
   esac
 done
+case "$client" in
+stateless | full) ;;
+*) echo "bench.sh: unknown client '$client' (stateless, full)" >&2; exit 2 ;;
+esac
 IFS=, read -r -a SV <<<"$servers"
 for s in "${SV[@]}"; do
   case "$s" in
@@ -171,7 +188,7 @@ fi
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=$ROOT/results/$STAMP
 mkdir -p "$OUT"
-NAME=xtbench
+NAME=${XT_BENCH_NAME:-xtbench}   # XT_BENCH_NAME: another name, for parallel runs
 SERVER_PID=""
 cleanup() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
@@ -338,10 +355,12 @@ measure() {
   local rc=0
   echo "# before" >"$OUT/$tag.napi.txt"
   napi_record "$OUT/$tag.napi.txt"
-  # IPv6: the kernel backend (the xtcp backend has no IPv6 yet).
-  local client=(--backend xtcp --iface "$XT_IF_A")
-  [ "$ipv6" = 1 ] && client=(--backend kernel)
-  timeout 120 ip netns exec "$XT_NS_A" "$LG" run "${client[@]}" \
+  # The client: the stateless XDP client for connect (--client stateless), else full TCP;
+  # IPv6: the kernel backend (neither xtcp client has IPv6 yet).
+  local lg=(--backend xtcp --iface "$XT_IF_A")
+  [ "$wl" = connect ] && [ "$client" = stateless ] && lg=(--backend xdp-stateless --iface "$XT_IF_A")
+  [ "$ipv6" = 1 ] && lg=(--backend kernel)
+  timeout 120 ip netns exec "$XT_NS_A" "$LG" run "${lg[@]}" \
     --cores "$CLIENT_CORE" --server-cores "$SERVER_CORE" \
     --src-ip "$SRC_PREFIX" --target "$TARGET_ADDR" --workload "$wl" \
     --duration "$duration" --warmup "$warmup" --timeout-ms "$timeout_ms" \
@@ -401,7 +420,9 @@ for wl in "${WL[@]}"; do
   for rep in $(seq 1 "$repeat"); do
     for s in "${SERVERS[@]}" "${CEILING[@]}"; do
       [ -e "$OUT/$s.no-ipv6" ] && continue
-      measure "$s" "$wl" max "$rep" --concurrency "$concurrency" --max-rate "$max_rate" ||
+      conc=$concurrency
+      [ "$wl" = connect ] && [ "$client" = stateless ] && [ "$ipv6" = 0 ] && conc=$stateless_concurrency
+      measure "$s" "$wl" max "$rep" --concurrency "$conc" --max-rate "$max_rate" ||
         echo "bench.sh: $wl against $s (max, run $rep) failed" >&2
     done
   done

@@ -183,6 +183,19 @@ def main():
                 ratio,
             ])
 
+    # Which load generator ran each workload (bench.sh --client): the report's `backend`.
+    clients = []
+    for wl in workloads:
+        kinds = sorted({r["backend"] for s in servers + ["ceiling"]
+                        for ph in ("max", "lat") for r in load_runs(out, wl, s, ph)})
+        if kinds:
+            clients.append(f"{wl}: {', '.join(kinds)}")
+    client_line = "Load generator per workload: " + "; ".join(clients) + "."
+    if any("xdp-stateless" in c for c in clients):
+        client_line += (" `xdp-stateless` is not a full TCP: SYNs from user space over AF_XDP, "
+                        "the server's SYN-ACK and FIN answered by an XDP program with XDP_TX, "
+                        "no retransmission, no client TIME-WAIT (docs/loadgen.md).")
+
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
 
     def line(r):
@@ -194,6 +207,7 @@ def main():
     print()
     for v in verdicts:
         print("  " + v)
+    print("  " + client_line)
     print(f"\nmeasurement took {elapsed} s; results in {out}")
 
     # Fairness evidence: which side's NAPI kthreads did the receive work, and where.
@@ -214,8 +228,8 @@ def main():
                  if ln.startswith("model name")][0]
     except (OSError, IndexError):
         pass
-    # Who generated the load, from any run's report (IPv6 runs use the kernel backend).
-    client = "xtcp backend (AF_XDP, copy mode on veth)"
+    # Source addresses and target, from any run's report (the client of each workload is in
+    # client_line).
     sources, target = 254, ""
     for p in sorted(glob.glob(os.path.join(out, "*-r*.json"))):
         if p.endswith(".server.json"):
@@ -224,8 +238,6 @@ def main():
             r = json.load(open(p))
         except (OSError, ValueError):
             continue
-        if r.get("backend") == "kernel":
-            client = "kernel backend (kernel sockets, epoll)"
         sources, target = r["load"]["source_ips"], r["target"]
         break
     with open(os.path.join(out, "summary.md"), "w") as f:
@@ -233,7 +245,8 @@ def main():
         f.write(f"Command: `{os.environ.get('BENCH_CMD', './scripts/bench.sh')}`\n\n")
         f.write(f"Machine: {platform.node()}, kernel {platform.release()}, {os.cpu_count()} CPUs "
                 f"({model}).\n")
-        f.write(f"Load generator: {client}, core 0, namespace A, "
+        f.write("\n" + client_line + "\n\n")
+        f.write("Load generator: core 0, namespace A, "
                 f"{sources} source addresses, target {target}. Server: core 1, namespace B. "
                 "`max`: closed loop; `lat`: open "
                 "loop at the offered rate shown (half of Linux's median max), latency from the "

@@ -99,7 +99,8 @@ pub struct RunArgs {
     /// Open loop: new connections (rr: transactions) per second, latency from intended start.
     #[arg(long, value_name = "CONN_PER_S")]
     pub rate: Option<f64>,
-    /// Which stack opens the client connections.
+    /// Which stack opens the client connections. `xdp-stateless` is NOT a full TCP (connect
+    /// workload only, no retransmission, no client TIME-WAIT): see docs/loadgen.md.
     #[arg(long, value_enum, default_value = "xtcp")]
     pub backend: BackendKind,
     /// Interface for the xtcp backend.

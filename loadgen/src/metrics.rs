@@ -310,6 +310,12 @@ impl Recorder {
         }
     }
 
+    /// Records `n` connect latencies of `latency_ns` without counting handshakes (a backend
+    /// that counts them elsewhere, such as the stateless client's XDP program).
+    pub fn connect_latency_n(&mut self, latency_ns: u64, n: u64) {
+        let _ = self.hists.connect.record_n(latency_ns.clamp(1, MAX_NS), n);
+    }
+
     /// Adds to a plain counter (retransmits seen by a user-space stack).
     pub fn add(&self, c: Counter, n: u64) {
         self.metrics.shards[self.index].c[c as usize].fetch_add(n, Ordering::Relaxed);

@@ -11,6 +11,8 @@ use std::fmt::Write;
 pub struct Report {
     pub workload: &'static str,
     pub backend: &'static str,
+    /// What the client is when it is not a full TCP (`--backend xdp-stateless`), else `None`.
+    pub client_note: Option<&'static str>,
     pub server: &'static str,
     pub target: String,
     pub duration_s: f64,
@@ -233,6 +235,9 @@ impl Report {
                 String::new()
             }
         );
+        if let Some(note) = self.client_note {
+            let _ = writeln!(s, "client: {note}");
+        }
         let load = match (self.load.concurrency, self.load.rate) {
             (_, Some(r)) => format!("open loop, {r} /s offered"),
             (Some(c), None) => {

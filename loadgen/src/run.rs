@@ -305,6 +305,8 @@ pub fn run(args: RunArgs) -> Result<Outcome, String> {
     let report = Report {
         workload: spec.workload.name(),
         backend: args.backend.name(),
+        client_note: (args.backend == BackendKind::XdpStateless)
+            .then_some(backend::stateless::NOTE),
         server,
         target: spec.target.to_string(),
         duration_s: round3(secs),

@@ -13,6 +13,8 @@
 
 pub mod kernel;
 mod sched;
+pub mod stateless;
+pub mod stateless_bpf;
 pub mod workload;
 pub mod xtcp;
 
@@ -51,12 +53,16 @@ impl Workload {
 
 /// Which backend opens the client connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     /// xtcp over AF_XDP.
     Xtcp,
     /// Linux kernel sockets (epoll, non-blocking).
     Kernel,
+    /// NOT a full TCP, connect workload only: SYNs sent in batches from user space (AF_XDP),
+    /// the server's SYN-ACK and FIN answered by an XDP program (XDP_TX) keeping no state; no
+    /// retransmission (a lost frame is a timeout), no client TIME-WAIT.
+    XdpStateless,
 }
 
 impl BackendKind {
@@ -64,6 +70,7 @@ impl BackendKind {
         match self {
             BackendKind::Xtcp => "xtcp",
             BackendKind::Kernel => "kernel",
+            BackendKind::XdpStateless => "xdp-stateless",
         }
     }
 }
@@ -220,6 +227,7 @@ pub fn make(kind: BackendKind) -> Result<Box<dyn Backend>, String> {
     match kind {
         BackendKind::Kernel => Ok(Box::new(kernel::KernelBackend)),
         BackendKind::Xtcp => xtcp::backend(),
+        BackendKind::XdpStateless => Ok(Box::new(stateless::StatelessBackend)),
     }
 }
 
