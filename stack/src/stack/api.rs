@@ -3,43 +3,45 @@
 //! docs of [`super`]).
 
 use std::collections::VecDeque;
-use std::net::SocketAddrV4;
 
-use super::{ConnHandle, Listener, ListenerId, SM_ACCEPTED, SM_LIVE, SM_ORPHAN, Stack, StackError};
+use super::{
+    ConnHandle, Listener, ListenerId, SM_ACCEPTED, SM_LIVE, SM_ORPHAN, Stack, StackError,
+    StackFamily,
+};
 use crate::tcp::ports::PortState;
 use crate::tcp::{Connection, Event, FourTuple, State};
 use crate::time::{Duration, Instant};
-use crate::wire::Ipv4Addr;
 
-impl Stack {
+impl<A: StackFamily> Stack<A> {
     // ---------------------------------------------------------------- application: setup
 
-    /// Listens on `addr` (0.0.0.0 = every local address) with the default backlogs.
-    pub fn listen(&mut self, addr: SocketAddrV4) -> Result<ListenerId, StackError> {
+    /// Listens on `addr` (0.0.0.0 or `::` = every local address of the stack's family) with
+    /// the default backlogs.
+    pub fn listen(&mut self, addr: A::SocketAddr) -> Result<ListenerId, StackError> {
         let (syn, acc) = (self.cfg.syn_backlog, self.cfg.accept_backlog);
         self.listen_with_backlog(addr, syn, acc)
     }
 
     pub fn listen_with_backlog(
         &mut self,
-        addr: SocketAddrV4,
+        addr: A::SocketAddr,
         syn_backlog: usize,
         accept_backlog: usize,
     ) -> Result<ListenerId, StackError> {
-        let ip = *addr.ip();
-        if !ip.is_unspecified() && !self.cfg.ips.contains(&ip) {
+        let (ip, port) = A::split(addr);
+        if !ip.is_unspecified_addr() && !self.is_local(ip) {
             return Err(StackError::AddressNotLocal);
         }
         if self
             .listeners
             .iter()
-            .any(|l| l.port == addr.port() && (l.addr == ip || l.addr.is_unspecified()))
+            .any(|l| l.port == port && (l.addr == ip || l.addr.is_unspecified_addr()))
         {
             return Err(StackError::AddressInUse);
         }
         self.listeners.push(Listener {
             addr: ip,
-            port: addr.port(),
+            port,
             syn_backlog,
             accept_backlog,
             syn_queue_len: 0,
@@ -82,20 +84,22 @@ impl Stack {
     pub fn connect(
         &mut self,
         now: Instant,
-        local_ip: Option<Ipv4Addr>,
-        remote: SocketAddrV4,
+        local_ip: Option<A>,
+        remote: A::SocketAddr,
     ) -> Result<ConnHandle, StackError> {
         self.now = now;
         let local_ip = match local_ip {
-            Some(ip) if self.cfg.ips.contains(&ip) => ip,
+            Some(ip) if self.is_local(ip) => ip,
             Some(_) => return Err(StackError::AddressNotLocal),
-            None => *self.cfg.ips.first().ok_or(StackError::AddressNotLocal)?,
+            None => *A::local_ips(&self.cfg)
+                .first()
+                .ok_or(StackError::AddressNotLocal)?,
         };
         if self.live_connections >= self.cfg.max_connections {
             self.counters.conn_table_full += 1;
             return Err(StackError::TableFull);
         }
-        let (rip, rport) = (*remote.ip(), remote.port());
+        let (rip, rport) = A::split(remote);
         let flows = &self.flows;
         let tw = &self.time_wait;
         let msl2 = 2 * self.cfg.tcp.msl;
@@ -130,7 +134,7 @@ impl Stack {
                     }
                 }
             })
-            .map_err(StackError::PortsExhausted)?;
+            .map_err(A::ports_exhausted)?;
         let tuple = FourTuple {
             local_addr: local_ip,
             remote_addr: rip,
@@ -161,7 +165,7 @@ impl Stack {
     fn with_conn<R>(
         &mut self,
         h: ConnHandle,
-        f: impl FnOnce(&mut Connection, Instant) -> R,
+        f: impl FnOnce(&mut Connection<A>, Instant) -> R,
     ) -> Result<R, StackError> {
         let now = self.now;
         if !self.is_live(h) {

@@ -42,7 +42,12 @@
 //! - `slots.rs`: the connection slab, orphans, `settle`, and event emission;
 //! - `egress.rs`: transmission of control replies and of connections;
 //! - `neighbor.rs`: the neighbour cache, ARP requests, retries and give-up, ARP input;
-//! - `icmp.rs`: ICMP errors matched to connections (path MTU, soft errors, RFC 5927).
+//! - `icmp.rs`: ICMP errors matched to connections (path MTU, soft errors, RFC 5927);
+//! - `family.rs`: [`StackFamily`], what differs between the IPv4 stack (`Stack`, i.e.
+//!   `Stack<Ipv4Addr>`) and the IPv6 one (`Stack<Ipv6Addr>`): frame parse/emit, the
+//!   neighbour protocol, ICMP input, the address list; one stack per family per core;
+//! - `nd6.rs`: the IPv6 stack's ICMPv6 input (Neighbor Discovery, Packet Too Big), address
+//!   resolution through `nd.rs`, and rejected extension headers counted by type.
 //!
 //! # Structures
 //! - connections live in a slab indexed by the flow table (4-tuple → slot), split hot/cold
@@ -92,17 +97,21 @@ use crate::tcp::syncookie::SynCookies;
 use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable};
 use crate::tcp::timer_wheel::{TimerId, TimerWheel};
 use crate::tcp::{
-    Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig, TcpError,
+    Address, Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig, TcpError,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::arp::ArpRepr;
-use crate::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpRepr, VlanId};
+use crate::wire::icmpv6::Icmpv6Repr;
+use crate::wire::{EthernetAddress, Ipv4Addr, Ipv6Addr, SeqNumber, TcpRepr, VlanId};
 
 mod api;
 mod demux;
 mod egress;
+mod family;
+pub use family::StackFamily;
 mod icmp;
 pub mod nd;
+mod nd6;
 mod neighbor;
 pub use neighbor::{NEIGHBOR_LIFETIME, NeighborUpdate};
 mod passive;
@@ -139,7 +148,11 @@ pub struct StackConfig {
     pub mac: EthernetAddress,
     /// Our IPv4 addresses (the first is the default source address of active opens).
     pub ips: Vec<Ipv4Addr>,
-    /// Per-connection TCP settings.
+    /// Our IPv6 addresses, for a `Stack<Ipv6Addr>` (the first is the default source address
+    /// of active opens; an IPv4 stack ignores them). Default none.
+    pub ips6: Vec<Ipv6Addr>,
+    /// Per-connection TCP settings. `tcp.mss` is the link's IPv4 MSS (MTU − 40); an IPv6
+    /// stack uses 20 bytes less (MTU − 60, `Address::mss_for_mtu`).
     pub tcp: TcpConfig,
     /// Connections (all states but TIME-WAIT and SYN-RECEIVED). Default 65 536.
     pub max_connections: usize,
@@ -187,6 +200,7 @@ impl Default for StackConfig {
         StackConfig {
             mac: EthernetAddress([0x02, 0, 0, 0, 0, 1]),
             ips: vec![Ipv4Addr::new(10, 0, 0, 1)],
+            ips6: Vec::new(),
             tcp: TcpConfig::default(),
             max_connections: 65_536,
             max_syn_recv: 65_536,
@@ -234,6 +248,8 @@ pub enum StackError {
     Tcp(TcpError),
     /// Every ephemeral port to this destination is in use or in TIME-WAIT.
     PortsExhausted(PortsExhausted),
+    /// The same, for an IPv6 destination.
+    PortsExhausted6(PortsExhausted<Ipv6Addr>),
     /// The connection table is full.
     TableFull,
     /// The address is already bound by a listener.
@@ -248,6 +264,7 @@ impl core::fmt::Display for StackError {
             StackError::InvalidHandle => f.write_str("connection handle is no longer valid"),
             StackError::Tcp(e) => write!(f, "{e}"),
             StackError::PortsExhausted(e) => write!(f, "{e}"),
+            StackError::PortsExhausted6(e) => write!(f, "{e}"),
             StackError::TableFull => f.write_str("connection table full"),
             StackError::AddressInUse => f.write_str("address already has a listener"),
             StackError::AddressNotLocal => f.write_str("address is not configured on this stack"),
@@ -266,8 +283,8 @@ impl From<TcpError> for StackError {
 /// A half-open passive connection (SYN received, SYN-ACK sent): what the final ACK needs to
 /// create the connection, and what a SYN-ACK retransmission needs. ≤ 64 bytes.
 #[derive(Debug, Clone, Copy)]
-pub struct SynRecvEntry {
-    tuple: FourTuple,
+pub struct SynRecvEntry<A: Address = Ipv4Addr> {
+    tuple: FourTuple<A>,
     iss: SeqNumber,
     irs: SeqNumber,
     ts_recent: u32,
@@ -289,6 +306,7 @@ const SR_TS: u8 = 2;
 const SR_LIVE: u8 = 4;
 
 const _: () = assert!(core::mem::size_of::<SynRecvEntry>() <= 64);
+const _: () = assert!(core::mem::size_of::<SynRecvEntry<Ipv6Addr>>() <= 96);
 /// What a flow-table value and a timer token name: a connection slot or a SYN-RECEIVED
 /// entry. Stored as one `u32` whose top bit is the tag, so the flow table and the timer
 /// wheel keep their 4-byte values; only [`Owner::encode`] and [`Owner::decode`] know the bit.
@@ -321,8 +339,8 @@ impl Owner {
     }
 }
 
-struct Listener {
-    addr: Ipv4Addr,
+struct Listener<A> {
+    addr: A,
     port: u16,
     syn_backlog: usize,
     accept_backlog: usize,
@@ -396,7 +414,7 @@ impl SlotMeta {
 /// A control block in the slab, aligned to a cache line so that it spans the fewest lines
 /// (`size_of::<Connection>()` rounded up to 64 bytes).
 #[repr(align(64))]
-struct ConnCell(Option<Connection>);
+struct ConnCell<A: Address>(Option<Connection<A>>);
 
 /// Doubly-linked orphan list through slot indices (oldest at the head): O(1) insert and
 /// removal, no allocation, no stale entries. `NIL` ends the list.
@@ -410,8 +428,8 @@ const NIL: u32 = u32::MAX;
 
 /// A SYN parked until its TIME-WAIT lookup (see `Stack::drain_pending_syns`). It carries
 /// no payload (only payload-free SYNs are parked).
-struct PendingSyn {
-    tuple: FourTuple,
+struct PendingSyn<A: Address> {
+    tuple: FourTuple<A>,
     seg: TcpRepr<'static>,
     peer_mac: EthernetAddress,
 }
@@ -421,16 +439,23 @@ const PENDING_SYNS: usize = 64;
 
 /// A stateless reply waiting for a TX frame.
 #[derive(Clone, Copy)]
-enum Control {
+enum Control<A> {
     Tcp {
         dst_mac: EthernetAddress,
-        src_ip: Ipv4Addr,
-        dst_ip: Ipv4Addr,
+        src_ip: A,
+        dst_ip: A,
         repr: TcpRepr<'static>,
     },
     Arp {
         dst_mac: EthernetAddress,
         repr: ArpRepr,
+    },
+    /// Neighbor Solicitation or Advertisement (IPv6 stack only).
+    Nd {
+        dst_mac: EthernetAddress,
+        src_ip: Ipv6Addr,
+        dst_ip: Ipv6Addr,
+        repr: Icmpv6Repr<'static>,
     },
 }
 
@@ -442,20 +467,21 @@ pub const MAX_CONTROL: usize = 4096;
 /// says it is due at once), so one poll never stalls on a mass expiry.
 const TIME_WAIT_EXPIRY_BUDGET: usize = 4096;
 
-/// The per-core TCP stack. See the module docs.
-pub struct Stack {
+/// The per-core TCP stack of one address family (`Ipv4Addr`, the default, or `Ipv6Addr`:
+/// one stack per family per core, see `family.rs`). See the module docs.
+pub struct Stack<A: StackFamily = Ipv4Addr> {
     cfg: StackConfig,
     now: Instant,
     /// Hot per-slot metadata; `conns` and `orphan_links` are indexed alike.
     meta: Vec<SlotMeta>,
-    conns: Vec<ConnCell>,
+    conns: Vec<ConnCell<A>>,
     orphan_links: Vec<OrphanLink>,
     free_slots: Vec<u32>,
-    flows: FlowTable,
-    syn_recv: Vec<SynRecvEntry>,
+    flows: FlowTable<A>,
+    syn_recv: Vec<SynRecvEntry<A>>,
     free_syn_recv: Vec<u32>,
-    listeners: Vec<Listener>,
-    time_wait: TimeWaitTable,
+    listeners: Vec<Listener<A>>,
+    time_wait: TimeWaitTable<A>,
     wheel: TimerWheel,
     fired: Vec<u32>,
     cookies: SynCookies,
@@ -463,18 +489,25 @@ pub struct Stack {
     ports: EphemeralPorts,
     dirty: Vec<u32>,
     /// SYNs waiting for a batched TIME-WAIT lookup; empty outside `receive`.
-    pending_syns: Vec<PendingSyn>,
+    pending_syns: Vec<PendingSyn<A>>,
     /// `cfg.ips`, sorted: a load generator's stack may own hundreds of source addresses, and
     /// segments that miss the flow table must be checked against all of them.
-    local_ips: Vec<Ipv4Addr>,
-    control: VecDeque<Control>,
+    local_ips: Vec<A>,
+    control: VecDeque<Control<A>>,
     events: VecDeque<(ConnHandle, Event)>,
     /// Oldest and newest orphan slot (`NIL` when none).
     orphan_head: u32,
     orphan_tail: u32,
-    neighbors: HashMap<Ipv4Addr, neighbor::NeighborEntry>,
+    neighbors: HashMap<A, neighbor::NeighborEntry>,
     /// ARP requests in progress: when the last one went out and how many were sent.
-    arp_requested: HashMap<Ipv4Addr, (Instant, u8)>,
+    arp_requested: HashMap<A, (Instant, u8)>,
+    /// IPv6 stack: Neighbor Discovery's cache (states and timers, `nd6.rs`); empty in an
+    /// IPv4 stack.
+    nd: nd::NeighborCache6,
+    /// Scratch for the ND cache's outputs.
+    nd_out: Vec<nd::NdOutput>,
+    /// Neighbours ND gave up on in this poll's timer stage.
+    nd_unreachable: Vec<Ipv6Addr>,
     /// When connections waiting for ARP get another look (a retry or a give-up).
     arp_retry_at: Option<Instant>,
     waiting_arp: Vec<u32>,
@@ -491,7 +524,23 @@ fn seed_u64(secret: &[u8; 32], i: usize) -> u64 {
 }
 
 impl Stack {
+    /// An IPv4 stack.
     pub fn new(cfg: StackConfig, now: Instant) -> Stack {
+        Self::with_family(cfg, now)
+    }
+}
+
+impl Stack<Ipv6Addr> {
+    /// An IPv6 stack (its addresses are `cfg.ips6`).
+    pub fn new_v6(cfg: StackConfig, now: Instant) -> Stack<Ipv6Addr> {
+        Self::with_family(cfg, now)
+    }
+}
+
+impl<A: StackFamily> Stack<A> {
+    /// A stack of family `A` (what `new` and `new_v6` call; for code generic over the family).
+    pub fn with_family(mut cfg: StackConfig, now: Instant) -> Stack<A> {
+        cfg.tcp.mss = A::mss_for_mtu(cfg.tcp.mss.saturating_add(40));
         let mut key = [0u8; 16];
         key.copy_from_slice(&cfg.secret[..16]);
         let timers = cfg.max_connections + cfg.max_syn_recv;
@@ -504,17 +553,14 @@ impl Stack {
             conns: Vec::with_capacity(slots),
             orphan_links: Vec::with_capacity(slots),
             free_slots: Vec::with_capacity(slots),
-            flows: FlowTable::with_capacity(
+            flows: A::flow_table(
                 cfg.max_connections + cfg.max_syn_recv,
                 seed_u64(&cfg.secret, 0),
             ),
             syn_recv: Vec::with_capacity(cfg.max_syn_recv),
             free_syn_recv: Vec::with_capacity(cfg.max_syn_recv),
             listeners: Vec::new(),
-            time_wait: TimeWaitTable::with_capacity(
-                cfg.time_wait_capacity.max(1),
-                seed_u64(&cfg.secret, 1),
-            ),
+            time_wait: A::time_wait_table(cfg.time_wait_capacity.max(1), seed_u64(&cfg.secret, 1)),
             wheel: TimerWheel::new(timers, Duration::from_millis(1), now),
             fired: Vec::with_capacity(1024),
             cookies: SynCookies::new(cfg.secret, now),
@@ -523,7 +569,7 @@ impl Stack {
             dirty: Vec::with_capacity(1024),
             pending_syns: Vec::with_capacity(PENDING_SYNS),
             local_ips: {
-                let mut ips = cfg.ips.clone();
+                let mut ips = A::local_ips(&cfg).to_vec();
                 ips.sort_unstable();
                 ips.dedup();
                 ips
@@ -534,6 +580,9 @@ impl Stack {
             orphan_tail: NIL,
             neighbors: HashMap::new(),
             arp_requested: HashMap::new(),
+            nd: nd::NeighborCache6::default(),
+            nd_out: Vec::new(),
+            nd_unreachable: Vec::new(),
             arp_retry_at: None,
             waiting_arp: Vec::new(),
             soft_errors: VecDeque::with_capacity(icmp::SOFT_ERRORS_KEPT),
@@ -561,7 +610,7 @@ impl Stack {
     }
 
     /// The connection behind a handle (for inspection: state, sequence numbers, buffers).
-    pub fn connection(&self, h: ConnHandle) -> Option<&Connection> {
+    pub fn connection(&self, h: ConnHandle) -> Option<&Connection<A>> {
         let meta = self.meta.get(h.index as usize)?;
         if meta.generation != h.generation {
             return None;
@@ -583,19 +632,19 @@ impl Stack {
         self.syn_recv.len() - self.free_syn_recv.len()
     }
 
-    pub fn time_wait_table(&self) -> &TimeWaitTable {
+    pub fn time_wait_table(&self) -> &TimeWaitTable<A> {
         &self.time_wait
     }
 
     /// Whether `tuple` (our side local) is in the TIME-WAIT table.
-    pub fn in_time_wait(&self, tuple: &FourTuple) -> bool {
+    pub fn in_time_wait(&self, tuple: &FourTuple<A>) -> bool {
         self.time_wait.get(tuple).is_some()
     }
 
     /// The state of whatever holds `tuple` (our side local), as `ss` would show it: a
     /// connection's state, `SynReceived` for a SYN queue entry, `TimeWait` for a TIME-WAIT
     /// entry; `None` when nothing does.
-    pub fn state_of(&self, tuple: &FourTuple) -> Option<State> {
+    pub fn state_of(&self, tuple: &FourTuple<A>) -> Option<State> {
         match self.flows.get(tuple).map(Owner::decode) {
             Some(Owner::SynRecv(_)) => Some(State::SynReceived),
             Some(Owner::Slot(index)) => {
@@ -613,7 +662,7 @@ impl Stack {
         self.next_isn = Some((iss, ts_offset));
     }
 
-    fn take_isn(&mut self, now: Instant, tuple: &FourTuple) -> (SeqNumber, u32) {
+    fn take_isn(&mut self, now: Instant, tuple: &FourTuple<A>) -> (SeqNumber, u32) {
         match self.next_isn.take() {
             Some(v) => v,
             None => self.isn.isn_and_ts_offset(now, tuple),
@@ -624,7 +673,7 @@ impl Stack {
     /// lasts 2×MSL from `now`, answers retransmitted FINs and judges new SYNs like any other
     /// (counted in `time_wait_inserts`). For restoring state and for preloading the table in
     /// tests and benchmarks; `init.tuple` must not be a live connection.
-    pub fn insert_time_wait(&mut self, now: Instant, init: TimeWaitInit) -> InsertOutcome {
+    pub fn insert_time_wait(&mut self, now: Instant, init: TimeWaitInit<A>) -> InsertOutcome {
         self.counters.time_wait_inserts += 1;
         self.time_wait.insert(now, init, now + 2 * self.cfg.tcp.msl)
     }
@@ -638,12 +687,12 @@ impl Stack {
 
     /// Teaches the stack a neighbour's MAC for good (a static entry, never aged; for set-up
     /// code and tests). Entries that age: [`Stack::update_neighbor`].
-    pub fn add_neighbor(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+    pub fn add_neighbor(&mut self, ip: A, mac: EthernetAddress) {
         self.learn(ip, mac, None);
     }
 
     /// The cached MAC for `ip`, unless its entry expired (see `neighbor.rs`).
-    pub fn neighbor(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+    pub fn neighbor(&self, ip: A) -> Option<EthernetAddress> {
         self.cached_neighbor(self.now, ip)
     }
 
@@ -656,6 +705,7 @@ impl Stack {
             self.wheel.next_deadline(),
             self.time_wait.next_expiry(),
             self.arp_retry_at,
+            A::next_neighbor_protocol_timer(self),
         ]
         .into_iter()
         .flatten()
@@ -680,7 +730,7 @@ impl Stack {
         self.now = now;
         let budget = self.cfg.rx_batch;
         // 1. Ingress (demux.rs); the SYNs still parked at the end of the batch go last.
-        let received = link.receive(budget, |frame| self.process_frame(now, frame));
+        let received = link.receive(budget, |frame| A::ingress(self, now, frame));
         self.drain_pending_syns(now);
         // 2. Timers, then the events of every touched connection (slots.rs).
         self.run_timers(now);
@@ -698,6 +748,7 @@ impl Stack {
 
     fn run_timers(&mut self, now: Instant) {
         self.neighbor_timers(now);
+        A::neighbor_protocol_timers(self, now);
         let mut fired = core::mem::take(&mut self.fired);
         fired.clear();
         self.wheel.expire(now, |token| fired.push(token));
@@ -725,7 +776,7 @@ impl Stack {
     }
 }
 
-impl crate::sim::Host for Stack {
+impl<A: StackFamily> crate::sim::Host for Stack<A> {
     fn poll(&mut self, now: Instant, link: &mut crate::link::memory::MemoryLink) {
         Stack::poll(self, now, link);
     }
