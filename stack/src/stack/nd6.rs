@@ -23,7 +23,7 @@ use crate::tcp::FourTuple;
 use crate::time::Instant;
 use crate::wire::ethernet::EtherType;
 use crate::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr, ND_HOP_LIMIT};
-use crate::wire::ipv6::{Ipv6Packet, Ipv6Repr, next_header, rejected_extension};
+use crate::wire::ipv6::{HEADER_LEN, Ipv6Packet, Ipv6Repr, next_header, rejected_extension};
 use crate::wire::{Error, SeqNumber, VlanId, parse_l2};
 
 impl Stack<Ipv6Addr> {
@@ -134,28 +134,30 @@ impl Stack<Ipv6Addr> {
     /// number RFC 5927 checks against the data in flight.
     fn packet_too_big(&mut self, now: Instant, mtu: u32, invoking: &[u8]) {
         self.counters.icmp_received += 1;
-        let quoted = Ipv6Packet::new_checked(invoking)
-            .ok()
-            .filter(|p| p.next_header() == next_header::TCP)
-            .and_then(|p| {
-                let tcp = invoking.get(crate::wire::ipv6::HEADER_LEN..)?;
-                let ports = |at: usize| u16::from_be_bytes([tcp[at], tcp[at + 1]]);
-                (tcp.len() >= 8).then(|| {
-                    let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
-                    let tuple = FourTuple {
-                        local_addr: p.src_addr(),
-                        remote_addr: p.dst_addr(),
-                        local_port: ports(0),
-                        remote_port: ports(2),
-                    };
-                    (tuple, SeqNumber(seq))
-                })
-            });
-        // `new_checked` wants the whole header, and a TCP quote needs its first 8 bytes.
-        let Some((tuple, seq)) = quoted else {
+        // The quote is usually cut short (RFC 4443 §3.2), so its IPv6 Payload Length is not
+        // checked against it: only the fixed header and 8 bytes of TCP are needed.
+        let quoted = (invoking.len() >= HEADER_LEN + 8).then(|| {
+            let p = Ipv6Packet::new_unchecked(invoking);
+            let tcp = &invoking[HEADER_LEN..];
+            let port = |at: usize| u16::from_be_bytes([tcp[at], tcp[at + 1]]);
+            let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+            let tuple = FourTuple {
+                local_addr: p.src_addr(),
+                remote_addr: p.dst_addr(),
+                local_port: port(0),
+                remote_port: port(2),
+            };
+            (p.next_header(), tuple, SeqNumber(seq))
+        });
+        let Some((next, tuple, seq)) = quoted else {
             self.counters.icmp_malformed += 1;
             return;
         };
+        if next != next_header::TCP {
+            // We send no extension headers: not a segment of ours.
+            self.counters.icmp_not_ours += 1;
+            return;
+        }
         self.icmp_error(now, &tuple, seq, IcmpError::PathMtu(mtu));
     }
 
