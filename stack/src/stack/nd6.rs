@@ -99,10 +99,14 @@ impl Stack<Ipv6Addr> {
             Icmpv6Repr::NeighborSolicit { source_lladdr, .. } => {
                 self.counters.nd_solicits_received += 1;
                 let ours = &self.local_ips;
-                if let Some((dst_ip, dst_mac, advert)) =
-                    nd::answer_solicit(ours, self.cfg.mac, ip.src_addr, l2.eth.src_addr, &icmp)
-                    && let Icmpv6Repr::NeighborAdvert { target, .. } = advert
-                {
+                let answer =
+                    nd::answer_solicit(ours, self.cfg.mac, ip.src_addr, l2.eth.src_addr, &icmp);
+                // §7.2.3: a solicitation for another node's address is discarded (it teaches
+                // nothing either).
+                let Some((dst_ip, dst_mac, advert)) = answer else {
+                    return;
+                };
+                if let Icmpv6Repr::NeighborAdvert { target, .. } = advert {
                     self.counters.nd_adverts_sent += 1;
                     self.push_control(Control::Nd {
                         dst_mac,
