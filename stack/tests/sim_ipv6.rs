@@ -9,7 +9,9 @@
 //!   a peer that never answers ends the connect with `TimedOut` after three solicitations;
 //! - Packet Too Big through the `Stack` (RFC 8201, RFC 5927): a router with a 1280-byte next
 //!   hop, and a forged out-of-window message ignored and counted;
-//! - extension headers the stack rejects, counted by type, and one it skips.
+//! - extension headers the stack rejects, counted by type, and one it skips;
+//! - IPv6 on an 802.1Q VLAN (Neighbor Discovery tagged too), and a v6 capture written as
+//!   pcap and read back by tshark, every TCP and ICMPv6 checksum good.
 //!
 //! The handshake/close/loss matrix over IPv6 (200 seeds of `sim_matrix`) is
 //! `sim_matrix::reliability_matrix_ipv6_slice`.
@@ -497,4 +499,106 @@ fn rejected_extension_headers_are_counted_by_type_and_skippable_ones_pass() {
     );
     assert_eq!(c.syns_received, 1, "only the last SYN got through");
     assert_eq!(keys(&p.out_b()), [k("S.", 5000, Some(1001), 0)]);
+}
+
+// ============================================================ VLAN and pcap
+
+/// Two IPv6 stacks without neighbours on `vlan` (if any), 1000 bytes each way: returns the
+/// simulation (its capture on) once both are done.
+fn small_exchange(seed: u64, vlan: Option<u16>) -> Simulation {
+    let mut sim = Simulation::with_seed(seed, 2);
+    sim.set_all_links(LinkConfig::with_latency(Duration::from_millis(1)));
+    sim.set_capture(true);
+    let stack = |sim: &Simulation, node: usize| {
+        let mut cfg = node_config(sim, node, tcp());
+        cfg.vlan = vlan.map(|v| xtcp::wire::VlanId::new(v).unwrap());
+        Stack::new_v6(cfg, sim.now())
+    };
+    let addr = V6::socket_addr(V6::node(1), PORT);
+    let mut client = Bulk::new(stack(&sim, 0), 1000, 11, 99);
+    client.connect_to = Some(addr);
+    let mut server = Bulk::new(stack(&sim, 1), 1000, 99, 11);
+    server.listener = Some(server.stack.listen(addr).unwrap());
+    let mut hosts = [client, server];
+    let end = sim.run_while(&mut hosts, Instant::from_secs(10), |h| {
+        !(h[0].done() && h[1].done())
+    });
+    assert!(end.is_some(), "not done in 10 s: {}", sim.dump());
+    for h in &hosts {
+        assert_eq!((h.conns[0].received, h.conns[0].mismatch), (1000, None));
+    }
+    sim
+}
+
+#[test]
+fn ipv6_on_a_vlan_tags_everything_neighbor_discovery_included() {
+    let sim = small_exchange(65, Some(100));
+    let frames = sim.capture();
+    assert!(frames.len() >= 8, "NS, NA, handshake, data, teardown");
+    for f in frames {
+        // 802.1Q tag, VID 100, then IPv6.
+        assert_eq!(ethertype(&f.data), 0x8100, "{}", f.line());
+        assert_eq!(u16::from_be_bytes([f.data[14], f.data[15]]) & 0x0fff, 100);
+        assert_eq!(u16::from_be_bytes([f.data[16], f.data[17]]), 0x86dd);
+    }
+    // The first two are the tagged NS and NA.
+    assert!(
+        frames[0].line().contains("neighbor solicitation"),
+        "{}",
+        frames[0].line()
+    );
+    assert!(
+        frames[1].line().contains("neighbor advertisement"),
+        "{}",
+        frames[1].line()
+    );
+}
+
+#[cfg(feature = "pcap")]
+#[test]
+fn ipv6_simulator_pcap_reads_back_in_tshark() {
+    use std::process::Command;
+    let tshark = Command::new("tshark").arg("--version").output();
+    if !tshark.is_ok_and(|o| o.status.success()) {
+        xtcp_testkit::veth::skip(
+            "sim_ipv6::ipv6_simulator_pcap_reads_back_in_tshark",
+            "tshark not installed (scripts/install-deps.sh)",
+        );
+        return;
+    }
+    let sim = small_exchange(66, None);
+    let path = std::env::temp_dir().join(format!("xtcp-sim6-{}.pcap", std::process::id()));
+    sim.write_pcap(&path).unwrap();
+    let out = Command::new("tshark")
+        .args(["-n", "-o", "tcp.check_checksum:TRUE"])
+        .args(["-T", "fields", "-e", "frame.protocols"])
+        .args(["-e", "tcp.checksum.status", "-e", "icmpv6.checksum.status"])
+        .arg("-r")
+        .arg(&path)
+        .output()
+        .expect("run tshark");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mut tcp, mut icmp) = (0, 0);
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.len(), 3, "{line:?}");
+        assert!(f[0].starts_with("eth:ethertype:ipv6:"), "{line:?}");
+        if f[0].contains(":tcp") {
+            assert_eq!(f[1], "1", "TCP checksum not good: {line:?}");
+            tcp += 1;
+        } else {
+            assert!(f[0].ends_with(":icmpv6"), "{line:?}");
+            assert_eq!(f[2], "1", "ICMPv6 checksum not good: {line:?}");
+            icmp += 1;
+        }
+    }
+    assert_eq!(icmp, 2, "the NS and the NA");
+    assert_eq!(tcp + icmp, sim.capture().len());
+    assert!(tcp >= 6, "{tcp} TCP frames: handshake, data, FINs");
 }
