@@ -602,3 +602,136 @@ fn ipv6_simulator_pcap_reads_back_in_tshark() {
     assert_eq!(tcp + icmp, sim.capture().len());
     assert!(tcp >= 6, "{tcp} TCP frames: handshake, data, FINs");
 }
+
+// ============================================================ both stacks on one link
+
+/// A dual-stack server: an IPv4 and an IPv6 stack on one link, frames dispatched by
+/// EtherType (`Stack::receive_dual`); it reads every connection to its end and closes.
+struct DualServer {
+    v4: Stack,
+    v6: Stack<V6>,
+    listeners: (xtcp::stack::ListenerId, xtcp::stack::ListenerId),
+    /// (handle, bytes, hash) per connection.
+    conns: Vec<(
+        xtcp::stack::ConnHandle,
+        usize,
+        xtcp_testkit::bulk::StreamHash,
+    )>,
+}
+
+impl DualServer {
+    fn app(&mut self) {
+        while let Some(h) = self.v4.accept(self.listeners.0) {
+            self.conns.push((h, 0, Default::default()));
+        }
+        while let Some(h) = self.v6.accept(self.listeners.1) {
+            self.conns.push((h, 0, Default::default()));
+        }
+        let mut events = Vec::new();
+        while let Some(e) = self.v4.poll_event() {
+            events.push(e);
+        }
+        while let Some(e) = self.v6.poll_event() {
+            events.push(e);
+        }
+        let mut buf = [0u8; 4096];
+        for (h, n, hash) in &mut self.conns {
+            loop {
+                let got = if h.is_v6() {
+                    self.v6.recv(*h, &mut buf)
+                } else {
+                    self.v4.recv(*h, &mut buf)
+                };
+                match got {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => {
+                        hash.update(&buf[..k]);
+                        *n += k;
+                    }
+                }
+            }
+        }
+        for (h, e) in events {
+            if e == Event::PeerClosed {
+                let _ = if h.is_v6() {
+                    self.v6.close(h)
+                } else {
+                    self.v4.close(h)
+                };
+            }
+        }
+    }
+}
+
+impl Host for DualServer {
+    fn poll(&mut self, now: Instant, link: &mut xtcp::link::memory::MemoryLink) {
+        self.v4.receive_dual(&mut self.v6, now, link);
+        self.app();
+        self.v4.flush(now, link);
+        self.v6.flush(now, link);
+    }
+    fn poll_at(&self) -> Option<Instant> {
+        [self.v4.poll_at(), self.v6.poll_at()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+#[test]
+fn one_link_two_stacks_dispatched_by_ethertype() {
+    const N: usize = 200_000;
+    let mut sim = Simulation::with_seed(67, 3);
+    sim.set_all_links(LinkConfig::with_latency(Duration::from_millis(1)));
+    let mut v4 = stack_for_family::<xtcp::wire::Ipv4Addr>(&sim, 1, tcp());
+    let mut v6 = stack_for_family::<V6>(&sim, 1, tcp());
+    let l4 = v4
+        .listen(std::net::SocketAddrV4::new(
+            xtcp::wire::Ipv4Addr::UNSPECIFIED,
+            PORT,
+        ))
+        .unwrap();
+    let l6 = v6
+        .listen(std::net::SocketAddrV6::new(
+            Ipv6Addr::UNSPECIFIED,
+            PORT,
+            0,
+            0,
+        ))
+        .unwrap();
+    let mut server = DualServer {
+        v4,
+        v6,
+        listeners: (l4, l6),
+        conns: Vec::new(),
+    };
+    let mut c4 = Bulk::new(
+        stack_for_family::<xtcp::wire::Ipv4Addr>(&sim, 0, tcp()),
+        N,
+        4,
+        0,
+    );
+    c4.connect_to = Some(std::net::SocketAddrV4::new(sim.ipv4(1), PORT));
+    let mut c6 = Bulk::new(stack_for_family::<V6>(&sim, 2, tcp()), N, 6, 0);
+    c6.connect_to = Some(V6::socket_addr(V6::node(1), PORT));
+    while !(c4.done() && c6.done()) {
+        assert!(sim.now() < Instant::from_secs(30), "not done in 30 s");
+        let mut hs: [&mut dyn Host; 3] = [&mut c4, &mut server, &mut c6];
+        sim.run_for(&mut hs, Duration::from_millis(10));
+    }
+    assert_eq!(server.conns.len(), 2);
+    for (h, n, hash) in &server.conns {
+        let seed = if h.is_v6() { 6 } else { 4 };
+        assert_eq!(
+            (*n, *hash),
+            (N, expected_hash(seed, N)),
+            "v6: {}",
+            h.is_v6()
+        );
+    }
+    assert_ne!(server.conns[0].0.is_v6(), server.conns[1].0.is_v6());
+    // Neither stack saw a frame of the other family.
+    let (s4, s6) = (server.v4.counters(), server.v6.counters());
+    assert_eq!((s4.rx_not_ours, s6.rx_not_ours), (0, 0), "{s4:?} {s6:?}");
+    assert_eq!((s4.passive_opens, s6.passive_opens), (1, 1));
+}

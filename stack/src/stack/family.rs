@@ -40,11 +40,17 @@ pub enum Resolve {
     Unreachable,
 }
 
+/// The bit of `ConnHandle::generation` that marks a handle of an IPv6 stack.
+pub(super) const HANDLE_V6: u32 = 1 << 31;
+
 /// An address family a [`Stack`] runs over: `Ipv4Addr` or `Ipv6Addr` (sealed through
 /// [`Address`]). The `#[doc(hidden)]` items are the stack's per-family hooks.
 pub trait StackFamily: Address + IpAddress {
     /// `SocketAddrV4` or `SocketAddrV6`: what `listen` and `connect` take.
     type SocketAddr: Copy + core::fmt::Debug;
+    /// Set in the generation of every handle of this family's stack (`ConnHandle::is_v6`).
+    #[doc(hidden)]
+    const HANDLE_TAG: u32;
     /// The parsed IP header of a received segment.
     #[doc(hidden)]
     type IpRepr: Copy;
@@ -111,6 +117,7 @@ pub trait StackFamily: Address + IpAddress {
 impl StackFamily for Ipv4Addr {
     type SocketAddr = SocketAddrV4;
     type IpRepr = Ipv4Repr;
+    const HANDLE_TAG: u32 = 0;
 
     #[inline]
     fn split(sa: SocketAddrV4) -> (Ipv4Addr, u16) {
@@ -189,6 +196,7 @@ impl StackFamily for Ipv4Addr {
 impl StackFamily for Ipv6Addr {
     type SocketAddr = SocketAddrV6;
     type IpRepr = Ipv6Repr;
+    const HANDLE_TAG: u32 = HANDLE_V6;
 
     #[inline]
     fn split(sa: SocketAddrV6) -> (Ipv6Addr, u16) {
@@ -322,3 +330,76 @@ pub(super) fn ipv6_upper<'a>(packet: &Ipv6Packet<&'a [u8]>, ip: &Ipv6Repr) -> &'
 }
 
 const _: () = assert!(ipv6::HEADER_LEN == 40);
+
+/// Whether `frame` is IPv6 by its EtherType (0x86dd, untagged or inside one 802.1Q tag):
+/// what a core with both stacks dispatches on before either parses.
+#[inline]
+pub fn is_ipv6_frame(frame: &[u8]) -> bool {
+    match frame.get(12..14) {
+        Some([0x86, 0xdd]) => true,
+        Some([0x81, 0x00]) => frame.get(16..18) == Some(&[0x86, 0xdd]),
+        _ => false,
+    }
+}
+
+impl Stack {
+    /// [`Stack::receive`] for a core with both stacks on one link: each received frame goes
+    /// to this (IPv4) stack or to `v6` by its EtherType ([`is_ipv6_frame`]) before either
+    /// parses it, so neither sees the other's frames (ARP and everything not IPv6 comes
+    /// here); then both run their timers. Up to this stack's `rx_batch` frames in all.
+    pub fn receive_dual<L: crate::link::Link>(
+        &mut self,
+        v6: &mut Stack<Ipv6Addr>,
+        now: Instant,
+        link: &mut L,
+    ) -> usize {
+        self.now = now;
+        v6.now = now;
+        let budget = self.cfg.rx_batch;
+        let received = link.receive(budget, |frame| {
+            if is_ipv6_frame(frame) {
+                Ipv6Addr::ingress(v6, now, frame);
+            } else {
+                Ipv4Addr::ingress(self, now, frame);
+            }
+        });
+        for s in [&mut *self as &mut dyn DualHalf, v6] {
+            s.after_ingress(now);
+        }
+        received
+    }
+}
+
+/// The rest of a receive stage, per stack (parked SYNs, timers, events).
+trait DualHalf {
+    fn after_ingress(&mut self, now: Instant);
+}
+
+impl<A: StackFamily> DualHalf for Stack<A> {
+    fn after_ingress(&mut self, now: Instant) {
+        self.drain_pending_syns(now);
+        self.run_timers(now);
+        self.collect_events();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_frames_by_ethertype() {
+        let mut f = [0u8; 18];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert!(is_ipv6_frame(&f));
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert!(!is_ipv6_frame(&f));
+        f[12..14].copy_from_slice(&[0x81, 0x00]);
+        f[16..18].copy_from_slice(&[0x86, 0xdd]);
+        assert!(is_ipv6_frame(&f));
+        f[16..18].copy_from_slice(&[0x08, 0x06]);
+        assert!(!is_ipv6_frame(&f));
+        assert!(!is_ipv6_frame(&f[..13]));
+        assert!(!is_ipv6_frame(&f[..15]));
+    }
+}

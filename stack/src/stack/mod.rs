@@ -108,7 +108,7 @@ mod api;
 mod demux;
 mod egress;
 mod family;
-pub use family::StackFamily;
+pub use family::{StackFamily, is_ipv6_frame};
 mod icmp;
 pub mod nd;
 mod nd6;
@@ -221,7 +221,9 @@ impl Default for StackConfig {
 }
 
 /// A connection, as the application sees it. Stale handles (of a finished connection whose
-/// slot was reused) are detected by a generation number.
+/// slot was reused) are detected by a generation number, whose top bit says which family's
+/// stack the connection lives in ([`ConnHandle::is_v6`]): an engine core with both stacks
+/// dispatches on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnHandle {
     index: u32,
@@ -232,6 +234,12 @@ impl ConnHandle {
     /// The slot index (stable while the connection lives; useful as an array index).
     pub fn index(self) -> usize {
         self.index as usize
+    }
+
+    /// A connection of an IPv6 stack (`Stack<Ipv6Addr>`). Indices are per stack: an IPv4
+    /// and an IPv6 connection may have the same [`ConnHandle::index`].
+    pub fn is_v6(self) -> bool {
+        self.generation & family::HANDLE_V6 != 0
     }
 }
 

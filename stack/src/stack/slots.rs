@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use super::family::HANDLE_V6;
 use super::{
     ConnCell, ConnHandle, NIL, NO_TIMER, OrphanLink, Owner, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_MAC,
     SM_ORPHAN, SlotMeta, Stack, StackError, StackFamily,
@@ -174,7 +175,8 @@ impl<A: StackFamily> Stack<A> {
             return Err(StackError::TableFull);
         }
         let meta = &mut self.meta[index as usize];
-        let generation = meta.generation.wrapping_add(1);
+        // The top bit names the family (`ConnHandle::is_v6`); the count wraps below it.
+        let generation = (meta.generation.wrapping_add(1) & !HANDLE_V6) | A::HANDLE_TAG;
         *meta = SlotMeta {
             generation,
             flags: SM_LIVE,
