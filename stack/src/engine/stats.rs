@@ -96,7 +96,7 @@ macro_rules! reported_counters {
             vec![$((stringify!($field), c.$field)),*]
         }
 
-        fn add_counters(t: &mut Counters, c: &Counters) {
+        pub(crate) fn add_counters(t: &mut Counters, c: &Counters) {
             $(t.$field += c.$field;)*
         }
     };
