@@ -1,7 +1,7 @@
 //! The application side of the engine: the [`App`] trait, its [`AppEvent`]s, and [`Io`], the
 //! per-core handle through which an application acts on its connections.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::handoff::HandoffStats;
 use super::neighbor::Resolver;
@@ -145,50 +145,15 @@ impl core::fmt::Display for ConnectError {
 
 impl std::error::Error for ConnectError {}
 
-/// Runs `$body` with `$s` bound (`&mut`) to the stack of handle `$c`'s family; `$none` for
-/// an IPv6 handle on a core without an IPv6 stack.
-macro_rules! on_stack {
-    ($core:expr, $c:expr, |$s:ident| $body:expr, $none:expr) => {
-        if $c.is_v6() {
-            match $core.stack6.as_mut() {
-                Some($s) => $body,
-                None => $none,
-            }
-        } else {
-            let $s = &mut $core.stack;
-            $body
-        }
-    };
-}
-
-/// [`on_stack!`] with a shared borrow.
-macro_rules! on_stack_ref {
-    ($core:expr, $c:expr, |$s:ident| $body:expr, $none:expr) => {
-        if $c.is_v6() {
-            match $core.stack6.as_ref() {
-                Some($s) => $body,
-                None => $none,
-            }
-        } else {
-            let $s = &$core.stack;
-            $body
-        }
-    };
-}
-
 /// One core's state as the engine loop and [`Io`] share it.
 pub(crate) struct CoreState {
     pub stack: Stack,
-    /// The IPv6 stack, when the engine has IPv6 addresses (`EngineConfig::ipv6`).
-    pub stack6: Option<Stack<Ipv6Addr>>,
     pub resolver: Resolver,
     pub now: Instant,
     pub queue: u32,
     pub queues: u32,
-    /// Connections the application holds, by slot index (closed or aborted at shutdown);
-    /// `live6` for the IPv6 stack's.
+    /// Connections the application holds, by slot index (closed or aborted at shutdown).
     pub live: Vec<Option<ConnHandle>>,
-    pub live6: Vec<Option<ConnHandle>>,
     pub stop_requested: bool,
     /// The application's next deadline ([`Io::wake_at`]), cleared every iteration.
     pub wake: Option<Instant>,
@@ -205,7 +170,6 @@ impl CoreState {
     /// A core's state before its first iteration.
     pub fn new(
         stack: Stack,
-        stack6: Option<Stack<Ipv6Addr>>,
         resolver: Resolver,
         now: Instant,
         queue: u32,
@@ -214,13 +178,11 @@ impl CoreState {
     ) -> CoreState {
         CoreState {
             stack,
-            stack6,
             resolver,
             now,
             queue,
             queues,
             live: Vec::new(),
-            live6: Vec::new(),
             stop_requested: false,
             wake: None,
             handoff: HandoffStats::default(),
@@ -232,47 +194,18 @@ impl CoreState {
 
     pub fn track(&mut self, h: ConnHandle) {
         let i = h.index();
-        let live = if h.is_v6() {
-            &mut self.live6
-        } else {
-            &mut self.live
-        };
-        if live.len() <= i {
-            live.resize(i + 1, None);
+        if self.live.len() <= i {
+            self.live.resize(i + 1, None);
         }
-        live[i] = Some(h);
+        self.live[i] = Some(h);
     }
 
     pub fn untrack(&mut self, h: ConnHandle) {
-        let live = if h.is_v6() {
-            &mut self.live6
-        } else {
-            &mut self.live
-        };
-        if let Some(slot) = live.get_mut(h.index())
+        if let Some(slot) = self.live.get_mut(h.index())
             && *slot == Some(h)
         {
             *slot = None;
         }
-    }
-
-    /// When the stacks must next be polled.
-    pub fn poll_at(&self) -> Option<Instant> {
-        let v6 = self.stack6.as_ref().and_then(Stack::poll_at);
-        match (self.stack.poll_at(), v6) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Every connection the application holds, both families.
-    pub fn held(&self) -> Vec<ConnHandle> {
-        self.live
-            .iter()
-            .chain(&self.live6)
-            .flatten()
-            .copied()
-            .collect()
     }
 }
 
@@ -304,79 +237,63 @@ impl Io<'_> {
     /// Copies as much of `data` as fits into the send buffer; returns how much it took. A
     /// short count arms [`AppEvent::Writable`].
     pub fn send(&mut self, c: ConnHandle, data: &[u8]) -> Result<usize, StackError> {
-        on_stack!(
-            self.core,
-            c,
-            |s| s.send(c, data),
-            Err(StackError::InvalidHandle)
-        )
+        self.core.stack.send(c, data)
     }
 
     /// Free space in the send buffer (0 once the connection can no longer send).
     pub fn send_capacity(&self, c: ConnHandle) -> usize {
-        on_stack_ref!(
-            self.core,
-            c,
-            |s| s.connection(c).map_or(0, |conn| conn.send_capacity()),
-            0
-        )
+        self.core
+            .stack
+            .connection(c)
+            .map_or(0, |conn| conn.send_capacity())
     }
 
     /// Bytes queued for sending and not yet acknowledged.
     pub fn send_queue(&self, c: ConnHandle) -> usize {
-        on_stack_ref!(
-            self.core,
-            c,
-            |s| s.connection(c).map_or(0, |conn| conn.send_queue()),
-            0
-        )
+        self.core
+            .stack
+            .connection(c)
+            .map_or(0, |conn| conn.send_queue())
     }
 
     /// The received bytes at the front of the receive buffer, borrowed in place (empty for an
     /// invalid handle). Follow with [`Io::consume`].
     pub fn recv_slice(&self, c: ConnHandle) -> &[u8] {
-        on_stack_ref!(self.core, c, |s| s.recv_slice(c).unwrap_or(&[]), &[])
+        self.core.stack.recv_slice(c).unwrap_or(&[])
     }
 
     /// Marks the first `n` bytes of [`Io::recv_slice`] as read (opening the window).
     pub fn consume(&mut self, c: ConnHandle, n: usize) {
-        let _ = on_stack!(self.core, c, |s| s.consume(c, n), Ok(()));
+        let _ = self.core.stack.consume(c, n);
     }
 
     /// Copies received bytes into `buf`; returns how many.
     pub fn recv(&mut self, c: ConnHandle, buf: &mut [u8]) -> usize {
-        on_stack!(self.core, c, |s| s.recv(c, buf).unwrap_or(0), 0)
+        self.core.stack.recv(c, buf).unwrap_or(0)
     }
 
     /// Bytes waiting in the receive buffer.
     pub fn recv_queue(&self, c: ConnHandle) -> usize {
-        on_stack_ref!(
-            self.core,
-            c,
-            |s| s.connection(c).map_or(0, |conn| conn.recv_queue()),
-            0
-        )
+        self.core
+            .stack
+            .connection(c)
+            .map_or(0, |conn| conn.recv_queue())
     }
 
     /// Half-close: FIN after the queued data; receiving goes on.
     pub fn shutdown(&mut self, c: ConnHandle) -> Result<(), StackError> {
-        on_stack!(
-            self.core,
-            c,
-            |s| s.shutdown(c),
-            Err(StackError::InvalidHandle)
-        )
+        self.core.stack.shutdown(c)
     }
 
     /// Closes both directions (FIN after the queued data). Unread received bytes turn this
     /// into an abort, as in Linux: read or consume everything first.
     pub fn close(&mut self, c: ConnHandle) -> Result<(), StackError> {
-        on_stack!(self.core, c, |s| s.close(c), Err(StackError::InvalidHandle))
+        self.core.stack.close(c)
     }
 
     /// Aborts with RST.
     pub fn abort(&mut self, c: ConnHandle) -> Result<(), StackError> {
-        on_stack!(self.core, c, |s| s.abort(c), Err(StackError::InvalidHandle))
+        self.core.stack.abort(c)
     }
 
     /// Opens a connection to `remote` from the engine's address and an ephemeral port. The
@@ -417,34 +334,14 @@ impl Io<'_> {
         Ok(h)
     }
 
-    /// Opens an IPv6 connection to `remote` from the engine's first IPv6 address
-    /// ([`EngineConfig::ipv6`](super::EngineConfig::ipv6)). The IPv6 stack resolves the next
-    /// hop itself (Neighbor Discovery); events follow as for [`Io::connect`]. `AddressNotLocal`
-    /// without IPv6 addresses. Handles it returns have [`ConnHandle::is_v6`] set.
-    pub fn connect6(&mut self, remote: SocketAddrV6) -> Result<ConnHandle, ConnectError> {
-        let now = self.core.now;
-        let Some(s) = self.core.stack6.as_mut() else {
-            return Err(ConnectError::Stack(StackError::AddressNotLocal));
-        };
-        let h = s.connect(now, None, remote).map_err(ConnectError::Stack)?;
-        self.core.track(h);
-        Ok(h)
-    }
-
     /// The connection's TCP state; `None` once it is gone.
     pub fn state(&self, c: ConnHandle) -> Option<State> {
-        on_stack_ref!(self.core, c, |s| s.state(c), None)
+        self.core.stack.state(c)
     }
 
-    /// The connection's addresses (local = ours), for an IPv4 connection.
+    /// The connection's addresses (local = ours).
     pub fn tuple(&self, c: ConnHandle) -> Option<FourTuple> {
         self.core.stack.connection(c).map(|conn| conn.tuple())
-    }
-
-    /// The connection's addresses (local = ours), for an IPv6 connection.
-    pub fn tuple6(&self, c: ConnHandle) -> Option<FourTuple<Ipv6Addr>> {
-        let s = self.core.stack6.as_ref().filter(|_| c.is_v6())?;
-        s.connection(c).map(|conn| conn.tuple())
     }
 
     /// The remote end of the connection.
@@ -472,11 +369,6 @@ impl Io<'_> {
     /// The core's stack, for inspection (counters, connection details).
     pub fn stack(&self) -> &Stack {
         &self.core.stack
-    }
-
-    /// The core's IPv6 stack, if the engine has IPv6 addresses.
-    pub fn stack6(&self) -> Option<&Stack<Ipv6Addr>> {
-        self.core.stack6.as_ref()
     }
 
     /// Asks the core to poll again no later than `at` (an application timer, e.g. the next

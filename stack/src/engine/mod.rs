@@ -99,7 +99,7 @@ pub use xtcp_xdp_ebpf::{XdpCounters, XdpError, XdpMode};
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -246,12 +246,6 @@ pub struct EngineConfig {
     /// a real peer; they expire 2×MSL after start like any entry. Each core's share is capped
     /// at `stack.time_wait_capacity`. Default 0.
     pub prefill_time_wait: u64,
-    /// Our IPv6 addresses. With any, every core runs an IPv6 stack beside its IPv4 one
-    /// (received frames go to one or the other by EtherType, `Stack::receive_dual`), with a
-    /// listener on `[::]:port` for each of `ports`; the application's handles carry their
-    /// family ([`ConnHandle::is_v6`](crate::stack::ConnHandle::is_v6)). Without any, no IPv6
-    /// stack is built. Default none.
-    pub ipv6: Vec<Ipv6Addr>,
     /// Further local addresses for active opens ([`Io::connect_from`]), besides `ip`. With
     /// any, the ephemeral port range is steered to the sockets for every destination address
     /// (the host's own connections must then not use that range). Default none.
@@ -290,7 +284,6 @@ impl EngineConfig {
             shutdown: ShutdownPolicy::default(),
             stack: StackConfig::default(),
             prefill_time_wait: 0,
-            ipv6: Vec::new(),
             source_ips: Vec::new(),
             raw_ports: None,
             capture: None,
@@ -629,12 +622,6 @@ impl<A: App + 'static> Engine<A> {
             .iter()
             .map(|&p| SocketAddrV4::new(engine.cfg.ip, p))
             .collect();
-        let listen6: Vec<SocketAddrV6> = match engine.cfg.ipv6.is_empty() {
-            true => Vec::new(),
-            false => (engine.cfg.ports.iter())
-                .map(|&p| SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, p, 0, 0))
-                .collect(),
-        };
         for (queue, link) in (0..engine.cfg.queues).zip(links) {
             let stack = core_stack(&engine.cfg, mac, &owners, queue, link.max_frame_len())?;
             let capture = match &engine.cfg.capture {
@@ -651,7 +638,6 @@ impl<A: App + 'static> Engine<A> {
                 iface: engine.cfg.iface.clone(),
                 stack,
                 listen: listen.clone(),
-                listen6: listen6.clone(),
                 poll: engine.info.poll,
                 idle_spins: engine.cfg.idle_spins,
                 idle_wait: engine.cfg.idle_wait,
@@ -934,7 +920,6 @@ fn core_stack(
     stack.ips = std::iter::once(cfg.ip)
         .chain(cfg.source_ips.iter().copied())
         .collect();
-    stack.ips6 = cfg.ipv6.clone();
     stack.vlan = cfg.vlan;
     stack.arp = false;
     stack.rx_batch = cfg.batch;
@@ -951,4 +936,53 @@ fn core_stack(
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    use super::*;
+    use crate::tcp::rss::MICROSOFT_KEY;
+
+    #[test]
+    fn fewer_queues_than_the_device_is_an_error_naming_both() {
+        let ch = |rx| {
+            Some(nic::Channels {
+                rx_queues: rx,
+                max_rx_queues: 8,
+            })
+        };
+        assert!(check_channels("eth0", 2, ch(2)).is_ok());
+        assert!(check_channels("eth0", 4, ch(2)).is_ok());
+        assert!(
+            check_channels("eth0", 1, None).is_ok(),
+            "unknown: not checked"
+        );
+        let e = check_channels("eth0", 2, ch(4)).unwrap_err().to_string();
+        assert!(
+            e.contains("eth0") && e.contains("4 queues") && e.contains("serves 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rss_is_used_only_when_its_table_names_our_queues() {
+        let rss = |table: Vec<u16>| Some(Rss::new(MICROSOFT_KEY.to_vec(), table).unwrap());
+        assert!(usable_rss(2, rss(vec![0, 1, 0, 1])).is_some());
+        assert!(usable_rss(2, rss(vec![0, 1, 2, 3])).is_none());
+        assert!(usable_rss(2, None).is_none());
+    }
+
+    #[test]
+    fn zero_copy_refusal_names_the_driver() {
+        let e = EngineError::ZeroCopyRefused {
+            queue: 1,
+            driver: "veth".into(),
+            error: XskError::Bind {
+                mode: BindMode::ZeroCopy,
+                error: io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+            },
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("veth driver") && text.contains("queue 1"),
+            "{text}"
+        );
+    }
+}

@@ -96,7 +96,7 @@ macro_rules! reported_counters {
             vec![$((stringify!($field), c.$field)),*]
         }
 
-        pub(crate) fn add_counters(t: &mut Counters, c: &Counters) {
+        fn add_counters(t: &mut Counters, c: &Counters) {
             $(t.$field += c.$field;)*
         }
     };

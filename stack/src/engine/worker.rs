@@ -3,10 +3,7 @@
 //! # One iteration
 //! 1. read the clock (once: every packet of the iteration shares `now`);
 //! 2. `Stack::receive`: a batch of frames other cores handed over, then of the socket's
-//!    (handing those owned by another core to it, see [`super::handoff`]); due timers. With
-//!    IPv6 addresses (`EngineConfig::ipv6`) the core has an IPv6 stack too and
-//!    `Stack::receive_dual` gives each frame to one stack by its EtherType; both stacks'
-//!    events, timers and transmissions follow in the same steps;
+//!    (handing those owned by another core to it, see [`super::handoff`]); due timers;
 //! 3. accept every new connection, then hand every event to the application;
 //! 4. `App::on_tick`; progress pending next-hop resolutions;
 //! 5. transmit what the callbacks queued (`Stack::flush`: one TX kick);
@@ -41,7 +38,7 @@
 //! drain time is up (then the rest are reset). The socket is handed back to the engine,
 //! which detaches the XDP program before the socket is freed.
 
-use std::net::{SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
@@ -86,8 +83,6 @@ pub(crate) struct WorkerSetup {
     pub iface: String,
     pub stack: StackConfig,
     pub listen: Vec<SocketAddrV4>,
-    /// IPv6 listeners (empty without IPv6 addresses).
-    pub listen6: Vec<SocketAddrV6>,
     pub poll: PollMode,
     pub idle_spins: u32,
     pub idle_wait: Duration,
@@ -111,23 +106,17 @@ fn receive<L: Link>(
     now: Instant,
 ) -> usize {
     match &setup.hub {
-        Some(hub) => {
-            let mut link = HandoffLink {
+        Some(hub) => core.stack.receive(
+            now,
+            &mut HandoffLink {
                 link,
                 me: setup.queue,
                 hub,
                 owners: &setup.owners,
                 stats: &mut core.handoff,
-            };
-            match core.stack6.as_mut() {
-                None => core.stack.receive(now, &mut link),
-                Some(v6) => core.stack.receive_dual(v6, now, &mut link),
-            }
-        }
-        None => match core.stack6.as_mut() {
-            None => core.stack.receive(now, link),
-            Some(v6) => core.stack.receive_dual(v6, now, link),
-        },
+            },
+        ),
+        None => core.stack.receive(now, link),
     }
 }
 
@@ -196,14 +185,8 @@ fn flush_hooked<L: Link, A: App>(core: &mut CoreState, link: &mut L, app: &mut A
     core.raw_lens.clear();
     if A::FRAME_HOOKS {
         core.stack.flush(now, &mut HookedLink { link, app });
-        if let Some(v6) = core.stack6.as_mut() {
-            v6.flush(now, &mut HookedLink { link, app });
-        }
     } else {
         core.stack.flush(now, link);
-        if let Some(v6) = core.stack6.as_mut() {
-            v6.flush(now, link);
-        }
     }
 }
 
@@ -284,18 +267,10 @@ fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -
     CoreStats {
         queue: s.queue,
         core: s.cpu,
-        counters: {
-            // Both families' counters together (the IPv6 stack's alone: `Io::stack6`).
-            let mut c = core.stack.counters();
-            if let Some(v6) = &core.stack6 {
-                super::stats::add_counters(&mut c, &v6.counters());
-            }
-            c
-        },
+        counters: core.stack.counters(),
         xsk: link.stats(),
         zero_copy: link.is_zero_copy(),
-        connections: (core.stack.connection_count()
-            + core.stack6.as_ref().map_or(0, Stack::connection_count)) as u64,
+        connections: core.stack.connection_count() as u64,
         time_wait_capacity: core.stack.time_wait_table().capacity() as u64,
         time_wait_reserved_bytes: core.stack.time_wait_table().memory_bytes() as u64,
         loops,
@@ -374,16 +349,8 @@ fn run_on<A: App, L: CoreLink>(
         core_affinity::set_for_current(core_affinity::CoreId { id });
     }
     let now = clock(setup.epoch);
-    // The IPv6 stack resolves its neighbours itself (Neighbor Discovery: `arp` on), as the
-    // engine's resolver asks the kernel for IPv4 ones only.
-    let stack6 = (!setup.stack.ips6.is_empty()).then(|| {
-        let mut cfg = setup.stack.clone();
-        cfg.arp = true;
-        Stack::new_v6(cfg, now)
-    });
     let mut core = CoreState::new(
         Stack::new(setup.stack.clone(), now),
-        stack6,
         Resolver::new(&setup.iface),
         now,
         setup.queue,
@@ -398,20 +365,6 @@ fn run_on<A: App, L: CoreLink>(
                 let _ = reports.send(Report::Failed(setup.queue, format!("listen {addr}: {e}")));
                 let stats = snapshot(&setup, &core, link.xsk(), &LoopCounts::default());
                 return (link, stats);
-            }
-        }
-    }
-    let mut listeners6: Vec<ListenerId> = Vec::with_capacity(setup.listen6.len());
-    if let Some(v6) = core.stack6.as_mut() {
-        for &addr in &setup.listen6 {
-            match v6.listen(addr) {
-                Ok(l) => listeners6.push(l),
-                Err(e) => {
-                    let why = format!("listen {addr}: {e}");
-                    let _ = reports.send(Report::Failed(setup.queue, why));
-                    let stats = snapshot(&setup, &core, link.xsk(), &LoopCounts::default());
-                    return (link, stats);
-                }
             }
         }
     }
@@ -462,13 +415,6 @@ fn run_on<A: App, L: CoreLink>(
                 busy = true;
             }
         }
-        for &l in &listeners6 {
-            while let Some(h) = core.stack6.as_mut().and_then(|s| s.accept(l)) {
-                core.track(h);
-                app.on_event(&mut Io { core: &mut core }, AppEvent::Accepted(h));
-                busy = true;
-            }
-        }
         busy |= deliver_events(&mut app, &mut core);
         app.on_tick(&mut Io { core: &mut core });
         core.resolver.poll(&mut core.stack, now, &mut failed);
@@ -479,7 +425,7 @@ fn run_on<A: App, L: CoreLink>(
                 app.on_event(&mut Io { core: &mut core }, AppEvent::TimedOut(h));
             }
         }
-        if !core.raw_lens.is_empty() || core.poll_at().is_some_and(|t| t <= now) {
+        if !core.raw_lens.is_empty() || core.stack.poll_at().is_some_and(|t| t <= now) {
             flush_hooked(&mut core, &mut link, &mut app, now);
             busy = true;
         }
@@ -539,6 +485,7 @@ fn idle_wait<L: CoreLink>(
     now: Instant,
 ) {
     let until = core
+        .stack
         .poll_at()
         .map_or(setup.idle_wait, |t| t.saturating_since(now))
         .min(setup.idle_wait);
@@ -570,25 +517,12 @@ const APP_WAKE_SPIN: Duration = Duration::from_micros(30);
 /// Hands every pending stack event to the application. Returns whether there were any.
 fn deliver_events<A: App>(app: &mut A, core: &mut CoreState) -> bool {
     let mut any = false;
-    loop {
-        // The IPv4 stack's events first, then the IPv6 stack's.
-        let next = match core.stack.poll_event() {
-            Some(x) => Some(x),
-            None => core.stack6.as_mut().and_then(Stack::poll_event),
-        };
-        let Some((h, e)) = next else {
-            break;
-        };
+    while let Some((h, e)) = core.stack.poll_event() {
         any = true;
         let ev = match e {
             Event::Connected => {
                 // Passive connections were announced as `Accepted` already.
-                let passive = if h.is_v6() {
-                    (core.stack6.as_ref()).and_then(|s| s.connection(h).map(|c| c.is_passive()))
-                } else {
-                    core.stack.connection(h).map(|c| c.is_passive())
-                };
-                if passive == Some(true) {
+                if core.stack.connection(h).is_some_and(|c| c.is_passive()) {
                     continue;
                 }
                 AppEvent::Connected(h)
@@ -613,20 +547,17 @@ fn deliver_events<A: App>(app: &mut A, core: &mut CoreState) -> bool {
 
 /// The shutdown drain (see the module docs).
 fn drain<L: CoreLink>(setup: &WorkerSetup, core: &mut CoreState, link: &mut L) {
-    let handles = core.held();
+    let handles: Vec<_> = core.live.iter().flatten().copied().collect();
     let (fin, drain_for) = match setup.shutdown {
         ShutdownPolicy::Fin { drain } => (true, drain),
         ShutdownPolicy::Rst => (false, Duration::from_millis(100)),
     };
-    let end = |core: &mut CoreState, h, fin: bool| {
-        let _ = if fin {
-            Io { core }.close(h)
-        } else {
-            Io { core }.abort(h)
-        };
-    };
     for &h in &handles {
-        end(core, h, fin);
+        let _ = if fin {
+            core.stack.close(h)
+        } else {
+            core.stack.abort(h)
+        };
     }
     let start = clock(setup.epoch);
     let mut reset_rest = false;
@@ -635,12 +566,9 @@ fn drain<L: CoreLink>(setup: &WorkerSetup, core: &mut CoreState, link: &mut L) {
         // As `Stack::poll`, with the handoff queues: the last ACKs of our closes may arrive
         // on another core's queue.
         receive(setup, core, link, now);
-        flush_both(core, link, now);
+        core.stack.flush(now, link);
         while core.stack.poll_event().is_some() {}
-        while core.stack6.as_mut().and_then(Stack::poll_event).is_some() {}
-        let left =
-            core.stack.connection_count() + core.stack6.as_ref().map_or(0, Stack::connection_count);
-        let done = left == 0;
+        let done = core.stack.connection_count() == 0;
         if done && link.xsk().tx_in_flight() == 0 {
             break;
         }
@@ -651,19 +579,11 @@ fn drain<L: CoreLink>(setup: &WorkerSetup, core: &mut CoreState, link: &mut L) {
             // Out of time: reset whatever is left, and give the RSTs a moment to leave.
             reset_rest = true;
             for &h in &handles {
-                end(core, h, false);
+                let _ = core.stack.abort(h);
             }
-            flush_both(core, link, now);
+            core.stack.flush(now, link);
         }
         std::hint::spin_loop();
-    }
-}
-
-/// Transmits what both stacks have (no frame hooks: the shutdown drain).
-fn flush_both<L: Link>(core: &mut CoreState, link: &mut L, now: Instant) {
-    core.stack.flush(now, link);
-    if let Some(v6) = core.stack6.as_mut() {
-        v6.flush(now, link);
     }
 }
 
@@ -708,7 +628,6 @@ mod tests {
             iface: "lo".into(),
             stack: stack.clone(),
             listen: vec!["10.77.0.1:8080".parse().unwrap()],
-            listen6: Vec::new(),
             poll: PollMode::Busy,
             idle_spins: 0,
             idle_wait: Duration::from_millis(1),
@@ -790,7 +709,7 @@ mod tests {
             },
             now,
         );
-        let mut core = CoreState::new(stack, None, Resolver::new("lo"), now, 0, 1, 1514);
+        let mut core = CoreState::new(stack, Resolver::new("lo"), now, 0, 1, 1514);
         let mut link = MemoryLink::with_max_frame_len(1514);
         let mut app = Hooks::default();
 
@@ -827,121 +746,10 @@ mod tests {
     }
 
     #[test]
-    fn a_dual_stack_core_dispatches_by_ethertype_and_handles_carry_the_family() {
-        use crate::link::memory::MemoryLink;
-        use crate::wire::frame::{emit_tcp6_frame, parse_tcp6_frame};
-        use crate::wire::{EthernetAddress, TcpControl, TcpRepr, emit_tcp_frame, parse_tcp_frame};
-        use std::net::{Ipv4Addr, Ipv6Addr};
-        let now = Instant::from_micros(1000);
-        let (s, _) = setup(0, 1, 0, 16);
-        let (us, them) = (
-            EthernetAddress([2, 0, 0, 0, 0, 1]),
-            EthernetAddress([2, 0, 0, 0, 0, 2]),
-        );
-        let (ip4, peer4): (Ipv4Addr, Ipv4Addr) =
-            ("10.77.0.1".parse().unwrap(), "10.77.0.2".parse().unwrap());
-        let (ip6, peer6): (Ipv6Addr, Ipv6Addr) = (
-            "2001:db8::1".parse().unwrap(),
-            "2001:db8::2".parse().unwrap(),
-        );
-        let cfg = StackConfig {
-            mac: us,
-            ips: vec![ip4],
-            ips6: vec![ip6],
-            arp: false,
-            ..StackConfig::default()
-        };
-        let mut v4 = Stack::new(cfg.clone(), now);
-        let mut v6 = Stack::new_v6(cfg, now);
-        let l4 = v4
-            .listen(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 80))
-            .unwrap();
-        let l6 = v6
-            .listen(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 80, 0, 0))
-            .unwrap();
-        let mut core = CoreState::new(v4, Some(v6), Resolver::new("lo"), now, 0, 1, 1514);
-        let mut link = MemoryLink::with_max_frame_len(1514);
-        let mut app = Hooks::default();
-        let seg = |control, seq: u32, ack: Option<u32>| TcpRepr {
-            src_port: 40000,
-            dst_port: 80,
-            control,
-            seq_number: SeqNumber(seq),
-            ack_number: ack.map(SeqNumber),
-            window_len: 65535,
-            ..TcpRepr::default()
-        };
-        let mut buf = [0u8; 256];
-        let syn = seg(TcpControl::Syn, 100, None);
-        let n = emit_tcp_frame(&mut buf, them, us, peer4, ip4, &syn).unwrap();
-        link.push_rx(&buf[..n]);
-        let n = emit_tcp6_frame(&mut buf, them, us, peer6, ip6, &syn).unwrap();
-        link.push_rx(&buf[..n]);
-        receive_hooked(&s, &mut core, &mut link, &mut app, now);
-        let stack6 = |core: &CoreState| core.stack6.as_ref().unwrap().counters();
-        assert_eq!(
-            (
-                core.stack.counters().syns_received,
-                stack6(&core).syns_received
-            ),
-            (1, 1)
-        );
-        assert_eq!(
-            (core.stack.counters().rx_not_ours, stack6(&core).rx_not_ours),
-            (0, 0)
-        );
-        flush_hooked(&mut core, &mut link, &mut app, now);
-        let sent = link.take_tx();
-        assert_eq!(sent.len(), 2, "a SYN-ACK from each stack");
-        let synack4 = parse_tcp_frame(&sent[0]).unwrap().tcp;
-        let synack6 = parse_tcp6_frame(&sent[1]).unwrap().tcp;
-        // The final ACKs.
-        let ack4 = seg(
-            TcpControl::None,
-            101,
-            Some(synack4.seq_number.0.wrapping_add(1)),
-        );
-        let n = emit_tcp_frame(&mut buf, them, us, peer4, ip4, &ack4).unwrap();
-        link.push_rx(&buf[..n]);
-        let ack6 = seg(
-            TcpControl::None,
-            101,
-            Some(synack6.seq_number.0.wrapping_add(1)),
-        );
-        let n = emit_tcp6_frame(&mut buf, them, us, peer6, ip6, &ack6).unwrap();
-        link.push_rx(&buf[..n]);
-        receive_hooked(&s, &mut core, &mut link, &mut app, now);
-        let h4 = core.stack.accept(l4).unwrap();
-        let h6 = core.stack6.as_mut().unwrap().accept(l6).unwrap();
-        assert!(!h4.is_v6() && h6.is_v6());
-        assert_eq!(h4.index(), h6.index(), "indices are per stack");
-        core.track(h4);
-        core.track(h6);
-        assert_eq!(core.held().len(), 2);
-        let mut io = Io { core: &mut core };
-        assert_eq!(io.state(h4), Some(crate::tcp::State::Established));
-        assert_eq!(io.state(h6), Some(crate::tcp::State::Established));
-        assert_eq!(io.send(h6, b"six"), Ok(3));
-        assert_eq!(io.send(h4, b"four"), Ok(4));
-        assert_eq!(io.tuple6(h6).map(|t| t.remote_addr), Some(peer6));
-        assert_eq!((io.tuple(h6), io.tuple6(h4)), (None, None));
-        flush_hooked(&mut core, &mut link, &mut app, now);
-        let sent = link.take_tx();
-        let lens: Vec<usize> = sent
-            .iter()
-            .map(|f| match parse_tcp_frame(f) {
-                Ok(f) => f.tcp.payload.len(),
-                Err(_) => parse_tcp6_frame(f).unwrap().tcp.payload.len() + 100,
-            })
-            .collect();
-        assert_eq!(lens, [4, 103], "each stack sent its own data");
-    }
-
-    #[test]
     fn wake_at_keeps_the_earliest_deadline_of_the_iteration() {
         let now = Instant::from_micros(1000);
         let (_, stack) = setup(0, 1, 0, 16);
-        let mut core = CoreState::new(stack, None, Resolver::new("lo"), now, 0, 1, 1514);
+        let mut core = CoreState::new(stack, Resolver::new("lo"), now, 0, 1, 1514);
         let mut io = Io { core: &mut core };
         io.wake_at(now + Duration::from_micros(500));
         io.wake_at(now + Duration::from_micros(200));

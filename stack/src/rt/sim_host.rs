@@ -36,7 +36,7 @@ impl<A: App> SimCore<A> {
             .collect::<Result<Vec<_>, _>>()?;
         let now = Instant::ZERO;
         Ok(SimCore {
-            core: CoreState::new(stack, None, Resolver::new("sim"), now, 0, 1, 1514),
+            core: CoreState::new(stack, Resolver::new("sim"), now, 0, 1, 1514),
             listeners,
             app,
             started: false,
