@@ -735,3 +735,106 @@ fn one_link_two_stacks_dispatched_by_ethertype() {
     assert_eq!((s4.rx_not_ours, s6.rx_not_ours), (0, 0), "{s4:?} {s6:?}");
     assert_eq!((s4.passive_opens, s6.passive_opens), (1, 1));
 }
+
+// ============================================================ solicitations through the stack
+
+/// A Neighbor Solicitation for `target` from `src` (MAC `src_mac`, also in the source
+/// link-layer option) to its solicited-node group, with IPv6 Hop Limit `hop_limit`.
+fn ns_frame(src: Ipv6Addr, src_mac: EthernetAddress, target: Ipv6Addr, hop_limit: u8) -> Vec<u8> {
+    let group = solicited_node(target);
+    let ns = Icmpv6Repr::NeighborSolicit {
+        target,
+        source_lladdr: (!src.is_unspecified()).then_some(src_mac),
+    };
+    let mut buf = vec![0u8; 128];
+    let n = xtcp::wire::frame::emit_icmpv6_frame(
+        &mut buf,
+        src_mac,
+        multicast_mac(group),
+        src,
+        group,
+        &ns,
+    )
+    .unwrap();
+    buf.truncate(n);
+    buf[14 + 7] = hop_limit; // not covered by the ICMPv6 checksum
+    buf
+}
+
+#[test]
+fn solicitations_through_the_stack_answered_learned_and_bounded() {
+    let mut p = Pair::new_v6(plain_cfg(), plain_cfg());
+    let us = V6::node(1);
+    let mut deliver = |p: &mut Pair<V6>, frames: &[Vec<u8>]| -> Vec<Vec<u8>> {
+        for f in frames {
+            assert!(p.link.push_rx(f));
+        }
+        while p.link.rx_len() > 0 {
+            p.stack.receive(p.now, &mut p.link);
+        }
+        p.stack.flush(p.now, &mut p.link);
+        p.link.take_tx()
+    };
+    // A solicitation from a neighbour: the solicited NA, to its MAC; it is learned.
+    let peer = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x50);
+    let peer_mac = EthernetAddress([2, 0, 0, 0, 0, 0x50]);
+    let out = deliver(&mut p, &[ns_frame(peer, peer_mac, us, 255)]);
+    assert_eq!(out.len(), 1);
+    let (eth, ip, na) = parse_icmpv6_frame(&out[0]).unwrap();
+    assert_eq!(
+        (eth.dst_addr, ip.src_addr, ip.dst_addr),
+        (peer_mac, us, peer)
+    );
+    assert!(
+        matches!(na, Icmpv6Repr::NeighborAdvert { solicited: true, target, .. } if target == us)
+    );
+    assert_eq!(p.stack.neighbor(peer), Some(peer_mac));
+    // Duplicate address detection (from ::): answered to all-nodes, unsolicited.
+    let out = deliver(
+        &mut p,
+        &[ns_frame(Ipv6Addr::UNSPECIFIED, peer_mac, us, 255)],
+    );
+    let (eth, _, na) = parse_icmpv6_frame(&out[0]).unwrap();
+    assert_eq!(eth.dst_addr, EthernetAddress([0x33, 0x33, 0, 0, 0, 1]));
+    assert!(matches!(
+        na,
+        Icmpv6Repr::NeighborAdvert {
+            solicited: false,
+            ..
+        }
+    ));
+    // Forwarded by a router (Hop Limit 64): invalid, dropped and counted (RFC 4861 §7.1.1).
+    let out = deliver(&mut p, &[ns_frame(peer, peer_mac, us, 64)]);
+    assert!(out.is_empty());
+    assert_eq!(p.stack.counters().icmp_malformed, 1);
+    // For an address that is not ours: no answer, nothing learned (§7.2.3).
+    let other = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x77);
+    let stranger = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x51);
+    let out = deliver(&mut p, &[ns_frame(stranger, peer_mac, other, 255)]);
+    assert!(out.is_empty());
+    assert_eq!(p.stack.neighbor(stranger), None);
+    // A flood from 1,100 forged sources: every one answered (statelessly), at most
+    // `max_learned` (1,024) neighbours learned, the rest counted.
+    let flood: Vec<Vec<u8>> = (0..1100u16)
+        .map(|i| {
+            let src = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 2, i);
+            ns_frame(
+                src,
+                EthernetAddress([2, 0, 0, 0, (i >> 8) as u8, i as u8]),
+                us,
+                255,
+            )
+        })
+        .collect();
+    let mut answered = 0;
+    for chunk in flood.chunks(100) {
+        answered += deliver(&mut p, chunk).len();
+    }
+    assert_eq!(answered, 1100);
+    let c = p.stack.counters();
+    // The cache held `peer` (and A, a static neighbour of the pair, is not in it).
+    assert_eq!(c.nd_cache_full, 1100 - (1024 - 1));
+    // (The one with Hop Limit 64 is counted as malformed only.)
+    assert_eq!(c.nd_solicits_received, 3 + 1100);
+    assert_eq!(c.nd_adverts_sent, 2 + 1100);
+}

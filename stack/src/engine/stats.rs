@@ -160,6 +160,7 @@ reported_counters!(
     nd_adverts_received,
     nd_adverts_sent,
     nd_unreachable,
+    nd_cache_full,
 );
 
 fn xsk_fields(x: &XskStats) -> [(&'static str, u64); 9] {

@@ -188,8 +188,10 @@ pub struct StackConfig {
     /// are 4 bytes longer: `tcp.mss` must leave room for the tag in the link's largest
     /// frame (the AF_XDP engine lowers it by 4).
     pub vlan: Option<VlanId>,
-    /// Answer ARP requests for our addresses and resolve neighbours with ARP ourselves.
-    /// Default true (the simulator needs it; on AF_XDP the kernel keeps answering ARP).
+    /// Answer ARP requests for our addresses and resolve neighbours with ARP ourselves; in
+    /// an IPv6 stack, resolve them with Neighbor Discovery (solicitations for our addresses
+    /// are answered either way). Default true (the simulator needs it; on AF_XDP the kernel
+    /// keeps answering ARP).
     pub arp: bool,
     /// Secret for ISNs, timestamps offsets, cookies and hash seeds. Fill from a CSPRNG.
     pub secret: [u8; 32],

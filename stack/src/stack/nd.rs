@@ -42,6 +42,12 @@ pub struct NdConfig {
     pub max_multicast_solicit: u8,
     /// MAX_UNICAST_SOLICIT: probes while PROBE before giving up.
     pub max_unicast_solicit: u8,
+    /// Entries a solicitation from a new neighbour may create at most (like Linux's
+    /// `gc_thresh3`, 1024): beyond, [`NeighborCache6::on_solicit`] learns nothing new and
+    /// returns false, so a flood of solicitations from forged sources cannot grow the cache
+    /// without bound. Our own lookups still create entries (the stack's connections bound
+    /// them). Default 1024.
+    pub max_learned: usize,
 }
 
 impl Default for NdConfig {
@@ -52,6 +58,7 @@ impl Default for NdConfig {
             delay_first_probe: Duration::from_secs(5),
             max_multicast_solicit: 3,
             max_unicast_solicit: 3,
+            max_learned: 1024,
         }
     }
 }
@@ -187,10 +194,18 @@ impl NeighborCache6 {
     /// A Neighbor Solicitation from `src` with its source link-layer option (§7.2.3): the
     /// sender's entry is created or updated to STALE when the MAC is new or changed.
     /// Solicitations from `::` (duplicate address detection) teach nothing.
-    pub fn on_solicit(&mut self, src: Ipv6Addr, source_lladdr: Option<EthernetAddress>) {
-        let Some(mac) = source_lladdr else { return };
+    ///
+    /// Returns false when a new entry was not created because the cache holds
+    /// [`NdConfig::max_learned`] entries already (the caller counts it).
+    pub fn on_solicit(&mut self, src: Ipv6Addr, source_lladdr: Option<EthernetAddress>) -> bool {
+        let Some(mac) = source_lladdr else {
+            return true;
+        };
         if src.is_unspecified() || src.is_multicast() || !mac.is_unicast() {
-            return;
+            return true;
+        }
+        if self.entries.len() >= self.cfg.max_learned && !self.entries.contains_key(&src) {
+            return false;
         }
         let e = self.entries.entry(src).or_insert(Entry {
             mac: None,
@@ -203,6 +218,7 @@ impl NeighborCache6 {
                 state: NdState::Stale,
             };
         }
+        true
     }
 
     /// A Neighbor Advertisement (§7.2.5). Without an entry for its target it is ignored (a

@@ -115,7 +115,10 @@ impl Stack<Ipv6Addr> {
                         repr: advert,
                     });
                 }
-                self.nd.on_solicit(ip.src_addr, source_lladdr);
+                if !self.nd.on_solicit(ip.src_addr, source_lladdr) {
+                    // Answered, but not learned: the cache is at `NdConfig::max_learned`.
+                    self.counters.nd_cache_full += 1;
+                }
                 if self.nd.take_resolved()
                     && let Some(mac) = self.nd.mac(ip.src_addr)
                 {

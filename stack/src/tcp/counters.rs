@@ -118,4 +118,7 @@ pub struct Counters {
     pub nd_adverts_sent: u64,
     /// Neighbours that never answered: their waiting connections ended (`TimedOut`).
     pub nd_unreachable: u64,
+    /// Solicitations answered but not learned from: the ND cache held
+    /// `NdConfig::max_learned` entries.
+    pub nd_cache_full: u64,
 }
