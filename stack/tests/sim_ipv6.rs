@@ -765,7 +765,7 @@ fn ns_frame(src: Ipv6Addr, src_mac: EthernetAddress, target: Ipv6Addr, hop_limit
 fn solicitations_through_the_stack_answered_learned_and_bounded() {
     let mut p = Pair::new_v6(plain_cfg(), plain_cfg());
     let us = V6::node(1);
-    let mut deliver = |p: &mut Pair<V6>, frames: &[Vec<u8>]| -> Vec<Vec<u8>> {
+    let deliver = |p: &mut Pair<V6>, frames: &[Vec<u8>]| -> Vec<Vec<u8>> {
         for f in frames {
             assert!(p.link.push_rx(f));
         }
