@@ -838,3 +838,88 @@ fn solicitations_through_the_stack_answered_learned_and_bounded() {
     assert_eq!(c.nd_solicits_received, 3 + 1100);
     assert_eq!(c.nd_adverts_sent, 2 + 1100);
 }
+
+// ============================================================ the API over IPv6
+
+#[test]
+fn v6_listen_and_connect_check_the_family_addresses_and_ports() {
+    use std::net::SocketAddrV6;
+    use xtcp::stack::{StackConfig, StackError};
+    let us = V6::node(1);
+    let cfg = StackConfig {
+        ips: vec![xtcp::wire::Ipv4Addr::new(10, 0, 0, 2)],
+        ips6: vec![us],
+        ephemeral_ports: 40000..=40001,
+        arp: false,
+        max_connections: 16,
+        max_syn_recv: 16,
+        time_wait_capacity: 16,
+        ..StackConfig::default()
+    };
+    let now = Instant::ZERO;
+    let mut s = Stack::new_v6(cfg, now);
+    assert_eq!(
+        s.config().tcp.mss,
+        1440,
+        "1460 - 20: the IPv6 MSS of a 1500-byte link"
+    );
+    // Listeners: one of our v6 addresses or ::, not someone else's, not twice.
+    let other = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x99);
+    let sa = |ip, port| SocketAddrV6::new(ip, port, 0, 0);
+    assert_eq!(s.listen(sa(other, 80)), Err(StackError::AddressNotLocal));
+    s.listen(sa(us, 80)).unwrap();
+    assert_eq!(s.listen(sa(us, 80)), Err(StackError::AddressInUse));
+    s.listen(sa(Ipv6Addr::UNSPECIFIED, 81)).unwrap();
+    assert_eq!(s.listen(sa(us, 81)), Err(StackError::AddressInUse));
+    // Active opens: from our address (the first by default), not another.
+    let peer = sa(V6::node(0), 443);
+    s.add_neighbor(V6::node(0), A_MAC);
+    assert_eq!(
+        s.connect(now, Some(other), peer).unwrap_err(),
+        StackError::AddressNotLocal
+    );
+    let h1 = s.connect(now, None, peer).unwrap();
+    let h2 = s.connect(now, Some(us), peer).unwrap();
+    assert_eq!(s.connection(h1).unwrap().tuple().local_addr, us);
+    assert_ne!(
+        s.connection(h1).unwrap().tuple().local_port,
+        s.connection(h2).unwrap().tuple().local_port
+    );
+    // Two ports, both in use: a clear error naming the v6 destination.
+    let err = s.connect(now, None, peer).unwrap_err();
+    assert!(matches!(err, StackError::PortsExhausted6(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "no ephemeral port available in 40000..=40001 from 2001:db8::2 to [2001:db8::1]:443: \
+         all 2 ports to that destination are in use or in TIME-WAIT"
+    );
+}
+
+#[test]
+fn a_packet_too_big_for_no_connection_is_counted_not_ours() {
+    let mut p = Pair::new_v6(plain_cfg(), plain_cfg());
+    // Quotes a segment of a tuple nobody has (A's port 40001).
+    let s = Seg {
+        control: TcpControl::None,
+        seq: 5001,
+        ack: Some(1001),
+        src_port: B_PORT,
+        dst_port: 40001,
+        payload: vec![0; 1400],
+        ..Seg::default()
+    };
+    let router = (EthernetAddress([2, 0, 0, 0, 0, 0xfe]), V6::node(0xfd));
+    let frame = packet_too_big_frame(router, (B_MAC, V6::node(1)), 1280, &b_frame(&s)[14..]);
+    assert!(p.link.push_rx(&frame));
+    p.stack.receive(p.now, &mut p.link);
+    let c = p.stack.counters();
+    assert_eq!(
+        (c.icmp_received, c.icmp_not_ours, c.pmtu_decreases),
+        (1, 1, 0)
+    );
+    // A Packet Too Big cut before the TCP ports is malformed.
+    let frame = packet_too_big_frame(router, (B_MAC, V6::node(1)), 1280, &b_frame(&s)[14..60]);
+    assert!(p.link.push_rx(&frame));
+    p.stack.receive(p.now, &mut p.link);
+    assert_eq!(p.stack.counters().icmp_malformed, 1);
+}
