@@ -2,7 +2,8 @@
 //! - 1 MiB each way byte-exact in the simulator, every frame IPv6, full-sized packets
 //!   exactly 1500 bytes (MSS 1440 from the IPv6 MTU), ending in TIME-WAIT;
 //! - TIME-WAIT of a v6 tuple: a retransmitted FIN re-ACKed, RFC 6191 reuse by a SYN with a
-//!   higher ISN, the ACK (no reuse) for one with a lower ISN;
+//!   higher ISN, the ACK (no reuse) for one with a lower ISN; with timestamps, the TSval
+//!   decides over the ISN;
 //! - SYN cookies over the v6 tuple: the handshake, and a cookie that does not bind the tuple;
 //! - Neighbor Discovery through the `Stack`: a stack with an empty neighbour cache solicits
 //!   the peer at its solicited-node multicast MAC, the peer's stack answers, the SYN follows;
@@ -97,7 +98,11 @@ fn one_mib_each_way_byte_exact_over_ipv6() {
 
 /// B (the stack) closes first and ends in its TIME-WAIT table with the v6 tuple.
 fn pair_in_time_wait() -> Pair<V6> {
-    let mut p = Pair::new_v6(plain_cfg(), plain_cfg());
+    pair_in_time_wait_with(plain_cfg())
+}
+
+fn pair_in_time_wait_with(cfg: TcpConfig) -> Pair<V6> {
+    let mut p = Pair::new_v6(cfg, cfg);
     p.handshake();
     p.close_b().unwrap();
     let fin = p.out_b();
@@ -139,8 +144,13 @@ fn time_wait_on_a_v6_tuple_reacks_a_retransmitted_fin() {
 
 /// A new client connection on the same v6 tuple with ISN `iss`.
 fn reopen(p: &mut Pair<V6>, iss: u32) -> Seg {
-    let cfg = plain_cfg();
-    p.a = xtcp::tcp::Connection::connect(&cfg, tuple_a_of::<V6>(), SeqNumber(iss), 0, p.now);
+    reopen_with(p, iss, plain_cfg(), 0)
+}
+
+/// [`reopen`] with `cfg` and timestamp clock offset `ts_offset`.
+fn reopen_with(p: &mut Pair<V6>, iss: u32, cfg: TcpConfig, ts_offset: u32) -> Seg {
+    p.a =
+        xtcp::tcp::Connection::connect(&cfg, tuple_a_of::<V6>(), SeqNumber(iss), ts_offset, p.now);
     p.a_iss = iss;
     let syn = p.out_a();
     assert_eq!(keys(&syn), [k("S", iss, None, 0)]);
@@ -173,6 +183,29 @@ fn rfc6191_a_lower_isn_gets_the_time_wait_ack_over_v6() {
     p.deliver_b(&syn);
     assert_eq!(p.stack.counters().time_wait_reuses, 0);
     // The TIME-WAIT ACK <SEQ=SND.NXT><ACK=RCV.NXT>, and the tuple stays.
+    assert_eq!(keys(&p.out_b()), [k(".", 5002, Some(1002), 0)]);
+    assert_eq!(p.b_state(), State::TimeWait);
+}
+
+#[test]
+fn rfc6191_timestamps_decide_over_the_isn_on_v6() {
+    let cfg = TcpConfig {
+        timestamps: true,
+        ..plain_cfg()
+    };
+    // A newer TSval reopens the tuple even with an ISN below RCV.NXT (RFC 6191 §2)...
+    let mut p = pair_in_time_wait_with(cfg);
+    p.advance(Duration::from_secs(2));
+    let syn = reopen_with(&mut p, 500, cfg, 1_000_000);
+    p.deliver_b(&syn);
+    assert_eq!(p.stack.counters().time_wait_reuses, 1);
+    assert_eq!(keys(&p.out_b()), [k("S.", p.b_iss, Some(501), 0)]);
+    // ...and an older one does not, even with a higher ISN: the TIME-WAIT ACK.
+    let mut p = pair_in_time_wait_with(cfg);
+    p.advance(Duration::from_secs(2));
+    let syn = reopen_with(&mut p, 100_000, cfg, 0u32.wrapping_sub(1_000_000));
+    p.deliver_b(&syn);
+    assert_eq!(p.stack.counters().time_wait_reuses, 0);
     assert_eq!(keys(&p.out_b()), [k(".", 5002, Some(1002), 0)]);
     assert_eq!(p.b_state(), State::TimeWait);
 }
