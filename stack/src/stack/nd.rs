@@ -1,9 +1,8 @@
 //! IPv6 Neighbor Discovery for a host (RFC 4861), sans-I/O: the neighbour cache with its
 //! states and timers (§7.3), address resolution by Neighbor Solicitation (§7.2.2), the
 //! answer to a solicitation for one of our addresses (§7.2.4) and what an advertisement does
-//! to the cache (§7.2.5). Not yet wired into [`super::Stack`] (docs/ipv6.md says what
-//! remains); the stack will call it from the ICMPv6 branch of ingress and from its timers,
-//! as `neighbor.rs` does for ARP.
+//! to the cache (§7.2.5). The IPv6 [`super::Stack`] calls it from its ICMPv6 input and its
+//! timers (`nd6.rs`), as `neighbor.rs` does ARP for the IPv4 stack.
 //!
 //! Simplifications, each allowed by the RFC or irrelevant to a TCP host on one link:
 //! - ReachableTime is the fixed [`NdConfig::reachable_time`] (30 s, the RFC's
@@ -12,8 +11,9 @@
 //! - Packets waiting for resolution are not queued here: the stack keeps the waiting
 //!   connections (as for ARP) and retransmits through TCP, so "queue of at most one packet"
 //!   (§7.2.2) costs nothing.
-//! - Upper-layer reachability confirmation (§7.3.1) is [`NeighborCache6::confirm`], which
-//!   the stack calls when a connection's ACK advances.
+//! - Upper-layer reachability confirmation (§7.3.1) is [`NeighborCache6::confirm`]; the
+//!   stack does not call it (yet): an entry in use goes STALE → DELAY → PROBE, and the
+//!   unicast probe's answer confirms it, one solicitation per ReachableTime per neighbour.
 //!
 //! Nothing here allocates per packet: a new neighbour takes one map entry.
 
@@ -42,6 +42,12 @@ pub struct NdConfig {
     pub max_multicast_solicit: u8,
     /// MAX_UNICAST_SOLICIT: probes while PROBE before giving up.
     pub max_unicast_solicit: u8,
+    /// Entries a solicitation from a new neighbour may create at most (like Linux's
+    /// `gc_thresh3`, 1024): beyond, [`NeighborCache6::on_solicit`] learns nothing new and
+    /// returns false, so a flood of solicitations from forged sources cannot grow the cache
+    /// without bound. Our own lookups still create entries (the stack's connections bound
+    /// them). Default 1024.
+    pub max_learned: usize,
 }
 
 impl Default for NdConfig {
@@ -52,6 +58,7 @@ impl Default for NdConfig {
             delay_first_probe: Duration::from_secs(5),
             max_multicast_solicit: 3,
             max_unicast_solicit: 3,
+            max_learned: 1024,
         }
     }
 }
@@ -132,6 +139,11 @@ impl NeighborCache6 {
         self.entries.get(&ip).map(|e| e.state)
     }
 
+    /// The MAC of `ip`'s entry, if it has one (every state but INCOMPLETE).
+    pub fn mac(&self, ip: Ipv6Addr) -> Option<EthernetAddress> {
+        self.entries.get(&ip).and_then(|e| e.mac)
+    }
+
     /// Whether some entry got its MAC since the last call (then waiting connections can go).
     pub fn take_resolved(&mut self) -> bool {
         core::mem::take(&mut self.resolved)
@@ -182,10 +194,18 @@ impl NeighborCache6 {
     /// A Neighbor Solicitation from `src` with its source link-layer option (§7.2.3): the
     /// sender's entry is created or updated to STALE when the MAC is new or changed.
     /// Solicitations from `::` (duplicate address detection) teach nothing.
-    pub fn on_solicit(&mut self, src: Ipv6Addr, source_lladdr: Option<EthernetAddress>) {
-        let Some(mac) = source_lladdr else { return };
+    ///
+    /// Returns false when a new entry was not created because the cache holds
+    /// [`NdConfig::max_learned`] entries already (the caller counts it).
+    pub fn on_solicit(&mut self, src: Ipv6Addr, source_lladdr: Option<EthernetAddress>) -> bool {
+        let Some(mac) = source_lladdr else {
+            return true;
+        };
         if src.is_unspecified() || src.is_multicast() || !mac.is_unicast() {
-            return;
+            return true;
+        }
+        if self.entries.len() >= self.cfg.max_learned && !self.entries.contains_key(&src) {
+            return false;
         }
         let e = self.entries.entry(src).or_insert(Entry {
             mac: None,
@@ -198,6 +218,7 @@ impl NeighborCache6 {
                 state: NdState::Stale,
             };
         }
+        true
     }
 
     /// A Neighbor Advertisement (§7.2.5). Without an entry for its target it is ignored (a

@@ -60,10 +60,12 @@ pub struct PortsExhausted<A: Address = Ipv4Addr> {
 
 impl<A: Address> fmt::Display for PortsExhausted<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // An IPv6 address is written in brackets before a port (RFC 5952 §6).
+        let (open, close) = if A::V6 { ("[", "]") } else { ("", "") };
         write!(
             f,
-            "no ephemeral port available in {}..={} from {} to {}:{}: all {} ports to that \
-             destination are in use or in TIME-WAIT",
+            "no ephemeral port available in {}..={} from {} to {open}{}{close}:{}: all {} ports \
+             to that destination are in use or in TIME-WAIT",
             self.first,
             self.last,
             self.local_addr,

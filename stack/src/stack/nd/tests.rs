@@ -168,6 +168,25 @@ fn solicitations_teach_the_sender() {
     assert_eq!(c.state(PEER), Some(NdState::Stale));
 }
 
+#[test]
+fn solicitations_learn_at_most_max_learned_new_neighbours() {
+    let mut c = NeighborCache6::new(NdConfig {
+        max_learned: 2,
+        ..NdConfig::default()
+    });
+    let peer = |i: u16| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, i);
+    assert!(c.on_solicit(peer(1), Some(PEER_MAC)));
+    assert!(c.on_solicit(peer(2), Some(PEER_MAC)));
+    assert!(!c.on_solicit(peer(3), Some(PEER_MAC)), "full");
+    assert_eq!((c.len(), c.state(peer(3))), (2, None));
+    // A known neighbour is still updated, and our own lookups still resolve.
+    assert!(c.on_solicit(peer(1), Some(OTHER_MAC)));
+    assert_eq!(c.mac(peer(1)), Some(OTHER_MAC));
+    let mut out = Vec::new();
+    assert_eq!(c.lookup(at(0), PEER, &mut out), Lookup::Pending);
+    assert_eq!((c.len(), out.len()), (3, 1));
+}
+
 /// Linux's solicitation for 2001:db8::2, answered by us as 2001:db8::2 at 02:00:00:00:00:02,
 /// gives exactly the advertisement Linux itself sent in the same capture.
 #[test]
