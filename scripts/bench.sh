@@ -5,6 +5,7 @@
 #                      [--servers linux,xtcp[,xtcp-busy,xtcp-idle]] [--duration S]
 #                      [--warmup S] [--concurrency N] [--max-rate R] [--no-threaded-napi] [--sim]
 #                      [--client stateless|full] [--stateless-concurrency N] [--ipv6]
+#                      [--idle-spins N]
 #   ./scripts/bench.sh --tw [--quick] [--tw-target N] [--tw-duration S]
 #                      TIME-WAIT pressure instead: one long server-close run per server, rate
 #                      and server µs/connection against TIME-WAIT occupancy, tw.json + plot
@@ -20,7 +21,8 @@
 #               has no NAPI for it to poll and the engine falls back to idle waiting, as its
 #               log says (leaving the core to the server side's NAPI kthread between bursts);
 #   xtcp-busy   (opt-in) plain busy polling, xtcp-idle (opt-in) idle waiting asked for
-#               explicitly, to compare the poll modes on the same topology;
+#               explicitly, to compare the poll modes on the same topology (--idle-spins N:
+#               xtcp-idle's empty iterations before it waits, the engine's default 1000);
 #   ceiling     (with any xtcp server, max phase only) the copy-mode AF_XDP I/O ceiling:
 #               `xtcp-loadgen reflector`, a stateless responder (not a TCP server) answering
 #               each client frame with the frames a server would send; each xtcp max run gets
@@ -87,6 +89,7 @@ warmup=""
 concurrency=256
 max_rate=300000
 client=stateless
+idle_spins=""
 stateless_concurrency=96
 CLIENT_CORE=0
 SERVER_CORE=1
@@ -95,7 +98,7 @@ tw_target=0
 tw_duration=""
 XTCP_EXTRA=()      # extra xtcp server arguments (bench_tw.sh: --prefill-time-wait N)
 START_TICKS=100    # 50 ms ticks start_server waits for the ready line (bench_tw.sh: more)
-usage() { sed -n 2,72p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,74p "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1; shift ;;
@@ -111,6 +114,7 @@ while [ $# -gt 0 ]; do
   --max-rate) max_rate=$2; shift 2 ;;
   --client) client=$2; shift 2 ;;
   --stateless-concurrency) stateless_concurrency=$2; shift 2 ;;
+  --idle-spins) idle_spins=$2; shift 2 ;;
   --tw) tw=1; shift ;;
   --tw-target) tw=1; tw_target=$2; shift 2 ;;
   --tw-duration) tw=1; tw_duration=$2; shift 2 ;;
@@ -297,12 +301,16 @@ start_server() {
   else
     local ex=echo poll=prefer-busy
     [ "$wl" = server-close ] && ex=http
-    case "$kind" in xtcp-busy) poll=busy ;; xtcp-idle) poll=idle ;; esac
+    local spins=()
+    case "$kind" in
+    xtcp-busy) poll=busy ;;
+    xtcp-idle) poll=idle; [ -n "$idle_spins" ] && spins=(--idle-spins "$idle_spins") ;;
+    esac
     local v6ip=()
     [ "$ipv6" = 1 ] && v6ip=(--ip "$XT_IP6_B")
     ip netns exec "$XT_NS_B" "$TARGET/release/examples/$ex" --iface "$XT_IF_B" --ip "$XT_IP_B" \
       "${v6ip[@]}" --port 8080 --cores "$SERVER_CORE" --stats "$stats" --stats-interval-ms 100 \
-      --poll-mode "$poll" "${XTCP_EXTRA[@]}" >"$log" 2>&1 &
+      --poll-mode "$poll" "${spins[@]}" "${XTCP_EXTRA[@]}" >"$log" 2>&1 &
   fi
   SERVER_PID=$!
   # Ready once it printed its listening line (both servers print one on stdout).
