@@ -139,7 +139,7 @@ fn ten_million_time_wait_entries() {
     let ack = out[0].clone();
     assert_eq!(
         (ack.dst, ack.dst_port),
-        (tuple.remote_addr, tuple.remote_port)
+        (tuple.remote_addr.into(), tuple.remote_port)
     );
     assert_eq!(ack.control, TcpControl::None);
     assert_eq!(ack.seq, bulk_snd_nxt(k), "SEQ = our SND.NXT");

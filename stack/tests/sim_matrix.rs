@@ -12,15 +12,19 @@
 //! --release --test sim_matrix -- --nocapture` repeats one run and prints its frame capture
 //! tail on failure (`XTCP_MATRIX_SEED=<n>` selects another matrix of the same shape). The test prints one summary line (runs, bytes moved, retransmissions,
 //! virtual seconds).
+//!
+//! `reliability_matrix_ipv6_slice` runs every tenth run (200) over IPv6 stacks, twice, and
+//! requires the two passes to be identical (deterministic) as well as each run to pass.
 
-use std::net::SocketAddrV4;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use xtcp::sim::{LinkConfig, Rng, SimConfig, Simulation};
 use xtcp::tcp::{CongestionAlgorithm, Event, TcpConfig};
 use xtcp::time::{Duration, Instant};
-use xtcp_testkit::bulk::{Bulk, expected_hash, stack_for};
+use xtcp::wire::{Ipv4Addr, Ipv6Addr};
+use xtcp_testkit::bulk::{Bulk, expected_hash, stack_for_family};
+use xtcp_testkit::family::Family;
 
 const LOSSES: [f64; 4] = [0.0, 0.01, 0.05, 0.20];
 
@@ -199,7 +203,7 @@ fn link_config(run: &Run) -> LinkConfig {
     link
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Outcome {
     bytes: u64,
     retransmits: u64,
@@ -209,20 +213,30 @@ struct Outcome {
 }
 
 /// Runs one matrix entry; `Err` describes what went wrong.
-fn execute(run: &Run, capture: bool) -> Result<Outcome, String> {
+fn execute<A: Family>(run: &Run, capture: bool) -> Result<Outcome, String> {
     let mut sim = Simulation::new(SimConfig {
         seed: 0xa11ce + seed_base().wrapping_mul(1_000_003) + run.index as u64,
         capture,
         link: link_config(run),
         ..SimConfig::default()
     });
-    let server_addr = SocketAddrV4::new(sim.ipv4(1), 5001);
+    let server_addr = A::socket_addr(A::node(1), 5001);
     let seed_a = 1000 * run.index as u64 + 1;
     let seed_b = 1000 * run.index as u64 + 500;
-    let mut client = Bulk::new(stack_for(&sim, 0, run.tcp_a), run.size_a, seed_a, seed_b);
+    let mut client = Bulk::new(
+        stack_for_family::<A>(&sim, 0, run.tcp_a),
+        run.size_a,
+        seed_a,
+        seed_b,
+    );
     client.connect_to = Some(server_addr);
     client.read_budget = run.read_budget;
-    let mut server = Bulk::new(stack_for(&sim, 1, run.tcp_b), run.size_b, seed_b, seed_a);
+    let mut server = Bulk::new(
+        stack_for_family::<A>(&sim, 1, run.tcp_b),
+        run.size_b,
+        seed_b,
+        seed_a,
+    );
     server.listener = Some(server.stack.listen(server_addr).unwrap());
     let mut hosts = [client, server];
     let limit = Instant::ZERO + bound(effective_loss(run));
@@ -324,13 +338,32 @@ fn reliability_matrix() {
     assert!(runs.len() >= 1000);
     if let Ok(i) = std::env::var("XTCP_MATRIX_RUN") {
         let i: usize = i.parse().expect("XTCP_MATRIX_RUN is a run index");
-        match execute(&runs[i], true) {
+        match execute::<Ipv4Addr>(&runs[i], true) {
             Ok(o) => println!("run {i}: ok {o:?}"),
             Err(e) => panic!("{e}"),
         }
         return;
     }
     let started = std::time::Instant::now();
+    let results = run_all::<Ipv4Addr>(&runs);
+    report("sim_matrix", &results, started);
+}
+
+/// The matrix over IPv6: every tenth run (200 of the 2,000: all loss classes and profiles),
+/// twice; both passes must pass and be identical run by run.
+#[test]
+fn reliability_matrix_ipv6_slice() {
+    let runs: Vec<Run> = plan().into_iter().step_by(10).collect();
+    assert_eq!(runs.len(), 200);
+    let started = std::time::Instant::now();
+    let first = run_all::<Ipv6Addr>(&runs);
+    let second = run_all::<Ipv6Addr>(&runs);
+    report("sim_matrix ipv6 slice", &first, started);
+    assert_eq!(first, second, "two passes over the same seeds differ");
+}
+
+/// Runs `runs` on a few threads; results in run order.
+fn run_all<A: Family>(runs: &[Run]) -> Vec<(usize, Result<Outcome, String>)> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, Result<Outcome, String>)>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism()
@@ -342,21 +375,29 @@ fn reliability_matrix() {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(run) = runs.get(i) else { break };
-                    let r = std::panic::catch_unwind(|| execute(run, false))
-                        .unwrap_or_else(|_| Err(format!("run {i} panicked")));
-                    results.lock().unwrap().push((i, r));
+                    let r = std::panic::catch_unwind(|| execute::<A>(run, false))
+                        .unwrap_or_else(|_| Err(format!("run {} panicked", run.index)));
+                    results.lock().unwrap().push((run.index, r));
                 }
             });
         }
     });
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|(i, _)| *i);
+    results
+}
+
+/// Prints the summary line; panics on any failed run.
+fn report(name: &str, results: &[(usize, Result<Outcome, String>)], started: std::time::Instant) {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
     let mut total = Outcome::default();
     let mut max_virtual = 0u64;
     let mut failures = Vec::new();
     let mut corrupt_runs_malformed = 0u64;
     let mut corrupted = 0u64;
-    for (i, r) in &results {
+    for (i, r) in results {
         match r {
             Ok(o) => {
                 total.bytes += o.bytes;
@@ -370,7 +411,7 @@ fn reliability_matrix() {
         }
     }
     println!(
-        "sim_matrix: {} runs, {} failed, {:.1} MiB moved, {} retransmits, {:.1} virtual s \
+        "{name}: {} runs, {} failed, {:.1} MiB moved, {} retransmits, {:.1} virtual s \
          (longest run {:.1} s), {} corrupted frames -> {} rejected by checksum, {:.1} s wall on {} threads",
         results.len(),
         failures.len(),

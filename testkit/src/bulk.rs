@@ -1,16 +1,18 @@
 //! Whole stacks in the simulator: node stacks ([`stack_for`]), deterministic payload
 //! streams checked where they land, and [`Bulk`], a host that moves a stream each way.
+//! Both are generic over the address family ([`Family`]): `Bulk` and [`stack_for`] are the
+//! IPv4 ones, `Bulk<Ipv6Addr>` and `stack_for_family::<Ipv6Addr>` the IPv6 ones.
 
-use std::net::SocketAddrV4;
-
+use crate::family::Family;
 use xtcp::link::memory::MemoryLink;
 use xtcp::sim::{Host, Simulation};
 use xtcp::stack::{ConnHandle, ListenerId, Stack, StackConfig};
 use xtcp::tcp::{Event, TcpConfig};
 use xtcp::time::Instant;
+use xtcp::wire::{Ipv4Addr, Ipv6Addr};
 
-/// Node `node`'s stack configuration with `tcp` settings: its simulator MAC and address, a
-/// per-node secret, small tables.
+/// Node `node`'s stack configuration with `tcp` settings: its simulator MAC and addresses
+/// (IPv4 and IPv6, [`Family::node`]), a per-node secret, small tables.
 pub fn node_config(sim: &Simulation, node: usize, tcp: TcpConfig) -> StackConfig {
     let mut secret = [0u8; 32];
     secret[0] = node as u8 + 1;
@@ -18,6 +20,7 @@ pub fn node_config(sim: &Simulation, node: usize, tcp: TcpConfig) -> StackConfig
     StackConfig {
         mac: sim.mac(node),
         ips: vec![sim.ipv4(node)],
+        ips6: vec![Ipv6Addr::node(node)],
         tcp,
         time_wait_capacity: 1 << 12,
         max_connections: 64,
@@ -29,14 +32,19 @@ pub fn node_config(sim: &Simulation, node: usize, tcp: TcpConfig) -> StackConfig
 
 /// Builds node `node`'s stack ([`node_config`]) with every other node as a known neighbour.
 pub fn stack_for(sim: &Simulation, node: usize, tcp: TcpConfig) -> Stack {
+    stack_for_family::<Ipv4Addr>(sim, node, tcp)
+}
+
+/// [`stack_for`] in family `A`.
+pub fn stack_for_family<A: Family>(sim: &Simulation, node: usize, tcp: TcpConfig) -> Stack<A> {
     let cfg = node_config(sim, node, tcp);
-    let mut stack = Stack::new(cfg, sim.now());
+    let mut stack = Stack::<A>::with_family(cfg, sim.now());
     // Neighbours are known: ARP has no checksum, so a corrupted ARP frame (the simulator
     // corrupts past the Ethernet header, where a real FCS would have caught it) would test
     // ARP, not TCP.
     for other in 0..sim.node_count() {
         if other != node {
-            stack.add_neighbor(sim.ipv4(other), sim.mac(other));
+            stack.add_neighbor(A::node(other), sim.mac(other));
         }
     }
     stack
@@ -99,10 +107,10 @@ pub fn expected_hash(seed: u64, len: usize) -> StreamHash {
 /// One connection's worth of application: sends `send_len` bytes of stream `send_seed`,
 /// reads everything (at most `read_budget` bytes per poll), half-closes when done sending and
 /// closes once the peer has closed and everything was read.
-pub struct Bulk {
-    pub stack: Stack,
+pub struct Bulk<A: Family = Ipv4Addr> {
+    pub stack: Stack<A>,
     pub listener: Option<ListenerId>,
-    pub connect_to: Option<SocketAddrV4>,
+    pub connect_to: Option<A::SocketAddr>,
     pub conns: Vec<Flow>,
     /// How many connections to open (client) or expect (server).
     pub flows: usize,
@@ -136,8 +144,8 @@ pub struct Flow {
     pub events: Vec<Event>,
 }
 
-impl Bulk {
-    pub fn new(stack: Stack, send_len: usize, send_seed: u64, peer_seed: u64) -> Bulk {
+impl<A: Family> Bulk<A> {
+    pub fn new(stack: Stack<A>, send_len: usize, send_seed: u64, peer_seed: u64) -> Bulk<A> {
         Bulk {
             stack,
             listener: None,
@@ -272,7 +280,7 @@ impl Flow {
     }
 }
 
-impl Host for Bulk {
+impl<A: Family> Host for Bulk<A> {
     fn poll(&mut self, now: Instant, link: &mut MemoryLink) {
         self.stack.poll(now, link);
         self.app(now);

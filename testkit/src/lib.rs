@@ -1,6 +1,7 @@
 //! The one test kit of xtcp: every test that drives the stack goes through it, so the tests
 //! run the code the engine runs (listeners, SYN queue, cookies, the TIME-WAIT table).
 //!
+//! - [`family`]: the address family the harnesses run over (IPv4 or IPv6);
 //! - [`seg`]: the owned segment and the `(flags, seq, ack, len)` keys tests assert on;
 //! - [`pair`]: the exact-segment harness, a client connection against a server `Stack`;
 //! - [`rig`]: a server `Stack` driven by crafted client segments, for the scale tests;
@@ -15,6 +16,7 @@
 //! feature (`Stack::set_next_isn`), which no production build has.
 
 pub mod bulk;
+pub mod family;
 pub mod icmp;
 pub mod pair;
 pub mod rig;

@@ -12,15 +12,17 @@
 //! `deliver_a`/`deliver_b` hand a segment over (B: `Stack::receive`, then the listener's
 //! accept queue is emptied so B's connection has a handle); `advance` moves virtual time and
 //! runs both sides' timers. B's application events are kept in order for `b_events`.
+//!
+//! The pair runs over IPv4 (`Pair`, `Pair::new`) or IPv6 (`Pair<Ipv6Addr>`, `Pair::new_v6`):
+//! A is [`Family::node`] 0, B node 1, in both families.
 
-use std::net::SocketAddrV4;
-
+use crate::family::Family;
 use crate::seg::Seg;
 use xtcp::link::memory::{MemoryLink, MemoryLinkConfig};
 use xtcp::stack::{ConnHandle, ListenerId, Stack, StackConfig, SynCookieMode};
 use xtcp::tcp::{Connection, Counters, Event, FourTuple, State, TcpConfig};
 use xtcp::time::{Duration, Instant};
-use xtcp::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpControl, emit_tcp_frame};
+use xtcp::wire::{EthernetAddress, Ipv4Addr, Ipv6Addr, SeqNumber, TcpControl};
 
 pub const A_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const B_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -31,17 +33,27 @@ pub const B_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
 
 /// A's 4-tuple (A local).
 pub fn tuple_a() -> FourTuple {
-    FourTuple {
-        local_addr: A_IP,
-        remote_addr: B_IP,
-        local_port: A_PORT,
-        remote_port: B_PORT,
-    }
+    tuple_a_of()
 }
 
 /// B's 4-tuple (B local).
 pub fn tuple_b() -> FourTuple {
     tuple_a().reversed()
+}
+
+/// A's 4-tuple (A local) in family `A`.
+pub fn tuple_a_of<A: Family>() -> FourTuple<A> {
+    FourTuple {
+        local_addr: A::node(0),
+        remote_addr: A::node(1),
+        local_port: A_PORT,
+        remote_port: B_PORT,
+    }
+}
+
+/// B's 4-tuple (B local) in family `A`.
+pub fn tuple_b_of<A: Family>() -> FourTuple<A> {
+    tuple_a_of::<A>().reversed()
 }
 
 /// No options: segment sizes are exactly the MSS, no timestamps.
@@ -88,11 +100,11 @@ impl PairConfig {
 }
 
 /// See the module docs.
-pub struct Pair {
+pub struct Pair<A: Family = Ipv4Addr> {
     /// The client.
-    pub a: Connection,
+    pub a: Connection<A>,
     /// The server's stack and its link.
-    pub stack: Stack,
+    pub stack: Stack<A>,
     pub link: MemoryLink,
     pub listener: ListenerId,
     /// B's connection, once the listener handed it over.
@@ -115,11 +127,31 @@ impl Pair {
     }
 
     pub fn with(pc: PairConfig) -> Pair {
+        Pair::with_family(pc)
+    }
+}
+
+impl Pair<Ipv6Addr> {
+    pub fn new_v6(cfg_a: TcpConfig, cfg_b: TcpConfig) -> Pair<Ipv6Addr> {
+        Pair::with_family(PairConfig::new(cfg_a, cfg_b))
+    }
+}
+
+impl<A: Family> Pair<A> {
+    /// A pair over family `A` (what `with` and `new_v6` call).
+    pub fn with_family(pc: PairConfig) -> Pair<A> {
         let now = pc.start;
-        let a = Connection::connect(&pc.cfg_a, tuple_a(), SeqNumber(pc.a_iss), pc.ts_a, now);
+        let a = Connection::connect(
+            &pc.cfg_a,
+            tuple_a_of::<A>(),
+            SeqNumber(pc.a_iss),
+            pc.ts_a,
+            now,
+        );
         let cfg = StackConfig {
             mac: B_MAC,
             ips: vec![B_IP],
+            ips6: vec![Ipv6Addr::node(1)],
             tcp: pc.cfg_b,
             max_connections: 64,
             max_syn_recv: 64,
@@ -133,11 +165,11 @@ impl Pair {
             secret: *b"exact-segment-tests-secret-32-by",
             ..StackConfig::default()
         };
-        let mut stack = Stack::new(cfg, now);
-        stack.add_neighbor(A_IP, A_MAC);
+        let mut stack = Stack::<A>::with_family(cfg, now);
+        stack.add_neighbor(A::node(0), A_MAC);
         stack.set_next_isn(SeqNumber(pc.b_iss), pc.ts_b);
         let listener = stack
-            .listen(SocketAddrV4::new(B_IP, B_PORT))
+            .listen(A::socket_addr(A::node(1), B_PORT))
             .expect("listen");
         Pair {
             a,
@@ -166,7 +198,7 @@ impl Pair {
     }
 
     /// B's connection (after the handshake).
-    pub fn b(&self) -> &Connection {
+    pub fn b(&self) -> &Connection<A> {
         let h = self.hb.expect("B has a connection");
         self.stack.connection(h).expect("B's connection is live")
     }
@@ -188,11 +220,11 @@ impl Pair {
     pub fn out_b(&mut self) -> Vec<Seg> {
         self.stack.flush(self.now, &mut self.link);
         let mut v = Vec::new();
-        self.link.drain_tx(|f| v.push(Seg::from_frame(f)));
+        self.link.drain_tx(|f| v.push(Seg::from_frame_of::<A>(f)));
         for s in &v {
             assert_eq!(
                 (s.dst, s.dst_mac, s.dst_port),
-                (A_IP, A_MAC, A_PORT),
+                (A::node(0).into(), A_MAC, A_PORT),
                 "B sends to A"
             );
             if s.control == TcpControl::Syn && s.ack.is_some() {
@@ -231,8 +263,16 @@ impl Pair {
         if s.control == TcpControl::Syn {
             self.b_opened = true;
         }
-        let len = emit_tcp_frame(&mut self.frame, A_MAC, B_MAC, A_IP, B_IP, &s.repr())
-            .expect("segment fits a frame");
+        let len = A::emit_frame(
+            &mut self.frame,
+            None,
+            A_MAC,
+            B_MAC,
+            A::node(0),
+            A::node(1),
+            &s.repr(),
+        )
+        .expect("segment fits a frame");
         assert!(self.link.push_rx(&self.frame[..len]), "B's RX queue full");
     }
 
@@ -273,7 +313,7 @@ impl Pair {
     /// B's state as `ss` shows it: LISTEN before any SYN, CLOSED once nothing holds the
     /// tuple any more.
     pub fn b_state(&self) -> State {
-        match self.stack.state_of(&tuple_b()) {
+        match self.stack.state_of(&tuple_b_of::<A>()) {
             Some(s) => s,
             None if self.b_opened => State::Closed,
             None => State::Listen,

@@ -177,7 +177,7 @@ impl Client {
     pub fn take(&mut self, s: &Seg) {
         assert_eq!(
             (s.dst, s.dst_port),
-            (self.ip, self.port),
+            (self.ip.into(), self.port),
             "segment for this client"
         );
         let syn_or_fin = matches!(s.control, TcpControl::Syn | TcpControl::Fin) as u32;

@@ -2,9 +2,10 @@
 //! a frame, its destination) that a test can hold, log, drop or deliver later, and the
 //! `(flags, seq, ack, length)` key the tests assert on.
 
-use xtcp::wire::{
-    EthernetAddress, Ipv4Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp, parse_tcp_frame,
-};
+use std::net::IpAddr;
+
+use xtcp::stack::StackFamily;
+use xtcp::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
 
 /// An owned segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub struct Seg {
     pub payload: Vec<u8>,
     /// Destination address and MAC when read off a frame ([`Seg::from_frame`]); unspecified
     /// and zero for a segment built from a `TcpRepr`.
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     pub dst_mac: EthernetAddress,
 }
 
@@ -53,7 +54,7 @@ impl Seg {
             src_port: r.src_port,
             dst_port: r.dst_port,
             payload: r.payload.to_vec(),
-            dst: Ipv4Addr::UNSPECIFIED,
+            dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             dst_mac: EthernetAddress([0; 6]),
         }
     }
@@ -61,9 +62,15 @@ impl Seg {
     /// The TCP segment in an Ethernet frame; panics on anything else (a stack under test
     /// only sends well-formed TCP frames where this is used).
     pub fn from_frame(frame: &[u8]) -> Seg {
-        let f = parse_tcp_frame(frame).expect("a TCP frame");
+        Seg::from_frame_of::<Ipv4Addr>(frame)
+    }
+
+    /// [`Seg::from_frame`] for a frame of family `A` (IPv4 or IPv6, checksum verified).
+    pub fn from_frame_of<A: StackFamily + Into<IpAddr>>(frame: &[u8]) -> Seg {
+        let mut f = A::empty_frame();
+        A::parse_frame(frame, &mut f).expect("a TCP frame");
         Seg {
-            dst: f.ip.dst_addr,
+            dst: A::ip_addrs(&f.ip).1.into(),
             dst_mac: f.eth.dst_addr,
             ..Seg::from_repr(&f.tcp)
         }

@@ -151,6 +151,15 @@ reported_counters!(
     icmp_soft_errors,
     icmp_ignored,
     pmtu_decreases,
+    rx_ipv6_fragments,
+    rx_ipv6_ext_routing,
+    rx_ipv6_ext_options,
+    rx_ipv6_ext_other,
+    nd_solicits_received,
+    nd_solicits_sent,
+    nd_adverts_received,
+    nd_adverts_sent,
+    nd_unreachable,
 );
 
 fn xsk_fields(x: &XskStats) -> [(&'static str, u64); 9] {

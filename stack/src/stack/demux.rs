@@ -4,15 +4,12 @@
 //! listener. Pure SYNs that miss while the TIME-WAIT table has entries are parked and
 //! drained at one point (see [`Stack::drain_pending_syns`]).
 
-use super::{Owner, PendingSyn, SM_MAC, Stack};
+use super::{Owner, PendingSyn, SM_MAC, Stack, StackFamily};
 use crate::tcp::FourTuple;
 use crate::tcp::time_wait::{self, TimeWaitEntry};
 use crate::time::Instant;
 use crate::wire::frame::vid_of;
-use crate::wire::{
-    EthernetAddress, Ipv4Addr, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, VlanId,
-    parse_tcp_frame_into,
-};
+use crate::wire::{EthernetAddress, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, VlanId};
 
 /// Where a segment goes, after one flow-table lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,17 +37,18 @@ enum Step {
 
 /// A received segment's 4-tuple, our side local.
 #[inline]
-fn tuple_of(f: &TcpFrame) -> FourTuple {
+fn tuple_of<A: StackFamily>(f: &TcpFrame<'_, A::IpRepr>) -> FourTuple<A> {
+    let (src, dst) = A::ip_addrs(&f.ip);
     FourTuple {
-        local_addr: f.ip.dst_addr,
-        remote_addr: f.ip.src_addr,
+        local_addr: dst,
+        remote_addr: src,
         local_port: f.tcp.dst_port,
         remote_port: f.tcp.src_port,
     }
 }
 
-impl Stack {
-    pub(super) fn is_local(&self, ip: Ipv4Addr) -> bool {
+impl<A: StackFamily> Stack<A> {
+    pub(super) fn is_local(&self, ip: A) -> bool {
         self.local_ips.binary_search(&ip).is_ok()
     }
 
@@ -61,10 +59,10 @@ impl Stack {
     pub(super) fn process_frame(&mut self, now: Instant, frame: &[u8]) {
         self.counters.rx_frames += 1;
         // The parsed frame stays here (parsed in place); the steps below borrow it.
-        let mut f = TcpFrame::empty();
-        let step = match parse_tcp_frame_into(frame, &mut f) {
+        let mut f = A::empty_frame();
+        let step = match A::parse_frame(frame, &mut f) {
             Ok(()) => {
-                crate::trace::segment!(src = %f.ip.src_addr, sport = f.tcp.src_port, dport = f.tcp.dst_port, seq = f.tcp.seq_number.0, len = f.tcp.payload.len(), "rx segment");
+                crate::trace::segment!(src = %A::ip_addrs(&f.ip).0, sport = f.tcp.src_port, dport = f.tcp.dst_port, seq = f.tcp.seq_number.0, len = f.tcp.payload.len(), "rx segment");
                 self.classify(&f)
             }
             Err(crate::wire::Error::Unsupported) => Step::Other,
@@ -83,7 +81,7 @@ impl Stack {
             self.drain_pending_syns(now);
         }
         match step {
-            Step::Other => self.process_other(now, frame),
+            Step::Other => A::process_other(self, now, frame),
             Step::Park => self.pending_syns.push(PendingSyn {
                 tuple: tuple_of(&f),
                 seg: TcpRepr {
@@ -99,7 +97,7 @@ impl Stack {
 
     /// The step for a parsed TCP frame.
     #[inline]
-    fn classify(&mut self, f: &TcpFrame) -> Step {
+    fn classify(&mut self, f: &TcpFrame<'_, A::IpRepr>) -> Step {
         let seg = &f.tcp;
         let tuple = tuple_of(f);
         // Our VLAN (VID 0 when none, which untagged and priority-tagged frames carry).
@@ -134,7 +132,7 @@ impl Stack {
 
     /// The flow-table lookup.
     #[inline]
-    fn route(&self, tuple: &FourTuple) -> Route {
+    fn route(&self, tuple: &FourTuple<A>) -> Route {
         match self.flows.get(tuple).map(Owner::decode) {
             Some(Owner::Slot(index)) => Route::Conn(index),
             Some(Owner::SynRecv(index)) => Route::SynRecv(index),
@@ -148,7 +146,7 @@ impl Stack {
     fn deliver(
         &mut self,
         now: Instant,
-        tuple: FourTuple,
+        tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
         route: Route,
@@ -221,8 +219,8 @@ impl Stack {
     pub(super) fn segment_for_time_wait(
         &mut self,
         now: Instant,
-        tuple: &FourTuple,
-        e: TimeWaitEntry,
+        tuple: &FourTuple<A>,
+        e: TimeWaitEntry<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) -> bool {
@@ -279,8 +277,8 @@ impl Stack {
     fn time_wait_ack(
         &mut self,
         now: Instant,
-        tuple: &FourTuple,
-        e: &TimeWaitEntry,
+        tuple: &FourTuple<A>,
+        e: &TimeWaitEntry<A>,
         peer_mac: EthernetAddress,
     ) {
         let repr = TcpRepr {

@@ -2,14 +2,16 @@
 //! connection has to send, each touched slot settled after it (`slots.rs`). Every frame
 //! carries the configured VLAN's tag (`StackConfig::vlan`), if any.
 
-use super::{Control, MAX_CONTROL, SM_DIRTY, SM_MAC, Stack};
+use super::family::Resolve;
+use super::{Control, MAX_CONTROL, SM_DIRTY, SM_MAC, Stack, StackFamily};
 use crate::link::Link;
 use crate::tcp::{FourTuple, rst_for_unexpected};
 use crate::time::Instant;
 use crate::wire::arp::{ArpPacket, ArpRepr};
 use crate::wire::ethernet::EtherType;
-use crate::wire::frame::{emit_l2, l2_header_len};
-use crate::wire::{EthernetAddress, TcpControl, TcpRepr, VlanId, emit_tcp_frame_vlan};
+use crate::wire::frame::{emit_icmpv6_frame, emit_l2, l2_header_len};
+use crate::wire::icmpv6::Icmpv6Repr;
+use crate::wire::{EthernetAddress, Ipv6Addr, TcpControl, TcpRepr, VlanId};
 
 /// What became of one slot's transmission.
 enum Tx {
@@ -21,7 +23,7 @@ enum Tx {
     Unreachable,
 }
 
-impl Stack {
+impl<A: StackFamily> Stack<A> {
     pub(super) fn dispatch<L: Link>(&mut self, now: Instant, link: &mut L) {
         // Stateless replies first: they are small and often time-critical (SYN-ACKs).
         if !self.transmit_control(link) {
@@ -63,9 +65,14 @@ impl Stack {
                     src_ip,
                     dst_ip,
                     repr,
-                } => emit_tcp_frame_vlan(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr)
-                    .unwrap_or(0),
+                } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
                 Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
+                Control::Nd {
+                    dst_mac,
+                    src_ip,
+                    dst_ip,
+                    repr,
+                } => emit_nd(buf, mac, *dst_mac, vlan, *src_ip, *dst_ip, repr),
             });
             if !ok {
                 self.counters.tx_no_buffer += 1;
@@ -98,10 +105,9 @@ impl Stack {
                 m
             }
             None => {
-                return if self.await_neighbor(now, index, &tuple) {
-                    Tx::Done
-                } else {
-                    Tx::Unreachable
+                return match self.await_neighbor(now, index, &tuple) {
+                    Resolve::Waiting | Resolve::Known => Tx::Done,
+                    Resolve::Unreachable => Tx::Unreachable,
                 };
             }
         };
@@ -111,7 +117,7 @@ impl Stack {
             let ok = link.transmit(|buf| match conn.poll_transmit(now, counters) {
                 Some(repr) => {
                     sent = true;
-                    emit_tcp_frame_vlan(
+                    A::emit_frame(
                         buf,
                         vlan,
                         mac,
@@ -135,7 +141,7 @@ impl Stack {
         Tx::Done
     }
 
-    pub(super) fn push_control(&mut self, c: Control) {
+    pub(super) fn push_control(&mut self, c: Control<A>) {
         if self.control.len() >= MAX_CONTROL {
             self.counters.tx_no_buffer += 1;
             return;
@@ -145,7 +151,7 @@ impl Stack {
 
     pub(super) fn reply(
         &mut self,
-        tuple: &FourTuple,
+        tuple: &FourTuple<A>,
         peer_mac: EthernetAddress,
         repr: TcpRepr<'static>,
     ) {
@@ -160,7 +166,7 @@ impl Stack {
         });
     }
 
-    pub(super) fn reset(&mut self, tuple: &FourTuple, peer_mac: EthernetAddress, seg: &TcpRepr) {
+    pub(super) fn reset(&mut self, tuple: &FourTuple<A>, peer_mac: EthernetAddress, seg: &TcpRepr) {
         if seg.control == TcpControl::Rst {
             self.counters.resets_received += 1;
         }
@@ -169,7 +175,7 @@ impl Stack {
         }
     }
 
-    pub(super) fn ts_now(&self, now: Instant, tuple: &FourTuple) -> u32 {
+    pub(super) fn ts_now(&self, now: Instant, tuple: &FourTuple<A>) -> u32 {
         (now.total_millis() as u32).wrapping_add(self.isn.ts_offset(tuple))
     }
 }
@@ -188,4 +194,32 @@ fn emit_arp(
     let l2 = emit_l2(buf, src, dst, vlan, EtherType::Arp);
     repr.emit(&mut ArpPacket::new_unchecked(&mut buf[l2..len]));
     len
+}
+
+/// A Neighbor Solicitation or Advertisement, tagged with `vlan` when given (the untagged
+/// frame written a tag's length in, then the MACs and the tag in front of its EtherType).
+fn emit_nd(
+    buf: &mut [u8],
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    vlan: Option<VlanId>,
+    src_ip: Ipv6Addr,
+    dst_ip: Ipv6Addr,
+    repr: &Icmpv6Repr,
+) -> usize {
+    let tag = if vlan.is_some() {
+        crate::wire::vlan::TAG_LEN
+    } else {
+        0
+    };
+    let Some(inner) = buf.get_mut(tag..) else {
+        return 0;
+    };
+    let Ok(len) = emit_icmpv6_frame(inner, src, dst, src_ip, dst_ip, repr) else {
+        return 0;
+    };
+    if vlan.is_some() {
+        emit_l2(buf, src, dst, vlan, EtherType::Ipv6);
+    }
+    len + tag
 }

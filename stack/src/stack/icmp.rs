@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 
-use super::{ConnHandle, Owner, Stack};
+use super::{ConnHandle, Owner, Stack, StackFamily};
 use crate::tcp::{FourTuple, IcmpOutcome, SoftError};
 use crate::time::Instant;
 use crate::wire::Error;
@@ -127,7 +127,9 @@ impl Stack {
         };
         self.icmp_error(now, &tuple, seq_number, error);
     }
+}
 
+impl<A: StackFamily> Stack<A> {
     /// An ICMP error about the segment of `tuple` (our side local) that started at
     /// `quoted_seq`: handed to its connection, counted by outcome (the caller has counted
     /// `icmp_received`). `None` when no connection has the tuple (a SYN-RECEIVED entry has
@@ -135,7 +137,7 @@ impl Stack {
     pub fn icmp_error(
         &mut self,
         now: Instant,
-        tuple: &FourTuple,
+        tuple: &FourTuple<A>,
         quoted_seq: SeqNumber,
         error: IcmpError,
     ) -> Option<IcmpOutcome> {

@@ -32,8 +32,9 @@
 //! only appear after `flush`, for the next round.
 //!
 //! # Files
-//! - `mod.rs`: the types, the configuration, the [`Stack`] struct, the public API and the
+//! - `mod.rs`: the types, the configuration, the [`Stack`] struct, getters and the
 //!   poll loop (ingress → timers → egress);
+//! - `api.rs`: the application API (listen/accept/connect, send/recv/close, options);
 //! - `demux.rs`: frame parse and routing (flow table → `Route`), parked SYNs, the
 //!   TIME-WAIT table's answers;
 //! - `passive.rs`: listeners, the SYN queue of compact SYN-RECEIVED entries, SYN cookies, and
@@ -41,7 +42,12 @@
 //! - `slots.rs`: the connection slab, orphans, `settle`, and event emission;
 //! - `egress.rs`: transmission of control replies and of connections;
 //! - `neighbor.rs`: the neighbour cache, ARP requests, retries and give-up, ARP input;
-//! - `icmp.rs`: ICMP errors matched to connections (path MTU, soft errors, RFC 5927).
+//! - `icmp.rs`: ICMP errors matched to connections (path MTU, soft errors, RFC 5927);
+//! - `family.rs`: [`StackFamily`], what differs between the IPv4 stack (`Stack`, i.e.
+//!   `Stack<Ipv4Addr>`) and the IPv6 one (`Stack<Ipv6Addr>`): frame parse/emit, the
+//!   neighbour protocol, ICMP input, the address list; one stack per family per core;
+//! - `nd6.rs`: the IPv6 stack's ICMPv6 input (Neighbor Discovery, Packet Too Big), address
+//!   resolution through `nd.rs`, and rejected extension headers counted by type.
 //!
 //! # Structures
 //! - connections live in a slab indexed by the flow table (4-tuple → slot), split hot/cold
@@ -82,26 +88,30 @@
 //! - ephemeral ports exhausted: [`StackError::PortsExhausted`].
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddrV4;
 
 use crate::link::Link;
 use crate::tcp::flow_table::FlowTable;
-use crate::tcp::ports::{EphemeralPorts, PortState, PortsExhausted};
+use crate::tcp::ports::{EphemeralPorts, PortsExhausted};
 use crate::tcp::rss::RssSteering;
 use crate::tcp::syncookie::SynCookies;
 use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable};
 use crate::tcp::timer_wheel::{TimerId, TimerWheel};
 use crate::tcp::{
-    Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig, TcpError,
+    Address, Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig, TcpError,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::arp::ArpRepr;
-use crate::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpRepr, VlanId};
+use crate::wire::icmpv6::Icmpv6Repr;
+use crate::wire::{EthernetAddress, Ipv4Addr, Ipv6Addr, SeqNumber, TcpRepr, VlanId};
 
+mod api;
 mod demux;
 mod egress;
+mod family;
+pub use family::StackFamily;
 mod icmp;
 pub mod nd;
+mod nd6;
 mod neighbor;
 pub use neighbor::{NEIGHBOR_LIFETIME, NeighborUpdate};
 mod passive;
@@ -138,7 +148,11 @@ pub struct StackConfig {
     pub mac: EthernetAddress,
     /// Our IPv4 addresses (the first is the default source address of active opens).
     pub ips: Vec<Ipv4Addr>,
-    /// Per-connection TCP settings.
+    /// Our IPv6 addresses, for a `Stack<Ipv6Addr>` (the first is the default source address
+    /// of active opens; an IPv4 stack ignores them). Default none.
+    pub ips6: Vec<Ipv6Addr>,
+    /// Per-connection TCP settings. `tcp.mss` is the link's IPv4 MSS (MTU − 40); an IPv6
+    /// stack uses 20 bytes less (MTU − 60, `Address::mss_for_mtu`).
     pub tcp: TcpConfig,
     /// Connections (all states but TIME-WAIT and SYN-RECEIVED). Default 65 536.
     pub max_connections: usize,
@@ -186,6 +200,7 @@ impl Default for StackConfig {
         StackConfig {
             mac: EthernetAddress([0x02, 0, 0, 0, 0, 1]),
             ips: vec![Ipv4Addr::new(10, 0, 0, 1)],
+            ips6: Vec::new(),
             tcp: TcpConfig::default(),
             max_connections: 65_536,
             max_syn_recv: 65_536,
@@ -233,6 +248,8 @@ pub enum StackError {
     Tcp(TcpError),
     /// Every ephemeral port to this destination is in use or in TIME-WAIT.
     PortsExhausted(PortsExhausted),
+    /// The same, for an IPv6 destination.
+    PortsExhausted6(PortsExhausted<Ipv6Addr>),
     /// The connection table is full.
     TableFull,
     /// The address is already bound by a listener.
@@ -247,6 +264,7 @@ impl core::fmt::Display for StackError {
             StackError::InvalidHandle => f.write_str("connection handle is no longer valid"),
             StackError::Tcp(e) => write!(f, "{e}"),
             StackError::PortsExhausted(e) => write!(f, "{e}"),
+            StackError::PortsExhausted6(e) => write!(f, "{e}"),
             StackError::TableFull => f.write_str("connection table full"),
             StackError::AddressInUse => f.write_str("address already has a listener"),
             StackError::AddressNotLocal => f.write_str("address is not configured on this stack"),
@@ -265,8 +283,8 @@ impl From<TcpError> for StackError {
 /// A half-open passive connection (SYN received, SYN-ACK sent): what the final ACK needs to
 /// create the connection, and what a SYN-ACK retransmission needs. ≤ 64 bytes.
 #[derive(Debug, Clone, Copy)]
-pub struct SynRecvEntry {
-    tuple: FourTuple,
+pub struct SynRecvEntry<A: Address = Ipv4Addr> {
+    tuple: FourTuple<A>,
     iss: SeqNumber,
     irs: SeqNumber,
     ts_recent: u32,
@@ -288,6 +306,7 @@ const SR_TS: u8 = 2;
 const SR_LIVE: u8 = 4;
 
 const _: () = assert!(core::mem::size_of::<SynRecvEntry>() <= 64);
+const _: () = assert!(core::mem::size_of::<SynRecvEntry<Ipv6Addr>>() <= 96);
 /// What a flow-table value and a timer token name: a connection slot or a SYN-RECEIVED
 /// entry. Stored as one `u32` whose top bit is the tag, so the flow table and the timer
 /// wheel keep their 4-byte values; only [`Owner::encode`] and [`Owner::decode`] know the bit.
@@ -320,8 +339,8 @@ impl Owner {
     }
 }
 
-struct Listener {
-    addr: Ipv4Addr,
+struct Listener<A> {
+    addr: A,
     port: u16,
     syn_backlog: usize,
     accept_backlog: usize,
@@ -395,7 +414,7 @@ impl SlotMeta {
 /// A control block in the slab, aligned to a cache line so that it spans the fewest lines
 /// (`size_of::<Connection>()` rounded up to 64 bytes).
 #[repr(align(64))]
-struct ConnCell(Option<Connection>);
+struct ConnCell<A: Address>(Option<Connection<A>>);
 
 /// Doubly-linked orphan list through slot indices (oldest at the head): O(1) insert and
 /// removal, no allocation, no stale entries. `NIL` ends the list.
@@ -409,8 +428,8 @@ const NIL: u32 = u32::MAX;
 
 /// A SYN parked until its TIME-WAIT lookup (see `Stack::drain_pending_syns`). It carries
 /// no payload (only payload-free SYNs are parked).
-struct PendingSyn {
-    tuple: FourTuple,
+struct PendingSyn<A: Address> {
+    tuple: FourTuple<A>,
     seg: TcpRepr<'static>,
     peer_mac: EthernetAddress,
 }
@@ -420,16 +439,23 @@ const PENDING_SYNS: usize = 64;
 
 /// A stateless reply waiting for a TX frame.
 #[derive(Clone, Copy)]
-enum Control {
+enum Control<A> {
     Tcp {
         dst_mac: EthernetAddress,
-        src_ip: Ipv4Addr,
-        dst_ip: Ipv4Addr,
+        src_ip: A,
+        dst_ip: A,
         repr: TcpRepr<'static>,
     },
     Arp {
         dst_mac: EthernetAddress,
         repr: ArpRepr,
+    },
+    /// Neighbor Solicitation or Advertisement (IPv6 stack only).
+    Nd {
+        dst_mac: EthernetAddress,
+        src_ip: Ipv6Addr,
+        dst_ip: Ipv6Addr,
+        repr: Icmpv6Repr<'static>,
     },
 }
 
@@ -441,20 +467,21 @@ pub const MAX_CONTROL: usize = 4096;
 /// says it is due at once), so one poll never stalls on a mass expiry.
 const TIME_WAIT_EXPIRY_BUDGET: usize = 4096;
 
-/// The per-core TCP stack. See the module docs.
-pub struct Stack {
+/// The per-core TCP stack of one address family (`Ipv4Addr`, the default, or `Ipv6Addr`:
+/// one stack per family per core, see `family.rs`). See the module docs.
+pub struct Stack<A: StackFamily = Ipv4Addr> {
     cfg: StackConfig,
     now: Instant,
     /// Hot per-slot metadata; `conns` and `orphan_links` are indexed alike.
     meta: Vec<SlotMeta>,
-    conns: Vec<ConnCell>,
+    conns: Vec<ConnCell<A>>,
     orphan_links: Vec<OrphanLink>,
     free_slots: Vec<u32>,
-    flows: FlowTable,
-    syn_recv: Vec<SynRecvEntry>,
+    flows: FlowTable<A>,
+    syn_recv: Vec<SynRecvEntry<A>>,
     free_syn_recv: Vec<u32>,
-    listeners: Vec<Listener>,
-    time_wait: TimeWaitTable,
+    listeners: Vec<Listener<A>>,
+    time_wait: TimeWaitTable<A>,
     wheel: TimerWheel,
     fired: Vec<u32>,
     cookies: SynCookies,
@@ -462,18 +489,25 @@ pub struct Stack {
     ports: EphemeralPorts,
     dirty: Vec<u32>,
     /// SYNs waiting for a batched TIME-WAIT lookup; empty outside `receive`.
-    pending_syns: Vec<PendingSyn>,
+    pending_syns: Vec<PendingSyn<A>>,
     /// `cfg.ips`, sorted: a load generator's stack may own hundreds of source addresses, and
     /// segments that miss the flow table must be checked against all of them.
-    local_ips: Vec<Ipv4Addr>,
-    control: VecDeque<Control>,
+    local_ips: Vec<A>,
+    control: VecDeque<Control<A>>,
     events: VecDeque<(ConnHandle, Event)>,
     /// Oldest and newest orphan slot (`NIL` when none).
     orphan_head: u32,
     orphan_tail: u32,
-    neighbors: HashMap<Ipv4Addr, neighbor::NeighborEntry>,
+    neighbors: HashMap<A, neighbor::NeighborEntry>,
     /// ARP requests in progress: when the last one went out and how many were sent.
-    arp_requested: HashMap<Ipv4Addr, (Instant, u8)>,
+    arp_requested: HashMap<A, (Instant, u8)>,
+    /// IPv6 stack: Neighbor Discovery's cache (states and timers, `nd6.rs`); empty in an
+    /// IPv4 stack.
+    nd: nd::NeighborCache6,
+    /// Scratch for the ND cache's outputs.
+    nd_out: Vec<nd::NdOutput>,
+    /// Neighbours ND gave up on in this poll's timer stage.
+    nd_unreachable: Vec<Ipv6Addr>,
     /// When connections waiting for ARP get another look (a retry or a give-up).
     arp_retry_at: Option<Instant>,
     waiting_arp: Vec<u32>,
@@ -490,7 +524,23 @@ fn seed_u64(secret: &[u8; 32], i: usize) -> u64 {
 }
 
 impl Stack {
+    /// An IPv4 stack.
     pub fn new(cfg: StackConfig, now: Instant) -> Stack {
+        Self::with_family(cfg, now)
+    }
+}
+
+impl Stack<Ipv6Addr> {
+    /// An IPv6 stack (its addresses are `cfg.ips6`).
+    pub fn new_v6(cfg: StackConfig, now: Instant) -> Stack<Ipv6Addr> {
+        Self::with_family(cfg, now)
+    }
+}
+
+impl<A: StackFamily> Stack<A> {
+    /// A stack of family `A` (what `new` and `new_v6` call; for code generic over the family).
+    pub fn with_family(mut cfg: StackConfig, now: Instant) -> Stack<A> {
+        cfg.tcp.mss = A::mss_for_mtu(cfg.tcp.mss.saturating_add(40));
         let mut key = [0u8; 16];
         key.copy_from_slice(&cfg.secret[..16]);
         let timers = cfg.max_connections + cfg.max_syn_recv;
@@ -503,17 +553,14 @@ impl Stack {
             conns: Vec::with_capacity(slots),
             orphan_links: Vec::with_capacity(slots),
             free_slots: Vec::with_capacity(slots),
-            flows: FlowTable::with_capacity(
+            flows: A::flow_table(
                 cfg.max_connections + cfg.max_syn_recv,
                 seed_u64(&cfg.secret, 0),
             ),
             syn_recv: Vec::with_capacity(cfg.max_syn_recv),
             free_syn_recv: Vec::with_capacity(cfg.max_syn_recv),
             listeners: Vec::new(),
-            time_wait: TimeWaitTable::with_capacity(
-                cfg.time_wait_capacity.max(1),
-                seed_u64(&cfg.secret, 1),
-            ),
+            time_wait: A::time_wait_table(cfg.time_wait_capacity.max(1), seed_u64(&cfg.secret, 1)),
             wheel: TimerWheel::new(timers, Duration::from_millis(1), now),
             fired: Vec::with_capacity(1024),
             cookies: SynCookies::new(cfg.secret, now),
@@ -522,7 +569,7 @@ impl Stack {
             dirty: Vec::with_capacity(1024),
             pending_syns: Vec::with_capacity(PENDING_SYNS),
             local_ips: {
-                let mut ips = cfg.ips.clone();
+                let mut ips = A::local_ips(&cfg).to_vec();
                 ips.sort_unstable();
                 ips.dedup();
                 ips
@@ -533,6 +580,9 @@ impl Stack {
             orphan_tail: NIL,
             neighbors: HashMap::new(),
             arp_requested: HashMap::new(),
+            nd: nd::NeighborCache6::default(),
+            nd_out: Vec::new(),
+            nd_unreachable: Vec::new(),
             arp_retry_at: None,
             waiting_arp: Vec::new(),
             soft_errors: VecDeque::with_capacity(icmp::SOFT_ERRORS_KEPT),
@@ -560,7 +610,7 @@ impl Stack {
     }
 
     /// The connection behind a handle (for inspection: state, sequence numbers, buffers).
-    pub fn connection(&self, h: ConnHandle) -> Option<&Connection> {
+    pub fn connection(&self, h: ConnHandle) -> Option<&Connection<A>> {
         let meta = self.meta.get(h.index as usize)?;
         if meta.generation != h.generation {
             return None;
@@ -582,19 +632,19 @@ impl Stack {
         self.syn_recv.len() - self.free_syn_recv.len()
     }
 
-    pub fn time_wait_table(&self) -> &TimeWaitTable {
+    pub fn time_wait_table(&self) -> &TimeWaitTable<A> {
         &self.time_wait
     }
 
     /// Whether `tuple` (our side local) is in the TIME-WAIT table.
-    pub fn in_time_wait(&self, tuple: &FourTuple) -> bool {
+    pub fn in_time_wait(&self, tuple: &FourTuple<A>) -> bool {
         self.time_wait.get(tuple).is_some()
     }
 
     /// The state of whatever holds `tuple` (our side local), as `ss` would show it: a
     /// connection's state, `SynReceived` for a SYN queue entry, `TimeWait` for a TIME-WAIT
     /// entry; `None` when nothing does.
-    pub fn state_of(&self, tuple: &FourTuple) -> Option<State> {
+    pub fn state_of(&self, tuple: &FourTuple<A>) -> Option<State> {
         match self.flows.get(tuple).map(Owner::decode) {
             Some(Owner::SynRecv(_)) => Some(State::SynReceived),
             Some(Owner::Slot(index)) => {
@@ -612,7 +662,7 @@ impl Stack {
         self.next_isn = Some((iss, ts_offset));
     }
 
-    fn take_isn(&mut self, now: Instant, tuple: &FourTuple) -> (SeqNumber, u32) {
+    fn take_isn(&mut self, now: Instant, tuple: &FourTuple<A>) -> (SeqNumber, u32) {
         match self.next_isn.take() {
             Some(v) => v,
             None => self.isn.isn_and_ts_offset(now, tuple),
@@ -623,7 +673,7 @@ impl Stack {
     /// lasts 2×MSL from `now`, answers retransmitted FINs and judges new SYNs like any other
     /// (counted in `time_wait_inserts`). For restoring state and for preloading the table in
     /// tests and benchmarks; `init.tuple` must not be a live connection.
-    pub fn insert_time_wait(&mut self, now: Instant, init: TimeWaitInit) -> InsertOutcome {
+    pub fn insert_time_wait(&mut self, now: Instant, init: TimeWaitInit<A>) -> InsertOutcome {
         self.counters.time_wait_inserts += 1;
         self.time_wait.insert(now, init, now + 2 * self.cfg.tcp.msl)
     }
@@ -637,12 +687,12 @@ impl Stack {
 
     /// Teaches the stack a neighbour's MAC for good (a static entry, never aged; for set-up
     /// code and tests). Entries that age: [`Stack::update_neighbor`].
-    pub fn add_neighbor(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+    pub fn add_neighbor(&mut self, ip: A, mac: EthernetAddress) {
         self.learn(ip, mac, None);
     }
 
     /// The cached MAC for `ip`, unless its entry expired (see `neighbor.rs`).
-    pub fn neighbor(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+    pub fn neighbor(&self, ip: A) -> Option<EthernetAddress> {
         self.cached_neighbor(self.now, ip)
     }
 
@@ -655,276 +705,11 @@ impl Stack {
             self.wheel.next_deadline(),
             self.time_wait.next_expiry(),
             self.arp_retry_at,
+            A::next_neighbor_protocol_timer(self),
         ]
         .into_iter()
         .flatten()
         .min()
-    }
-
-    // ---------------------------------------------------------------- application: setup
-
-    /// Listens on `addr` (0.0.0.0 = every local address) with the default backlogs.
-    pub fn listen(&mut self, addr: SocketAddrV4) -> Result<ListenerId, StackError> {
-        let (syn, acc) = (self.cfg.syn_backlog, self.cfg.accept_backlog);
-        self.listen_with_backlog(addr, syn, acc)
-    }
-
-    pub fn listen_with_backlog(
-        &mut self,
-        addr: SocketAddrV4,
-        syn_backlog: usize,
-        accept_backlog: usize,
-    ) -> Result<ListenerId, StackError> {
-        let ip = *addr.ip();
-        if !ip.is_unspecified() && !self.cfg.ips.contains(&ip) {
-            return Err(StackError::AddressNotLocal);
-        }
-        if self
-            .listeners
-            .iter()
-            .any(|l| l.port == addr.port() && (l.addr == ip || l.addr.is_unspecified()))
-        {
-            return Err(StackError::AddressInUse);
-        }
-        self.listeners.push(Listener {
-            addr: ip,
-            port: addr.port(),
-            syn_backlog,
-            accept_backlog,
-            syn_queue_len: 0,
-            accept_queue: VecDeque::with_capacity(accept_backlog.min(1 << 16)),
-            sending_cookies: false,
-        });
-        Ok(ListenerId(self.listeners.len() as u32 - 1))
-    }
-
-    /// Connections waiting in a listener's accept queue.
-    pub fn accept_queue_len(&self, l: ListenerId) -> usize {
-        self.listeners
-            .get(l.0 as usize)
-            .map_or(0, |l| l.accept_queue.len())
-    }
-
-    /// Takes the next established connection from the accept queue. Its events (Connected,
-    /// and Readable/PeerClosed if data or FIN came already) follow in `poll_event`.
-    pub fn accept(&mut self, l: ListenerId) -> Option<ConnHandle> {
-        loop {
-            let h = self
-                .listeners
-                .get_mut(l.0 as usize)?
-                .accept_queue
-                .pop_front()?;
-            if !self.is_live(h) {
-                continue; // died in the queue (reset, timed out)
-            }
-            let meta = &mut self.meta[h.index as usize];
-            meta.set(SM_ACCEPTED, true);
-            if let Some(c) = self.conns[h.index as usize].0.as_mut() {
-                Self::emit_events(&mut self.events, h.index, meta, c, None);
-            }
-            self.mark_dirty(h.index);
-            return Some(h);
-        }
-    }
-
-    /// Active open to `remote` from our first address (or `local_ip`).
-    pub fn connect(
-        &mut self,
-        now: Instant,
-        local_ip: Option<Ipv4Addr>,
-        remote: SocketAddrV4,
-    ) -> Result<ConnHandle, StackError> {
-        self.now = now;
-        let local_ip = match local_ip {
-            Some(ip) if self.cfg.ips.contains(&ip) => ip,
-            Some(_) => return Err(StackError::AddressNotLocal),
-            None => *self.cfg.ips.first().ok_or(StackError::AddressNotLocal)?,
-        };
-        if self.live_connections >= self.cfg.max_connections {
-            self.counters.conn_table_full += 1;
-            return Err(StackError::TableFull);
-        }
-        let (rip, rport) = (*remote.ip(), remote.port());
-        let flows = &self.flows;
-        let tw = &self.time_wait;
-        let msl2 = 2 * self.cfg.tcp.msl;
-        let rss = self.cfg.rss.as_ref();
-        let port = self
-            .ports
-            .allocate(local_ip, rip, rport, |p| {
-                if rss.is_some_and(|r| !r.accepts(local_ip, p, rip, rport)) {
-                    // Its replies would reach another core.
-                    return PortState::InUse;
-                }
-                let t = FourTuple {
-                    local_addr: local_ip,
-                    remote_addr: rip,
-                    local_port: p,
-                    remote_port: rport,
-                };
-                if flows.contains_key(&t) {
-                    return PortState::InUse;
-                }
-                match tw.get(&t) {
-                    None => PortState::Free,
-                    Some(e) => {
-                        // Like Linux tcp_tw_reuse: safe when timestamps protect the new
-                        // incarnation (RFC 6191 §2 on the peer side; PAWS) and the entry is
-                        // at least one second old.
-                        let expires = Instant::from_millis(u64::from(e.expiry_millis()));
-                        let age = msl2.saturating_sub(expires.saturating_since(now));
-                        PortState::TimeWait {
-                            reusable: e.ts_recent().is_some() && age >= Duration::from_secs(1),
-                        }
-                    }
-                }
-            })
-            .map_err(StackError::PortsExhausted)?;
-        let tuple = FourTuple {
-            local_addr: local_ip,
-            remote_addr: rip,
-            local_port: port,
-            remote_port: rport,
-        };
-        if self.time_wait.remove(&tuple).is_some() {
-            self.counters.time_wait_reuses += 1;
-        }
-        let (iss, ts_offset) = self.take_isn(now, &tuple);
-        let mac = self.cached_neighbor(now, rip);
-        let h = self.insert_connection(tuple, mac, true, false, |tcp| {
-            Connection::connect(tcp, tuple, iss, ts_offset, now)
-        })?;
-        self.counters.active_opens += 1;
-        Ok(h)
-    }
-
-    // ---------------------------------------------------------------- application: data
-
-    /// The handle names a slot that still holds its connection.
-    fn is_live(&self, h: ConnHandle) -> bool {
-        self.meta
-            .get(h.index as usize)
-            .is_some_and(|m| m.generation == h.generation && m.has(SM_LIVE))
-    }
-
-    fn with_conn<R>(
-        &mut self,
-        h: ConnHandle,
-        f: impl FnOnce(&mut Connection, Instant) -> R,
-    ) -> Result<R, StackError> {
-        let now = self.now;
-        if !self.is_live(h) {
-            return Err(StackError::InvalidHandle);
-        }
-        let timer_at = self.meta[h.index as usize].timer_deadline();
-        let conn = self.conns[h.index as usize]
-            .0
-            .as_mut()
-            .ok_or(StackError::InvalidHandle)?;
-        let state = conn.state();
-        let r = f(conn, now);
-        // Only a connection with something to do goes on the dirty list: an application that
-        // polls `recv` in a loop must not keep the stack busy.
-        let busy = conn.wants_transmit()
-            || conn.has_events()
-            || matches!(conn.state(), State::Closed | State::TimeWait)
-            || conn.state() != state
-            || conn.poll_at() != timer_at;
-        if busy {
-            self.mark_dirty(h.index);
-        }
-        Ok(r)
-    }
-
-    /// Copies as much of `data` as fits into the send buffer.
-    pub fn send(&mut self, h: ConnHandle, data: &[u8]) -> Result<usize, StackError> {
-        self.with_conn(h, |c, _| c.send(data))?
-            .map_err(StackError::Tcp)
-    }
-
-    /// Copies received bytes into `buf`.
-    pub fn recv(&mut self, h: ConnHandle, buf: &mut [u8]) -> Result<usize, StackError> {
-        self.with_conn(h, |c, _| c.recv(buf))
-    }
-
-    /// Received bytes at the front of the buffer, borrowed in place (zero-copy).
-    pub fn recv_slice(&self, h: ConnHandle) -> Result<&[u8], StackError> {
-        self.connection(h)
-            .map(|c| c.recv_slice())
-            .ok_or(StackError::InvalidHandle)
-    }
-
-    /// Marks `n` bytes of `recv_slice` as read.
-    pub fn consume(&mut self, h: ConnHandle, n: usize) -> Result<(), StackError> {
-        self.with_conn(h, |c, _| c.consume(n))
-    }
-
-    /// Half-close: FIN after the queued data; receiving continues.
-    pub fn shutdown(&mut self, h: ConnHandle) -> Result<(), StackError> {
-        self.with_conn(h, |c, now| c.shutdown(now))?
-            .map_err(StackError::Tcp)
-    }
-
-    /// Closes both directions; the connection becomes an orphan until it finishes.
-    pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
-        self.with_conn(h, |c, now| c.close(now))??;
-        let alive = self.conns[h.index as usize]
-            .0
-            .as_ref()
-            .is_some_and(|c| !matches!(c.state(), State::Closed | State::TimeWait));
-        if alive && !self.meta[h.index as usize].has(SM_ORPHAN) {
-            self.orphan_push(h.index);
-            self.enforce_orphan_limit();
-        }
-        Ok(())
-    }
-
-    /// Aborts with RST.
-    pub fn abort(&mut self, h: ConnHandle) -> Result<(), StackError> {
-        self.with_conn(h, |c, now| c.abort(now))
-    }
-
-    /// Chooses one connection's congestion control algorithm (the default for every
-    /// connection is `StackConfig::tcp.congestion`).
-    pub fn set_congestion_algorithm(
-        &mut self,
-        h: ConnHandle,
-        algorithm: crate::tcp::CongestionAlgorithm,
-    ) -> Result<(), StackError> {
-        self.with_conn(h, |c, _| c.set_congestion_algorithm(algorithm))
-    }
-
-    /// Turns Nagle's algorithm (RFC 9293 §3.7.4) on or off for one connection.
-    pub fn set_nagle(&mut self, h: ConnHandle, on: bool) -> Result<(), StackError> {
-        self.with_conn(h, |c, _| c.set_nagle(on))
-    }
-
-    /// Sets or clears one connection's keepalive (RFC 9293 §3.8.4).
-    pub fn set_keepalive(
-        &mut self,
-        h: ConnHandle,
-        keepalive: Option<crate::tcp::Keepalive>,
-    ) -> Result<(), StackError> {
-        self.with_conn(h, |c, now| c.set_keepalive(now, keepalive))
-    }
-
-    /// The large allocations, fixed for the stack's lifetime (TIME-WAIT ring and index, flow
-    /// table, slab, metadata): for [`crate::mem::advise_huge_pages`] right after construction.
-    pub fn large_regions(&self) -> Vec<crate::mem::Region> {
-        let [ring, index] = self.time_wait.regions();
-        vec![
-            ring,
-            index,
-            self.flows.region(),
-            crate::mem::Region::of("conns", self.conns.as_ptr(), self.conns.capacity()),
-            crate::mem::Region::of("meta", self.meta.as_ptr(), self.meta.capacity()),
-        ]
-    }
-
-    /// The next application event.
-    #[inline]
-    pub fn poll_event(&mut self) -> Option<(ConnHandle, Event)> {
-        self.events.pop_front()
     }
 
     // ---------------------------------------------------------------- poll
@@ -945,7 +730,7 @@ impl Stack {
         self.now = now;
         let budget = self.cfg.rx_batch;
         // 1. Ingress (demux.rs); the SYNs still parked at the end of the batch go last.
-        let received = link.receive(budget, |frame| self.process_frame(now, frame));
+        let received = link.receive(budget, |frame| A::ingress(self, now, frame));
         self.drain_pending_syns(now);
         // 2. Timers, then the events of every touched connection (slots.rs).
         self.run_timers(now);
@@ -963,6 +748,7 @@ impl Stack {
 
     fn run_timers(&mut self, now: Instant) {
         self.neighbor_timers(now);
+        A::neighbor_protocol_timers(self, now);
         let mut fired = core::mem::take(&mut self.fired);
         fired.clear();
         self.wheel.expire(now, |token| fired.push(token));
@@ -990,7 +776,7 @@ impl Stack {
     }
 }
 
-impl crate::sim::Host for Stack {
+impl<A: StackFamily> crate::sim::Host for Stack<A> {
     fn poll(&mut self, now: Instant, link: &mut crate::link::memory::MemoryLink) {
         Stack::poll(self, now, link);
     }

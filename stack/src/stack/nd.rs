@@ -1,9 +1,8 @@
 //! IPv6 Neighbor Discovery for a host (RFC 4861), sans-I/O: the neighbour cache with its
 //! states and timers (§7.3), address resolution by Neighbor Solicitation (§7.2.2), the
 //! answer to a solicitation for one of our addresses (§7.2.4) and what an advertisement does
-//! to the cache (§7.2.5). Not yet wired into [`super::Stack`] (docs/ipv6.md says what
-//! remains); the stack will call it from the ICMPv6 branch of ingress and from its timers,
-//! as `neighbor.rs` does for ARP.
+//! to the cache (§7.2.5). The IPv6 [`super::Stack`] calls it from its ICMPv6 input and its
+//! timers (`nd6.rs`), as `neighbor.rs` does ARP for the IPv4 stack.
 //!
 //! Simplifications, each allowed by the RFC or irrelevant to a TCP host on one link:
 //! - ReachableTime is the fixed [`NdConfig::reachable_time`] (30 s, the RFC's
@@ -12,8 +11,9 @@
 //! - Packets waiting for resolution are not queued here: the stack keeps the waiting
 //!   connections (as for ARP) and retransmits through TCP, so "queue of at most one packet"
 //!   (§7.2.2) costs nothing.
-//! - Upper-layer reachability confirmation (§7.3.1) is [`NeighborCache6::confirm`], which
-//!   the stack calls when a connection's ACK advances.
+//! - Upper-layer reachability confirmation (§7.3.1) is [`NeighborCache6::confirm`]; the
+//!   stack does not call it (yet): an entry in use goes STALE → DELAY → PROBE, and the
+//!   unicast probe's answer confirms it, one solicitation per ReachableTime per neighbour.
 //!
 //! Nothing here allocates per packet: a new neighbour takes one map entry.
 
@@ -130,6 +130,11 @@ impl NeighborCache6 {
     /// The state of `ip`'s entry, if any.
     pub fn state(&self, ip: Ipv6Addr) -> Option<NdState> {
         self.entries.get(&ip).map(|e| e.state)
+    }
+
+    /// The MAC of `ip`'s entry, if it has one (every state but INCOMPLETE).
+    pub fn mac(&self, ip: Ipv6Addr) -> Option<EthernetAddress> {
+        self.entries.get(&ip).and_then(|e| e.mac)
     }
 
     /// Whether some entry got its MAC since the last call (then waiting connections can go).

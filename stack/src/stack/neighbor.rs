@@ -18,7 +18,8 @@
 
 use std::collections::HashMap;
 
-use super::{Control, Stack};
+use super::family::Resolve;
+use super::{Control, Stack, StackFamily};
 use crate::tcp::FourTuple;
 use crate::time::{Duration, Instant};
 use crate::wire::arp::{ArpOperation, ArpPacket, ArpRepr};
@@ -56,10 +57,10 @@ const ARP_ATTEMPTS: u8 = 3;
 /// The cached MAC for `ip` in `cache`, unless its entry expired by `now` (a free function so
 /// that callers holding a slot's metadata can borrow the cache beside it).
 #[inline]
-pub(super) fn lookup(
-    cache: &HashMap<Ipv4Addr, NeighborEntry>,
+pub(super) fn lookup<A: StackFamily>(
+    cache: &HashMap<A, NeighborEntry>,
     now: Instant,
-    ip: Ipv4Addr,
+    ip: A,
 ) -> Option<EthernetAddress> {
     cache
         .get(&ip)
@@ -67,19 +68,30 @@ pub(super) fn lookup(
         .map(|e| e.mac)
 }
 
-impl Stack {
+impl<A: StackFamily> Stack<A> {
     /// Slot `index` has something to send to `tuple.remote_addr` and no MAC for it: asks
-    /// for it (see `request_arp`) and keeps the slot in `waiting_arp` until the answer or
-    /// the next retry. False once `ARP_ATTEMPTS` requests went unanswered: the next hop is
-    /// unreachable, which the caller reports.
-    pub(super) fn await_neighbor(&mut self, now: Instant, index: u32, tuple: &FourTuple) -> bool {
-        if !self.request_arp(now, tuple.local_addr, tuple.remote_addr) {
-            return false;
+    /// for it (ARP: `request_arp`; ND: `nd6.rs`) and keeps the slot in `waiting_arp` until
+    /// the answer or the next retry. `Unreachable` once the neighbour protocol gave up
+    /// (`ARP_ATTEMPTS` requests, or ND's solicitations, unanswered), which the caller
+    /// reports.
+    pub(super) fn await_neighbor(
+        &mut self,
+        now: Instant,
+        index: u32,
+        tuple: &FourTuple<A>,
+    ) -> Resolve {
+        let r = A::request_neighbor(self, now, tuple.local_addr, tuple.remote_addr);
+        if r == Resolve::Unreachable {
+            return r;
         }
         if !self.waiting_arp.contains(&index) {
             self.waiting_arp.push(index);
         }
-        true
+        if r == Resolve::Known {
+            // The MAC is in the cache now: look again on the next poll.
+            self.arp_retry_at = Some(now);
+        }
+        r
     }
 
     /// The timer stage's part: when an ARP retry is due, the slots waiting for a neighbour
@@ -98,18 +110,13 @@ impl Stack {
 
     /// The cached MAC for `ip`, unless its entry expired by `now`.
     #[inline]
-    pub(super) fn cached_neighbor(&self, now: Instant, ip: Ipv4Addr) -> Option<EthernetAddress> {
+    pub(super) fn cached_neighbor(&self, now: Instant, ip: A) -> Option<EthernetAddress> {
         lookup(&self.neighbors, now, ip)
     }
 
     /// Teaches the stack a neighbour's MAC that ages ([`NEIGHBOR_LIFETIME`] from `now`):
     /// what the engine does with the kernel's neighbour entries. See the module docs.
-    pub fn update_neighbor(
-        &mut self,
-        now: Instant,
-        ip: Ipv4Addr,
-        mac: EthernetAddress,
-    ) -> NeighborUpdate {
+    pub fn update_neighbor(&mut self, now: Instant, ip: A, mac: EthernetAddress) -> NeighborUpdate {
         self.learn(ip, mac, Some(now + NEIGHBOR_LIFETIME))
     }
 
@@ -117,7 +124,7 @@ impl Stack {
     /// waiting for a neighbour. Multicast and broadcast MACs are ignored.
     pub(super) fn learn(
         &mut self,
-        ip: Ipv4Addr,
+        ip: A,
         mac: EthernetAddress,
         expires: Option<Instant>,
     ) -> NeighborUpdate {
@@ -146,7 +153,7 @@ impl Stack {
     }
 
     /// The live connections to `ip` that already picked a MAC send to `mac` from now on.
-    fn repoint(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+    fn repoint(&mut self, ip: A, mac: EthernetAddress) {
         for (meta, cell) in self.meta.iter_mut().zip(&self.conns) {
             if meta.peer_mac().is_some()
                 && cell.0.as_ref().is_some_and(|c| c.tuple().remote_addr == ip)
@@ -155,7 +162,9 @@ impl Stack {
             }
         }
     }
+}
 
+impl Stack {
     /// Asks for `target`'s MAC (at most once per `ARP_RETRY`). False once `ARP_ATTEMPTS`
     /// requests went unanswered: the next hop is unreachable.
     pub(super) fn request_arp(&mut self, now: Instant, src: Ipv4Addr, target: Ipv4Addr) -> bool {
@@ -190,7 +199,7 @@ impl Stack {
 
     /// A frame that is not a TCP segment (in our VLAN or another): ARP here, other IPv4
     /// (ICMP) in `icmp.rs`, the rest counted.
-    pub(super) fn process_other(&mut self, now: Instant, frame: &[u8]) {
+    pub(super) fn process_arp_or_icmp(&mut self, now: Instant, frame: &[u8]) {
         let l2 = match parse_l2(frame) {
             Ok(l2) => l2,
             Err(Error::Unsupported) => {

@@ -2,29 +2,31 @@
 //! removal), SYN cookies when the queue is full (RFC 4987 §3.6), and the final ACK (or cookie
 //! ACK) that makes a connection (`Connection::from_handshake`) and queues it for `accept`.
 
-use super::{AcceptOverflow, Owner, SR_LIVE, SR_SACK, SR_TS, Stack, SynCookieMode, SynRecvEntry};
+use super::{
+    AcceptOverflow, Owner, SR_LIVE, SR_SACK, SR_TS, Stack, StackFamily, SynCookieMode, SynRecvEntry,
+};
 use crate::tcp::connection::PassiveOpen;
 use crate::tcp::syncookie::{self, CookieOptions};
 use crate::tcp::{Connection, FourTuple, TcpConfig};
 use crate::time::Instant;
-use crate::wire::{EthernetAddress, Ipv4Addr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+use crate::wire::{EthernetAddress, SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
 
-impl Stack {
-    pub(super) fn find_listener(&self, addr: Ipv4Addr, port: u16) -> Option<usize> {
+impl<A: StackFamily> Stack<A> {
+    pub(super) fn find_listener(&self, addr: A, port: u16) -> Option<usize> {
         self.listeners
             .iter()
             .position(|l| l.port == port && l.addr == addr)
             .or_else(|| {
                 self.listeners
                     .iter()
-                    .position(|l| l.port == port && l.addr.is_unspecified())
+                    .position(|l| l.port == port && l.addr.is_unspecified_addr())
             })
     }
 
     pub(super) fn segment_for_listener(
         &mut self,
         now: Instant,
-        tuple: FourTuple,
+        tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) {
@@ -58,7 +60,7 @@ impl Stack {
         &mut self,
         now: Instant,
         li: usize,
-        tuple: FourTuple,
+        tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) {
@@ -173,7 +175,7 @@ impl Stack {
         self.send_synack(now, index);
     }
 
-    pub(super) fn entry_options(e: &SynRecvEntry) -> CookieOptions {
+    pub(super) fn entry_options(e: &SynRecvEntry<A>) -> CookieOptions {
         CookieOptions {
             wscale: (e.peer_wscale != 0xff).then_some(e.peer_wscale),
             sack_permitted: e.flags & SR_SACK != 0,
@@ -196,7 +198,7 @@ impl Stack {
     /// A SYN-ACK for a SYN with sequence number `irs` (RFC 9293 §3.10.7.2).
     pub(super) fn synack_repr(
         &self,
-        tuple: &FourTuple,
+        tuple: &FourTuple<A>,
         iss: SeqNumber,
         irs: SeqNumber,
         opts: CookieOptions,
@@ -351,7 +353,7 @@ impl Stack {
     pub(super) fn final_ack_passes_paws(
         &mut self,
         now: Instant,
-        e: &SynRecvEntry,
+        e: &SynRecvEntry<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) -> bool {
@@ -408,7 +410,7 @@ impl Stack {
         &mut self,
         now: Instant,
         li: usize,
-        tuple: FourTuple,
+        tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) {
@@ -472,7 +474,7 @@ impl Stack {
         li: usize,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
-        open: &PassiveOpen,
+        open: &PassiveOpen<A>,
         flow_held: bool,
     ) {
         let make = |tcp: &TcpConfig| Connection::from_handshake(tcp, open, seg, now);

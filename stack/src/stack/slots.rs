@@ -7,14 +7,14 @@ use std::collections::VecDeque;
 
 use super::{
     ConnCell, ConnHandle, NIL, NO_TIMER, OrphanLink, Owner, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_MAC,
-    SM_ORPHAN, SlotMeta, Stack, StackError,
+    SM_ORPHAN, SlotMeta, Stack, StackError, StackFamily,
 };
 use crate::tcp::time_wait::TimeWaitInit;
 use crate::tcp::{Connection, Event, FourTuple, State, TcpConfig};
 use crate::time::Instant;
 use crate::wire::EthernetAddress;
 
-impl Stack {
+impl<A: StackFamily> Stack<A> {
     // ---------------------------------------------------------------- events
 
     /// The one place events reach the application's queue ([`Stack::poll_event`]): `first`
@@ -26,7 +26,7 @@ impl Stack {
         events: &mut VecDeque<(ConnHandle, Event)>,
         index: u32,
         meta: &SlotMeta,
-        conn: &mut Connection,
+        conn: &mut Connection<A>,
         first: Option<Event>,
     ) {
         if !meta.has(SM_ACCEPTED) {
@@ -136,11 +136,11 @@ impl Stack {
     /// removal and a re-insertion. On failure a held flow entry is removed.
     pub(super) fn insert_connection(
         &mut self,
-        tuple: FourTuple,
+        tuple: FourTuple<A>,
         peer_mac: Option<EthernetAddress>,
         accepted: bool,
         flow_held: bool,
-        make: impl FnOnce(&TcpConfig) -> Connection,
+        make: impl FnOnce(&TcpConfig) -> Connection<A>,
     ) -> Result<ConnHandle, StackError> {
         if self.live_connections >= self.cfg.max_connections {
             self.counters.conn_table_full += 1;

@@ -4,6 +4,7 @@ use super::*;
 use crate::link::memory::{MemoryLink, MemoryLinkConfig};
 use crate::tcp::time_wait::TimeWaitInit;
 use crate::wire::{TcpControl, TcpTimestamp, emit_tcp_frame};
+use std::net::SocketAddrV4;
 
 const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
 const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);

@@ -99,4 +99,23 @@ pub struct Counters {
     /// Fragmentation Needed / Packet Too Big that lowered a connection's MSS (the rest would
     /// not have lowered it: an increase, or at the floor).
     pub pmtu_decreases: u64,
+
+    // IPv6 (a `Stack<Ipv6Addr>`; `stack/nd6.rs`). Packets rejected for an extension header
+    // (RFC 8200 §4; `wire::ipv6::rejected_extension`), by type:
+    /// Fragment headers (no reassembly; atomic fragments too).
+    pub rx_ipv6_fragments: u64,
+    /// Routing headers with Segments Left > 0.
+    pub rx_ipv6_ext_routing: u64,
+    /// Hop-by-Hop / Destination Options with an option that must not be skipped, or a chain
+    /// longer than 8 headers.
+    pub rx_ipv6_ext_options: u64,
+    /// ESP, AH, Mobility, HIP, Shim6, experimental (253, 254), No Next Header.
+    pub rx_ipv6_ext_other: u64,
+    // Neighbor Discovery (RFC 4861).
+    pub nd_solicits_received: u64,
+    pub nd_solicits_sent: u64,
+    pub nd_adverts_received: u64,
+    pub nd_adverts_sent: u64,
+    /// Neighbours that never answered: their waiting connections ended (`TimedOut`).
+    pub nd_unreachable: u64,
 }

@@ -1,0 +1,284 @@
+//! The application API: listeners and `accept`, active opens, and the per-connection calls
+//! (`send`, `recv`, `close`, options). Each takes effect on the next poll (see the module
+//! docs of [`super`]).
+
+use std::collections::VecDeque;
+
+use super::{
+    ConnHandle, Listener, ListenerId, SM_ACCEPTED, SM_LIVE, SM_ORPHAN, Stack, StackError,
+    StackFamily,
+};
+use crate::tcp::ports::PortState;
+use crate::tcp::{Connection, Event, FourTuple, State};
+use crate::time::{Duration, Instant};
+
+impl<A: StackFamily> Stack<A> {
+    // ---------------------------------------------------------------- application: setup
+
+    /// Listens on `addr` (0.0.0.0 or `::` = every local address of the stack's family) with
+    /// the default backlogs.
+    pub fn listen(&mut self, addr: A::SocketAddr) -> Result<ListenerId, StackError> {
+        let (syn, acc) = (self.cfg.syn_backlog, self.cfg.accept_backlog);
+        self.listen_with_backlog(addr, syn, acc)
+    }
+
+    pub fn listen_with_backlog(
+        &mut self,
+        addr: A::SocketAddr,
+        syn_backlog: usize,
+        accept_backlog: usize,
+    ) -> Result<ListenerId, StackError> {
+        let (ip, port) = A::split(addr);
+        if !ip.is_unspecified_addr() && !self.is_local(ip) {
+            return Err(StackError::AddressNotLocal);
+        }
+        if self
+            .listeners
+            .iter()
+            .any(|l| l.port == port && (l.addr == ip || l.addr.is_unspecified_addr()))
+        {
+            return Err(StackError::AddressInUse);
+        }
+        self.listeners.push(Listener {
+            addr: ip,
+            port,
+            syn_backlog,
+            accept_backlog,
+            syn_queue_len: 0,
+            accept_queue: VecDeque::with_capacity(accept_backlog.min(1 << 16)),
+            sending_cookies: false,
+        });
+        Ok(ListenerId(self.listeners.len() as u32 - 1))
+    }
+
+    /// Connections waiting in a listener's accept queue.
+    pub fn accept_queue_len(&self, l: ListenerId) -> usize {
+        self.listeners
+            .get(l.0 as usize)
+            .map_or(0, |l| l.accept_queue.len())
+    }
+
+    /// Takes the next established connection from the accept queue. Its events (Connected,
+    /// and Readable/PeerClosed if data or FIN came already) follow in `poll_event`.
+    pub fn accept(&mut self, l: ListenerId) -> Option<ConnHandle> {
+        loop {
+            let h = self
+                .listeners
+                .get_mut(l.0 as usize)?
+                .accept_queue
+                .pop_front()?;
+            if !self.is_live(h) {
+                continue; // died in the queue (reset, timed out)
+            }
+            let meta = &mut self.meta[h.index as usize];
+            meta.set(SM_ACCEPTED, true);
+            if let Some(c) = self.conns[h.index as usize].0.as_mut() {
+                Self::emit_events(&mut self.events, h.index, meta, c, None);
+            }
+            self.mark_dirty(h.index);
+            return Some(h);
+        }
+    }
+
+    /// Active open to `remote` from our first address (or `local_ip`).
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local_ip: Option<A>,
+        remote: A::SocketAddr,
+    ) -> Result<ConnHandle, StackError> {
+        self.now = now;
+        let local_ip = match local_ip {
+            Some(ip) if self.is_local(ip) => ip,
+            Some(_) => return Err(StackError::AddressNotLocal),
+            None => *A::local_ips(&self.cfg)
+                .first()
+                .ok_or(StackError::AddressNotLocal)?,
+        };
+        if self.live_connections >= self.cfg.max_connections {
+            self.counters.conn_table_full += 1;
+            return Err(StackError::TableFull);
+        }
+        let (rip, rport) = A::split(remote);
+        let flows = &self.flows;
+        let tw = &self.time_wait;
+        let msl2 = 2 * self.cfg.tcp.msl;
+        let rss = self.cfg.rss.as_ref();
+        let port = self
+            .ports
+            .allocate(local_ip, rip, rport, |p| {
+                if rss.is_some_and(|r| !r.accepts(local_ip, p, rip, rport)) {
+                    // Its replies would reach another core.
+                    return PortState::InUse;
+                }
+                let t = FourTuple {
+                    local_addr: local_ip,
+                    remote_addr: rip,
+                    local_port: p,
+                    remote_port: rport,
+                };
+                if flows.contains_key(&t) {
+                    return PortState::InUse;
+                }
+                match tw.get(&t) {
+                    None => PortState::Free,
+                    Some(e) => {
+                        // Like Linux tcp_tw_reuse: safe when timestamps protect the new
+                        // incarnation (RFC 6191 §2 on the peer side; PAWS) and the entry is
+                        // at least one second old.
+                        let expires = Instant::from_millis(u64::from(e.expiry_millis()));
+                        let age = msl2.saturating_sub(expires.saturating_since(now));
+                        PortState::TimeWait {
+                            reusable: e.ts_recent().is_some() && age >= Duration::from_secs(1),
+                        }
+                    }
+                }
+            })
+            .map_err(A::ports_exhausted)?;
+        let tuple = FourTuple {
+            local_addr: local_ip,
+            remote_addr: rip,
+            local_port: port,
+            remote_port: rport,
+        };
+        if self.time_wait.remove(&tuple).is_some() {
+            self.counters.time_wait_reuses += 1;
+        }
+        let (iss, ts_offset) = self.take_isn(now, &tuple);
+        let mac = self.cached_neighbor(now, rip);
+        let h = self.insert_connection(tuple, mac, true, false, |tcp| {
+            Connection::connect(tcp, tuple, iss, ts_offset, now)
+        })?;
+        self.counters.active_opens += 1;
+        Ok(h)
+    }
+
+    // ---------------------------------------------------------------- application: data
+
+    /// The handle names a slot that still holds its connection.
+    fn is_live(&self, h: ConnHandle) -> bool {
+        self.meta
+            .get(h.index as usize)
+            .is_some_and(|m| m.generation == h.generation && m.has(SM_LIVE))
+    }
+
+    fn with_conn<R>(
+        &mut self,
+        h: ConnHandle,
+        f: impl FnOnce(&mut Connection<A>, Instant) -> R,
+    ) -> Result<R, StackError> {
+        let now = self.now;
+        if !self.is_live(h) {
+            return Err(StackError::InvalidHandle);
+        }
+        let timer_at = self.meta[h.index as usize].timer_deadline();
+        let conn = self.conns[h.index as usize]
+            .0
+            .as_mut()
+            .ok_or(StackError::InvalidHandle)?;
+        let state = conn.state();
+        let r = f(conn, now);
+        // Only a connection with something to do goes on the dirty list: an application that
+        // polls `recv` in a loop must not keep the stack busy.
+        let busy = conn.wants_transmit()
+            || conn.has_events()
+            || matches!(conn.state(), State::Closed | State::TimeWait)
+            || conn.state() != state
+            || conn.poll_at() != timer_at;
+        if busy {
+            self.mark_dirty(h.index);
+        }
+        Ok(r)
+    }
+
+    /// Copies as much of `data` as fits into the send buffer.
+    pub fn send(&mut self, h: ConnHandle, data: &[u8]) -> Result<usize, StackError> {
+        self.with_conn(h, |c, _| c.send(data))?
+            .map_err(StackError::Tcp)
+    }
+
+    /// Copies received bytes into `buf`.
+    pub fn recv(&mut self, h: ConnHandle, buf: &mut [u8]) -> Result<usize, StackError> {
+        self.with_conn(h, |c, _| c.recv(buf))
+    }
+
+    /// Received bytes at the front of the buffer, borrowed in place (zero-copy).
+    pub fn recv_slice(&self, h: ConnHandle) -> Result<&[u8], StackError> {
+        self.connection(h)
+            .map(|c| c.recv_slice())
+            .ok_or(StackError::InvalidHandle)
+    }
+
+    /// Marks `n` bytes of `recv_slice` as read.
+    pub fn consume(&mut self, h: ConnHandle, n: usize) -> Result<(), StackError> {
+        self.with_conn(h, |c, _| c.consume(n))
+    }
+
+    /// Half-close: FIN after the queued data; receiving continues.
+    pub fn shutdown(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.shutdown(now))?
+            .map_err(StackError::Tcp)
+    }
+
+    /// Closes both directions; the connection becomes an orphan until it finishes.
+    pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.close(now))??;
+        let alive = self.conns[h.index as usize]
+            .0
+            .as_ref()
+            .is_some_and(|c| !matches!(c.state(), State::Closed | State::TimeWait));
+        if alive && !self.meta[h.index as usize].has(SM_ORPHAN) {
+            self.orphan_push(h.index);
+            self.enforce_orphan_limit();
+        }
+        Ok(())
+    }
+
+    /// Aborts with RST.
+    pub fn abort(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.abort(now))
+    }
+
+    /// Chooses one connection's congestion control algorithm (the default for every
+    /// connection is `StackConfig::tcp.congestion`).
+    pub fn set_congestion_algorithm(
+        &mut self,
+        h: ConnHandle,
+        algorithm: crate::tcp::CongestionAlgorithm,
+    ) -> Result<(), StackError> {
+        self.with_conn(h, |c, _| c.set_congestion_algorithm(algorithm))
+    }
+
+    /// Turns Nagle's algorithm (RFC 9293 §3.7.4) on or off for one connection.
+    pub fn set_nagle(&mut self, h: ConnHandle, on: bool) -> Result<(), StackError> {
+        self.with_conn(h, |c, _| c.set_nagle(on))
+    }
+
+    /// Sets or clears one connection's keepalive (RFC 9293 §3.8.4).
+    pub fn set_keepalive(
+        &mut self,
+        h: ConnHandle,
+        keepalive: Option<crate::tcp::Keepalive>,
+    ) -> Result<(), StackError> {
+        self.with_conn(h, |c, now| c.set_keepalive(now, keepalive))
+    }
+
+    /// The large allocations, fixed for the stack's lifetime (TIME-WAIT ring and index, flow
+    /// table, slab, metadata): for [`crate::mem::advise_huge_pages`] right after construction.
+    pub fn large_regions(&self) -> Vec<crate::mem::Region> {
+        let [ring, index] = self.time_wait.regions();
+        vec![
+            ring,
+            index,
+            self.flows.region(),
+            crate::mem::Region::of("conns", self.conns.as_ptr(), self.conns.capacity()),
+            crate::mem::Region::of("meta", self.meta.as_ptr(), self.meta.capacity()),
+        ]
+    }
+
+    /// The next application event.
+    #[inline]
+    pub fn poll_event(&mut self) -> Option<(ConnHandle, Event)> {
+        self.events.pop_front()
+    }
+}

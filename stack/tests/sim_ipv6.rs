@@ -1,0 +1,500 @@
+//! The IPv6 `Stack` (`Stack<Ipv6Addr>`), through the test kit's harnesses run over IPv6:
+//! - 1 MiB each way byte-exact in the simulator, every frame IPv6, full-sized packets
+//!   exactly 1500 bytes (MSS 1440 from the IPv6 MTU), ending in TIME-WAIT;
+//! - TIME-WAIT of a v6 tuple: a retransmitted FIN re-ACKed, RFC 6191 reuse by a SYN with a
+//!   higher ISN, the ACK (no reuse) for one with a lower ISN;
+//! - SYN cookies over the v6 tuple: the handshake, and a cookie that does not bind the tuple;
+//! - Neighbor Discovery through the `Stack`: a stack with an empty neighbour cache solicits
+//!   the peer at its solicited-node multicast MAC, the peer's stack answers, the SYN follows;
+//!   a peer that never answers ends the connect with `TimedOut` after three solicitations;
+//! - Packet Too Big through the `Stack` (RFC 8201, RFC 5927): a router with a 1280-byte next
+//!   hop, and a forged out-of-window message ignored and counted;
+//! - extension headers the stack rejects, counted by type, and one it skips.
+//!
+//! The handshake/close/loss matrix over IPv6 (200 seeds of `sim_matrix`) is
+//! `sim_matrix::reliability_matrix_ipv6_slice`.
+
+use xtcp::sim::{Fate, Host, LinkConfig, Simulation};
+use xtcp::stack::{Stack, StackFamily};
+use xtcp::tcp::{Event, FourTuple, State, TcpConfig};
+use xtcp::time::{Duration, Instant};
+use xtcp::wire::frame::parse_icmpv6_frame;
+use xtcp::wire::icmpv6::Icmpv6Repr;
+use xtcp::wire::ipv6::{multicast_mac, solicited_node};
+use xtcp::wire::{EthernetAddress, Ipv6Addr, SeqNumber, TcpControl};
+use xtcp_testkit::bulk::{Bulk, expected_hash, node_config, stack_for_family};
+use xtcp_testkit::family::Family;
+use xtcp_testkit::icmp::{MtuRouter, ip_len, packet_too_big_frame};
+use xtcp_testkit::pair::{A_MAC, B_MAC, B_PORT, Pair, PairConfig, plain_cfg, tuple_a_of};
+use xtcp_testkit::seg::{Seg, k, keys};
+
+type V6 = Ipv6Addr;
+
+const LEN: usize = 1 << 20;
+const PORT: u16 = 5001;
+
+fn tcp() -> TcpConfig {
+    TcpConfig {
+        send_buffer: 256 * 1024,
+        recv_buffer: 256 * 1024,
+        ..TcpConfig::default()
+    }
+}
+
+fn ethertype(frame: &[u8]) -> u16 {
+    u16::from_be_bytes([frame[12], frame[13]])
+}
+
+// ============================================================ simulator: data and close
+
+#[test]
+fn one_mib_each_way_byte_exact_over_ipv6() {
+    let mut sim = Simulation::with_seed(61, 2);
+    sim.set_all_links(LinkConfig::with_latency(Duration::from_millis(2)));
+    sim.set_capture(true);
+    let addr = V6::socket_addr(V6::node(1), PORT);
+    let mut client = Bulk::new(stack_for_family::<V6>(&sim, 0, tcp()), LEN, 11, 99);
+    client.connect_to = Some(addr);
+    let mut server = Bulk::new(stack_for_family::<V6>(&sim, 1, tcp()), LEN, 99, 11);
+    server.listener = Some(server.stack.listen(addr).unwrap());
+    let mut hosts = [client, server];
+    let end = sim.run_while(&mut hosts, Instant::from_secs(60), |h| {
+        !(h[0].done() && h[1].done())
+    });
+    assert!(end.is_some(), "not done in 60 s of virtual time");
+    for (h, seed) in [(&hosts[0], 99), (&hosts[1], 11)] {
+        let f = &h.conns[0];
+        assert_eq!((f.received, f.mismatch), (LEN, None));
+        assert_eq!(f.hash, expected_hash(seed, LEN));
+        assert!(f.events.contains(&Event::Closed), "{:?}", f.events);
+        assert!(
+            !f.events
+                .iter()
+                .any(|e| matches!(e, Event::Reset | Event::TimedOut))
+        );
+    }
+    // Every frame was IPv6; full-sized packets are exactly the 1500-byte MTU
+    // (MSS 1500 - 60 = 1440, minus 12 bytes of timestamps per segment).
+    assert!(sim.capture().iter().all(|c| ethertype(&c.data) == 0x86dd));
+    let largest = sim.capture().iter().map(|c| ip_len(&c.data)).max();
+    assert_eq!(largest, Some(1500));
+    // Both sent their FIN when done sending: whoever closed first (here both at once,
+    // through CLOSING) holds the v6 tuple in its TIME-WAIT table.
+    let (cc, sc) = (hosts[0].stack.counters(), hosts[1].stack.counters());
+    assert!(
+        cc.time_wait_inserts + sc.time_wait_inserts >= 1,
+        "{cc:?} {sc:?}"
+    );
+    for h in &hosts {
+        let inserts = h.stack.counters().time_wait_inserts as usize;
+        assert_eq!(h.stack.time_wait_table().len(), inserts);
+    }
+}
+
+// ============================================================ TIME-WAIT and RFC 6191
+
+/// B (the stack) closes first and ends in its TIME-WAIT table with the v6 tuple.
+fn pair_in_time_wait() -> Pair<V6> {
+    let mut p = Pair::new_v6(plain_cfg(), plain_cfg());
+    p.handshake();
+    p.close_b().unwrap();
+    let fin = p.out_b();
+    assert_eq!(keys(&fin), [k("F.", 5001, Some(1001), 0)]);
+    p.deliver_a(&fin[0]);
+    p.a.close(p.now).unwrap();
+    let ack_fin = p.out_a();
+    p.deliver_b_all(&ack_fin);
+    assert_eq!(
+        keys(&p.out_b()),
+        [k(".", 5002, Some(1002), 0)],
+        "the last ACK"
+    );
+    assert_eq!(p.states(), (State::LastAck, State::TimeWait));
+    let tuple: FourTuple<V6> = tuple_a_of::<V6>().reversed();
+    assert!(p.stack.in_time_wait(&tuple));
+    assert_eq!(p.stack.time_wait_table().len(), 1);
+    p
+}
+
+#[test]
+fn time_wait_on_a_v6_tuple_reacks_a_retransmitted_fin() {
+    let mut p = pair_in_time_wait();
+    // A's FIN again (its ACK was lost): TIME-WAIT answers with the ACK.
+    p.advance(Duration::from_secs(1));
+    let fin = Seg {
+        control: TcpControl::Fin,
+        seq: 1001,
+        ack: Some(5002),
+        window: 65535,
+        src_port: 40000,
+        dst_port: B_PORT,
+        ..Seg::default()
+    };
+    p.deliver_b(&fin);
+    assert_eq!(keys(&p.out_b()), [k(".", 5002, Some(1002), 0)]);
+    assert_eq!(p.stack.counters().time_wait_fin_acks, 1);
+}
+
+/// A new client connection on the same v6 tuple with ISN `iss`.
+fn reopen(p: &mut Pair<V6>, iss: u32) -> Seg {
+    let cfg = plain_cfg();
+    p.a = xtcp::tcp::Connection::connect(&cfg, tuple_a_of::<V6>(), SeqNumber(iss), 0, p.now);
+    p.a_iss = iss;
+    let syn = p.out_a();
+    assert_eq!(keys(&syn), [k("S", iss, None, 0)]);
+    syn.into_iter().next().unwrap()
+}
+
+#[test]
+fn rfc6191_a_higher_isn_reopens_a_v6_time_wait_tuple() {
+    let mut p = pair_in_time_wait();
+    p.advance(Duration::from_secs(2));
+    // No timestamps: RFC 6191 falls back to RFC 9293's rule, a SYN above RCV.NXT (1002).
+    let syn = reopen(&mut p, 100_000);
+    p.deliver_b(&syn);
+    assert_eq!(p.stack.counters().time_wait_reuses, 1);
+    let synack = p.out_b();
+    assert_eq!(keys(&synack), [k("S.", p.b_iss, Some(100_001), 0)]);
+    p.deliver_a(&synack[0]);
+    let ack = p.out_a();
+    p.hb = None;
+    p.deliver_b(&ack[0]);
+    assert_eq!(p.states(), (State::Established, State::Established));
+    assert_eq!(p.stack.time_wait_table().len(), 0);
+}
+
+#[test]
+fn rfc6191_a_lower_isn_gets_the_time_wait_ack_over_v6() {
+    let mut p = pair_in_time_wait();
+    p.advance(Duration::from_secs(2));
+    let syn = reopen(&mut p, 500);
+    p.deliver_b(&syn);
+    assert_eq!(p.stack.counters().time_wait_reuses, 0);
+    // The TIME-WAIT ACK <SEQ=SND.NXT><ACK=RCV.NXT>, and the tuple stays.
+    assert_eq!(keys(&p.out_b()), [k(".", 5002, Some(1002), 0)]);
+    assert_eq!(p.b_state(), State::TimeWait);
+}
+
+// ============================================================ SYN cookies
+
+#[test]
+fn syn_cookies_over_a_v6_tuple() {
+    let pc = PairConfig {
+        cookies: true,
+        ..PairConfig::new(plain_cfg(), plain_cfg())
+    };
+    let mut p = Pair::<V6>::with_family(pc);
+    p.handshake();
+    let c = p.stack.counters();
+    assert_eq!((c.syn_cookies_sent, c.syn_cookies_validated), (1, 1));
+    assert_eq!(p.stack.syn_recv_count(), 0);
+    // The peer offered 1460 (its TcpConfig), the cookie's MSS table keeps 1460, and B's
+    // own limit is the IPv6 MSS, 1440.
+    assert_eq!(p.b().mss(), 1440);
+    assert_eq!(p.b_events(), [Event::Connected]);
+}
+
+#[test]
+fn a_syn_cookie_binds_the_whole_v6_tuple() {
+    let pc = PairConfig {
+        cookies: true,
+        ..PairConfig::new(plain_cfg(), plain_cfg())
+    };
+    let mut p = Pair::<V6>::with_family(pc);
+    let syn = p.out_a();
+    p.deliver_b(&syn[0]);
+    let synack = p.out_b();
+    p.deliver_a(&synack[0]);
+    let ack = p.out_a().remove(0);
+    // The valid final ACK, but from another source port: its cookie does not validate.
+    let moved = Seg {
+        src_port: 40001,
+        ..ack.clone()
+    };
+    p.deliver_b(&moved);
+    assert_eq!(p.stack.counters().syn_cookies_rejected, 1);
+    p.stack.flush(p.now, &mut p.link);
+    let mut rst = Vec::new();
+    p.link.drain_tx(|f| rst.push(Seg::from_frame_of::<V6>(f)));
+    assert_eq!(rst.len(), 1);
+    assert_eq!(rst[0].control, TcpControl::Rst);
+    // The real one does.
+    p.deliver_b(&ack);
+    assert_eq!(p.stack.counters().syn_cookies_validated, 1);
+    assert_eq!(p.states(), (State::Established, State::Established));
+}
+
+// ============================================================ Neighbor Discovery
+
+/// An IPv6 node stack without neighbours: it resolves its peers with Neighbor Discovery.
+fn bare_stack(sim: &Simulation, node: usize) -> Stack<V6> {
+    Stack::new_v6(node_config(sim, node, tcp()), sim.now())
+}
+
+#[test]
+fn neighbor_discovery_then_the_syn() {
+    let mut sim = Simulation::with_seed(62, 2);
+    sim.set_all_links(LinkConfig::with_latency(Duration::from_millis(1)));
+    sim.set_capture(true);
+    let addr = V6::socket_addr(V6::node(1), PORT);
+    let mut client = Bulk::new(bare_stack(&sim, 0), 1000, 11, 99);
+    client.connect_to = Some(addr);
+    let mut server = Bulk::new(bare_stack(&sim, 1), 1000, 99, 11);
+    server.listener = Some(server.stack.listen(addr).unwrap());
+    let mut hosts = [client, server];
+    let end = sim.run_while(&mut hosts, Instant::from_secs(10), |h| {
+        !(h[0].done() && h[1].done())
+    });
+    assert!(end.is_some(), "not done in 10 s: {}", sim.dump());
+    let frames: Vec<_> = sim.captured_with(Fate::Delivered).collect();
+    // 1. The client's NS for node 1, at its solicited-node address and multicast MAC.
+    let target = V6::node(1);
+    let group = solicited_node(target);
+    let (eth, ip, ns) = parse_icmpv6_frame(&frames[0].data).expect("an NS");
+    assert_eq!(frames[0].from, 0);
+    assert_eq!(
+        (eth.dst_addr, ip.src_addr, ip.dst_addr),
+        (multicast_mac(group), V6::node(0), group)
+    );
+    assert_eq!(eth.dst_addr, EthernetAddress([0x33, 0x33, 0xff, 0, 0, 2]));
+    assert_eq!(
+        ns,
+        Icmpv6Repr::NeighborSolicit {
+            target,
+            source_lladdr: Some(sim.mac(0)),
+        }
+    );
+    // 2. The server stack's NA, solicited, to the client's MAC.
+    let (eth, ip, na) = parse_icmpv6_frame(&frames[1].data).expect("an NA");
+    assert_eq!(
+        (frames[1].from, eth.dst_addr, ip.dst_addr),
+        (1, sim.mac(0), V6::node(0))
+    );
+    assert_eq!(
+        na,
+        Icmpv6Repr::NeighborAdvert {
+            router: false,
+            solicited: true,
+            override_: true,
+            target,
+            target_lladdr: Some(sim.mac(1)),
+        }
+    );
+    // 3. The SYN, to the resolved MAC.
+    let syn = Seg::from_frame_of::<V6>(&frames[2].data);
+    assert_eq!((frames[2].from, syn.flags()), (0, "S".to_string()));
+    assert_eq!((syn.dst_mac, syn.dst_port), (sim.mac(1), PORT));
+    let (cc, sc) = (hosts[0].stack.counters(), hosts[1].stack.counters());
+    assert_eq!((cc.nd_solicits_sent, cc.nd_adverts_received), (1, 1));
+    assert_eq!((sc.nd_solicits_received, sc.nd_adverts_sent), (1, 1));
+    assert_eq!(hosts[0].stack.neighbor(target), Some(sim.mac(1)));
+    for h in &hosts {
+        assert_eq!(h.conns[0].received, 1000);
+    }
+}
+
+#[test]
+fn a_neighbor_that_never_answers_times_the_connect_out() {
+    let mut sim = Simulation::with_seed(63, 2);
+    sim.set_capture(true);
+    let nobody = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x99);
+    let mut client = Bulk::new(bare_stack(&sim, 0), 0, 11, 99);
+    client.connect_to = Some(V6::socket_addr(nobody, PORT));
+    let mut server = Bulk::new(bare_stack(&sim, 1), 0, 99, 11);
+    server.flows = 0;
+    let mut hosts = [client, server];
+    sim.run_until(&mut hosts, Instant::from_secs(10));
+    let c = hosts[0].stack.counters();
+    // RFC 4861 §7.2.2: MAX_MULTICAST_SOLICIT (3) solicitations, RetransTimer (1 s) apart.
+    assert_eq!((c.nd_solicits_sent, c.nd_unreachable), (3, 1), "{c:?}");
+    assert_eq!(hosts[0].conns[0].events.first(), Some(&Event::TimedOut));
+    assert_eq!(hosts[0].stack.connection_count(), 0);
+    let ns: Vec<_> = sim.capture().iter().filter(|f| f.from == 0).collect();
+    assert_eq!(ns.len(), 3);
+    assert!(
+        ns.iter()
+            .all(|f| f.data[..6] == [0x33, 0x33, 0xff, 0, 0, 0x99])
+    );
+    // Node 1 heard them (multicast floods) and answered none: the target is not its.
+    let s = hosts[1].stack.counters();
+    assert_eq!((s.nd_solicits_received, s.nd_adverts_sent), (3, 0));
+}
+
+// ============================================================ Packet Too Big
+
+#[test]
+fn packet_too_big_lowers_the_mss_and_1mib_arrives_byte_exact() {
+    let mut sim = Simulation::with_seed(64, 2);
+    sim.set_all_links(LinkConfig::with_latency(Duration::from_millis(5)));
+    let addr = V6::socket_addr(V6::node(1), PORT);
+    let mut client = Bulk::new(stack_for_family::<V6>(&sim, 0, tcp()), 0, 11, 99);
+    client.connect_to = Some(addr);
+    let mut server = Bulk::new(stack_for_family::<V6>(&sim, 1, tcp()), LEN, 99, 11);
+    server.listener = Some(server.stack.listen(addr).unwrap());
+    let router_mac = EthernetAddress([0x02, 0, 0, 0, 0, 0xfe]);
+    let mut router = MtuRouter::new(
+        server,
+        1280,
+        (router_mac, xtcp::wire::Ipv4Addr::UNSPECIFIED),
+    );
+    while !(client.done() && router.inner.done()) {
+        assert!(
+            sim.now() < Instant::from_secs(60),
+            "not done in 60 s: dropped {} {:?} {:?}",
+            router.dropped,
+            router.inner.stack.counters(),
+            client.stack.counters()
+        );
+        let mut hs: [&mut dyn Host; 2] = [&mut client, &mut router];
+        sim.run_for(&mut hs, Duration::from_millis(10));
+    }
+    let f = &client.conns[0];
+    assert_eq!((f.received, f.mismatch), (LEN, None));
+    assert_eq!(f.hash, expected_hash(99, LEN));
+    let c = router.inner.stack.counters();
+    println!("dropped {}, counters {c:?}", router.dropped);
+    // One decrease, to 1280 - 60 = 1220 (RFC 8201 §4: not below the IPv6 minimum).
+    assert_eq!(c.pmtu_decreases, 1);
+    assert_eq!(c.icmp_received, router.dropped as u64);
+    assert_eq!(c.icmp_frag_needed, c.icmp_received);
+    assert_eq!(c.icmp_out_of_window + c.icmp_malformed + c.icmp_not_ours, 0);
+    assert!(
+        router.dropped <= 20,
+        "{} packets were too large",
+        router.dropped
+    );
+    assert_eq!(router.largest_passed, 1280);
+}
+
+/// B's data segment `s` as the frame B sent (from B to A).
+fn b_frame(s: &Seg) -> Vec<u8> {
+    let mut buf = vec![0u8; 2048];
+    let n = V6::emit_frame(
+        &mut buf,
+        None,
+        B_MAC,
+        A_MAC,
+        V6::node(1),
+        V6::node(0),
+        &s.repr(),
+    )
+    .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn packet_too_big_through_the_stack_and_a_forged_one() {
+    let mut p = Pair::new_v6(plain_cfg(), plain_cfg());
+    p.handshake();
+    assert_eq!(p.b().mss(), 1440, "MSS from the IPv6 MTU");
+    p.b_send(&[7u8; 3000]);
+    let sent = p.out_b();
+    assert_eq!(
+        sent.iter().map(Seg::len).collect::<Vec<_>>(),
+        [1440, 1440, 120]
+    );
+    let router = (EthernetAddress([2, 0, 0, 0, 0, 0xfe]), V6::node(0xfd));
+    let to_b = (B_MAC, V6::node(1));
+    let deliver = |p: &mut Pair<V6>, frame: &[u8]| {
+        assert!(p.link.push_rx(frame));
+        p.stack.receive(p.now, &mut p.link);
+    };
+    // Forged: quotes a sequence number outside SND.UNA..SND.NXT (RFC 5927 §4.1).
+    let mut forged = sent[0].clone();
+    forged.seq = forged.seq.wrapping_add(1_000_000);
+    let frame = packet_too_big_frame(router, to_b, 1280, &b_frame(&forged)[14..]);
+    deliver(&mut p, &frame);
+    let c = p.stack.counters();
+    assert_eq!(
+        (c.icmp_received, c.icmp_out_of_window, c.pmtu_decreases),
+        (1, 1, 0)
+    );
+    assert_eq!(p.b().mss(), 1440);
+    // The real one: quotes the first segment; the MSS drops to 1280 - 60.
+    let frame = packet_too_big_frame(router, to_b, 1280, &b_frame(&sent[0])[14..]);
+    deliver(&mut p, &frame);
+    let c = p.stack.counters();
+    assert_eq!((c.icmp_received, c.pmtu_decreases), (2, 1));
+    assert_eq!(p.b().mss(), 1220);
+    // Below the IPv6 minimum MTU changes nothing (RFC 8201 §4).
+    let frame = packet_too_big_frame(router, to_b, 1000, &b_frame(&sent[1])[14..]);
+    deliver(&mut p, &frame);
+    assert_eq!(p.b().mss(), 1220);
+    // What B sends now (at once, or at its RTO) fits in 1280 bytes.
+    let mut resent = p.out_b();
+    if resent.is_empty() {
+        p.advance(Duration::from_secs(2));
+        resent = p.out_b();
+    }
+    assert!(!resent.is_empty(), "B retransmits");
+    for s in &resent {
+        assert!(40 + 20 + s.len() <= 1280, "{} bytes", s.len());
+    }
+}
+
+// ============================================================ extension headers
+
+/// A's SYN to B as an IPv6 frame with `ext` (one extension header, next header TCP)
+/// inserted after the fixed header under `next_header`.
+fn syn_with_extension(next_header: u8, ext: &[u8]) -> Vec<u8> {
+    let syn = Seg {
+        control: TcpControl::Syn,
+        seq: 1000,
+        window: 65535,
+        src_port: 40000,
+        dst_port: B_PORT,
+        ..Seg::default()
+    };
+    let mut buf = vec![0u8; 2048];
+    let n = V6::emit_frame(
+        &mut buf,
+        None,
+        A_MAC,
+        B_MAC,
+        V6::node(0),
+        V6::node(1),
+        &syn.repr(),
+    )
+    .unwrap();
+    let mut frame = buf[..n].to_vec();
+    let payload_len = u16::from_be_bytes([frame[18], frame[19]]) + ext.len() as u16;
+    frame[18..20].copy_from_slice(&payload_len.to_be_bytes());
+    frame[20] = next_header;
+    frame.splice(54..54, ext.iter().copied());
+    frame
+}
+
+#[test]
+fn rejected_extension_headers_are_counted_by_type_and_skippable_ones_pass() {
+    let mut p = Pair::new_v6(plain_cfg(), plain_cfg());
+    let cases: [(u8, [u8; 8]); 5] = [
+        // Fragment (offset 0, M 0: an atomic fragment, still no reassembly).
+        (44, [6, 0, 0, 0, 0, 0, 0, 1]),
+        // Routing with Segments Left 1.
+        (43, [6, 0, 4, 1, 0, 0, 0, 0]),
+        // Destination Options with an option of action 10 (discard).
+        (60, [6, 0, 0x80, 4, 0, 0, 0, 0]),
+        // ESP (its "header" here is just bytes: rejected by type).
+        (50, [6, 0, 0, 0, 0, 0, 0, 0]),
+        // Destination Options with PadN only: skipped, the SYN reaches the listener.
+        (60, [6, 0, 1, 4, 0, 0, 0, 0]),
+    ];
+    for (nh, ext) in cases {
+        let frame = syn_with_extension(nh, &ext);
+        assert!(p.link.push_rx(&frame));
+        p.stack.receive(p.now, &mut p.link);
+    }
+    let c = p.stack.counters();
+    assert_eq!(
+        (
+            c.rx_ipv6_fragments,
+            c.rx_ipv6_ext_routing,
+            c.rx_ipv6_ext_options,
+            c.rx_ipv6_ext_other
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(c.syns_received, 1, "only the last SYN got through");
+    assert_eq!(keys(&p.out_b()), [k("S.", 5000, Some(1001), 0)]);
+}
