@@ -415,15 +415,17 @@ impl Transport for Net<'_, '_> {
 
     fn connect(&mut self, slot: u32, _generation: u32) -> Result<(ConnHandle, bool), FailCause> {
         let src = self.sources.pick().unwrap_or_else(|| self.io.local_ip());
-        let h =
-            self.io
-                .connect_from(src, self.target)
-                .map_err(|ConnectError::Stack(e)| match e {
-                    StackError::PortsExhausted(_) | StackError::AddressNotLocal => {
-                        FailCause::NoPort
-                    }
-                    _ => FailCause::Other,
-                })?;
+        let h = self
+            .io
+            .connect_from(src, self.target)
+            .map_err(|e| match e {
+                ConnectError::Stack(
+                    StackError::PortsExhausted(_)
+                    | StackError::PortsExhausted6(_)
+                    | StackError::AddressNotLocal,
+                ) => FailCause::NoPort,
+                _ => FailCause::Other,
+            })?;
         let i = h.index();
         if self.slots.len() <= i {
             self.slots.resize(i + 1, u32::MAX);

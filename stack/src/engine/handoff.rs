@@ -27,6 +27,7 @@ use crate::link::Link;
 use crate::tcp::rss::Rss;
 use crate::wire::ethernet::{EtherType, EthernetFrame};
 use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::Ipv6Packet;
 use crate::wire::tcp::TcpPacket;
 use crate::wire::vlan::{TPID_8021Q, VlanPacket};
 
@@ -98,28 +99,57 @@ impl Ownership {
         })
     }
 
+    /// [`Ownership::owner`] for an IPv6 segment.
+    pub fn owner6(
+        &self,
+        local: core::net::Ipv6Addr,
+        local_port: u16,
+        remote: core::net::Ipv6Addr,
+        remote_port: u16,
+    ) -> Option<u32> {
+        let off = u32::from(local_port).checked_sub(u32::from(self.first))?;
+        if off >= self.count {
+            return None;
+        }
+        Some(match &self.rss {
+            Some(rss) => u32::from(rss.rx_queue(local, local_port, remote, remote_port)),
+            None => (off / (self.count / self.queues).max(1)).min(self.queues - 1),
+        })
+    }
+
     /// The owner of a received frame, read from its headers in place; `None` for anything
-    /// not an IPv4 TCP segment to our ephemeral range (malformed frames included: the stack
-    /// counts those). A frame with one VLAN tag is read past it (the stack checks the VID).
+    /// not a TCP segment to our ephemeral range (malformed frames included: the stacks
+    /// count those). A frame with one VLAN tag is read past it (the stack checks the VID).
+    /// IPv6: only a TCP header right after the fixed header (no extension headers).
     pub fn owner_of_frame(&self, frame: &[u8]) -> Option<u32> {
         let eth = EthernetFrame::new_checked(frame).ok()?;
-        let payload = match eth.ethertype() {
-            EtherType::Ipv4 => eth.payload(),
+        let (ethertype, payload) = match eth.ethertype() {
             t if u16::from(t) == TPID_8021Q => {
                 let tag = VlanPacket::new_checked(eth.payload()).ok()?;
-                if tag.ethertype() != EtherType::Ipv4 {
-                    return None;
-                }
-                tag.payload()
+                (tag.ethertype(), tag.payload())
             }
-            _ => return None,
+            t => (t, eth.payload()),
         };
+        match ethertype {
+            EtherType::Ipv4 => {}
+            EtherType::Ipv6 => return self.owner_of_ipv6(payload),
+            _ => return None,
+        }
         let ip = Ipv4Packet::new_checked(payload).ok()?;
         if ip.protocol() != crate::wire::ipv4::PROTOCOL_TCP {
             return None;
         }
         let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
         self.owner(ip.dst_addr(), tcp.dst_port(), ip.src_addr(), tcp.src_port())
+    }
+
+    fn owner_of_ipv6(&self, packet: &[u8]) -> Option<u32> {
+        let ip = Ipv6Packet::new_checked(packet).ok()?;
+        if ip.next_header() != crate::wire::ipv6::next_header::TCP {
+            return None;
+        }
+        let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+        self.owner6(ip.dst_addr(), tcp.dst_port(), ip.src_addr(), tcp.src_port())
     }
 }
 
