@@ -385,9 +385,13 @@ impl ServerArgs {
 /// `xtcp echo listening on 10.77.0.1:7 (iface xt-a, 1 queue, skb mode)`.
 pub fn ready_line(what: &str, args: &ServerArgs, info: &EngineInfo) -> String {
     format!(
-        "xtcp {what} listening on {}:{} (iface {}{}, {} queue{}, {} mode{}, {} polling)",
+        "xtcp {what} listening on {}:{}{} (iface {}{}, {} queue{}, {} mode{}, {} polling)",
         args.ip,
         args.port,
+        args.ipv6
+            .iter()
+            .map(|a| format!(" and [{a}]:{}", args.port))
+            .collect::<String>(),
         args.iface,
         args.vlan.map(|v| format!(" vlan {v}")).unwrap_or_default(),
         args.queues,
