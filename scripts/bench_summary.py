@@ -214,7 +214,7 @@ def main():
                  if ln.startswith("model name")][0]
     except (OSError, IndexError):
         pass
-    # Who generated the load, from any run's report (IPv6 runs use the kernel backend).
+    # Who generated the load, from any run's report (a hand-made run may use the kernel backend).
     client = "xtcp backend (AF_XDP, copy mode on veth)"
     sources, target = 254, ""
     for p in sorted(glob.glob(os.path.join(out, "*-r*.json"))):
