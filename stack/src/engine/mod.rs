@@ -563,6 +563,11 @@ impl<A: App + 'static> Engine<A> {
         if cfg.batch == 0 {
             return Err(EngineError::Config("batch must be at least 1".into()));
         }
+        if cfg.ipv6.is_empty() && !cfg.source_ips6.is_empty() {
+            return Err(EngineError::Config(
+                "source_ips6 needs an IPv6 address in ipv6 (the IPv6 stack's own)".into(),
+            ));
+        }
         let cores = resolve_cores(&cfg)?;
         let mac = sys::interface_mac(&cfg.iface).map_err(EngineError::Io)?;
         check_channels(&cfg.iface, cfg.queues, nic::channels(&cfg.iface).ok())?;

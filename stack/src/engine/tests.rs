@@ -48,3 +48,18 @@ fn zero_copy_refusal_names_the_driver() {
         "{text}"
     );
 }
+
+#[test]
+fn ipv6_sources_without_an_ipv6_address_are_refused() {
+    struct Nop;
+    impl App for Nop {
+        fn on_event(&mut self, _: &mut Io<'_>, _: AppEvent) {}
+    }
+    let mut cfg = EngineConfig::new("no-such-if0", Ipv4Addr::new(10, 77, 0, 1));
+    cfg.source_ips6 = vec!["fd00:78::1".parse().unwrap()];
+    match Engine::start(cfg, |_| Nop) {
+        Err(EngineError::Config(m)) => assert!(m.contains("source_ips6"), "{m}"),
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("started"),
+    }
+}
