@@ -68,10 +68,10 @@
 # --ipv6: the same comparison over IPv6 (a `veth.sh up --ipv6` pair, target [fd00:77:X::2]:8080,
 # 255 client source addresses fd00:78:X::1-ff, local on the client side through a `local`
 # route and net.ipv6.ip_nonlocal_bind, routed back via the client on the server side). The
-# load generator uses its kernel backend (kernel sockets, epoll, pinned to core 0): its xtcp
-# backend does not speak IPv6 yet. An xtcp server is started with both addresses
-# (`--ip A --ip fd00:..`); while the engine refuses IPv6 (not served yet, docs/ipv6.md) its
-# rows are left out with a message saying so, and there is no reflector ceiling (IPv4 only).
+# load generator uses its xtcp backend as over IPv4 (the engine's IPv6 stack; the `local`
+# route and the non-local binds are only needed by the kernel backend and are harmless
+# here). An xtcp server is started with both addresses (`--ip A --ip fd00:..`) and serves
+# the IPv6 one. There is no reflector ceiling (the reflector is IPv4 only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -98,7 +98,7 @@ tw_target=0
 tw_duration=""
 XTCP_EXTRA=()      # extra xtcp server arguments (bench_tw.sh: --prefill-time-wait N)
 START_TICKS=100    # 50 ms ticks start_server waits for the ready line (bench_tw.sh: more)
-usage() { sed -n 2,74p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,75p "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
   --quick) quick=1; shift ;;
@@ -213,8 +213,9 @@ fresh_net() {
   octet=${octet%%.*}
   SRC_NET=10.78.$octet
   if [ "$ipv6" = 1 ]; then
-    # Kernel-backend client: the sources are local to A (a `local` route, and non-local
-    # binds, which IPv6 needs even with that route), and B routes them back via A.
+    # B routes the sources back via A (whose kernel answers Neighbor Discovery for A's
+    # address). For a kernel-backend client (`run --backend kernel` by hand) they are also
+    # local to A (a `local` route, and non-local binds, which IPv6 needs even with it).
     local group=0 # the default prefix's fd00:77::1; else fd00:77:X::1
     [ "$XT_IP6_A" != fd00:77::1 ] && { group=${XT_IP6_A#fd00:77:}; group=${group%%::*}; }
     SRC_PREFIX=fd00:78:$group::/120
@@ -316,13 +317,6 @@ start_server() {
   # Ready once it printed its listening line (both servers print one on stdout).
   for _ in $(seq 1 "$START_TICKS"); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      if [ "$ipv6" = 1 ] && grep -q "does not serve IPv6" "$log"; then
-        echo "bench.sh: --ipv6: the $kind server cannot serve IPv6 yet (the engine runs IPv4" \
-          "stacks only; docs/ipv6.md): its rows are not possible in this run" >&2
-        touch "$OUT/$kind.no-ipv6"
-        SERVER_PID=""
-        return 1
-      fi
       echo "bench.sh: the $kind server exited at start:" >&2
       cat "$log" >&2
       SERVER_PID=""
@@ -363,11 +357,11 @@ measure() {
   local rc=0
   echo "# before" >"$OUT/$tag.napi.txt"
   napi_record "$OUT/$tag.napi.txt"
-  # The client: the stateless XDP client for connect (--client stateless), else full TCP;
-  # IPv6: the kernel backend (neither xtcp client has IPv6 yet).
+  # The client: the stateless XDP client for IPv4 connect (--client stateless), else the
+  # full-TCP xtcp backend (IPv4 or IPv6).
   local lg=(--backend xtcp --iface "$XT_IF_A")
-  [ "$wl" = connect ] && [ "$client" = stateless ] && lg=(--backend xdp-stateless --iface "$XT_IF_A")
-  [ "$ipv6" = 1 ] && lg=(--backend kernel)
+  [ "$wl" = connect ] && [ "$client" = stateless ] && [ "$ipv6" = 0 ] &&
+    lg=(--backend xdp-stateless --iface "$XT_IF_A")
   timeout 120 ip netns exec "$XT_NS_A" "$LG" run "${lg[@]}" \
     --cores "$CLIENT_CORE" --server-cores "$SERVER_CORE" \
     --src-ip "$SRC_PREFIX" --target "$TARGET_ADDR" --workload "$wl" \
@@ -427,7 +421,6 @@ for wl in "${WL[@]}"; do
   # Servers interleaved within each repetition, so slow drifts of the machine hit all alike.
   for rep in $(seq 1 "$repeat"); do
     for s in "${SERVERS[@]}" "${CEILING[@]}"; do
-      [ -e "$OUT/$s.no-ipv6" ] && continue
       conc=$concurrency
       [ "$wl" = connect ] && [ "$client" = stateless ] && [ "$ipv6" = 0 ] && conc=$stateless_concurrency
       measure "$s" "$wl" max "$rep" --concurrency "$conc" --max-rate "$max_rate" ||
@@ -442,23 +435,12 @@ for wl in "${WL[@]}"; do
   fi
   for rep in $(seq 1 "$repeat"); do
     for s in "${SERVERS[@]}"; do
-      [ -e "$OUT/$s.no-ipv6" ] && continue
       measure "$s" "$wl" lat "$rep" --rate "$lat_rate" ||
         echo "bench.sh: $wl against $s (lat, run $rep) failed" >&2
     done
   done
 done
 elapsed=$(($(date +%s) - started))
-# --ipv6: the servers that could not serve IPv6 have no rows.
-MEASURED=()
-for s in "${SERVERS[@]}"; do
-  if [ -e "$OUT/$s.no-ipv6" ]; then
-    echo "bench.sh: --ipv6: no $s rows (the engine does not serve IPv6 yet, docs/ipv6.md)" >&2
-    continue
-  fi
-  MEASURED+=("$s")
-done
-SERVERS=("${MEASURED[@]}")
 
 # One picture per workload, every server on the same axes (the first repetition's runs), as
 # SVG, and as PNG (rsvg-convert, librsvg2-bin).

@@ -10,7 +10,7 @@
 
 use xtcp_testkit::require_privileges;
 
-use std::net::{SocketAddrV4, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ struct PhaseResult {
 
 /// The test client: three phases, one after the other, reported over a channel.
 struct Client {
-    remote: SocketAddrV4,
+    remote: SocketAddr,
     results: mpsc::Sender<PhaseResult>,
     big: Arc<Vec<u8>>,
     conns: Vec<Option<Conn>>,
@@ -188,8 +188,26 @@ fn xtcp_client_to_kernel_server() {
     require_privileges!();
     let _serial = serial();
     let veth = Veth::up("cl", 1);
+    let remote = SocketAddr::new(veth.ip_b.parse().unwrap(), PORT);
+    client_against_kernel(&veth, remote);
+}
+
+/// The same over IPv6: the engine has the pair's IPv6 address, the kernel echo server
+/// listens on side B's, and the next hop comes from the kernel's Neighbor Discovery.
+#[test]
+fn xtcp_client_to_kernel_server_ipv6() {
+    require_privileges!();
+    let _serial = serial();
+    let veth = Veth::up_ipv6("c6", 1);
+    let remote = SocketAddr::new(veth.ip6_b.expect("IPv6 pair").into(), PORT);
+    client_against_kernel(&veth, remote);
+}
+
+/// The three phases from the engine in namespace A against a kernel echo server at `remote`
+/// in B; with an IPv6 `remote`, the engine gets the pair's IPv6 address too.
+fn client_against_kernel(veth: &Veth, remote: SocketAddr) {
     let ip_a: std::net::Ipv4Addr = veth.ip_a.parse().unwrap();
-    let remote = SocketAddrV4::new(veth.ip_b.parse().unwrap(), PORT);
+    let ip6_a = veth.ip6_a;
 
     let stop = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicU64::new(0));
@@ -207,6 +225,9 @@ fn xtcp_client_to_kernel_server() {
     let (results, stats) = in_netns(&veth.ns_a, move || {
         let mut cfg = EngineConfig::new(if_a, ip_a);
         cfg.queues = 1;
+        if remote.is_ipv6() {
+            cfg.ipv6.extend(ip6_a);
+        }
         let engine = Engine::start(cfg, move |_queue| Client {
             remote,
             results: tx.clone(),
@@ -255,6 +276,10 @@ fn xtcp_client_to_kernel_server() {
         );
     }
     let t = stats.totals();
+    if remote.is_ipv6() {
+        let v6 = stats.cores[0].ipv6.expect("an IPv6 stack").counters;
+        assert_eq!(v6.active_opens, 1101, "{v6:?}");
+    }
     assert_eq!(t.active_opens, 1101);
     assert_eq!(accepted.load(Ordering::Relaxed), 1101);
     assert_eq!(t.rx_dropped_malformed, 0);

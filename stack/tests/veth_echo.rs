@@ -1,7 +1,8 @@
 //! The Linux kernel as a client of the `echo` example over a private veth pair (root only;
 //! skipped with a message otherwise): sequential and concurrent connections, a 10 MiB
 //! byte-exact echo with half-close, checksums in a capture, ping and ARP while attached,
-//! and two queues with one engine thread each. See `xtcp_testkit::veth` for the setup.
+//! two queues with one engine thread each, and the echo checks over IPv6 (a dual-stack
+//! server). See `xtcp_testkit::veth` for the setup.
 #![cfg(feature = "afxdp")]
 
 use xtcp_testkit::require_privileges;
@@ -31,6 +32,40 @@ fn kernel_client_to_echo() {
     let st = echo_checks(&veth, &server, a, "echo");
     assert!(st.top("rx_frames") > Some(10_000));
     assert!(st.core(0, "tx_frames") > Some(10_000));
+    assert!(server.stop(), "echo did not exit cleanly on SIGTERM");
+    assert!(
+        !veth.xdp_attached(),
+        "XDP program still attached after exit"
+    );
+}
+
+/// The same checks over IPv6: the server listens on both families (`--ip` twice), the
+/// kernel client connects to its IPv6 address; IPv4 still answers beside it.
+#[test]
+fn kernel_client_to_echo_ipv6() {
+    require_privileges!();
+    let _serial = serial();
+    let veth = Veth::up_ipv6("e6", 1);
+    let ip6 = veth.ip6_a.expect("IPv6 pair").to_string();
+    let mut server = Server::start("echo", &veth, PORT, &["--ip", &ip6]);
+    let a6: SocketAddr = format!("[{ip6}]:{PORT}").parse().unwrap();
+
+    let st = echo_checks(&veth, &server, a6, "echo over IPv6");
+    // Every one of those connections was the IPv6 stack's.
+    let v6 = |k: &str| st.core_ipv6(0, k);
+    assert!(v6("passive_opens") >= Some(1101), "stats: {}", st.0);
+    assert_eq!(v6("rx_dropped_malformed"), Some(0), "stats: {}", st.0);
+    // And IPv4 beside it.
+    let a4 = addr(&veth);
+    in_netns(&veth.ns_b, || roundtrip(a4, b"ipv4 still served", true));
+    let st = server.wait_stats(Duration::from_secs(3), |s| {
+        s.top("passive_opens") >= Some(v6("passive_opens").unwrap_or(0) + 1)
+    });
+    assert!(
+        st.top("passive_opens") > v6("passive_opens"),
+        "no IPv4 connection counted: {}",
+        st.0
+    );
     assert!(server.stop(), "echo did not exit cleanly on SIGTERM");
     assert!(
         !veth.xdp_attached(),

@@ -1,6 +1,7 @@
 //! `curl` and `wrk` against the `http` example over a private veth pair (root only; skipped
 //! with a message otherwise): keep-alive, pipelining and partial requests from a raw kernel
-//! socket, and wrk with and without `Connection: close` with zero errors. See `xtcp_testkit::veth`.
+//! socket, and wrk with and without `Connection: close` with zero errors; the same over IPv6
+//! (`curl -6`, wrk at `[fd00:77::1]`). See `xtcp_testkit::veth`.
 #![cfg(feature = "afxdp")]
 
 use xtcp_testkit::require_privileges;
@@ -9,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use xtcp_testkit::veth::{Server, Veth, in_netns, serial, wrk};
+use xtcp_testkit::veth::{Server, Veth, in_netns, serial, wrk_at};
 
 const PORT: u16 = 8080;
 
@@ -18,14 +19,32 @@ fn curl_and_wrk_against_http() {
     require_privileges!("curl", "wrk");
     let _serial = serial();
     let veth = Veth::up("ht", 1);
-    let mut server = Server::start("http", &veth, PORT, &[]);
-    let url = format!("http://{}:{PORT}/", veth.ip_a);
+    let server = Server::start("http", &veth, PORT, &[]);
+    curl_and_wrk(&veth, server, &veth.ip_a, "-4");
+}
+
+/// The same over IPv6: `curl -6` and wrk at `http://[fd00:77::1]:8080/` of a server
+/// listening on both families.
+#[test]
+fn curl_and_wrk_against_http_ipv6() {
+    require_privileges!("curl", "wrk");
+    let _serial = serial();
+    let veth = Veth::up_ipv6("h6", 1);
+    let ip6 = veth.ip6_a.expect("IPv6 pair").to_string();
+    let server = Server::start("http", &veth, PORT, &["--ip", &ip6]);
+    curl_and_wrk(&veth, server, &format!("[{ip6}]"), "-6");
+}
+
+/// curl (`family`: `-4` or `-6`), pipelining from a raw kernel socket, and wrk against the
+/// server at `host` (an IPv6 address in brackets).
+fn curl_and_wrk(veth: &Veth, mut server: Server, host: &str, family: &str) {
+    let url = format!("http://{host}:{PORT}/");
 
     // curl: two requests over one keep-alive connection.
     let out = veth.exec(
         &veth.ns_b,
         "curl",
-        &["-sS", "-v", "--max-time", "5", &url, &url],
+        &["-sS", "-v", family, "--max-time", "5", &url, &url],
     );
     let body = String::from_utf8_lossy(&out.stdout);
     let log = String::from_utf8_lossy(&out.stderr);
@@ -38,7 +57,7 @@ fn curl_and_wrk_against_http() {
     );
 
     // Pipelined requests, the last one split in two writes, then Connection: close.
-    let a: SocketAddr = format!("{}:{PORT}", veth.ip_a).parse().unwrap();
+    let a: SocketAddr = format!("{host}:{PORT}").parse().unwrap();
     in_netns(&veth.ns_b, || {
         let mut s = TcpStream::connect_timeout(&a, Duration::from_secs(3)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -55,13 +74,21 @@ fn curl_and_wrk_against_http() {
     });
 
     // wrk, keep-alive: 5 s as the issue asks.
-    wrk(&veth, PORT, 5, 20, false);
+    wrk_at(veth, host, PORT, 5, 20, false);
     // wrk with Connection: close: a full handshake and teardown per request.
-    let (requests, _, _) = wrk(&veth, PORT, 3, 20, true);
+    let (requests, _, _) = wrk_at(veth, host, PORT, 3, 20, true);
     let st = server.wait_stats(Duration::from_secs(3), |s| {
         s.top("passive_opens") >= Some(requests)
     });
     assert!(st.top("passive_opens") >= Some(requests), "stats: {}", st.0);
+    if family == "-6" {
+        // They were the IPv6 stack's.
+        assert!(
+            st.core_ipv6(0, "passive_opens") >= Some(requests),
+            "stats: {}",
+            st.0
+        );
+    }
     // The server closes first: its side of every closed connection goes through TIME-WAIT.
     assert!(st.top("time_wait") > Some(0), "stats: {}", st.0);
     assert_eq!(st.top("rx_dropped_malformed"), Some(0));

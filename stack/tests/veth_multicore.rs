@@ -15,7 +15,7 @@
 
 use xtcp_testkit::require_privileges;
 
-use std::net::{SocketAddrV4, TcpListener};
+use std::net::{SocketAddr, SocketAddrV4, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -56,7 +56,7 @@ struct CoreResult {
 /// One core's client: `target` connections, `WINDOW` at a time; each sends its request,
 /// half-closes, reads the echo up to the server's FIN, and counts when fully closed.
 struct Client {
-    remote: SocketAddrV4,
+    remote: SocketAddr,
     target: u32,
     started: u32,
     active: usize,
@@ -161,12 +161,15 @@ impl App for Client {
 
 /// Runs the client engine on both queues of side A against `remote`; returns each core's
 /// result and the final counters.
-fn run_clients(veth: &Veth, remote: SocketAddrV4) -> (Vec<CoreResult>, EngineStats, Duration) {
+/// An IPv6 `remote` gives the engine the pair's IPv6 address too.
+fn run_clients(veth: &Veth, remote: SocketAddr) -> (Vec<CoreResult>, EngineStats, Duration) {
     let ip_a: std::net::Ipv4Addr = veth.ip_a.parse().unwrap();
+    let ip6_a = veth.ip6_a.filter(|_| remote.is_ipv6());
     let if_a = veth.if_a.clone();
     let (tx, rx) = mpsc::channel();
     in_netns(&veth.ns_a, move || {
         let mut cfg = EngineConfig::new(if_a, ip_a);
+        cfg.ipv6.extend(ip6_a);
         cfg.queues = QUEUES;
         cfg.cores = Some(vec![0, 1]);
         // Native: in SKB mode every frame reports receive queue 0.
@@ -278,7 +281,7 @@ fn client_on_two_queues_to_xtcp_echo() {
         server.ready_line
     );
     let remote = SocketAddrV4::new(veth.ip_b.parse().unwrap(), PORT);
-    let (results, stats, elapsed) = run_clients(&veth, remote);
+    let (results, stats, elapsed) = run_clients(&veth, remote.into());
     let st = server.wait_stats(Duration::from_secs(3), |s| {
         s.top("passive_opens") >= Some(u64::from(TOTAL))
     });
@@ -305,8 +308,23 @@ fn client_on_two_queues_to_linux_echo() {
     require_privileges!();
     let _serial = serial();
     let veth = Veth::up("mk", QUEUES);
-    no_txrehash(&veth);
-    let remote = SocketAddrV4::new(veth.ip_b.parse().unwrap(), PORT);
+    let remote = SocketAddr::new(veth.ip_b.parse().unwrap(), PORT);
+    to_linux_echo(&veth, remote);
+}
+
+/// The same over IPv6: the replies that land on the other core are IPv6 frames, handed to
+/// their owner by the same queues (`Ownership::owner_of_frame` reads IPv6 too).
+#[test]
+fn client_on_two_queues_to_linux_echo_ipv6() {
+    require_privileges!();
+    let _serial = serial();
+    let veth = Veth::up_ipv6("m6", QUEUES);
+    let remote = SocketAddr::new(veth.ip6_b.expect("IPv6 pair").into(), PORT);
+    to_linux_echo(&veth, remote);
+}
+
+fn to_linux_echo(veth: &Veth, remote: SocketAddr) {
+    no_txrehash(veth);
     let stop = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicU64::new(0));
     let listener = in_netns(&veth.ns_b, || TcpListener::bind(remote).expect("bind"));
@@ -314,7 +332,7 @@ fn client_on_two_queues_to_linux_echo() {
         let (stop, accepted) = (Arc::clone(&stop), Arc::clone(&accepted));
         std::thread::spawn(move || kernel_echo_server(listener, stop, accepted))
     };
-    let (results, stats, elapsed) = run_clients(&veth, remote);
+    let (results, stats, elapsed) = run_clients(veth, remote);
     stop.store(true, Ordering::Relaxed);
     server.join().unwrap();
     check(&results, &stats, elapsed);

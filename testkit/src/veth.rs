@@ -705,6 +705,16 @@ impl Stats {
         self.doc()?.get("cores")?.get(i)?.get(key)?.as_u64()
     }
 
+    /// A counter of core `i`'s IPv6 stack (the core's `"ipv6"` object; dual-stack only).
+    pub fn core_ipv6(&self, i: usize, key: &str) -> Option<u64> {
+        self.doc()?
+            .get("cores")?
+            .get(i)?
+            .get("ipv6")?
+            .get(key)?
+            .as_u64()
+    }
+
     /// Counter `key` of the XDP program (`redirected`, `passed`, `malformed`, `no_socket`).
     pub fn xdp(&self, key: &str) -> Option<u64> {
         self.doc()?.get("xdp")?.get(key)?.as_u64()
@@ -999,7 +1009,19 @@ pub fn wrk_summary(out: &str) -> (u64, u64, f64) {
 /// wrk from namespace B against `http://<A>:port/` (`close`: `Connection: close`), asserting
 /// it completed requests with no error of any kind; returns (requests, errors, requests/s).
 pub fn wrk(veth: &Veth, port: u16, secs: u32, conns: u32, close: bool) -> (u64, u64, f64) {
-    let url = format!("http://{}:{port}/", veth.ip_a);
+    wrk_at(veth, &veth.ip_a, port, secs, conns, close)
+}
+
+/// [`wrk`] against `host` (an IPv6 address in brackets: `[fd00:77::1]`).
+pub fn wrk_at(
+    veth: &Veth,
+    host: &str,
+    port: u16,
+    secs: u32,
+    conns: u32,
+    close: bool,
+) -> (u64, u64, f64) {
+    let url = format!("http://{host}:{port}/");
     let d = format!("{secs}s");
     let c = conns.to_string();
     let mut args = vec!["-t", "1", "-c", &c, "-d", &d, "--timeout", "2s"];

@@ -89,11 +89,16 @@ const MAX_FLOOD_PER_TURN: usize = super::sched::MAX_STARTS_PER_TURN;
 /// the XDP program).
 pub struct XtcpBackend {
     engine: Option<Engine<LoadApp>>,
+    /// The run's target is IPv6 (the engine's IPv6 stack makes the connections).
+    ipv6: bool,
 }
 
 /// Builds the xtcp backend.
 pub fn backend() -> Result<Box<dyn Backend>, String> {
-    Ok(Box::new(XtcpBackend { engine: None }))
+    Ok(Box::new(XtcpBackend {
+        engine: None,
+        ipv6: false,
+    }))
 }
 
 /// The flood's rate for all workers together, if one runs.
@@ -124,18 +129,20 @@ fn rx_queues(iface: &str) -> usize {
 }
 
 /// Checks what can be checked before touching the interface.
-fn check(spec: &LoadSpec) -> Result<(&str, Option<f64>, SocketAddrV4), String> {
-    let SocketAddr::V4(target) = spec.target else {
+fn check(spec: &LoadSpec) -> Result<(&str, Option<f64>, SocketAddr), String> {
+    let target = spec.target;
+    if let Some(other) = spec
+        .source_ips
+        .iter()
+        .find(|a| a.is_ipv6() != target.is_ipv6())
+    {
         return Err(format!(
-            "--target {}: IPv6 needs the engine's IPv6 stack, which the xtcp backend does not \
-             have yet (docs/ipv6.md); use --backend kernel for an IPv6 target",
-            spec.target
+            "--src-ip {other}: the sources must be of the target's family ({target})"
         ));
-    };
-    if let Some(v6) = spec.source_ips.iter().find(|a| a.is_ipv6()) {
+    }
+    if target.is_ipv6() && flood_rate(spec).is_some() {
         return Err(format!(
-            "--src-ip {v6}: an IPv6 source needs an IPv6 target (and, with --backend xtcp, \
-             the engine's IPv6 stack, not there yet)"
+            "--target {target}: the xtcp backend's SYN flood is IPv4 only; use an IPv4 target"
         ));
     }
     let iface = spec.iface.as_deref().ok_or(
@@ -188,7 +195,11 @@ impl Backend for XtcpBackend {
     }
 
     fn time_wait_bytes_per_entry(&self) -> Option<u64> {
-        Some(std::mem::size_of::<xtcp::tcp::time_wait::TimeWaitEntry>() as u64)
+        Some(if self.ipv6 {
+            std::mem::size_of::<xtcp::tcp::time_wait::TimeWaitEntry<std::net::Ipv6Addr>>()
+        } else {
+            std::mem::size_of::<xtcp::tcp::time_wait::TimeWaitEntry>()
+        } as u64)
     }
 
     fn prepare(&mut self, spec: &LoadSpec) -> Result<Vec<Box<dyn Worker>>, String> {
@@ -196,21 +207,24 @@ impl Backend for XtcpBackend {
         let workers = spec.workers();
         let mac = host::interface_mac(iface)
             .map_err(|e| format!("interface {iface}: cannot read its MAC address: {e}"))?;
-        let sources: Vec<Ipv4Addr> = if spec.source_ips.is_empty() {
-            vec![host::interface_ipv4(iface).ok_or_else(|| {
+        self.ipv6 = target.is_ipv6();
+        // Of the target's family: `check` refused any other.
+        let sources: Vec<IpAddr> = if spec.source_ips.is_empty() {
+            let own = if self.ipv6 {
+                host::interface_ipv6(iface).map(IpAddr::V6)
+            } else {
+                host::interface_ipv4(iface).map(IpAddr::V4)
+            };
+            vec![own.ok_or_else(|| {
                 format!(
-                    "{iface} has no IPv4 address: give --src-ip (the client's source addresses)"
+                    "{iface} has no {} address: give --src-ip (the client's source addresses)",
+                    if self.ipv6 { "global IPv6" } else { "IPv4" }
                 )
             })?]
         } else {
-            // All IPv4: `check` refused any other.
-            let v4 = |a: &IpAddr| match a {
-                IpAddr::V4(a) => Some(*a),
-                IpAddr::V6(_) => None,
-            };
-            spec.source_ips.iter().filter_map(v4).collect()
+            spec.source_ips.clone()
         };
-        let (_, server_mac) = host::resolve_next_hop(iface, *target.ip(), Duration::from_secs(3))?;
+        let (_, server_mac) = host::resolve_next_hop(iface, target.ip(), Duration::from_secs(3))?;
         let cfg = engine_config(spec, iface, &sources, flood.is_some());
 
         // One start channel (run controller → core) and one done channel (core → run
@@ -253,10 +267,35 @@ impl Backend for XtcpBackend {
 }
 
 /// The engine's configuration for the run.
-fn engine_config(spec: &LoadSpec, iface: &str, sources: &[Ipv4Addr], flood: bool) -> EngineConfig {
+/// With IPv6 sources the IPv4 stack keeps the interface's IPv4 address (or 0.0.0.0) and opens
+/// nothing; the IPv6 stack has the sources.
+fn engine_config(spec: &LoadSpec, iface: &str, sources: &[IpAddr], flood: bool) -> EngineConfig {
     let workers = spec.workers() as u32;
-    let mut cfg = EngineConfig::new(iface, sources[0]);
-    cfg.source_ips = sources[1..].to_vec();
+    let v4: Vec<Ipv4Addr> = sources
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let v6: Vec<std::net::Ipv6Addr> = sources
+        .iter()
+        .filter_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    let ip = v4
+        .first()
+        .copied()
+        .or_else(|| host::interface_ipv4(iface))
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let mut cfg = EngineConfig::new(iface, ip);
+    cfg.source_ips = v4.get(1..).unwrap_or_default().to_vec();
+    if let Some((first, rest)) = v6.split_first() {
+        cfg.ipv6 = vec![*first];
+        cfg.source_ips6 = rest.to_vec();
+    }
     cfg.queues = workers;
     cfg.cores = (!spec.cores.is_empty()).then(|| spec.cores.clone());
     // Wait on the socket between due starts ([`Io::wake_at`]): a load generator that spins
@@ -292,10 +331,10 @@ struct Shared {
     vlan: Option<VlanId>,
     mac: EthernetAddress,
     server_mac: EthernetAddress,
-    sources: Vec<Ipv4Addr>,
+    sources: Vec<IpAddr>,
     flood: Option<f64>,
-    /// The server (IPv4: [`check`] refuses IPv6).
-    target: SocketAddrV4,
+    /// The server.
+    target: SocketAddr,
 }
 
 /// The run controller's side of one core: hands it the context, waits for it to finish.
@@ -402,8 +441,8 @@ impl Flood {
 /// An engine core's connections as the workload machine's [`Transport`].
 struct Net<'a, 'io> {
     io: &'a mut Io<'io>,
-    sources: &'a mut Sources,
-    target: SocketAddrV4,
+    sources: &'a mut Sources<IpAddr>,
+    target: SocketAddr,
     /// The machine's slot of each stack connection, by [`ConnHandle::index`].
     slots: &'a mut Vec<u32>,
 }
@@ -414,16 +453,21 @@ impl Transport for Net<'_, '_> {
     const CLOCK_AFTER_RECV: bool = false;
 
     fn connect(&mut self, slot: u32, _generation: u32) -> Result<(ConnHandle, bool), FailCause> {
-        let src = self.sources.pick().unwrap_or_else(|| self.io.local_ip());
-        let h =
-            self.io
-                .connect_from(src, self.target)
-                .map_err(|ConnectError::Stack(e)| match e {
-                    StackError::PortsExhausted(_) | StackError::AddressNotLocal => {
-                        FailCause::NoPort
-                    }
-                    _ => FailCause::Other,
-                })?;
+        let src = self
+            .sources
+            .pick()
+            .unwrap_or_else(|| self.io.local_ip().into());
+        let h = self
+            .io
+            .connect_from(src, self.target)
+            .map_err(|e| match e {
+                ConnectError::Stack(
+                    StackError::PortsExhausted(_)
+                    | StackError::PortsExhausted6(_)
+                    | StackError::AddressNotLocal,
+                ) => FailCause::NoPort,
+                _ => FailCause::Other,
+            })?;
         let i = h.index();
         if self.slots.len() <= i {
             self.slots.resize(i + 1, u32::MAX);
@@ -464,7 +508,7 @@ impl Transport for Net<'_, '_> {
 /// One core's run, from the moment the run controller hands it its context.
 struct Running {
     m: Machine<ConnHandle>,
-    sources: Sources,
+    sources: Sources<IpAddr>,
     slots: Vec<u32>,
     flood: Option<Flood>,
     done: Sender<Result<(), String>>,
@@ -513,8 +557,9 @@ impl LoadApp {
         };
         let spec = ctx.spec;
         let share = spec.share(ctx.index, ctx.workers);
-        let flood = match (self.shared.flood, spec.source_prefix) {
-            (Some(rate), Some((IpAddr::V4(net), len))) => {
+        // IPv4 only (`check` refuses a flood towards an IPv6 target).
+        let flood = match (self.shared.flood, spec.source_prefix, self.shared.target) {
+            (Some(rate), Some((IpAddr::V4(net), len)), SocketAddr::V4(target)) => {
                 let mut seed = [0u8; 8];
                 let _ = host::fill_random(&mut seed);
                 Some(Flood {
@@ -526,7 +571,7 @@ impl LoadApp {
                     rng: u64::from_le_bytes(seed) | 1,
                     net: u32::from(net),
                     size: if len >= 32 { 1 } else { 1u32 << (32 - len) },
-                    target: self.shared.target,
+                    target,
                 })
             }
             _ => None,

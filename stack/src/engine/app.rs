@@ -1,11 +1,11 @@
 //! The application side of the engine: the [`App`] trait, its [`AppEvent`]s, and [`Io`], the
 //! per-core handle through which an application acts on its connections.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use super::handoff::HandoffStats;
 use super::neighbor::Resolver;
-use crate::stack::{ConnHandle, Stack, StackError};
+use crate::stack::{ConnHandle, ListenerId, Stack, StackError};
 use crate::tcp::{FourTuple, State};
 use crate::time::Instant;
 
@@ -133,22 +133,83 @@ impl AppEvent {
 pub enum ConnectError {
     /// The stack refused (this core's ports exhausted, table full, ...).
     Stack(StackError),
+    /// An IPv6 destination on an engine without IPv6 addresses
+    /// ([`EngineConfig::ipv6`](super::EngineConfig::ipv6) empty), or a source address of
+    /// the other family than the destination.
+    Family,
 }
 
 impl core::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ConnectError::Stack(e) => write!(f, "{e}"),
+            ConnectError::Family => write!(
+                f,
+                "address family: no IPv6 address configured, or source and destination of \
+                 different families"
+            ),
         }
     }
 }
 
 impl std::error::Error for ConnectError {}
 
+/// A dual-stack core's IPv6 half: its stack, its resolver (the kernel's Neighbor Discovery
+/// entries over netlink) and its listeners.
+pub(crate) struct Core6 {
+    pub stack: Stack<Ipv6Addr>,
+    pub resolver: Resolver<Ipv6Addr>,
+    pub listeners: Vec<ListenerId>,
+}
+
+/// Runs `$body` with `$s` the stack that owns connection `$c` and `$h` its handle in that
+/// stack: the IPv6 stack for indexes from `base6` on (see [`CoreState::base6`]), else the
+/// IPv4 one. `mut` borrows the stack mutably.
+macro_rules! on_stack {
+    ($core:expr, $c:expr, mut |$s:ident, $h:ident| $body:expr) => {{
+        let c: ConnHandle = $c;
+        let base = $core.base6;
+        match $core.v6.as_deref_mut() {
+            Some(v6) if c.index() >= base as usize => {
+                let $s = &mut v6.stack;
+                let $h = c.unshifted(base).unwrap_or(c);
+                $body
+            }
+            _ => {
+                let $s = &mut $core.stack;
+                let $h = c;
+                $body
+            }
+        }
+    }};
+    ($core:expr, $c:expr, |$s:ident, $h:ident| $body:expr) => {{
+        let c: ConnHandle = $c;
+        let base = $core.base6;
+        match $core.v6.as_deref() {
+            Some(v6) if c.index() >= base as usize => {
+                let $s = &v6.stack;
+                let $h = c.unshifted(base).unwrap_or(c);
+                $body
+            }
+            _ => {
+                let $s = &$core.stack;
+                let $h = c;
+                $body
+            }
+        }
+    }};
+}
+
 /// One core's state as the engine loop and [`Io`] share it.
 pub(crate) struct CoreState {
     pub stack: Stack,
     pub resolver: Resolver,
+    /// The IPv6 stack, when the engine has IPv6 addresses.
+    pub v6: Option<Box<Core6>>,
+    /// The application's handles of IPv6 connections are the IPv6 stack's, shifted up by
+    /// this (the IPv4 stack's `max_connections`, above every IPv4 slot index), so that one
+    /// handle type names either and indexes stay distinct ([`ConnHandle::shifted`]).
+    pub base6: u32,
     pub now: Instant,
     pub queue: u32,
     pub queues: u32,
@@ -176,9 +237,12 @@ impl CoreState {
         queues: u32,
         max_frame_len: usize,
     ) -> CoreState {
+        let base6 = u32::try_from(stack.config().max_connections).unwrap_or(u32::MAX / 2);
         CoreState {
             stack,
             resolver,
+            v6: None,
+            base6,
             now,
             queue,
             queues,
@@ -198,6 +262,28 @@ impl CoreState {
             self.live.resize(i + 1, None);
         }
         self.live[i] = Some(h);
+    }
+
+    /// The application's handle of the IPv6 stack's connection `h`.
+    pub fn app_handle6(&self, h: ConnHandle) -> ConnHandle {
+        h.shifted(self.base6)
+    }
+
+    /// Whether `h` names a connection of the IPv6 stack.
+    pub fn is_v6(&self, h: ConnHandle) -> bool {
+        self.v6.is_some() && h.index() >= self.base6 as usize
+    }
+
+    /// The earliest time either stack must be polled.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let v4 = self.stack.poll_at();
+        match &self.v6 {
+            None => v4,
+            Some(v6) => match (v4, v6.stack.poll_at()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
     }
 
     pub fn untrack(&mut self, h: ConnHandle) {
@@ -237,117 +323,173 @@ impl Io<'_> {
     /// Copies as much of `data` as fits into the send buffer; returns how much it took. A
     /// short count arms [`AppEvent::Writable`].
     pub fn send(&mut self, c: ConnHandle, data: &[u8]) -> Result<usize, StackError> {
-        self.core.stack.send(c, data)
+        on_stack!(self.core, c, mut |s, h| s.send(h, data))
     }
 
     /// Free space in the send buffer (0 once the connection can no longer send).
     pub fn send_capacity(&self, c: ConnHandle) -> usize {
-        self.core
-            .stack
-            .connection(c)
-            .map_or(0, |conn| conn.send_capacity())
+        on_stack!(self.core, c, |s, h| s
+            .connection(h)
+            .map_or(0, |conn| conn.send_capacity()))
     }
 
     /// Bytes queued for sending and not yet acknowledged.
     pub fn send_queue(&self, c: ConnHandle) -> usize {
-        self.core
-            .stack
-            .connection(c)
-            .map_or(0, |conn| conn.send_queue())
+        on_stack!(self.core, c, |s, h| s
+            .connection(h)
+            .map_or(0, |conn| conn.send_queue()))
     }
 
     /// The received bytes at the front of the receive buffer, borrowed in place (empty for an
     /// invalid handle). Follow with [`Io::consume`].
     pub fn recv_slice(&self, c: ConnHandle) -> &[u8] {
-        self.core.stack.recv_slice(c).unwrap_or(&[])
+        on_stack!(self.core, c, |s, h| s.recv_slice(h).unwrap_or(&[]))
     }
 
     /// Marks the first `n` bytes of [`Io::recv_slice`] as read (opening the window).
     pub fn consume(&mut self, c: ConnHandle, n: usize) {
-        let _ = self.core.stack.consume(c, n);
+        let _ = on_stack!(self.core, c, mut |s, h| s.consume(h, n));
     }
 
     /// Copies received bytes into `buf`; returns how many.
     pub fn recv(&mut self, c: ConnHandle, buf: &mut [u8]) -> usize {
-        self.core.stack.recv(c, buf).unwrap_or(0)
+        on_stack!(self.core, c, mut |s, h| s.recv(h, buf).unwrap_or(0))
     }
 
     /// Bytes waiting in the receive buffer.
     pub fn recv_queue(&self, c: ConnHandle) -> usize {
-        self.core
-            .stack
-            .connection(c)
-            .map_or(0, |conn| conn.recv_queue())
+        on_stack!(self.core, c, |s, h| s
+            .connection(h)
+            .map_or(0, |conn| conn.recv_queue()))
     }
 
     /// Half-close: FIN after the queued data; receiving goes on.
     pub fn shutdown(&mut self, c: ConnHandle) -> Result<(), StackError> {
-        self.core.stack.shutdown(c)
+        on_stack!(self.core, c, mut |s, h| s.shutdown(h))
     }
 
     /// Closes both directions (FIN after the queued data). Unread received bytes turn this
     /// into an abort, as in Linux: read or consume everything first.
     pub fn close(&mut self, c: ConnHandle) -> Result<(), StackError> {
-        self.core.stack.close(c)
+        on_stack!(self.core, c, mut |s, h| s.close(h))
     }
 
     /// Aborts with RST.
     pub fn abort(&mut self, c: ConnHandle) -> Result<(), StackError> {
-        self.core.stack.abort(c)
+        on_stack!(self.core, c, mut |s, h| s.abort(h))
     }
 
-    /// Opens a connection to `remote` from the engine's address and an ephemeral port. The
+    /// Opens a connection to `remote` (IPv4, or IPv6 when the engine has IPv6 addresses)
+    /// from the engine's first address of that family and an ephemeral port. The
     /// next hop is resolved through the kernel (see [`neighbor`](super::neighbor)); events
     /// follow: [`AppEvent::Connected`], or [`AppEvent::Reset`] / [`AppEvent::TimedOut`].
     /// Works on every core: the port comes from this core's share of the ephemeral range
     /// (see "Active opens and queues" in the [engine docs](super)), and replies that reach
     /// another core are handed to this one.
-    pub fn connect(&mut self, remote: SocketAddrV4) -> Result<ConnHandle, ConnectError> {
-        self.open(None, remote)
+    pub fn connect(&mut self, remote: impl Into<SocketAddr>) -> Result<ConnHandle, ConnectError> {
+        self.open(None, remote.into())
     }
 
-    /// [`Io::connect`] from `local`: the engine's address or one of
-    /// [`EngineConfig::source_ips`](super::EngineConfig::source_ips).
+    /// [`Io::connect`] from `local`: one of the engine's addresses of the destination's
+    /// family, or of [`EngineConfig::source_ips`](super::EngineConfig::source_ips) /
+    /// [`EngineConfig::source_ips6`](super::EngineConfig::source_ips6).
     pub fn connect_from(
         &mut self,
-        local: Ipv4Addr,
-        remote: SocketAddrV4,
+        local: impl Into<IpAddr>,
+        remote: impl Into<SocketAddr>,
     ) -> Result<ConnHandle, ConnectError> {
-        self.open(Some(local), remote)
+        self.open(Some(local.into()), remote.into())
     }
 
     fn open(
         &mut self,
-        local: Option<Ipv4Addr>,
-        remote: SocketAddrV4,
+        local: Option<IpAddr>,
+        remote: SocketAddr,
     ) -> Result<ConnHandle, ConnectError> {
         let now = self.core.now;
-        let h = self
-            .core
-            .stack
-            .connect(now, local, remote)
-            .map_err(ConnectError::Stack)?;
-        self.core.track(h);
-        self.core
-            .resolver
-            .ensure(&mut self.core.stack, now, *remote.ip(), h);
-        Ok(h)
+        match remote {
+            SocketAddr::V4(remote) => {
+                let local = match local {
+                    None => None,
+                    Some(IpAddr::V4(ip)) => Some(ip),
+                    Some(IpAddr::V6(_)) => return Err(ConnectError::Family),
+                };
+                let h = self
+                    .core
+                    .stack
+                    .connect(now, local, remote)
+                    .map_err(ConnectError::Stack)?;
+                self.core.track(h);
+                self.core
+                    .resolver
+                    .ensure(&mut self.core.stack, now, *remote.ip(), h);
+                Ok(h)
+            }
+            SocketAddr::V6(remote) => {
+                let local = match local {
+                    None => None,
+                    Some(IpAddr::V6(ip)) => Some(ip),
+                    Some(IpAddr::V4(_)) => return Err(ConnectError::Family),
+                };
+                let v6 = self.core.v6.as_deref_mut().ok_or(ConnectError::Family)?;
+                let h = v6
+                    .stack
+                    .connect(now, local, remote)
+                    .map_err(ConnectError::Stack)?;
+                v6.resolver.ensure(&mut v6.stack, now, *remote.ip(), h);
+                let h = self.core.app_handle6(h);
+                self.core.track(h);
+                Ok(h)
+            }
+        }
     }
 
     /// The connection's TCP state; `None` once it is gone.
     pub fn state(&self, c: ConnHandle) -> Option<State> {
-        self.core.stack.state(c)
+        on_stack!(self.core, c, |s, h| s.state(h))
     }
 
-    /// The connection's addresses (local = ours).
+    /// Whether `c` is an IPv6 connection (the handle carries its family).
+    pub fn is_ipv6(&self, c: ConnHandle) -> bool {
+        self.core.is_v6(c)
+    }
+
+    /// The addresses of an IPv4 connection (local = ours); `None` for an IPv6 one (see
+    /// [`Io::tuple6`], [`Io::local_addr`], [`Io::peer_addr`]).
     pub fn tuple(&self, c: ConnHandle) -> Option<FourTuple> {
+        if self.core.is_v6(c) {
+            return None;
+        }
         self.core.stack.connection(c).map(|conn| conn.tuple())
     }
 
-    /// The remote end of the connection.
+    /// The addresses of an IPv6 connection (local = ours); `None` for an IPv4 one.
+    pub fn tuple6(&self, c: ConnHandle) -> Option<FourTuple<Ipv6Addr>> {
+        let v6 = self.core.v6.as_deref()?;
+        let h = c.unshifted(self.core.base6)?;
+        v6.stack.connection(h).map(|conn| conn.tuple())
+    }
+
+    /// The remote end of an IPv4 connection (`None` for an IPv6 one: [`Io::peer_addr`]).
     pub fn peer(&self, c: ConnHandle) -> Option<SocketAddrV4> {
         self.tuple(c)
             .map(|t| SocketAddrV4::new(t.remote_addr, t.remote_port))
+    }
+
+    /// The remote end of the connection, either family.
+    pub fn peer_addr(&self, c: ConnHandle) -> Option<SocketAddr> {
+        match self.tuple6(c) {
+            Some(t) => Some((t.remote_addr, t.remote_port).into()),
+            None => self.peer(c).map(SocketAddr::V4),
+        }
+    }
+
+    /// Our end of the connection, either family.
+    pub fn local_addr(&self, c: ConnHandle) -> Option<SocketAddr> {
+        match self.tuple6(c) {
+            Some(t) => Some((t.local_addr, t.local_port).into()),
+            None => self.tuple(c).map(|t| (t.local_addr, t.local_port).into()),
+        }
     }
 
     /// Our address (the first configured).
@@ -361,14 +503,31 @@ impl Io<'_> {
             .unwrap_or(Ipv4Addr::UNSPECIFIED)
     }
 
+    /// Our first IPv6 address, if the engine has any.
+    pub fn local_ip6(&self) -> Option<Ipv6Addr> {
+        self.core
+            .v6
+            .as_deref()?
+            .stack
+            .config()
+            .ips6
+            .first()
+            .copied()
+    }
+
     /// Asks the whole engine to shut down (as Ctrl-C would), e.g. when a client is done.
     pub fn stop_engine(&mut self) {
         self.core.stop_requested = true;
     }
 
-    /// The core's stack, for inspection (counters, connection details).
+    /// The core's IPv4 stack, for inspection (counters, connection details).
     pub fn stack(&self) -> &Stack {
         &self.core.stack
+    }
+
+    /// The core's IPv6 stack, when the engine has IPv6 addresses.
+    pub fn stack6(&self) -> Option<&Stack<Ipv6Addr>> {
+        self.core.v6.as_deref().map(|v6| &v6.stack)
     }
 
     /// Asks the core to poll again no later than `at` (an application timer, e.g. the next

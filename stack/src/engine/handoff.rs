@@ -27,6 +27,7 @@ use crate::link::Link;
 use crate::tcp::rss::Rss;
 use crate::wire::ethernet::{EtherType, EthernetFrame};
 use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::{Ipv6Packet, Ipv6Repr, next_header};
 use crate::wire::tcp::TcpPacket;
 use crate::wire::vlan::{TPID_8021Q, VlanPacket};
 
@@ -98,28 +99,66 @@ impl Ownership {
         })
     }
 
+    /// [`Ownership::owner`] for an IPv6 segment.
+    pub fn owner6(
+        &self,
+        local: core::net::Ipv6Addr,
+        local_port: u16,
+        remote: core::net::Ipv6Addr,
+        remote_port: u16,
+    ) -> Option<u32> {
+        let off = u32::from(local_port).checked_sub(u32::from(self.first))?;
+        if off >= self.count {
+            return None;
+        }
+        Some(match &self.rss {
+            Some(rss) => u32::from(rss.rx_queue(local, local_port, remote, remote_port)),
+            None => (off / (self.count / self.queues).max(1)).min(self.queues - 1),
+        })
+    }
+
     /// The owner of a received frame, read from its headers in place; `None` for anything
-    /// not an IPv4 TCP segment to our ephemeral range (malformed frames included: the stack
-    /// counts those). A frame with one VLAN tag is read past it (the stack checks the VID).
+    /// not a TCP segment to our ephemeral range (malformed frames included: the stacks
+    /// count those). A frame with one VLAN tag is read past it (the stack checks the VID).
+    /// IPv6: past the extension headers the stack accepts.
     pub fn owner_of_frame(&self, frame: &[u8]) -> Option<u32> {
         let eth = EthernetFrame::new_checked(frame).ok()?;
-        let payload = match eth.ethertype() {
-            EtherType::Ipv4 => eth.payload(),
+        let (ethertype, payload) = match eth.ethertype() {
             t if u16::from(t) == TPID_8021Q => {
                 let tag = VlanPacket::new_checked(eth.payload()).ok()?;
-                if tag.ethertype() != EtherType::Ipv4 {
-                    return None;
-                }
-                tag.payload()
+                (tag.ethertype(), tag.payload())
             }
-            _ => return None,
+            t => (t, eth.payload()),
         };
+        match ethertype {
+            EtherType::Ipv4 => {}
+            EtherType::Ipv6 => return self.owner_of_ipv6(payload),
+            _ => return None,
+        }
         let ip = Ipv4Packet::new_checked(payload).ok()?;
         if ip.protocol() != crate::wire::ipv4::PROTOCOL_TCP {
             return None;
         }
         let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
         self.owner(ip.dst_addr(), tcp.dst_port(), ip.src_addr(), tcp.src_port())
+    }
+
+    /// IPv6: past the extension headers the stack accepts (the same walk as the stack's,
+    /// off the common path: only when the first Next Header is not TCP).
+    fn owner_of_ipv6(&self, packet: &[u8]) -> Option<u32> {
+        let ip = Ipv6Packet::new_checked(packet).ok()?;
+        let payload = ip.payload();
+        let tcp = if ip.next_header() == next_header::TCP {
+            payload
+        } else {
+            let repr = Ipv6Repr::parse(&ip).ok()?;
+            if repr.next_header != next_header::TCP {
+                return None;
+            }
+            payload.get(payload.len().checked_sub(repr.payload_len)?..)?
+        };
+        let tcp = TcpPacket::new_checked(tcp).ok()?;
+        self.owner6(ip.dst_addr(), tcp.dst_port(), ip.src_addr(), tcp.src_port())
     }
 }
 
@@ -291,6 +330,57 @@ mod tests {
             f[16..18].copy_from_slice(&[0x08, 0x06]); // ARP inside the tag
             assert_eq!(o.owner_of_frame(&f), None);
             assert_eq!(o.owner_of_frame(&f[..16]), None, "tag cut short");
+        }
+    }
+
+    /// An IPv6 segment has the owner of its local port too: untagged, behind a tag, and past
+    /// a Destination Options header; with RSS, the queue the Toeplitz hash names.
+    #[test]
+    fn ipv6_frames_have_owners() {
+        use crate::wire::frame::emit_tcp6_frame;
+        let (local, remote): (core::net::Ipv6Addr, core::net::Ipv6Addr) =
+            ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+        let frame6 = |port: u16| {
+            let repr = TcpRepr {
+                src_port: 80,
+                dst_port: port,
+                seq_number: SeqNumber(1),
+                ack_number: Some(SeqNumber(1)),
+                ..TcpRepr::default()
+            };
+            let mut buf = vec![0u8; 160];
+            let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+            let n = emit_tcp6_frame(&mut buf, mac, mac, remote, local, &repr).unwrap();
+            buf.truncate(n);
+            buf
+        };
+        let o = Ownership::new(3, 32768..=60999, None);
+        for q in 0..3u32 {
+            let port = *o.port_slice(q).start();
+            let f = frame6(port);
+            assert_eq!(o.owner_of_frame(&f), Some(q));
+            let mut tagged = f.clone();
+            tagged.splice(12..12, [0x81, 0x00, 0x00, 0x64]);
+            assert_eq!(o.owner_of_frame(&tagged), Some(q));
+            // Destination Options (8 bytes: Next Header TCP, PadN) before the TCP header.
+            let mut ext = f.clone();
+            ext.splice(54..54, [6, 0, 1, 4, 0, 0, 0, 0]);
+            ext[20] = 60;
+            let len = u16::from_be_bytes([ext[18], ext[19]]) + 8;
+            ext[18..20].copy_from_slice(&len.to_be_bytes());
+            assert_eq!(o.owner_of_frame(&ext), Some(q));
+            // A Fragment header (the stack takes none): no owner, processed where it lands.
+            ext[20] = 44;
+            assert_eq!(o.owner_of_frame(&ext), None);
+            assert_eq!(o.owner_of_frame(&f[..60]), None, "cut short");
+        }
+        // A listener's port (outside the range): nobody's.
+        assert_eq!(o.owner_of_frame(&frame6(80)), None);
+        let rss = Rss::new(MICROSOFT_KEY.to_vec(), vec![0, 1, 2, 3]).unwrap();
+        let o = Ownership::new(4, 32768..=60999, Some(rss.clone()));
+        for port in [32768u16, 40000, 50001, 60999] {
+            let want = u32::from(rss.rx_queue(local, port, remote, 80));
+            assert_eq!(o.owner_of_frame(&frame6(port)), Some(want));
         }
     }
 

@@ -93,13 +93,13 @@ mod worker;
 
 pub use crate::afxdp::busy_poll::BusyPollConfig;
 pub use app::{App, AppEvent, ConnectError, Io};
-pub use stats::{CoreStats, EngineStats, SNAPSHOT_INTERVAL, counter_fields};
+pub use stats::{CoreStats, EngineStats, Ipv6Stats, SNAPSHOT_INTERVAL, counter_fields};
 pub use worker::CoreCall;
 pub use xtcp_xdp_ebpf::{XdpCounters, XdpError, XdpMode};
 
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -194,9 +194,10 @@ pub struct EngineConfig {
     /// Our IPv4 address: listeners bind to it and active opens use it. It is normally also
     /// configured on the interface, so that the kernel answers ARP for it.
     pub ip: Ipv4Addr,
-    /// Our IPv6 addresses (`--ip` given an IPv6 address). Not served yet: [`Engine::start`]
-    /// refuses a non-empty list with [`EngineError::Config`] until the engine runs an IPv6
-    /// stack per core (docs/ipv6.md). Default empty.
+    /// Our IPv6 addresses (`--ip` given an IPv6 address). With any, every core runs an IPv6
+    /// stack next to its IPv4 one, listening on `ports` at each of them (docs/engine.md,
+    /// "Serving IPv6"); they must be configured on the interface too (the kernel answers
+    /// Neighbor Discovery for them). Default empty: IPv4 only, and no IPv6 stack at all.
     pub ipv6: Vec<Ipv6Addr>,
     /// Ports to listen on (on every core). Default none (a pure client).
     pub ports: Vec<u16>,
@@ -254,6 +255,9 @@ pub struct EngineConfig {
     /// any, the ephemeral port range is steered to the sockets for every destination address
     /// (the host's own connections must then not use that range). Default none.
     pub source_ips: Vec<Ipv4Addr>,
+    /// The same for IPv6 active opens, besides `ipv6` (needs a non-empty `ipv6`). Default
+    /// none.
+    pub source_ips6: Vec<Ipv6Addr>,
     /// A further destination port range (`lo..=hi`, any address) steered to the sockets,
     /// for frames the application takes itself ([`App::on_rx_frame`]), e.g. the answers to
     /// raw frames it sent with [`Io::send_frame`]. Outside the ephemeral range: no core owns
@@ -290,6 +294,7 @@ impl EngineConfig {
             stack: StackConfig::default(),
             prefill_time_wait: 0,
             source_ips: Vec::new(),
+            source_ips6: Vec::new(),
             raw_ports: None,
             capture: None,
         }
@@ -558,11 +563,10 @@ impl<A: App + 'static> Engine<A> {
         if cfg.batch == 0 {
             return Err(EngineError::Config("batch must be at least 1".into()));
         }
-        if let Some(v6) = cfg.ipv6.first() {
-            return Err(EngineError::Config(format!(
-                "IPv6 address {v6}: the engine does not serve IPv6 yet (its cores run IPv4 \
-                 stacks only; see docs/ipv6.md)"
-            )));
+        if cfg.ipv6.is_empty() && !cfg.source_ips6.is_empty() {
+            return Err(EngineError::Config(
+                "source_ips6 needs an IPv6 address in ipv6 (the IPv6 stack's own)".into(),
+            ));
         }
         let cores = resolve_cores(&cfg)?;
         let mac = sys::interface_mac(&cfg.iface).map_err(EngineError::Io)?;
@@ -583,9 +587,16 @@ impl<A: App + 'static> Engine<A> {
         steering.set_vlan(cfg.vlan.map(VlanId::get))?;
         for &port in &cfg.ports {
             steering.add_listener(cfg.ip, port)?;
+            for &ip in &cfg.ipv6 {
+                steering.add_listener(ip, port)?;
+            }
         }
         let only = cfg.source_ips.is_empty().then_some(cfg.ip);
         steering.set_port_range_slot(0, only, *eph.start(), *eph.end())?;
+        if let Some(&first) = cfg.ipv6.first() {
+            let only = (cfg.ipv6.len() == 1 && cfg.source_ips6.is_empty()).then_some(first);
+            steering.set_port_range6_slot(0, only, *eph.start(), *eph.end())?;
+        }
         if let Some((lo, hi)) = cfg.raw_ports {
             steering.set_port_range_slot(1, None, lo, hi)?;
         }
@@ -633,8 +644,31 @@ impl<A: App + 'static> Engine<A> {
             .iter()
             .map(|&p| SocketAddrV4::new(engine.cfg.ip, p))
             .collect();
+        let listen6: Vec<SocketAddrV6> = engine
+            .cfg
+            .ipv6
+            .iter()
+            .flat_map(|&ip| {
+                engine
+                    .cfg
+                    .ports
+                    .iter()
+                    .map(move |&p| SocketAddrV6::new(ip, p, 0, 0))
+            })
+            .collect();
         for (queue, link) in (0..engine.cfg.queues).zip(links) {
             let stack = core_stack(&engine.cfg, mac, &owners, queue, link.max_frame_len())?;
+            let stack6 = (!engine.cfg.ipv6.is_empty()).then(|| {
+                let mut s6 = stack.clone();
+                s6.ips6 = engine
+                    .cfg
+                    .ipv6
+                    .iter()
+                    .chain(&engine.cfg.source_ips6)
+                    .copied()
+                    .collect();
+                s6
+            });
             let capture = match &engine.cfg.capture {
                 Some(c) => Some(
                     PcapFile::create_at(c, &c.path_for_queue(queue, engine.cfg.queues))
@@ -649,6 +683,8 @@ impl<A: App + 'static> Engine<A> {
                 iface: engine.cfg.iface.clone(),
                 stack,
                 listen: listen.clone(),
+                stack6,
+                listen6: listen6.clone(),
                 poll: engine.info.poll,
                 idle_spins: engine.cfg.idle_spins,
                 idle_wait: engine.cfg.idle_wait,
@@ -947,53 +983,4 @@ fn core_stack(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::tcp::rss::MICROSOFT_KEY;
-
-    #[test]
-    fn fewer_queues_than_the_device_is_an_error_naming_both() {
-        let ch = |rx| {
-            Some(nic::Channels {
-                rx_queues: rx,
-                max_rx_queues: 8,
-            })
-        };
-        assert!(check_channels("eth0", 2, ch(2)).is_ok());
-        assert!(check_channels("eth0", 4, ch(2)).is_ok());
-        assert!(
-            check_channels("eth0", 1, None).is_ok(),
-            "unknown: not checked"
-        );
-        let e = check_channels("eth0", 2, ch(4)).unwrap_err().to_string();
-        assert!(
-            e.contains("eth0") && e.contains("4 queues") && e.contains("serves 2"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn rss_is_used_only_when_its_table_names_our_queues() {
-        let rss = |table: Vec<u16>| Some(Rss::new(MICROSOFT_KEY.to_vec(), table).unwrap());
-        assert!(usable_rss(2, rss(vec![0, 1, 0, 1])).is_some());
-        assert!(usable_rss(2, rss(vec![0, 1, 2, 3])).is_none());
-        assert!(usable_rss(2, None).is_none());
-    }
-
-    #[test]
-    fn zero_copy_refusal_names_the_driver() {
-        let e = EngineError::ZeroCopyRefused {
-            queue: 1,
-            driver: "veth".into(),
-            error: XskError::Bind {
-                mode: BindMode::ZeroCopy,
-                error: io::Error::from_raw_os_error(libc::EOPNOTSUPP),
-            },
-        };
-        let text = e.to_string();
-        assert!(
-            text.contains("veth driver") && text.contains("queue 1"),
-            "{text}"
-        );
-    }
-}
+mod tests;

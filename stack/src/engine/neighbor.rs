@@ -37,7 +37,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::netlink::{self, Netlink, Route};
 use super::sys;
-use crate::stack::{ConnHandle, NEIGHBOR_LIFETIME, Stack};
+use crate::stack::{ConnHandle, NEIGHBOR_LIFETIME, Stack, StackFamily};
 use crate::time::{Duration, Instant};
 use crate::wire::EthernetAddress;
 
@@ -61,19 +61,19 @@ pub struct ResolverStats {
     pub failures: u64,
 }
 
-struct Pending {
+struct Pending<A> {
     next_hop: IpAddr,
     /// Destinations (remote addresses) that use this next hop, with their connections.
-    waiters: Vec<(Ipv4Addr, ConnHandle)>,
+    waiters: Vec<(A, ConnHandle)>,
     started: Instant,
     last_kick: Instant,
 }
 
 /// A resolved next hop in use, and the destinations behind it.
-struct Hop {
+struct Hop<A> {
     ip: IpAddr,
     mac: EthernetAddress,
-    dests: Vec<Ipv4Addr>,
+    dests: Vec<A>,
     /// When the kernel was last asked, and last answered with a usable entry.
     checked: Instant,
     confirmed: Instant,
@@ -85,21 +85,23 @@ struct Kernel {
     ifindex: u32,
 }
 
-/// One core's resolver. See the module docs.
-pub struct Resolver {
+/// One core's resolver for the stack of family `A` (IPv4 by default; a dual-stack core has
+/// one per family, the IPv6 one reading the kernel's Neighbor Discovery entries). See the
+/// module docs.
+pub struct Resolver<A = Ipv4Addr> {
     iface: String,
     kernel: Option<Kernel>,
     routes: Vec<Route>,
-    pending: Vec<Pending>,
-    hops: Vec<Hop>,
+    pending: Vec<Pending<A>>,
+    hops: Vec<Hop<A>>,
     cursor: usize,
     last_check: Instant,
     next_refresh: Instant,
     stats: ResolverStats,
 }
 
-impl Resolver {
-    pub fn new(iface: &str) -> Resolver {
+impl<A: StackFamily + Into<IpAddr>> Resolver<A> {
+    pub fn new(iface: &str) -> Resolver<A> {
         Resolver {
             iface: iface.to_owned(),
             kernel: None,
@@ -141,7 +143,7 @@ impl Resolver {
     /// Makes sure connection `h` to `remote` can transmit: returns at once when the stack
     /// knows a MAC for `remote` that was confirmed within [`REFRESH`], else asks the kernel
     /// or starts a resolution.
-    pub fn ensure(&mut self, stack: &mut Stack, now: Instant, remote: Ipv4Addr, h: ConnHandle) {
+    pub fn ensure(&mut self, stack: &mut Stack<A>, now: Instant, remote: A, h: ConnHandle) {
         if let Some(i) = self.hops.iter().position(|p| p.dests.contains(&remote))
             && now.saturating_since(self.hops[i].checked) >= REFRESH
         {
@@ -169,8 +171,8 @@ impl Resolver {
         });
     }
 
-    fn next_hop(&mut self, dst: Ipv4Addr) -> IpAddr {
-        let dst = IpAddr::V4(dst);
+    fn next_hop(&mut self, dst: A) -> IpAddr {
+        let dst: IpAddr = dst.into();
         if let Some(hop) = netlink::next_hop(&self.routes, dst) {
             return hop;
         }
@@ -187,10 +189,10 @@ impl Resolver {
     /// into the stack.
     fn learned(
         &mut self,
-        stack: &mut Stack,
+        stack: &mut Stack<A>,
         now: Instant,
         hop: IpAddr,
-        remote: Ipv4Addr,
+        remote: A,
         mac: EthernetAddress,
     ) {
         match self.hops.iter_mut().find(|p| p.ip == hop) {
@@ -212,7 +214,7 @@ impl Resolver {
 
     /// Asks the kernel for hop `i` again (see the module docs). Returns whether the hop is
     /// still known (false: it was forgotten, and index `i` now names another).
-    fn refresh(&mut self, i: usize, stack: &mut Stack, now: Instant) -> bool {
+    fn refresh(&mut self, i: usize, stack: &mut Stack<A>, now: Instant) -> bool {
         let ip = self.hops[i].ip;
         let answer = self.lookup(ip);
         let hop = &mut self.hops[i];
@@ -247,7 +249,7 @@ impl Resolver {
     /// Progresses pending resolutions and runs at most one due refresh. Returns the
     /// connections whose next hop did not resolve in time; the caller aborts them. Cheap
     /// when nothing is due (two comparisons).
-    pub fn poll(&mut self, stack: &mut Stack, now: Instant, failed: &mut Vec<ConnHandle>) {
+    pub fn poll(&mut self, stack: &mut Stack<A>, now: Instant, failed: &mut Vec<ConnHandle>) {
         if !self.hops.is_empty() && now >= self.next_refresh {
             self.next_refresh = now + REFRESH_SPACING;
             self.cursor = (self.cursor + 1) % self.hops.len();

@@ -72,8 +72,23 @@ pub struct CoreStats {
     /// Frames this core received for another core's connections and handed over, frames
     /// handed to it, and frames it could not hand over (see [`super::handoff`]).
     pub handoff: HandoffStats,
-    /// The neighbour cache's refreshes from the kernel (see [`super::neighbor`]).
+    /// The neighbour cache's refreshes from the kernel (see [`super::neighbor`]), both
+    /// families summed.
     pub neighbor: ResolverStats,
+    /// A dual-stack core's IPv6 stack on its own (`None`: the core runs IPv4 only).
+    /// `counters` and `connections` above are the sums over both stacks; the TIME-WAIT
+    /// memory fields are the IPv4 table's.
+    pub ipv6: Option<Ipv6Stats>,
+}
+
+/// The IPv6 stack of a dual-stack core (JSON: the object `"ipv6"` of the core, with the
+/// counter fields and `connections`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ipv6Stats {
+    /// The IPv6 stack's counters.
+    pub counters: Counters,
+    /// Connections in the IPv6 stack's table.
+    pub connections: u64,
 }
 
 /// The latest snapshot of every core, and of the XDP program.
@@ -96,7 +111,7 @@ macro_rules! reported_counters {
             vec![$((stringify!($field), c.$field)),*]
         }
 
-        fn add_counters(t: &mut Counters, c: &Counters) {
+        pub(crate) fn add_counters(t: &mut Counters, c: &Counters) {
             $(t.$field += c.$field;)*
         }
     };
@@ -297,6 +312,12 @@ impl CoreStats {
             self.time_wait_bytes_per_entry(),
         );
         m.counters(&self.counters);
+        if let Some(v6) = &self.ipv6 {
+            let mut o = Ordered(Vec::with_capacity(64));
+            o.put("connections", v6.connections);
+            o.counters(&v6.counters);
+            m.0.push(("ipv6", Node::Object(o)));
+        }
         let mut xsk = Ordered(Vec::with_capacity(9));
         for (k, v) in xsk_fields(&self.xsk) {
             xsk.put(k, v);

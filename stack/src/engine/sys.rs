@@ -86,12 +86,28 @@ pub fn kick_kernel_resolution(ip: impl Into<IpAddr>) -> io::Result<()> {
 
 /// The first IPv4 address configured on `iface` (in the calling thread's namespace), if any.
 pub fn interface_ipv4(iface: &str) -> Option<Ipv4Addr> {
+    interface_addrs(iface).into_iter().find_map(|a| match a {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    })
+}
+
+/// The first IPv6 address configured on `iface` that is not link-local (fe80::/10), if any.
+pub fn interface_ipv6(iface: &str) -> Option<std::net::Ipv6Addr> {
+    interface_addrs(iface).into_iter().find_map(|a| match a {
+        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) != 0xfe80 => Some(a),
+        _ => None,
+    })
+}
+
+/// The IPv4 and IPv6 addresses configured on `iface`, in the kernel's order.
+fn interface_addrs(iface: &str) -> Vec<IpAddr> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // Safety: getifaddrs writes a list head we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return None;
+        return Vec::new();
     }
-    let mut found = None;
+    let mut found = Vec::new();
     let mut cur = head;
     while !cur.is_null() {
         // Safety: `cur` is a node of the list getifaddrs returned, not yet freed.
@@ -102,15 +118,22 @@ pub fn interface_ipv4(iface: &str) -> Option<Ipv4Addr> {
         }
         // Safety: ifa_name is a NUL-terminated string owned by the list.
         let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
-        // Safety: ifa_addr is non-null and points at a sockaddr of at least its family's size.
-        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        if name.to_bytes() != iface.as_bytes() || family != libc::AF_INET {
+        if name.to_bytes() != iface.as_bytes() {
             continue;
         }
-        // Safety: the family is AF_INET, so the sockaddr is a sockaddr_in.
-        let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-        found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-        break;
+        // Safety: ifa_addr is non-null and points at a sockaddr of at least its family's size.
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        if family == libc::AF_INET {
+            // Safety: the family is AF_INET, so the sockaddr is a sockaddr_in.
+            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            found.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))));
+        } else if family == libc::AF_INET6 {
+            // Safety: the family is AF_INET6, so the sockaddr is a sockaddr_in6.
+            let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+            found.push(IpAddr::V6(sin6.sin6_addr.s6_addr.into()));
+        }
     }
     // Safety: `head` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };

@@ -38,21 +38,21 @@
 //! drain time is up (then the rest are reset). The socket is handed back to the engine,
 //! which detaches the XDP program before the socket is freed.
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use super::app::{App, AppEvent, CoreState, Io};
+use super::app::{App, AppEvent, Core6, CoreState, Io};
 use super::handoff::{Handoff, HandoffLink, Ownership};
 use super::neighbor::Resolver;
-use super::stats::{CoreStats, SNAPSHOT_INTERVAL};
+use super::stats::{CoreStats, Ipv6Stats, SNAPSHOT_INTERVAL, add_counters};
 use super::{PollMode, ShutdownPolicy};
 use crate::afxdp::{XskLink, busy_poll};
 use crate::capture::{CaptureLink, PcapFile};
 use crate::link::Link;
-use crate::stack::{ListenerId, Stack, StackConfig};
+use crate::stack::{ConnHandle, ListenerId, Stack, StackConfig};
 use crate::tcp::time_wait::TimeWaitInit;
 use crate::tcp::{Event, FourTuple};
 use crate::time::{Duration, Instant};
@@ -83,6 +83,9 @@ pub(crate) struct WorkerSetup {
     pub iface: String,
     pub stack: StackConfig,
     pub listen: Vec<SocketAddrV4>,
+    /// With IPv6 addresses: the IPv6 stack's configuration (`ips6` set) and its listeners.
+    pub stack6: Option<StackConfig>,
+    pub listen6: Vec<SocketAddrV6>,
     pub poll: PollMode,
     pub idle_spins: u32,
     pub idle_wait: Duration,
@@ -98,26 +101,130 @@ pub(crate) struct WorkerSetup {
     pub capture: Option<PcapFile>,
 }
 
-/// Receives one batch: through the handoff queues when the engine has several cores.
+/// Receives one batch: through the handoff queues when the engine has several cores; on a
+/// dual-stack core, IPv6 frames (the socket's and those handed over) go to the IPv6 stack on
+/// the way ([`SplitLink`]).
 fn receive<L: Link>(
     setup: &WorkerSetup,
     core: &mut CoreState,
     link: &mut L,
     now: Instant,
 ) -> usize {
-    match &setup.hub {
-        Some(hub) => core.stack.receive(
+    let CoreState {
+        stack, v6, handoff, ..
+    } = core;
+    let me = setup.queue;
+    let owners = &setup.owners;
+    match (&setup.hub, v6.as_deref_mut()) {
+        (None, None) => stack.receive(now, link),
+        (Some(hub), None) => stack.receive(
             now,
             &mut HandoffLink {
                 link,
-                me: setup.queue,
+                me,
                 hub,
-                owners: &setup.owners,
-                stats: &mut core.handoff,
+                owners,
+                stats: handoff,
             },
         ),
-        None => core.stack.receive(now, link),
+        (None, Some(v6)) => {
+            let n = stack.receive(
+                now,
+                &mut SplitLink {
+                    link,
+                    v6: &mut v6.stack,
+                    now,
+                },
+            );
+            v6.stack.finish_receive(now);
+            n
+        }
+        (Some(hub), Some(v6)) => {
+            let n = stack.receive(
+                now,
+                &mut SplitLink {
+                    link: &mut HandoffLink {
+                        link,
+                        me,
+                        hub,
+                        owners,
+                        stats: handoff,
+                    },
+                    v6: &mut v6.stack,
+                    now,
+                },
+            );
+            v6.stack.finish_receive(now);
+            n
+        }
     }
+}
+
+/// Whether a received frame is IPv6 (EtherType 0x86dd, untagged or behind one 802.1Q tag):
+/// two compares, before either stack parses anything. A VLAN mismatch is the IPv6 stack's
+/// to count, as it is the IPv4 stack's for its frames.
+#[inline(always)]
+fn is_ipv6_frame(frame: &[u8]) -> bool {
+    match frame.get(12..14) {
+        Some([0x86, 0xdd]) => true,
+        Some([0x81, 0x00]) => frame.get(16..18) == Some(&[0x86, 0xdd][..]),
+        _ => false,
+    }
+}
+
+/// The link as a dual-stack core's IPv4 stack sees it: every IPv6 frame is given to the
+/// IPv6 stack instead (its ingress only; the engine then ends the IPv6 stack's batch with
+/// [`Stack::finish_receive`]). Only built when the engine has IPv6 addresses.
+struct SplitLink<'a, L> {
+    link: &'a mut L,
+    v6: &'a mut Stack<Ipv6Addr>,
+    now: Instant,
+}
+
+impl<L: Link> Link for SplitLink<'_, L> {
+    fn max_frame_len(&self) -> usize {
+        self.link.max_frame_len()
+    }
+
+    fn receive<F: FnMut(&[u8])>(&mut self, budget: usize, mut f: F) -> usize {
+        let v6 = &mut *self.v6;
+        let now = self.now;
+        self.link.receive(budget, |frame| {
+            if is_ipv6_frame(frame) {
+                v6.receive_frame(now, frame);
+            } else {
+                f(frame);
+            }
+        })
+    }
+
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, f: F) -> bool {
+        self.link.transmit(f)
+    }
+
+    fn flush(&mut self) {
+        self.link.flush();
+    }
+}
+
+/// A link whose `flush` does nothing: a dual-stack core's IPv6 stack transmits through it,
+/// and the IPv4 stack's flush right after kicks TX once for both.
+struct NoKick<'a, L>(&'a mut L);
+
+impl<L: Link> Link for NoKick<'_, L> {
+    fn max_frame_len(&self) -> usize {
+        self.0.max_frame_len()
+    }
+
+    fn receive<F: FnMut(&[u8])>(&mut self, budget: usize, f: F) -> usize {
+        self.0.receive(budget, f)
+    }
+
+    fn transmit<F: FnOnce(&mut [u8]) -> usize>(&mut self, f: F) -> bool {
+        self.0.transmit(f)
+    }
+
+    fn flush(&mut self) {}
 }
 
 /// The link with the application's frame hooks ([`App::FRAME_HOOKS`]) in the path.
@@ -183,6 +290,14 @@ fn flush_hooked<L: Link, A: App>(core: &mut CoreState, link: &mut L, app: &mut A
     }
     core.raw.clear();
     core.raw_lens.clear();
+    if let Some(v6) = core.v6.as_deref_mut() {
+        if A::FRAME_HOOKS {
+            v6.stack
+                .flush(now, &mut NoKick(&mut HookedLink { link, app }));
+        } else {
+            v6.stack.flush(now, &mut NoKick(link));
+        }
+    }
     if A::FRAME_HOOKS {
         core.stack.flush(now, &mut HookedLink { link, app });
     } else {
@@ -264,13 +379,30 @@ fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -
         loop_ns,
         wait_ns,
     } = *n;
+    let ipv6 = core.v6.as_deref().map(|v6| Ipv6Stats {
+        counters: v6.stack.counters(),
+        connections: v6.stack.connection_count() as u64,
+    });
+    let mut counters = core.stack.counters();
+    let mut neighbor = core.resolver.stats();
+    if let (Some(st), Some(v6)) = (&ipv6, core.v6.as_deref()) {
+        add_counters(&mut counters, &st.counters);
+        let r = v6.resolver.stats();
+        neighbor.refreshes += r.refreshes;
+        neighbor.changes += r.changes;
+        neighbor.failures += r.failures;
+    }
     CoreStats {
         queue: s.queue,
         core: s.cpu,
-        counters: core.stack.counters(),
+        counters,
         xsk: link.stats(),
         zero_copy: link.is_zero_copy(),
-        connections: core.stack.connection_count() as u64,
+        connections: (core.stack.connection_count()
+            + core
+                .v6
+                .as_deref()
+                .map_or(0, |v6| v6.stack.connection_count())) as u64,
         time_wait_capacity: core.stack.time_wait_table().capacity() as u64,
         time_wait_reserved_bytes: core.stack.time_wait_table().memory_bytes() as u64,
         loops,
@@ -281,7 +413,8 @@ fn snapshot(s: &WorkerSetup, core: &CoreState, link: &XskLink, n: &LoopCounts) -
         // Only in snapshots (a getsockopt), never per iteration.
         napi_id: busy_poll::incoming_napi_id(link.fd()).unwrap_or(0),
         handoff: core.handoff,
-        neighbor: core.resolver.stats(),
+        neighbor,
+        ipv6,
     }
 }
 
@@ -368,6 +501,25 @@ fn run_on<A: App, L: CoreLink>(
             }
         }
     }
+    if let Some(cfg6) = &setup.stack6 {
+        let mut v6 = Box::new(Core6 {
+            stack: Stack::new_v6(cfg6.clone(), now),
+            resolver: Resolver::new(&setup.iface),
+            listeners: Vec::with_capacity(setup.listen6.len()),
+        });
+        for &addr in &setup.listen6 {
+            match v6.stack.listen(addr) {
+                Ok(l) => v6.listeners.push(l),
+                Err(e) => {
+                    let _ =
+                        reports.send(Report::Failed(setup.queue, format!("listen {addr}: {e}")));
+                    let stats = snapshot(&setup, &core, link.xsk(), &LoopCounts::default());
+                    return (link, stats);
+                }
+            }
+        }
+        core.v6 = Some(v6);
+    }
     if setup.prefill_time_wait > 0 {
         let n = prefill_time_wait(&mut core.stack, &setup, clock(setup.epoch));
         eprintln!(
@@ -416,16 +568,26 @@ fn run_on<A: App, L: CoreLink>(
             }
         }
         busy |= deliver_events(&mut app, &mut core);
+        if core.v6.is_some() {
+            busy |= accept_and_deliver_v6(&mut app, &mut core);
+        }
         app.on_tick(&mut Io { core: &mut core });
         core.resolver.poll(&mut core.stack, now, &mut failed);
+        if let Some(v6) = core.v6.as_deref_mut() {
+            let at = failed.len();
+            v6.resolver.poll(&mut v6.stack, now, &mut failed);
+            for h in &mut failed[at..] {
+                *h = h.shifted(core.base6);
+            }
+        }
         if !failed.is_empty() {
             for h in failed.drain(..) {
-                let _ = core.stack.abort(h);
+                let _ = Io { core: &mut core }.abort(h);
                 core.untrack(h);
                 app.on_event(&mut Io { core: &mut core }, AppEvent::TimedOut(h));
             }
         }
-        if !core.raw_lens.is_empty() || core.stack.poll_at().is_some_and(|t| t <= now) {
+        if !core.raw_lens.is_empty() || core.poll_at().is_some_and(|t| t <= now) {
             flush_hooked(&mut core, &mut link, &mut app, now);
             busy = true;
         }
@@ -462,7 +624,9 @@ fn run_on<A: App, L: CoreLink>(
                 .hub
                 .as_ref()
                 .is_some_and(|h| h.has_pending(setup.queue));
-            if idle >= setup.idle_spins && core.resolver.is_idle() && !handed {
+            let resolving = !core.resolver.is_idle()
+                || core.v6.as_deref().is_some_and(|v6| !v6.resolver.is_idle());
+            if idle >= setup.idle_spins && !resolving && !handed {
                 idle_wait(&setup, &core, &mut link, &mut n, now);
             }
         }
@@ -485,7 +649,6 @@ fn idle_wait<L: CoreLink>(
     now: Instant,
 ) {
     let until = core
-        .stack
         .poll_at()
         .map_or(setup.idle_wait, |t| t.saturating_since(now))
         .min(setup.idle_wait);
@@ -545,6 +708,64 @@ fn deliver_events<A: App>(app: &mut A, core: &mut CoreState) -> bool {
     any
 }
 
+/// A dual-stack core's IPv6 half: accepts on its listeners, then hands every event of its
+/// stack to the application, with handles shifted into the application's numbering
+/// ([`CoreState::base6`]). Returns whether there was anything.
+fn accept_and_deliver_v6<A: App>(app: &mut A, core: &mut CoreState) -> bool {
+    let mut any = false;
+    let n = core.v6.as_deref().map_or(0, |v6| v6.listeners.len());
+    for i in 0..n {
+        loop {
+            let Some(v6) = core.v6.as_deref_mut() else {
+                return any;
+            };
+            let l = v6.listeners[i];
+            let Some(h) = v6.stack.accept(l) else {
+                break;
+            };
+            let h = core.app_handle6(h);
+            core.track(h);
+            app.on_event(&mut Io { core: &mut *core }, AppEvent::Accepted(h));
+            any = true;
+        }
+    }
+    loop {
+        let Some(v6) = core.v6.as_deref_mut() else {
+            return any;
+        };
+        let Some((h, e)) = v6.stack.poll_event() else {
+            return any;
+        };
+        any = true;
+        let passive = v6.stack.connection(h).is_some_and(|c| c.is_passive());
+        let h = core.app_handle6(h);
+        if let Some(ev) = app_event(h, e, passive) {
+            if matches!(
+                ev,
+                AppEvent::Closed(_) | AppEvent::Reset(_) | AppEvent::TimedOut(_)
+            ) {
+                core.untrack(h);
+            }
+            app.on_event(&mut Io { core: &mut *core }, ev);
+        }
+    }
+}
+
+/// The application's event for stack event `e` of connection `h` (`None` for the
+/// `Connected` of a passive open, announced as `Accepted` already).
+fn app_event(h: ConnHandle, e: Event, passive: bool) -> Option<AppEvent> {
+    Some(match e {
+        Event::Connected if passive => return None,
+        Event::Connected => AppEvent::Connected(h),
+        Event::Readable => AppEvent::Readable(h),
+        Event::Writable => AppEvent::Writable(h),
+        Event::PeerClosed => AppEvent::PeerClosed(h),
+        Event::Closed => AppEvent::Closed(h),
+        Event::Reset => AppEvent::Reset(h),
+        Event::TimedOut => AppEvent::TimedOut(h),
+    })
+}
+
 /// The shutdown drain (see the module docs).
 fn drain<L: CoreLink>(setup: &WorkerSetup, core: &mut CoreState, link: &mut L) {
     let handles: Vec<_> = core.live.iter().flatten().copied().collect();
@@ -552,13 +773,13 @@ fn drain<L: CoreLink>(setup: &WorkerSetup, core: &mut CoreState, link: &mut L) {
         ShutdownPolicy::Fin { drain } => (true, drain),
         ShutdownPolicy::Rst => (false, Duration::from_millis(100)),
     };
-    for &h in &handles {
-        let _ = if fin {
-            core.stack.close(h)
-        } else {
-            core.stack.abort(h)
-        };
-    }
+    let end_all = |core: &mut CoreState, fin: bool| {
+        for &h in &handles {
+            let mut io = Io { core: &mut *core };
+            let _ = if fin { io.close(h) } else { io.abort(h) };
+        }
+    };
+    end_all(core, fin);
     let start = clock(setup.epoch);
     let mut reset_rest = false;
     loop {
@@ -566,9 +787,13 @@ fn drain<L: CoreLink>(setup: &WorkerSetup, core: &mut CoreState, link: &mut L) {
         // As `Stack::poll`, with the handoff queues: the last ACKs of our closes may arrive
         // on another core's queue.
         receive(setup, core, link, now);
-        core.stack.flush(now, link);
+        flush_both(core, link, now);
         while core.stack.poll_event().is_some() {}
-        let done = core.stack.connection_count() == 0;
+        let mut done = core.stack.connection_count() == 0;
+        if let Some(v6) = core.v6.as_deref_mut() {
+            while v6.stack.poll_event().is_some() {}
+            done &= v6.stack.connection_count() == 0;
+        }
         if done && link.xsk().tx_in_flight() == 0 {
             break;
         }
@@ -578,182 +803,21 @@ fn drain<L: CoreLink>(setup: &WorkerSetup, core: &mut CoreState, link: &mut L) {
             }
             // Out of time: reset whatever is left, and give the RSTs a moment to leave.
             reset_rest = true;
-            for &h in &handles {
-                let _ = core.stack.abort(h);
-            }
-            core.stack.flush(now, link);
+            end_all(core, false);
+            flush_both(core, link, now);
         }
         std::hint::spin_loop();
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefill_peers_are_distinct_and_in_benchmark_space() {
-        let mut seen = std::collections::HashSet::new();
-        // Around the address wrap (2^17) and far out (10 M).
-        for i in (0..1000)
-            .chain(PREFILL_ADDRS - 500..PREFILL_ADDRS + 500)
-            .chain(9_999_000..10_000_000)
-        {
-            let p = prefill_peer(i);
-            let o = p.ip().octets();
-            assert!(o[0] == 198 && (o[1] == 18 || o[1] == 19), "{p}");
-            assert!(p.port() >= 1024, "{p}");
-            assert!(seen.insert(p), "{i}: {p} repeated");
-        }
-        assert_eq!(prefill_peer(0), "198.18.0.0:1024".parse().unwrap());
-        assert_eq!(
-            prefill_peer(PREFILL_ADDRS),
-            "198.18.0.0:1025".parse().unwrap()
-        );
-        assert_eq!(
-            prefill_peer(PREFILL_ADDRS - 1),
-            "198.19.255.255:1024".parse().unwrap()
-        );
+/// Transmits both stacks' segments (the IPv6 stack's first, without its own TX kick).
+fn flush_both<L: Link>(core: &mut CoreState, link: &mut L, now: Instant) {
+    if let Some(v6) = core.v6.as_deref_mut() {
+        v6.stack.flush(now, &mut NoKick(link));
     }
-
-    fn setup(queue: u32, queues: u32, total: u64, capacity: usize) -> (WorkerSetup, Stack) {
-        let stack = StackConfig {
-            time_wait_capacity: capacity,
-            ..StackConfig::default()
-        };
-        let s = WorkerSetup {
-            queue,
-            queues,
-            cpu: None,
-            iface: "lo".into(),
-            stack: stack.clone(),
-            listen: vec!["10.77.0.1:8080".parse().unwrap()],
-            poll: PollMode::Busy,
-            idle_spins: 0,
-            idle_wait: Duration::from_millis(1),
-            shutdown: ShutdownPolicy::default(),
-            epoch: StdInstant::now(),
-            hub: None,
-            owners: super::super::handoff::Ownership::new(queues, 32768..=60999, None),
-            prefill_time_wait: total,
-            capture: None,
-        };
-        (s, Stack::new(stack, Instant::from_micros(0)))
-    }
-
-    #[test]
-    fn prefill_splits_across_queues_and_caps_at_capacity() {
-        let now = Instant::from_micros(1000);
-        // 5 entries over 2 queues: queue 0 takes 0, 2, 4; queue 1 takes 1, 3.
-        for (queue, want) in [(0u32, vec![0u64, 2, 4]), (1, vec![1, 3])] {
-            let (s, mut stack) = setup(queue, 2, 5, 100);
-            assert_eq!(prefill_time_wait(&mut stack, &s, now), want.len() as u64);
-            assert_eq!(stack.time_wait_table().len(), want.len());
-            assert_eq!(stack.counters().time_wait, want.len() as u64);
-            for i in 0..6u64 {
-                let p = prefill_peer(i);
-                let t = FourTuple {
-                    local_addr: "10.77.0.1".parse().unwrap(),
-                    remote_addr: *p.ip(),
-                    local_port: 8080,
-                    remote_port: p.port(),
-                };
-                assert_eq!(
-                    stack.in_time_wait(&t),
-                    want.contains(&i),
-                    "queue {queue}, entry {i}"
-                );
-            }
-        }
-        // More than the table holds: capped, nothing evicted.
-        let (s, mut stack) = setup(0, 1, 50, 16);
-        assert_eq!(prefill_time_wait(&mut stack, &s, now), 16);
-        assert_eq!(stack.time_wait_table().len(), 16);
-        assert_eq!(stack.counters().time_wait_table_full, 0);
-        // Nothing asked, nothing inserted.
-        let (s, mut stack) = setup(0, 1, 0, 16);
-        assert_eq!(prefill_time_wait(&mut stack, &s, now), 0);
-    }
-
-    /// Counts what the frame hooks see; takes the frames that start with 0xee.
-    #[derive(Default)]
-    struct Hooks {
-        rx: usize,
-        tx: usize,
-    }
-
-    impl App for Hooks {
-        const FRAME_HOOKS: bool = true;
-        fn on_event(&mut self, _: &mut Io<'_>, _: AppEvent) {}
-        fn on_rx_frame(&mut self, frame: &[u8]) -> bool {
-            self.rx += 1;
-            frame[0] == 0xee
-        }
-        fn on_tx_frame(&mut self, _: &[u8]) {
-            self.tx += 1;
-        }
-    }
-
-    #[test]
-    fn frame_hooks_see_every_frame_and_raw_frames_bypass_the_stack() {
-        use crate::link::memory::MemoryLink;
-        use crate::wire::EthernetAddress;
-        let now = Instant::from_micros(1000);
-        let (s, _) = setup(0, 1, 0, 16);
-        let local: std::net::Ipv4Addr = "10.77.0.1".parse().unwrap();
-        let stack = Stack::new(
-            StackConfig {
-                ips: vec![local],
-                arp: false,
-                ..StackConfig::default()
-            },
-            now,
-        );
-        let mut core = CoreState::new(stack, Resolver::new("lo"), now, 0, 1, 1514);
-        let mut link = MemoryLink::with_max_frame_len(1514);
-        let mut app = Hooks::default();
-
-        // Received: the hook sees both frames and takes one; the stack sees the other.
-        link.push_rx(&[0xee; 60]);
-        link.push_rx(&[0x11; 60]);
-        receive_hooked(&s, &mut core, &mut link, &mut app, now);
-        assert_eq!(app.rx, 2);
-        assert_eq!(core.stack.counters().rx_frames, 1);
-
-        // Raw frames go out as they are, without the transmit hook; bad sizes are refused.
-        let mut io = Io { core: &mut core };
-        assert!(io.send_frame(&[1, 2, 3]));
-        assert!(io.send_frame(&[4; 1514]));
-        assert!(!io.send_frame(&[]));
-        assert!(!io.send_frame(&[0; 1515]));
-        flush_hooked(&mut core, &mut link, &mut app, now);
-        let sent = link.take_tx();
-        assert_eq!(sent.len(), 2);
-        assert_eq!(sent[0], [1, 2, 3]);
-        assert_eq!(sent[1].len(), 1514);
-        assert_eq!(app.tx, 0, "raw frames are not the stack's");
-        assert!(core.raw.is_empty() && core.raw_lens.is_empty());
-
-        // The stack's own frames pass the transmit hook: a SYN.
-        let peer: std::net::Ipv4Addr = "10.77.0.2".parse().unwrap();
-        core.stack
-            .add_neighbor(peer, EthernetAddress([2, 0, 0, 0, 0, 2]));
-        core.stack
-            .connect(now, None, std::net::SocketAddrV4::new(peer, 80))
-            .unwrap();
-        flush_hooked(&mut core, &mut link, &mut app, now);
-        assert_eq!((app.tx, link.take_tx().len()), (1, 1));
-    }
-
-    #[test]
-    fn wake_at_keeps_the_earliest_deadline_of_the_iteration() {
-        let now = Instant::from_micros(1000);
-        let (_, stack) = setup(0, 1, 0, 16);
-        let mut core = CoreState::new(stack, Resolver::new("lo"), now, 0, 1, 1514);
-        let mut io = Io { core: &mut core };
-        io.wake_at(now + Duration::from_micros(500));
-        io.wake_at(now + Duration::from_micros(200));
-        io.wake_at(now + Duration::from_micros(900));
-        assert_eq!(core.wake, Some(now + Duration::from_micros(200)));
-    }
+    core.stack.flush(now, link);
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

@@ -243,6 +243,26 @@ impl ConnHandle {
     pub fn is_v6(self) -> bool {
         self.generation & family::HANDLE_V6 != 0
     }
+
+    /// The same connection with its index moved up by `by`: a driver that runs two stacks
+    /// (the engine's IPv4 and IPv6 stacks of one core) numbers the second's connections after
+    /// the first's, so that one handle type names either and indexes stay distinct.
+    #[doc(hidden)]
+    pub fn shifted(self, by: u32) -> ConnHandle {
+        ConnHandle {
+            index: self.index.wrapping_add(by),
+            generation: self.generation,
+        }
+    }
+
+    /// The inverse of [`ConnHandle::shifted`]; `None` when the index is below `by`.
+    #[doc(hidden)]
+    pub fn unshifted(self, by: u32) -> Option<ConnHandle> {
+        Some(ConnHandle {
+            index: self.index.checked_sub(by)?,
+            generation: self.generation,
+        })
+    }
 }
 
 /// A listening socket.
@@ -746,6 +766,23 @@ impl<A: StackFamily> Stack<A> {
         self.run_timers(now);
         self.collect_events();
         received
+    }
+
+    /// Ingress of one frame, for a driver that sorts received frames itself (the engine
+    /// hands a dual-stack core's IPv6 frames to its IPv6 stack this way). Nothing else runs:
+    /// end the batch with [`Stack::finish_receive`].
+    pub fn receive_frame(&mut self, now: Instant, frame: &[u8]) {
+        self.now = now;
+        A::ingress(self, now, frame);
+    }
+
+    /// The rest of [`Stack::receive`] after frames given by [`Stack::receive_frame`]: parked
+    /// SYNs, due timers, events.
+    pub fn finish_receive(&mut self, now: Instant) {
+        self.now = now;
+        self.drain_pending_syns(now);
+        self.run_timers(now);
+        self.collect_events();
     }
 
     /// Transmits what application calls queued, without receiving.
