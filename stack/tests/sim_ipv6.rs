@@ -18,7 +18,7 @@
 //! `sim_matrix::reliability_matrix_ipv6_slice`.
 
 use xtcp::sim::{Fate, Host, LinkConfig, Simulation};
-use xtcp::stack::{Stack, StackFamily};
+use xtcp::stack::{Stack, StackFamily, is_ipv6_frame};
 use xtcp::tcp::{Event, FourTuple, State, TcpConfig};
 use xtcp::time::{Duration, Instant};
 use xtcp::wire::frame::parse_icmpv6_frame;
@@ -638,8 +638,9 @@ fn ipv6_simulator_pcap_reads_back_in_tshark() {
 
 // ============================================================ both stacks on one link
 
-/// A dual-stack server: an IPv4 and an IPv6 stack on one link, frames dispatched by
-/// EtherType (`Stack::receive_dual`); it reads every connection to its end and closes.
+/// A dual-stack server: an IPv4 and an IPv6 stack on one link, each frame given to one of
+/// them by EtherType (`is_ipv6_frame`, `Stack::receive_frame`, then `finish_receive` on both,
+/// as the engine's dual-stack core does); it reads every connection to its end and closes.
 struct DualServer {
     v4: Stack,
     v6: Stack<V6>,
@@ -698,7 +699,16 @@ impl DualServer {
 
 impl Host for DualServer {
     fn poll(&mut self, now: Instant, link: &mut xtcp::link::memory::MemoryLink) {
-        self.v4.receive_dual(&mut self.v6, now, link);
+        let (v4, v6) = (&mut self.v4, &mut self.v6);
+        xtcp::link::Link::receive(link, v4.config().rx_batch, |frame| {
+            if is_ipv6_frame(frame) {
+                v6.receive_frame(now, frame);
+            } else {
+                v4.receive_frame(now, frame);
+            }
+        });
+        v4.finish_receive(now);
+        v6.finish_receive(now);
         self.app();
         self.v4.flush(now, link);
         self.v6.flush(now, link);

@@ -52,7 +52,7 @@ use super::{PollMode, ShutdownPolicy};
 use crate::afxdp::{XskLink, busy_poll};
 use crate::capture::{CaptureLink, PcapFile};
 use crate::link::Link;
-use crate::stack::{ConnHandle, ListenerId, Stack, StackConfig};
+use crate::stack::{ConnHandle, ListenerId, Stack, StackConfig, is_ipv6_frame};
 use crate::tcp::time_wait::TimeWaitInit;
 use crate::tcp::{Event, FourTuple};
 use crate::time::{Duration, Instant};
@@ -157,18 +157,6 @@ fn receive<L: Link>(
             v6.stack.finish_receive(now);
             n
         }
-    }
-}
-
-/// Whether a received frame is IPv6 (EtherType 0x86dd, untagged or behind one 802.1Q tag):
-/// two compares, before either stack parses anything. A VLAN mismatch is the IPv6 stack's
-/// to count, as it is the IPv4 stack's for its frames.
-#[inline(always)]
-fn is_ipv6_frame(frame: &[u8]) -> bool {
-    match frame.get(12..14) {
-        Some([0x86, 0xdd]) => true,
-        Some([0x81, 0x00]) => frame.get(16..18) == Some(&[0x86, 0xdd][..]),
-        _ => false,
     }
 }
 

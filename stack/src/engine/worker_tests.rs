@@ -304,19 +304,3 @@ fn a_dual_stack_core_splits_frames_and_routes_handles() {
     assert!(io.send(bogus, b"x").is_err());
     assert_eq!(io.recv_queue(bogus), 0);
 }
-
-#[test]
-fn ipv6_frames_are_told_by_their_ethertype() {
-    let mut f = vec![0u8; 60];
-    assert!(!is_ipv6_frame(&f));
-    f[12..14].copy_from_slice(&[0x86, 0xdd]);
-    assert!(is_ipv6_frame(&f));
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    assert!(!is_ipv6_frame(&f));
-    f[12..18].copy_from_slice(&[0x81, 0x00, 0x00, 0x64, 0x86, 0xdd]);
-    assert!(is_ipv6_frame(&f));
-    f[16..18].copy_from_slice(&[0x08, 0x06]);
-    assert!(!is_ipv6_frame(&f));
-    assert!(!is_ipv6_frame(&f[..13]));
-    assert!(!is_ipv6_frame(&[0x81; 15]));
-}

@@ -342,64 +342,23 @@ pub fn is_ipv6_frame(frame: &[u8]) -> bool {
     }
 }
 
-impl Stack {
-    /// [`Stack::receive`] for a core with both stacks on one link: each received frame goes
-    /// to this (IPv4) stack or to `v6` by its EtherType ([`is_ipv6_frame`]) before either
-    /// parses it, so neither sees the other's frames (ARP and everything not IPv6 comes
-    /// here); then both run their timers. Up to this stack's `rx_batch` frames in all.
-    pub fn receive_dual<L: crate::link::Link>(
-        &mut self,
-        v6: &mut Stack<Ipv6Addr>,
-        now: Instant,
-        link: &mut L,
-    ) -> usize {
-        self.now = now;
-        v6.now = now;
-        let budget = self.cfg.rx_batch;
-        let received = link.receive(budget, |frame| {
-            if is_ipv6_frame(frame) {
-                Ipv6Addr::ingress(v6, now, frame);
-            } else {
-                Ipv4Addr::ingress(self, now, frame);
-            }
-        });
-        for s in [&mut *self as &mut dyn DualHalf, v6] {
-            s.after_ingress(now);
-        }
-        received
-    }
-}
-
-/// The rest of a receive stage, per stack (parked SYNs, timers, events).
-trait DualHalf {
-    fn after_ingress(&mut self, now: Instant);
-}
-
-impl<A: StackFamily> DualHalf for Stack<A> {
-    fn after_ingress(&mut self, now: Instant) {
-        self.drain_pending_syns(now);
-        self.run_timers(now);
-        self.collect_events();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ipv6_frames_by_ethertype() {
-        let mut f = [0u8; 18];
+        let mut f = vec![0u8; 60];
+        assert!(!is_ipv6_frame(&f));
         f[12..14].copy_from_slice(&[0x86, 0xdd]);
         assert!(is_ipv6_frame(&f));
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         assert!(!is_ipv6_frame(&f));
-        f[12..14].copy_from_slice(&[0x81, 0x00]);
-        f[16..18].copy_from_slice(&[0x86, 0xdd]);
+        f[12..18].copy_from_slice(&[0x81, 0x00, 0x00, 0x64, 0x86, 0xdd]);
         assert!(is_ipv6_frame(&f));
         f[16..18].copy_from_slice(&[0x08, 0x06]);
         assert!(!is_ipv6_frame(&f));
         assert!(!is_ipv6_frame(&f[..13]));
-        assert!(!is_ipv6_frame(&f[..15]));
+        assert!(!is_ipv6_frame(&[0x81; 15]));
     }
 }
