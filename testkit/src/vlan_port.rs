@@ -20,7 +20,7 @@ use std::process::Command;
 
 /// Why the VLAN port cannot be made here (no clang, no tc), if so.
 pub fn unavailable() -> Option<String> {
-    if clang().is_none() {
+    if xtcp_xdp_ebpf::find_clang().is_none() {
         return Some("no clang >= 14 to build testkit/bpf/vlan_port.c".into());
     }
     let tc = Command::new("tc").arg("-V").output();
@@ -28,20 +28,6 @@ pub fn unavailable() -> Option<String> {
         return Some("tc (iproute2) not installed".into());
     }
     None
-}
-
-fn clang() -> Option<String> {
-    std::env::var("CLANG")
-        .ok()
-        .into_iter()
-        .chain((14..=21).rev().map(|m| format!("clang-{m}")))
-        .chain(["clang".to_string()])
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
@@ -66,7 +52,7 @@ pub fn vlan_port(
     net: std::net::Ipv4Addr,
     prefix: u8,
 ) -> Result<(), String> {
-    let clang = clang().ok_or("no clang")?;
+    let clang = xtcp_xdp_ebpf::find_clang().ok_or("no clang")?;
     let src = crate::veth::repo_root().join("testkit/bpf/vlan_port.c");
     let obj: PathBuf = std::env::temp_dir().join(format!(
         "xtcp-vlan-port-{}-{ns}-{ifname}.o",

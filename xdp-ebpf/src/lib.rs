@@ -56,6 +56,23 @@ mod layout {
     include!(concat!(env!("OUT_DIR"), "/layout.rs"));
 }
 
+/// A clang that can compile BPF programs at run time (the load generator's stateless
+/// client, the test kit's VLAN port): `$CLANG` if set, else the first of `clang-21` …
+/// `clang-14`, `clang` that runs. `None` when there is none (the caller says what needs it).
+pub fn find_clang() -> Option<String> {
+    std::env::var("CLANG")
+        .ok()
+        .into_iter()
+        .chain((14..=21).rev().map(|m| format!("clang-{m}")))
+        .chain(["clang".to_string()])
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
 /// The compiled BPF object (ELF), 8-byte aligned as aya requires.
 pub fn object() -> &'static [u8] {
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xtcp_xdp.o"))

@@ -143,23 +143,9 @@ pub struct Loaded {
     pub mode: &'static str,
 }
 
-fn clang() -> Option<String> {
-    std::env::var("CLANG")
-        .ok()
-        .into_iter()
-        .chain((14..=21).rev().map(|m| format!("clang-{m}")))
-        .chain(["clang".to_string()])
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-}
-
 /// Compiles the program for `cfg`; returns the object's bytes.
 pub fn compile(cfg: &ProgramConfig) -> Result<Vec<u8>, String> {
-    let clang = clang().ok_or(
+    let clang = xtcp_xdp_ebpf::find_clang().ok_or(
         "xdp-stateless needs clang (>= 14) to build its XDP program: apt-get install clang-19",
     )?;
     let dir = std::env::temp_dir();
