@@ -2,6 +2,7 @@
 //! removal), SYN cookies when the queue is full (RFC 4987 §3.6), and the final ACK (or cookie
 //! ACK) that makes a connection (`Connection::from_handshake`) and queues it for `accept`.
 
+use super::syn_fifo::SynTimer;
 use super::{
     AcceptOverflow, Owner, SR_LIVE, SR_SACK, SR_TS, Stack, StackFamily, SynCookieMode, SynRecvEntry,
 };
@@ -121,7 +122,7 @@ impl<A: StackFamily> Stack<A> {
                     irs: SeqNumber(0),
                     ts_recent: 0,
                     ts_offset: 0,
-                    timer: None,
+                    timer: SynTimer::None,
                     peer_mac,
                     peer_mss: 0,
                     listener: 0,
@@ -143,15 +144,23 @@ impl<A: StackFamily> Stack<A> {
         }
         let (iss, ts_offset) = self.take_isn(now, &tuple);
         let rto = self.cfg.tcp.initial_rto;
-        let Ok(timer) = self
-            .wheel
-            .schedule(now + rto, Owner::SynRecv(index).encode())
-        else {
-            // Cannot happen (the wheel has a node per entry), but stays defined and counted.
-            self.flows.remove(&tuple);
-            self.free_syn_recv.push(index);
-            self.counters.conn_table_full += 1;
-            return;
+        // The first deadline goes to the FIFO (`syn_fifo.rs`), the wheel when that is full.
+        let timer = match self.syn_fifo.push(now + rto, index) {
+            Some(t) => t,
+            None => match self
+                .wheel
+                .schedule(now + rto, Owner::SynRecv(index).encode())
+            {
+                Ok(t) => SynTimer::Wheel(t),
+                Err(_) => {
+                    // Cannot happen (the wheel has a node per entry), but stays defined and
+                    // counted.
+                    self.flows.remove(&tuple);
+                    self.free_syn_recv.push(index);
+                    self.counters.conn_table_full += 1;
+                    return;
+                }
+            },
         };
         let flags = SR_LIVE
             | if opts.sack_permitted { SR_SACK } else { 0 }
@@ -162,7 +171,7 @@ impl<A: StackFamily> Stack<A> {
             irs: seg.seq_number,
             ts_recent: seg.timestamp.map_or(0, |t| t.tsval),
             ts_offset,
-            timer: Some(timer),
+            timer,
             peer_mac,
             peer_mss,
             listener: li as u16,
@@ -234,9 +243,14 @@ impl<A: StackFamily> Stack<A> {
             return;
         }
         e.flags = 0;
-        let (tuple, timer, li) = (e.tuple, e.timer.take(), e.listener as usize);
-        if let Some(t) = timer {
-            self.wheel.cancel(t);
+        let (tuple, timer, li) = (e.tuple, e.timer, e.listener as usize);
+        e.timer = SynTimer::None;
+        match timer {
+            SynTimer::Wheel(t) => {
+                self.wheel.cancel(t);
+            }
+            // Its ticket goes stale; `run_syn_fifo` drops it (see `syn_fifo.rs`).
+            SynTimer::Fifo(_) | SynTimer::None => {}
         }
         if !keep_flow {
             self.flows.remove(&tuple);
@@ -244,6 +258,30 @@ impl<A: StackFamily> Stack<A> {
         self.free_syn_recv.push(index);
         self.listeners[li].syn_queue_len -= 1;
         self.counters.syn_recv -= 1;
+    }
+
+    /// Keeps the FIFO's front ticket live, so that its deadline is exact.
+    #[inline]
+    fn trim_syn_fifo(&mut self) {
+        let entries = &self.syn_recv;
+        self.syn_fifo
+            .trim(|i, seq| entries[i as usize].timer == SynTimer::Fifo(seq));
+    }
+
+    /// Fires the due first deadlines of the FIFO (before the wheel's timers: neither
+    /// kind of timeout touches the other's state, and both only queue output), then drops
+    /// the stale tickets at the front, those of entries that ingress released since the last
+    /// call, so that `poll_at` reads an exact deadline. (Entries whose timer is on the wheel
+    /// leave no ticket behind.)
+    pub(super) fn run_syn_fifo(&mut self, now: Instant) {
+        while let Some((index, seq)) = self.syn_fifo.pop_due(now) {
+            let e = &mut self.syn_recv[index as usize];
+            if e.timer == SynTimer::Fifo(seq) {
+                e.timer = SynTimer::None;
+                self.syn_recv_timeout(now, index);
+            }
+        }
+        self.trim_syn_fifo();
     }
 
     pub(super) fn syn_recv_timeout(&mut self, now: Instant, index: u32) {
@@ -265,7 +303,7 @@ impl<A: StackFamily> Stack<A> {
             .wheel
             .schedule(now + rto, Owner::SynRecv(index).encode())
         {
-            Ok(t) => self.syn_recv[index as usize].timer = Some(t),
+            Ok(t) => self.syn_recv[index as usize].timer = SynTimer::Wheel(t),
             Err(_) => {
                 self.remove_syn_recv(index);
                 return;
