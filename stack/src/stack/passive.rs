@@ -7,6 +7,7 @@ use super::{
     AcceptOverflow, Owner, SR_LIVE, SR_SACK, SR_TS, Stack, StackFamily, SynCookieMode, SynRecvEntry,
 };
 use crate::tcp::connection::PassiveOpen;
+use crate::tcp::flow_table::FlowHash;
 use crate::tcp::syncookie::{self, CookieOptions};
 use crate::tcp::{Connection, FourTuple, TcpConfig};
 use crate::time::Instant;
@@ -30,6 +31,7 @@ impl<A: StackFamily> Stack<A> {
         tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
+        hash: FlowHash,
     ) {
         let Some(li) = self.find_listener(tuple.local_addr, tuple.local_port) else {
             crate::trace::debug!(conn = %tuple, "drop: no listener (RST sent)");
@@ -38,9 +40,9 @@ impl<A: StackFamily> Stack<A> {
         };
         match (seg.control, seg.ack_number) {
             (TcpControl::Rst, _) => {}
-            (TcpControl::Syn, None) => self.listener_syn(now, li, tuple, seg, peer_mac),
+            (TcpControl::Syn, None) => self.listener_syn(now, li, tuple, seg, peer_mac, hash),
             (TcpControl::Syn, Some(_)) => self.reset(&tuple, peer_mac, seg),
-            (_, Some(_)) => self.listener_cookie_ack(now, li, tuple, seg, peer_mac),
+            (_, Some(_)) => self.listener_cookie_ack(now, li, tuple, seg, peer_mac, hash),
             (_, None) => {} // RFC 9293 §3.10.7.2: anything else without ACK is dropped
         }
     }
@@ -64,6 +66,7 @@ impl<A: StackFamily> Stack<A> {
         tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
+        hash: FlowHash,
     ) {
         self.counters.syns_received += 1;
         let opts = self.syn_options(seg);
@@ -135,7 +138,7 @@ impl<A: StackFamily> Stack<A> {
         };
         if self
             .flows
-            .insert(tuple, Owner::SynRecv(index).encode())
+            .insert_hashed(tuple, Owner::SynRecv(index).encode(), hash)
             .is_err()
         {
             self.free_syn_recv.push(index);
@@ -320,6 +323,7 @@ impl<A: StackFamily> Stack<A> {
         index: u32,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
+        hash: FlowHash,
     ) {
         let e = self.syn_recv[index as usize];
         match (seg.control, seg.ack_number) {
@@ -379,7 +383,7 @@ impl<A: StackFamily> Stack<A> {
                     ts_recent: opts.timestamps.then_some(e.ts_recent),
                     ts_offset: e.ts_offset,
                 };
-                self.establish_passive(now, li, seg, peer_mac, &open, true);
+                self.establish_passive(now, li, seg, peer_mac, &open, true, hash);
             }
         }
     }
@@ -451,6 +455,7 @@ impl<A: StackFamily> Stack<A> {
         tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
+        hash: FlowHash,
     ) {
         if self.cfg.syn_cookies == SynCookieMode::Off || seg.control == TcpControl::Syn {
             self.reset(&tuple, peer_mac, seg);
@@ -500,12 +505,14 @@ impl<A: StackFamily> Stack<A> {
                         .map(|t| t.tsval),
                     ts_offset: self.isn.ts_offset(&tuple),
                 };
-                self.establish_passive(now, li, seg, peer_mac, &open, false);
+                self.establish_passive(now, li, seg, peer_mac, &open, false, hash);
             }
         }
     }
 
     /// `flow_held`: the tuple's flow entry exists (handed over by the SYN-RECEIVED entry).
+    /// `hash`: the tuple's flow-table hash.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn establish_passive(
         &mut self,
         now: Instant,
@@ -514,9 +521,11 @@ impl<A: StackFamily> Stack<A> {
         peer_mac: EthernetAddress,
         open: &PassiveOpen<A>,
         flow_held: bool,
+        hash: FlowHash,
     ) {
         let make = |tcp: &TcpConfig| Connection::from_handshake(tcp, open, seg, now);
-        let Ok(h) = self.insert_connection(open.tuple, Some(peer_mac), false, flow_held, make)
+        let Ok(h) =
+            self.insert_connection_hashed(open.tuple, Some(peer_mac), false, flow_held, hash, make)
         else {
             return;
         };
