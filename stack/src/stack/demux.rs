@@ -6,6 +6,7 @@
 
 use super::{Owner, PendingSyn, SM_MAC, Stack, StackFamily};
 use crate::tcp::FourTuple;
+use crate::tcp::flow_table::FlowHash;
 use crate::tcp::time_wait::{self, TimeWaitEntry};
 use crate::time::Instant;
 use crate::wire::frame::vid_of;
@@ -31,8 +32,9 @@ enum Step {
     Other,
     /// A pure SYN that missed the flow table while the TIME-WAIT table has entries: parked.
     Park,
-    /// A segment for its route.
-    Deliver(Route),
+    /// A segment for its route, with its tuple's flow-table hash (reused if it inserts or
+    /// hands over the flow entry).
+    Deliver(Route, FlowHash),
 }
 
 /// A received segment's 4-tuple, our side local.
@@ -73,9 +75,9 @@ impl<A: StackFamily> Stack<A> {
             }
         };
         let drain = match step {
-            Step::Dropped | Step::Deliver(Route::Conn(_)) => false,
+            Step::Dropped | Step::Deliver(Route::Conn(_), _) => false,
             Step::Park => self.pending_syns.len() == self.pending_syns.capacity(),
-            Step::Other | Step::Deliver(_) => true,
+            Step::Other | Step::Deliver(..) => true,
         };
         if drain {
             self.drain_pending_syns(now);
@@ -90,7 +92,9 @@ impl<A: StackFamily> Stack<A> {
                 },
                 peer_mac: f.eth.src_addr,
             }),
-            Step::Deliver(route) => self.deliver(now, tuple_of(&f), &f.tcp, f.eth.src_addr, route),
+            Step::Deliver(route, hash) => {
+                self.deliver(now, tuple_of(&f), &f.tcp, f.eth.src_addr, route, hash)
+            }
             Step::Dropped => {}
         }
     }
@@ -111,7 +115,8 @@ impl<A: StackFamily> Stack<A> {
             self.counters.rx_not_ours += 1;
             return Step::Dropped;
         }
-        let route = self.route(&tuple);
+        let hash = self.flows.hash_of(&tuple);
+        let route = self.route(&tuple, hash);
         if route == Route::Miss {
             if !self.is_local(tuple.local_addr) {
                 self.counters.rx_not_ours += 1;
@@ -127,13 +132,13 @@ impl<A: StackFamily> Stack<A> {
                 return Step::Park;
             }
         }
-        Step::Deliver(route)
+        Step::Deliver(route, hash)
     }
 
     /// The flow-table lookup.
     #[inline]
-    fn route(&self, tuple: &FourTuple<A>) -> Route {
-        match self.flows.get(tuple).map(Owner::decode) {
+    fn route(&self, tuple: &FourTuple<A>, hash: FlowHash) -> Route {
+        match self.flows.get_hashed(tuple, hash).map(Owner::decode) {
             Some(Owner::Slot(index)) => Route::Conn(index),
             Some(Owner::SynRecv(index)) => Route::SynRecv(index),
             None => Route::Miss,
@@ -150,9 +155,10 @@ impl<A: StackFamily> Stack<A> {
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
         route: Route,
+        hash: FlowHash,
     ) {
         match route {
-            Route::SynRecv(index) => self.segment_for_syn_recv(now, index, seg, peer_mac),
+            Route::SynRecv(index) => self.segment_for_syn_recv(now, index, seg, peer_mac, hash),
             Route::Conn(index) => {
                 if let Some(c) = self.conns[index as usize].0.as_mut() {
                     c.handle_segment(now, seg, &mut self.counters);
@@ -173,7 +179,7 @@ impl<A: StackFamily> Stack<A> {
                 {
                     return;
                 }
-                self.segment_for_listener(now, tuple, seg, peer_mac);
+                self.segment_for_listener(now, tuple, seg, peer_mac, hash);
             }
         }
     }
@@ -207,8 +213,9 @@ impl<A: StackFamily> Stack<A> {
         let mut pending = core::mem::take(&mut self.pending_syns);
         self.time_wait.prefetch(pending.iter().map(|p| &p.tuple));
         for p in pending.drain(..) {
-            let route = self.route(&p.tuple);
-            self.deliver(now, p.tuple, &p.seg, p.peer_mac, route);
+            let hash = self.flows.hash_of(&p.tuple);
+            let route = self.route(&p.tuple, hash);
+            self.deliver(now, p.tuple, &p.seg, p.peer_mac, route, hash);
         }
         self.pending_syns = pending;
     }

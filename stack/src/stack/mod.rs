@@ -103,6 +103,7 @@ use crate::time::{Duration, Instant};
 use crate::wire::arp::ArpRepr;
 use crate::wire::icmpv6::Icmpv6Repr;
 use crate::wire::{EthernetAddress, Ipv4Addr, Ipv6Addr, SeqNumber, TcpRepr, VlanId};
+use syn_fifo::{SynFifo, SynTimer};
 
 mod api;
 mod demux;
@@ -116,6 +117,7 @@ mod neighbor;
 pub use neighbor::{NEIGHBOR_LIFETIME, NeighborUpdate};
 mod passive;
 mod slots;
+mod syn_fifo;
 #[cfg(test)]
 mod tests;
 
@@ -320,7 +322,7 @@ pub struct SynRecvEntry<A: Address = Ipv4Addr> {
     ts_recent: u32,
     /// Our timestamp clock offset for this tuple (keyed hash, computed once per SYN).
     ts_offset: u32,
-    timer: Option<TimerId>,
+    timer: SynTimer,
     peer_mac: EthernetAddress,
     peer_mss: u16,
     listener: u16,
@@ -497,6 +499,10 @@ pub const MAX_CONTROL: usize = 4096;
 /// says it is due at once), so one poll never stalls on a mass expiry.
 const TIME_WAIT_EXPIRY_BUDGET: usize = 4096;
 
+/// The tick of the timer wheel and of the SYN-ACK deadline FIFO (`syn_fifo.rs`), which
+/// must round deadlines alike.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
 /// The per-core TCP stack of one address family (`Ipv4Addr`, the default, or `Ipv6Addr`:
 /// one stack per family per core, see `family.rs`). See the module docs.
 pub struct Stack<A: StackFamily = Ipv4Addr> {
@@ -513,6 +519,8 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     listeners: Vec<Listener<A>>,
     time_wait: TimeWaitTable<A>,
     wheel: TimerWheel,
+    /// First SYN-ACK retransmission deadlines (`syn_fifo.rs`).
+    syn_fifo: SynFifo,
     fired: Vec<u32>,
     cookies: SynCookies,
     isn: IsnGenerator,
@@ -591,7 +599,8 @@ impl<A: StackFamily> Stack<A> {
             free_syn_recv: Vec::with_capacity(cfg.max_syn_recv),
             listeners: Vec::new(),
             time_wait: A::time_wait_table(cfg.time_wait_capacity.max(1), seed_u64(&cfg.secret, 1)),
-            wheel: TimerWheel::new(timers, Duration::from_millis(1), now),
+            wheel: TimerWheel::new(timers, TIMER_TICK, now),
+            syn_fifo: SynFifo::new(cfg.max_syn_recv, TIMER_TICK.as_micros() as u64),
             fired: Vec::with_capacity(1024),
             cookies: SynCookies::new(cfg.secret, now),
             isn: IsnGenerator::new(key),
@@ -733,6 +742,7 @@ impl<A: StackFamily> Stack<A> {
         }
         [
             self.wheel.next_deadline(),
+            self.syn_fifo.next_deadline(),
             self.time_wait.next_expiry(),
             self.arp_retry_at,
             A::next_neighbor_protocol_timer(self),
@@ -796,6 +806,7 @@ impl<A: StackFamily> Stack<A> {
     fn run_timers(&mut self, now: Instant) {
         self.neighbor_timers(now);
         A::neighbor_protocol_timers(self, now);
+        self.run_syn_fifo(now);
         let mut fired = core::mem::take(&mut self.fired);
         fired.clear();
         self.wheel.expire(now, |token| fired.push(token));

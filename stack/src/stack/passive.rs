@@ -2,10 +2,12 @@
 //! removal), SYN cookies when the queue is full (RFC 4987 §3.6), and the final ACK (or cookie
 //! ACK) that makes a connection (`Connection::from_handshake`) and queues it for `accept`.
 
+use super::syn_fifo::SynTimer;
 use super::{
     AcceptOverflow, Owner, SR_LIVE, SR_SACK, SR_TS, Stack, StackFamily, SynCookieMode, SynRecvEntry,
 };
 use crate::tcp::connection::PassiveOpen;
+use crate::tcp::flow_table::FlowHash;
 use crate::tcp::syncookie::{self, CookieOptions};
 use crate::tcp::{Connection, FourTuple, TcpConfig};
 use crate::time::Instant;
@@ -29,6 +31,7 @@ impl<A: StackFamily> Stack<A> {
         tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
+        hash: FlowHash,
     ) {
         let Some(li) = self.find_listener(tuple.local_addr, tuple.local_port) else {
             crate::trace::debug!(conn = %tuple, "drop: no listener (RST sent)");
@@ -37,9 +40,9 @@ impl<A: StackFamily> Stack<A> {
         };
         match (seg.control, seg.ack_number) {
             (TcpControl::Rst, _) => {}
-            (TcpControl::Syn, None) => self.listener_syn(now, li, tuple, seg, peer_mac),
+            (TcpControl::Syn, None) => self.listener_syn(now, li, tuple, seg, peer_mac, hash),
             (TcpControl::Syn, Some(_)) => self.reset(&tuple, peer_mac, seg),
-            (_, Some(_)) => self.listener_cookie_ack(now, li, tuple, seg, peer_mac),
+            (_, Some(_)) => self.listener_cookie_ack(now, li, tuple, seg, peer_mac, hash),
             (_, None) => {} // RFC 9293 §3.10.7.2: anything else without ACK is dropped
         }
     }
@@ -63,6 +66,7 @@ impl<A: StackFamily> Stack<A> {
         tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
+        hash: FlowHash,
     ) {
         self.counters.syns_received += 1;
         let opts = self.syn_options(seg);
@@ -121,7 +125,7 @@ impl<A: StackFamily> Stack<A> {
                     irs: SeqNumber(0),
                     ts_recent: 0,
                     ts_offset: 0,
-                    timer: None,
+                    timer: SynTimer::None,
                     peer_mac,
                     peer_mss: 0,
                     listener: 0,
@@ -134,7 +138,7 @@ impl<A: StackFamily> Stack<A> {
         };
         if self
             .flows
-            .insert(tuple, Owner::SynRecv(index).encode())
+            .insert_hashed(tuple, Owner::SynRecv(index).encode(), hash)
             .is_err()
         {
             self.free_syn_recv.push(index);
@@ -143,15 +147,23 @@ impl<A: StackFamily> Stack<A> {
         }
         let (iss, ts_offset) = self.take_isn(now, &tuple);
         let rto = self.cfg.tcp.initial_rto;
-        let Ok(timer) = self
-            .wheel
-            .schedule(now + rto, Owner::SynRecv(index).encode())
-        else {
-            // Cannot happen (the wheel has a node per entry), but stays defined and counted.
-            self.flows.remove(&tuple);
-            self.free_syn_recv.push(index);
-            self.counters.conn_table_full += 1;
-            return;
+        // The first deadline goes to the FIFO (`syn_fifo.rs`), the wheel when that is full.
+        let timer = match self.syn_fifo.push(now + rto, index) {
+            Some(t) => t,
+            None => match self
+                .wheel
+                .schedule(now + rto, Owner::SynRecv(index).encode())
+            {
+                Ok(t) => SynTimer::Wheel(t),
+                Err(_) => {
+                    // Cannot happen (the wheel has a node per entry), but stays defined and
+                    // counted.
+                    self.flows.remove(&tuple);
+                    self.free_syn_recv.push(index);
+                    self.counters.conn_table_full += 1;
+                    return;
+                }
+            },
         };
         let flags = SR_LIVE
             | if opts.sack_permitted { SR_SACK } else { 0 }
@@ -162,7 +174,7 @@ impl<A: StackFamily> Stack<A> {
             irs: seg.seq_number,
             ts_recent: seg.timestamp.map_or(0, |t| t.tsval),
             ts_offset,
-            timer: Some(timer),
+            timer,
             peer_mac,
             peer_mss,
             listener: li as u16,
@@ -234,9 +246,14 @@ impl<A: StackFamily> Stack<A> {
             return;
         }
         e.flags = 0;
-        let (tuple, timer, li) = (e.tuple, e.timer.take(), e.listener as usize);
-        if let Some(t) = timer {
-            self.wheel.cancel(t);
+        let (tuple, timer, li) = (e.tuple, e.timer, e.listener as usize);
+        e.timer = SynTimer::None;
+        match timer {
+            SynTimer::Wheel(t) => {
+                self.wheel.cancel(t);
+            }
+            // Its ticket goes stale; `run_syn_fifo` drops it (see `syn_fifo.rs`).
+            SynTimer::Fifo(_) | SynTimer::None => {}
         }
         if !keep_flow {
             self.flows.remove(&tuple);
@@ -244,6 +261,30 @@ impl<A: StackFamily> Stack<A> {
         self.free_syn_recv.push(index);
         self.listeners[li].syn_queue_len -= 1;
         self.counters.syn_recv -= 1;
+    }
+
+    /// Keeps the FIFO's front ticket live, so that its deadline is exact.
+    #[inline]
+    fn trim_syn_fifo(&mut self) {
+        let entries = &self.syn_recv;
+        self.syn_fifo
+            .trim(|i, seq| entries[i as usize].timer == SynTimer::Fifo(seq));
+    }
+
+    /// Fires the due first deadlines of the FIFO (before the wheel's timers: neither
+    /// kind of timeout touches the other's state, and both only queue output), then drops
+    /// the stale tickets at the front, those of entries that ingress released since the last
+    /// call, so that `poll_at` reads an exact deadline. (Entries whose timer is on the wheel
+    /// leave no ticket behind.)
+    pub(super) fn run_syn_fifo(&mut self, now: Instant) {
+        while let Some((index, seq)) = self.syn_fifo.pop_due(now) {
+            let e = &mut self.syn_recv[index as usize];
+            if e.timer == SynTimer::Fifo(seq) {
+                e.timer = SynTimer::None;
+                self.syn_recv_timeout(now, index);
+            }
+        }
+        self.trim_syn_fifo();
     }
 
     pub(super) fn syn_recv_timeout(&mut self, now: Instant, index: u32) {
@@ -265,7 +306,7 @@ impl<A: StackFamily> Stack<A> {
             .wheel
             .schedule(now + rto, Owner::SynRecv(index).encode())
         {
-            Ok(t) => self.syn_recv[index as usize].timer = Some(t),
+            Ok(t) => self.syn_recv[index as usize].timer = SynTimer::Wheel(t),
             Err(_) => {
                 self.remove_syn_recv(index);
                 return;
@@ -282,6 +323,7 @@ impl<A: StackFamily> Stack<A> {
         index: u32,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
+        hash: FlowHash,
     ) {
         let e = self.syn_recv[index as usize];
         match (seg.control, seg.ack_number) {
@@ -341,7 +383,7 @@ impl<A: StackFamily> Stack<A> {
                     ts_recent: opts.timestamps.then_some(e.ts_recent),
                     ts_offset: e.ts_offset,
                 };
-                self.establish_passive(now, li, seg, peer_mac, &open, true);
+                self.establish_passive(now, li, seg, peer_mac, &open, true, hash);
             }
         }
     }
@@ -413,6 +455,7 @@ impl<A: StackFamily> Stack<A> {
         tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
+        hash: FlowHash,
     ) {
         if self.cfg.syn_cookies == SynCookieMode::Off || seg.control == TcpControl::Syn {
             self.reset(&tuple, peer_mac, seg);
@@ -462,12 +505,14 @@ impl<A: StackFamily> Stack<A> {
                         .map(|t| t.tsval),
                     ts_offset: self.isn.ts_offset(&tuple),
                 };
-                self.establish_passive(now, li, seg, peer_mac, &open, false);
+                self.establish_passive(now, li, seg, peer_mac, &open, false, hash);
             }
         }
     }
 
     /// `flow_held`: the tuple's flow entry exists (handed over by the SYN-RECEIVED entry).
+    /// `hash`: the tuple's flow-table hash.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn establish_passive(
         &mut self,
         now: Instant,
@@ -476,9 +521,11 @@ impl<A: StackFamily> Stack<A> {
         peer_mac: EthernetAddress,
         open: &PassiveOpen<A>,
         flow_held: bool,
+        hash: FlowHash,
     ) {
         let make = |tcp: &TcpConfig| Connection::from_handshake(tcp, open, seg, now);
-        let Ok(h) = self.insert_connection(open.tuple, Some(peer_mac), false, flow_held, make)
+        let Ok(h) =
+            self.insert_connection_hashed(open.tuple, Some(peer_mac), false, flow_held, hash, make)
         else {
             return;
         };

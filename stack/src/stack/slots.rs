@@ -10,6 +10,7 @@ use super::{
     ConnCell, ConnHandle, NIL, NO_TIMER, OrphanLink, Owner, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_MAC,
     SM_ORPHAN, SlotMeta, Stack, StackError, StackFamily,
 };
+use crate::tcp::flow_table::FlowHash;
 use crate::tcp::time_wait::TimeWaitInit;
 use crate::tcp::{Connection, Event, FourTuple, State, TcpConfig};
 use crate::time::Instant;
@@ -143,6 +144,21 @@ impl<A: StackFamily> Stack<A> {
         flow_held: bool,
         make: impl FnOnce(&TcpConfig) -> Connection<A>,
     ) -> Result<ConnHandle, StackError> {
+        let hash = self.flows.hash_of(&tuple);
+        self.insert_connection_hashed(tuple, peer_mac, accepted, flow_held, hash, make)
+    }
+
+    /// [`insert_connection`](Self::insert_connection) with the tuple's flow-table hash
+    /// (`FlowTable::hash_of`), computed once by ingress for the segment.
+    pub(super) fn insert_connection_hashed(
+        &mut self,
+        tuple: FourTuple<A>,
+        peer_mac: Option<EthernetAddress>,
+        accepted: bool,
+        flow_held: bool,
+        hash: FlowHash,
+        make: impl FnOnce(&TcpConfig) -> Connection<A>,
+    ) -> Result<ConnHandle, StackError> {
         if self.live_connections >= self.cfg.max_connections {
             self.counters.conn_table_full += 1;
             if flow_held {
@@ -165,9 +181,9 @@ impl<A: StackFamily> Stack<A> {
         };
         let value = Owner::Slot(index).encode();
         let flow_ok = if flow_held {
-            self.flows.replace(&tuple, value).is_some()
+            self.flows.replace_hashed(&tuple, value, hash).is_some()
         } else {
-            self.flows.insert(tuple, value).is_ok()
+            self.flows.insert_hashed(tuple, value, hash).is_ok()
         };
         if !flow_ok {
             self.free_slots.push(index);

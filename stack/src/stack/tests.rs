@@ -121,3 +121,127 @@ fn parked_syns_match_one_frame_per_poll() {
     // ACKs for 6001 and 6002, SYN-ACKs for the rest.
     assert_eq!(out2.len(), 9, "{out2:#?}");
 }
+
+/// SYN-ACK retransmissions: the first from the FIFO (`syn_fifo.rs`), the later ones
+/// (RFC 6298 §5.5 backoff) from the wheel, at the deadlines the wheel alone gave; a first
+/// deadline the FIFO cannot take (full: a stale ticket behind a live one) goes to the
+/// wheel and fires all the same; the entries expire after `synack_retries`.
+#[test]
+fn synack_retries_from_the_fifo_and_the_wheel() {
+    let t0 = Instant::from_secs(10);
+    let ms = Duration::from_millis;
+    let cfg = StackConfig {
+        mac: MAC,
+        ips: vec![IP],
+        max_syn_recv: 2, // a FIFO of 2 tickets
+        arp: false,
+        tcp: TcpConfig {
+            synack_retries: 2,
+            ..TcpConfig::default()
+        },
+        ..StackConfig::default()
+    };
+    let mut s = Stack::new(cfg, t0);
+    s.add_neighbor(Ipv4Addr::new(10, 0, 0, 2), PEER_MAC);
+    s.listen(SocketAddrV4::new(IP, 80)).unwrap();
+    let mut link = MemoryLink::new(MemoryLinkConfig::default());
+    // Polls at `now`; the destination ports of what the stack sent.
+    let poll = |s: &mut Stack, link: &mut MemoryLink, now: Instant, rx: &[Vec<u8>]| {
+        for f in rx {
+            link.push_rx(f);
+        }
+        s.poll(now, link);
+        let mut out = Vec::new();
+        link.drain_tx(|f| {
+            let f = crate::wire::parse_tcp_frame(f).unwrap();
+            out.push((f.tcp.dst_port, f.tcp.seq_number.0));
+        });
+        out
+    };
+    let timer_of = |s: &Stack, port: u16| {
+        s.syn_recv
+            .iter()
+            .find(|e| e.flags & SR_LIVE != 0 && e.tuple == tuple(port))
+            .map(|e| e.timer)
+    };
+    // 7000 stays half-open; 7001 completes at once (its ticket goes stale behind 7000's).
+    assert_eq!(
+        poll(
+            &mut s,
+            &mut link,
+            t0,
+            &[frame(7000, TcpControl::Syn, 100, None, 1)]
+        )
+        .len(),
+        1
+    );
+    let out = poll(
+        &mut s,
+        &mut link,
+        t0,
+        &[frame(7001, TcpControl::Syn, 200, None, 1)],
+    );
+    let iss = out[0].1;
+    poll(
+        &mut s,
+        &mut link,
+        t0,
+        &[frame(7001, TcpControl::None, 201, Some(iss + 1), 2)],
+    );
+    assert_eq!(s.connection_count(), 1);
+    assert!(matches!(timer_of(&s, 7000), Some(SynTimer::Fifo(_))));
+    assert_eq!(s.syn_fifo.len(), 2);
+    // The FIFO's deadline is exact (the wheel's is a lower bound, see `timer_wheel.rs`).
+    assert_eq!(s.poll_at(), Some(t0 + ms(1000)));
+    // 7002 finds the FIFO full: the wheel.
+    let t1 = t0 + ms(1);
+    assert_eq!(
+        poll(
+            &mut s,
+            &mut link,
+            t1,
+            &[frame(7002, TcpControl::Syn, 300, None, 1)]
+        )
+        .len(),
+        1
+    );
+    assert!(matches!(timer_of(&s, 7002), Some(SynTimer::Wheel(_))));
+
+    let rto = |n: u64| ms(1000 * n);
+    let mut sent = Vec::new();
+    for now in [
+        t0 + ms(999),  // nothing yet
+        t0 + rto(1),   // 7000, first retransmission
+        t1 + rto(1),   // 7002, first retransmission (wheel)
+        t0 + ms(2999), // nothing
+        t0 + rto(3),   // 7000, second (backoff 2 s)
+        t1 + rto(3),   // 7002, second
+        t0 + ms(6999), // nothing
+        t0 + rto(7),   // 7000 expires (4 s later: retries exhausted)
+        t1 + rto(7),   // 7002 expires
+    ] {
+        let out = poll(&mut s, &mut link, now, &[]);
+        sent.push((
+            now.total_millis() - t0.total_millis(),
+            out.len(),
+            out.first().map(|o| o.0),
+        ));
+    }
+    assert_eq!(
+        sent,
+        [
+            (999, 0, None),
+            (1000, 1, Some(7000)),
+            (1001, 1, Some(7002)),
+            (2999, 0, None),
+            (3000, 1, Some(7000)),
+            (3001, 1, Some(7002)),
+            (6999, 0, None),
+            (7000, 0, None),
+            (7001, 0, None),
+        ]
+    );
+    let c = s.counters();
+    assert_eq!((c.retransmits, c.syn_recv_timeouts, c.syn_recv), (4, 2, 0));
+    assert!(timer_of(&s, 7000).is_none() && timer_of(&s, 7002).is_none());
+}

@@ -126,6 +126,10 @@ fn pack(t: &FourTuple) -> (u64, u32) {
     (addrs, ports)
 }
 
+/// A tuple's hash in one [`FlowTable`] ([`FlowTable::hash_of`]); valid for that table only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowHash(u64);
+
 /// Why [`FlowTable::insert`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertError {
@@ -328,10 +332,24 @@ impl<A: super::Address> FlowTable<A> {
         A::hash_key(&self.hasher, k) as usize & self.mask
     }
 
+    /// The hash of `key` in this table, for the `*_hashed` methods: a segment's tuple is
+    /// hashed once at its lookup and the hash reused when the same segment inserts or
+    /// replaces the entry.
+    #[inline]
+    pub fn hash_of(&self, key: &FourTuple<A>) -> FlowHash {
+        FlowHash(A::hash_key(&self.hasher, &A::key(key)))
+    }
+
     /// Bucket index holding `key`, or the empty bucket ending its probe run.
     #[inline]
     fn find(&self, k: &A::Key) -> (usize, bool) {
-        let mut i = self.home(k);
+        self.find_from(k, A::hash_key(&self.hasher, k))
+    }
+
+    #[inline]
+    fn find_from(&self, k: &A::Key, hash: u64) -> (usize, bool) {
+        debug_assert_eq!(hash, A::hash_key(&self.hasher, k), "hash of another key");
+        let mut i = hash as usize & self.mask;
         loop {
             let b = &self.buckets[i];
             if A::stored(b) == 0 {
@@ -347,7 +365,13 @@ impl<A: super::Address> FlowTable<A> {
     /// The slot stored for `key`.
     #[inline]
     pub fn get(&self, key: &FourTuple<A>) -> Option<u32> {
-        match self.find(&A::key(key)) {
+        self.get_hashed(key, self.hash_of(key))
+    }
+
+    /// [`get`](Self::get) with `key`'s [`hash_of`](Self::hash_of).
+    #[inline]
+    pub fn get_hashed(&self, key: &FourTuple<A>, hash: FlowHash) -> Option<u32> {
+        match self.find_from(&A::key(key), hash.0) {
             (i, true) => Some(A::stored(&self.buckets[i]) - 1),
             (_, false) => None,
         }
@@ -362,9 +386,20 @@ impl<A: super::Address> FlowTable<A> {
     /// # Panics
     /// If `value > MAX_VALUE` (a caller bug: slot indices never reach it).
     pub fn insert(&mut self, key: FourTuple<A>, value: u32) -> Result<(), InsertError> {
+        let hash = self.hash_of(&key);
+        self.insert_hashed(key, value, hash)
+    }
+
+    /// [`insert`](Self::insert) with `key`'s [`hash_of`](Self::hash_of).
+    pub fn insert_hashed(
+        &mut self,
+        key: FourTuple<A>,
+        value: u32,
+        hash: FlowHash,
+    ) -> Result<(), InsertError> {
         assert!(value <= MAX_VALUE, "flow table value out of range");
         let k = A::key(&key);
-        let (i, found) = self.find(&k);
+        let (i, found) = self.find_from(&k, hash.0);
         if found {
             return Err(InsertError::Exists(A::stored(&self.buckets[i]) - 1));
         }
@@ -384,8 +419,19 @@ impl<A: super::Address> FlowTable<A> {
     /// If `value > MAX_VALUE` (a caller bug: slot indices never reach it).
     #[inline]
     pub fn replace(&mut self, key: &FourTuple<A>, value: u32) -> Option<u32> {
+        self.replace_hashed(key, value, self.hash_of(key))
+    }
+
+    /// [`replace`](Self::replace) with `key`'s [`hash_of`](Self::hash_of).
+    #[inline]
+    pub fn replace_hashed(
+        &mut self,
+        key: &FourTuple<A>,
+        value: u32,
+        hash: FlowHash,
+    ) -> Option<u32> {
         assert!(value <= MAX_VALUE, "flow table value out of range");
-        match self.find(&A::key(key)) {
+        match self.find_from(&A::key(key), hash.0) {
             (i, true) => {
                 let b = &mut self.buckets[i];
                 let old = A::stored(b) - 1;
@@ -462,6 +508,31 @@ mod tests {
             self.0 ^= self.0 >> 27;
             self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
         }
+    }
+
+    /// The `*_hashed` methods with `hash_of` behave as the plain ones (one hash per
+    /// segment reused by ingress: `stack/demux.rs`).
+    #[test]
+    fn hashed_methods_match_the_plain_ones() {
+        let mut t = FlowTable::with_capacity(64, 7);
+        let mut u = FlowTable::with_capacity(64, 7);
+        for i in 0..40 {
+            let h = t.hash_of(&tuple(i));
+            assert_eq!(h, u.hash_of(&tuple(i)));
+            assert_eq!(t.insert_hashed(tuple(i), i, h), u.insert(tuple(i), i));
+        }
+        let h = t.hash_of(&tuple(3));
+        assert_eq!(t.insert_hashed(tuple(3), 9, h), Err(InsertError::Exists(3)));
+        assert_eq!(t.replace_hashed(&tuple(3), 77, h), u.replace(&tuple(3), 77));
+        let h99 = t.hash_of(&tuple(99));
+        assert_eq!(t.replace_hashed(&tuple(99), 1, h99), None);
+        for i in 0..100 {
+            assert_eq!(
+                t.get_hashed(&tuple(i), t.hash_of(&tuple(i))),
+                u.get(&tuple(i))
+            );
+        }
+        assert_eq!(t.len(), u.len());
     }
 
     #[test]

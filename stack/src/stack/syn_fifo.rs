@@ -1,0 +1,172 @@
+//! The first SYN-ACK retransmission deadline of every SYN-RECEIVED entry, in a FIFO instead
+//! of a timer-wheel node each.
+//!
+//! Every entry's first deadline is `now + initial_rto` with a non-decreasing `now`, so the
+//! deadlines arrive in deadline order and a ring queue keeps them sorted: scheduling is a
+//! push, expiry pops from the front. Cancelling is lazy: the entry forgets its ticket (see
+//! [`SynTimer`]), expiry skips stale tickets, and [`SynFifo::trim`] (run with the timers on
+//! every `receive`) drops those at the front, so that [`SynFifo::next_deadline`] is exact
+//! when `poll_at` reads it after a `receive`; in between it is a lower bound, as the wheel's
+//! own deadline may be. Later
+//! retransmissions (RFC 6298 §5.5 backoff: different delays) go to the wheel as before.
+//!
+//! The queue is preallocated (`max_syn_recv` tickets, rounded up to a power of two) and never grows; when it is full
+//! (stale tickets waiting behind a long-lived one), [`SynFifo::push`] refuses and the caller
+//! schedules on the wheel instead, which has a node for every SYN-RECEIVED entry. Deadlines
+//! are rounded to the wheel's tick the way the wheel rounds them, so an entry fires at the
+//! same `expire` either way.
+
+use crate::tcp::timer_wheel::TimerId;
+use crate::time::Instant;
+
+/// Where a SYN-RECEIVED entry's retransmission timer lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SynTimer {
+    None,
+    Wheel(TimerId),
+    /// A ticket in [`SynFifo`]; live while the entry still holds this number.
+    Fifo(u32),
+}
+
+#[derive(Clone, Copy, Default)]
+struct Ticket {
+    tick: u64,
+    index: u32,
+    seq: u32,
+}
+
+/// See the module docs. A ring of a power-of-two number of tickets, allocated once.
+pub(super) struct SynFifo {
+    ring: Box<[Ticket]>,
+    mask: usize,
+    head: usize,
+    len: usize,
+    next_seq: u32,
+    tick_micros: u64,
+}
+
+impl SynFifo {
+    /// A queue of at least `capacity` tickets (rounded up to a power of two).
+    pub(super) fn new(capacity: usize, tick_micros: u64) -> Self {
+        let size = capacity.max(1).next_power_of_two();
+        SynFifo {
+            ring: vec![Ticket::default(); size].into_boxed_slice(),
+            mask: size - 1,
+            head: 0,
+            len: 0,
+            next_seq: 0,
+            tick_micros: tick_micros.max(1),
+        }
+    }
+
+    /// The front ticket, if any.
+    #[inline]
+    fn front(&self) -> Option<&Ticket> {
+        (self.len != 0).then(|| &self.ring[self.head])
+    }
+
+    #[inline]
+    fn pop_front(&mut self) {
+        self.head = (self.head + 1) & self.mask;
+        self.len -= 1;
+    }
+
+    /// Queues entry `index` for `deadline`, which must be no earlier than any queued
+    /// deadline. `None` when the queue is full or the deadline would break the order; the
+    /// caller then uses the wheel.
+    #[inline]
+    pub(super) fn push(&mut self, deadline: Instant, index: u32) -> Option<SynTimer> {
+        let tick = deadline.total_micros().div_ceil(self.tick_micros);
+        let back = (self.head + self.len.wrapping_sub(1)) & self.mask;
+        if self.len > self.mask || (self.len != 0 && self.ring[back].tick > tick) {
+            return None;
+        }
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        self.ring[(self.head + self.len) & self.mask] = Ticket { tick, index, seq };
+        self.len += 1;
+        Some(SynTimer::Fifo(seq))
+    }
+
+    /// Drops stale tickets from the front: `live(index, seq)` says whether entry `index`
+    /// still holds ticket `seq`.
+    #[inline]
+    pub(super) fn trim(&mut self, mut live: impl FnMut(u32, u32) -> bool) {
+        while let Some(&t) = self.front() {
+            if live(t.index, t.seq) {
+                return;
+            }
+            self.pop_front();
+        }
+    }
+
+    /// Pops the front ticket if its deadline tick has been reached by `now` (stale ones
+    /// included: the caller checks and calls again). Returns (index, seq).
+    #[inline]
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<(u32, u32)> {
+        let now_tick = now.total_micros() / self.tick_micros;
+        match self.front() {
+            Some(&t) if t.tick <= now_tick => {
+                self.pop_front();
+                Some((t.index, t.seq))
+            }
+            _ => None,
+        }
+    }
+
+    /// The front ticket's deadline: exact once [`trim`](Self::trim) has run, else a lower
+    /// bound (a stale ticket's deadline).
+    #[inline]
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.front()
+            .map(|t| Instant::from_micros(t.tick.saturating_mul(self.tick_micros)))
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use crate::time::Duration;
+
+    #[test]
+    fn pops_in_order_and_refuses_when_full_or_out_of_order() {
+        let t0 = Instant::from_millis(10);
+        let mut f = SynFifo::new(2, 1000);
+        assert_eq!(f.push(t0, 7), Some(SynTimer::Fifo(0)));
+        // Earlier than the back: refused (the caller uses the wheel).
+        assert_eq!(f.push(Instant::from_millis(9), 8), None);
+        assert_eq!(
+            f.push(t0 + Duration::from_micros(1), 9),
+            Some(SynTimer::Fifo(1))
+        );
+        assert_eq!(f.push(t0 + Duration::from_millis(5), 10), None, "full");
+        assert_eq!(f.next_deadline(), Some(t0));
+        assert_eq!(f.pop_due(Instant::from_micros(9_999)), None);
+        assert_eq!(f.pop_due(t0), Some((7, 0)));
+        // 10.001 ms rounds up to the 11 ms tick, as the wheel rounds it.
+        assert_eq!(f.next_deadline(), Some(Instant::from_millis(11)));
+        assert_eq!(f.pop_due(Instant::from_micros(10_999)), None);
+        assert_eq!(f.pop_due(Instant::from_millis(11)), Some((9, 1)));
+        assert_eq!(f.len(), 0);
+    }
+
+    #[test]
+    fn trim_drops_only_stale_front_tickets() {
+        let t0 = Instant::from_millis(10);
+        let mut f = SynFifo::new(8, 1000);
+        for i in 0..4 {
+            f.push(t0, i);
+        }
+        // Tickets 0 and 2 cancelled: trim drops 0, stops at live 1.
+        f.trim(|_, seq| seq != 0 && seq != 2);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.pop_due(t0), Some((1, 1)));
+        f.trim(|_, seq| seq != 2);
+        assert_eq!(f.pop_due(t0), Some((3, 3)));
+    }
+}
