@@ -153,8 +153,8 @@ impl Stack<Ipv6Addr> {
 
     /// RFC 4443 §3.1, §3.2 / RFC 8201: `invoking` starts with the IPv6 header of a segment
     /// we sent (we send no extension headers), then its TCP header: the 4-tuple and the
-    /// sequence number RFC 5927 checks against the data in flight.
-    /// Errors sent to a multicast group are not ours.
+    /// sequence number RFC 5927 checks against the data in flight. An error sent to a
+    /// multicast group is not ours (`rx_not_ours`).
     fn icmpv6_error(&mut self, now: Instant, dst: Ipv6Addr, invoking: &[u8], error: IcmpError) {
         if !self.is_local(dst) {
             self.counters.rx_not_ours += 1;

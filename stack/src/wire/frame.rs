@@ -387,7 +387,8 @@ pub fn icmpv6_frame_len(icmp: &Icmpv6Repr) -> usize {
 }
 
 /// Writes an Ethernet/IPv6/ICMPv6 frame and returns its length; Neighbor Discovery messages
-/// go out with Hop Limit 255, errors (Packet Too Big, Destination Unreachable) with 64. `Error::Truncated` if `buf` is short.
+/// go out with Hop Limit 255, errors (Packet Too Big, Destination Unreachable) with 64.
+/// `Error::Truncated` if `buf` is short.
 pub fn emit_icmpv6_frame(
     buf: &mut [u8],
     src_mac: EthernetAddress,

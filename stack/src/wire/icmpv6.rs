@@ -269,8 +269,8 @@ impl<'a> Icmpv6Repr<'a> {
 
     /// Writes the message into the first [`Icmpv6Repr::buffer_len`] bytes of `buf` with its
     /// checksum for `src` → `dst` and returns that length; `Error::Truncated` if `buf` is
-    /// shorter. The caller limits a Packet Too Big's (or Destination Unreachable's) quote so that the whole packet fits
-    /// the IPv6 minimum MTU (RFC 4443 §3.2).
+    /// shorter. The caller limits an error's quote (Packet Too Big, Destination
+    /// Unreachable) so that the whole packet fits the IPv6 minimum MTU (RFC 4443 §3.1, §3.2).
     pub fn emit(&self, buf: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) -> Result<usize> {
         let len = self.buffer_len();
         let Some(b) = buf.get_mut(..len) else {
