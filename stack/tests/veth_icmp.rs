@@ -10,14 +10,21 @@
 //! The same over IPv6 (`path_mtu_through_a_linux_router_ipv6`, RFC 8201): C behind B's
 //! 1280-byte IPv6 link (`Veth::routed_peer_ipv6`), B's kernel sends real ICMPv6 Packet Too
 //! Big, and a forged one with an out-of-window sequence number is counted and ignored.
+//!
+//! Destination Unreachable over IPv6 (`destination_unreachable_ipv6_is_a_soft_error`): the
+//! engine, as a client in A, connects through B to a prefix B has an `unreachable` route
+//! for; B's kernel answers each SYN with ICMPv6 Destination Unreachable (no route), the XDP
+//! program steers them, and the connect times out with them counted as soft errors.
 #![cfg(feature = "afxdp")]
 
 use xtcp_testkit::require_privileges;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::mpsc;
 use std::time::Duration;
 
+use xtcp::engine::{App, AppEvent, Engine, EngineConfig, Io};
 use xtcp::stack::StackFamily;
 use xtcp::wire::icmpv4::{Icmpv4Message, Unreachable};
 use xtcp::wire::{EthernetAddress, SeqNumber, TcpRepr, emit_tcp_frame};
@@ -255,5 +262,100 @@ fn path_mtu_through_a_linux_router_ipv6() {
     );
     assert_eq!(v6(&st, "icmp_received"), too_bigs + 1);
     drop(server);
+    drop(routed);
+}
+
+/// An engine app that opens one connection to `remote` and reports how it ended.
+struct Connector {
+    remote: SocketAddr,
+    started: bool,
+    done: mpsc::Sender<&'static str>,
+}
+
+impl App for Connector {
+    fn on_event(&mut self, _io: &mut Io<'_>, ev: AppEvent) {
+        let how = match ev {
+            AppEvent::Connected(_) => "connected",
+            AppEvent::TimedOut(_) => "timed out",
+            AppEvent::Reset(_) => "reset",
+            AppEvent::Closed(_) => "closed",
+            _ => return,
+        };
+        let _ = self.done.send(how);
+    }
+
+    fn on_tick(&mut self, io: &mut Io<'_>) {
+        if !self.started {
+            self.started = true;
+            if io.connect(self.remote).is_err() {
+                let _ = self.done.send("connect refused locally");
+            }
+        }
+    }
+}
+
+#[test]
+fn destination_unreachable_ipv6_is_a_soft_error() {
+    require_privileges!();
+    let _serial = serial();
+    let veth = Veth::up_ipv6("u6", 1);
+    let (ip6_a, ip6_b) = (veth.ip6_a.unwrap(), veth.ip6_b.unwrap());
+    // Only for B's IPv6 forwarding (and ICMPv6 rate limit off); C is not used.
+    let (routed, _) = veth.routed_peer_ipv6(1280, None);
+    let x = ip6_a.segments()[2];
+    let nowhere = format!("{}/64", Ipv6Addr::new(0xfd00, 0x7b, x, 0, 0, 0, 0, 0));
+    let run = |args: &[&str]| {
+        let st = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ip {args:?}");
+    };
+    // B: RFC 4443 §3.1 code 0 (no route) for that prefix; A: route it via B.
+    run(&[
+        "-6",
+        "-n",
+        &veth.ns_b,
+        "route",
+        "add",
+        "unreachable",
+        &nowhere,
+    ]);
+    let via_b = ip6_b.to_string();
+    run(&[
+        "-6", "-n", &veth.ns_a, "route", "replace", &nowhere, "via", &via_b, "dev", &veth.if_a,
+    ]);
+    let remote = SocketAddr::new(Ipv6Addr::new(0xfd00, 0x7b, x, 0, 0, 0, 0, 1).into(), 7);
+    let (tx, rx) = mpsc::channel();
+    let (ip_a, if_a) = (veth.ip_a.parse::<Ipv4Addr>().unwrap(), veth.if_a.clone());
+    let (how, stats) = in_netns(&veth.ns_a, move || {
+        let mut cfg = EngineConfig::new(if_a, ip_a);
+        cfg.queues = 1;
+        cfg.ipv6.push(ip6_a);
+        // SYN at 0, 1 s, 3 s: TimedOut at about 7 s.
+        cfg.stack.tcp.syn_retries = 2;
+        let engine = Engine::start(cfg, move |_queue| Connector {
+            remote,
+            started: false,
+            done: tx.clone(),
+        })
+        .expect("start the engine");
+        let how = rx.recv_timeout(Duration::from_secs(30));
+        (how, engine.shutdown().expect("clean shutdown"))
+    });
+    let v6 = stats.cores[0].ipv6.expect("an IPv6 stack").counters;
+    println!(
+        "connect ended: {how:?}; icmp_received {}, icmp_soft_errors {}, icmp_out_of_window {}, icmp_not_ours {}, timeouts {}",
+        v6.icmp_received, v6.icmp_soft_errors, v6.icmp_out_of_window, v6.icmp_not_ours, v6.timeouts
+    );
+    assert_eq!(how, Ok("timed out"));
+    // One Destination Unreachable per SYN (3), each a soft error of the SYN-SENT connection.
+    assert!(v6.icmp_soft_errors >= 1, "{v6:?}");
+    assert_eq!(v6.icmp_soft_errors, v6.icmp_received, "{v6:?}");
+    assert_eq!(
+        v6.icmp_out_of_window + v6.icmp_malformed + v6.icmp_not_ours,
+        0
+    );
+    assert_eq!(v6.timeouts, 1);
     drop(routed);
 }
