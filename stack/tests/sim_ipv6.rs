@@ -10,6 +10,9 @@
 //!   a peer that never answers ends the connect with `TimedOut` after three solicitations;
 //! - Packet Too Big through the `Stack` (RFC 8201, RFC 5927): a router with a 1280-byte next
 //!   hop, and a forged out-of-window message ignored and counted;
+//! - Destination Unreachable (RFC 4443 §3.1) during SYN-SENT: the soft error reported when
+//!   the connect times out (RFC 1122 §4.2.3.9), an out-of-window one counted and ignored,
+//!   administratively prohibited changing nothing; on an established connection, ignored;
 //! - extension headers the stack rejects, counted by type, and one it skips;
 //! - IPv6 on an 802.1Q VLAN (Neighbor Discovery tagged too), and a v6 capture written as
 //!   pcap and read back by tshark, every TCP and ICMPv6 checksum good.
@@ -47,6 +50,10 @@ fn tcp() -> TcpConfig {
 fn ethertype(frame: &[u8]) -> u16 {
     u16::from_be_bytes([frame[12], frame[13]])
 }
+
+// Destination Unreachable (RFC 4443 §3.1): `sim_ipv6/unreachable.rs`.
+#[path = "sim_ipv6/unreachable.rs"]
+mod unreachable;
 
 // ============================================================ simulator: data and close
 

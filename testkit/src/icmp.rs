@@ -1,5 +1,5 @@
 //! ICMP for the tests: error frames quoting a segment (forged, or as a router would send
-//! them; ICMPv4 and ICMPv6 Packet Too Big), and [`MtuRouter`], a simulator host wrapper that
+//! them; ICMPv4, ICMPv6 Packet Too Big and Destination Unreachable), and [`MtuRouter`], a simulator host wrapper that
 //! plays a router with a smaller next-hop MTU in front of a host (IPv4 and IPv6).
 
 use xtcp::link::memory::MemoryLink;
@@ -25,6 +25,25 @@ pub fn packet_too_big_frame(
     let quote = &quote[..quote.len().min(usize::from(ipv6::MIN_MTU) - 40 - 8)];
     let repr = Icmpv6Repr::PacketTooBig {
         mtu,
+        invoking: quote,
+    };
+    let mut frame = vec![0u8; 14 + 40 + 8 + quote.len()];
+    let n = emit_icmpv6_frame(&mut frame, src.0, dst.0, src.1, dst.1, &repr).expect("sized");
+    frame.truncate(n);
+    frame
+}
+
+/// An Ethernet/IPv6/ICMPv6 Destination Unreachable frame (RFC 4443 §3.1) from `src` to
+/// `dst` with `code`, quoting `quote` cut as in [`packet_too_big_frame`].
+pub fn dst_unreachable6_frame(
+    src: (EthernetAddress, Ipv6Addr),
+    dst: (EthernetAddress, Ipv6Addr),
+    code: u8,
+    quote: &[u8],
+) -> Vec<u8> {
+    let quote = &quote[..quote.len().min(usize::from(ipv6::MIN_MTU) - 40 - 8)];
+    let repr = Icmpv6Repr::DstUnreachable {
+        code,
         invoking: quote,
     };
     let mut frame = vec![0u8; 14 + 40 + 8 + quote.len()];

@@ -9,6 +9,7 @@
 //! - [`icmp`]: ICMP error frames quoting a segment, and a simulated router with a smaller MTU;
 //! - [`veth`]: the privileged fixture: veth pairs in namespaces, raw frames, example servers,
 //!   and [`veth::skip`], which `scripts/test.sh` counts;
+//! - [`routed6`]: [`veth::Veth::routed_peer`] over IPv6 as well;
 //! - [`vlan_port`]: one side of a veth pair on an 802.1Q VLAN (tc programs, for kernels
 //!   without VLAN sub-interfaces).
 //!
@@ -20,6 +21,7 @@ pub mod family;
 pub mod icmp;
 pub mod pair;
 pub mod rig;
+pub mod routed6;
 pub mod seg;
 pub mod veth;
 pub mod vlan_port;

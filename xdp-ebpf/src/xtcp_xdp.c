@@ -250,7 +250,8 @@ static __always_inline enum verdict try_ipv4(struct iphdr *iph, void *data_end)
 #define NH_ICMPV6 58
 #define NH_DSTOPTS 60
 
-/* ICMPv6 types (RFC 4443 section 3.2, RFC 4861 sections 4.3, 4.4). */
+/* ICMPv6 types (RFC 4443 sections 3.1, 3.2, RFC 4861 sections 4.3, 4.4). */
+#define ICMPV6_DEST_UNREACH 1
 #define ICMPV6_PKT_TOOBIG 2
 #define ND_NEIGHBOR_SOLICIT 135
 #define ND_NEIGHBOR_ADVERT 136
@@ -309,9 +310,9 @@ struct icmp6_hdr {
 };
 
 /* An ICMPv6 message at `ic`, in the IPv6 packet `ip6`:
- *  - Packet Too Big quoting a TCP segment from one of our listeners or
- *    active-open ports is ours (the quoted packet must start with its TCP
- *    header: a quote with extension headers passes);
+ *  - Packet Too Big or Destination Unreachable quoting a TCP segment from one
+ *    of our listeners or active-open ports is ours (the quoted packet must
+ *    start with its TCP header: a quote with extension headers passes);
  *  - NS whose target, or NA whose target or IPv6 destination, is in xtcp_nd6
  *    is ours (see xtcp_maps.h for why the default is to pass all ND);
  *  - everything else (echo, other errors, MLD, router discovery) passes. */
@@ -320,7 +321,7 @@ static __always_inline enum verdict try_icmp6(struct icmp6_hdr *ic, struct ipv6h
 {
 	if ((void *)(ic + 1) > data_end)
 		return V_MALFORMED;
-	if (ic->type == ICMPV6_PKT_TOOBIG) {
+	if (ic->type == ICMPV6_PKT_TOOBIG || ic->type == ICMPV6_DEST_UNREACH) {
 		struct ipv6hdr *q = (void *)(ic + 1);
 		if ((void *)(q + 1) > data_end)
 			return V_MALFORMED;

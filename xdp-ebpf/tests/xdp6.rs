@@ -115,6 +115,16 @@ fn packet_too_big(proto: u8, sport: u16, quoted: usize) -> Vec<u8> {
     ipv6(OTHER6, LOCAL6, &[], ICMPV6, &icmp)
 }
 
+/// ICMPv6 Destination Unreachable (type 1, code 4: port) about a TCP segment from
+/// `LOCAL6:sport`, quoting 8 bytes of it.
+fn dst_unreachable(proto: u8, sport: u16) -> Vec<u8> {
+    let mut f = packet_too_big(proto, sport, 8);
+    f[14 + 40] = 1;
+    f[14 + 40 + 1] = 4;
+    f[14 + 40 + 4..14 + 40 + 8].fill(0);
+    f
+}
+
 /// A Neighbor Solicitation (135) or Advertisement (136) from `src` to `dst` about `target`,
 /// with a link-layer address option.
 fn nd(kind: u8, src: Ipv6Addr, dst: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
@@ -364,13 +374,20 @@ fn packet_too_big_about_our_flows_redirects() {
             ("a longer quote", packet_too_big(TCP, 80, 20), Redirect),
             ("about another port", packet_too_big(TCP, 22, 8), Pass),
             ("about a UDP datagram", packet_too_big(UDP, 80, 8), Pass),
+            // RFC 4443 §3.1: steered like Packet Too Big (a soft error in SYN-SENT).
             (
-                "Destination Unreachable",
-                {
-                    let mut f = packet_too_big(TCP, 80, 8);
-                    f[14 + 40] = 1;
-                    f
-                },
+                "Destination Unreachable about a listener's segment",
+                dst_unreachable(TCP, 80),
+                Redirect,
+            ),
+            (
+                "Destination Unreachable about an active open",
+                dst_unreachable(TCP, 40001),
+                Redirect,
+            ),
+            (
+                "Destination Unreachable about another port",
+                dst_unreachable(TCP, 22),
                 Pass,
             ),
             (
@@ -401,7 +418,7 @@ fn packet_too_big_about_our_flows_redirects() {
         assert_eq!(run(&p, &frame), Pass, "{name}");
     }
     let c = p.counters().unwrap();
-    assert_eq!((c.redirected, c.passed, c.malformed), (3, 4, 3));
+    assert_eq!((c.redirected, c.passed, c.malformed), (5, 4, 3));
 }
 
 #[test]

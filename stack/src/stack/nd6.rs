@@ -1,7 +1,8 @@
 //! The IPv6 stack's non-TCP input and its neighbour protocol: ICMPv6 Neighbor Solicitation
 //! (answered for our addresses, RFC 4861 §7.2.4, and learned from, §7.2.3), Neighbor
-//! Advertisement (§7.2.5), Packet Too Big (RFC 8201 through [`Stack::icmp_error`], with RFC
-//! 5927's window check), and address resolution for connections that have no MAC for their
+//! Advertisement (§7.2.5), Packet Too Big (RFC 8201) and Destination Unreachable (RFC 4443
+//! §3.1: a soft error in SYN-SENT, RFC 1122 §4.2.3.9) through [`Stack::icmp_error`], with
+//! RFC 5927's window check, and address resolution for connections that have no MAC for their
 //! peer (`nd::NeighborCache6`: INCOMPLETE with multicast solicitations to the solicited-node
 //! address, then REACHABLE / STALE / DELAY / PROBE). The stack's generic neighbour cache
 //! (`neighbor.rs`, what egress reads) gets each resolved MAC; `nd::NeighborCache6` keeps the
@@ -19,12 +20,27 @@ use super::icmp::IcmpError;
 use super::nd::{self, Lookup, NdOutput};
 use super::neighbor::NEIGHBOR_LIFETIME;
 use super::{Control, Stack};
-use crate::tcp::FourTuple;
+use crate::tcp::{FourTuple, SoftError};
 use crate::time::Instant;
 use crate::wire::ethernet::EtherType;
-use crate::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr, ND_HOP_LIMIT};
+use crate::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr, ND_HOP_LIMIT, unreachable_code};
 use crate::wire::ipv6::{HEADER_LEN, Ipv6Packet, Ipv6Repr, next_header, rejected_extension};
 use crate::wire::{Error, SeqNumber, VlanId, parse_l2};
+
+/// What a Destination Unreachable code (RFC 4443 §3.1) means to a connection. No route,
+/// beyond the scope of the source address, address and port unreachable are the soft errors
+/// of RFC 1122 §4.2.3.9 (as their ICMPv4 counterparts); administratively prohibited and the
+/// policy codes (5, 6) change nothing, as ICMPv4's other codes do not.
+fn unreachable_error(code: u8) -> IcmpError {
+    match code {
+        unreachable_code::NO_ROUTE => IcmpError::Unreachable(SoftError::NetUnreachable),
+        unreachable_code::BEYOND_SCOPE | unreachable_code::ADDRESS => {
+            IcmpError::Unreachable(SoftError::HostUnreachable)
+        }
+        unreachable_code::PORT => IcmpError::Unreachable(SoftError::PortUnreachable),
+        _ => IcmpError::Other,
+    }
+}
 
 impl Stack<Ipv6Addr> {
     /// A frame that is not a TCP/IPv6 segment (`parse_frame` said `Unsupported`).
@@ -88,11 +104,10 @@ impl Stack<Ipv6Addr> {
         };
         match icmp {
             Icmpv6Repr::PacketTooBig { mtu, invoking } => {
-                if !self.is_local(ip.dst_addr) {
-                    self.counters.rx_not_ours += 1;
-                    return;
-                }
-                self.packet_too_big(now, mtu, invoking);
+                self.icmpv6_error(now, ip.dst_addr, invoking, IcmpError::PathMtu(mtu));
+            }
+            Icmpv6Repr::DstUnreachable { code, invoking } => {
+                self.icmpv6_error(now, ip.dst_addr, invoking, unreachable_error(code));
             }
             // RFC 4861 §7.1.1, §7.1.2: Neighbor Discovery from beyond the link is invalid.
             _ if ip.hop_limit != ND_HOP_LIMIT => self.counters.icmp_malformed += 1,
@@ -136,10 +151,15 @@ impl Stack<Ipv6Addr> {
         }
     }
 
-    /// RFC 4443 §3.2 / RFC 8201: `invoking` starts with the IPv6 header of a segment we sent
-    /// (we send no extension headers), then its TCP header: the 4-tuple and the sequence
-    /// number RFC 5927 checks against the data in flight.
-    fn packet_too_big(&mut self, now: Instant, mtu: u32, invoking: &[u8]) {
+    /// RFC 4443 §3.1, §3.2 / RFC 8201: `invoking` starts with the IPv6 header of a segment
+    /// we sent (we send no extension headers), then its TCP header: the 4-tuple and the
+    /// sequence number RFC 5927 checks against the data in flight. An error sent to a
+    /// multicast group is not ours (`rx_not_ours`).
+    fn icmpv6_error(&mut self, now: Instant, dst: Ipv6Addr, invoking: &[u8], error: IcmpError) {
+        if !self.is_local(dst) {
+            self.counters.rx_not_ours += 1;
+            return;
+        }
         self.counters.icmp_received += 1;
         // The quote is usually cut short (RFC 4443 §3.2), so its IPv6 Payload Length is not
         // checked against it: only the fixed header and 8 bytes of TCP are needed.
@@ -165,7 +185,7 @@ impl Stack<Ipv6Addr> {
             self.counters.icmp_not_ours += 1;
             return;
         }
-        self.icmp_error(now, &tuple, seq, IcmpError::PathMtu(mtu));
+        self.icmp_error(now, &tuple, seq, error);
     }
 
     fn count_rejected_extension(&mut self, packet: &[u8]) {

@@ -371,7 +371,10 @@ pub fn parse_icmpv6_frame(frame: &[u8]) -> Result<(EthernetRepr, Ipv6Repr, Icmpv
         return Err(Error::Unsupported);
     }
     let icmp = Icmpv6Repr::parse(&Icmpv6Packet::new_checked(upper)?, ip.src_addr, ip.dst_addr)?;
-    let nd = !matches!(icmp, Icmpv6Repr::PacketTooBig { .. });
+    let nd = !matches!(
+        icmp,
+        Icmpv6Repr::PacketTooBig { .. } | Icmpv6Repr::DstUnreachable { .. }
+    );
     if nd && ip.hop_limit != icmpv6::ND_HOP_LIMIT {
         return Err(Error::Malformed);
     }
@@ -384,7 +387,8 @@ pub fn icmpv6_frame_len(icmp: &Icmpv6Repr) -> usize {
 }
 
 /// Writes an Ethernet/IPv6/ICMPv6 frame and returns its length; Neighbor Discovery messages
-/// go out with Hop Limit 255, Packet Too Big with 64. `Error::Truncated` if `buf` is short.
+/// go out with Hop Limit 255, errors (Packet Too Big, Destination Unreachable) with 64.
+/// `Error::Truncated` if `buf` is short.
 pub fn emit_icmpv6_frame(
     buf: &mut [u8],
     src_mac: EthernetAddress,
@@ -398,7 +402,9 @@ pub fn emit_icmpv6_frame(
         return Err(Error::Truncated);
     }
     let hop_limit = match icmp {
-        Icmpv6Repr::PacketTooBig { .. } => ipv6::DEFAULT_HOP_LIMIT,
+        Icmpv6Repr::PacketTooBig { .. } | Icmpv6Repr::DstUnreachable { .. } => {
+            ipv6::DEFAULT_HOP_LIMIT
+        }
         _ => icmpv6::ND_HOP_LIMIT,
     };
     let ip = Ipv6Repr {

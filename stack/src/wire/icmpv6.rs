@@ -1,6 +1,7 @@
 //! ICMPv6 (RFC 4443): the messages a TCP host needs. Neighbor Solicitation and Neighbor
-//! Advertisement with their link-layer address options (RFC 4861 §4.3, §4.4, §4.6.1) and
-//! Packet Too Big (RFC 4443 §3.2). Echo and router discovery are not handled here.
+//! Advertisement with their link-layer address options (RFC 4861 §4.3, §4.4, §4.6.1),
+//! Destination Unreachable (RFC 4443 §3.1) and Packet Too Big (§3.2). Echo and router
+//! discovery are not handled here.
 //!
 //! Panic contract: see [`crate::wire`]. [`Icmpv6Repr::parse`] never panics and verifies the
 //! checksum over the IPv6 pseudo-header (RFC 4443 §2.3).
@@ -24,6 +25,7 @@ use super::{Error, Result};
 
 /// Message types handled here.
 pub mod msg_type {
+    pub const DST_UNREACHABLE: u8 = 1;
     pub const PACKET_TOO_BIG: u8 = 2;
     pub const NEIGHBOR_SOLICIT: u8 = 135;
     pub const NEIGHBOR_ADVERT: u8 = 136;
@@ -106,9 +108,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
     }
 }
 
+/// Destination Unreachable codes (RFC 4443 §3.1).
+pub mod unreachable_code {
+    pub const NO_ROUTE: u8 = 0;
+    pub const ADMIN_PROHIBITED: u8 = 1;
+    pub const BEYOND_SCOPE: u8 = 2;
+    pub const ADDRESS: u8 = 3;
+    pub const PORT: u8 = 4;
+}
+
 /// A validated ICMPv6 message of a type handled here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Icmpv6Repr<'a> {
+    /// RFC 4443 §3.1: a packet we sent could not be delivered, for the reason `code`
+    /// ([`unreachable_code`]; any value is accepted, the receiver decides what it means).
+    /// `invoking` is as much of that packet (IPv6 header first) as the sender could quote.
+    DstUnreachable { code: u8, invoking: &'a [u8] },
     /// RFC 4443 §3.2: a packet we sent did not fit the next link's `mtu`. `invoking` is as
     /// much of that packet (IPv6 header first) as the sender could quote.
     PacketTooBig { mtu: u32, invoking: &'a [u8] },
@@ -170,7 +185,7 @@ impl<'a> Icmpv6Repr<'a> {
     /// Errors: `Truncated` for a message shorter than its type's fixed part; `Checksum`;
     /// `Malformed` for a Neighbor Discovery message that fails RFC 4861 §7.1 (see the module
     /// docs); `Unsupported` for any other type (echo, router discovery, errors other than
-    /// Packet Too Big).
+    /// Destination Unreachable and Packet Too Big).
     pub fn parse(
         packet: &Icmpv6Packet<&'a [u8]>,
         src: Ipv6Addr,
@@ -182,6 +197,10 @@ impl<'a> Icmpv6Repr<'a> {
             return Err(Error::Checksum);
         }
         match packet.msg_type() {
+            msg_type::DST_UNREACHABLE => Ok(Icmpv6Repr::DstUnreachable {
+                code: packet.msg_code(),
+                invoking: &b[HEADER_LEN..],
+            }),
             msg_type::PACKET_TOO_BIG => Ok(Icmpv6Repr::PacketTooBig {
                 mtu: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
                 invoking: &b[HEADER_LEN..],
@@ -227,7 +246,8 @@ impl<'a> Icmpv6Repr<'a> {
     /// Length of the message `emit` writes.
     pub fn buffer_len(&self) -> usize {
         match self {
-            Icmpv6Repr::PacketTooBig { invoking, .. } => HEADER_LEN + invoking.len(),
+            Icmpv6Repr::DstUnreachable { invoking, .. }
+            | Icmpv6Repr::PacketTooBig { invoking, .. } => HEADER_LEN + invoking.len(),
             Icmpv6Repr::NeighborSolicit { source_lladdr, .. } => {
                 ND_LEN
                     + if source_lladdr.is_some() {
@@ -249,8 +269,8 @@ impl<'a> Icmpv6Repr<'a> {
 
     /// Writes the message into the first [`Icmpv6Repr::buffer_len`] bytes of `buf` with its
     /// checksum for `src` → `dst` and returns that length; `Error::Truncated` if `buf` is
-    /// shorter. The caller limits a Packet Too Big's quote so that the whole packet fits
-    /// the IPv6 minimum MTU (RFC 4443 §3.2).
+    /// shorter. The caller limits an error's quote (Packet Too Big, Destination
+    /// Unreachable) so that the whole packet fits the IPv6 minimum MTU (RFC 4443 §3.1, §3.2).
     pub fn emit(&self, buf: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) -> Result<usize> {
         let len = self.buffer_len();
         let Some(b) = buf.get_mut(..len) else {
@@ -258,6 +278,11 @@ impl<'a> Icmpv6Repr<'a> {
         };
         b[..HEADER_LEN].fill(0);
         match *self {
+            Icmpv6Repr::DstUnreachable { code, invoking } => {
+                b[0] = msg_type::DST_UNREACHABLE;
+                b[1] = code;
+                b[HEADER_LEN..].copy_from_slice(invoking);
+            }
             Icmpv6Repr::PacketTooBig { mtu, invoking } => {
                 b[0] = msg_type::PACKET_TOO_BIG;
                 b[4..8].copy_from_slice(&mtu.to_be_bytes());
@@ -301,9 +326,12 @@ fn emit_nd_body(b: &mut [u8], target: Ipv6Addr, opt: u8, mac: Option<EthernetAdd
 impl fmt::Display for Icmpv6Repr<'_> {
     /// tshark-like: `neighbor solicitation for 2001:db8::2 from 02:00:00:00:00:01`,
     /// `neighbor advertisement 2001:db8::2 (sol, ovr) is at 02:00:00:00:00:02`,
-    /// `packet too big, mtu 1280`.
+    /// `packet too big, mtu 1280`, `destination unreachable, code 4`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Icmpv6Repr::DstUnreachable { code, .. } => {
+                write!(f, "destination unreachable, code {code}")
+            }
             Icmpv6Repr::PacketTooBig { mtu, .. } => write!(f, "packet too big, mtu {mtu}"),
             Icmpv6Repr::NeighborSolicit {
                 target,

@@ -216,3 +216,30 @@ fn packet_too_big_round_trip() {
     assert_eq!(ptb.to_string(), "packet too big, mtu 1400");
     assert_eq!(ptb.emit(&mut buf[..n - 1], A2, A1), Err(Error::Truncated));
 }
+
+#[test]
+fn destination_unreachable_round_trip() {
+    let quoted = &crate::wire::ipv6::tests::PACKET[..];
+    let du = Icmpv6Repr::DstUnreachable {
+        code: super::unreachable_code::PORT,
+        invoking: quoted,
+    };
+    let mut buf = [0u8; 128];
+    let n = du.emit(&mut buf, A2, A1).unwrap();
+    assert_eq!(n, 8 + quoted.len());
+    assert_eq!(&buf[..8], &[1, 4, buf[2], buf[3], 0, 0, 0, 0]);
+    let r = Icmpv6Repr::parse(&Icmpv6Packet::new_checked(&buf[..n]).unwrap(), A2, A1);
+    assert_eq!(r, Ok(du));
+    assert_eq!(du.to_string(), "destination unreachable, code 4");
+    // A bad checksum is caught; an empty quote still parses (the stack judges the quote).
+    buf[n - 1] ^= 1;
+    let r = Icmpv6Repr::parse(&Icmpv6Packet::new_checked(&buf[..n]).unwrap(), A2, A1);
+    assert_eq!(r, Err(Error::Checksum));
+    let empty = Icmpv6Repr::DstUnreachable {
+        code: 0,
+        invoking: &[],
+    };
+    let n = empty.emit(&mut buf, A2, A1).unwrap();
+    let r = Icmpv6Repr::parse(&Icmpv6Packet::new_checked(&buf[..n]).unwrap(), A2, A1);
+    assert_eq!(r, Ok(empty));
+}
