@@ -77,8 +77,12 @@ impl SynFifo {
     #[inline]
     pub(super) fn push(&mut self, deadline: Instant, index: u32) -> Option<SynTimer> {
         let tick = deadline.total_micros().div_ceil(self.tick_micros);
-        let back = (self.head + self.len.wrapping_sub(1)) & self.mask;
-        if self.len > self.mask || (self.len != 0 && self.ring[back].tick > tick) {
+        if self.len > self.mask {
+            return None;
+        }
+        // The last queued ticket (`len - 1` only when there is one: with `head > 0` and an
+        // empty queue, `head + len - 1` wrapped, which overflow checks catch).
+        if self.len != 0 && self.ring[(self.head + self.len - 1) & self.mask].tick > tick {
             return None;
         }
         let seq = self.next_seq;
