@@ -458,6 +458,22 @@ impl CoreLink for CaptureLink<XskLink> {
     }
 }
 
+/// Transparent huge pages for the stacks' large tables (TIME-WAIT ring and index, flow table,
+/// slab), advised before they fill: a random probe of a 10 M-entry TIME-WAIT index then costs a
+/// cache miss without a page walk (docs/lifecycle-cost.md). Advice only: where the kernel has no
+/// transparent huge pages the tables stay on 4 KiB pages, said once (queue 0).
+fn advise_huge_pages(core: &CoreState, queue: u32) {
+    let mut regions = core.stack.large_regions();
+    if let Some(v6) = &core.v6 {
+        regions.extend(v6.stack.large_regions());
+    }
+    if let Err(e) = crate::mem::advise_huge_pages(&regions)
+        && queue == 0
+    {
+        eprintln!("xtcp: huge pages for the stack's tables unavailable ({e}); using normal pages");
+    }
+}
+
 fn run_on<A: App, L: CoreLink>(
     setup: WorkerSetup,
     mut link: L,
@@ -508,6 +524,7 @@ fn run_on<A: App, L: CoreLink>(
         }
         core.v6 = Some(v6);
     }
+    advise_huge_pages(&core, setup.queue);
     if setup.prefill_time_wait > 0 {
         let n = prefill_time_wait(&mut core.stack, &setup, clock(setup.epoch));
         eprintln!(
