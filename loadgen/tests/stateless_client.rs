@@ -111,10 +111,13 @@ fn all_complete(v: &Veth, tag: &str) {
         "{}",
         j["client_note"]
     );
-    assert_eq!(u(&j, "connections.attempted"), 2000, "{}", out.stderr);
-    assert_eq!(u(&j, "connections.completed"), 2000, "{}", out.stderr);
+    // Open loop: SYNs still due when the window ends are cut, a few more on a loaded
+    // machine (seen: 1,999 in CI, 1,997 beside a CI run); every one sent must complete.
+    let attempted = u(&j, "connections.attempted");
+    assert!((1900..=2000).contains(&attempted), "{}", out.stderr);
+    assert_eq!(u(&j, "connections.completed"), attempted, "{}", out.stderr);
     assert_eq!(u(&j, "connections.failed"), 0, "{}", out.stderr);
-    assert_eq!(u(&j, "latency_us.connect.count"), 2000);
+    assert_eq!(u(&j, "latency_us.connect.count"), attempted);
     let p50 = f(&j, "latency_us.connect.p50");
     let p99 = f(&j, "latency_us.connect.p99");
     assert!(p50 > 0.0 && p99 < 1e6, "connect p50 {p50} p99 {p99} us");
