@@ -258,7 +258,12 @@ fn check(results: &[CoreResult], stats: &EngineStats, elapsed: Duration) {
     // after its socket is gone, and answers with RST (seen with one queue too); never one
     // that ends a connection (those would be failures above).
     assert!(t.resets_received <= t.time_wait_fin_acks, "{t:?}");
-    assert_eq!(t.resets_sent, 0, "{t:?}");
+    // Such a RST deletes our TIME-WAIT entry (RFC 9293 §3.10.7.4). When Linux had
+    // retransmitted its FIN more than once before our ACK reached it (a loaded machine: seen
+    // once in CI, 230 re-ACKed FINs and one RST sent), the later copy finds no connection and
+    // gets our RST, as a segment for a closed connection should. So every RST we send follows
+    // one we received; none ends a live connection (those would be failures above).
+    assert!(t.resets_sent <= t.resets_received, "{t:?}");
     // We half-closed first every time: every connection went through our TIME-WAIT.
     assert_eq!(t.time_wait_inserts, u64::from(TOTAL), "{t:?}");
     if let Some(x) = &stats.xdp {
