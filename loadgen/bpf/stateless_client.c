@@ -64,6 +64,7 @@ struct totals {
 	__u64 rst_matched;	  /* RSTs with an ACK number, charged to a bucket */
 	__u64 ignored;		  /* other segments from the server (pure ACKs, data) */
 	__u64 bad;		  /* malformed, or the reply could not be built */
+	__u64 early;		  /* answers whose ISN start time was in the future (read as 0 us) */
 };
 
 struct buckets {
@@ -101,9 +102,24 @@ static __always_inline __u32 bucket_of(__u32 isn)
 	return (((isn >> 1) >> BUCKET_SHIFT) & (NB / 2 - 1)) | ((isn & 1) << 9);
 }
 
+/* A start time up to 2^30 us in the future (the sender's clock a little ahead of ours) is a
+ * latency of 0, not a wrapped one above every timeout; counted in `early`. */
+#define EARLY(d) ((d) >= (1u << 30))
+
 static __always_inline __u32 latency_us(__u32 isn, __u32 now2)
 {
 	return ((now2 | (isn & 1)) - isn) >> 1;
+}
+
+static __always_inline __u32 latency_or_0(struct totals *t, __u32 isn, __u32 now2)
+{
+	__u32 d = latency_us(isn, now2);
+
+	if (EARLY(d)) {
+		__sync_fetch_and_add(&t->early, 1);
+		return 0;
+	}
+	return d;
 }
 
 /* Index of the highest set bit of v (v > 0). */
@@ -259,7 +275,7 @@ int stateless_client(struct xdp_md *ctx)
 		__sync_fetch_and_add(&t->rst, 1);
 		/* A refused SYN: RST+ACK acknowledging ISN + 1. A late one (its bucket may
 		 * already be settled) only counts as late. */
-		if (tcp->ack && latency_us(ack - 1, now2) <= TIMEOUT_US) {
+		if (tcp->ack && latency_or_0(t, ack - 1, now2) <= TIMEOUT_US) {
 			__sync_fetch_and_add(&bk->rst[bucket_of(ack - 1) & (NB - 1)], 1);
 			__sync_fetch_and_add(&t->rst_matched, 1);
 		}
@@ -271,7 +287,7 @@ int stateless_client(struct xdp_md *ctx)
 	}
 	if (tcp->syn) {
 		isn = ack - 1;
-		lat = latency_us(isn, now2);
+		lat = latency_or_0(t, isn, now2);
 		__sync_fetch_and_add(&t->synack, 1);
 		if (lat > TIMEOUT_US) {
 			__sync_fetch_and_add(&t->late, 1);
@@ -287,7 +303,7 @@ int stateless_client(struct xdp_md *ctx)
 	} else if (tcp->fin) {
 		/* The server's FIN after ours: it acknowledges ISN + 2. */
 		isn = ack - 2;
-		lat = latency_us(isn, now2);
+		lat = latency_or_0(t, isn, now2);
 		__sync_fetch_and_add(&t->fin, 1);
 		if (lat > TIMEOUT_US) {
 			__sync_fetch_and_add(&t->late, 1);

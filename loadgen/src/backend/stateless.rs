@@ -32,7 +32,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xtcp::afxdp::{XskConfig, XskLink};
 use xtcp::engine::sys as host;
@@ -187,6 +187,32 @@ pub(crate) fn mono_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// `CLOCK_MONOTONIC` ns at the instant `epoch`, to well under a microsecond.
+///
+/// Read as `mono_ns() - epoch.elapsed()` in one go, a preemption between the two reads (a
+/// loaded machine) puts the epoch late by as long as the thread waited, so every ISN would carry
+/// a start time in the program's future: a RST or SYN-ACK arriving sooner than that offset reads
+/// a negative latency, wraps above the timeout, and its connection is settled as timed out
+/// (seen in CI: 15 of 500 refusals). So the clock pair is read bracketed by two monotonic
+/// reads, several times, and the tightest bracket is kept.
+fn mono_epoch_ns(epoch: Instant) -> u64 {
+    mono_epoch_with(|| epoch.elapsed().as_nanos() as u64, mono_ns)
+}
+
+fn mono_epoch_with(mut since_epoch: impl FnMut() -> u64, mut mono: impl FnMut() -> u64) -> u64 {
+    let mut best = (u64::MAX, 0);
+    for _ in 0..16 {
+        let a = mono();
+        let e = since_epoch();
+        let b = mono();
+        let width = b.saturating_sub(a);
+        if width < best.0 {
+            best = (width, (a + width / 2).saturating_sub(e));
+        }
+    }
+    best.1
+}
+
 /// Writes the SYN of connection `src_ip:src_port` with `isn` into `out`; its length.
 pub fn syn_frame(
     out: &mut [u8],
@@ -248,14 +274,13 @@ struct Runner {
 
 impl Runner {
     fn new(s: Setup, ctx: &WorkerCtx) -> Runner {
-        let since = ctx.spec.epoch.elapsed().as_nanos() as u64;
         // A random first connection number, so consecutive runs against the same server do
         // not reuse each other's recent 4-tuples (the server may still hold them).
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
         Runner {
             s,
-            mono_epoch_ns: mono_ns() - since,
+            mono_epoch_ns: mono_epoch_ns(ctx.spec.epoch),
             timeout_us: ctx.spec.timeout.as_micros() as u64,
             sent: 0,
             next_conn: u64::from_le_bytes(seed) >> 16,
@@ -492,7 +517,7 @@ impl Runner {
         let t = self.last;
         eprintln!(
             "xtcp-loadgen: xdp-stateless: SYNs {}, SYN-ACKs {}, server FINs {}, completed {}, \
-             RSTs {}, late {}, timeouts {}, ignored {}, bad {}, kicks {}",
+             RSTs {}, late {}, timeouts {}, ignored {}, bad {}, early {}, kicks {}",
             self.sent,
             t.synack,
             t.fin,
@@ -502,6 +527,7 @@ impl Runner {
             self.timeouts,
             t.ignored,
             t.bad,
+            t.early,
             self.kicks
         );
         rec.finish();
@@ -513,6 +539,31 @@ impl Runner {
 mod tests {
     use super::*;
     use xtcp::wire::parse_tcp_frame;
+
+    #[test]
+    fn the_epoch_survives_a_preemption_between_clock_reads() {
+        use std::cell::Cell;
+        // True CLOCK_MONOTONIC starts at 7 s; the run's epoch is at 6.5 s. Every read takes
+        // 20 ns; the first read of the epoch clock is preempted for 3 ms.
+        const EPOCH: u64 = 6_500_000_000;
+        let now = Cell::new(7_000_000_000u64);
+        let first = Cell::new(true);
+        let mono = || {
+            now.set(now.get() + 20);
+            now.get()
+        };
+        let since = || {
+            if first.replace(false) {
+                now.set(now.get() + 3_000_000);
+            }
+            now.set(now.get() + 20);
+            now.get() - EPOCH
+        };
+        let got = mono_epoch_with(since, mono);
+        assert!(got.abs_diff(EPOCH) <= 20, "epoch {got}, true {EPOCH}");
+        // The one-shot reading would have been late by the whole preemption.
+        assert!(mono_epoch_ns(Instant::now()) > 0);
+    }
 
     #[test]
     fn syn_frame_carries_the_isn_and_only_mss() {

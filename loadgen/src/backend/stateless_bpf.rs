@@ -99,6 +99,7 @@ pub struct Totals {
     pub rst_matched: u64,
     pub ignored: u64,
     pub bad: u64,
+    pub early: u64,
 }
 
 /// `struct buckets`: timely completions and RSTs per start-time bucket (cumulative).
@@ -445,11 +446,25 @@ mod tests {
             (500..100_000).contains(&lo),
             "connect latency bucket {lo} us"
         );
+        assert_eq!(t.early, 0);
+
+        // A refusal of a SYN whose start time is 300 us ahead of the program's clock (the
+        // sender's epoch a little late): counted `early`, charged to its bucket as timely,
+        // not read as a wrapped latency above the timeout (which would make it a timeout).
+        let ahead = super::isn(now_us + 300, true);
+        let before = b.rst[bucket_of(ahead)];
+        let (v, _) = l
+            .test_run(&seg(TcpControl::Rst, 0, ahead.wrapping_add(1), 8080))
+            .unwrap();
+        assert_eq!(v, DROP);
+        let t = l.totals().unwrap();
+        assert_eq!((t.rst, t.rst_matched, t.early), (2, 2, 1));
+        assert_eq!(l.buckets().unwrap().rst[bucket_of(ahead)], before + 1);
     }
 
     #[test]
     fn map_layouts_match_the_c_source() {
-        assert_eq!(std::mem::size_of::<Totals>(), 10 * 8);
+        assert_eq!(std::mem::size_of::<Totals>(), 11 * 8);
         assert_eq!(std::mem::size_of::<Buckets>(), 2 * NB * 4);
         assert_eq!(std::mem::size_of::<Hist>(), HB * 8);
         for (name, v) in [
@@ -470,6 +485,6 @@ mod tests {
             .unwrap()
             .matches("__u64")
             .count();
-        assert_eq!(fields, 10);
+        assert_eq!(fields, 11);
     }
 }
