@@ -46,6 +46,7 @@ impl<A: Address> Connection<A> {
         ranges
     }
 
+    #[inline]
     pub(super) fn base_repr(&mut self, now: Instant) -> TcpRepr<'static> {
         let window = self.advertise_window();
         let sack_ranges = self.sack_ranges();
