@@ -57,7 +57,11 @@
 //!   full the listener answers with SYN cookies (RFC 4987 §3.6);
 //! - a connection entering TIME-WAIT moves into the compact TIME-WAIT table (32 bytes);
 //! - every deadline lives in one timer wheel. A flow-table value and a timer token name a
-//!   slot or a SYN-RECEIVED entry (`Owner`, one `u32`).
+//!   slot or a SYN-RECEIVED entry (`Owner`, one `u32`). A slot's deadline set by `settle`
+//!   is linked into the wheel only by the next receive's timer stage, and not at all when
+//!   the slot is freed or its deadline changes first (`link_pending_timers`); the first
+//!   SYN-ACK retransmission deadline of a SYN-RECEIVED entry waits in a FIFO
+//!   (`syn_fifo.rs`).
 //!
 //! # Memory layout
 //! The per-segment path reads the flow table bucket (16 bytes), the slot's [`SlotMeta`]
@@ -409,6 +413,9 @@ const SM_ORPHAN: u8 = 4;
 const SM_MAC: u8 = 8;
 /// The slot holds a connection.
 const SM_LIVE: u8 = 16;
+/// `timer_at` is a deadline not linked into the wheel yet: the slot is on
+/// `timers_pending` (`Stack::link_pending_timers`).
+const SM_TIMER_PENDING: u8 = 32;
 
 const _: () = assert!(core::mem::size_of::<SlotMeta>() <= 32);
 
@@ -522,6 +529,10 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     /// First SYN-ACK retransmission deadlines (`syn_fifo.rs`).
     syn_fifo: SynFifo,
     fired: Vec<u32>,
+    /// Slots whose deadline `settle` has not linked into the wheel yet (flag
+    /// `SM_TIMER_PENDING`; entries of slots freed since are stale and skipped). Preallocated;
+    /// when full, `settle` links at once.
+    timers_pending: Vec<u32>,
     cookies: SynCookies,
     isn: IsnGenerator,
     ports: EphemeralPorts,
@@ -602,6 +613,7 @@ impl<A: StackFamily> Stack<A> {
             wheel: TimerWheel::new(timers, TIMER_TICK, now),
             syn_fifo: SynFifo::new(cfg.max_syn_recv, TIMER_TICK.as_micros() as u64),
             fired: Vec::with_capacity(1024),
+            timers_pending: Vec::with_capacity(slots),
             cookies: SynCookies::new(cfg.secret, now),
             isn: IsnGenerator::new(key),
             ports: EphemeralPorts::new(cfg.ephemeral_ports.clone(), seed_u64(&cfg.secret, 2)),
@@ -742,6 +754,7 @@ impl<A: StackFamily> Stack<A> {
         }
         [
             self.wheel.next_deadline(),
+            self.pending_timer_deadline(),
             self.syn_fifo.next_deadline(),
             self.time_wait.next_expiry(),
             self.arp_retry_at,
@@ -807,6 +820,7 @@ impl<A: StackFamily> Stack<A> {
         self.neighbor_timers(now);
         A::neighbor_protocol_timers(self, now);
         self.run_syn_fifo(now);
+        self.link_pending_timers(now);
         let mut fired = core::mem::take(&mut self.fired);
         fired.clear();
         self.wheel.expire(now, |token| fired.push(token));

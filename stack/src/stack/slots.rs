@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use super::family::HANDLE_V6;
 use super::{
     ConnCell, ConnHandle, NIL, NO_TIMER, OrphanLink, Owner, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_MAC,
-    SM_ORPHAN, SlotMeta, Stack, StackError, StackFamily,
+    SM_ORPHAN, SM_TIMER_PENDING, SlotMeta, Stack, StackError, StackFamily, TIMER_TICK,
 };
 use crate::tcp::flow_table::FlowHash;
 use crate::tcp::time_wait::TimeWaitInit;
@@ -316,11 +316,68 @@ impl<A: StackFamily> Stack<A> {
                 self.wheel.cancel(t);
             }
             meta.timer_at = want.map_or(NO_TIMER, Instant::total_micros);
-            if let Some(at) = want {
-                // The wheel holds max_connections + max_syn_recv nodes: one per slot, so it
-                // cannot be full here.
+            if let Some(at) = want
+                && !meta.has(SM_TIMER_PENDING)
+            {
+                if self.timers_pending.len() < self.timers_pending.capacity() {
+                    // Linked into the wheel by the next `run_timers`, unless the slot is
+                    // settled again or freed first (`link_pending_timers`).
+                    meta.flags |= SM_TIMER_PENDING;
+                    self.timers_pending.push(index);
+                } else {
+                    // The wheel holds max_connections + max_syn_recv nodes: one per slot, so
+                    // it cannot be full here.
+                    meta.timer = self.wheel.schedule(at, Owner::Slot(index).encode()).ok();
+                }
+            }
+        }
+    }
+
+    /// Links the deadlines `settle` left pending into the wheel, before `run_timers` expires
+    /// it. A slot on the dirty list (touched by this receive batch, settled again by the
+    /// coming `dispatch`) keeps a deadline that cannot fire in this batch pending: the
+    /// common case is a connection in LAST-ACK whose retransmission deadline (armed after
+    /// its FIN+ACK) would be linked here and cancelled a moment later when the peer's ACK
+    /// frees the slot. A deadline that may be due now (its tick, rounded up as the wheel
+    /// rounds it, not after `now`'s tick) is always linked, so it fires in this batch as an
+    /// eagerly linked one would; within one tick the wheel's order is unspecified anyway.
+    /// Entries of freed slots (their flag cleared by `free_slot`) are dropped.
+    pub(super) fn link_pending_timers(&mut self, now: Instant) {
+        let tick = TIMER_TICK.as_micros() as u64;
+        let now_tick = now.total_micros() / tick;
+        let mut kept = 0;
+        for i in 0..self.timers_pending.len() {
+            let index = self.timers_pending[i];
+            let meta = &mut self.meta[index as usize];
+            if !meta.has(SM_TIMER_PENDING) {
+                continue;
+            }
+            if meta.timer_at != NO_TIMER
+                && meta.has(SM_DIRTY)
+                && meta.timer_at.div_ceil(tick) > now_tick
+            {
+                self.timers_pending[kept] = index;
+                kept += 1;
+                continue;
+            }
+            meta.flags &= !SM_TIMER_PENDING;
+            if meta.timer_at != NO_TIMER {
+                let at = Instant::from_micros(meta.timer_at);
                 meta.timer = self.wheel.schedule(at, Owner::Slot(index).encode()).ok();
             }
         }
+        self.timers_pending.truncate(kept);
+    }
+
+    /// The earliest deadline still pending (not linked into the wheel yet), for `poll_at`.
+    pub(super) fn pending_timer_deadline(&self) -> Option<Instant> {
+        self.timers_pending
+            .iter()
+            .map(|&i| &self.meta[i as usize])
+            .filter(|m| m.has(SM_TIMER_PENDING))
+            .map(|m| m.timer_at)
+            .min()
+            .filter(|&at| at != NO_TIMER)
+            .map(Instant::from_micros)
     }
 }

@@ -245,3 +245,69 @@ fn synack_retries_from_the_fifo_and_the_wheel() {
     assert_eq!((c.retransmits, c.syn_recv_timeouts, c.syn_recv), (4, 2, 0));
     assert!(timer_of(&s, 7000).is_none() && timer_of(&s, 7002).is_none());
 }
+
+/// A slot's deadline set by `settle` is linked into the wheel by the next receive's timer
+/// stage (`link_pending_timers`), and not at all when the slot is freed first: a LAST-ACK
+/// connection whose last ACK arrives in that receive never touches the wheel. One whose
+/// peer stays silent is linked by the next receive, and its FIN+ACK is retransmitted at the
+/// RTO as before; `poll_at` reports the pending deadline exactly.
+#[test]
+fn slot_deadlines_are_linked_lazily() {
+    let now = Instant::from_secs(10);
+    for peer_acks in [true, false] {
+        let (mut s, mut link) = stack(now);
+        let h = s
+            .accept(ListenerId(0))
+            .expect("the connection on port 5000");
+        let iss = s.conns[h.index as usize].0.as_ref().unwrap().iss().0;
+        // The peer closes: CLOSE-WAIT; the application closes: our FIN+ACK, LAST-ACK.
+        link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 3));
+        s.receive(now, &mut link);
+        s.close(h).unwrap();
+        s.flush(now, &mut link);
+        let mut sent = Vec::new();
+        link.drain_tx(|f| sent.push(crate::wire::parse_tcp_frame(f).unwrap().tcp.control));
+        assert_eq!(sent, [TcpControl::Fin]);
+        assert_eq!(s.state(h), Some(State::LastAck));
+        let meta = s.meta[h.index as usize];
+        assert!(meta.has(SM_TIMER_PENDING) && meta.timer.is_none());
+        assert_eq!(s.wheel.len(), 0);
+        // The FIN's retransmission deadline: the initial RTO (1 s).
+        let rto_at = now + Duration::from_secs(1);
+        assert_eq!(meta.timer_deadline(), Some(rto_at));
+        assert_eq!(s.poll_at(), Some(rto_at));
+        let later = now + Duration::from_millis(5);
+        if peer_acks {
+            link.push_rx(&frame(5000, TcpControl::None, 12, Some(iss + 2), 4));
+            s.poll(later, &mut link);
+            assert_eq!(s.connection_count(), 0);
+            assert_eq!(s.wheel.len(), 0, "the deadline was never linked");
+            // The freed slot's entry is dropped by the next timer stage.
+            s.poll(later, &mut link);
+            assert!(s.timers_pending.is_empty());
+            // Only the TIME-WAIT entries of `stack` are left (2 × MSL).
+            assert_eq!(s.poll_at(), Some(now + Duration::from_secs(60)));
+        } else {
+            s.poll(later, &mut link);
+            let meta = s.meta[h.index as usize];
+            assert!(!meta.has(SM_TIMER_PENDING) && meta.timer.is_some());
+            assert_eq!(s.wheel.len(), 1);
+            assert!(s.timers_pending.is_empty());
+            // Linked: the wheel's deadline, exact or (beyond its 256-tick window, as here)
+            // the start of the deadline's slot.
+            let wake = s.poll_at().unwrap();
+            assert!(wake > later && wake <= rto_at, "{wake:?}");
+            s.poll(now + Duration::from_millis(999), &mut link);
+            link.drain_tx(|_| panic!("nothing is due before the RTO"));
+            s.poll(rto_at, &mut link);
+            let mut sent = Vec::new();
+            link.drain_tx(|f| sent.push(crate::wire::parse_tcp_frame(f).unwrap().tcp.control));
+            assert_eq!(
+                sent,
+                [TcpControl::Fin],
+                "the FIN+ACK retransmitted at the RTO"
+            );
+            assert_eq!(s.counters().retransmits, 1);
+        }
+    }
+}

@@ -286,6 +286,10 @@ impl TimerWheel {
     /// non-empty level holds it, because each level's timers lie within the current slot of
     /// the level above.
     fn next_slot(&self) -> Option<(usize, usize, u64)> {
+        if self.len == 0 {
+            // Nothing linked: no level has an occupied slot (skips scanning all eight).
+            return None;
+        }
         for level in 0..LEVELS {
             let shift = level as u32 * SLOT_BITS;
             let current = ((self.elapsed >> shift) as usize) & (SLOTS - 1);

@@ -46,6 +46,7 @@ impl<A: Address> Connection<A> {
         ranges
     }
 
+    #[inline]
     pub(super) fn base_repr(&mut self, now: Instant) -> TcpRepr<'static> {
         let window = self.advertise_window();
         let sack_ranges = self.sack_ranges();
@@ -336,22 +337,18 @@ impl<A: Address> Connection<A> {
         counters: &mut Counters,
     ) -> Option<TcpRepr<'_>> {
         // RFC 6691: options come out of the MSS. Without out-of-order data (no SACK blocks)
-        // they are the timestamps or nothing, known without building the blocks.
-        let options = if self.sack_ok && self.rx.has_out_of_order() {
-            TcpRepr {
+        // they are the timestamps or nothing (`eff_mss`), known without building the blocks.
+        let mss = if self.sack_ok && self.rx.has_out_of_order() {
+            let options = TcpRepr {
                 sack_ranges: self.sack_ranges(),
                 timestamp: self.ts.map(|_| TcpTimestamp::default()),
                 ..TcpRepr::default()
             }
-            .options_len()
+            .options_len();
+            (self.snd_mss as usize).saturating_sub(options).max(1)
         } else {
-            TcpRepr {
-                timestamp: self.ts.map(|_| TcpTimestamp::default()),
-                ..TcpRepr::default()
-            }
-            .options_len()
+            self.eff_mss()
         };
-        let mss = (self.snd_mss as usize).saturating_sub(options).max(1);
         let pick = match self.pick_owed(mss) {
             Some(p) => Some(p),
             None => match self.recovery {
