@@ -113,7 +113,8 @@ fn ten_million_time_wait_entries() {
     assert_eq!(c.time_wait as usize, ENTRIES);
     assert_eq!(c.time_wait_inserts as usize, ENTRIES);
     assert_eq!(c.time_wait_table_full, 0);
-    assert!(growth <= 400_000_000, "RSS grew by {growth} bytes");
+    // 40.4 bytes per entry reserved (docs/performance.md); RSS follows what is used.
+    assert!(growth <= 405_000_000, "RSS grew by {growth} bytes");
 
     // A retransmitted FIN for bulk entry k (with timestamps: even k) is re-ACKed exactly,
     // and its 2MSL restarts.

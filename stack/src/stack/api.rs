@@ -263,13 +263,15 @@ impl<A: StackFamily> Stack<A> {
         self.with_conn(h, |c, now| c.set_keepalive(now, keepalive))
     }
 
-    /// The large allocations, fixed for the stack's lifetime (TIME-WAIT ring and index, flow
-    /// table, slab, metadata): for [`crate::mem::advise_huge_pages`] right after construction.
+    /// The large allocations, fixed for the stack's lifetime (TIME-WAIT ring, index and tags,
+    /// flow table, slab, metadata): for [`crate::mem::advise_huge_pages`] right after
+    /// construction.
     pub fn large_regions(&self) -> Vec<crate::mem::Region> {
-        let [ring, index] = self.time_wait.regions();
+        let [ring, index, tags] = self.time_wait.regions();
         vec![
             ring,
             index,
+            tags,
             self.flows.region(),
             crate::mem::Region::of("conns", self.conns.as_ptr(), self.conns.capacity()),
             crate::mem::Region::of("meta", self.meta.as_ptr(), self.meta.capacity()),
