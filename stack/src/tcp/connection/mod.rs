@@ -387,6 +387,9 @@ pub struct PassiveOpen<A: Address = Ipv4Addr> {
 }
 
 impl<A: Address> Connection<A> {
+    /// `cc`: the congestion controller, built by the caller for the MSS it knows (the
+    /// configured one for an active open, rebuilt when the handshake completes; the final one
+    /// for a passive open, so the control block does not build it twice).
     #[inline(always)]
     fn new(
         cfg: &TcpConfig,
@@ -394,6 +397,7 @@ impl<A: Address> Connection<A> {
         iss: SeqNumber,
         ts_offset: u32,
         now: Instant,
+        cc: CongestionControl,
     ) -> Self {
         Connection {
             tuple,
@@ -429,7 +433,7 @@ impl<A: Address> Connection<A> {
             rtx_at: None,
             rtx_count: 0,
             rtt_probe: None,
-            cc: CongestionControl::new(cfg.congestion, cfg.mss as usize),
+            cc,
             recovery: Recovery::None,
             recover: iss,
             high_rxt: iss,
@@ -473,7 +477,8 @@ impl<A: Address> Connection<A> {
         ts_offset: u32,
         now: Instant,
     ) -> Self {
-        let mut c = Connection::new(cfg, tuple, iss, ts_offset, now);
+        let cc = CongestionControl::new(cfg.congestion, cfg.mss as usize);
+        let mut c = Connection::new(cfg, tuple, iss, ts_offset, now, cc);
         c.state = State::SynSent;
         c.offered_wscale = cfg.offered_wscale();
         c
@@ -494,7 +499,16 @@ impl<A: Address> Connection<A> {
         now: Instant,
     ) -> Self {
         let iss = open.iss;
-        let mut c = Connection::new(cfg, open.tuple, iss, open.ts_offset, now);
+        let snd_mss = open.peer_mss.min(cfg.mss);
+        let ts_on = open.ts_recent.is_some() && cfg.timestamps;
+        // The controller `start_congestion_control` builds when a handshake completes (the
+        // RFC 6928 initial window: `syn_retransmitted` is false in a control block made
+        // here), built once, for the `eff_mss` set below, instead of twice.
+        let mss = usize::from(snd_mss)
+            .saturating_sub(if ts_on { 12 } else { 0 })
+            .max(1);
+        let cc = CongestionControl::new(cfg.congestion, mss);
+        let mut c = Connection::new(cfg, open.tuple, iss, open.ts_offset, now, cc);
         c.passive = true;
         c.irs = SeqNumber(ack.seq_number.0.wrapping_sub(1));
         c.rcv_nxt = ack.seq_number;
@@ -505,7 +519,7 @@ impl<A: Address> Connection<A> {
         c.snd_nxt = iss + 1;
         c.snd_max = iss + 1;
         c.tx_seq = iss + 1;
-        c.snd_mss = open.peer_mss.min(cfg.mss);
+        c.snd_mss = snd_mss;
         if let (Some(peer), Some(ours)) = (open.wscale, cfg.offered_wscale()) {
             c.snd_wscale = peer.min(14);
             c.rcv_wscale = ours;
@@ -526,7 +540,7 @@ impl<A: Address> Connection<A> {
         c.max_snd_wnd = c.snd_wnd;
         c.snd_wl1 = ack.seq_number;
         c.snd_wl2 = iss + 1;
-        c.start_congestion_control();
+        debug_assert_eq!(c.eff_mss(), mss, "the controller's MSS is the connection's");
         c.arm_keepalive(now);
         c.push_event(Event::Connected);
         c
