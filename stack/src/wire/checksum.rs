@@ -44,9 +44,27 @@ pub(crate) fn sum_ne(bytes: &[u8]) -> u64 {
         let (s, carry) = acc.overflowing_add(w);
         acc = s + u64::from(carry);
     }
-    // The tail: at most 7 bytes, starting at an even offset, so it splits into whole 16-bit
-    // lanes plus an odd byte, which is the high-order byte of its (zero-padded) word.
     let rest = chunks.remainder();
+    let tail = if rest.is_empty() {
+        0
+    } else if let Some(last) = bytes.last_chunk::<8>() {
+        // At least 8 bytes: read the last 8 (overlapping the final chunk) and drop the
+        // `8 - rest.len()` already summed, leaving the tail's bytes at the positions they
+        // have at the start of a word read from `rest`: even offsets stay lane-aligned and an
+        // odd byte is zero-padded, as below. One unaligned load instead of up to three.
+        let drop = 8 * (8 - rest.len()) as u32;
+        (u64::from_le_bytes(*last) >> drop).to_le()
+    } else {
+        tail_short(rest)
+    };
+    let (s, carry) = acc.overflowing_add(tail);
+    s + u64::from(carry)
+}
+
+/// The native-endian sum of a buffer shorter than 8 bytes: whole 16-bit lanes plus an odd
+/// byte, which is the high-order byte of its (zero-padded) word (RFC 1071 §4.1). `< 2^33`.
+#[inline]
+fn tail_short(rest: &[u8]) -> u64 {
     let mut tail: u64 = 0;
     let mut at = 0;
     if rest.len() >= 4 {
@@ -60,9 +78,7 @@ pub(crate) fn sum_ne(bytes: &[u8]) -> u64 {
     if rest.len() > at {
         tail += u64::from(u16::from_ne_bytes([rest[at], 0]));
     }
-    // `tail` < 2^33: adding it can carry out at most once.
-    let (s, carry) = acc.overflowing_add(tail);
-    s + u64::from(carry)
+    tail
 }
 
 /// Folds an unfolded native-endian sum of [`sum_ne`] (plus any further native-endian
