@@ -8,14 +8,16 @@
 use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// Folds a wide accumulator of 16-bit words into a 16-bit ones' complement sum.
+///
+/// Each halving adds the two halves with end-around carry in one add (RFC 1071 §2(C)): in
+/// `x + x.rotate_left(32)` the upper half is `hi + lo` plus the carry out of the lower half,
+/// which is `lo + hi` again, so the carry is exactly the end-around carry of `hi + lo`
+/// (Linux's `csum_fold` uses the same trick). Like repeated folding, the result is 0 only
+/// for a zero input.
 #[inline]
 fn fold(acc: u64) -> u16 {
-    // 64 → 33 → 32 bits, then 32 → 17 → 16: each step adds the carries back in.
-    let acc = (acc & 0xffff_ffff) + (acc >> 32);
-    let acc = (acc & 0xffff_ffff) + (acc >> 32);
-    let acc = (acc & 0xffff) + (acc >> 16);
-    let acc = (acc & 0xffff) + (acc >> 16);
-    acc as u16
+    let acc = (acc.wrapping_add(acc.rotate_left(32)) >> 32) as u32;
+    (acc.wrapping_add(acc.rotate_left(16)) >> 16) as u16
 }
 
 /// Folded ones' complement sum of `bytes` taken as big-endian 16-bit words; an odd trailing
@@ -42,9 +44,27 @@ pub(crate) fn sum_ne(bytes: &[u8]) -> u64 {
         let (s, carry) = acc.overflowing_add(w);
         acc = s + u64::from(carry);
     }
-    // The tail: at most 7 bytes, starting at an even offset, so it splits into whole 16-bit
-    // lanes plus an odd byte, which is the high-order byte of its (zero-padded) word.
     let rest = chunks.remainder();
+    let tail = if rest.is_empty() {
+        0
+    } else if let Some(last) = bytes.last_chunk::<8>() {
+        // At least 8 bytes: read the last 8 (overlapping the final chunk) and drop the
+        // `8 - rest.len()` already summed, leaving the tail's bytes at the positions they
+        // have at the start of a word read from `rest`: even offsets stay lane-aligned and an
+        // odd byte is zero-padded, as below. One unaligned load instead of up to three.
+        let drop = 8 * (8 - rest.len()) as u32;
+        (u64::from_le_bytes(*last) >> drop).to_le()
+    } else {
+        tail_short(rest)
+    };
+    let (s, carry) = acc.overflowing_add(tail);
+    s + u64::from(carry)
+}
+
+/// The native-endian sum of a buffer shorter than 8 bytes: whole 16-bit lanes plus an odd
+/// byte, which is the high-order byte of its (zero-padded) word (RFC 1071 §4.1). `< 2^33`.
+#[inline]
+fn tail_short(rest: &[u8]) -> u64 {
     let mut tail: u64 = 0;
     let mut at = 0;
     if rest.len() >= 4 {
@@ -58,9 +78,7 @@ pub(crate) fn sum_ne(bytes: &[u8]) -> u64 {
     if rest.len() > at {
         tail += u64::from(u16::from_ne_bytes([rest[at], 0]));
     }
-    // `tail` < 2^33: adding it can carry out at most once.
-    let (s, carry) = acc.overflowing_add(tail);
-    s + u64::from(carry)
+    tail
 }
 
 /// Folds an unfolded native-endian sum of [`sum_ne`] (plus any further native-endian
@@ -286,6 +304,47 @@ mod tests {
                     assert_eq!(finish_ne(pseudo_header_v6_ne(s, d, nh, len)), want);
                 }
             }
+        }
+    }
+
+    /// Folding 16 bits at a time with end-around carry until nothing is left over.
+    fn fold_reference(mut acc: u128) -> u16 {
+        while acc >> 16 != 0 {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    #[test]
+    fn fold_matches_repeated_folding() {
+        let mut edge = vec![
+            0,
+            1,
+            0xffff,
+            0x1_0000,
+            0x1_ffff,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0xffff_0000_0000_0000,
+            0xffff_ffff_0000_0000,
+            0x0000_0001_ffff_ffff,
+            0x8000_0000_8000_0000,
+            0xffff_fffe_0000_0001,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        // A fixed-seed LCG for a few thousand more, biased to many all-ones lanes.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..4000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            edge.push(x);
+            edge.push(x | 0xffff_0000_ffff_0000);
+            edge.push(x >> (x % 64));
+        }
+        for v in edge {
+            assert_eq!(fold(v), fold_reference(u128::from(v)), "{v:#x}");
         }
     }
 
