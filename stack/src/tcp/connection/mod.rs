@@ -504,9 +504,7 @@ impl<A: Address> Connection<A> {
         // The controller `start_congestion_control` builds when a handshake completes (the
         // RFC 6928 initial window: `syn_retransmitted` is false in a control block made
         // here), built once, for the `eff_mss` set below, instead of twice.
-        let mss = usize::from(snd_mss)
-            .saturating_sub(if ts_on { 12 } else { 0 })
-            .max(1);
+        let mss = state::mss_after_options(snd_mss, ts_on);
         let cc = CongestionControl::new(cfg.congestion, mss);
         let mut c = Connection::new(cfg, open.tuple, iss, open.ts_offset, now, cc);
         c.passive = true;

@@ -126,8 +126,7 @@ impl<A: Address> Connection<A> {
 
     /// Payload bytes per full-sized segment: the MSS less the timestamps option.
     pub(super) fn eff_mss(&self) -> usize {
-        let options = if self.ts.is_some() { 12 } else { 0 };
-        (self.snd_mss as usize).saturating_sub(options).max(1)
+        mss_after_options(self.snd_mss, self.ts.is_some())
     }
 
     pub(super) fn effective_cwnd(&self) -> usize {
@@ -195,4 +194,12 @@ impl<A: Address> Connection<A> {
             self.keepalive_sent = 0;
         }
     }
+}
+
+/// The payload room of a segment for a send MSS of `snd_mss`, less the 12 bytes a timestamp
+/// option takes on every segment when timestamps are on (RFC 7323 §3.2); at least 1.
+#[inline]
+pub(super) fn mss_after_options(snd_mss: u16, timestamps: bool) -> usize {
+    let options = if timestamps { 12 } else { 0 };
+    usize::from(snd_mss).saturating_sub(options).max(1)
 }
