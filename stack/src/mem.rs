@@ -39,7 +39,7 @@ impl Region {
         debug_assert!(page.is_power_of_two());
         let start = self.addr.checked_add(page - 1)? & !(page - 1);
         let end = self.addr.checked_add(self.len)? & !(page - 1);
-        (end > start).then_some((start, end - start))
+        (end > start).then(|| (start, end - start))
     }
 }
 

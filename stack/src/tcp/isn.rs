@@ -163,7 +163,7 @@ mod tests {
         for (i, key) in [
             [0u8; 16],
             [7; 16],
-            core::array::from_fn(|i| i as u8 * 17 + 3),
+            core::array::from_fn(|i| (i as u8).wrapping_mul(17).wrapping_add(3)),
         ]
         .into_iter()
         .enumerate()
