@@ -7,10 +7,12 @@
 use super::{Owner, PendingSyn, SM_MAC, Stack, StackFamily};
 use crate::tcp::FourTuple;
 use crate::tcp::flow_table::FlowHash;
-use crate::tcp::time_wait::{self, TimeWaitEntry};
+use crate::tcp::time_wait::{self, TimeWaitEntry, TwHash};
 use crate::time::Instant;
 use crate::wire::frame::vid_of;
-use crate::wire::{EthernetAddress, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, VlanId};
+use crate::wire::{
+    EthernetAddress, SeqNumber, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, VlanId,
+};
 
 /// Where a segment goes, after one flow-table lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,11 +32,65 @@ enum Step {
     Dropped,
     /// Not TCP over IPv4 (ARP, or counted as not ours).
     Other,
-    /// A pure SYN that missed the flow table while the TIME-WAIT table has entries: parked.
-    Park,
+    /// A pure SYN that missed the flow table while the TIME-WAIT table has entries: parked,
+    /// with its flow-table hash.
+    Park(FlowHash),
     /// A segment for its route, with its tuple's flow-table hash (reused if it inserts or
     /// hands over the flow entry).
     Deliver(Route, FlowHash),
+}
+
+/// What a parked SYN keeps of its segment: the fields a pure SYN (no ACK, no payload) can
+/// carry that the TIME-WAIT check and the listener read. SACK blocks are not kept: they are
+/// meaningless on a SYN (RFC 2018 §3: only SACK-permitted is exchanged on SYNs) and nothing
+/// on the passive side reads them. The ports come back from the tuple.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ParkedSyn {
+    seq_number: SeqNumber,
+    timestamp: Option<TcpTimestamp>,
+    max_seg_size: Option<u16>,
+    window_len: u16,
+    window_scale: Option<u8>,
+    sack_permitted: bool,
+    psh: bool,
+}
+
+impl ParkedSyn {
+    /// The parked part of `seg`, a pure SYN.
+    #[inline]
+    fn of(seg: &TcpRepr) -> Self {
+        debug_assert!(seg.control == TcpControl::Syn && seg.ack_number.is_none());
+        debug_assert!(seg.payload.is_empty());
+        ParkedSyn {
+            seq_number: seg.seq_number,
+            timestamp: seg.timestamp,
+            max_seg_size: seg.max_seg_size,
+            window_len: seg.window_len,
+            window_scale: seg.window_scale,
+            sack_permitted: seg.sack_permitted,
+            psh: seg.psh,
+        }
+    }
+
+    /// The SYN again, for the tuple it was parked with.
+    #[inline]
+    fn segment<A: StackFamily>(&self, tuple: &FourTuple<A>) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: tuple.remote_port,
+            dst_port: tuple.local_port,
+            control: TcpControl::Syn,
+            psh: self.psh,
+            seq_number: self.seq_number,
+            ack_number: None,
+            window_len: self.window_len,
+            window_scale: self.window_scale,
+            max_seg_size: self.max_seg_size,
+            sack_permitted: self.sack_permitted,
+            sack_ranges: [None; 3],
+            timestamp: self.timestamp,
+            payload: &[],
+        }
+    }
 }
 
 /// A received segment's 4-tuple, our side local.
@@ -76,7 +132,7 @@ impl<A: StackFamily> Stack<A> {
         };
         let drain = match step {
             Step::Dropped | Step::Deliver(Route::Conn(_), _) => false,
-            Step::Park => self.pending_syns.len() == self.pending_syns.capacity(),
+            Step::Park(_) => self.pending_syns.len() == self.pending_syns.capacity(),
             Step::Other | Step::Deliver(..) => true,
         };
         if drain {
@@ -84,19 +140,26 @@ impl<A: StackFamily> Stack<A> {
         }
         match step {
             Step::Other => A::process_other(self, now, frame),
-            Step::Park => self.pending_syns.push(PendingSyn {
-                tuple: tuple_of(&f),
-                seg: TcpRepr {
-                    payload: &[],
-                    ..f.tcp
-                },
-                peer_mac: f.eth.src_addr,
-            }),
+            Step::Park(hash) => self.park(&f, hash),
             Step::Deliver(route, hash) => {
                 self.deliver(now, tuple_of(&f), &f.tcp, f.eth.src_addr, route, hash)
             }
             Step::Dropped => {}
         }
+    }
+
+    /// Parks a pure SYN (the parking has room: `process_frame` drained it otherwise). Out of
+    /// line: with an empty TIME-WAIT table nothing is parked, and the copy stays out of
+    /// `process_frame`.
+    #[inline(never)]
+    fn park(&mut self, f: &TcpFrame<'_, A::IpRepr>, hash: FlowHash) {
+        self.pending_syns.push(PendingSyn {
+            tuple: tuple_of(f),
+            seg: ParkedSyn::of(&f.tcp),
+            peer_mac: f.eth.src_addr,
+            hash,
+            tw_hash: TwHash::default(),
+        });
     }
 
     /// The step for a parsed TCP frame.
@@ -129,7 +192,7 @@ impl<A: StackFamily> Stack<A> {
                 && seg.ack_number.is_none()
                 && seg.payload.is_empty()
             {
-                return Step::Park;
+                return Step::Park(hash);
             }
         }
         Step::Deliver(route, hash)
@@ -173,15 +236,34 @@ impl<A: StackFamily> Stack<A> {
             Route::Miss => {
                 // One probe of the TIME-WAIT table (RFC 6191 for a SYN; a retransmitted FIN
                 // or a stray segment for a closed connection otherwise).
-                if !self.time_wait.is_empty()
-                    && let Some(e) = self.time_wait.get(&tuple).copied()
-                    && self.segment_for_time_wait(now, &tuple, e, seg, peer_mac)
-                {
-                    return;
-                }
-                self.segment_for_listener(now, tuple, seg, peer_mac, hash);
+                let e = if self.time_wait.is_empty() {
+                    None
+                } else {
+                    self.time_wait.get(&tuple).copied()
+                };
+                self.deliver_miss(now, tuple, seg, peer_mac, hash, e);
             }
         }
+    }
+
+    /// A segment that missed the flow table, with its TIME-WAIT entry if there is one: the
+    /// entry first, then (if it gave way, or there was none) the listener.
+    #[inline(always)]
+    fn deliver_miss(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple<A>,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+        hash: FlowHash,
+        time_wait: Option<TimeWaitEntry<A>>,
+    ) {
+        if let Some(e) = time_wait
+            && self.segment_for_time_wait(now, &tuple, e, seg, peer_mac)
+        {
+            return;
+        }
+        self.segment_for_listener(now, tuple, seg, peer_mac, hash);
     }
 
     /// Processes the parked SYNs, in arrival order, as if each had been processed when it
@@ -200,8 +282,15 @@ impl<A: StackFamily> Stack<A> {
     /// or writes (flow entries, SYN queue, accept queue, TIME-WAIT table, stateless replies;
     /// slots are freed only after transmission). Every other segment, every non-TCP frame and
     /// the end of the receive batch drain the parked SYNs first, and each parked SYN is routed
-    /// again from the flow table, so a duplicate SYN in the same batch finds the entry the
-    /// first one made.
+    /// again from the flow table when an earlier SYN of the same drain may have made its
+    /// entry (so a duplicate SYN in the same batch finds the entry the first one made).
+    ///
+    /// What is reused: a parked SYN missed the flow table when it was parked, and until the
+    /// drain only live connections' segments ran, which neither add nor remove flow entries.
+    /// In the drain, a SYN adds (at most) its own tuple's entry. So a parked SYN is looked up
+    /// again only when a 64-bit filter of the flow hashes delivered earlier in this drain has
+    /// its hash's bit; otherwise it is still a miss, and its parking-time flow hash and its
+    /// prefetch-time TIME-WAIT hash are used as they are.
     #[inline]
     pub(super) fn drain_pending_syns(&mut self, now: Instant) {
         if !self.pending_syns.is_empty() {
@@ -209,13 +298,28 @@ impl<A: StackFamily> Stack<A> {
         }
     }
 
+    #[inline(never)]
     fn route_pending_syns(&mut self, now: Instant) {
         let mut pending = core::mem::take(&mut self.pending_syns);
-        self.time_wait.prefetch(pending.iter().map(|p| &p.tuple));
+        self.time_wait
+            .prefetch(pending.iter_mut().map(|p| (&p.tuple, &mut p.tw_hash)));
+        let mut delivered = 0u64;
         for p in pending.drain(..) {
-            let hash = self.flows.hash_of(&p.tuple);
-            let route = self.route(&p.tuple, hash);
-            self.deliver(now, p.tuple, &p.seg, p.peer_mac, route, hash);
+            let bit = 1u64 << (p.hash.get() & 63);
+            let seg = p.seg.segment(&p.tuple);
+            let route = if delivered & bit != 0 {
+                self.route(&p.tuple, p.hash)
+            } else {
+                debug_assert_eq!(self.route(&p.tuple, p.hash), Route::Miss);
+                Route::Miss
+            };
+            delivered |= bit;
+            if route == Route::Miss {
+                let e = self.time_wait.get_hashed(&p.tuple, p.tw_hash).copied();
+                self.deliver_miss(now, p.tuple, &seg, p.peer_mac, p.hash, e);
+            } else {
+                self.deliver(now, p.tuple, &seg, p.peer_mac, route, p.hash);
+            }
         }
         self.pending_syns = pending;
     }

@@ -94,11 +94,11 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::link::Link;
-use crate::tcp::flow_table::FlowTable;
+use crate::tcp::flow_table::{FlowHash, FlowTable};
 use crate::tcp::ports::{EphemeralPorts, PortsExhausted};
 use crate::tcp::rss::RssSteering;
 use crate::tcp::syncookie::SynCookies;
-use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable};
+use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable, TwHash};
 use crate::tcp::timer_wheel::{TimerId, TimerWheel};
 use crate::tcp::{
     Address, Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig, TcpError,
@@ -465,12 +465,15 @@ struct OrphanLink {
 
 const NIL: u32 = u32::MAX;
 
-/// A SYN parked until its TIME-WAIT lookup (see `Stack::drain_pending_syns`). It carries
-/// no payload (only payload-free SYNs are parked).
+/// A SYN parked until its TIME-WAIT lookup (see `Stack::drain_pending_syns`), with the
+/// hashes computed for it: its flow-table hash at parking, its TIME-WAIT hash when the
+/// drain prefetches its bucket.
 struct PendingSyn<A: Address> {
     tuple: FourTuple<A>,
-    seg: TcpRepr<'static>,
+    seg: demux::ParkedSyn,
     peer_mac: EthernetAddress,
+    hash: FlowHash,
+    tw_hash: TwHash,
 }
 
 /// SYNs parked at most; one more drains them first.

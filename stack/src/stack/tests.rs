@@ -41,6 +41,11 @@ fn frame(port: u16, control: TcpControl, seq: u32, ack: Option<u32>, tsval: u32)
 /// A stack with a listener, a live connection on port 5000 and TIME-WAIT entries for
 /// ports 6000..6004 (RCV.NXT 1000, TS.Recent 500).
 fn stack(now: Instant) -> (Stack, MemoryLink) {
+    stack_with_time_wait(now, true)
+}
+
+/// [`stack`], with the TIME-WAIT entries or without (then nothing is ever parked).
+fn stack_with_time_wait(now: Instant, time_wait: bool) -> (Stack, MemoryLink) {
     let cfg = StackConfig {
         mac: MAC,
         ips: vec![IP],
@@ -52,7 +57,7 @@ fn stack(now: Instant) -> (Stack, MemoryLink) {
     s.add_neighbor(Ipv4Addr::new(10, 0, 0, 2), PEER_MAC);
     s.listen(SocketAddrV4::new(IP, 80)).unwrap();
     let mut link = MemoryLink::new(MemoryLinkConfig::default());
-    for port in 6000..6004 {
+    for port in (6000..6004).filter(|_| time_wait) {
         s.insert_time_wait(
             now,
             TimeWaitInit {
@@ -120,6 +125,63 @@ fn parked_syns_match_one_frame_per_poll() {
     // Two SYN-ACKs for 7000 (the duplicate is answered as a retransmission), TIME-WAIT
     // ACKs for 6001 and 6002, SYN-ACKs for the rest.
     assert_eq!(out2.len(), 9, "{out2:#?}");
+}
+
+/// A parked SYN keeps what the listener reads: a SYN with every option (and PSH, and SACK
+/// blocks, which a SYN does not use) gets the same SYN-ACK, and its handshake the same
+/// control block, whether it was parked (TIME-WAIT entries present) or not.
+#[test]
+fn a_parked_syn_keeps_its_options() {
+    let now = Instant::from_secs(10);
+    let syn = {
+        let repr = TcpRepr {
+            src_port: 7100,
+            dst_port: 80,
+            control: TcpControl::Syn,
+            psh: true,
+            seq_number: SeqNumber(4242),
+            window_len: 1234,
+            window_scale: Some(7),
+            max_seg_size: Some(1400),
+            sack_permitted: true,
+            sack_ranges: [Some((SeqNumber(1), SeqNumber(2))), None, None],
+            timestamp: Some(TcpTimestamp {
+                tsval: 900,
+                tsecr: 0,
+            }),
+            ..TcpRepr::default()
+        };
+        let mut buf = vec![0u8; 128];
+        let len =
+            emit_tcp_frame(&mut buf, PEER_MAC, MAC, tuple(7100).remote_addr, IP, &repr).unwrap();
+        buf.truncate(len);
+        buf
+    };
+    let mut results = Vec::new();
+    for time_wait in [true, false] {
+        let (mut s, mut link) = stack_with_time_wait(now, time_wait);
+        link.push_rx(&syn);
+        s.poll(now, &mut link);
+        let mut out = Vec::new();
+        let mut iss = 0;
+        link.drain_tx(|f| {
+            iss = crate::wire::parse_tcp_frame(f).unwrap().tcp.seq_number.0;
+            out.push(crate::wire::describe_frame(f));
+        });
+        link.push_rx(&frame(7100, TcpControl::None, 4243, Some(iss + 1), 901));
+        s.poll(now, &mut link);
+        assert_eq!(s.connection_count(), 2);
+        let conn = s
+            .conns
+            .iter()
+            .filter_map(|c| c.0.as_ref())
+            .find(|c| c.tuple().remote_port == 7100)
+            .map(|c| format!("{c:?}"))
+            .expect("the handshake made a connection");
+        results.push((out, conn));
+    }
+    assert_eq!(results[0].0.len(), 1, "{:#?}", results[0].0);
+    assert_eq!(results[0], results[1]);
 }
 
 /// SYN-ACK retransmissions: the first from the FIFO (`syn_fifo.rs`), the later ones

@@ -130,6 +130,14 @@ fn pack(t: &FourTuple) -> (u64, u32) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowHash(u64);
 
+impl FlowHash {
+    /// The hash's bits (for a filter over hashes; tables take the `FlowHash` itself).
+    #[inline]
+    pub(crate) fn get(self) -> u64 {
+        self.0
+    }
+}
+
 /// Why [`FlowTable::insert`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertError {

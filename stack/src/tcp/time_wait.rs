@@ -154,6 +154,10 @@ pub struct TimeWaitStats {
     pub restarts: u64,
 }
 
+/// A 4-tuple's hash under one table's key ([`TimeWaitTable::hash_of`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TwHash(u64);
+
 /// Fixed-capacity TIME-WAIT table. See the module docs.
 pub struct TimeWaitTable<A: Address = Ipv4Addr> {
     /// Ring of entries in insertion order; grows into its reserved capacity, then wraps.
@@ -262,9 +266,12 @@ impl<A: Address> TimeWaitTable<A> {
 
     // ---- index -------------------------------------------------------------------------
 
+    /// The hash of `t` that the table's lookups use: computed once, it can be handed to
+    /// [`TimeWaitTable::get_hashed`] later (as long as the table lives; its key never
+    /// changes).
     #[inline]
-    fn home(&self, t: &FourTuple<A>) -> usize {
-        self.hasher.hash(t) as usize & self.mask
+    pub fn hash_of(&self, t: &FourTuple<A>) -> TwHash {
+        TwHash(self.hasher.hash(t))
     }
 
     /// Home bucket and tag of `t`. The tag comes from the hash's top bits: the bucket number
@@ -280,7 +287,13 @@ impl<A: Address> TimeWaitTable<A> {
     /// 8), mapped away from 0 (the empty mark).
     #[inline]
     fn home_and_tags(&self, t: &FourTuple<A>) -> (usize, u32, u8) {
-        let h = self.hasher.hash(t);
+        self.home_and_tags_of(self.hash_of(t))
+    }
+
+    /// [`Self::home_and_tags`] from the tuple's hash.
+    #[inline]
+    fn home_and_tags_of(&self, h: TwHash) -> (usize, u32, u8) {
+        let h = h.0;
         let hi = (h >> 32) as u32;
         (
             h as usize & self.mask,
@@ -295,7 +308,13 @@ impl<A: Address> TimeWaitTable<A> {
     /// as almost every new SYN's does, touches one line of the tags and nothing else.
     #[inline]
     fn index_find(&self, t: &FourTuple<A>) -> Option<(usize, usize)> {
-        let (mut i, tag, tag8) = self.home_and_tags(t);
+        self.index_find_hashed(t, self.hash_of(t))
+    }
+
+    /// [`Self::index_find`] with `t`'s hash already computed.
+    #[inline]
+    fn index_find_hashed(&self, t: &FourTuple<A>, h: TwHash) -> Option<(usize, usize)> {
+        let (mut i, tag, tag8) = self.home_and_tags_of(h);
         loop {
             let g = self.tags[i];
             if g == 0 {
@@ -346,7 +365,10 @@ impl<A: Address> TimeWaitTable<A> {
             if v == 0 {
                 break;
             }
-            let home = self.home(&self.ring[((v & self.pos_mask) - 1) as usize].tuple);
+            let home = self
+                .hash_of(&self.ring[((v & self.pos_mask) - 1) as usize].tuple)
+                .0 as usize
+                & self.mask;
             if (j.wrapping_sub(home) & self.mask) >= (j.wrapping_sub(hole) & self.mask) {
                 self.index[hole] = v;
                 self.tags[hole] = self.tags[j];
@@ -454,13 +476,15 @@ impl<A: Address> TimeWaitTable<A> {
         }
     }
 
-    /// Loads the tags of `tuples`' home buckets into the cache ahead of their lookups: the
+    /// Loads the tags of the tuples' home buckets into the cache ahead of their lookups: the
     /// loads are independent, so their cache and TLB misses overlap instead of each stalling
-    /// the lookup that needs it. No effect on the table's contents.
-    pub fn prefetch<'a>(&self, tuples: impl Iterator<Item = &'a FourTuple<A>>) {
+    /// the lookup that needs it. Stores each tuple's hash in its `TwHash`, for
+    /// [`TimeWaitTable::get_hashed`]. No effect on the table's contents.
+    pub fn prefetch<'a>(&self, items: impl Iterator<Item = (&'a FourTuple<A>, &'a mut TwHash)>) {
         let mut acc = 0u8;
-        for t in tuples {
-            acc ^= self.tags[self.home(t)];
+        for (t, h) in items {
+            *h = self.hash_of(t);
+            acc ^= self.tags[h.0 as usize & self.mask];
         }
         // Keeps the loads (their values are otherwise unused).
         core::hint::black_box(acc);
@@ -468,6 +492,15 @@ impl<A: Address> TimeWaitTable<A> {
 
     pub fn get(&self, tuple: &FourTuple<A>) -> Option<&TimeWaitEntry<A>> {
         self.index_find(tuple).map(|(_, pos)| &self.ring[pos])
+    }
+
+    /// [`TimeWaitTable::get`] with the tuple's hash from [`TimeWaitTable::hash_of`] (or
+    /// [`TimeWaitTable::prefetch`]) of this table.
+    #[inline]
+    pub fn get_hashed(&self, tuple: &FourTuple<A>, h: TwHash) -> Option<&TimeWaitEntry<A>> {
+        debug_assert_eq!(h, self.hash_of(tuple));
+        self.index_find_hashed(tuple, h)
+            .map(|(_, pos)| &self.ring[pos])
     }
 
     /// Mutable access for PAWS bookkeeping ([`TimeWaitEntry::set_ts_recent`]); the tuple and
