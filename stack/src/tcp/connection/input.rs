@@ -330,7 +330,8 @@ impl<A: Address> Connection<A> {
 
         // SACK blocks (RFC 2018 §4): the scoreboard first, relative to the new SND.UNA.
         let mut sacked_new = false;
-        if self.sack_ok {
+        // Most ACKs carry no SACK block: three tests, not the iterator's loop.
+        if self.sack_ok && seg.sack_ranges.iter().any(Option::is_some) {
             let base = ack.max(self.snd_una);
             for (l, r) in seg.sack_ranges.iter().flatten().copied() {
                 if self.scoreboard.add(l, r, base, self.snd_max) {
