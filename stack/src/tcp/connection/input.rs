@@ -114,12 +114,14 @@ impl<A: Address> Connection<A> {
         // duplicate. The comparison is modulo 2^32 (§5.2), so it holds across the wrap of the
         // timestamp clock; TS.Recent older than 24 days is invalid (§5.5).
         let mut ts_older_ok = false;
-        if let (Some(ts), Some(seg_ts)) = (self.ts, seg.timestamp) {
-            let stale = (seg_ts.tsval.wrapping_sub(ts.recent) as i32) < 0;
+        // TS.Recent's age matters only for an older TSval (here and in the update below).
+        if let (Some(ts), Some(seg_ts)) = (self.ts, seg.timestamp)
+            && (seg_ts.tsval.wrapping_sub(ts.recent) as i32) < 0
+        {
             let recent_valid =
                 now.saturating_since(ts.recent_at) < Duration::from_secs(24 * 24 * 3600);
             ts_older_ok = !recent_valid;
-            if stale && recent_valid && !rst {
+            if recent_valid && !rst {
                 counters.paws_drops += 1;
                 crate::trace::debug!(conn = %self.tuple, tsval = seg_ts.tsval, "drop: PAWS");
                 self.ack_pending = true;
