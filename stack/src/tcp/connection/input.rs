@@ -207,7 +207,15 @@ impl<A: Address> Connection<A> {
                         self.abort(now);
                         return;
                     }
-                    self.receive_text(now, seq, seg.payload, fin);
+                    if seg.payload.is_empty() && seq == self.rcv_nxt {
+                        // A bare FIN in order (`receive_text`'s first case, without the
+                        // call): received below.
+                        if self.rx_fin.is_none() {
+                            self.rx_fin = Some(seq);
+                        }
+                    } else {
+                        self.receive_text(now, seq, seg.payload, fin);
+                    }
                 }
                 // The peer already sent FIN: text after it is ignored.
                 _ => {}
