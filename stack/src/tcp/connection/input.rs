@@ -623,6 +623,7 @@ impl<A: Address> Connection<A> {
     }
 
     /// Eighth step: the peer's FIN, now that everything before it has arrived.
+    #[inline(always)]
     pub(super) fn receive_fin(&mut self, now: Instant) {
         self.rx_fin = None;
         self.rcv_nxt += 1;
