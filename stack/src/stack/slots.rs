@@ -193,9 +193,11 @@ impl<A: StackFamily> Stack<A> {
         let meta = &mut self.meta[index as usize];
         // The top bit names the family (`ConnHandle::is_v6`); the count wraps below it.
         let generation = (meta.generation.wrapping_add(1) & !HANDLE_V6) | A::HANDLE_TAG;
+        // Dirty from the start: `mark_dirty`, without looking the slot up again (the reset
+        // clears the bit, so the slot always goes on the dirty list here).
         *meta = SlotMeta {
             generation,
-            flags: SM_LIVE,
+            flags: SM_LIVE | SM_DIRTY,
             ..SlotMeta::EMPTY
         };
         if let Some(mac) = peer_mac {
@@ -211,9 +213,8 @@ impl<A: StackFamily> Stack<A> {
         let conn = cell.get_or_insert_with(|| make(tcp));
         debug_assert_eq!(conn.tuple(), tuple);
         self.live_connections += 1;
-        let h = ConnHandle { index, generation };
-        self.mark_dirty(index);
-        Ok(h)
+        self.dirty.push(index);
+        Ok(ConnHandle { index, generation })
     }
 
     #[inline]
