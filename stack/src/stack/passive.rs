@@ -240,7 +240,7 @@ impl<A: StackFamily> Stack<A> {
 
     /// Frees a SYN-RECEIVED entry; its flow-table entry too unless `keep_flow` (then the
     /// caller hands it to a connection: `insert_connection` with `flow_held`).
-    #[inline]
+    #[inline(always)]
     fn release_syn_recv(&mut self, index: u32, keep_flow: bool) {
         let e = &mut self.syn_recv[index as usize];
         if e.flags & SR_LIVE == 0 {
