@@ -209,9 +209,9 @@ impl<A: Address> Connection<A> {
                     }
                     if seg.payload.is_empty() && seq == self.rcv_nxt {
                         // A bare FIN in order (`receive_text`'s first case, without the
-                        // call): received below.
+                        // call): noted and at RCV.NXT, so received at once (as below).
                         if self.rx_fin.is_none() {
-                            self.rx_fin = Some(seq);
+                            self.receive_fin(now);
                         }
                     } else {
                         self.receive_text(now, seq, seg.payload, fin);
