@@ -146,8 +146,8 @@ impl<A: StackFamily> Stack<A> {
         }
         let (iss, ts_offset) = self.take_isn(now, &tuple);
         let mac = self.cached_neighbor(now, rip);
-        let h = self.insert_connection(tuple, mac, true, false, |tcp| {
-            Connection::connect(tcp, tuple, iss, ts_offset, now)
+        let h = self.insert_connection(tuple, mac, true, false, |t| {
+            Connection::connect(t.config(), tuple, iss, ts_offset, now)
         })?;
         self.counters.active_opens += 1;
         Ok(h)

@@ -9,7 +9,7 @@ use super::{
 use crate::tcp::connection::PassiveOpen;
 use crate::tcp::flow_table::FlowHash;
 use crate::tcp::syncookie::{self, CookieOptions};
-use crate::tcp::{Connection, FourTuple, TcpConfig};
+use crate::tcp::{ConnTemplate, Connection, FourTuple};
 use crate::time::Instant;
 use crate::wire::{EthernetAddress, SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
 
@@ -525,7 +525,7 @@ impl<A: StackFamily> Stack<A> {
         flow_held: bool,
         hash: FlowHash,
     ) {
-        let make = |tcp: &TcpConfig| Connection::from_handshake(tcp, open, seg, now);
+        let make = |t: &ConnTemplate| Connection::from_template(t, open, seg, now);
         let Ok(h) =
             self.insert_connection_hashed(open.tuple, Some(peer_mac), false, flow_held, hash, make)
         else {

@@ -257,6 +257,32 @@ struct Persist {
     unanswered: u8,
 }
 
+/// What every control block made under one configuration starts with: the configuration and
+/// the values derived from it alone, computed once (a stack keeps one, `Stack::establish_passive`
+/// builds each passive control block from it) instead of once per connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnTemplate {
+    cfg: TcpConfig,
+    rtt: RttEstimator,
+    /// `cfg.offered_wscale()`.
+    offered_wscale: Option<u8>,
+}
+
+impl ConnTemplate {
+    #[inline(always)]
+    pub(crate) fn new(cfg: &TcpConfig) -> Self {
+        ConnTemplate {
+            cfg: *cfg,
+            rtt: RttEstimator::new(cfg),
+            offered_wscale: cfg.offered_wscale(),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &TcpConfig {
+        &self.cfg
+    }
+}
+
 /// A TCP connection (a transmission control block).
 ///
 /// `repr(C)` so the declaration order is the layout: fields used on every segment come first
@@ -392,13 +418,14 @@ impl<A: Address> Connection<A> {
     /// for a passive open, so the control block does not build it twice).
     #[inline(always)]
     fn new(
-        cfg: &TcpConfig,
+        t: &ConnTemplate,
         tuple: FourTuple<A>,
         iss: SeqNumber,
         ts_offset: u32,
         now: Instant,
         cc: CongestionControl,
     ) -> Self {
+        let cfg = &t.cfg;
         Connection {
             tuple,
             state: State::Closed,
@@ -429,7 +456,7 @@ impl<A: Address> Connection<A> {
             sack_ok: false,
             fin_queued: false,
             app_closed: false,
-            rtt: RttEstimator::new(cfg),
+            rtt: t.rtt,
             rtx_at: None,
             rtx_count: 0,
             rtt_probe: None,
@@ -478,7 +505,7 @@ impl<A: Address> Connection<A> {
         now: Instant,
     ) -> Self {
         let cc = CongestionControl::new(cfg.congestion, cfg.mss as usize);
-        let mut c = Connection::new(cfg, tuple, iss, ts_offset, now, cc);
+        let mut c = Connection::new(&ConnTemplate::new(cfg), tuple, iss, ts_offset, now, cc);
         c.state = State::SynSent;
         c.offered_wscale = cfg.offered_wscale();
         c
@@ -498,6 +525,19 @@ impl<A: Address> Connection<A> {
         ack: &TcpRepr,
         now: Instant,
     ) -> Self {
+        Connection::from_template(&ConnTemplate::new(cfg), open, ack, now)
+    }
+
+    /// [`from_handshake`](Self::from_handshake) with the configuration's
+    /// [`ConnTemplate`].
+    #[inline(always)]
+    pub(crate) fn from_template(
+        t: &ConnTemplate,
+        open: &PassiveOpen<A>,
+        ack: &TcpRepr,
+        now: Instant,
+    ) -> Self {
+        let cfg = &t.cfg;
         let iss = open.iss;
         let snd_mss = open.peer_mss.min(cfg.mss);
         let ts_on = open.ts_recent.is_some() && cfg.timestamps;
@@ -506,7 +546,7 @@ impl<A: Address> Connection<A> {
         // here), built once, for the `eff_mss` set below, instead of twice.
         let mss = state::mss_after_options(snd_mss, ts_on);
         let cc = CongestionControl::new(cfg.congestion, mss);
-        let mut c = Connection::new(cfg, open.tuple, iss, open.ts_offset, now, cc);
+        let mut c = Connection::new(t, open.tuple, iss, open.ts_offset, now, cc);
         c.passive = true;
         c.irs = SeqNumber(ack.seq_number.0.wrapping_sub(1));
         c.rcv_nxt = ack.seq_number;
@@ -518,7 +558,7 @@ impl<A: Address> Connection<A> {
         c.snd_max = iss + 1;
         c.tx_seq = iss + 1;
         c.snd_mss = snd_mss;
-        if let (Some(peer), Some(ours)) = (open.wscale, cfg.offered_wscale()) {
+        if let (Some(peer), Some(ours)) = (open.wscale, t.offered_wscale) {
             c.snd_wscale = peer.min(14);
             c.rcv_wscale = ours;
         }
@@ -636,7 +676,7 @@ impl<A: Address> Connection<A> {
     pub fn stats(&self) -> &ConnStats {
         &self.stats
     }
-    pub fn config(&self) -> &TcpConfig {
+    pub(crate) fn config(&self) -> &TcpConfig {
         &self.cfg
     }
     /// True after `close()`: nobody will read this connection again.
