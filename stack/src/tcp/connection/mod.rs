@@ -266,6 +266,9 @@ pub(crate) struct ConnTemplate {
     rtt: RttEstimator,
     /// `cfg.offered_wscale()`.
     offered_wscale: Option<u8>,
+    /// The controller a passive open starts with when the peer's MSS is at least ours, with
+    /// timestamps (`[1]`) or without (`[0]`).
+    full_mss_cc: [CongestionControl; 2],
 }
 
 impl ConnTemplate {
@@ -275,6 +278,9 @@ impl ConnTemplate {
             cfg: *cfg,
             rtt: RttEstimator::new(cfg),
             offered_wscale: cfg.offered_wscale(),
+            full_mss_cc: [false, true].map(|ts| {
+                CongestionControl::new(cfg.congestion, state::mss_after_options(cfg.mss, ts))
+            }),
         }
     }
 
@@ -545,7 +551,11 @@ impl<A: Address> Connection<A> {
         // RFC 6928 initial window: `syn_retransmitted` is false in a control block made
         // here), built once, for the `eff_mss` set below, instead of twice.
         let mss = state::mss_after_options(snd_mss, ts_on);
-        let cc = CongestionControl::new(cfg.congestion, mss);
+        let cc = if snd_mss == cfg.mss {
+            t.full_mss_cc[usize::from(ts_on)]
+        } else {
+            CongestionControl::new(cfg.congestion, mss)
+        };
         let mut c = Connection::new(t, open.tuple, iss, open.ts_offset, now, cc);
         c.passive = true;
         c.irs = SeqNumber(ack.seq_number.0.wrapping_sub(1));
