@@ -686,7 +686,7 @@ impl<A: Address> Connection<A> {
     pub fn stats(&self) -> &ConnStats {
         &self.stats
     }
-    pub(crate) fn config(&self) -> &TcpConfig {
+    pub fn config(&self) -> &TcpConfig {
         &self.cfg
     }
     /// True after `close()`: nobody will read this connection again.
