@@ -146,8 +146,8 @@ impl<A: StackFamily> Stack<A> {
         }
         let (iss, ts_offset) = self.take_isn(now, &tuple);
         let mac = self.cached_neighbor(now, rip);
-        let h = self.insert_connection(tuple, mac, true, false, |tcp| {
-            Connection::connect(tcp, tuple, iss, ts_offset, now)
+        let h = self.insert_connection(tuple, mac, true, false, |t| {
+            Connection::connect(t.config(), tuple, iss, ts_offset, now)
         })?;
         self.counters.active_opens += 1;
         Ok(h)
@@ -222,11 +222,11 @@ impl<A: StackFamily> Stack<A> {
 
     /// Closes both directions; the connection becomes an orphan until it finishes.
     pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
-        self.with_conn(h, |c, now| c.close(now))??;
-        let alive = self.conns[h.index as usize]
-            .0
-            .as_ref()
-            .is_some_and(|c| !matches!(c.state(), State::Closed | State::TimeWait));
+        // Whether it still lives, read while the connection is at hand.
+        let alive = self.with_conn(h, |c, now| {
+            c.close(now)
+                .map(|()| !matches!(c.state(), State::Closed | State::TimeWait))
+        })??;
         if alive && !self.meta[h.index as usize].has(SM_ORPHAN) {
             self.orphan_push(h.index);
             self.enforce_orphan_limit();

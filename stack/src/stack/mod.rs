@@ -101,7 +101,8 @@ use crate::tcp::syncookie::SynCookies;
 use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable, TwHash};
 use crate::tcp::timer_wheel::{TimerId, TimerWheel};
 use crate::tcp::{
-    Address, Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig, TcpError,
+    Address, ConnTemplate, Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig,
+    TcpError,
 };
 use crate::time::{Duration, Instant};
 use crate::wire::arp::ArpRepr;
@@ -569,6 +570,9 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     live_connections: usize,
     /// A one-shot ISN override (test support, see `set_next_isn`).
     next_isn: Option<(SeqNumber, u32)>,
+    /// `cfg.tcp` and what derives from it alone, computed once: what each new control block
+    /// starts from (`insert_connection`). `cfg` never changes after `with_family`.
+    conn_template: ConnTemplate,
 }
 
 fn seed_u64(secret: &[u8; 32], i: usize) -> u64 {
@@ -643,6 +647,7 @@ impl<A: StackFamily> Stack<A> {
             counters: Counters::default(),
             live_connections: 0,
             next_isn: None,
+            conn_template: ConnTemplate::new(&cfg.tcp),
             cfg,
         }
     }

@@ -9,7 +9,7 @@ use super::{
 use crate::tcp::connection::PassiveOpen;
 use crate::tcp::flow_table::FlowHash;
 use crate::tcp::syncookie::{self, CookieOptions};
-use crate::tcp::{Connection, FourTuple, TcpConfig};
+use crate::tcp::{ConnTemplate, Connection, FourTuple};
 use crate::time::Instant;
 use crate::wire::{EthernetAddress, SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
 
@@ -240,23 +240,25 @@ impl<A: StackFamily> Stack<A> {
 
     /// Frees a SYN-RECEIVED entry; its flow-table entry too unless `keep_flow` (then the
     /// caller hands it to a connection: `insert_connection` with `flow_held`).
+    #[inline(always)]
     fn release_syn_recv(&mut self, index: u32, keep_flow: bool) {
         let e = &mut self.syn_recv[index as usize];
         if e.flags & SR_LIVE == 0 {
             return;
         }
         e.flags = 0;
-        let (tuple, timer, li) = (e.tuple, e.timer, e.listener as usize);
+        let (timer, li) = (e.timer, e.listener as usize);
         e.timer = SynTimer::None;
+        if !keep_flow {
+            let tuple = e.tuple;
+            self.flows.remove(&tuple);
+        }
         match timer {
             SynTimer::Wheel(t) => {
                 self.wheel.cancel(t);
             }
             // Its ticket goes stale; `run_syn_fifo` drops it (see `syn_fifo.rs`).
             SynTimer::Fifo(_) | SynTimer::None => {}
-        }
-        if !keep_flow {
-            self.flows.remove(&tuple);
         }
         self.free_syn_recv.push(index);
         self.listeners[li].syn_queue_len -= 1;
@@ -523,7 +525,7 @@ impl<A: StackFamily> Stack<A> {
         flow_held: bool,
         hash: FlowHash,
     ) {
-        let make = |tcp: &TcpConfig| Connection::from_handshake(tcp, open, seg, now);
+        let make = |t: &ConnTemplate| Connection::from_template(t, open, seg, now);
         let Ok(h) =
             self.insert_connection_hashed(open.tuple, Some(peer_mac), false, flow_held, hash, make)
         else {

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::tcp::flow_table::FlowHash;
 use crate::tcp::time_wait::TimeWaitInit;
-use crate::tcp::{Connection, Event, FourTuple, State, TcpConfig};
+use crate::tcp::{ConnTemplate, Connection, Event, FourTuple, State};
 use crate::time::Instant;
 use crate::wire::EthernetAddress;
 
@@ -142,7 +142,7 @@ impl<A: StackFamily> Stack<A> {
         peer_mac: Option<EthernetAddress>,
         accepted: bool,
         flow_held: bool,
-        make: impl FnOnce(&TcpConfig) -> Connection<A>,
+        make: impl FnOnce(&ConnTemplate) -> Connection<A>,
     ) -> Result<ConnHandle, StackError> {
         let hash = self.flows.hash_of(&tuple);
         self.insert_connection_hashed(tuple, peer_mac, accepted, flow_held, hash, make)
@@ -157,7 +157,7 @@ impl<A: StackFamily> Stack<A> {
         accepted: bool,
         flow_held: bool,
         hash: FlowHash,
-        make: impl FnOnce(&TcpConfig) -> Connection<A>,
+        make: impl FnOnce(&ConnTemplate) -> Connection<A>,
     ) -> Result<ConnHandle, StackError> {
         if self.live_connections >= self.cfg.max_connections {
             self.counters.conn_table_full += 1;
@@ -193,9 +193,11 @@ impl<A: StackFamily> Stack<A> {
         let meta = &mut self.meta[index as usize];
         // The top bit names the family (`ConnHandle::is_v6`); the count wraps below it.
         let generation = (meta.generation.wrapping_add(1) & !HANDLE_V6) | A::HANDLE_TAG;
+        // Dirty from the start: `mark_dirty`, without looking the slot up again (the reset
+        // clears the bit, so the slot always goes on the dirty list here).
         *meta = SlotMeta {
             generation,
-            flags: SM_LIVE,
+            flags: SM_LIVE | SM_DIRTY,
             ..SlotMeta::EMPTY
         };
         if let Some(mac) = peer_mac {
@@ -207,13 +209,12 @@ impl<A: StackFamily> Stack<A> {
         debug_assert!(cell.is_none(), "a free slot holds no connection");
         // On an empty cell this is a plain construction into the cell (no old value to drop,
         // so the compiler can build the control block where it will live).
-        let tcp = &self.cfg.tcp;
-        let conn = cell.get_or_insert_with(|| make(tcp));
+        let template = &self.conn_template;
+        let conn = cell.get_or_insert_with(|| make(template));
         debug_assert_eq!(conn.tuple(), tuple);
         self.live_connections += 1;
-        let h = ConnHandle { index, generation };
-        self.mark_dirty(index);
-        Ok(h)
+        self.dirty.push(index);
+        Ok(ConnHandle { index, generation })
     }
 
     #[inline]

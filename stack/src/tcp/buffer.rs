@@ -184,7 +184,10 @@ impl Clone for Storage {
 impl Drop for Storage {
     #[inline]
     fn drop(&mut self) {
-        if self.is_allocated() {
+        // Empty until first written, then exactly `cap` bytes: not empty is `is_allocated`,
+        // one test (and the empty box left behind frees nothing).
+        debug_assert_eq!(!self.bytes.is_empty(), self.is_allocated());
+        if !self.bytes.is_empty() {
             give_block(core::mem::take(&mut self.bytes));
         }
     }

@@ -23,6 +23,7 @@ pub mod time_wait;
 pub mod timer_wheel;
 
 pub use self::congestion::CongestionAlgorithm;
+pub(crate) use self::connection::ConnTemplate;
 pub use self::connection::{
     ConnStats, Connection, Event, IcmpOutcome, Keepalive, RttEstimator, SoftError, State,
     TcpConfig, TcpError,

@@ -114,12 +114,14 @@ impl<A: Address> Connection<A> {
         // duplicate. The comparison is modulo 2^32 (§5.2), so it holds across the wrap of the
         // timestamp clock; TS.Recent older than 24 days is invalid (§5.5).
         let mut ts_older_ok = false;
-        if let (Some(ts), Some(seg_ts)) = (self.ts, seg.timestamp) {
-            let stale = (seg_ts.tsval.wrapping_sub(ts.recent) as i32) < 0;
+        // TS.Recent's age matters only for an older TSval (here and in the update below).
+        if let (Some(ts), Some(seg_ts)) = (self.ts, seg.timestamp)
+            && (seg_ts.tsval.wrapping_sub(ts.recent) as i32) < 0
+        {
             let recent_valid =
                 now.saturating_since(ts.recent_at) < Duration::from_secs(24 * 24 * 3600);
             ts_older_ok = !recent_valid;
-            if stale && recent_valid && !rst {
+            if recent_valid && !rst {
                 counters.paws_drops += 1;
                 crate::trace::debug!(conn = %self.tuple, tsval = seg_ts.tsval, "drop: PAWS");
                 self.ack_pending = true;
@@ -205,7 +207,15 @@ impl<A: Address> Connection<A> {
                         self.abort(now);
                         return;
                     }
-                    self.receive_text(now, seq, seg.payload, fin);
+                    if seg.payload.is_empty() && seq == self.rcv_nxt {
+                        // A bare FIN in order (`receive_text`'s first case, without the
+                        // call): noted and at RCV.NXT, so received at once (as below).
+                        if self.rx_fin.is_none() {
+                            self.receive_fin(now);
+                        }
+                    } else {
+                        self.receive_text(now, seq, seg.payload, fin);
+                    }
                 }
                 // The peer already sent FIN: text after it is ignored.
                 _ => {}
@@ -330,7 +340,8 @@ impl<A: Address> Connection<A> {
 
         // SACK blocks (RFC 2018 §4): the scoreboard first, relative to the new SND.UNA.
         let mut sacked_new = false;
-        if self.sack_ok {
+        // Most ACKs carry no SACK block: three tests, not the iterator's loop.
+        if self.sack_ok && seg.sack_ranges.iter().any(Option::is_some) {
             let base = ack.max(self.snd_una);
             for (l, r) in seg.sack_ranges.iter().flatten().copied() {
                 if self.scoreboard.add(l, r, base, self.snd_max) {
@@ -612,6 +623,7 @@ impl<A: Address> Connection<A> {
     }
 
     /// Eighth step: the peer's FIN, now that everything before it has arrived.
+    #[inline(always)]
     pub(super) fn receive_fin(&mut self, now: Instant) {
         self.rx_fin = None;
         self.rcv_nxt += 1;

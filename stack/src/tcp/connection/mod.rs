@@ -257,6 +257,38 @@ struct Persist {
     unanswered: u8,
 }
 
+/// What every control block made under one configuration starts with: the configuration and
+/// the values derived from it alone, computed once (a stack keeps one, `Stack::establish_passive`
+/// builds each passive control block from it) instead of once per connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnTemplate {
+    cfg: TcpConfig,
+    rtt: RttEstimator,
+    /// `cfg.offered_wscale()`.
+    offered_wscale: Option<u8>,
+    /// The controller a passive open starts with when the peer's MSS is at least ours, with
+    /// timestamps (`[1]`) or without (`[0]`).
+    full_mss_cc: [CongestionControl; 2],
+}
+
+impl ConnTemplate {
+    #[inline(always)]
+    pub(crate) fn new(cfg: &TcpConfig) -> Self {
+        ConnTemplate {
+            cfg: *cfg,
+            rtt: RttEstimator::new(cfg),
+            offered_wscale: cfg.offered_wscale(),
+            full_mss_cc: [false, true].map(|ts| {
+                CongestionControl::new(cfg.congestion, state::mss_after_options(cfg.mss, ts))
+            }),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &TcpConfig {
+        &self.cfg
+    }
+}
+
 /// A TCP connection (a transmission control block).
 ///
 /// `repr(C)` so the declaration order is the layout: fields used on every segment come first
@@ -392,13 +424,14 @@ impl<A: Address> Connection<A> {
     /// for a passive open, so the control block does not build it twice).
     #[inline(always)]
     fn new(
-        cfg: &TcpConfig,
+        t: &ConnTemplate,
         tuple: FourTuple<A>,
         iss: SeqNumber,
         ts_offset: u32,
         now: Instant,
         cc: CongestionControl,
     ) -> Self {
+        let cfg = &t.cfg;
         Connection {
             tuple,
             state: State::Closed,
@@ -429,7 +462,7 @@ impl<A: Address> Connection<A> {
             sack_ok: false,
             fin_queued: false,
             app_closed: false,
-            rtt: RttEstimator::new(cfg),
+            rtt: t.rtt,
             rtx_at: None,
             rtx_count: 0,
             rtt_probe: None,
@@ -478,7 +511,7 @@ impl<A: Address> Connection<A> {
         now: Instant,
     ) -> Self {
         let cc = CongestionControl::new(cfg.congestion, cfg.mss as usize);
-        let mut c = Connection::new(cfg, tuple, iss, ts_offset, now, cc);
+        let mut c = Connection::new(&ConnTemplate::new(cfg), tuple, iss, ts_offset, now, cc);
         c.state = State::SynSent;
         c.offered_wscale = cfg.offered_wscale();
         c
@@ -498,6 +531,19 @@ impl<A: Address> Connection<A> {
         ack: &TcpRepr,
         now: Instant,
     ) -> Self {
+        Connection::from_template(&ConnTemplate::new(cfg), open, ack, now)
+    }
+
+    /// [`from_handshake`](Self::from_handshake) with the configuration's
+    /// [`ConnTemplate`].
+    #[inline(always)]
+    pub(crate) fn from_template(
+        t: &ConnTemplate,
+        open: &PassiveOpen<A>,
+        ack: &TcpRepr,
+        now: Instant,
+    ) -> Self {
+        let cfg = &t.cfg;
         let iss = open.iss;
         let snd_mss = open.peer_mss.min(cfg.mss);
         let ts_on = open.ts_recent.is_some() && cfg.timestamps;
@@ -505,8 +551,12 @@ impl<A: Address> Connection<A> {
         // RFC 6928 initial window: `syn_retransmitted` is false in a control block made
         // here), built once, for the `eff_mss` set below, instead of twice.
         let mss = state::mss_after_options(snd_mss, ts_on);
-        let cc = CongestionControl::new(cfg.congestion, mss);
-        let mut c = Connection::new(cfg, open.tuple, iss, open.ts_offset, now, cc);
+        let cc = if snd_mss == cfg.mss {
+            t.full_mss_cc[usize::from(ts_on)]
+        } else {
+            CongestionControl::new(cfg.congestion, mss)
+        };
+        let mut c = Connection::new(t, open.tuple, iss, open.ts_offset, now, cc);
         c.passive = true;
         c.irs = SeqNumber(ack.seq_number.0.wrapping_sub(1));
         c.rcv_nxt = ack.seq_number;
@@ -518,7 +568,7 @@ impl<A: Address> Connection<A> {
         c.snd_max = iss + 1;
         c.tx_seq = iss + 1;
         c.snd_mss = snd_mss;
-        if let (Some(peer), Some(ours)) = (open.wscale, cfg.offered_wscale()) {
+        if let (Some(peer), Some(ours)) = (open.wscale, t.offered_wscale) {
             c.snd_wscale = peer.min(14);
             c.rcv_wscale = ours;
         }
@@ -873,9 +923,20 @@ impl<A: Address> Connection<A> {
         if self.events == 0 {
             return None;
         }
-        let i = self.events.trailing_zeros() as usize;
+        // `events` is not zero, so `i` < 8; `& 7` tells the compiler (no bounds check). Bit 7
+        // is never set (`event_bit`): the table's last entry is never read.
+        let i = (self.events.trailing_zeros() & 7) as usize;
         self.events &= !(1 << i);
-        Some(EVENT_ORDER[i])
+        const BY_BIT: [Event; 8] = {
+            let mut t = [Event::Closed; 8];
+            let mut k = 0;
+            while k < EVENT_ORDER.len() {
+                t[k] = EVENT_ORDER[k];
+                k += 1;
+            }
+            t
+        };
+        Some(BY_BIT[i])
     }
 
     fn push_event(&mut self, e: Event) {
