@@ -899,43 +899,47 @@ impl<'a> TcpRepr<'a> {
         src: A,
         dst: A,
     ) {
-        use field::*;
         let blocks = self.sack_blocks_emitted();
         let options_len = self.fixed_options_len() + if blocks > 0 { 4 + 8 * blocks } else { 0 };
+        self.emit_laid_out(packet.buffer.as_mut(), blocks, options_len, src, dst);
+    }
+
+    /// [`TcpRepr::emit`] into `buf` with the SACK block count and the options length already
+    /// worked out ([`TcpRepr::sack_blocks_emitted`], [`TcpRepr::options_len`]): the frame
+    /// emitters need the length first and do not work it out twice. Returns the segment's
+    /// length.
+    ///
+    /// The checksum (RFC 9293 §3.1) is summed from the words as they are written, not read
+    /// back from the buffer: header and option words are 32-bit and 4-byte aligned in the
+    /// segment, and a ones' complement sum may be taken over native-endian words of any
+    /// width (RFC 1071 §2(B), §2(C)), so each word joins the sum as it is stored; only a
+    /// payload is summed from memory (`checksum::sum_ne`, from a 4-byte aligned offset).
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the segment.
+    #[inline]
+    pub(crate) fn emit_laid_out<A: IpAddress>(
+        &self,
+        buf: &mut [u8],
+        blocks: usize,
+        options_len: usize,
+        src: A,
+        dst: A,
+    ) -> usize {
+        use field::*;
         let header_len = HEADER_LEN + options_len;
         let len = header_len + self.payload.len();
-        let segment = &mut packet.buffer.as_mut()[..len];
+        let segment = &mut buf[..len];
         let (header, payload) = segment.split_at_mut(header_len);
         let (fixed, opts) = header.split_at_mut(HEADER_LEN);
 
-        let mut flags = match self.control {
-            TcpControl::None => 0,
-            TcpControl::Syn => FLG_SYN,
-            TcpControl::Fin => FLG_FIN,
-            TcpControl::Rst => FLG_RST,
-        };
-        if self.psh {
-            flags |= FLG_PSH;
-        }
-        if self.ack_number.is_some() {
-            flags |= FLG_ACK;
-        }
-        // The fixed header in one write. Data offset and flags share a word, which also
-        // clears the reserved bits (RFC 9293 §3.1); checksum and urgent pointer start at 0.
-        let mut h = [0u8; HEADER_LEN];
-        h[SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
-        h[DST_PORT].copy_from_slice(&self.dst_port.to_be_bytes());
-        h[SEQ_NUM].copy_from_slice(&self.seq_number.0.to_be_bytes());
-        let ack = self.ack_number.unwrap_or(SeqNumber(0)).0;
-        h[ACK_NUM].copy_from_slice(&ack.to_be_bytes());
-        h[FLAGS].copy_from_slice(&(((header_len as u16 / 4) << 12) | flags).to_be_bytes());
-        h[WIN_SIZE].copy_from_slice(&self.window_len.to_be_bytes());
-        fixed.copy_from_slice(&h);
-
-        // Options as whole 4-byte words with fixed kind/length bytes.
+        // Options as whole 4-byte words with fixed kind/length bytes, each added to the sum
+        // (at most 10 words of 32 bits: no overflow in 64).
+        let mut acc: u64 = 0;
         let mut at = 0;
         let mut put = |word: [u8; 4]| {
             opts[at..at + 4].copy_from_slice(&word);
+            acc += u64::from(u32::from_ne_bytes(word));
             at += 4;
         };
         if let Some(mss) = self.max_seg_size {
@@ -965,9 +969,43 @@ impl<'a> TcpRepr<'a> {
         // Most segments of a short connection carry nothing: no call into `memcpy` for them.
         if !self.payload.is_empty() {
             payload.copy_from_slice(self.payload);
+            acc = checksum::add_ne(acc, checksum::sum_ne(self.payload));
         }
-        let mut packet = TcpPacket::new_unchecked(segment);
-        packet.fill_checksum(src, dst);
+
+        let mut flags = match self.control {
+            TcpControl::None => 0,
+            TcpControl::Syn => FLG_SYN,
+            TcpControl::Fin => FLG_FIN,
+            TcpControl::Rst => FLG_RST,
+        };
+        if self.psh {
+            flags |= FLG_PSH;
+        }
+        if self.ack_number.is_some() {
+            flags |= FLG_ACK;
+        }
+        // The fixed header in one write. Data offset and flags share a word, which also
+        // clears the reserved bits (RFC 9293 §3.1); the urgent pointer is 0.
+        let [sp0, sp1] = self.src_port.to_be_bytes();
+        let [dp0, dp1] = self.dst_port.to_be_bytes();
+        let [f0, f1] = (((header_len as u16 / 4) << 12) | flags).to_be_bytes();
+        let [w0, w1] = self.window_len.to_be_bytes();
+        let ports = [sp0, sp1, dp0, dp1];
+        let seq = self.seq_number.0.to_be_bytes();
+        let ack = self.ack_number.unwrap_or(SeqNumber(0)).0.to_be_bytes();
+        let off_win = [f0, f1, w0, w1];
+        acc += u64::from(u32::from_ne_bytes(ports))
+            + u64::from(u32::from_ne_bytes(seq))
+            + u64::from(u32::from_ne_bytes(ack))
+            + u64::from(u32::from_ne_bytes(off_win));
+        let pseudo = A::pseudo_header_ne(src, dst, PROTOCOL_TCP, len as u32);
+        let [c0, c1] = (!checksum::finish_ne(checksum::add_ne(acc, pseudo))).to_be_bytes();
+        let h: [u8; HEADER_LEN] = [
+            sp0, sp1, dp0, dp1, seq[0], seq[1], seq[2], seq[3], ack[0], ack[1], ack[2], ack[3], f0,
+            f1, w0, w1, c0, c1, 0, 0,
+        ];
+        fixed.copy_from_slice(&h);
+        len
     }
 }
 
