@@ -899,15 +899,25 @@ impl<'a> TcpRepr<'a> {
         src: A,
         dst: A,
     ) {
-        let blocks = self.sack_blocks_emitted();
-        let options_len = self.fixed_options_len() + if blocks > 0 { 4 + 8 * blocks } else { 0 };
-        self.emit_laid_out(packet.buffer.as_mut(), blocks, options_len, src, dst);
+        let (blocks, options_len) = self.layout();
+        let len = HEADER_LEN + options_len + self.payload.len();
+        let pseudo = A::pseudo_header_ne(src, dst, PROTOCOL_TCP, len as u32);
+        self.emit_laid_out(packet.buffer.as_mut(), blocks, options_len, pseudo);
     }
 
-    /// [`TcpRepr::emit`] into `buf` with the SACK block count and the options length already
-    /// worked out ([`TcpRepr::sack_blocks_emitted`], [`TcpRepr::options_len`]): the frame
-    /// emitters need the length first and do not work it out twice. Returns the segment's
-    /// length.
+    /// The SACK blocks `emit` writes and the length of its options:
+    /// ([`TcpRepr::sack_blocks_emitted`], [`TcpRepr::options_len`]), worked out once.
+    #[inline]
+    pub(crate) fn layout(&self) -> (usize, usize) {
+        let blocks = self.sack_blocks_emitted();
+        let options_len = self.fixed_options_len() + if blocks > 0 { 4 + 8 * blocks } else { 0 };
+        (blocks, options_len)
+    }
+
+    /// [`TcpRepr::emit`] into `buf` with the [`TcpRepr::layout`] and the pseudo-header's
+    /// native-endian sum (`IpAddress::pseudo_header_ne`, for the segment's length) already
+    /// worked out: the frame emitters need the length first, and the IPv4 one shares the
+    /// addresses' sum with the IP header checksum. Returns the segment's length.
     ///
     /// The checksum (RFC 9293 §3.1) is summed from the words as they are written, not read
     /// back from the buffer: header and option words are 32-bit and 4-byte aligned in the
@@ -918,13 +928,12 @@ impl<'a> TcpRepr<'a> {
     /// # Panics
     /// If `buf` is shorter than the segment.
     #[inline]
-    pub(crate) fn emit_laid_out<A: IpAddress>(
+    pub(crate) fn emit_laid_out(
         &self,
         buf: &mut [u8],
         blocks: usize,
         options_len: usize,
-        src: A,
-        dst: A,
+        pseudo: u64,
     ) -> usize {
         use field::*;
         let header_len = HEADER_LEN + options_len;
@@ -998,7 +1007,6 @@ impl<'a> TcpRepr<'a> {
             + u64::from(u32::from_ne_bytes(seq))
             + u64::from(u32::from_ne_bytes(ack))
             + u64::from(u32::from_ne_bytes(off_win));
-        let pseudo = A::pseudo_header_ne(src, dst, PROTOCOL_TCP, len as u32);
         let [c0, c1] = (!checksum::finish_ne(checksum::add_ne(acc, pseudo))).to_be_bytes();
         let h: [u8; HEADER_LEN] = [
             sp0, sp1, dp0, dp1, seq[0], seq[1], seq[2], seq[3], ack[0], ack[1], ack[2], ack[3], f0,
