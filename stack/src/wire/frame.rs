@@ -271,46 +271,27 @@ pub fn emit_tcp_frame(
             .map(|w| u64::from(u32::from_ne_bytes(*w)))
             .sum::<u64>();
     let [c0, c1] = (!checksum::finish_ne(ip_sum)).to_be_bytes();
-    let [m0, m1, m2, m3, m4, m5] = dst_mac.0;
-    let [n0, n1, n2, n3, n4, n5] = src_mac.0;
+    // Four 8-byte stores and one of 2 (the MACs as little-endian integers, so each lands
+    // byte for byte where the array would put it) rather than 34 byte stores.
+    let mac = |m: EthernetAddress| {
+        let [a, b, c, d, e, f] = m.0;
+        u64::from_le_bytes([a, b, c, d, e, f, 0, 0])
+    };
+    let (dm, sm) = (mac(dst_mac), mac(src_mac));
     let [e0, e1] = u16::from(EtherType::Ipv4).to_be_bytes();
-    let h: [u8; HEADERS_LEN] = [
-        m0,
-        m1,
-        m2,
-        m3,
-        m4,
-        m5,
-        n0,
-        n1,
-        n2,
-        n3,
-        n4,
-        n5,
-        e0,
-        e1, // Ethernet
-        0x45,
-        0,
-        t0,
-        t1,
-        0,
-        0,
-        0x40,
-        0,
-        ipv4::DEFAULT_TTL,
-        PROTOCOL_TCP,
-        c0,
-        c1, // IPv4
-        s[0],
-        s[1],
-        s[2],
-        s[3],
-        d[0],
-        d[1],
-        d[2],
-        d[3],
-    ];
-    headers.copy_from_slice(&h);
+    let w0 = dm | sm << 48;
+    let w1 = sm >> 16 | u64::from_le_bytes([0, 0, 0, 0, e0, e1, 0x45, 0]);
+    let w2 = [t0, t1, 0, 0, 0x40, 0, ipv4::DEFAULT_TTL, PROTOCOL_TCP];
+    let w3 = [c0, c1, s[0], s[1], s[2], s[3], d[0], d[1]];
+    let (h0, rest) = headers.split_at_mut(8);
+    h0.copy_from_slice(&w0.to_le_bytes());
+    let (h1, rest) = rest.split_at_mut(8);
+    h1.copy_from_slice(&w1.to_le_bytes());
+    let (h2, rest) = rest.split_at_mut(8);
+    h2.copy_from_slice(&w2);
+    let (h3, h4) = rest.split_at_mut(8);
+    h3.copy_from_slice(&w3);
+    h4.copy_from_slice(&[d[2], d[3]]);
     let pseudo = addrs
         + u64::from(u16::from_ne_bytes([0, PROTOCOL_TCP]))
         + u64::from(u32::from_ne_bytes((tcp_len as u32).to_be_bytes()));
