@@ -534,3 +534,46 @@ fn emit_checksum_equals_read_back_sum() {
     }
     assert_eq!(checked, 64 * 8 * 4);
 }
+
+/// The whole-word option layouts of `emit` (NOP NOP TS alone; the SYN's MSS, WS,
+/// SACK-permitted and TS) write the bytes and the sum of the generic option walk.
+#[test]
+fn option_fast_layouts_equal_generic_walk() {
+    let ts = Some(TcpTimestamp {
+        tsval: 0xffff_fffe,
+        tsecr: 0x0102_0304,
+    });
+    let ts_only = TcpRepr {
+        timestamp: ts,
+        ack_number: Some(SeqNumber(1)),
+        ..TcpRepr::default()
+    };
+    let syn = TcpRepr {
+        control: TcpControl::Syn,
+        max_seg_size: Some(0xfffe),
+        window_scale: Some(14),
+        sack_permitted: true,
+        timestamp: ts,
+        ..TcpRepr::default()
+    };
+    for repr in [ts_only, syn] {
+        let (blocks, options_len) = repr.layout();
+        assert!(options_len == 12 || options_len == 24);
+        let mut generic = [0u8; MAX_OPTIONS_LEN];
+        let sum = repr.emit_options(&mut generic[..options_len], blocks);
+        let mut seg = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut TcpPacket::new_unchecked(&mut seg[..]), CLIENT, SERVER);
+        assert_eq!(seg[HEADER_LEN..], generic[..options_len], "{repr:?}");
+        // The checksum over the emitted segment verifies, so the fast sum equals `sum`'s.
+        let mut again = seg.clone();
+        TcpPacket::new_unchecked(&mut again[..]).fill_checksum(CLIENT, SERVER);
+        assert_eq!(seg, again);
+        assert_eq!(sum, {
+            let mut s = 0u64;
+            for w in generic[..options_len].chunks_exact(4) {
+                s += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+            }
+            s
+        });
+    }
+}
