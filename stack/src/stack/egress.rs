@@ -112,7 +112,9 @@ impl<A: StackFamily> Stack<A> {
             }
         };
         let counters = &mut self.counters;
-        while conn.wants_transmit() {
+        // `wants_transmit` held above and nothing since has touched the connection: the first
+        // segment is asked for without testing it again.
+        loop {
             let mut sent = false;
             let ok = link.transmit(|buf| match conn.poll_transmit(now, counters) {
                 Some(repr) => {
@@ -137,6 +139,9 @@ impl<A: StackFamily> Stack<A> {
                 break;
             }
             counters.tx_frames += 1;
+            if !conn.wants_transmit() {
+                break;
+            }
         }
         Tx::Done
     }
