@@ -909,6 +909,10 @@ impl<'a> TcpRepr<'a> {
     /// ([`TcpRepr::sack_blocks_emitted`], [`TcpRepr::options_len`]), worked out once.
     #[inline]
     pub(crate) fn layout(&self) -> (usize, usize) {
+        if self.sack_ranges.iter().all(Option::is_none) {
+            // Most segments: no SACK blocks, no room to work out for them.
+            return (0, self.fixed_options_len());
+        }
         let blocks = self.sack_blocks_emitted();
         let options_len = self.fixed_options_len() + if blocks > 0 { 4 + 8 * blocks } else { 0 };
         (blocks, options_len)
