@@ -116,7 +116,10 @@ impl<A: StackFamily> Stack<A> {
         // segment is asked for without testing it again.
         loop {
             let mut sent = false;
-            let ok = link.transmit(|buf| match conn.poll_transmit(now, counters) {
+            // The segment is emitted where `poll_transmit` returned it (matched by
+            // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
+            // `Option` first.
+            let ok = link.transmit(|buf| match &conn.poll_transmit(now, counters) {
                 Some(repr) => {
                     sent = true;
                     A::emit_frame(
@@ -126,7 +129,7 @@ impl<A: StackFamily> Stack<A> {
                         dst_mac,
                         tuple.local_addr,
                         tuple.remote_addr,
-                        &repr,
+                        repr,
                     )
                     .unwrap_or(0)
                 }
