@@ -1045,26 +1045,28 @@ impl<'a> TcpRepr<'a> {
         if self.ack_number.is_some() {
             flags |= FLG_ACK;
         }
-        // The fixed header in one write. Data offset and flags share a word, which also
-        // clears the reserved bits (RFC 9293 §3.1); the urgent pointer is 0.
-        let [sp0, sp1] = self.src_port.to_be_bytes();
-        let [dp0, dp1] = self.dst_port.to_be_bytes();
-        let [f0, f1] = (((header_len as u16 / 4) << 12) | flags).to_be_bytes();
-        let [w0, w1] = self.window_len.to_be_bytes();
-        let ports = [sp0, sp1, dp0, dp1];
+        // The fixed header as five 32-bit words. Data offset and flags share a word, which
+        // also clears the reserved bits (RFC 9293 §3.1); the urgent pointer is 0.
+        let off_flags = ((header_len as u32 / 4) << 12) | u32::from(flags);
+        let ports = ((u32::from(self.src_port) << 16) | u32::from(self.dst_port)).to_be_bytes();
         let seq = self.seq_number.0.to_be_bytes();
         let ack = self.ack_number.unwrap_or(SeqNumber(0)).0.to_be_bytes();
-        let off_win = [f0, f1, w0, w1];
+        let off_win = ((off_flags << 16) | u32::from(self.window_len)).to_be_bytes();
         acc += u64::from(u32::from_ne_bytes(ports))
             + u64::from(u32::from_ne_bytes(seq))
             + u64::from(u32::from_ne_bytes(ack))
             + u64::from(u32::from_ne_bytes(off_win));
-        let [c0, c1] = (!checksum::finish_ne(checksum::add_ne(acc, pseudo))).to_be_bytes();
-        let h: [u8; HEADER_LEN] = [
-            sp0, sp1, dp0, dp1, seq[0], seq[1], seq[2], seq[3], ack[0], ack[1], ack[2], ack[3], f0,
-            f1, w0, w1, c0, c1, 0, 0,
-        ];
-        fixed.copy_from_slice(&h);
+        let sum = !checksum::finish_ne(checksum::add_ne(acc, pseudo));
+        let ck_urg = (u32::from(sum) << 16).to_be_bytes();
+        let (w, rest) = fixed.split_at_mut(4);
+        w.copy_from_slice(&ports);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&seq);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&ack);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&off_win);
+        rest.copy_from_slice(&ck_urg);
         len
     }
 }
