@@ -66,6 +66,13 @@ impl<A: StackFamily> Stack<A> {
                     dst_ip,
                     repr,
                 } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
+                Control::SynAck {
+                    dst_mac,
+                    src_ip,
+                    dst_ip,
+                    repr,
+                } => A::emit_synack_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr)
+                    .unwrap_or(0),
                 Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
                 Control::Nd {
                     dst_mac,

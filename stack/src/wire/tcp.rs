@@ -103,6 +103,137 @@ pub struct TcpTimestamp {
     pub tsecr: u32,
 }
 
+/// A SYN-ACK (RFC 9293 §3.10.7.2) as the listener sends it, in the fields that differ from
+/// one to the next: ports, ISS, the peer's ISN + 1, the window, and the options (MSS always;
+/// window scale, SACK-permitted and timestamps when the peer's SYN offered them). A quarter
+/// of a [`TcpRepr`]'s size, so that a SYN-ACK waits in the stack's control queue compactly;
+/// [`SynAckRepr::repr`] is the same segment as a [`TcpRepr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynAckRepr {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq_number: SeqNumber,
+    /// The ACK field: the SYN's sequence number + 1.
+    pub ack_number: SeqNumber,
+    pub window_len: u16,
+    pub max_seg_size: u16,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    pub timestamp: Option<TcpTimestamp>,
+}
+
+impl SynAckRepr {
+    /// The same SYN-ACK as a generic segment.
+    #[inline]
+    pub fn repr(&self) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            control: TcpControl::Syn,
+            seq_number: self.seq_number,
+            ack_number: Some(self.ack_number),
+            window_len: self.window_len,
+            window_scale: self.window_scale,
+            max_seg_size: Some(self.max_seg_size),
+            sack_permitted: self.sack_permitted,
+            timestamp: self.timestamp,
+            ..TcpRepr::default()
+        }
+    }
+
+    /// Length of the segment: header and options (a SYN-ACK carries no payload).
+    #[inline]
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN
+            + 4
+            + 4 * usize::from(self.window_scale.is_some())
+            + 4 * usize::from(self.sack_permitted)
+            + if self.timestamp.is_some() { 12 } else { 0 }
+    }
+
+    /// Writes the segment [`SynAckRepr::repr`]'s [`TcpRepr::emit`] would write (same options
+    /// in the same order and layout), byte for byte, into `buf` (at least
+    /// [`SynAckRepr::buffer_len`] bytes), with `pseudo` the pseudo-header's native-endian sum
+    /// for that length (RFC 9293 §3.1); returns the length. Written directly from the
+    /// SYN-ACK's fields: no layout to work out, no SACK blocks, payload or flag choices.
+    /// The checksum is summed from the words as written (RFC 1071 §2(B), §2(C)), as in
+    /// [`TcpRepr::emit_laid_out`]. The unit tests compare the two for every option set.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the segment.
+    #[inline]
+    pub(crate) fn emit_segment(&self, buf: &mut [u8], pseudo: u64) -> usize {
+        use field::*;
+        let len = self.buffer_len();
+        let (fixed, opts) = buf[..len].split_at_mut(HEADER_LEN);
+        let [hi, lo] = self.max_seg_size.to_be_bytes();
+        let mss = [OPT_MSS, 4, hi, lo];
+        let mut acc = match (self.window_scale, self.sack_permitted, self.timestamp) {
+            // What nearly every peer offers: all four options in six whole words.
+            (Some(shift), true, Some(ts)) => {
+                let words = [
+                    mss,
+                    [OPT_NOP, OPT_WS, 3, shift],
+                    [OPT_SACKPERM, 2, OPT_NOP, OPT_NOP],
+                    [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10],
+                    ts.tsval.to_be_bytes(),
+                    ts.tsecr.to_be_bytes(),
+                ];
+                let mut sum = 0;
+                for (o, w) in opts.chunks_exact_mut(4).zip(words) {
+                    o.copy_from_slice(&w);
+                    sum += u64::from(u32::from_ne_bytes(w));
+                }
+                sum
+            }
+            (ws, sack, ts) => {
+                let mut acc: u64 = 0;
+                let mut at = 0;
+                let mut put = |word: [u8; 4]| {
+                    opts[at..at + 4].copy_from_slice(&word);
+                    acc += u64::from(u32::from_ne_bytes(word));
+                    at += 4;
+                };
+                put(mss);
+                if let Some(shift) = ws {
+                    put([OPT_NOP, OPT_WS, 3, shift]);
+                }
+                if sack {
+                    put([OPT_SACKPERM, 2, OPT_NOP, OPT_NOP]);
+                }
+                if let Some(ts) = ts {
+                    put([OPT_NOP, OPT_NOP, OPT_TSTAMP, 10]);
+                    put(ts.tsval.to_be_bytes());
+                    put(ts.tsecr.to_be_bytes());
+                }
+                acc
+            }
+        };
+        // The fixed header as in `TcpRepr::emit_laid_out`: SYN and ACK, urgent pointer 0.
+        let off_flags = ((len as u32 / 4) << 12) | u32::from(FLG_SYN | FLG_ACK);
+        let ports = ((u32::from(self.src_port) << 16) | u32::from(self.dst_port)).to_be_bytes();
+        let seq = self.seq_number.0.to_be_bytes();
+        let ack = self.ack_number.0.to_be_bytes();
+        let off_win = ((off_flags << 16) | u32::from(self.window_len)).to_be_bytes();
+        acc += u64::from(u32::from_ne_bytes(ports))
+            + u64::from(u32::from_ne_bytes(seq))
+            + u64::from(u32::from_ne_bytes(ack))
+            + u64::from(u32::from_ne_bytes(off_win));
+        let sum = !checksum::finish_ne(checksum::add_ne(acc, pseudo));
+        let ck_urg = (u32::from(sum) << 16).to_be_bytes();
+        let (w, rest) = fixed.split_at_mut(4);
+        w.copy_from_slice(&ports);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&seq);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&ack);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&off_win);
+        rest.copy_from_slice(&ck_urg);
+        len
+    }
+}
+
 /// A validated, high-level TCP segment.
 ///
 /// `parse` verifies the checksum (with the IPv4 pseudo-header) and the data offset, reads the
