@@ -197,21 +197,23 @@ impl<A: StackFamily> Stack<A> {
     }
 
     pub(super) fn send_synack(&mut self, now: Instant, index: u32) {
-        let e = self.syn_recv[index as usize];
-        let opts = Self::entry_options(&e);
+        // The entry read in place, not copied out whole.
+        let e = &self.syn_recv[index as usize];
+        let opts = Self::entry_options(e);
         let ts = opts.timestamps.then(|| {
             let tsval = (now.total_millis() as u32).wrapping_add(e.ts_offset);
             (tsval, e.ts_recent)
         });
         // Queued compact (`Control::SynAck`), not as a `TcpRepr`: the same segment.
         let repr = self.synack(&e.tuple, e.iss, e.irs, opts, ts, self.cfg.tcp.mss);
-        self.counters.synacks_sent += 1;
-        self.push_control(Control::SynAck {
+        let c = Control::SynAck {
             dst_mac: e.peer_mac,
             src_ip: e.tuple.local_addr,
             dst_ip: e.tuple.remote_addr,
             repr,
-        });
+        };
+        self.counters.synacks_sent += 1;
+        self.push_control(c);
     }
 
     /// A SYN-ACK for a SYN with sequence number `irs` (RFC 9293 §3.10.7.2).
