@@ -318,6 +318,7 @@ fn emit_eth_ipv4(
 /// as for [`SynAckRepr::repr`] (the unit tests compare them for every option set), the
 /// segment written by [`SynAckRepr::emit_segment`] without the generic segment's layout
 /// work. A tagged frame takes the generic path.
+#[inline]
 pub fn emit_synack_frame(
     buf: &mut [u8],
     vlan: Option<VlanId>,
