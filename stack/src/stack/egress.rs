@@ -66,6 +66,13 @@ impl<A: StackFamily> Stack<A> {
                     dst_ip,
                     repr,
                 } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
+                Control::SynAck {
+                    dst_mac,
+                    src_ip,
+                    dst_ip,
+                    repr,
+                } => A::emit_synack_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr)
+                    .unwrap_or(0),
                 Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
                 Control::Nd {
                     dst_mac,
@@ -112,9 +119,14 @@ impl<A: StackFamily> Stack<A> {
             }
         };
         let counters = &mut self.counters;
-        while conn.wants_transmit() {
+        // `wants_transmit` held above and nothing since has touched the connection: the first
+        // segment is asked for without testing it again.
+        loop {
             let mut sent = false;
-            let ok = link.transmit(|buf| match conn.poll_transmit(now, counters) {
+            // The segment is emitted where `poll_transmit` returned it (matched by
+            // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
+            // `Option` first.
+            let ok = link.transmit(|buf| match &conn.poll_transmit(now, counters) {
                 Some(repr) => {
                     sent = true;
                     A::emit_frame(
@@ -124,7 +136,7 @@ impl<A: StackFamily> Stack<A> {
                         dst_mac,
                         tuple.local_addr,
                         tuple.remote_addr,
-                        &repr,
+                        repr,
                     )
                     .unwrap_or(0)
                 }
@@ -137,6 +149,9 @@ impl<A: StackFamily> Stack<A> {
                 break;
             }
             counters.tx_frames += 1;
+            if !conn.wants_transmit() {
+                break;
+            }
         }
         Tx::Done
     }

@@ -20,12 +20,14 @@ use crate::tcp::time_wait::TimeWaitTable;
 use crate::time::Instant;
 use crate::wire::checksum::IpAddress;
 use crate::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr};
-use crate::wire::frame::{TcpFrame, emit_l2, emit_tcp6_frame, parse_l2};
+use crate::wire::frame::{TcpFrame, emit_l2, emit_synack_frame, emit_tcp6_frame, parse_l2};
 use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::ipv6::{self, Ipv6Packet, Ipv6Repr, next_header};
 use crate::wire::tcp::TcpPacket;
 use crate::wire::vlan::{self, VlanId};
-use crate::wire::{EthernetAddress, Result, TcpRepr, emit_tcp_frame_vlan, parse_tcp_frame_into};
+use crate::wire::{
+    EthernetAddress, Result, SynAckRepr, TcpRepr, emit_tcp_frame_vlan, parse_tcp_frame_into,
+};
 
 /// What a neighbour lookup that missed the stack's cache found (see `Stack::transmit_slot`).
 #[doc(hidden)]
@@ -87,6 +89,22 @@ pub trait StackFamily: Address + IpAddress {
         dst: Self,
         tcp: &TcpRepr,
     ) -> Result<usize>;
+    /// [`StackFamily::emit_frame`] for a listener's SYN-ACK in its compact form: the same
+    /// bytes as for `synack.repr()` (IPv4 writes it directly, `emit_synack_frame`).
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn emit_synack_frame(
+        buf: &mut [u8],
+        vlan: Option<VlanId>,
+        src_mac: EthernetAddress,
+        dst_mac: EthernetAddress,
+        src: Self,
+        dst: Self,
+        synack: &SynAckRepr,
+    ) -> Result<usize> {
+        Self::emit_frame(buf, vlan, src_mac, dst_mac, src, dst, &synack.repr())
+    }
     /// The error of an active open that found no free port.
     #[doc(hidden)]
     fn ports_exhausted(e: PortsExhausted<Self>) -> StackError;
@@ -157,6 +175,18 @@ impl StackFamily for Ipv4Addr {
         tcp: &TcpRepr,
     ) -> Result<usize> {
         emit_tcp_frame_vlan(buf, vlan, src_mac, dst_mac, src, dst, tcp)
+    }
+    #[inline]
+    fn emit_synack_frame(
+        buf: &mut [u8],
+        vlan: Option<VlanId>,
+        src_mac: EthernetAddress,
+        dst_mac: EthernetAddress,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        synack: &SynAckRepr,
+    ) -> Result<usize> {
+        emit_synack_frame(buf, vlan, src_mac, dst_mac, src, dst, synack)
     }
     fn ports_exhausted(e: PortsExhausted) -> StackError {
         StackError::PortsExhausted(e)

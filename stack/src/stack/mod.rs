@@ -107,7 +107,7 @@ use crate::tcp::{
 use crate::time::{Duration, Instant};
 use crate::wire::arp::ArpRepr;
 use crate::wire::icmpv6::Icmpv6Repr;
-use crate::wire::{EthernetAddress, Ipv4Addr, Ipv6Addr, SeqNumber, TcpRepr, VlanId};
+use crate::wire::{EthernetAddress, Ipv4Addr, Ipv6Addr, SeqNumber, SynAckRepr, TcpRepr, VlanId};
 use syn_fifo::{SynFifo, SynTimer};
 
 mod api;
@@ -488,6 +488,13 @@ enum Control<A> {
         src_ip: A,
         dst_ip: A,
         repr: TcpRepr<'static>,
+    },
+    /// A listener's SYN-ACK, compact (`SynAckRepr`, 28 bytes against `TcpRepr`'s 100).
+    SynAck {
+        dst_mac: EthernetAddress,
+        src_ip: A,
+        dst_ip: A,
+        repr: SynAckRepr,
     },
     Arp {
         dst_mac: EthernetAddress,

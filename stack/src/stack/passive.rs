@@ -4,14 +4,15 @@
 
 use super::syn_fifo::SynTimer;
 use super::{
-    AcceptOverflow, Owner, SR_LIVE, SR_SACK, SR_TS, Stack, StackFamily, SynCookieMode, SynRecvEntry,
+    AcceptOverflow, Control, Owner, SR_LIVE, SR_SACK, SR_TS, Stack, StackFamily, SynCookieMode,
+    SynRecvEntry,
 };
 use crate::tcp::connection::PassiveOpen;
 use crate::tcp::flow_table::FlowHash;
 use crate::tcp::syncookie::{self, CookieOptions};
 use crate::tcp::{ConnTemplate, Connection, FourTuple};
 use crate::time::Instant;
-use crate::wire::{EthernetAddress, SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+use crate::wire::{EthernetAddress, SeqNumber, SynAckRepr, TcpControl, TcpRepr, TcpTimestamp};
 
 impl<A: StackFamily> Stack<A> {
     pub(super) fn find_listener(&self, addr: A, port: u16) -> Option<usize> {
@@ -196,15 +197,23 @@ impl<A: StackFamily> Stack<A> {
     }
 
     pub(super) fn send_synack(&mut self, now: Instant, index: u32) {
-        let e = self.syn_recv[index as usize];
-        let opts = Self::entry_options(&e);
+        // The entry read in place, not copied out whole.
+        let e = &self.syn_recv[index as usize];
+        let opts = Self::entry_options(e);
         let ts = opts.timestamps.then(|| {
             let tsval = (now.total_millis() as u32).wrapping_add(e.ts_offset);
             (tsval, e.ts_recent)
         });
-        let repr = self.synack_repr(&e.tuple, e.iss, e.irs, opts, ts, self.cfg.tcp.mss);
+        // Queued compact (`Control::SynAck`), not as a `TcpRepr`: the same segment.
+        let repr = self.synack(&e.tuple, e.iss, e.irs, opts, ts, self.cfg.tcp.mss);
+        let c = Control::SynAck {
+            dst_mac: e.peer_mac,
+            src_ip: e.tuple.local_addr,
+            dst_ip: e.tuple.remote_addr,
+            repr,
+        };
         self.counters.synacks_sent += 1;
-        self.reply(&e.tuple, e.peer_mac, repr);
+        self.push_control(c);
     }
 
     /// A SYN-ACK for a SYN with sequence number `irs` (RFC 9293 §3.10.7.2).
@@ -217,20 +226,32 @@ impl<A: StackFamily> Stack<A> {
         ts: Option<(u32, u32)>,
         mss: u16,
     ) -> TcpRepr<'static> {
+        self.synack(tuple, iss, irs, opts, ts, mss).repr()
+    }
+
+    /// [`Self::synack_repr`] in its compact form.
+    #[inline]
+    fn synack(
+        &self,
+        tuple: &FourTuple<A>,
+        iss: SeqNumber,
+        irs: SeqNumber,
+        opts: CookieOptions,
+        ts: Option<(u32, u32)>,
+        mss: u16,
+    ) -> SynAckRepr {
         // Offered only in reply to an offer (RFC 7323 §2.2), by the rule our SYNs use.
         let our_wscale = opts.wscale.and(self.cfg.tcp.offered_wscale());
-        TcpRepr {
+        SynAckRepr {
             src_port: tuple.local_port,
             dst_port: tuple.remote_port,
-            control: TcpControl::Syn,
             seq_number: iss,
-            ack_number: Some(irs + 1),
+            ack_number: irs + 1,
             window_len: self.cfg.tcp.recv_buffer.min(65535) as u16,
+            max_seg_size: mss,
             window_scale: our_wscale,
-            max_seg_size: Some(mss),
             sack_permitted: opts.sack_permitted,
             timestamp: ts.map(|(tsval, tsecr)| TcpTimestamp { tsval, tsecr }),
-            ..TcpRepr::default()
         }
     }
 

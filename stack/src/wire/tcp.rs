@@ -103,6 +103,137 @@ pub struct TcpTimestamp {
     pub tsecr: u32,
 }
 
+/// A SYN-ACK (RFC 9293 §3.10.7.2) as the listener sends it, in the fields that differ from
+/// one to the next: ports, ISS, the peer's ISN + 1, the window, and the options (MSS always;
+/// window scale, SACK-permitted and timestamps when the peer's SYN offered them). A quarter
+/// of a [`TcpRepr`]'s size, so that a SYN-ACK waits in the stack's control queue compactly;
+/// [`SynAckRepr::repr`] is the same segment as a [`TcpRepr`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynAckRepr {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq_number: SeqNumber,
+    /// The ACK field: the SYN's sequence number + 1.
+    pub ack_number: SeqNumber,
+    pub window_len: u16,
+    pub max_seg_size: u16,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    pub timestamp: Option<TcpTimestamp>,
+}
+
+impl SynAckRepr {
+    /// The same SYN-ACK as a generic segment.
+    #[inline]
+    pub fn repr(&self) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            control: TcpControl::Syn,
+            seq_number: self.seq_number,
+            ack_number: Some(self.ack_number),
+            window_len: self.window_len,
+            window_scale: self.window_scale,
+            max_seg_size: Some(self.max_seg_size),
+            sack_permitted: self.sack_permitted,
+            timestamp: self.timestamp,
+            ..TcpRepr::default()
+        }
+    }
+
+    /// Length of the segment: header and options (a SYN-ACK carries no payload).
+    #[inline]
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN
+            + 4
+            + 4 * usize::from(self.window_scale.is_some())
+            + 4 * usize::from(self.sack_permitted)
+            + if self.timestamp.is_some() { 12 } else { 0 }
+    }
+
+    /// Writes the segment [`SynAckRepr::repr`]'s [`TcpRepr::emit`] would write (same options
+    /// in the same order and layout), byte for byte, into `buf` (at least
+    /// [`SynAckRepr::buffer_len`] bytes), with `pseudo` the pseudo-header's native-endian sum
+    /// for that length (RFC 9293 §3.1); returns the length. Written directly from the
+    /// SYN-ACK's fields: no layout to work out, no SACK blocks, payload or flag choices.
+    /// The checksum is summed from the words as written (RFC 1071 §2(B), §2(C)), as in
+    /// [`TcpRepr::emit_laid_out`]. The unit tests compare the two for every option set.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the segment.
+    #[inline]
+    pub(crate) fn emit_segment(&self, buf: &mut [u8], pseudo: u64) -> usize {
+        use field::*;
+        let len = self.buffer_len();
+        let (fixed, opts) = buf[..len].split_at_mut(HEADER_LEN);
+        let [hi, lo] = self.max_seg_size.to_be_bytes();
+        let mss = [OPT_MSS, 4, hi, lo];
+        let mut acc = match (self.window_scale, self.sack_permitted, self.timestamp) {
+            // What nearly every peer offers: all four options in six whole words.
+            (Some(shift), true, Some(ts)) => {
+                let words = [
+                    mss,
+                    [OPT_NOP, OPT_WS, 3, shift],
+                    [OPT_SACKPERM, 2, OPT_NOP, OPT_NOP],
+                    [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10],
+                    ts.tsval.to_be_bytes(),
+                    ts.tsecr.to_be_bytes(),
+                ];
+                let mut sum = 0;
+                for (o, w) in opts.chunks_exact_mut(4).zip(words) {
+                    o.copy_from_slice(&w);
+                    sum += u64::from(u32::from_ne_bytes(w));
+                }
+                sum
+            }
+            (ws, sack, ts) => {
+                let mut acc: u64 = 0;
+                let mut at = 0;
+                let mut put = |word: [u8; 4]| {
+                    opts[at..at + 4].copy_from_slice(&word);
+                    acc += u64::from(u32::from_ne_bytes(word));
+                    at += 4;
+                };
+                put(mss);
+                if let Some(shift) = ws {
+                    put([OPT_NOP, OPT_WS, 3, shift]);
+                }
+                if sack {
+                    put([OPT_SACKPERM, 2, OPT_NOP, OPT_NOP]);
+                }
+                if let Some(ts) = ts {
+                    put([OPT_NOP, OPT_NOP, OPT_TSTAMP, 10]);
+                    put(ts.tsval.to_be_bytes());
+                    put(ts.tsecr.to_be_bytes());
+                }
+                acc
+            }
+        };
+        // The fixed header as in `TcpRepr::emit_laid_out`: SYN and ACK, urgent pointer 0.
+        let off_flags = ((len as u32 / 4) << 12) | u32::from(FLG_SYN | FLG_ACK);
+        let ports = ((u32::from(self.src_port) << 16) | u32::from(self.dst_port)).to_be_bytes();
+        let seq = self.seq_number.0.to_be_bytes();
+        let ack = self.ack_number.0.to_be_bytes();
+        let off_win = ((off_flags << 16) | u32::from(self.window_len)).to_be_bytes();
+        acc += u64::from(u32::from_ne_bytes(ports))
+            + u64::from(u32::from_ne_bytes(seq))
+            + u64::from(u32::from_ne_bytes(ack))
+            + u64::from(u32::from_ne_bytes(off_win));
+        let sum = !checksum::finish_ne(checksum::add_ne(acc, pseudo));
+        let ck_urg = (u32::from(sum) << 16).to_be_bytes();
+        let (w, rest) = fixed.split_at_mut(4);
+        w.copy_from_slice(&ports);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&seq);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&ack);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&off_win);
+        rest.copy_from_slice(&ck_urg);
+        len
+    }
+}
+
 /// A validated, high-level TCP segment.
 ///
 /// `parse` verifies the checksum (with the IPv4 pseudo-header) and the data offset, reads the
@@ -899,43 +1030,37 @@ impl<'a> TcpRepr<'a> {
         src: A,
         dst: A,
     ) {
-        use field::*;
+        let (blocks, options_len) = self.layout();
+        let len = HEADER_LEN + options_len + self.payload.len();
+        let pseudo = A::pseudo_header_ne(src, dst, PROTOCOL_TCP, len as u32);
+        self.emit_laid_out(packet.buffer.as_mut(), blocks, options_len, pseudo);
+    }
+
+    /// The SACK blocks `emit` writes and the length of its options:
+    /// ([`TcpRepr::sack_blocks_emitted`], [`TcpRepr::options_len`]), worked out once.
+    #[inline]
+    pub(crate) fn layout(&self) -> (usize, usize) {
+        if self.sack_ranges.iter().all(Option::is_none) {
+            // Most segments: no SACK blocks, no room to work out for them.
+            return (0, self.fixed_options_len());
+        }
         let blocks = self.sack_blocks_emitted();
         let options_len = self.fixed_options_len() + if blocks > 0 { 4 + 8 * blocks } else { 0 };
-        let header_len = HEADER_LEN + options_len;
-        let len = header_len + self.payload.len();
-        let segment = &mut packet.buffer.as_mut()[..len];
-        let (header, payload) = segment.split_at_mut(header_len);
-        let (fixed, opts) = header.split_at_mut(HEADER_LEN);
+        (blocks, options_len)
+    }
 
-        let mut flags = match self.control {
-            TcpControl::None => 0,
-            TcpControl::Syn => FLG_SYN,
-            TcpControl::Fin => FLG_FIN,
-            TcpControl::Rst => FLG_RST,
-        };
-        if self.psh {
-            flags |= FLG_PSH;
-        }
-        if self.ack_number.is_some() {
-            flags |= FLG_ACK;
-        }
-        // The fixed header in one write. Data offset and flags share a word, which also
-        // clears the reserved bits (RFC 9293 §3.1); checksum and urgent pointer start at 0.
-        let mut h = [0u8; HEADER_LEN];
-        h[SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
-        h[DST_PORT].copy_from_slice(&self.dst_port.to_be_bytes());
-        h[SEQ_NUM].copy_from_slice(&self.seq_number.0.to_be_bytes());
-        let ack = self.ack_number.unwrap_or(SeqNumber(0)).0;
-        h[ACK_NUM].copy_from_slice(&ack.to_be_bytes());
-        h[FLAGS].copy_from_slice(&(((header_len as u16 / 4) << 12) | flags).to_be_bytes());
-        h[WIN_SIZE].copy_from_slice(&self.window_len.to_be_bytes());
-        fixed.copy_from_slice(&h);
-
-        // Options as whole 4-byte words with fixed kind/length bytes.
+    /// Writes the options, in the order and layout [`TcpRepr::emit`] documents, into `opts`
+    /// (exactly [`TcpRepr::options_len`] bytes) and returns their native-endian sum: whole
+    /// 4-byte words with fixed kind/length bytes, each added to the sum as it is stored (at
+    /// most 10 words of 32 bits: no overflow in 64).
+    #[inline]
+    fn emit_options(&self, opts: &mut [u8], blocks: usize) -> u64 {
+        use field::*;
+        let mut acc: u64 = 0;
         let mut at = 0;
         let mut put = |word: [u8; 4]| {
             opts[at..at + 4].copy_from_slice(&word);
+            acc += u64::from(u32::from_ne_bytes(word));
             at += 4;
         };
         if let Some(mss) = self.max_seg_size {
@@ -960,14 +1085,120 @@ impl<'a> TcpRepr<'a> {
                 put(r.0.to_be_bytes());
             }
         }
-        debug_assert_eq!(at, options_len);
+        debug_assert_eq!(at, opts.len());
+        acc
+    }
+
+    /// [`TcpRepr::emit`] into `buf` with the [`TcpRepr::layout`] and the pseudo-header's
+    /// native-endian sum (`IpAddress::pseudo_header_ne`, for the segment's length) already
+    /// worked out: the frame emitters need the length first, and the IPv4 one shares the
+    /// addresses' sum with the IP header checksum. Returns the segment's length.
+    ///
+    /// The checksum (RFC 9293 §3.1) is summed from the words as they are written, not read
+    /// back from the buffer: header and option words are 32-bit and 4-byte aligned in the
+    /// segment, and a ones' complement sum may be taken over native-endian words of any
+    /// width (RFC 1071 §2(B), §2(C)), so each word joins the sum as it is stored; only a
+    /// payload is summed from memory (`checksum::sum_ne`, from a 4-byte aligned offset).
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the segment.
+    #[inline]
+    pub(crate) fn emit_laid_out(
+        &self,
+        buf: &mut [u8],
+        blocks: usize,
+        options_len: usize,
+        pseudo: u64,
+    ) -> usize {
+        use field::*;
+        let header_len = HEADER_LEN + options_len;
+        let len = header_len + self.payload.len();
+        let segment = &mut buf[..len];
+        let (header, payload) = segment.split_at_mut(header_len);
+        let (fixed, opts) = header.split_at_mut(HEADER_LEN);
+
+        let mut acc = match (options_len, blocks, self.timestamp) {
+            // The two layouts nearly every segment has, each in whole-word stores without the
+            // generic walk's tests: NOP NOP TS alone (12 bytes with a timestamp can be
+            // nothing else), and the SYN's MSS, NOP WS, SACK-permitted NOP NOP, NOP NOP TS
+            // (24 bytes with a timestamp and no SACK blocks). The unit tests compare both
+            // with the generic walk.
+            (12, _, Some(ts)) => {
+                let (tsval, tsecr) = (ts.tsval.to_be_bytes(), ts.tsecr.to_be_bytes());
+                let ts_word = [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10];
+                let (o0, rest) = opts.split_at_mut(4);
+                let (o1, o2) = rest.split_at_mut(4);
+                o0.copy_from_slice(&ts_word);
+                o1.copy_from_slice(&tsval);
+                o2.copy_from_slice(&tsecr);
+                u64::from(u32::from_ne_bytes(ts_word))
+                    + u64::from(u32::from_ne_bytes(tsval))
+                    + u64::from(u32::from_ne_bytes(tsecr))
+            }
+            (24, 0, Some(ts))
+                if let (Some(mss), Some(shift), true) =
+                    (self.max_seg_size, self.window_scale, self.sack_permitted) =>
+            {
+                let [hi, lo] = mss.to_be_bytes();
+                let words = [
+                    [OPT_MSS, 4, hi, lo],
+                    [OPT_NOP, OPT_WS, 3, shift],
+                    [OPT_SACKPERM, 2, OPT_NOP, OPT_NOP],
+                    [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10],
+                    ts.tsval.to_be_bytes(),
+                    ts.tsecr.to_be_bytes(),
+                ];
+                let mut sum = 0;
+                for (o, w) in opts.chunks_exact_mut(4).zip(words) {
+                    o.copy_from_slice(&w);
+                    sum += u64::from(u32::from_ne_bytes(w));
+                }
+                sum
+            }
+            _ => self.emit_options(opts, blocks),
+        };
 
         // Most segments of a short connection carry nothing: no call into `memcpy` for them.
         if !self.payload.is_empty() {
             payload.copy_from_slice(self.payload);
+            acc = checksum::add_ne(acc, checksum::sum_ne(self.payload));
         }
-        let mut packet = TcpPacket::new_unchecked(segment);
-        packet.fill_checksum(src, dst);
+
+        let mut flags = match self.control {
+            TcpControl::None => 0,
+            TcpControl::Syn => FLG_SYN,
+            TcpControl::Fin => FLG_FIN,
+            TcpControl::Rst => FLG_RST,
+        };
+        if self.psh {
+            flags |= FLG_PSH;
+        }
+        if self.ack_number.is_some() {
+            flags |= FLG_ACK;
+        }
+        // The fixed header as five 32-bit words. Data offset and flags share a word, which
+        // also clears the reserved bits (RFC 9293 §3.1); the urgent pointer is 0.
+        let off_flags = ((header_len as u32 / 4) << 12) | u32::from(flags);
+        let ports = ((u32::from(self.src_port) << 16) | u32::from(self.dst_port)).to_be_bytes();
+        let seq = self.seq_number.0.to_be_bytes();
+        let ack = self.ack_number.unwrap_or(SeqNumber(0)).0.to_be_bytes();
+        let off_win = ((off_flags << 16) | u32::from(self.window_len)).to_be_bytes();
+        acc += u64::from(u32::from_ne_bytes(ports))
+            + u64::from(u32::from_ne_bytes(seq))
+            + u64::from(u32::from_ne_bytes(ack))
+            + u64::from(u32::from_ne_bytes(off_win));
+        let sum = !checksum::finish_ne(checksum::add_ne(acc, pseudo));
+        let ck_urg = (u32::from(sum) << 16).to_be_bytes();
+        let (w, rest) = fixed.split_at_mut(4);
+        w.copy_from_slice(&ports);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&seq);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&ack);
+        let (w, rest) = rest.split_at_mut(4);
+        w.copy_from_slice(&off_win);
+        rest.copy_from_slice(&ck_urg);
+        len
     }
 }
 

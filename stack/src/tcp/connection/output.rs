@@ -125,7 +125,7 @@ impl<A: Address> Connection<A> {
         self.snd_nxt = self.iss + 1;
         self.snd_max = self.snd_max.max(self.snd_nxt);
         if self.rtx_at.is_none() {
-            self.rtx_at = Some(now + self.rtt.rto());
+            self.rtx_at = Some(self.rtt.deadline(now));
         }
         if retransmit {
             counters.retransmits += 1;
@@ -419,7 +419,7 @@ impl<A: Address> Connection<A> {
         }
         self.snd_max = self.snd_max.max(end);
         if !pick.probe && self.rtx_at.is_none() && seq_len > 0 {
-            self.rtx_at = Some(now + self.rtt.rto());
+            self.rtx_at = Some(self.rtt.deadline(now));
             self.persist = Persist::default();
         }
         if seq_len > 0 {

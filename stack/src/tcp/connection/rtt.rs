@@ -1,7 +1,7 @@
 //! The RFC 6298 retransmission timeout estimator.
 
 use super::TcpConfig;
-use crate::time::Duration;
+use crate::time::{Duration, Instant};
 
 /// RFC 6298 retransmission timer state. Samples come from timestamps (RFC 7323 §4) or from
 /// timing one segment at a time (Karn's rule: never a retransmitted one).
@@ -35,6 +35,17 @@ impl RttEstimator {
         let base = self.rto.as_micros() as u64;
         let backed = base.saturating_mul(1u64 << self.backoff.min(20));
         Duration::from_micros(backed).min(self.max_rto)
+    }
+
+    /// `now + self.rto()`, the same instant, worked out in microseconds throughout instead of
+    /// through a `Duration` built, compared and converted back. Whole microseconds lose
+    /// nothing: `min(b, floor(max))` equals `floor(min(b, max))` for a whole `b`.
+    #[inline]
+    pub fn deadline(&self, now: Instant) -> Instant {
+        let base = self.rto.as_micros() as u64;
+        let backed = base.saturating_mul(1u64 << self.backoff.min(20));
+        let max = u64::try_from(self.max_rto.as_micros()).unwrap_or(u64::MAX);
+        Instant::from_micros(now.total_micros().saturating_add(backed.min(max)))
     }
 
     /// The RTO without backoff.
@@ -93,5 +104,50 @@ impl RttEstimator {
     /// like Linux we return to the computed RTO once data is acknowledged).
     pub fn reset_backoff(&mut self) {
         self.backoff = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `deadline` is `now + rto()` for every backoff, with RTOs and maxima that are not whole
+    /// microseconds, a maximum far beyond any `u64` of microseconds, and a `now` near the end
+    /// of time (saturating).
+    #[test]
+    fn deadline_equals_now_plus_rto() {
+        let durations = [
+            Duration::from_nanos(1),
+            Duration::from_nanos(999),
+            Duration::from_micros(1),
+            Duration::from_nanos(200_000_500),
+            Duration::from_millis(200),
+            Duration::from_secs(1),
+            Duration::from_nanos(60_000_000_999),
+            Duration::from_secs(120),
+            Duration::MAX,
+        ];
+        let nows = [
+            Instant::ZERO,
+            Instant::from_micros(123_456_789),
+            Instant::from_micros(u64::MAX - 5_000_000),
+        ];
+        for &initial_rto in &durations {
+            for &max_rto in &durations {
+                let cfg = TcpConfig {
+                    initial_rto,
+                    min_rto: Duration::from_nanos(1),
+                    max_rto,
+                    ..TcpConfig::default()
+                };
+                let mut rtt = RttEstimator::new(&cfg);
+                for _ in 0..24 {
+                    for &now in &nows {
+                        assert_eq!(rtt.deadline(now), now + rtt.rto(), "{rtt:?} {now:?}");
+                    }
+                    rtt.back_off();
+                }
+            }
+        }
     }
 }
