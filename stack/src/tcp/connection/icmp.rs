@@ -103,7 +103,7 @@ impl<A: Address> Connection<A> {
             self.dupacks = 0;
             self.rtt_probe = None;
             if self.rtx_at.is_none() {
-                self.rtx_at = Some(now + self.rtt.rto());
+                self.rtx_at = Some(self.rtt.deadline(now));
             }
         }
         crate::trace::debug!(conn = %self.tuple, state = %self.state, mtu, from, mss, "path MTU lowered");

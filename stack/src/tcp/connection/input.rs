@@ -521,7 +521,7 @@ impl<A: Address> Connection<A> {
 
         // RFC 6298 §5.2-5.3: stop the timer when everything is acknowledged, else restart it.
         self.rtx_at = if self.snd_una < self.snd_max {
-            Some(now + self.rtt.rto())
+            Some(self.rtt.deadline(now))
         } else {
             None
         };

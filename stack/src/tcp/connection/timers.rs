@@ -142,6 +142,6 @@ impl<A: Address> Connection<A> {
         self.rtt.back_off();
         self.rtt_probe = None;
         self.snd_nxt = self.snd_una;
-        self.rtx_at = Some(now + self.rtt.rto());
+        self.rtx_at = Some(self.rtt.deadline(now));
     }
 }
