@@ -296,7 +296,7 @@ impl Ipv4Repr {
     /// Errors: `Truncated`/`Malformed` from [`Ipv4Packet::check_len`]; `Malformed` for a
     /// version other than 4; `Checksum` if the header checksum fails; `Unsupported` for a
     /// fragment (MF set or a non-zero offset), since this stack does no reassembly.
-    #[inline]
+    #[inline(always)]
     pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Ipv4Repr> {
         let buf = packet.buffer.as_ref();
         if let Some(h) = buf.first_chunk::<HEADER_LEN>()
@@ -304,6 +304,15 @@ impl Ipv4Repr {
         {
             return Self::parse_without_options(h, buf.len());
         }
+        Self::parse_other(packet)
+    }
+
+    /// [`Ipv4Repr::parse`] of any header but the common one: out of line, so that the
+    /// common case inlines into the frame parse without it.
+    #[cold]
+    #[inline(never)]
+    fn parse_other<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Ipv4Repr> {
+        let buf = packet.buffer.as_ref();
         if !buf.is_empty() && packet.version() != 4 {
             return Err(Error::Malformed);
         }
