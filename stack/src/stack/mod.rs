@@ -489,7 +489,7 @@ enum Control<A> {
         dst_ip: A,
         repr: TcpRepr<'static>,
     },
-    /// A listener's SYN-ACK, compact (`SynAckRepr`, 28 bytes against `TcpRepr`'s 100).
+    /// A listener's SYN-ACK, compact (`SynAckRepr`, 32 bytes against `TcpRepr`'s 100).
     SynAck {
         dst_mac: EthernetAddress,
         src_ip: A,

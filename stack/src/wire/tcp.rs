@@ -105,7 +105,7 @@ pub struct TcpTimestamp {
 
 /// A SYN-ACK (RFC 9293 §3.10.7.2) as the listener sends it, in the fields that differ from
 /// one to the next: ports, ISS, the peer's ISN + 1, the window, and the options (MSS always;
-/// window scale, SACK-permitted and timestamps when the peer's SYN offered them). A quarter
+/// window scale, SACK-permitted and timestamps when the peer's SYN offered them). A third
 /// of a [`TcpRepr`]'s size, so that a SYN-ACK waits in the stack's control queue compactly;
 /// [`SynAckRepr::repr`] is the same segment as a [`TcpRepr`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +121,8 @@ pub struct SynAckRepr {
     pub sack_permitted: bool,
     pub timestamp: Option<TcpTimestamp>,
 }
+
+const _: () = assert!(core::mem::size_of::<SynAckRepr>() <= 32);
 
 impl SynAckRepr {
     /// The same SYN-ACK as a generic segment.
