@@ -241,7 +241,8 @@ impl<A: StackFamily> Stack<A> {
         mss: u16,
     ) -> SynAckRepr {
         // Offered only in reply to an offer (RFC 7323 §2.2), by the rule our SYNs use.
-        let our_wscale = opts.wscale.and(self.cfg.tcp.offered_wscale());
+        // (`cfg.tcp.offered_wscale()`, computed once: the stack's configuration is fixed.)
+        let our_wscale = opts.wscale.and(self.conn_template.offered_wscale());
         SynAckRepr {
             src_port: tuple.local_port,
             dst_port: tuple.remote_port,

@@ -272,6 +272,12 @@ pub(crate) struct ConnTemplate {
 }
 
 impl ConnTemplate {
+    /// `cfg.offered_wscale()` of the template's configuration, computed once.
+    #[inline]
+    pub(crate) fn offered_wscale(&self) -> Option<u8> {
+        self.offered_wscale
+    }
+
     #[inline(always)]
     pub(crate) fn new(cfg: &TcpConfig) -> Self {
         ConnTemplate {
