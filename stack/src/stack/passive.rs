@@ -103,7 +103,8 @@ impl<A: StackFamily> Stack<A> {
             let tsval = cookie
                 .tsval_low_bits
                 .map(|bits| syncookie::encode_tsval(self.ts_now(now, &tuple), bits));
-            let repr = self.synack_repr(
+            // The same compact entry and emitter as a SYN-RECEIVED entry's SYN-ACK.
+            let repr = self.synack(
                 &tuple,
                 cookie.isn,
                 seg.seq_number,
@@ -113,7 +114,12 @@ impl<A: StackFamily> Stack<A> {
             );
             self.counters.syn_cookies_sent += 1;
             self.counters.synacks_sent += 1;
-            self.reply(&tuple, peer_mac, repr);
+            self.push_control(Control::SynAck {
+                dst_mac: peer_mac,
+                src_ip: tuple.local_addr,
+                dst_ip: tuple.remote_addr,
+                repr,
+            });
             return;
         }
         // A compact SYN-RECEIVED entry.
@@ -216,20 +222,8 @@ impl<A: StackFamily> Stack<A> {
         self.push_control(c);
     }
 
-    /// A SYN-ACK for a SYN with sequence number `irs` (RFC 9293 §3.10.7.2).
-    pub(super) fn synack_repr(
-        &self,
-        tuple: &FourTuple<A>,
-        iss: SeqNumber,
-        irs: SeqNumber,
-        opts: CookieOptions,
-        ts: Option<(u32, u32)>,
-        mss: u16,
-    ) -> TcpRepr<'static> {
-        self.synack(tuple, iss, irs, opts, ts, mss).repr()
-    }
-
-    /// [`Self::synack_repr`] in its compact form.
+    /// A SYN-ACK for a SYN with sequence number `irs` (RFC 9293 §3.10.7.2), in the compact
+    /// form the control queue holds (`Control::SynAck`).
     #[inline]
     fn synack(
         &self,
