@@ -242,21 +242,32 @@ impl<A: Address> Connection<A> {
         mss: usize,
         cwnd_room: usize,
     ) -> Option<Pick> {
-        // Nothing unsent and nothing to resend from SND.NXT (SND.NXT = SND.MAX = the end of
-        // the queued data): at most the FIN, and no probe owed. The full path below gives
-        // the same result (len 0: no window, Nagle or idle-restart rule applies), with less
-        // work for the bare FIN and for a pure ACK.
+        match self.pick_fin_only() {
+            Some(pick) => pick,
+            None => self.pick_from_snd_nxt_full(now, mss, cwnd_room),
+        }
+    }
+
+    /// `pick_from_snd_nxt`'s answer when nothing is unsent and nothing is to be resent from
+    /// SND.NXT (SND.NXT = SND.MAX = the end of the queued data) and no probe is owed: at
+    /// most the FIN. The full path gives the same result (len 0: no window, congestion
+    /// window, Nagle or idle-restart rule applies), with less work for the bare FIN and for
+    /// a pure ACK. None when the full path is needed.
+    #[inline(always)]
+    fn pick_fin_only(&self) -> Option<Option<Pick>> {
         let fin_seq = self.fin_seq();
-        if self.snd_nxt == fin_seq && self.snd_nxt == self.snd_max && !self.force_probe {
-            return (self.fin_queued && self.snd_una <= fin_seq).then_some(Pick {
+        if self.snd_nxt != fin_seq || self.snd_nxt != self.snd_max || self.force_probe {
+            return None;
+        }
+        Some(
+            (self.fin_queued && self.snd_una <= fin_seq).then_some(Pick {
                 seq: self.snd_nxt,
                 len: 0,
                 fin: true,
                 advance: true,
                 probe: false,
-            });
-        }
-        self.pick_from_snd_nxt_full(now, mss, cwnd_room)
+            }),
+        )
     }
 
     /// [`Connection::pick_from_snd_nxt`] when there is data (or a probe) to consider.
@@ -357,11 +368,10 @@ impl<A: Address> Connection<A> {
         })
     }
 
-    pub(super) fn transmit_data(
-        &mut self,
-        now: Instant,
-        counters: &mut Counters,
-    ) -> Option<TcpRepr<'_>> {
+    /// The general choice of the next data segment: owed retransmission, SACK recovery, or
+    /// from SND.NXT under the congestion window.
+    #[inline(never)]
+    fn pick_data(&mut self, now: Instant) -> Option<Pick> {
         // RFC 6691: options come out of the MSS. Without out-of-order data (no SACK blocks)
         // they are the timestamps or nothing (`eff_mss`), known without building the blocks.
         let mss = if self.sack_ok && self.rx.has_out_of_order() {
@@ -375,7 +385,7 @@ impl<A: Address> Connection<A> {
         } else {
             self.eff_mss()
         };
-        let pick = match self.pick_owed(mss) {
+        match self.pick_owed(mss) {
             Some(p) => Some(p),
             None => match self.recovery {
                 Recovery::Sack => self.pick_sack_recovery(now, mss),
@@ -386,6 +396,25 @@ impl<A: Address> Connection<A> {
                     self.pick_from_snd_nxt(now, mss, room)
                 }
             },
+        }
+    }
+
+    pub(super) fn transmit_data(
+        &mut self,
+        now: Instant,
+        counters: &mut Counters,
+    ) -> Option<TcpRepr<'_>> {
+        // Nothing owed outside the window, not in SACK recovery, and nothing past SND.NXT but
+        // the FIN: `pick_from_snd_nxt` would take its shortcut, which needs neither the MSS
+        // nor the congestion window room.
+        let quick = if self.rtx_next.is_none() && !matches!(self.recovery, Recovery::Sack) {
+            self.pick_fin_only()
+        } else {
+            None
+        };
+        let pick = match quick {
+            Some(pick) => pick,
+            None => self.pick_data(now),
         };
         let Some(pick) = pick else {
             self.update_persist(now);
