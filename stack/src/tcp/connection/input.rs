@@ -7,6 +7,101 @@ use super::*;
 impl<A: Address> Connection<A> {
     /// Processes one segment for this connection (RFC 9293 §3.10.7).
     pub fn handle_segment(&mut self, now: Instant, seg: &TcpRepr, counters: &mut Counters) {
+        if self.fast_segment(now, seg) {
+            return;
+        }
+        self.handle_segment_full(now, seg, counters);
+    }
+
+    /// The common segment without data in ESTABLISHED (a pure ACK or a bare FIN that
+    /// acknowledges everything we sent) or LAST-ACK (the ACK of our FIN), at RCV.NXT and
+    /// with timestamps negotiated and a TSval not older than TS.Recent: the RFC 9293
+    /// §3.10.7.4 steps that can act on it, in one pass. True when it was handled; false
+    /// (nothing changed) sends it down [`Self::handle_segment_full`], which gives the same
+    /// result for the segments taken here (`fast_path_matches_the_full_path`).
+    #[inline(always)]
+    fn fast_segment(&mut self, now: Instant, seg: &TcpRepr) -> bool {
+        let (Some(ts), Some(seg_ts), Some(ack)) = (self.ts, seg.timestamp, seg.ack_number) else {
+            return false;
+        };
+        let fin = match seg.control {
+            TcpControl::None => false,
+            TcpControl::Fin => true,
+            _ => return false,
+        };
+        let seq = seg.seq_number;
+        // At RCV.NXT a segment is always acceptable (first check), and a TSval not older
+        // than TS.Recent passes PAWS (RFC 7323 §5.3 R1).
+        if seq != self.rcv_nxt
+            || !seg.payload.is_empty()
+            || ack != self.snd_max
+            || (seg_ts.tsval.wrapping_sub(ts.recent) as i32) < 0
+        {
+            return false;
+        }
+        let last_ack = match self.state {
+            // All we sent acknowledged: no RTT sample, duplicate ACK, SACK or recovery
+            // work in `process_ack`, only the window update.
+            State::Established => {
+                if ack != self.snd_una
+                    || (self.sack_ok && seg.sack_ranges.iter().any(Option::is_some))
+                {
+                    return false;
+                }
+                false
+            }
+            // The ACK of our FIN (`on_segment_ack`'s LAST-ACK case), unless RFC 5961 §5.2
+            // calls it too old.
+            State::LastAck => {
+                let oldest = SeqNumber(self.snd_una.0.wrapping_sub(self.max_snd_wnd.max(1)));
+                if !self.fin_queued || ack != self.fin_seq() + 1 || ack < oldest {
+                    return false;
+                }
+                true
+            }
+            _ => return false,
+        };
+        // TS.Recent update (RFC 7323 §4.3).
+        if seq <= self.last_ack_sent
+            && let Some(t) = self.ts.as_mut()
+        {
+            t.recent = seg_ts.tsval;
+            t.recent_at = now;
+        }
+        // Fifth: ACK.
+        self.persist.unanswered = 0;
+        if self.cfg.keepalive.is_some() && self.keepalive_at.is_some() {
+            self.arm_keepalive(now);
+        }
+        if last_ack {
+            self.snd_una = ack;
+            self.snd_nxt = ack;
+            self.enter_closed(now, None);
+            return true;
+        }
+        let window = (seg.window_len as u32) << self.snd_wscale;
+        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+            self.update_send_window(seq, ack, window);
+        }
+        // Eighth: the FIN, in order.
+        if fin && self.rx_fin.is_none() {
+            self.receive_fin(now);
+        }
+        if self.rx_fin == Some(self.rcv_nxt) {
+            self.receive_fin(now);
+        }
+        self.update_persist(now);
+        true
+    }
+
+    /// [`Self::handle_segment`] for any segment.
+    #[inline(never)]
+    pub(super) fn handle_segment_full(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        counters: &mut Counters,
+    ) {
         match self.state {
             State::Closed | State::Listen => {}
             State::SynSent => self.on_segment_syn_sent(now, seg, counters),
@@ -371,19 +466,25 @@ impl<A: Address> Connection<A> {
 
         // Window update (RFC 9293 §3.10.7.4, SND.WL1/WL2 rule).
         if window_update {
-            self.snd_wnd = window;
-            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-            self.snd_wl1 = seq;
-            self.snd_wl2 = ack;
-            let room = (self.snd_una + self.snd_wnd as usize) - self.snd_nxt;
-            if room > 0 && self.persist.at.is_some() {
-                // The window opened: leave persist. A probe byte the peer did not take is
-                // sent again as ordinary data.
-                self.persist = Persist::default();
-                self.force_probe = false;
-                if self.snd_una < self.snd_max && self.rtx_at.is_none() {
-                    self.snd_nxt = self.snd_una;
-                }
+            self.update_send_window(seq, ack, window);
+        }
+    }
+
+    /// The send window from a segment that passed the SND.WL1/WL2 rule.
+    #[inline(always)]
+    fn update_send_window(&mut self, seq: SeqNumber, ack: SeqNumber, window: u32) {
+        self.snd_wnd = window;
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.snd_wl1 = seq;
+        self.snd_wl2 = ack;
+        let room = (self.snd_una + self.snd_wnd as usize) - self.snd_nxt;
+        if room > 0 && self.persist.at.is_some() {
+            // The window opened: leave persist. A probe byte the peer did not take is
+            // sent again as ordinary data.
+            self.persist = Persist::default();
+            self.force_probe = false;
+            if self.snd_una < self.snd_max && self.rtx_at.is_none() {
+                self.snd_nxt = self.snd_una;
             }
         }
     }
@@ -685,5 +786,196 @@ impl<A: Address> Connection<A> {
         let base = self.rtt.base_rto().as_micros() as u64;
         let backed = base.saturating_mul(1u64 << self.persist.backoff.min(20));
         Duration::from_micros(backed).min(self.rtt.max_rto)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    const LOCAL: u16 = 40000;
+
+    /// Debug output without the buffers' bytes (beyond what a buffer holds they are
+    /// whatever its memory held before).
+    fn strip_bytes(s: &str) -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find("bytes: [") {
+            out.push_str(&rest[..i]);
+            let j = rest[i..].find(']').unwrap();
+            rest = &rest[i + j + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Equal Debug output, or a panic showing where they part.
+    fn same(a: &str, b: &str, s: &TcpRepr) {
+        let (a, b) = (&strip_bytes(a), &strip_bytes(b));
+        if a != b {
+            let i = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+            let from = i.saturating_sub(200);
+            panic!(
+                "differ for {s:?}:\n fast {}\n full {}",
+                &a[from..(i + 100).min(a.len())],
+                &b[from..(i + 100).min(b.len())]
+            );
+        }
+    }
+
+    fn back(s: SeqNumber) -> SeqNumber {
+        SeqNumber(s.0.wrapping_sub(1))
+    }
+    const REMOTE: u16 = 80;
+
+    fn seg(control: TcpControl, seq: SeqNumber, ack: SeqNumber, tsval: u32) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: REMOTE,
+            dst_port: LOCAL,
+            control,
+            seq_number: seq,
+            ack_number: Some(ack),
+            window_len: 1000,
+            timestamp: Some(TcpTimestamp { tsval, tsecr: 0 }),
+            ..TcpRepr::default()
+        }
+    }
+
+    /// Connections in the states the fast path takes (and some it leaves), with
+    /// timestamps and SACK negotiated.
+    fn connections(keepalive: bool) -> Vec<Connection> {
+        let tuple = FourTuple {
+            local_addr: Ipv4Addr::new(10, 0, 0, 1),
+            remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+            local_port: LOCAL,
+            remote_port: REMOTE,
+        };
+        // Small buffers: the comparison prints them.
+        let mut cfg = TcpConfig {
+            send_buffer: 2048,
+            recv_buffer: 2048,
+            ..TcpConfig::default()
+        };
+        if keepalive {
+            cfg.keepalive = Some(Keepalive::default());
+        }
+        let iss = SeqNumber(1000);
+        let irs = SeqNumber(5000);
+        let mut now = Instant::from_millis(1);
+        let mut counters = Counters::default();
+        let mut c = Connection::connect(&cfg, tuple, iss, 0, now);
+        assert!(c.poll_transmit(now, &mut counters).is_some(), "the SYN");
+        let syn_ack = TcpRepr {
+            window_scale: Some(7),
+            sack_permitted: true,
+            max_seg_size: Some(1460),
+            window_len: 65535,
+            ..seg(TcpControl::Syn, irs, iss + 1, 100)
+        };
+        c.handle_segment(now, &syn_ack, &mut counters);
+        assert_eq!(c.state, State::Established);
+        while c.poll_transmit(now, &mut counters).is_some() {}
+        let mut out = vec![c.clone()];
+        // Data in flight.
+        let mut d = c.clone();
+        now += Duration::from_millis(1);
+        d.send(&[1; 100]).unwrap();
+        while d.poll_transmit(now, &mut counters).is_some() {}
+        out.push(d.clone());
+        // FIN-WAIT-1.
+        let mut f = c.clone();
+        f.close(now).unwrap();
+        while f.poll_transmit(now, &mut counters).is_some() {}
+        out.push(f);
+        // LAST-ACK, with and without data before our FIN.
+        for mut l in [c.clone(), d] {
+            let fin = seg(TcpControl::Fin, l.rcv_nxt, l.snd_una, 101);
+            l.handle_segment(now, &fin, &mut counters);
+            assert_eq!(l.state, State::CloseWait);
+            l.close(now).unwrap();
+            while l.poll_transmit(now, &mut counters).is_some() {}
+            assert_eq!(l.state, State::LastAck);
+            out.push(l);
+        }
+        let mut more = Vec::new();
+        for c in &out {
+            // A FIN noted beyond RCV.NXT, and at RCV.NXT; persist armed; an older
+            // Last.ACK.sent; the peer's right edge and SND.WL1/WL2 moved.
+            let mut x = c.clone();
+            x.rx_fin = Some(x.rcv_nxt + 3);
+            more.push(x);
+            let mut x = c.clone();
+            x.rx_fin = Some(x.rcv_nxt);
+            more.push(x);
+            let mut x = c.clone();
+            x.persist.at = Some(now);
+            more.push(x);
+            let mut x = c.clone();
+            x.last_ack_sent = back(x.rcv_nxt);
+            more.push(x);
+            let mut x = c.clone();
+            x.snd_wl1 = x.rcv_nxt + 1;
+            x.snd_wnd = 0;
+            more.push(x);
+        }
+        out.extend(more);
+        out
+    }
+
+    /// `handle_segment` (fast path where it applies) leaves the connection and the
+    /// counters exactly as the full path does, over many segments and states.
+    #[test]
+    fn fast_path_matches_the_full_path() {
+        let now = Instant::from_millis(1000);
+        let mut fast_taken = 0;
+        let mut checked = 0;
+        for keepalive in [false, true] {
+            for c in connections(keepalive) {
+                let recent = c.ts.unwrap().recent;
+                let (nxt, una, max) = (c.rcv_nxt, c.snd_una, c.snd_max);
+                for control in [
+                    TcpControl::None,
+                    TcpControl::Fin,
+                    TcpControl::Syn,
+                    TcpControl::Rst,
+                ] {
+                    for seq in [back(nxt), nxt, nxt + 1] {
+                        for ack in [back(una), una, una + 1, max, max + 1] {
+                            for tsval in [None, Some(recent - 1), Some(recent), Some(recent + 1)] {
+                                for payload in [&b""[..], &b"x"[..]] {
+                                    for window_len in [0u16, 1000] {
+                                        for sack in [false, true] {
+                                            let mut s = seg(control, seq, ack, 0);
+                                            s.timestamp =
+                                                tsval.map(|tsval| TcpTimestamp { tsval, tsecr: 0 });
+                                            s.payload = payload;
+                                            s.window_len = window_len;
+                                            if sack {
+                                                s.sack_ranges[0] = Some((una + 1, una + 2));
+                                            }
+                                            let mut fast = c.clone();
+                                            let mut full = c.clone();
+                                            let mut cf = Counters::default();
+                                            let mut cs = Counters::default();
+                                            if fast.clone().fast_segment(now, &s) {
+                                                fast_taken += 1;
+                                            }
+                                            fast.handle_segment(now, &s, &mut cf);
+                                            full.handle_segment_full(now, &s, &mut cs);
+                                            same(&format!("{fast:?}"), &format!("{full:?}"), &s);
+                                            assert_eq!(cf, cs, "{s:?}");
+                                            checked += 1;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        println!("fast path: {fast_taken} of {checked} segments");
+        assert!(fast_taken > 500, "{fast_taken}");
     }
 }

@@ -235,7 +235,44 @@ impl<A: Address> Connection<A> {
     /// The segment at SND.NXT: new data, or (after an RTO) go-back-N retransmission that
     /// skips SACKed ranges. Applies the receive window, the congestion window `cwnd_room`,
     /// sender SWS avoidance (RFC 9293 §3.8.6.2.1), Nagle, and zero-window probing.
+    #[inline]
     pub(super) fn pick_from_snd_nxt(
+        &mut self,
+        now: Instant,
+        mss: usize,
+        cwnd_room: usize,
+    ) -> Option<Pick> {
+        match self.pick_fin_only() {
+            Some(pick) => pick,
+            None => self.pick_from_snd_nxt_full(now, mss, cwnd_room),
+        }
+    }
+
+    /// `pick_from_snd_nxt`'s answer when nothing is unsent and nothing is to be resent from
+    /// SND.NXT (SND.NXT = SND.MAX = the end of the queued data) and no probe is owed: at
+    /// most the FIN. The full path gives the same result (len 0: no window, congestion
+    /// window, Nagle or idle-restart rule applies), with less work for the bare FIN and for
+    /// a pure ACK. None when the full path is needed.
+    #[inline(always)]
+    fn pick_fin_only(&self) -> Option<Option<Pick>> {
+        let fin_seq = self.fin_seq();
+        if self.snd_nxt != fin_seq || self.snd_nxt != self.snd_max || self.force_probe {
+            return None;
+        }
+        Some(
+            (self.fin_queued && self.snd_una <= fin_seq).then_some(Pick {
+                seq: self.snd_nxt,
+                len: 0,
+                fin: true,
+                advance: true,
+                probe: false,
+            }),
+        )
+    }
+
+    /// [`Connection::pick_from_snd_nxt`] when there is data (or a probe) to consider.
+    #[inline(never)]
+    fn pick_from_snd_nxt_full(
         &mut self,
         now: Instant,
         mss: usize,
@@ -331,11 +368,10 @@ impl<A: Address> Connection<A> {
         })
     }
 
-    pub(super) fn transmit_data(
-        &mut self,
-        now: Instant,
-        counters: &mut Counters,
-    ) -> Option<TcpRepr<'_>> {
+    /// The general choice of the next data segment: owed retransmission, SACK recovery, or
+    /// from SND.NXT under the congestion window.
+    #[inline(never)]
+    fn pick_data(&mut self, now: Instant) -> Option<Pick> {
         // RFC 6691: options come out of the MSS. Without out-of-order data (no SACK blocks)
         // they are the timestamps or nothing (`eff_mss`), known without building the blocks.
         let mss = if self.sack_ok && self.rx.has_out_of_order() {
@@ -349,7 +385,7 @@ impl<A: Address> Connection<A> {
         } else {
             self.eff_mss()
         };
-        let pick = match self.pick_owed(mss) {
+        match self.pick_owed(mss) {
             Some(p) => Some(p),
             None => match self.recovery {
                 Recovery::Sack => self.pick_sack_recovery(now, mss),
@@ -360,6 +396,25 @@ impl<A: Address> Connection<A> {
                     self.pick_from_snd_nxt(now, mss, room)
                 }
             },
+        }
+    }
+
+    pub(super) fn transmit_data(
+        &mut self,
+        now: Instant,
+        counters: &mut Counters,
+    ) -> Option<TcpRepr<'_>> {
+        // Nothing owed outside the window, not in SACK recovery, and nothing past SND.NXT but
+        // the FIN: `pick_from_snd_nxt` would take its shortcut, which needs neither the MSS
+        // nor the congestion window room.
+        let quick = if self.rtx_next.is_none() && !matches!(self.recovery, Recovery::Sack) {
+            self.pick_fin_only()
+        } else {
+            None
+        };
+        let pick = match quick {
+            Some(pick) => pick,
+            None => self.pick_data(now),
         };
         let Some(pick) = pick else {
             self.update_persist(now);
@@ -438,5 +493,86 @@ impl<A: Address> Connection<A> {
         repr.psh = len > 0 && offset + len == self.tx.len();
         repr.payload = self.tx.contiguous_at(offset, len);
         Some(repr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    fn established(queued: usize) -> Connection {
+        let tuple = FourTuple {
+            local_addr: Ipv4Addr::new(10, 0, 0, 1),
+            remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+            local_port: 40000,
+            remote_port: 80,
+        };
+        let iss = SeqNumber(1000);
+        let now = Instant::from_millis(1);
+        let mut c = Connection::connect(&TcpConfig::default(), tuple, iss, 0, now);
+        let mut counters = Counters::default();
+        assert!(c.poll_transmit(now, &mut counters).is_some(), "the SYN");
+        let syn_ack = TcpRepr {
+            src_port: 80,
+            dst_port: 40000,
+            control: TcpControl::Syn,
+            seq_number: SeqNumber(5000),
+            ack_number: Some(iss + 1),
+            window_len: 65535,
+            max_seg_size: Some(1460),
+            ..TcpRepr::default()
+        };
+        c.handle_segment(now, &syn_ack, &mut counters);
+        assert_eq!(c.state, State::Established);
+        if queued > 0 {
+            assert_eq!(c.send(&vec![7u8; queued]), Ok(queued));
+        }
+        c
+    }
+
+    /// The shortcut at the top of `pick_from_snd_nxt` gives the full path's pick and leaves
+    /// the same connection state, over sender states around "nothing left but the FIN".
+    #[test]
+    fn pick_from_snd_nxt_shortcut_matches_the_full_path() {
+        let now = Instant::from_millis(500);
+        let mut checked = 0;
+        for queued in [0usize, 1, 100, 3000] {
+            let base = established(queued);
+            let start = base.tx_seq;
+            for fin_queued in [false, true] {
+                let top = queued + fin_queued as usize;
+                for nxt in [0, queued / 2, queued, top] {
+                    for max in [nxt, queued, top] {
+                        if max < nxt {
+                            continue;
+                        }
+                        for force_probe in [false, true] {
+                            for wnd in [0u32, 1, 65535] {
+                                for cwnd_room in [0usize, 1, 1 << 20] {
+                                    for rtx in [false, true] {
+                                        let mut c = base.clone();
+                                        c.fin_queued = fin_queued;
+                                        c.snd_nxt = start + nxt;
+                                        c.snd_max = start + max;
+                                        c.force_probe = force_probe;
+                                        c.snd_wnd = wnd;
+                                        c.rtx_at = rtx.then_some(now);
+                                        let mut full = c.clone();
+                                        let mss = c.eff_mss();
+                                        let a = c.pick_from_snd_nxt(now, mss, cwnd_room);
+                                        let b = full.pick_from_snd_nxt_full(now, mss, cwnd_room);
+                                        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                                        assert_eq!(format!("{c:?}"), format!("{full:?}"));
+                                        checked += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000);
     }
 }
