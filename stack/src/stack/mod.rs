@@ -452,9 +452,11 @@ impl SlotMeta {
 }
 
 /// A control block in the slab, aligned to a cache line so that it spans the fewest lines
-/// (`size_of::<Connection>()` rounded up to 64 bytes).
+/// (`size_of::<Connection>()` rounded up to 64 bytes), and its tuple's flow-table hash
+/// (`FlowTable::hash_of`, stored at insertion: `free_slot` removes the flow entry without
+/// hashing the tuple again; meaningless while the cell is empty).
 #[repr(align(64))]
-struct ConnCell<A: Address>(Option<Connection<A>>);
+struct ConnCell<A: Address>(Option<Connection<A>>, FlowHash);
 
 /// Doubly-linked orphan list through slot indices (oldest at the head): O(1) insert and
 /// removal, no allocation, no stale entries. `NIL` ends the list.

@@ -162,7 +162,7 @@ impl<A: StackFamily> Stack<A> {
         if self.live_connections >= self.cfg.max_connections {
             self.counters.conn_table_full += 1;
             if flow_held {
-                self.flows.remove(&tuple);
+                self.flows.remove_hashed(&tuple, hash);
             }
             return Err(StackError::TableFull);
         }
@@ -171,7 +171,7 @@ impl<A: StackFamily> Stack<A> {
             None => {
                 // Within the reserved capacity (max_connections): never reallocates.
                 self.meta.push(SlotMeta::EMPTY);
-                self.conns.push(ConnCell(None));
+                self.conns.push(ConnCell(None, FlowHash::UNSET));
                 self.orphan_links.push(OrphanLink {
                     prev: NIL,
                     next: NIL,
@@ -205,7 +205,9 @@ impl<A: StackFamily> Stack<A> {
             meta.flags |= SM_MAC;
         }
         meta.set(SM_ACCEPTED, accepted);
-        let cell = &mut self.conns[index as usize].0;
+        let slot = &mut self.conns[index as usize];
+        slot.1 = hash;
+        let cell = &mut slot.0;
         debug_assert!(cell.is_none(), "a free slot holds no connection");
         // On an empty cell this is a plain construction into the cell (no old value to drop,
         // so the compiler can build the control block where it will live).
@@ -229,10 +231,12 @@ impl<A: StackFamily> Stack<A> {
     pub(super) fn free_slot(&mut self, index: u32) {
         // The control block is dropped in place below, not moved out (it is hundreds of
         // bytes).
-        let Some(tuple) = self.conns[index as usize].0.as_ref().map(Connection::tuple) else {
+        let slot = &mut self.conns[index as usize];
+        let Some(tuple) = slot.0.as_ref().map(Connection::tuple) else {
             return;
         };
-        self.conns[index as usize].0 = None;
+        let hash = slot.1;
+        slot.0 = None;
         self.orphan_unlink(index);
         let meta = &mut self.meta[index as usize];
         if let Some(t) = meta.timer.take() {
@@ -245,7 +249,8 @@ impl<A: StackFamily> Stack<A> {
         meta.last_state = State::Closed;
         // Keep the generation and the dirty bit (the slot may still be on the dirty list).
         meta.flags &= SM_DIRTY;
-        self.flows.remove(&tuple);
+        // The hash stored at insertion: no second hashing of the tuple.
+        self.flows.remove_hashed(&tuple, hash);
         self.free_slots.push(index);
         self.live_connections -= 1;
     }
