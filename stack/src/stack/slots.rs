@@ -171,7 +171,8 @@ impl<A: StackFamily> Stack<A> {
             None => {
                 // Within the reserved capacity (max_connections): never reallocates.
                 self.meta.push(SlotMeta::EMPTY);
-                self.conns.push(ConnCell(None, FlowHash::UNSET));
+                self.conns.push(ConnCell(None));
+                self.flow_hashes.push(FlowHash::UNSET);
                 self.orphan_links.push(OrphanLink {
                     prev: NIL,
                     next: NIL,
@@ -205,9 +206,8 @@ impl<A: StackFamily> Stack<A> {
             meta.flags |= SM_MAC;
         }
         meta.set(SM_ACCEPTED, accepted);
-        let slot = &mut self.conns[index as usize];
-        slot.1 = hash;
-        let cell = &mut slot.0;
+        self.flow_hashes[index as usize] = hash;
+        let cell = &mut self.conns[index as usize].0;
         debug_assert!(cell.is_none(), "a free slot holds no connection");
         // On an empty cell this is a plain construction into the cell (no old value to drop,
         // so the compiler can build the control block where it will live).
@@ -231,12 +231,11 @@ impl<A: StackFamily> Stack<A> {
     pub(super) fn free_slot(&mut self, index: u32) {
         // The control block is dropped in place below, not moved out (it is hundreds of
         // bytes).
-        let slot = &mut self.conns[index as usize];
-        let Some(tuple) = slot.0.as_ref().map(Connection::tuple) else {
+        let cell = &mut self.conns[index as usize].0;
+        let Some(tuple) = cell.as_ref().map(Connection::tuple) else {
             return;
         };
-        let hash = slot.1;
-        slot.0 = None;
+        *cell = None;
         self.orphan_unlink(index);
         let meta = &mut self.meta[index as usize];
         if let Some(t) = meta.timer.take() {
@@ -250,7 +249,8 @@ impl<A: StackFamily> Stack<A> {
         // Keep the generation and the dirty bit (the slot may still be on the dirty list).
         meta.flags &= SM_DIRTY;
         // The hash stored at insertion: no second hashing of the tuple.
-        self.flows.remove_hashed(&tuple, hash);
+        self.flows
+            .remove_hashed(&tuple, self.flow_hashes[index as usize]);
         self.free_slots.push(index);
         self.live_connections -= 1;
     }
