@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use super::{
-    ConnHandle, Listener, ListenerId, SM_ACCEPTED, SM_LIVE, SM_ORPHAN, Stack, StackError,
+    ConnHandle, Listener, ListenerId, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_ORPHAN, Stack, StackError,
     StackFamily,
 };
 use crate::tcp::ports::PortState;
@@ -71,11 +71,15 @@ impl<A: StackFamily> Stack<A> {
                 continue; // died in the queue (reset, timed out)
             }
             let meta = &mut self.meta[h.index as usize];
-            meta.set(SM_ACCEPTED, true);
+            // Accepted, and dirty (`mark_dirty` without looking the slot up again).
+            let was_dirty = meta.has(SM_DIRTY);
+            meta.flags |= SM_ACCEPTED | SM_DIRTY;
             if let Some(c) = self.conns[h.index as usize].0.as_mut() {
                 Self::emit_events(&mut self.events, h.index, meta, c, None);
             }
-            self.mark_dirty(h.index);
+            if !was_dirty {
+                self.dirty.push(h.index);
+            }
             return Some(h);
         }
     }

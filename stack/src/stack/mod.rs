@@ -526,10 +526,15 @@ const TIMER_TICK: Duration = Duration::from_millis(1);
 pub struct Stack<A: StackFamily = Ipv4Addr> {
     cfg: StackConfig,
     now: Instant,
-    /// Hot per-slot metadata; `conns` and `orphan_links` are indexed alike.
+    /// Hot per-slot metadata; `conns`, `orphan_links` and `flow_hashes` are indexed alike.
     meta: Vec<SlotMeta>,
     conns: Vec<ConnCell<A>>,
     orphan_links: Vec<OrphanLink>,
+    /// The slot's tuple's flow-table hash (`FlowTable::hash_of`), stored at insertion:
+    /// `free_slot` removes the flow entry without hashing the tuple again. Beside the slab,
+    /// not in `ConnCell`: a control block fills its 64-byte lines exactly, 8 more bytes
+    /// would cost a line per slot. Meaningless for a free slot.
+    flow_hashes: Vec<FlowHash>,
     free_slots: Vec<u32>,
     flows: FlowTable<A>,
     syn_recv: Vec<SynRecvEntry<A>>,
@@ -615,6 +620,7 @@ impl<A: StackFamily> Stack<A> {
             meta: Vec::with_capacity(slots),
             conns: Vec::with_capacity(slots),
             orphan_links: Vec::with_capacity(slots),
+            flow_hashes: Vec::with_capacity(slots),
             free_slots: Vec::with_capacity(slots),
             flows: A::flow_table(
                 cfg.max_connections + cfg.max_syn_recv,

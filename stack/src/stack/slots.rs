@@ -162,7 +162,7 @@ impl<A: StackFamily> Stack<A> {
         if self.live_connections >= self.cfg.max_connections {
             self.counters.conn_table_full += 1;
             if flow_held {
-                self.flows.remove(&tuple);
+                self.flows.remove_hashed(&tuple, hash);
             }
             return Err(StackError::TableFull);
         }
@@ -172,6 +172,7 @@ impl<A: StackFamily> Stack<A> {
                 // Within the reserved capacity (max_connections): never reallocates.
                 self.meta.push(SlotMeta::EMPTY);
                 self.conns.push(ConnCell(None));
+                self.flow_hashes.push(FlowHash::UNSET);
                 self.orphan_links.push(OrphanLink {
                     prev: NIL,
                     next: NIL,
@@ -205,6 +206,7 @@ impl<A: StackFamily> Stack<A> {
             meta.flags |= SM_MAC;
         }
         meta.set(SM_ACCEPTED, accepted);
+        self.flow_hashes[index as usize] = hash;
         let cell = &mut self.conns[index as usize].0;
         debug_assert!(cell.is_none(), "a free slot holds no connection");
         // On an empty cell this is a plain construction into the cell (no old value to drop,
@@ -229,10 +231,11 @@ impl<A: StackFamily> Stack<A> {
     pub(super) fn free_slot(&mut self, index: u32) {
         // The control block is dropped in place below, not moved out (it is hundreds of
         // bytes).
-        let Some(tuple) = self.conns[index as usize].0.as_ref().map(Connection::tuple) else {
+        let cell = &mut self.conns[index as usize].0;
+        let Some(tuple) = cell.as_ref().map(Connection::tuple) else {
             return;
         };
-        self.conns[index as usize].0 = None;
+        *cell = None;
         self.orphan_unlink(index);
         let meta = &mut self.meta[index as usize];
         if let Some(t) = meta.timer.take() {
@@ -245,7 +248,9 @@ impl<A: StackFamily> Stack<A> {
         meta.last_state = State::Closed;
         // Keep the generation and the dirty bit (the slot may still be on the dirty list).
         meta.flags &= SM_DIRTY;
-        self.flows.remove(&tuple);
+        // The hash stored at insertion: no second hashing of the tuple.
+        self.flows
+            .remove_hashed(&tuple, self.flow_hashes[index as usize]);
         self.free_slots.push(index);
         self.live_connections -= 1;
     }

@@ -131,6 +131,9 @@ fn pack(t: &FourTuple) -> (u64, u32) {
 pub struct FlowHash(u64);
 
 impl FlowHash {
+    /// A placeholder where no tuple is stored yet (not the hash of anything in particular).
+    pub(crate) const UNSET: FlowHash = FlowHash(0);
+
     /// The hash's bits (for a filter over hashes; tables take the `FlowHash` itself).
     #[inline]
     pub(crate) fn get(self) -> u64 {
@@ -348,12 +351,8 @@ impl<A: super::Address> FlowTable<A> {
         FlowHash(A::hash_key(&self.hasher, &A::key(key)))
     }
 
-    /// Bucket index holding `key`, or the empty bucket ending its probe run.
-    #[inline]
-    fn find(&self, k: &A::Key) -> (usize, bool) {
-        self.find_from(k, A::hash_key(&self.hasher, k))
-    }
-
+    /// Bucket index holding `k` (whose hash is `hash`), or the empty bucket ending its probe
+    /// run.
     #[inline]
     fn find_from(&self, k: &A::Key, hash: u64) -> (usize, bool) {
         debug_assert_eq!(hash, A::hash_key(&self.hasher, k), "hash of another key");
@@ -452,7 +451,14 @@ impl<A: super::Address> FlowTable<A> {
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &FourTuple<A>) -> Option<u32> {
-        let (mut hole, found) = self.find(&A::key(key));
+        self.remove_hashed(key, self.hash_of(key))
+    }
+
+    /// [`remove`](Self::remove) with `key`'s [`hash_of`](Self::hash_of) (kept by the owner
+    /// of the entry since its insertion, so that the removal does not hash the tuple again).
+    #[inline]
+    pub fn remove_hashed(&mut self, key: &FourTuple<A>, hash: FlowHash) -> Option<u32> {
+        let (mut hole, found) = self.find_from(&A::key(key), hash.0);
         if !found {
             return None;
         }
