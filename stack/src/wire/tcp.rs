@@ -217,10 +217,13 @@ impl SynAckRepr {
         let seq = self.seq_number.0.to_be_bytes();
         let ack = self.ack_number.0.to_be_bytes();
         let off_win = ((off_flags << 16) | u32::from(self.window_len)).to_be_bytes();
-        acc += u64::from(u32::from_ne_bytes(ports))
+        // Four 32-bit words cannot overflow; `acc` can be anything once the payload's sum is
+        // in it, so it takes the end-around carry (RFC 1071 §2(C)).
+        let words = u64::from(u32::from_ne_bytes(ports))
             + u64::from(u32::from_ne_bytes(seq))
             + u64::from(u32::from_ne_bytes(ack))
             + u64::from(u32::from_ne_bytes(off_win));
+        acc = checksum::add_ne(acc, words);
         let sum = !checksum::finish_ne(checksum::add_ne(acc, pseudo));
         let ck_urg = (u32::from(sum) << 16).to_be_bytes();
         let (w, rest) = fixed.split_at_mut(4);
@@ -1185,10 +1188,13 @@ impl<'a> TcpRepr<'a> {
         let seq = self.seq_number.0.to_be_bytes();
         let ack = self.ack_number.unwrap_or(SeqNumber(0)).0.to_be_bytes();
         let off_win = ((off_flags << 16) | u32::from(self.window_len)).to_be_bytes();
-        acc += u64::from(u32::from_ne_bytes(ports))
+        // Four 32-bit words cannot overflow; `acc` can be anything once the payload's sum is
+        // in it, so it takes the end-around carry (RFC 1071 §2(C)).
+        let words = u64::from(u32::from_ne_bytes(ports))
             + u64::from(u32::from_ne_bytes(seq))
             + u64::from(u32::from_ne_bytes(ack))
             + u64::from(u32::from_ne_bytes(off_win));
+        acc = checksum::add_ne(acc, words);
         let sum = !checksum::finish_ne(checksum::add_ne(acc, pseudo));
         let ck_urg = (u32::from(sum) << 16).to_be_bytes();
         let (w, rest) = fixed.split_at_mut(4);
