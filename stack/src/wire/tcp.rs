@@ -217,8 +217,8 @@ impl SynAckRepr {
         let seq = self.seq_number.0.to_be_bytes();
         let ack = self.ack_number.0.to_be_bytes();
         let off_win = ((off_flags << 16) | u32::from(self.window_len)).to_be_bytes();
-        // Four 32-bit words cannot overflow; `acc` can be anything once the payload's sum is
-        // in it, so it takes the end-around carry (RFC 1071 §2(C)).
+        // The header words with the end-around carry (RFC 1071 §2(C)), as in `emit_laid_out`
+        // (a SYN-ACK has no payload: here `acc` is only the options' small sum).
         let words = u64::from(u32::from_ne_bytes(ports))
             + u64::from(u32::from_ne_bytes(seq))
             + u64::from(u32::from_ne_bytes(ack))
