@@ -170,7 +170,7 @@ impl SynAckRepr {
         let (fixed, opts) = buf[..len].split_at_mut(HEADER_LEN);
         let [hi, lo] = self.max_seg_size.to_be_bytes();
         let mss = [OPT_MSS, 4, hi, lo];
-        let mut acc = match (self.window_scale, self.sack_permitted, self.timestamp) {
+        let acc = match (self.window_scale, self.sack_permitted, self.timestamp) {
             // What nearly every peer offers: all four options in six whole words.
             (Some(shift), true, Some(ts)) => {
                 let words = [
@@ -211,30 +211,17 @@ impl SynAckRepr {
                 acc
             }
         };
-        // The fixed header as in `TcpRepr::emit_laid_out`: SYN and ACK, urgent pointer 0.
+        // The fixed header as in `TcpRepr::emit_laid_out`: SYN and ACK.
         let off_flags = ((len as u32 / 4) << 12) | u32::from(FLG_SYN | FLG_ACK);
-        let ports = ((u32::from(self.src_port) << 16) | u32::from(self.dst_port)).to_be_bytes();
-        let seq = self.seq_number.0.to_be_bytes();
-        let ack = self.ack_number.0.to_be_bytes();
-        let off_win = ((off_flags << 16) | u32::from(self.window_len)).to_be_bytes();
-        // The header words with the end-around carry (RFC 1071 §2(C)), as in `emit_laid_out`
-        // (a SYN-ACK has no payload: here `acc` is only the options' small sum).
-        let words = u64::from(u32::from_ne_bytes(ports))
-            + u64::from(u32::from_ne_bytes(seq))
-            + u64::from(u32::from_ne_bytes(ack))
-            + u64::from(u32::from_ne_bytes(off_win));
-        acc = checksum::add_ne(acc, words);
-        let sum = !checksum::finish_ne(checksum::add_ne(acc, pseudo));
-        let ck_urg = (u32::from(sum) << 16).to_be_bytes();
-        let (w, rest) = fixed.split_at_mut(4);
-        w.copy_from_slice(&ports);
-        let (w, rest) = rest.split_at_mut(4);
-        w.copy_from_slice(&seq);
-        let (w, rest) = rest.split_at_mut(4);
-        w.copy_from_slice(&ack);
-        let (w, rest) = rest.split_at_mut(4);
-        w.copy_from_slice(&off_win);
-        rest.copy_from_slice(&ck_urg);
+        write_fixed_header(
+            fixed,
+            [self.src_port, self.dst_port],
+            self.seq_number.0,
+            self.ack_number.0,
+            off_flags,
+            self.window_len,
+            checksum::add_ne(acc, pseudo),
+        );
         len
     }
 }
@@ -1181,33 +1168,55 @@ impl<'a> TcpRepr<'a> {
         if self.ack_number.is_some() {
             flags |= FLG_ACK;
         }
-        // The fixed header as five 32-bit words. Data offset and flags share a word, which
-        // also clears the reserved bits (RFC 9293 §3.1); the urgent pointer is 0.
         let off_flags = ((header_len as u32 / 4) << 12) | u32::from(flags);
-        let ports = ((u32::from(self.src_port) << 16) | u32::from(self.dst_port)).to_be_bytes();
-        let seq = self.seq_number.0.to_be_bytes();
-        let ack = self.ack_number.unwrap_or(SeqNumber(0)).0.to_be_bytes();
-        let off_win = ((off_flags << 16) | u32::from(self.window_len)).to_be_bytes();
-        // Four 32-bit words cannot overflow; `acc` can be anything once the payload's sum is
-        // in it, so it takes the end-around carry (RFC 1071 §2(C)).
-        let words = u64::from(u32::from_ne_bytes(ports))
-            + u64::from(u32::from_ne_bytes(seq))
-            + u64::from(u32::from_ne_bytes(ack))
-            + u64::from(u32::from_ne_bytes(off_win));
-        acc = checksum::add_ne(acc, words);
-        let sum = !checksum::finish_ne(checksum::add_ne(acc, pseudo));
-        let ck_urg = (u32::from(sum) << 16).to_be_bytes();
-        let (w, rest) = fixed.split_at_mut(4);
-        w.copy_from_slice(&ports);
-        let (w, rest) = rest.split_at_mut(4);
-        w.copy_from_slice(&seq);
-        let (w, rest) = rest.split_at_mut(4);
-        w.copy_from_slice(&ack);
-        let (w, rest) = rest.split_at_mut(4);
-        w.copy_from_slice(&off_win);
-        rest.copy_from_slice(&ck_urg);
+        write_fixed_header(
+            fixed,
+            [self.src_port, self.dst_port],
+            self.seq_number.0,
+            self.ack_number.unwrap_or(SeqNumber(0)).0,
+            off_flags,
+            self.window_len,
+            checksum::add_ne(acc, pseudo),
+        );
         len
     }
+}
+
+/// Writes the fixed 20-byte TCP header as five 32-bit words and its checksum, finished from
+/// `acc`: the ones' complement sum (native-endian, `checksum::add_ne`) of everything else
+/// the checksum covers (pseudo-header, options, payload). Data offset and flags share a
+/// word, which also clears the reserved bits (RFC 9293 §3.1); the urgent pointer is 0. The
+/// four header words cannot overflow 64 bits, but `acc` can be anything once a payload's
+/// sum is in it, so they are added with the end-around carry (RFC 1071 §2(C)).
+#[inline(always)]
+fn write_fixed_header(
+    fixed: &mut [u8],
+    [src_port, dst_port]: [u16; 2],
+    seq: u32,
+    ack: u32,
+    off_flags: u32,
+    window: u16,
+    acc: u64,
+) {
+    let ports = ((u32::from(src_port) << 16) | u32::from(dst_port)).to_be_bytes();
+    let seq = seq.to_be_bytes();
+    let ack = ack.to_be_bytes();
+    let off_win = ((off_flags << 16) | u32::from(window)).to_be_bytes();
+    let words = u64::from(u32::from_ne_bytes(ports))
+        + u64::from(u32::from_ne_bytes(seq))
+        + u64::from(u32::from_ne_bytes(ack))
+        + u64::from(u32::from_ne_bytes(off_win));
+    let sum = !checksum::finish_ne(checksum::add_ne(acc, words));
+    let ck_urg = (u32::from(sum) << 16).to_be_bytes();
+    let (w, rest) = fixed.split_at_mut(4);
+    w.copy_from_slice(&ports);
+    let (w, rest) = rest.split_at_mut(4);
+    w.copy_from_slice(&seq);
+    let (w, rest) = rest.split_at_mut(4);
+    w.copy_from_slice(&ack);
+    let (w, rest) = rest.split_at_mut(4);
+    w.copy_from_slice(&off_win);
+    rest.copy_from_slice(&ck_urg);
 }
 
 #[cfg(test)]
