@@ -4,7 +4,7 @@
 //! listener. Pure SYNs that miss while the TIME-WAIT table has entries are parked and
 //! drained at one point (see [`Stack::drain_pending_syns`]).
 
-use super::{Owner, PendingSyn, SM_MAC, Stack, StackFamily};
+use super::{Owner, PendingSyn, SM_DIRTY, SM_MAC, Stack, StackFamily};
 use crate::tcp::FourTuple;
 use crate::tcp::flow_table::FlowHash;
 use crate::tcp::time_wait::{self, TimeWaitEntry, TwHash};
@@ -93,6 +93,13 @@ impl ParkedSyn {
     }
 }
 
+/// Whether `mac` is the broadcast address; out of line (see `classify`).
+#[cold]
+#[inline(never)]
+fn is_broadcast_cold(mac: &EthernetAddress) -> bool {
+    mac.is_broadcast()
+}
+
 /// A received segment's 4-tuple, our side local.
 #[inline]
 fn tuple_of<A: StackFamily>(f: &TcpFrame<'_, A::IpRepr>) -> FourTuple<A> {
@@ -106,8 +113,13 @@ fn tuple_of<A: StackFamily>(f: &TcpFrame<'_, A::IpRepr>) -> FourTuple<A> {
 }
 
 impl<A: StackFamily> Stack<A> {
+    #[inline]
     pub(super) fn is_local(&self, ip: A) -> bool {
-        self.local_ips.binary_search(&ip).is_ok()
+        // A server stack usually has one address: one compare, not a binary search.
+        match self.local_ips.as_slice() {
+            [only] => *only == ip,
+            ips => ips.binary_search(&ip).is_ok(),
+        }
     }
 
     /// Ingress of one frame: classify, then act. This is the one place parked SYNs are
@@ -158,7 +170,6 @@ impl<A: StackFamily> Stack<A> {
             seg: ParkedSyn::of(&f.tcp),
             peer_mac: f.eth.src_addr,
             hash,
-            tw_hash: TwHash::default(),
         });
     }
 
@@ -174,7 +185,9 @@ impl<A: StackFamily> Stack<A> {
         }
         // The destination address is checked only when the flow table misses (below): a
         // tuple in the table always has one of our addresses.
-        if f.eth.dst_addr != self.cfg.mac && !f.eth.dst_addr.is_broadcast() {
+        // Our MAC first; the broadcast test only for a frame that is not (out of line, so
+        // that it is not computed for every frame alongside).
+        if f.eth.dst_addr != self.cfg.mac && !is_broadcast_cold(&f.eth.dst_addr) {
             self.counters.rx_not_ours += 1;
             return Step::Dropped;
         }
@@ -223,15 +236,26 @@ impl<A: StackFamily> Stack<A> {
         match route {
             Route::SynRecv(index) => self.segment_for_syn_recv(now, index, seg, peer_mac, hash),
             Route::Conn(index) => {
-                if let Some(c) = self.conns[index as usize].0.as_mut() {
-                    c.handle_segment(now, seg, &mut self.counters);
-                    let meta = &mut self.meta[index as usize];
-                    if !meta.has(SM_MAC) {
-                        meta.peer_mac = peer_mac;
-                        meta.flags |= SM_MAC;
+                let live = match self.conns[index as usize].0.as_mut() {
+                    Some(c) => {
+                        c.handle_segment(now, seg, &mut self.counters);
+                        true
                     }
+                    None => false,
+                };
+                // The peer's MAC (first segment only) and `mark_dirty`, in one visit of the
+                // slot's metadata.
+                let meta = &mut self.meta[index as usize];
+                let was = meta.flags;
+                let mut set = SM_DIRTY;
+                if live && was & SM_MAC == 0 {
+                    meta.peer_mac = peer_mac;
+                    set |= SM_MAC;
                 }
-                self.mark_dirty(index);
+                meta.flags = was | set;
+                if was & SM_DIRTY == 0 {
+                    self.dirty.push(index);
+                }
             }
             Route::Miss => {
                 // One probe of the TIME-WAIT table (RFC 6191 for a SYN; a retransmitted FIN
@@ -239,7 +263,9 @@ impl<A: StackFamily> Stack<A> {
                 let e = if self.time_wait.is_empty() {
                     None
                 } else {
-                    self.time_wait.get(&tuple).copied()
+                    self.time_wait
+                        .get_hashed(&tuple, TwHash::from_flow(hash))
+                        .copied()
                 };
                 self.deliver_miss(now, tuple, seg, peer_mac, hash, e);
             }
@@ -289,8 +315,9 @@ impl<A: StackFamily> Stack<A> {
     /// drain only live connections' segments ran, which neither add nor remove flow entries.
     /// In the drain, a SYN adds (at most) its own tuple's entry. So a parked SYN is looked up
     /// again only when a 64-bit filter of the flow hashes delivered earlier in this drain has
-    /// its hash's bit; otherwise it is still a miss, and its parking-time flow hash and its
-    /// prefetch-time TIME-WAIT hash are used as they are.
+    /// its hash's bit; otherwise it is still a miss, and its parking-time flow hash is used
+    /// as it is, for the TIME-WAIT table too (built with the flow table's seed, so the same
+    /// hash: `TwHash::from_flow`).
     #[inline]
     pub(super) fn drain_pending_syns(&mut self, now: Instant) {
         if !self.pending_syns.is_empty() {
@@ -302,7 +329,7 @@ impl<A: StackFamily> Stack<A> {
     fn route_pending_syns(&mut self, now: Instant) {
         let mut pending = core::mem::take(&mut self.pending_syns);
         self.time_wait
-            .prefetch(pending.iter_mut().map(|p| (&p.tuple, &mut p.tw_hash)));
+            .prefetch(pending.iter().map(|p| TwHash::from_flow(p.hash)));
         let mut delivered = 0u64;
         for p in pending.drain(..) {
             let bit = 1u64 << (p.hash.get() & 63);
@@ -315,7 +342,10 @@ impl<A: StackFamily> Stack<A> {
             };
             delivered |= bit;
             if route == Route::Miss {
-                let e = self.time_wait.get_hashed(&p.tuple, p.tw_hash).copied();
+                let e = self
+                    .time_wait
+                    .get_hashed(&p.tuple, TwHash::from_flow(p.hash))
+                    .copied();
                 self.deliver_miss(now, p.tuple, &seg, p.peer_mac, p.hash, e);
             } else {
                 self.deliver(now, p.tuple, &seg, p.peer_mac, route, p.hash);

@@ -98,7 +98,7 @@ use crate::tcp::flow_table::{FlowHash, FlowTable};
 use crate::tcp::ports::{EphemeralPorts, PortsExhausted};
 use crate::tcp::rss::RssSteering;
 use crate::tcp::syncookie::SynCookies;
-use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable, TwHash};
+use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable};
 use crate::tcp::timer_wheel::{TimerId, TimerWheel};
 use crate::tcp::{
     Address, ConnTemplate, Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig,
@@ -466,15 +466,13 @@ struct OrphanLink {
 
 const NIL: u32 = u32::MAX;
 
-/// A SYN parked until its TIME-WAIT lookup (see `Stack::drain_pending_syns`), with the
-/// hashes computed for it: its flow-table hash at parking, its TIME-WAIT hash when the
-/// drain prefetches its bucket.
+/// A SYN parked until its TIME-WAIT lookup (see `Stack::drain_pending_syns`), with its
+/// flow-table hash from parking (also its TIME-WAIT hash: the two tables share a seed).
 struct PendingSyn<A: Address> {
     tuple: FourTuple<A>,
     seg: demux::ParkedSyn,
     peer_mac: EthernetAddress,
     hash: FlowHash,
-    tw_hash: TwHash,
 }
 
 /// SYNs parked at most; one more drains them first.
@@ -629,7 +627,10 @@ impl<A: StackFamily> Stack<A> {
             syn_recv: Vec::with_capacity(cfg.max_syn_recv),
             free_syn_recv: Vec::with_capacity(cfg.max_syn_recv),
             listeners: Vec::new(),
-            time_wait: A::time_wait_table(cfg.time_wait_capacity.max(1), seed_u64(&cfg.secret, 1)),
+            // The flow table's seed: a tuple's `FlowHash` is then its TIME-WAIT hash too
+            // (`TwHash::from_flow`), and a segment that misses the flow table probes the
+            // TIME-WAIT table without hashing its tuple again.
+            time_wait: A::time_wait_table(cfg.time_wait_capacity.max(1), seed_u64(&cfg.secret, 0)),
             wheel: TimerWheel::new(timers, TIMER_TICK, now),
             syn_fifo: SynFifo::new(cfg.max_syn_recv, TIMER_TICK.as_micros() as u64),
             fired: Vec::with_capacity(1024),

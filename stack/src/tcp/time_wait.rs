@@ -158,6 +158,17 @@ pub struct TimeWaitStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TwHash(u64);
 
+impl TwHash {
+    /// The hash a [`FlowTable`](super::flow_table::FlowTable) computed for a tuple, as this
+    /// table's hash of it: valid only for a table built with the flow table's seed (both
+    /// hash with a [`TupleHasher`] keyed from the seed; the stack builds its two tables so).
+    /// [`TimeWaitTable::get_hashed`] checks it in debug builds.
+    #[inline]
+    pub(crate) fn from_flow(h: super::flow_table::FlowHash) -> TwHash {
+        TwHash(h.get())
+    }
+}
+
 /// Fixed-capacity TIME-WAIT table. See the module docs.
 pub struct TimeWaitTable<A: Address = Ipv4Addr> {
     /// Ring of entries in insertion order; grows into its reserved capacity, then wraps.
@@ -478,12 +489,11 @@ impl<A: Address> TimeWaitTable<A> {
 
     /// Loads the tags of the tuples' home buckets into the cache ahead of their lookups: the
     /// loads are independent, so their cache and TLB misses overlap instead of each stalling
-    /// the lookup that needs it. Stores each tuple's hash in its `TwHash`, for
-    /// [`TimeWaitTable::get_hashed`]. No effect on the table's contents.
-    pub fn prefetch<'a>(&self, items: impl Iterator<Item = (&'a FourTuple<A>, &'a mut TwHash)>) {
+    /// the lookup that needs it. The hashes are those [`TimeWaitTable::get_hashed`] is given
+    /// afterwards. No effect on the table's contents.
+    pub fn prefetch(&self, hashes: impl Iterator<Item = TwHash>) {
         let mut acc = 0u8;
-        for (t, h) in items {
-            *h = self.hash_of(t);
+        for h in hashes {
             acc ^= self.tags[h.0 as usize & self.mask];
         }
         // Keeps the loads (their values are otherwise unused).
