@@ -160,10 +160,10 @@ impl<A: StackFamily> Stack<A> {
         }
     }
 
-    /// Parks a pure SYN (the parking has room: `process_frame` drained it otherwise). Out of
-    /// line: with an empty TIME-WAIT table nothing is parked, and the copy stays out of
-    /// `process_frame`.
-    #[inline(never)]
+    /// Parks a pure SYN (the parking has room: `process_frame` drained it otherwise). Inline:
+    /// out of line it cost a call and six register saves per parked SYN (18 per lifecycle
+    /// with a full TIME-WAIT table), and inline it costs nothing measurable without one.
+    #[inline]
     fn park(&mut self, f: &TcpFrame<'_, A::IpRepr>, hash: FlowHash) {
         self.pending_syns.push(PendingSyn {
             tuple: tuple_of(f),
@@ -331,7 +331,8 @@ impl<A: StackFamily> Stack<A> {
         self.time_wait
             .prefetch(pending.iter().map(|p| TwHash::from_flow(p.hash)));
         let mut delivered = 0u64;
-        for p in pending.drain(..) {
+        // By reference: each parked SYN is read where it lies, not moved out first.
+        for p in &pending {
             let bit = 1u64 << (p.hash.get() & 63);
             let seg = p.seg.segment(&p.tuple);
             let route = if delivered & bit != 0 {
@@ -351,6 +352,7 @@ impl<A: StackFamily> Stack<A> {
                 self.deliver(now, p.tuple, &seg, p.peer_mac, route, p.hash);
             }
         }
+        pending.clear();
         self.pending_syns = pending;
     }
 

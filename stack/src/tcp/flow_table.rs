@@ -378,9 +378,21 @@ impl<A: super::Address> FlowTable<A> {
     /// [`get`](Self::get) with `key`'s [`hash_of`](Self::hash_of).
     #[inline]
     pub fn get_hashed(&self, key: &FourTuple<A>, hash: FlowHash) -> Option<u32> {
-        match self.find_from(&A::key(key), hash.0) {
-            (i, true) => Some(A::stored(&self.buckets[i]) - 1),
-            (_, false) => None,
+        // `find_from`'s walk, returning the value from the bucket it already holds (every
+        // received segment's lookup: no second indexing of the bucket).
+        let k = A::key(key);
+        debug_assert_eq!(hash.0, A::hash_key(&self.hasher, &k), "hash of another key");
+        let mut i = hash.0 as usize & self.mask;
+        loop {
+            let b = &self.buckets[i];
+            let stored = A::stored(b);
+            if stored == 0 {
+                return None;
+            }
+            if A::matches(b, &k) {
+                return Some(stored - 1);
+            }
+            i = (i + 1) & self.mask;
         }
     }
 

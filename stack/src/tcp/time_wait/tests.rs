@@ -537,3 +537,28 @@ fn ipv6_insert_lookup_expire_and_reuse() {
     assert_eq!(expired, want);
     assert_eq!(t.len(), 49);
 }
+
+/// `TwHash::from_flow`: a flow table and a TIME-WAIT table of the same seed hash every tuple
+/// alike (the stack builds its two tables so and probes the second with the first's hash),
+/// for both families; another seed does not.
+#[test]
+fn flow_hash_is_the_time_wait_hash_under_the_same_seed() {
+    use crate::tcp::flow_table::FlowTable;
+    let seed = 0x5a5a_1234_0f0f_9876;
+    let tw = TimeWaitTable::with_capacity(1024, seed);
+    let flows = FlowTable::with_capacity(1024, seed);
+    let other = FlowTable::with_capacity(1024, seed ^ 1);
+    let mut differ = 0;
+    for i in 0..1000 {
+        let t = tuple(i * 7919);
+        assert_eq!(TwHash::from_flow(flows.hash_of(&t)), tw.hash_of(&t));
+        differ += usize::from(TwHash::from_flow(other.hash_of(&t)) != tw.hash_of(&t));
+    }
+    assert_eq!(differ, 1000);
+    let tw6 = TimeWaitTable::<Ipv6Addr>::new(1024, seed);
+    let flows6 = FlowTable::<Ipv6Addr>::new(1024, seed);
+    for i in 0..1000 {
+        let t = tuple6(i * 7919);
+        assert_eq!(TwHash::from_flow(flows6.hash_of(&t)), tw6.hash_of(&t));
+    }
+}
