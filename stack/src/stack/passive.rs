@@ -36,16 +36,23 @@ impl<A: StackFamily> Stack<A> {
     ) {
         let Some(li) = self.find_listener(tuple.local_addr, tuple.local_port) else {
             crate::trace::debug!(conn = %tuple, "drop: no listener (RST sent)");
-            self.reset(&tuple, peer_mac, seg);
+            self.listener_reset(&tuple, peer_mac, seg);
             return;
         };
         match (seg.control, seg.ack_number) {
             (TcpControl::Rst, _) => {}
             (TcpControl::Syn, None) => self.listener_syn(now, li, tuple, seg, peer_mac, hash),
-            (TcpControl::Syn, Some(_)) => self.reset(&tuple, peer_mac, seg),
+            (TcpControl::Syn, Some(_)) => self.listener_reset(&tuple, peer_mac, seg),
             (_, Some(_)) => self.listener_cookie_ack(now, li, tuple, seg, peer_mac, hash),
             (_, None) => {} // RFC 9293 §3.10.7.2: anything else without ACK is dropped
         }
+    }
+
+    /// [`Stack::reset`] out of line: the listener's resets are rare, and inlined each
+    /// brought its own copy of the control queue's push into `segment_for_listener`.
+    #[inline(never)]
+    fn listener_reset(&mut self, tuple: &FourTuple<A>, peer_mac: EthernetAddress, seg: &TcpRepr) {
+        self.reset(tuple, peer_mac, seg);
     }
 
     pub(super) fn syn_options(&self, seg: &TcpRepr) -> CookieOptions {
@@ -91,35 +98,7 @@ impl<A: StackFamily> Stack<A> {
         };
         let peer_mss = seg.max_seg_size.unwrap_or(536);
         if use_cookie {
-            let cookie = self
-                .cookies
-                .generate(now, &tuple, seg.seq_number, peer_mss, opts);
-            let mss = syncookie::MSS_TABLE
-                .iter()
-                .rev()
-                .find(|&&m| m <= peer_mss)
-                .copied()
-                .unwrap_or(syncookie::MSS_TABLE[0]);
-            let tsval = cookie
-                .tsval_low_bits
-                .map(|bits| syncookie::encode_tsval(self.ts_now(now, &tuple), bits));
-            // The same compact entry and emitter as a SYN-RECEIVED entry's SYN-ACK.
-            let repr = self.synack(
-                &tuple,
-                cookie.isn,
-                seg.seq_number,
-                opts,
-                tsval.zip(seg.timestamp.map(|t| t.tsval)),
-                mss.min(self.cfg.tcp.mss),
-            );
-            self.counters.syn_cookies_sent += 1;
-            self.counters.synacks_sent += 1;
-            self.push_control(Control::SynAck {
-                dst_mac: peer_mac,
-                src_ip: tuple.local_addr,
-                dst_ip: tuple.remote_addr,
-                repr,
-            });
+            self.listener_syn_cookie(now, tuple, seg, peer_mac, opts, peer_mss);
             return;
         }
         // A compact SYN-RECEIVED entry.
@@ -194,6 +173,49 @@ impl<A: StackFamily> Stack<A> {
         self.send_synack(now, index);
     }
 
+    /// A SYN answered with a SYN cookie (RFC 4987 §3.6): no state kept. Out of line: the
+    /// cookie path stays out of the common SYN's code (and its queue push out of line too).
+    #[inline(never)]
+    fn listener_syn_cookie(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple<A>,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+        opts: CookieOptions,
+        peer_mss: u16,
+    ) {
+        let cookie = self
+            .cookies
+            .generate(now, &tuple, seg.seq_number, peer_mss, opts);
+        let mss = syncookie::MSS_TABLE
+            .iter()
+            .rev()
+            .find(|&&m| m <= peer_mss)
+            .copied()
+            .unwrap_or(syncookie::MSS_TABLE[0]);
+        let tsval = cookie
+            .tsval_low_bits
+            .map(|bits| syncookie::encode_tsval(self.ts_now(now, &tuple), bits));
+        // The same compact entry and emitter as a SYN-RECEIVED entry's SYN-ACK.
+        let repr = self.synack(
+            &tuple,
+            cookie.isn,
+            seg.seq_number,
+            opts,
+            tsval.zip(seg.timestamp.map(|t| t.tsval)),
+            mss.min(self.cfg.tcp.mss),
+        );
+        self.counters.syn_cookies_sent += 1;
+        self.counters.synacks_sent += 1;
+        self.push_control(Control::SynAck {
+            dst_mac: peer_mac,
+            src_ip: tuple.local_addr,
+            dst_ip: tuple.remote_addr,
+            repr,
+        });
+    }
+
     pub(super) fn entry_options(e: &SynRecvEntry<A>) -> CookieOptions {
         CookieOptions {
             wscale: (e.peer_wscale != 0xff).then_some(e.peer_wscale),
@@ -202,24 +224,31 @@ impl<A: StackFamily> Stack<A> {
         }
     }
 
+    /// Queues the SYN-ACK of entry `index`: the first one, and each retransmission (its
+    /// timer, or a retransmitted SYN).
     pub(super) fn send_synack(&mut self, now: Instant, index: u32) {
         // The entry read in place, not copied out whole.
-        let e = &self.syn_recv[index as usize];
+        let c = self.synack_control(now, &self.syn_recv[index as usize]);
+        self.counters.synacks_sent += 1;
+        self.push_control(c);
+    }
+
+    /// The SYN-ACK of a SYN-RECEIVED entry, queued compact (`Control::SynAck`, not a
+    /// `TcpRepr`): the same segment for the first one and every retransmission.
+    #[inline(always)]
+    fn synack_control(&self, now: Instant, e: &SynRecvEntry<A>) -> Control<A> {
         let opts = Self::entry_options(e);
         let ts = opts.timestamps.then(|| {
             let tsval = (now.total_millis() as u32).wrapping_add(e.ts_offset);
             (tsval, e.ts_recent)
         });
-        // Queued compact (`Control::SynAck`), not as a `TcpRepr`: the same segment.
         let repr = self.synack(&e.tuple, e.iss, e.irs, opts, ts, self.cfg.tcp.mss);
-        let c = Control::SynAck {
+        Control::SynAck {
             dst_mac: e.peer_mac,
             src_ip: e.tuple.local_addr,
             dst_ip: e.tuple.remote_addr,
             repr,
-        };
-        self.counters.synacks_sent += 1;
-        self.push_control(c);
+        }
     }
 
     /// A SYN-ACK for a SYN with sequence number `irs` (RFC 9293 §3.10.7.2), in the compact
@@ -465,7 +494,9 @@ impl<A: StackFamily> Stack<A> {
         let _ = (port, queued, backlog); // used only by the trace build
     }
 
-    /// An ACK for a listener with no SYN-RECEIVED entry: a SYN cookie, or garbage.
+    /// An ACK for a listener with no SYN-RECEIVED entry: a SYN cookie, or garbage. Out of
+    /// line, like the cookie SYN (`listener_syn_cookie`).
+    #[inline(never)]
     pub(super) fn listener_cookie_ack(
         &mut self,
         now: Instant,
