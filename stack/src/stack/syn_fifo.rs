@@ -35,6 +35,14 @@ struct Ticket {
     seq: u32,
 }
 
+/// The tick in microseconds: the timer wheel's (`TIMER_TICK`), a constant, so that rounding
+/// a deadline is a multiplication, not a division.
+const TICK_MICROS: u64 = {
+    let t = super::TIMER_TICK.as_micros() as u64;
+    assert!(t > 0);
+    t
+};
+
 /// See the module docs. A ring of a power-of-two number of tickets, allocated once.
 pub(super) struct SynFifo {
     ring: Box<[Ticket]>,
@@ -42,12 +50,14 @@ pub(super) struct SynFifo {
     head: usize,
     len: usize,
     next_seq: u32,
-    tick_micros: u64,
+    /// The last queued ticket's tick (meaningful while `len != 0`): the order check reads
+    /// it here instead of from the ring.
+    back_tick: u64,
 }
 
 impl SynFifo {
     /// A queue of at least `capacity` tickets (rounded up to a power of two).
-    pub(super) fn new(capacity: usize, tick_micros: u64) -> Self {
+    pub(super) fn new(capacity: usize) -> Self {
         let size = capacity.max(1).next_power_of_two();
         SynFifo {
             ring: vec![Ticket::default(); size].into_boxed_slice(),
@@ -55,7 +65,7 @@ impl SynFifo {
             head: 0,
             len: 0,
             next_seq: 0,
-            tick_micros: tick_micros.max(1),
+            back_tick: 0,
         }
     }
 
@@ -76,19 +86,18 @@ impl SynFifo {
     /// caller then uses the wheel.
     #[inline]
     pub(super) fn push(&mut self, deadline: Instant, index: u32) -> Option<SynTimer> {
-        let tick = deadline.total_micros().div_ceil(self.tick_micros);
+        let tick = deadline.total_micros().div_ceil(TICK_MICROS);
         if self.len > self.mask {
             return None;
         }
-        // The last queued ticket (`len - 1` only when there is one: with `head > 0` and an
-        // empty queue, `head + len - 1` wrapped, which overflow checks catch).
-        if self.len != 0 && self.ring[(self.head + self.len - 1) & self.mask].tick > tick {
+        if self.len != 0 && self.back_tick > tick {
             return None;
         }
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
         self.ring[(self.head + self.len) & self.mask] = Ticket { tick, index, seq };
         self.len += 1;
+        self.back_tick = tick;
         Some(SynTimer::Fifo(seq))
     }
 
@@ -108,7 +117,7 @@ impl SynFifo {
     /// included: the caller checks and calls again). Returns (index, seq).
     #[inline]
     pub(super) fn pop_due(&mut self, now: Instant) -> Option<(u32, u32)> {
-        let now_tick = now.total_micros() / self.tick_micros;
+        let now_tick = now.total_micros() / TICK_MICROS;
         match self.front() {
             Some(&t) if t.tick <= now_tick => {
                 self.pop_front();
@@ -123,7 +132,7 @@ impl SynFifo {
     #[inline]
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.front()
-            .map(|t| Instant::from_micros(t.tick.saturating_mul(self.tick_micros)))
+            .map(|t| Instant::from_micros(t.tick.saturating_mul(TICK_MICROS)))
     }
 
     #[cfg(test)]
@@ -140,7 +149,7 @@ mod unit {
     #[test]
     fn pops_in_order_and_refuses_when_full_or_out_of_order() {
         let t0 = Instant::from_millis(10);
-        let mut f = SynFifo::new(2, 1000);
+        let mut f = SynFifo::new(2);
         assert_eq!(f.push(t0, 7), Some(SynTimer::Fifo(0)));
         // Earlier than the back: refused (the caller uses the wheel).
         assert_eq!(f.push(Instant::from_millis(9), 8), None);
@@ -162,7 +171,7 @@ mod unit {
     #[test]
     fn trim_drops_only_stale_front_tickets() {
         let t0 = Instant::from_millis(10);
-        let mut f = SynFifo::new(8, 1000);
+        let mut f = SynFifo::new(8);
         for i in 0..4 {
             f.push(t0, i);
         }
