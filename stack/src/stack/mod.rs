@@ -631,7 +631,7 @@ impl<A: StackFamily> Stack<A> {
             listeners: Vec::new(),
             time_wait: A::time_wait_table(cfg.time_wait_capacity.max(1), seed_u64(&cfg.secret, 1)),
             wheel: TimerWheel::new(timers, TIMER_TICK, now),
-            syn_fifo: SynFifo::new(cfg.max_syn_recv),
+            syn_fifo: SynFifo::new(cfg.max_syn_recv, cfg.tcp.initial_rto),
             fired: Vec::with_capacity(1024),
             timers_pending: Vec::with_capacity(slots),
             cookies: SynCookies::new(cfg.secret, now),

@@ -133,8 +133,9 @@ impl<A: StackFamily> Stack<A> {
         }
         let (iss, ts_offset) = self.take_isn(now, &tuple);
         let rto = self.cfg.tcp.initial_rto;
-        // The first deadline goes to the FIFO (`syn_fifo.rs`), the wheel when that is full.
-        let timer = match self.syn_fifo.push(now + rto, index) {
+        // The first deadline (`now + rto`) goes to the FIFO (`syn_fifo.rs`), the wheel when
+        // that is full.
+        let timer = match self.syn_fifo.push(now, index) {
             Some(t) => t,
             None => match self
                 .wheel
