@@ -581,6 +581,7 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     counters: Counters,
     live_connections: usize,
     /// A one-shot ISN override (test support, see `set_next_isn`).
+    #[cfg(feature = "test-hooks")]
     next_isn: Option<(SeqNumber, u32)>,
     /// `cfg.tcp` and what derives from it alone, computed once: what each new control block
     /// starts from (`insert_connection`). `cfg` never changes after `with_family`.
@@ -659,6 +660,7 @@ impl<A: StackFamily> Stack<A> {
             soft_errors: VecDeque::with_capacity(icmp::SOFT_ERRORS_KEPT),
             counters: Counters::default(),
             live_connections: 0,
+            #[cfg(feature = "test-hooks")]
             next_isn: None,
             conn_template: ConnTemplate::new(&cfg.tcp),
             cfg,
@@ -734,11 +736,14 @@ impl<A: StackFamily> Stack<A> {
         self.next_isn = Some((iss, ts_offset));
     }
 
+    #[inline]
     fn take_isn(&mut self, now: Instant, tuple: &FourTuple<A>) -> (SeqNumber, u32) {
-        match self.next_isn.take() {
-            Some(v) => v,
-            None => self.isn.isn_and_ts_offset(now, tuple),
+        // The override exists only in test builds: a production SYN does not test it.
+        #[cfg(feature = "test-hooks")]
+        if let Some(v) = self.next_isn.take() {
+            return v;
         }
+        self.isn.isn_and_ts_offset(now, tuple)
     }
 
     /// Puts a 4-tuple into TIME-WAIT as if its connection had just finished there: the entry
