@@ -439,7 +439,8 @@ impl<A: StackFamily> Stack<A> {
     /// RFC 7323 for the final ACK of a handshake that negotiated timestamps: without TSopt
     /// it is dropped (§3.2); with a TSval older than the SYN's (TS.Recent) it is an old
     /// duplicate, dropped and answered with an ACK (§5.3 R1), as Linux's `tcp_check_req`
-    /// does. A RST never comes here.
+    /// does. A RST never comes here. The passing test inline, the rest out of line.
+    #[inline(always)]
     pub(super) fn final_ack_passes_paws(
         &mut self,
         now: Instant,
@@ -447,13 +448,29 @@ impl<A: StackFamily> Stack<A> {
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) -> bool {
+        match seg.timestamp {
+            Some(ts) if (ts.tsval.wrapping_sub(e.ts_recent) as i32) >= 0 => true,
+            _ => {
+                self.final_ack_fails_paws(now, e, seg, peer_mac);
+                false
+            }
+        }
+    }
+
+    /// [`Stack::final_ack_passes_paws`] said no: counted, and an old duplicate answered.
+    #[inline(never)]
+    fn final_ack_fails_paws(
+        &mut self,
+        now: Instant,
+        e: &SynRecvEntry<A>,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
         let Some(ts) = seg.timestamp else {
             self.counters.ts_missing_drops += 1;
-            return false;
+            return;
         };
-        if (ts.tsval.wrapping_sub(e.ts_recent) as i32) >= 0 {
-            return true;
-        }
+        debug_assert!((ts.tsval.wrapping_sub(e.ts_recent) as i32) < 0);
         self.counters.paws_drops += 1;
         let repr = TcpRepr {
             src_port: e.tuple.local_port,
@@ -468,7 +485,6 @@ impl<A: StackFamily> Stack<A> {
             ..TcpRepr::default()
         };
         self.reply(&e.tuple, peer_mac, repr);
-        false
     }
 
     /// Records whether listener `li` answers SYNs with cookies now (`WhenFull` mode); a change
