@@ -579,6 +579,7 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     counters: Counters,
     live_connections: usize,
     /// A one-shot ISN override (test support, see `set_next_isn`).
+    #[cfg(feature = "test-hooks")]
     next_isn: Option<(SeqNumber, u32)>,
     /// `cfg.tcp` and what derives from it alone, computed once: what each new control block
     /// starts from (`insert_connection`). `cfg` never changes after `with_family`.
@@ -632,7 +633,7 @@ impl<A: StackFamily> Stack<A> {
             // TIME-WAIT table without hashing its tuple again.
             time_wait: A::time_wait_table(cfg.time_wait_capacity.max(1), seed_u64(&cfg.secret, 0)),
             wheel: TimerWheel::new(timers, TIMER_TICK, now),
-            syn_fifo: SynFifo::new(cfg.max_syn_recv, TIMER_TICK.as_micros() as u64),
+            syn_fifo: SynFifo::new(cfg.max_syn_recv, cfg.tcp.initial_rto),
             fired: Vec::with_capacity(1024),
             timers_pending: Vec::with_capacity(slots),
             cookies: SynCookies::new(cfg.secret, now),
@@ -660,6 +661,7 @@ impl<A: StackFamily> Stack<A> {
             soft_errors: VecDeque::with_capacity(icmp::SOFT_ERRORS_KEPT),
             counters: Counters::default(),
             live_connections: 0,
+            #[cfg(feature = "test-hooks")]
             next_isn: None,
             conn_template: ConnTemplate::new(&cfg.tcp),
             cfg,
@@ -735,11 +737,14 @@ impl<A: StackFamily> Stack<A> {
         self.next_isn = Some((iss, ts_offset));
     }
 
+    #[inline]
     fn take_isn(&mut self, now: Instant, tuple: &FourTuple<A>) -> (SeqNumber, u32) {
-        match self.next_isn.take() {
-            Some(v) => v,
-            None => self.isn.isn_and_ts_offset(now, tuple),
+        // The override exists only in test builds: a production SYN does not test it.
+        #[cfg(feature = "test-hooks")]
+        if let Some(v) = self.next_isn.take() {
+            return v;
         }
+        self.isn.isn_and_ts_offset(now, tuple)
     }
 
     /// Puts a 4-tuple into TIME-WAIT as if its connection had just finished there: the entry

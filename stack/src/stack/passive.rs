@@ -36,16 +36,23 @@ impl<A: StackFamily> Stack<A> {
     ) {
         let Some(li) = self.find_listener(tuple.local_addr, tuple.local_port) else {
             crate::trace::debug!(conn = %tuple, "drop: no listener (RST sent)");
-            self.reset(&tuple, peer_mac, seg);
+            self.listener_reset(&tuple, peer_mac, seg);
             return;
         };
         match (seg.control, seg.ack_number) {
             (TcpControl::Rst, _) => {}
             (TcpControl::Syn, None) => self.listener_syn(now, li, tuple, seg, peer_mac, hash),
-            (TcpControl::Syn, Some(_)) => self.reset(&tuple, peer_mac, seg),
+            (TcpControl::Syn, Some(_)) => self.listener_reset(&tuple, peer_mac, seg),
             (_, Some(_)) => self.listener_cookie_ack(now, li, tuple, seg, peer_mac, hash),
             (_, None) => {} // RFC 9293 §3.10.7.2: anything else without ACK is dropped
         }
+    }
+
+    /// [`Stack::reset`] out of line: the listener's resets are rare, and inlined each
+    /// brought its own copy of the control queue's push into `segment_for_listener`.
+    #[inline(never)]
+    fn listener_reset(&mut self, tuple: &FourTuple<A>, peer_mac: EthernetAddress, seg: &TcpRepr) {
+        self.reset(tuple, peer_mac, seg);
     }
 
     pub(super) fn syn_options(&self, seg: &TcpRepr) -> CookieOptions {
@@ -91,35 +98,7 @@ impl<A: StackFamily> Stack<A> {
         };
         let peer_mss = seg.max_seg_size.unwrap_or(536);
         if use_cookie {
-            let cookie = self
-                .cookies
-                .generate(now, &tuple, seg.seq_number, peer_mss, opts);
-            let mss = syncookie::MSS_TABLE
-                .iter()
-                .rev()
-                .find(|&&m| m <= peer_mss)
-                .copied()
-                .unwrap_or(syncookie::MSS_TABLE[0]);
-            let tsval = cookie
-                .tsval_low_bits
-                .map(|bits| syncookie::encode_tsval(self.ts_now(now, &tuple), bits));
-            // The same compact entry and emitter as a SYN-RECEIVED entry's SYN-ACK.
-            let repr = self.synack(
-                &tuple,
-                cookie.isn,
-                seg.seq_number,
-                opts,
-                tsval.zip(seg.timestamp.map(|t| t.tsval)),
-                mss.min(self.cfg.tcp.mss),
-            );
-            self.counters.syn_cookies_sent += 1;
-            self.counters.synacks_sent += 1;
-            self.push_control(Control::SynAck {
-                dst_mac: peer_mac,
-                src_ip: tuple.local_addr,
-                dst_ip: tuple.remote_addr,
-                repr,
-            });
+            self.listener_syn_cookie(now, tuple, seg, peer_mac, opts, peer_mss);
             return;
         }
         // A compact SYN-RECEIVED entry.
@@ -154,8 +133,9 @@ impl<A: StackFamily> Stack<A> {
         }
         let (iss, ts_offset) = self.take_isn(now, &tuple);
         let rto = self.cfg.tcp.initial_rto;
-        // The first deadline goes to the FIFO (`syn_fifo.rs`), the wheel when that is full.
-        let timer = match self.syn_fifo.push(now + rto, index) {
+        // The first deadline (`now + rto`) goes to the FIFO (`syn_fifo.rs`), the wheel when
+        // that is full.
+        let timer = match self.syn_fifo.push(now, index) {
             Some(t) => t,
             None => match self
                 .wheel
@@ -194,6 +174,49 @@ impl<A: StackFamily> Stack<A> {
         self.send_synack(now, index);
     }
 
+    /// A SYN answered with a SYN cookie (RFC 4987 §3.6): no state kept. Out of line: the
+    /// cookie path stays out of the common SYN's code (and its queue push out of line too).
+    #[inline(never)]
+    fn listener_syn_cookie(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple<A>,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+        opts: CookieOptions,
+        peer_mss: u16,
+    ) {
+        let cookie = self
+            .cookies
+            .generate(now, &tuple, seg.seq_number, peer_mss, opts);
+        let mss = syncookie::MSS_TABLE
+            .iter()
+            .rev()
+            .find(|&&m| m <= peer_mss)
+            .copied()
+            .unwrap_or(syncookie::MSS_TABLE[0]);
+        let tsval = cookie
+            .tsval_low_bits
+            .map(|bits| syncookie::encode_tsval(self.ts_now(now, &tuple), bits));
+        // The same compact entry and emitter as a SYN-RECEIVED entry's SYN-ACK.
+        let repr = self.synack(
+            &tuple,
+            cookie.isn,
+            seg.seq_number,
+            opts,
+            tsval.zip(seg.timestamp.map(|t| t.tsval)),
+            mss.min(self.cfg.tcp.mss),
+        );
+        self.counters.syn_cookies_sent += 1;
+        self.counters.synacks_sent += 1;
+        self.push_control(Control::SynAck {
+            dst_mac: peer_mac,
+            src_ip: tuple.local_addr,
+            dst_ip: tuple.remote_addr,
+            repr,
+        });
+    }
+
     pub(super) fn entry_options(e: &SynRecvEntry<A>) -> CookieOptions {
         CookieOptions {
             wscale: (e.peer_wscale != 0xff).then_some(e.peer_wscale),
@@ -202,24 +225,31 @@ impl<A: StackFamily> Stack<A> {
         }
     }
 
+    /// Queues the SYN-ACK of entry `index`: the first one, and each retransmission (its
+    /// timer, or a retransmitted SYN).
     pub(super) fn send_synack(&mut self, now: Instant, index: u32) {
         // The entry read in place, not copied out whole.
-        let e = &self.syn_recv[index as usize];
+        let c = self.synack_control(now, &self.syn_recv[index as usize]);
+        self.counters.synacks_sent += 1;
+        self.push_control(c);
+    }
+
+    /// The SYN-ACK of a SYN-RECEIVED entry, queued compact (`Control::SynAck`, not a
+    /// `TcpRepr`): the same segment for the first one and every retransmission.
+    #[inline(always)]
+    fn synack_control(&self, now: Instant, e: &SynRecvEntry<A>) -> Control<A> {
         let opts = Self::entry_options(e);
         let ts = opts.timestamps.then(|| {
             let tsval = (now.total_millis() as u32).wrapping_add(e.ts_offset);
             (tsval, e.ts_recent)
         });
-        // Queued compact (`Control::SynAck`), not as a `TcpRepr`: the same segment.
         let repr = self.synack(&e.tuple, e.iss, e.irs, opts, ts, self.cfg.tcp.mss);
-        let c = Control::SynAck {
+        Control::SynAck {
             dst_mac: e.peer_mac,
             src_ip: e.tuple.local_addr,
             dst_ip: e.tuple.remote_addr,
             repr,
-        };
-        self.counters.synacks_sent += 1;
-        self.push_control(c);
+        }
     }
 
     /// A SYN-ACK for a SYN with sequence number `irs` (RFC 9293 §3.10.7.2), in the compact
@@ -409,7 +439,8 @@ impl<A: StackFamily> Stack<A> {
     /// RFC 7323 for the final ACK of a handshake that negotiated timestamps: without TSopt
     /// it is dropped (§3.2); with a TSval older than the SYN's (TS.Recent) it is an old
     /// duplicate, dropped and answered with an ACK (§5.3 R1), as Linux's `tcp_check_req`
-    /// does. A RST never comes here.
+    /// does. A RST never comes here. The passing test inline, the rest out of line.
+    #[inline(always)]
     pub(super) fn final_ack_passes_paws(
         &mut self,
         now: Instant,
@@ -417,13 +448,29 @@ impl<A: StackFamily> Stack<A> {
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) -> bool {
+        match seg.timestamp {
+            Some(ts) if (ts.tsval.wrapping_sub(e.ts_recent) as i32) >= 0 => true,
+            _ => {
+                self.final_ack_fails_paws(now, e, seg, peer_mac);
+                false
+            }
+        }
+    }
+
+    /// [`Stack::final_ack_passes_paws`] said no: counted, and an old duplicate answered.
+    #[inline(never)]
+    fn final_ack_fails_paws(
+        &mut self,
+        now: Instant,
+        e: &SynRecvEntry<A>,
+        seg: &TcpRepr,
+        peer_mac: EthernetAddress,
+    ) {
         let Some(ts) = seg.timestamp else {
             self.counters.ts_missing_drops += 1;
-            return false;
+            return;
         };
-        if (ts.tsval.wrapping_sub(e.ts_recent) as i32) >= 0 {
-            return true;
-        }
+        debug_assert!((ts.tsval.wrapping_sub(e.ts_recent) as i32) < 0);
         self.counters.paws_drops += 1;
         let repr = TcpRepr {
             src_port: e.tuple.local_port,
@@ -438,7 +485,6 @@ impl<A: StackFamily> Stack<A> {
             ..TcpRepr::default()
         };
         self.reply(&e.tuple, peer_mac, repr);
-        false
     }
 
     /// Records whether listener `li` answers SYNs with cookies now (`WhenFull` mode); a change
@@ -465,7 +511,9 @@ impl<A: StackFamily> Stack<A> {
         let _ = (port, queued, backlog); // used only by the trace build
     }
 
-    /// An ACK for a listener with no SYN-RECEIVED entry: a SYN cookie, or garbage.
+    /// An ACK for a listener with no SYN-RECEIVED entry: a SYN cookie, or garbage. Out of
+    /// line, like the cookie SYN (`listener_syn_cookie`).
+    #[inline(never)]
     pub(super) fn listener_cookie_ack(
         &mut self,
         now: Instant,

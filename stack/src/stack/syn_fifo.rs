@@ -17,7 +17,7 @@
 //! same `expire` either way.
 
 use crate::tcp::timer_wheel::TimerId;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// Where a SYN-RECEIVED entry's retransmission timer lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,14 @@ struct Ticket {
     seq: u32,
 }
 
+/// The tick in microseconds: the timer wheel's (`TIMER_TICK`), a constant, so that rounding
+/// a deadline is a multiplication, not a division.
+const TICK_MICROS: u64 = {
+    let t = super::TIMER_TICK.as_micros() as u64;
+    assert!(t > 0);
+    t
+};
+
 /// See the module docs. A ring of a power-of-two number of tickets, allocated once.
 pub(super) struct SynFifo {
     ring: Box<[Ticket]>,
@@ -42,12 +50,21 @@ pub(super) struct SynFifo {
     head: usize,
     len: usize,
     next_seq: u32,
-    tick_micros: u64,
+    /// The last queued ticket's tick (meaningful while `len != 0`): the order check reads
+    /// it here instead of from the ring.
+    back_tick: u64,
+    /// Every deadline is `now + delay` (the initial RTO).
+    delay: Duration,
+    /// `now + delay` rounded up to a tick, for `now` = `memo_now` (microseconds): the SYNs
+    /// of one receive batch share `now`, so the rounding is done once per batch.
+    memo_now: u64,
+    memo_tick: u64,
 }
 
 impl SynFifo {
-    /// A queue of at least `capacity` tickets (rounded up to a power of two).
-    pub(super) fn new(capacity: usize, tick_micros: u64) -> Self {
+    /// A queue of at least `capacity` tickets (rounded up to a power of two) for deadlines
+    /// `delay` after the time of each push.
+    pub(super) fn new(capacity: usize, delay: Duration) -> Self {
         let size = capacity.max(1).next_power_of_two();
         SynFifo {
             ring: vec![Ticket::default(); size].into_boxed_slice(),
@@ -55,8 +72,17 @@ impl SynFifo {
             head: 0,
             len: 0,
             next_seq: 0,
-            tick_micros: tick_micros.max(1),
+            back_tick: 0,
+            delay,
+            memo_now: 0,
+            memo_tick: Self::deadline_tick(Instant::ZERO, delay),
         }
+    }
+
+    /// The tick of `now + delay`, rounded up as the wheel rounds it.
+    #[inline]
+    fn deadline_tick(now: Instant, delay: Duration) -> u64 {
+        (now + delay).total_micros().div_ceil(TICK_MICROS)
     }
 
     /// The front ticket, if any.
@@ -71,24 +97,27 @@ impl SynFifo {
         self.len -= 1;
     }
 
-    /// Queues entry `index` for `deadline`, which must be no earlier than any queued
+    /// Queues entry `index` for `now + delay`, which must be no earlier than any queued
     /// deadline. `None` when the queue is full or the deadline would break the order; the
     /// caller then uses the wheel.
     #[inline]
-    pub(super) fn push(&mut self, deadline: Instant, index: u32) -> Option<SynTimer> {
-        let tick = deadline.total_micros().div_ceil(self.tick_micros);
+    pub(super) fn push(&mut self, now: Instant, index: u32) -> Option<SynTimer> {
+        if now.total_micros() != self.memo_now {
+            self.memo_now = now.total_micros();
+            self.memo_tick = Self::deadline_tick(now, self.delay);
+        }
+        let tick = self.memo_tick;
         if self.len > self.mask {
             return None;
         }
-        // The last queued ticket (`len - 1` only when there is one: with `head > 0` and an
-        // empty queue, `head + len - 1` wrapped, which overflow checks catch).
-        if self.len != 0 && self.ring[(self.head + self.len - 1) & self.mask].tick > tick {
+        if self.len != 0 && self.back_tick > tick {
             return None;
         }
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
         self.ring[(self.head + self.len) & self.mask] = Ticket { tick, index, seq };
         self.len += 1;
+        self.back_tick = tick;
         Some(SynTimer::Fifo(seq))
     }
 
@@ -108,7 +137,7 @@ impl SynFifo {
     /// included: the caller checks and calls again). Returns (index, seq).
     #[inline]
     pub(super) fn pop_due(&mut self, now: Instant) -> Option<(u32, u32)> {
-        let now_tick = now.total_micros() / self.tick_micros;
+        let now_tick = now.total_micros() / TICK_MICROS;
         match self.front() {
             Some(&t) if t.tick <= now_tick => {
                 self.pop_front();
@@ -123,7 +152,7 @@ impl SynFifo {
     #[inline]
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.front()
-            .map(|t| Instant::from_micros(t.tick.saturating_mul(self.tick_micros)))
+            .map(|t| Instant::from_micros(t.tick.saturating_mul(TICK_MICROS)))
     }
 
     #[cfg(test)]
@@ -140,7 +169,7 @@ mod unit {
     #[test]
     fn pops_in_order_and_refuses_when_full_or_out_of_order() {
         let t0 = Instant::from_millis(10);
-        let mut f = SynFifo::new(2, 1000);
+        let mut f = SynFifo::new(2, Duration::ZERO);
         assert_eq!(f.push(t0, 7), Some(SynTimer::Fifo(0)));
         // Earlier than the back: refused (the caller uses the wheel).
         assert_eq!(f.push(Instant::from_millis(9), 8), None);
@@ -160,9 +189,37 @@ mod unit {
     }
 
     #[test]
+    fn deadlines_are_now_plus_delay_rounded_up_once_per_now() {
+        let mut f = SynFifo::new(8, Duration::from_micros(1_500));
+        let t0 = Instant::from_millis(10);
+        assert_eq!(f.push(t0, 1), Some(SynTimer::Fifo(0)));
+        assert_eq!(f.push(t0, 2), Some(SynTimer::Fifo(1)));
+        // 11.5 ms rounds up to the 12 ms tick.
+        assert_eq!(f.next_deadline(), Some(Instant::from_millis(12)));
+        // 10.5 ms + 1.5 ms is exactly the 12 ms tick; 10.501 ms + 1.5 ms rounds up to 13 ms.
+        let t1 = Instant::from_micros(10_500);
+        assert_eq!(f.push(t1, 3), Some(SynTimer::Fifo(2)));
+        assert_eq!(
+            f.push(Instant::from_micros(10_501), 4),
+            Some(SynTimer::Fifo(3))
+        );
+        // An earlier `now` than the last push (its deadline behind the back): refused.
+        assert_eq!(f.push(Instant::from_millis(9), 5), None);
+        assert_eq!(f.pop_due(Instant::from_millis(12)), Some((1, 0)));
+        assert_eq!(f.pop_due(Instant::from_millis(12)), Some((2, 1)));
+        assert_eq!(f.pop_due(Instant::from_millis(12)), Some((3, 2)));
+        assert_eq!(f.pop_due(Instant::from_micros(12_999)), None);
+        assert_eq!(f.pop_due(Instant::from_millis(13)), Some((4, 3)));
+        // From `Instant::ZERO` (the memo's starting point) too.
+        let mut g = SynFifo::new(2, Duration::from_micros(1_500));
+        assert_eq!(g.push(Instant::ZERO, 0), Some(SynTimer::Fifo(0)));
+        assert_eq!(g.next_deadline(), Some(Instant::from_millis(2)));
+    }
+
+    #[test]
     fn trim_drops_only_stale_front_tickets() {
         let t0 = Instant::from_millis(10);
-        let mut f = SynFifo::new(8, 1000);
+        let mut f = SynFifo::new(8, Duration::ZERO);
         for i in 0..4 {
             f.push(t0, i);
         }

@@ -181,6 +181,8 @@ impl SynAckRepr {
                     ts.tsval.to_be_bytes(),
                     ts.tsecr.to_be_bytes(),
                 ];
+                // 24 bytes, known here: the words are stored without a length test each.
+                let opts: &mut [u8; 24] = (&mut opts[..24]).try_into().expect("24 bytes");
                 let mut sum = 0;
                 for (o, w) in opts.chunks_exact_mut(4).zip(words) {
                     o.copy_from_slice(&w);
@@ -1140,6 +1142,8 @@ impl<'a> TcpRepr<'a> {
                     ts.tsval.to_be_bytes(),
                     ts.tsecr.to_be_bytes(),
                 ];
+                // 24 bytes, known here: the words are stored without a length test each.
+                let opts: &mut [u8; 24] = (&mut opts[..24]).try_into().expect("24 bytes");
                 let mut sum = 0;
                 for (o, w) in opts.chunks_exact_mut(4).zip(words) {
                     o.copy_from_slice(&w);
