@@ -223,7 +223,7 @@ impl<A: StackFamily> Stack<A> {
         match route {
             Route::SynRecv(index) => self.segment_for_syn_recv(now, index, seg, peer_mac, hash),
             Route::Conn(index) => {
-                if let Some(c) = self.conns[index as usize].0.as_mut() {
+                if let Some(c) = self.conns[index as usize].get_mut() {
                     c.handle_segment(now, seg, &mut self.counters);
                     let meta = &mut self.meta[index as usize];
                     if !meta.has(SM_MAC) {
