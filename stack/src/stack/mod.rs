@@ -473,6 +473,13 @@ impl<A: Address> ConnCell<A> {
     fn get_mut(&mut self) -> Option<&mut Connection<A>> {
         self.0.as_mut().filter(|c| !c.is_vacant())
     }
+    /// [`get_mut`](Self::get_mut) for a slot its `SlotMeta` says is live (`SM_LIVE` is set
+    /// with the block and cleared when it is vacated): no vacancy test.
+    #[inline(always)]
+    fn get_live_mut(&mut self) -> Option<&mut Connection<A>> {
+        debug_assert!(self.0.as_ref().is_none_or(|c| !c.is_vacant()));
+        self.0.as_mut()
+    }
 }
 
 /// Doubly-linked orphan list through slot indices (oldest at the head): O(1) insert and

@@ -617,9 +617,9 @@ impl<A: Address> Connection<A> {
     /// or a replacement. A vacant block is no connection; its slot is free.
     #[inline]
     pub(crate) fn vacate(&mut self) {
-        self.tx = RingBuffer::new(self.tx.capacity());
-        self.rx = RecvBuffer::new(self.rx.capacity());
-        self.scoreboard = Scoreboard::new();
+        self.tx.release();
+        self.rx.release();
+        self.scoreboard.release();
         self.slab |= SLAB_VACANT;
     }
 
