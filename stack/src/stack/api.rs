@@ -74,7 +74,7 @@ impl<A: StackFamily> Stack<A> {
             // Accepted, and dirty (`mark_dirty` without looking the slot up again).
             let was_dirty = meta.has(SM_DIRTY);
             meta.flags |= SM_ACCEPTED | SM_DIRTY;
-            if let Some(c) = self.conns[h.index as usize].0.as_mut() {
+            if let Some(c) = self.conns[h.index as usize].get_live_mut() {
                 Self::emit_events(&mut self.events, h.index, meta, c, None);
             }
             if !was_dirty {
@@ -177,8 +177,7 @@ impl<A: StackFamily> Stack<A> {
         }
         let timer_at = self.meta[h.index as usize].timer_deadline();
         let conn = self.conns[h.index as usize]
-            .0
-            .as_mut()
+            .get_live_mut()
             .ok_or(StackError::InvalidHandle)?;
         let state = conn.state();
         let r = f(conn, now);

@@ -236,7 +236,7 @@ impl<A: StackFamily> Stack<A> {
         match route {
             Route::SynRecv(index) => self.segment_for_syn_recv(now, index, seg, peer_mac, hash),
             Route::Conn(index) => {
-                let live = match self.conns[index as usize].0.as_mut() {
+                let live = match self.conns[index as usize].get_mut() {
                     Some(c) => {
                         c.handle_segment(now, seg, &mut self.counters);
                         true

@@ -95,7 +95,7 @@ impl<A: StackFamily> Stack<A> {
     fn transmit_slot<L: Link>(&mut self, now: Instant, index: u32, link: &mut L) -> Tx {
         let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
         let meta = &mut self.meta[index as usize];
-        let Some(conn) = self.conns[index as usize].0.as_mut() else {
+        let Some(conn) = self.conns[index as usize].get_mut() else {
             return Tx::Done;
         };
         if !conn.wants_transmit() {

@@ -142,7 +142,7 @@ impl<A: StackFamily> Stack<A> {
         error: IcmpError,
     ) -> Option<IcmpOutcome> {
         let conn = match self.flows.get(tuple).map(Owner::decode) {
-            Some(Owner::Slot(index)) => self.conns[index as usize].0.as_mut().map(|c| (index, c)),
+            Some(Owner::Slot(index)) => self.conns[index as usize].get_mut().map(|c| (index, c)),
             _ => None,
         };
         let Some((index, conn)) = conn else {

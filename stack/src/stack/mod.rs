@@ -453,8 +453,34 @@ impl SlotMeta {
 
 /// A control block in the slab, aligned to a cache line so that it spans the fewest lines
 /// (`size_of::<Connection>()` rounded up to 64 bytes).
+///
+/// A cell that has held a connection keeps its block after the connection ends
+/// ([`Connection::vacate`]: buffers returned, the block marked vacant), so that the next
+/// passive open of the slot rewrites it field by field ([`Connection::reinit_passive`]).
+/// `None` only before a slot's first use. Read it through [`ConnCell::get`] /
+/// [`ConnCell::get_mut`], which see a vacant block as no connection.
 #[repr(align(64))]
 struct ConnCell<A: Address>(Option<Connection<A>>);
+
+impl<A: Address> ConnCell<A> {
+    /// The connection in this slot, if one lives there.
+    #[inline(always)]
+    fn get(&self) -> Option<&Connection<A>> {
+        self.0.as_ref().filter(|c| !c.is_vacant())
+    }
+    /// The connection in this slot, if one lives there.
+    #[inline(always)]
+    fn get_mut(&mut self) -> Option<&mut Connection<A>> {
+        self.0.as_mut().filter(|c| !c.is_vacant())
+    }
+    /// [`get_mut`](Self::get_mut) for a slot its `SlotMeta` says is live (`SM_LIVE` is set
+    /// with the block and cleared when it is vacated): no vacancy test.
+    #[inline(always)]
+    fn get_live_mut(&mut self) -> Option<&mut Connection<A>> {
+        debug_assert!(self.0.as_ref().is_none_or(|c| !c.is_vacant()));
+        self.0.as_mut()
+    }
+}
 
 /// Doubly-linked orphan list through slot indices (oldest at the head): O(1) insert and
 /// removal, no allocation, no stale entries. `NIL` ends the list.
@@ -690,7 +716,7 @@ impl<A: StackFamily> Stack<A> {
         if meta.generation != h.generation {
             return None;
         }
-        self.conns[h.index as usize].0.as_ref()
+        self.conns[h.index as usize].get()
     }
 
     /// The state of a connection; `None` once it is gone (CLOSED, or moved to TIME-WAIT table).
@@ -722,9 +748,7 @@ impl<A: StackFamily> Stack<A> {
     pub fn state_of(&self, tuple: &FourTuple<A>) -> Option<State> {
         match self.flows.get(tuple).map(Owner::decode) {
             Some(Owner::SynRecv(_)) => Some(State::SynReceived),
-            Some(Owner::Slot(index)) => {
-                self.conns[index as usize].0.as_ref().map(Connection::state)
-            }
+            Some(Owner::Slot(index)) => self.conns[index as usize].get().map(Connection::state),
             None => self.in_time_wait(tuple).then_some(State::TimeWait),
         }
     }
@@ -862,7 +886,7 @@ impl<A: StackFamily> Stack<A> {
             let meta = &mut self.meta[token as usize];
             meta.timer = None;
             meta.timer_at = NO_TIMER;
-            if let Some(c) = self.conns[token as usize].0.as_mut() {
+            if let Some(c) = self.conns[token as usize].get_mut() {
                 c.handle_timeout(now, &mut self.counters);
                 self.mark_dirty(token);
             }

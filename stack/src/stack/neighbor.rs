@@ -155,8 +155,7 @@ impl<A: StackFamily> Stack<A> {
     /// The live connections to `ip` that already picked a MAC send to `mac` from now on.
     fn repoint(&mut self, ip: A, mac: EthernetAddress) {
         for (meta, cell) in self.meta.iter_mut().zip(&self.conns) {
-            if meta.peer_mac().is_some()
-                && cell.0.as_ref().is_some_and(|c| c.tuple().remote_addr == ip)
+            if meta.peer_mac().is_some() && cell.get().is_some_and(|c| c.tuple().remote_addr == ip)
             {
                 meta.peer_mac = mac;
             }

@@ -589,7 +589,14 @@ impl<A: StackFamily> Stack<A> {
         flow_held: bool,
         hash: FlowHash,
     ) {
-        let make = |t: &ConnTemplate| Connection::from_template(t, open, seg, now);
+        // A vacant block (the slot's last connection) is rewritten in place; an empty cell
+        // gets the block built into it.
+        let make = |t: &ConnTemplate, cell: &mut Option<Connection<A>>| match cell {
+            Some(c) => c.reinit_passive(t, open, seg, now),
+            None => {
+                cell.get_or_insert_with(|| Connection::from_template(t, open, seg, now));
+            }
+        };
         let Ok(h) =
             self.insert_connection_hashed(open.tuple, Some(peer_mac), false, flow_held, hash, make)
         else {
@@ -598,7 +605,7 @@ impl<A: StackFamily> Stack<A> {
         self.counters.passive_opens += 1;
         // Data or FIN riding on the final ACK.
         if (!seg.payload.is_empty() || seg.control == TcpControl::Fin)
-            && let Some(c) = self.conns[h.index as usize].0.as_mut()
+            && let Some(c) = self.conns[h.index as usize].get_mut()
         {
             c.handle_segment(now, seg, &mut self.counters);
         }

@@ -55,7 +55,7 @@ impl<A: StackFamily> Stack<A> {
             if !meta.has(SM_ACCEPTED) {
                 continue;
             }
-            if let Some(c) = self.conns[index as usize].0.as_mut() {
+            if let Some(c) = self.conns[index as usize].get_mut() {
                 Self::emit_events(&mut self.events, index, meta, c, None);
             }
         }
@@ -65,7 +65,7 @@ impl<A: StackFamily> Stack<A> {
     /// `neighbor.rs`): the connection is aborted and its application told `TimedOut`. The
     /// one place that acts on a neighbour give-up; egress reports it and settles the slot.
     pub(super) fn neighbor_unreachable(&mut self, now: Instant, index: u32) {
-        if let Some(c) = self.conns[index as usize].0.as_mut() {
+        if let Some(c) = self.conns[index as usize].get_mut() {
             c.abort(now);
             let meta = &self.meta[index as usize];
             Self::emit_events(&mut self.events, index, meta, c, Some(Event::TimedOut));
@@ -119,7 +119,7 @@ impl<A: StackFamily> Stack<A> {
                 break;
             }
             self.orphan_unlink(index);
-            if let Some(c) = self.conns[index as usize].0.as_mut() {
+            if let Some(c) = self.conns[index as usize].get_mut() {
                 c.abort(self.now);
             }
             self.counters.orphan_overflows += 1;
@@ -145,11 +145,18 @@ impl<A: StackFamily> Stack<A> {
         make: impl FnOnce(&ConnTemplate) -> Connection<A>,
     ) -> Result<ConnHandle, StackError> {
         let hash = self.flows.hash_of(&tuple);
-        self.insert_connection_hashed(tuple, peer_mac, accepted, flow_held, hash, make)
+        self.insert_connection_hashed(tuple, peer_mac, accepted, flow_held, hash, |t, cell| {
+            // A vacant block is dropped (its buffers were returned already) and the new one
+            // built in the empty cell.
+            *cell = None;
+            cell.get_or_insert_with(|| make(t));
+        })
     }
 
     /// [`insert_connection`](Self::insert_connection) with the tuple's flow-table hash
-    /// (`FlowTable::hash_of`), computed once by ingress for the segment.
+    /// (`FlowTable::hash_of`), computed once by ingress for the segment. `build` puts the
+    /// connection into the slot's cell: an empty one (`None`, a slot's first use) or one
+    /// holding a vacant block (`Connection::vacate`), which it may reinitialise in place.
     pub(super) fn insert_connection_hashed(
         &mut self,
         tuple: FourTuple<A>,
@@ -157,7 +164,7 @@ impl<A: StackFamily> Stack<A> {
         accepted: bool,
         flow_held: bool,
         hash: FlowHash,
-        make: impl FnOnce(&ConnTemplate) -> Connection<A>,
+        build: impl FnOnce(&ConnTemplate, &mut Option<Connection<A>>),
     ) -> Result<ConnHandle, StackError> {
         if self.live_connections >= self.cfg.max_connections {
             self.counters.conn_table_full += 1;
@@ -207,13 +214,10 @@ impl<A: StackFamily> Stack<A> {
         }
         meta.set(SM_ACCEPTED, accepted);
         self.flow_hashes[index as usize] = hash;
-        let cell = &mut self.conns[index as usize].0;
-        debug_assert!(cell.is_none(), "a free slot holds no connection");
-        // On an empty cell this is a plain construction into the cell (no old value to drop,
-        // so the compiler can build the control block where it will live).
-        let template = &self.conn_template;
-        let conn = cell.get_or_insert_with(|| make(template));
-        debug_assert_eq!(conn.tuple(), tuple);
+        let cell = &mut self.conns[index as usize];
+        debug_assert!(cell.get().is_none(), "a free slot holds no connection");
+        build(&self.conn_template, &mut cell.0);
+        debug_assert_eq!(cell.get().map(Connection::tuple), Some(tuple));
         self.live_connections += 1;
         self.dirty.push(index);
         Ok(ConnHandle { index, generation })
@@ -229,13 +233,13 @@ impl<A: StackFamily> Stack<A> {
     }
 
     pub(super) fn free_slot(&mut self, index: u32) {
-        // The control block is dropped in place below, not moved out (it is hundreds of
-        // bytes).
-        let cell = &mut self.conns[index as usize].0;
-        let Some(tuple) = cell.as_ref().map(Connection::tuple) else {
+        // The block stays in the cell, vacant (its buffers and scoreboard returned as a drop
+        // would return them), for the slot's next passive open to rewrite in place.
+        let Some(conn) = self.conns[index as usize].get_mut() else {
             return;
         };
-        *cell = None;
+        let tuple = conn.tuple();
+        conn.vacate();
         self.orphan_unlink(index);
         let meta = &mut self.meta[index as usize];
         if let Some(t) = meta.timer.take() {
@@ -259,7 +263,7 @@ impl<A: StackFamily> Stack<A> {
     /// freeing.
     pub(super) fn settle(&mut self, index: u32) {
         let meta = &mut self.meta[index as usize];
-        let Some(conn) = self.conns[index as usize].0.as_mut() else {
+        let Some(conn) = self.conns[index as usize].get_mut() else {
             return;
         };
         let state = conn.state();

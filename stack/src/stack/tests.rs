@@ -174,7 +174,7 @@ fn a_parked_syn_keeps_its_options() {
         let conn = s
             .conns
             .iter()
-            .filter_map(|c| c.0.as_ref())
+            .filter_map(|c| c.get())
             .find(|c| c.tuple().remote_port == 7100)
             .map(|c| format!("{c:?}"))
             .expect("the handshake made a connection");
@@ -321,7 +321,7 @@ fn slot_deadlines_are_linked_lazily() {
         let h = s
             .accept(ListenerId(0))
             .expect("the connection on port 5000");
-        let iss = s.conns[h.index as usize].0.as_ref().unwrap().iss().0;
+        let iss = s.conns[h.index as usize].get().unwrap().iss().0;
         // The peer closes: CLOSE-WAIT; the application closes: our FIN+ACK, LAST-ACK.
         link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 3));
         s.receive(now, &mut link);

@@ -100,6 +100,22 @@ impl Drop for RecvBuffer {
 }
 
 impl RecvBuffer {
+    /// Back to [`RecvBuffer::new`]'s state (same capacity): the storage and the reassembly
+    /// table, if taken, go back to their pools as a drop would return them. For a control
+    /// block kept for reuse.
+    #[inline]
+    pub(crate) fn release(&mut self) {
+        if self.storage.is_allocated() {
+            self.storage = Storage::new(self.storage.capacity());
+        }
+        if let Some(t) = self.ranges.take() {
+            give_table(t);
+        }
+        self.head = 0;
+        self.len = 0;
+        self.count = 0;
+        self.clock = 0;
+    }
     pub fn new(capacity: usize) -> RecvBuffer {
         RecvBuffer {
             storage: Storage::new(capacity),

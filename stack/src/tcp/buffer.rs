@@ -202,6 +202,16 @@ pub struct RingBuffer {
 }
 
 impl RingBuffer {
+    /// Back to [`RingBuffer::new`]'s state (same capacity): the storage, if allocated, goes
+    /// back to the pool as a drop would return it. For a control block kept for reuse.
+    #[inline]
+    pub(crate) fn release(&mut self) {
+        if self.storage.is_allocated() {
+            self.storage = Storage::new(self.storage.cap);
+        }
+        self.head = 0;
+        self.len = 0;
+    }
     /// A buffer of `capacity` bytes. Allocates nothing until the first byte is enqueued.
     pub fn new(capacity: usize) -> Self {
         RingBuffer {

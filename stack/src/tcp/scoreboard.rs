@@ -99,6 +99,15 @@ impl Default for Scoreboard {
 }
 
 impl Scoreboard {
+    /// Back to [`Scoreboard::new`]'s state: the blocks, if taken, go back to their pool as a
+    /// drop would return them. For a control block kept for reuse.
+    #[inline]
+    pub(crate) fn release(&mut self) {
+        if let Some(b) = self.blocks.take() {
+            give_blocks(b);
+        }
+        self.count = 0;
+    }
     pub fn new() -> Scoreboard {
         Scoreboard {
             blocks: None,

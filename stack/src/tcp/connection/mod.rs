@@ -389,6 +389,12 @@ pub struct Connection<A: Address = Ipv4Addr> {
     path_mss: u16,
     /// The SYN was retransmitted: the initial window is one segment (RFC 5681 §3.1).
     syn_retransmitted: bool,
+    /// A stack slab's bookkeeping, in the padding byte before `iss`: `SLAB_VACANT`, a block
+    /// kept for reuse after its connection ended ([`Connection::vacate`]: no connection, its
+    /// buffers and scoreboard returned, until [`Connection::reinit_passive`] makes it a new
+    /// one); `SLAB_CFG_CHANGED`, a knob changed `cfg` since the block was built from its
+    /// template.
+    slab: u8,
     iss: SeqNumber,
     irs: SeqNumber,
     /// RFC 6582 `recover` / RFC 6675 RecoveryPoint: SND.MAX when recovery (or an RTO) began.
@@ -404,6 +410,11 @@ pub struct Connection<A: Address = Ipv4Addr> {
     cfg: TcpConfig,
     stats: ConnStats,
 }
+/// `Connection::slab`: the block is vacant (`Connection::vacate`).
+const SLAB_VACANT: u8 = 1;
+/// `Connection::slab`: a knob changed the block's `cfg` since it was built from its template.
+const SLAB_CFG_CHANGED: u8 = 2;
+
 /// What a listener learned from a handshake it completed: the input of
 /// [`Connection::from_handshake`].
 #[derive(Debug, Clone, Copy)]
@@ -481,6 +492,7 @@ impl<A: Address> Connection<A> {
             scoreboard: Scoreboard::new(),
             cwnd_blocked: false,
             syn_retransmitted: false,
+            slab: 0,
             last_send: now,
             persist: Persist::default(),
             force_probe: false,
@@ -598,6 +610,210 @@ impl<A: Address> Connection<A> {
         c.arm_keepalive(now);
         c.push_event(Event::Connected);
         c
+    }
+
+    /// Ends a slab's block in place: the buffers and the SACK scoreboard are returned (as a
+    /// drop would return them), the rest stays until [`reinit_passive`](Self::reinit_passive)
+    /// or a replacement. A vacant block is no connection; its slot is free.
+    #[inline]
+    pub(crate) fn vacate(&mut self) {
+        self.tx.release();
+        self.rx.release();
+        self.scoreboard.release();
+        self.slab |= SLAB_VACANT;
+    }
+
+    /// Whether [`vacate`](Self::vacate) ended this block (and nothing reused it since).
+    #[inline(always)]
+    pub(crate) fn is_vacant(&self) -> bool {
+        self.slab & SLAB_VACANT != 0
+    }
+
+    /// Makes a vacant block the connection [`from_template`](Self::from_template) builds,
+    /// field by field in place: each value is read (from the template, `open`, `ack`) just
+    /// before its store, instead of the whole ~900-byte value being assembled first (which
+    /// keeps dozens of values live and spills them through the stack frame). The buffers
+    /// and the scoreboard are already empty (`vacate`). Every field is named below (no
+    /// `..`): a new field does not compile until it is initialised here too.
+    #[inline(always)]
+    pub(crate) fn reinit_passive(
+        &mut self,
+        t: &ConnTemplate,
+        open: &PassiveOpen<A>,
+        ack: &TcpRepr,
+        now: Instant,
+    ) {
+        debug_assert!(self.is_vacant(), "only a vacant block is reinitialised");
+        let iss = open.iss;
+        let Connection {
+            rtx_at,
+            ack_at,
+            ts,
+            last_send,
+            snd_una,
+            snd_nxt,
+            snd_max,
+            snd_wnd,
+            max_snd_wnd,
+            snd_wl1,
+            snd_wl2,
+            tx_seq,
+            rcv_nxt,
+            rcv_adv,
+            last_ack_sent,
+            tuple,
+            rx_fin,
+            snd_mss,
+            state,
+            snd_wscale,
+            rcv_wscale,
+            sack_ok,
+            fin_queued,
+            app_closed,
+            ack_pending,
+            dup_acks_owed,
+            events,
+            want_writable,
+            rtx_count,
+            cwnd_blocked,
+            force_probe,
+            passive,
+            rcv_unacked_full,
+            dupacks,
+            rcv_unacked,
+            rcv_mss,
+            recovery,
+            rtx_next,
+            tx,
+            rx,
+            time_wait_until,
+            fin_wait2_until,
+            keepalive_at,
+            persist,
+            rtt_probe,
+            cc,
+            rtt,
+            quick_acks,
+            offered_wscale,
+            keepalive_sent,
+            keepalive_probe,
+            soft_error,
+            path_mss,
+            syn_retransmitted,
+            slab,
+            iss: iss_field,
+            irs,
+            recover,
+            high_rxt,
+            ts_offset,
+            challenge_count,
+            rst_pending,
+            challenge_window,
+            scoreboard,
+            cfg,
+            stats,
+        } = self;
+        // The block was built from this template (a stack's template never changes): its
+        // configuration is the template's unless a knob changed it (a 136-byte copy saved).
+        if *slab & SLAB_CFG_CHANGED != 0 {
+            *cfg = t.cfg;
+        }
+        debug_assert!(*cfg == t.cfg, "a vacant block of another configuration");
+        let cfg = &t.cfg;
+        // Empty since `vacate`; a capacity other than the configuration's (a block of another
+        // configuration) is replaced.
+        debug_assert!(tx.is_empty() && !tx.is_allocated() && rx.is_empty());
+        debug_assert!(scoreboard.is_empty());
+        if tx.capacity() != cfg.send_buffer {
+            *tx = RingBuffer::new(cfg.send_buffer);
+        }
+        if rx.capacity() != cfg.recv_buffer {
+            *rx = RecvBuffer::new(cfg.recv_buffer);
+        }
+        *rtt = t.rtt;
+        let mss = open.peer_mss.min(cfg.mss);
+        let ts_on = open.ts_recent.is_some() && cfg.timestamps;
+        // As in `from_template`: the final MSS's controller.
+        *cc = if mss == cfg.mss {
+            t.full_mss_cc[usize::from(ts_on)]
+        } else {
+            CongestionControl::new(cfg.congestion, state::mss_after_options(mss, ts_on))
+        };
+        *tuple = open.tuple;
+        *state = State::Established;
+        *passive = true;
+        *iss_field = iss;
+        *snd_una = iss + 1;
+        *snd_nxt = iss + 1;
+        *snd_max = iss + 1;
+        *snd_wl1 = ack.seq_number;
+        *snd_wl2 = iss + 1;
+        *tx_seq = iss + 1;
+        *irs = SeqNumber(ack.seq_number.0.wrapping_sub(1));
+        *rcv_nxt = ack.seq_number;
+        // The SYN-ACK the listener sent offered the unscaled free space.
+        *rcv_adv = ack.seq_number + rx.free().min(65535);
+        *last_ack_sent = ack.seq_number;
+        *rx_fin = None;
+        *snd_mss = mss;
+        let (snd_shift, rcv_shift) = match (open.wscale, t.offered_wscale) {
+            (Some(peer), Some(ours)) => (peer.min(14), ours),
+            _ => (0, 0),
+        };
+        *snd_wscale = snd_shift;
+        *rcv_wscale = rcv_shift;
+        *offered_wscale = None;
+        // Timestamps (RFC 7323 §3.2, §4.3 R3) as in `from_template`.
+        *ts = open
+            .ts_recent
+            .filter(|_| cfg.timestamps)
+            .map(|syn_tsval| Timestamps {
+                recent: ack.timestamp.map_or(syn_tsval, |t| t.tsval),
+                recent_at: now,
+                offset: open.ts_offset,
+            });
+        *ts_offset = open.ts_offset;
+        *sack_ok = open.sack_permitted && cfg.sack;
+        *fin_queued = false;
+        *app_closed = false;
+        *rtx_at = None;
+        *rtx_count = 0;
+        *rtt_probe = None;
+        *recovery = Recovery::None;
+        *recover = iss;
+        *high_rxt = iss;
+        *rtx_next = None;
+        *dupacks = 0;
+        *cwnd_blocked = false;
+        *syn_retransmitted = false;
+        *slab = 0;
+        *last_send = now;
+        *persist = Persist::default();
+        *force_probe = false;
+        *time_wait_until = None;
+        *fin_wait2_until = None;
+        *keepalive_at = None;
+        *keepalive_sent = 0;
+        *keepalive_probe = false;
+        *soft_error = None;
+        *path_mss = u16::MAX;
+        *ack_pending = false;
+        *dup_acks_owed = 0;
+        *ack_at = None;
+        *rcv_unacked = 0;
+        *rcv_unacked_full = 0;
+        *rcv_mss = 0;
+        *quick_acks = cfg.quick_acks;
+        *rst_pending = None;
+        *challenge_window = now;
+        *challenge_count = 0;
+        *events = 0;
+        *want_writable = false;
+        *stats = ConnStats::default();
+        *snd_wnd = (ack.window_len as u32) << snd_shift;
+        *max_snd_wnd = *snd_wnd;
+        self.arm_keepalive(now);
+        self.push_event(Event::Connected);
     }
 
     // ---------------------------------------------------------------- getters
@@ -764,6 +980,7 @@ impl<A: Address> Connection<A> {
     /// at the initial window if data has not flowed yet, else keeps its current size).
     pub fn set_congestion_algorithm(&mut self, algorithm: CongestionAlgorithm) {
         self.cfg.congestion = algorithm;
+        self.slab |= SLAB_CFG_CHANGED;
         if self.cc.algorithm() != algorithm {
             let mss = self.eff_mss();
             let cwnd = self.cc.window();
@@ -779,11 +996,13 @@ impl<A: Address> Connection<A> {
     /// Turns Nagle's algorithm on or off (`TCP_NODELAY` is `set_nagle(false)`).
     pub fn set_nagle(&mut self, on: bool) {
         self.cfg.nagle = on;
+        self.slab |= SLAB_CFG_CHANGED;
     }
 
     /// Turns keepalive on (with these settings) or off.
     pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<Keepalive>) {
         self.cfg.keepalive = keepalive;
+        self.slab |= SLAB_CFG_CHANGED;
         self.keepalive_sent = 0;
         self.keepalive_probe = false;
         self.keepalive_at = None;
@@ -983,5 +1202,83 @@ mod tests {
         // The reassembly ranges and SACK blocks are out of line.
         assert!(size_of::<Scoreboard>() <= 16);
         assert!(size_of::<RecvBuffer>() <= 64);
+    }
+
+    /// A vacant block reinitialised in place (`reinit_passive`) is the block `from_template`
+    /// builds, whatever its last connection left in it (data in both buffers, a changed
+    /// configuration, other options), for every kind of handshake.
+    #[test]
+    fn reinit_passive_equals_from_template() {
+        let cfg = TcpConfig {
+            send_buffer: 4096,
+            recv_buffer: 1 << 20,
+            ..TcpConfig::default()
+        };
+        let t = ConnTemplate::new(&cfg);
+        let tuple = |port| FourTuple {
+            local_addr: Ipv4Addr::new(10, 0, 0, 1),
+            remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+            local_port: 80,
+            remote_port: port,
+        };
+        let ack = |seq: u32, ts: Option<u32>, payload: &'static [u8]| TcpRepr {
+            src_port: 0,
+            dst_port: 80,
+            control: TcpControl::None,
+            psh: false,
+            seq_number: SeqNumber(seq),
+            ack_number: None,
+            window_len: 512,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: ts.map(|tsval| TcpTimestamp { tsval, tsecr: 0 }),
+            payload,
+        };
+        let opens = [
+            (1000, Some(7), true, Some(11), 1460, Some(12)),
+            (2000, None, false, None, 536, None),
+            (3000, Some(14), true, Some(5), 1200, None),
+            (4000, Some(3), false, None, 1460, Some(9)),
+        ];
+        let open = |i: usize| {
+            let (iss, wscale, sack_permitted, ts_recent, peer_mss, _) = opens[i];
+            PassiveOpen {
+                tuple: tuple(1000 + i as u16),
+                iss: SeqNumber(iss),
+                peer_mss,
+                wscale,
+                sack_permitted,
+                ts_recent,
+                ts_offset: 77 * i as u32,
+            }
+        };
+        let mut counters = Counters::default();
+        for old in 0..opens.len() {
+            for new in 0..opens.len() {
+                let now = Instant::from_millis(10);
+                let a = ack(9000, opens[old].5, b"");
+                let mut c = Connection::from_template(&t, &open(old), &a, now);
+                // Use it: data both ways, a knob, the handshake event taken, then the end.
+                c.send(b"hello").unwrap();
+                let later = Instant::from_millis(20);
+                let mut seg = ack(9000, opens[old].5.map(|v| v + 1), b"data");
+                seg.ack_number = Some(SeqNumber(opens[old].0 + 1));
+                c.handle_segment(later, &seg, &mut counters);
+                while c.poll_transmit(later, &mut counters).is_some() {}
+                while c.poll_event().is_some() {}
+                c.set_nagle(true);
+                c.abort(later);
+                c.vacate();
+                assert!(c.is_vacant());
+                let now = Instant::from_millis(30);
+                let a = ack(5000, opens[new].5, b"");
+                c.reinit_passive(&t, &open(new), &a, now);
+                let fresh = Connection::from_template(&t, &open(new), &a, now);
+                assert!(!c.is_vacant());
+                assert_eq!(format!("{c:?}"), format!("{fresh:?}"), "{old} -> {new}");
+            }
+        }
     }
 }
