@@ -126,21 +126,39 @@ impl<A: StackFamily> Stack<A> {
             // The segment is emitted where `poll_transmit` returned it (matched by
             // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
             // `Option` first.
-            let ok = link.transmit(|buf| match &conn.poll_transmit(now, counters) {
-                Some(repr) => {
+            // A bare FIN (the server's FIN+ACK after the peer's FIN) is built and written in
+            // its compact form (`Connection::poll_bare_fin`, `BareRepr`); anything else
+            // through the generic segment.
+            let ok = link.transmit(|buf| {
+                if let Some(bare) = conn.poll_bare_fin(now) {
                     sent = true;
-                    A::emit_frame(
+                    return A::emit_bare_frame(
                         buf,
                         vlan,
                         mac,
                         dst_mac,
                         tuple.local_addr,
                         tuple.remote_addr,
-                        repr,
+                        &bare,
                     )
-                    .unwrap_or(0)
+                    .unwrap_or(0);
                 }
-                None => 0,
+                match &conn.poll_transmit(now, counters) {
+                    Some(repr) => {
+                        sent = true;
+                        A::emit_frame(
+                            buf,
+                            vlan,
+                            mac,
+                            dst_mac,
+                            tuple.local_addr,
+                            tuple.remote_addr,
+                            repr,
+                        )
+                        .unwrap_or(0)
+                    }
+                    None => 0,
+                }
             });
             if !ok {
                 return Tx::NoBuffer;
