@@ -122,7 +122,7 @@ impl<A: StackFamily> Stack<A> {
         // `wants_transmit` held above and nothing since has touched the connection: the first
         // segment is asked for without testing it again.
         loop {
-            let mut sent = false;
+            let (mut sent, mut last) = (false, false);
             // The segment is emitted where `poll_transmit` returned it (matched by
             // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
             // `Option` first.
@@ -131,7 +131,7 @@ impl<A: StackFamily> Stack<A> {
             // through the generic segment.
             let ok = link.transmit(|buf| {
                 if let Some(bare) = conn.poll_bare_fin(now) {
-                    sent = true;
+                    (sent, last) = (true, true);
                     return A::emit_bare_frame(
                         buf,
                         vlan,
@@ -167,7 +167,9 @@ impl<A: StackFamily> Stack<A> {
                 break;
             }
             counters.tx_frames += 1;
-            if !conn.wants_transmit() {
+            // Nothing follows a bare FIN: `wants_transmit` is false after it (the unit test
+            // `bare_fin_matches_poll_transmit` asserts it).
+            if last || !conn.wants_transmit() {
                 break;
             }
         }

@@ -717,6 +717,8 @@ mod tests {
                                                         format!("{counters:?}"),
                                                         format!("{:?}", Counters::default())
                                                     );
+                                                    // The last segment: nothing follows.
+                                                    assert!(!c.wants_transmit());
                                                     bare_fins += 1;
                                                 }
                                                 None => {
