@@ -37,7 +37,9 @@ impl<A: Address> Connection<A> {
     #[inline]
     pub fn poll_bare_fin(&mut self, now: Instant) -> Option<BareRepr> {
         let fin_seq = self.fin_seq();
-        if self.rst_pending.is_some()
+        // No FIN queued first: what nearly every other segment fails at once.
+        if !self.fin_queued
+            || self.rst_pending.is_some()
             || !matches!(
                 self.state,
                 State::Established
@@ -47,7 +49,6 @@ impl<A: Address> Connection<A> {
                     | State::Closing
                     | State::LastAck
             )
-            || !self.fin_queued
             || self.snd_nxt != fin_seq
             || self.snd_max != fin_seq
             || self.snd_una > fin_seq
