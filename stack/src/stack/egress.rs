@@ -122,25 +122,43 @@ impl<A: StackFamily> Stack<A> {
         // `wants_transmit` held above and nothing since has touched the connection: the first
         // segment is asked for without testing it again.
         loop {
-            let mut sent = false;
+            let (mut sent, mut last) = (false, false);
             // The segment is emitted where `poll_transmit` returned it (matched by
             // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
             // `Option` first.
-            let ok = link.transmit(|buf| match &conn.poll_transmit(now, counters) {
-                Some(repr) => {
-                    sent = true;
-                    A::emit_frame(
+            // A bare FIN (the server's FIN+ACK after the peer's FIN) is built and written in
+            // its compact form (`Connection::poll_bare_fin`, `BareRepr`); anything else
+            // through the generic segment.
+            let ok = link.transmit(|buf| {
+                if let Some(bare) = conn.poll_bare_fin(now) {
+                    (sent, last) = (true, true);
+                    return A::emit_bare_frame(
                         buf,
                         vlan,
                         mac,
                         dst_mac,
                         tuple.local_addr,
                         tuple.remote_addr,
-                        repr,
+                        &bare,
                     )
-                    .unwrap_or(0)
+                    .unwrap_or(0);
                 }
-                None => 0,
+                match &conn.poll_transmit(now, counters) {
+                    Some(repr) => {
+                        sent = true;
+                        A::emit_frame(
+                            buf,
+                            vlan,
+                            mac,
+                            dst_mac,
+                            tuple.local_addr,
+                            tuple.remote_addr,
+                            repr,
+                        )
+                        .unwrap_or(0)
+                    }
+                    None => 0,
+                }
             });
             if !ok {
                 return Tx::NoBuffer;
@@ -149,7 +167,9 @@ impl<A: StackFamily> Stack<A> {
                 break;
             }
             counters.tx_frames += 1;
-            if !conn.wants_transmit() {
+            // Nothing follows a bare FIN: `wants_transmit` is false after it (the unit test
+            // `bare_fin_matches_poll_transmit` asserts it).
+            if last || !conn.wants_transmit() {
                 break;
             }
         }

@@ -20,13 +20,16 @@ use crate::tcp::time_wait::TimeWaitTable;
 use crate::time::Instant;
 use crate::wire::checksum::IpAddress;
 use crate::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr};
-use crate::wire::frame::{TcpFrame, emit_l2, emit_synack_frame, emit_tcp6_frame, parse_l2};
+use crate::wire::frame::{
+    TcpFrame, emit_bare_frame, emit_l2, emit_synack_frame, emit_tcp6_frame, parse_l2,
+};
 use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::ipv6::{self, Ipv6Packet, Ipv6Repr, next_header};
 use crate::wire::tcp::TcpPacket;
 use crate::wire::vlan::{self, VlanId};
 use crate::wire::{
-    EthernetAddress, Result, SynAckRepr, TcpRepr, emit_tcp_frame_vlan, parse_tcp_frame_into,
+    BareRepr, EthernetAddress, Result, SynAckRepr, TcpRepr, emit_tcp_frame_vlan,
+    parse_tcp_frame_into,
 };
 
 /// What a neighbour lookup that missed the stack's cache found (see `Stack::transmit_slot`).
@@ -104,6 +107,23 @@ pub trait StackFamily: Address + IpAddress {
         synack: &SynAckRepr,
     ) -> Result<usize> {
         Self::emit_frame(buf, vlan, src_mac, dst_mac, src, dst, &synack.repr())
+    }
+    /// [`StackFamily::emit_frame`] for a connection's bare FIN+ACK or pure ACK in its
+    /// compact form: the same bytes as for `bare.repr()` (IPv4 writes it directly,
+    /// `emit_bare_frame`).
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn emit_bare_frame(
+        buf: &mut [u8],
+        vlan: Option<VlanId>,
+        src_mac: EthernetAddress,
+        dst_mac: EthernetAddress,
+        src: Self,
+        dst: Self,
+        bare: &BareRepr,
+    ) -> Result<usize> {
+        Self::emit_frame(buf, vlan, src_mac, dst_mac, src, dst, &bare.repr())
     }
     /// The error of an active open that found no free port.
     #[doc(hidden)]
@@ -187,6 +207,18 @@ impl StackFamily for Ipv4Addr {
         synack: &SynAckRepr,
     ) -> Result<usize> {
         emit_synack_frame(buf, vlan, src_mac, dst_mac, src, dst, synack)
+    }
+    #[inline]
+    fn emit_bare_frame(
+        buf: &mut [u8],
+        vlan: Option<VlanId>,
+        src_mac: EthernetAddress,
+        dst_mac: EthernetAddress,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        bare: &BareRepr,
+    ) -> Result<usize> {
+        emit_bare_frame(buf, vlan, src_mac, dst_mac, src, dst, bare)
     }
     fn ports_exhausted(e: PortsExhausted) -> StackError {
         StackError::PortsExhausted(e)

@@ -19,7 +19,7 @@ use super::ethernet::{self, EtherType, EthernetAddress, EthernetFrame, EthernetR
 use super::icmpv6::{self, Icmpv6Packet, Icmpv6Repr};
 use super::ipv4::{self, Ipv4Packet, Ipv4Repr, PROTOCOL_TCP};
 use super::ipv6::{self, Ipv6Packet, Ipv6Repr, next_header};
-use super::tcp::{self, SynAckRepr, TcpPacket, TcpRepr, flags};
+use super::tcp::{self, BareRepr, SynAckRepr, TcpPacket, TcpRepr, flags};
 use super::vlan::{self, TPID_8021AD, TPID_8021Q, VlanId, VlanPacket, VlanRepr};
 use super::{Error, Result};
 
@@ -339,6 +339,34 @@ pub fn emit_synack_frame(
     let (headers, segment) = buf[..len].split_at_mut(HEADERS_LEN);
     let pseudo = emit_eth_ipv4(headers, src_mac, dst_mac, src_ip, dst_ip, tcp_len);
     synack.emit_segment(segment, pseudo);
+    Ok(len)
+}
+
+/// [`emit_tcp_frame_vlan`] for a bare FIN+ACK or pure ACK from its compact form: the same
+/// bytes as for [`BareRepr::repr`] (the unit tests compare them), the segment written by
+/// [`BareRepr::emit_segment`] without the generic segment's layout work. A tagged frame
+/// takes the generic path.
+#[inline]
+pub fn emit_bare_frame(
+    buf: &mut [u8],
+    vlan: Option<VlanId>,
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src_ip: Ipv4Addr,
+    dst_ip: Ipv4Addr,
+    bare: &BareRepr,
+) -> Result<usize> {
+    if let Some(vid) = vlan {
+        return emit_tagged(buf, vid, src_mac, dst_mac, src_ip, dst_ip, &bare.repr());
+    }
+    let tcp_len = bare.buffer_len();
+    let len = HEADERS_LEN + tcp_len;
+    if buf.len() < len {
+        return Err(Error::Truncated);
+    }
+    let (headers, segment) = buf[..len].split_at_mut(HEADERS_LEN);
+    let pseudo = emit_eth_ipv4(headers, src_mac, dst_mac, src_ip, dst_ip, tcp_len);
+    bare.emit_segment(segment, pseudo);
     Ok(len)
 }
 
@@ -946,6 +974,103 @@ mod tests {
         let mut short = vec![0x33u8; len - 1];
         assert_eq!(
             emit_synack_frame(&mut short, None, MAC_A, MAC_B, IP_A, IP_B, &synack),
+            Err(Error::Truncated)
+        );
+        assert!(short.iter().all(|&b| b == 0x33));
+    }
+
+    /// The compact FIN+ACK / pure ACK writer gives the generic emitter's bytes, tagged and
+    /// untagged, over carry-heavy addresses and numbers, with and without timestamps.
+    #[test]
+    fn emit_bare_frame_equals_generic_path() {
+        let addrs = [
+            (IP_A, IP_B),
+            (
+                Ipv4Addr::new(255, 255, 255, 255),
+                Ipv4Addr::new(255, 255, 255, 254),
+            ),
+            (Ipv4Addr::new(0, 0, 0, 0), Ipv4Addr::new(0, 0, 0, 1)),
+        ];
+        let numbers = [
+            (0u16, 0u16, 0u32, 0u32, 0u16),
+            (49152, 80, 0xffff_ffff, 0x8000_0000, 65535),
+            (65535, 65535, 0x1234_5678, 0xffff_ffff, 29200),
+            (80, 40000, 0xfffe_ffff, 0x0001_0000, 1),
+        ];
+        let timestamps = [
+            None,
+            Some(TcpTimestamp { tsval: 0, tsecr: 0 }),
+            Some(TcpTimestamp {
+                tsval: 0xffff_ffff,
+                tsecr: 0xffff_ffff,
+            }),
+            Some(TcpTimestamp {
+                tsval: 0x0102_0304,
+                tsecr: 0xfffe_0001,
+            }),
+        ];
+        let mut cases = 0;
+        for (src, dst) in addrs {
+            for (sp, dp, seq, ack, win) in numbers {
+                for fin in [false, true] {
+                    for ts in timestamps {
+                        let bare = BareRepr {
+                            src_port: sp,
+                            dst_port: dp,
+                            seq_number: SeqNumber(seq),
+                            ack_number: SeqNumber(ack),
+                            window_len: win,
+                            fin,
+                            timestamp: ts,
+                        };
+                        let repr = bare.repr();
+                        for vlan in [None, VlanId::new(100)] {
+                            let mut fast = [0x33u8; 128];
+                            let mut slow = [0x33u8; 128];
+                            let n = emit_bare_frame(&mut fast, vlan, MAC_A, MAC_B, src, dst, &bare)
+                                .unwrap();
+                            let m =
+                                emit_tcp_frame_vlan(&mut slow, vlan, MAC_A, MAC_B, src, dst, &repr)
+                                    .unwrap();
+                            assert_eq!(n, m);
+                            assert_eq!(fast[..], slow[..], "{src} > {dst} {bare:?}");
+                            if vlan.is_none() {
+                                let mut layered = [0x33u8; 128];
+                                let k = emit_tcp_frame_generic(
+                                    &mut layered,
+                                    MAC_A,
+                                    MAC_B,
+                                    src,
+                                    dst,
+                                    &repr,
+                                );
+                                assert_eq!(n, k);
+                                assert_eq!(fast[..], layered[..]);
+                                assert_eq!(n, tcp_frame_len(&repr));
+                                let parsed = parse_tcp_frame(&fast[..n]).unwrap();
+                                assert_eq!(parsed.tcp, repr);
+                            }
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 3 * 4 * 2 * 4 * 2);
+        // Too short a buffer: an error, as the generic emitter says, nothing written.
+        let bare = BareRepr {
+            src_port: 80,
+            dst_port: 49152,
+            seq_number: SeqNumber(1),
+            ack_number: SeqNumber(2),
+            window_len: 65535,
+            fin: true,
+            timestamp: timestamps[2],
+        };
+        let len = tcp_frame_len(&bare.repr());
+        let mut short = vec![0x33u8; len - 1];
+        assert_eq!(
+            emit_bare_frame(&mut short, None, MAC_A, MAC_B, IP_A, IP_B, &bare),
             Err(Error::Truncated)
         );
         assert!(short.iter().all(|&b| b == 0x33));

@@ -228,6 +228,94 @@ impl SynAckRepr {
     }
 }
 
+/// A segment with ACK and no payload whose only option is timestamps, if any: a bare FIN
+/// (FIN+ACK) or a pure ACK, the fields a connection fills in. [`BareRepr::repr`] is the same
+/// segment as a [`TcpRepr`]; [`BareRepr::emit_segment`] writes it without the generic
+/// emitter's layout and flag choices (the connection's FIN, `Connection::poll_bare_fin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BareRepr {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq_number: SeqNumber,
+    pub ack_number: SeqNumber,
+    pub window_len: u16,
+    /// FIN+ACK when set, a pure ACK otherwise.
+    pub fin: bool,
+    pub timestamp: Option<TcpTimestamp>,
+}
+
+const _: () = assert!(core::mem::size_of::<BareRepr>() <= 32);
+
+impl BareRepr {
+    /// The same segment as a generic segment.
+    #[inline]
+    pub fn repr(&self) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            control: if self.fin {
+                TcpControl::Fin
+            } else {
+                TcpControl::None
+            },
+            seq_number: self.seq_number,
+            ack_number: Some(self.ack_number),
+            window_len: self.window_len,
+            timestamp: self.timestamp,
+            ..TcpRepr::default()
+        }
+    }
+
+    /// Length of the segment: the header and, with timestamps, NOP NOP TS (12 bytes).
+    #[inline]
+    pub fn buffer_len(&self) -> usize {
+        HEADER_LEN + if self.timestamp.is_some() { 12 } else { 0 }
+    }
+
+    /// Writes the bytes [`BareRepr::repr`]'s [`TcpRepr::emit`] would write (NOP NOP TS as
+    /// the generic emitter lays it out) into `buf` (at least [`BareRepr::buffer_len`] bytes),
+    /// with `pseudo` the pseudo-header's native-endian sum for that length (RFC 9293 §3.1);
+    /// returns the length. The checksum is summed from the words as written (RFC 1071
+    /// §2(B), §2(C)), as in [`TcpRepr::emit_laid_out`]; the unit tests compare the two.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the segment.
+    #[inline]
+    pub(crate) fn emit_segment(&self, buf: &mut [u8], pseudo: u64) -> usize {
+        use field::*;
+        let len = self.buffer_len();
+        let (fixed, opts) = buf[..len].split_at_mut(HEADER_LEN);
+        let acc = match self.timestamp {
+            Some(ts) => {
+                let words = [
+                    [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10],
+                    ts.tsval.to_be_bytes(),
+                    ts.tsecr.to_be_bytes(),
+                ];
+                let mut sum = 0;
+                for (o, w) in opts.chunks_exact_mut(4).zip(words) {
+                    o.copy_from_slice(&w);
+                    sum += u64::from(u32::from_ne_bytes(w));
+                }
+                sum
+            }
+            None => 0,
+        };
+        let flags = if self.fin { FLG_FIN | FLG_ACK } else { FLG_ACK };
+        let off_flags = ((len as u32 / 4) << 12) | u32::from(flags);
+        write_fixed_header(
+            fixed,
+            [self.src_port, self.dst_port],
+            self.seq_number.0,
+            self.ack_number.0,
+            off_flags,
+            self.window_len,
+            checksum::add_ne(acc, pseudo),
+        );
+        len
+    }
+}
+
 /// A validated, high-level TCP segment.
 ///
 /// `parse` verifies the checksum (with the IPv4 pseudo-header) and the data offset, reads the

@@ -58,7 +58,7 @@ use super::counters::Counters;
 use super::scoreboard::{DUP_THRESH, Scoreboard};
 use super::{Address, FourTuple};
 use crate::time::{Duration, Instant};
-use crate::wire::{SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
+use crate::wire::{BareRepr, SeqNumber, TcpControl, TcpRepr, TcpTimestamp};
 use core::net::Ipv4Addr;
 
 mod config;

@@ -26,6 +26,71 @@ impl<A: Address> Connection<A> {
         }
     }
 
+    /// [`Connection::poll_transmit`]'s answer when it is a bare FIN: nothing owed but the
+    /// FIN at SND.NXT = SND.MAX (`pick_fin_only`'s pick, sent for the first time) and no
+    /// SACK blocks to report, so the segment is FIN+ACK with no payload and timestamps as
+    /// its only option. The same segment as a compact [`BareRepr`], with the same changes to
+    /// the connection as `transmit_data` makes for that pick (RTO armed and RTT timed as for
+    /// any first transmission, RFC 6298 §5.1; the ACK paid). None, with nothing changed, in
+    /// every other case: the caller then asks `poll_transmit`. The unit test
+    /// `bare_fin_matches_poll_transmit` compares the two over sender and receiver states.
+    #[inline]
+    pub fn poll_bare_fin(&mut self, now: Instant) -> Option<BareRepr> {
+        let fin_seq = self.fin_seq();
+        // No FIN queued first: what nearly every other segment fails at once.
+        if !self.fin_queued
+            || self.rst_pending.is_some()
+            || !matches!(
+                self.state,
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::FinWait2
+                    | State::Closing
+                    | State::LastAck
+            )
+            || self.snd_nxt != fin_seq
+            || self.snd_max != fin_seq
+            || self.snd_una > fin_seq
+            || self.force_probe
+            || self.rtx_next.is_some()
+            || self.recovery == Recovery::Sack
+            || (self.sack_ok && self.rx.has_out_of_order())
+        {
+            return None;
+        }
+        // `transmit_data` for the pick { seq: SND.NXT, len: 0, fin, advance }: a first
+        // transmission, one sequence number long.
+        let seq = self.snd_nxt;
+        let end = seq + 1;
+        self.keepalive_probe = false;
+        if self.rtt_probe.is_none() {
+            self.rtt_probe = Some((end, now));
+        }
+        self.snd_nxt = end;
+        self.snd_max = end;
+        if self.rtx_at.is_none() {
+            self.rtx_at = Some(self.rtt.deadline(now));
+            self.persist = Persist::default();
+        }
+        self.last_send = now;
+        let window_len = self.advertise_window();
+        let timestamp = self.ts.map(|t| TcpTimestamp {
+            tsval: self.ts_now(now),
+            tsecr: t.recent,
+        });
+        self.note_ack_sent();
+        Some(BareRepr {
+            src_port: self.tuple.local_port,
+            dst_port: self.tuple.remote_port,
+            seq_number: seq,
+            ack_number: self.rcv_nxt,
+            window_len,
+            fin: true,
+            timestamp,
+        })
+    }
+
     /// SACK blocks for our next segment (RFC 2018 §4): the most recently changed first.
     #[inline]
     pub(super) fn sack_ranges(&self) -> [Option<(SeqNumber, SeqNumber)>; 3] {
@@ -502,6 +567,10 @@ mod tests {
     use core::net::Ipv4Addr;
 
     fn established(queued: usize) -> Connection {
+        established_with(&TcpConfig::default(), queued)
+    }
+
+    fn established_with(cfg: &TcpConfig, queued: usize) -> Connection {
         let tuple = FourTuple {
             local_addr: Ipv4Addr::new(10, 0, 0, 1),
             remote_addr: Ipv4Addr::new(10, 0, 0, 2),
@@ -510,7 +579,7 @@ mod tests {
         };
         let iss = SeqNumber(1000);
         let now = Instant::from_millis(1);
-        let mut c = Connection::connect(&TcpConfig::default(), tuple, iss, 0, now);
+        let mut c = Connection::connect(cfg, tuple, iss, 0, now);
         let mut counters = Counters::default();
         assert!(c.poll_transmit(now, &mut counters).is_some(), "the SYN");
         let syn_ack = TcpRepr {
@@ -529,6 +598,155 @@ mod tests {
             assert_eq!(c.send(&vec![7u8; queued]), Ok(queued));
         }
         c
+    }
+
+    /// `poll_bare_fin` answers exactly when `poll_transmit` would send a bare FIN without
+    /// SACK blocks, with the same segment (as `BareRepr::repr`) and the same connection and
+    /// counters after; otherwise it answers None and changes nothing. Over states, send
+    /// queue positions (FIN queued or not, SND.NXT and SND.MAX below, at or past the FIN,
+    /// SND.UNA), timestamps on and off, out-of-order data with SACK, the RTO and RTT probe
+    /// armed or not, an ACK or keepalive probe owed, and one at a time: a probe forced, a
+    /// RST pending, a retransmission owed, SACK recovery.
+    #[test]
+    fn bare_fin_matches_poll_transmit() {
+        let now = Instant::from_millis(700);
+        let (mut checked, mut bare_fins) = (0, 0);
+        let states = [
+            State::Established,
+            State::CloseWait,
+            State::FinWait1,
+            State::FinWait2,
+            State::Closing,
+            State::LastAck,
+            State::TimeWait,
+            State::SynReceived,
+        ];
+        // Small buffers: the connections are compared through `Debug`, buffers included.
+        let cfg = TcpConfig {
+            send_buffer: 256,
+            recv_buffer: 512,
+            ..TcpConfig::default()
+        };
+        for queued in [0usize, 100] {
+            let base = established_with(&cfg, queued);
+            let start = base.tx_seq;
+            for ts in [false, true] {
+                for ooo in [false, true] {
+                    let mut b = base.clone();
+                    if ts {
+                        b.ts = Some(Timestamps {
+                            recent: 0xfffe_0001,
+                            recent_at: now,
+                            offset: 0x8000_0007,
+                        });
+                    }
+                    if ooo {
+                        b.sack_ok = true;
+                        assert_eq!(b.rx.write(100, &[9u8; 10]), Ok(0));
+                        assert!(b.rx.has_out_of_order());
+                    }
+                    for state in states {
+                        for fin_queued in [false, true] {
+                            let top = queued + fin_queued as usize;
+                            for (nxt, max) in [
+                                (queued / 2, queued),
+                                (queued, queued),
+                                (queued, top),
+                                (top, top),
+                                (queued / 2, top),
+                            ] {
+                                for una in [0, nxt] {
+                                    for bits in 0u32..16 {
+                                        for odd in 0..5 {
+                                            let mut c = b.clone();
+                                            c.state = state;
+                                            c.fin_queued = fin_queued;
+                                            c.snd_una = start + una;
+                                            c.snd_nxt = start + nxt;
+                                            c.snd_max = start + max;
+                                            c.rtx_at = (bits & 1 != 0).then_some(now);
+                                            c.rtt_probe = (bits & 2 != 0)
+                                                .then_some((start, Instant::from_millis(3)));
+                                            c.ack_pending = bits & 4 != 0;
+                                            c.keepalive_probe = bits & 8 != 0;
+                                            match odd {
+                                                1 => c.force_probe = true,
+                                                2 => {
+                                                    c.rst_pending = Some(PendingRst {
+                                                        seq: start,
+                                                        ack: None,
+                                                    })
+                                                }
+                                                3 => c.rtx_next = Some(start + una),
+                                                4 => c.recovery = Recovery::Sack,
+                                                _ => {}
+                                            }
+                                            let before = format!("{c:?}");
+                                            let mut full = c.clone();
+                                            let mut counters = Counters::default();
+                                            let slow = full.poll_transmit(now, &mut counters);
+                                            // A bare FIN without SACK blocks.
+                                            let slow_bare = slow.is_some_and(|r| {
+                                                r.control == TcpControl::Fin
+                                                    && r.payload.is_empty()
+                                                    && r.sack_ranges == [None; 3]
+                                            });
+                                            let slow = format!("{slow:?}");
+                                            let fast = c.poll_bare_fin(now);
+                                            // Taken in exactly these cases.
+                                            let expected = odd == 0
+                                                && fin_queued
+                                                && nxt == queued
+                                                && max == queued
+                                                && !ooo
+                                                && !matches!(
+                                                    state,
+                                                    State::TimeWait | State::SynReceived
+                                                );
+                                            assert_eq!(fast.is_some(), expected, "{before}");
+                                            match fast {
+                                                Some(bare) => {
+                                                    assert_eq!(
+                                                        format!("{:?}", Some(bare.repr())),
+                                                        slow
+                                                    );
+                                                    assert_eq!(
+                                                        format!("{c:?}"),
+                                                        format!("{full:?}")
+                                                    );
+                                                    assert_eq!(
+                                                        format!("{counters:?}"),
+                                                        format!("{:?}", Counters::default())
+                                                    );
+                                                    // The last segment: nothing follows.
+                                                    assert!(!c.wants_transmit());
+                                                    bare_fins += 1;
+                                                }
+                                                None => {
+                                                    assert_eq!(format!("{c:?}"), before);
+                                                    // The full path may still send a bare
+                                                    // FIN: as a probe, or again after an RTO.
+                                                    assert!(
+                                                        !slow_bare
+                                                            || odd != 0
+                                                            || nxt != queued
+                                                            || max != queued,
+                                                        "{before}\n{slow}"
+                                                    );
+                                                }
+                                            }
+                                            checked += 1;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2 * 2 * 2 * 8 * 2 * 5 * 2 * 16 * 5);
+        assert!(bare_fins > 500, "{bare_fins}");
     }
 
     /// The shortcut at the top of `pick_from_snd_nxt` gives the full path's pick and leaves
