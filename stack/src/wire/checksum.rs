@@ -37,6 +37,12 @@ pub fn data(bytes: &[u8]) -> u16 {
 /// at bit 0 (end-around carry), which is what folding it from bit 64 would do.
 #[inline]
 pub(crate) fn sum_ne(bytes: &[u8]) -> u64 {
+    sum_ne_inline(bytes)
+}
+
+/// [`sum_ne`], always inlined (the frame parser's fixed-offset path).
+#[inline(always)]
+pub(crate) fn sum_ne_inline(bytes: &[u8]) -> u64 {
     let mut acc: u64 = 0;
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
@@ -86,6 +92,14 @@ fn tail_short(rest: &[u8]) -> u64 {
 #[inline]
 pub(crate) fn finish_ne(acc: u64) -> u16 {
     u16::from_be(fold(acc))
+}
+
+/// Whether an unfolded native-endian sum over a header (or a segment and its
+/// pseudo-header), checksum field included, verifies: its folded sum is `0xffff` (the same
+/// in either byte order, so no conversion).
+#[inline]
+pub(crate) fn verifies_ne(acc: u64) -> bool {
+    fold(acc) == 0xffff
 }
 
 /// Adds `b` to `a` in ones' complement arithmetic on 64-bit words (end-around carry).
