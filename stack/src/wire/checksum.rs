@@ -37,12 +37,6 @@ pub fn data(bytes: &[u8]) -> u16 {
 /// at bit 0 (end-around carry), which is what folding it from bit 64 would do.
 #[inline]
 pub(crate) fn sum_ne(bytes: &[u8]) -> u64 {
-    sum_ne_inline(bytes)
-}
-
-/// [`sum_ne`], always inlined (the frame parser's fixed-offset path).
-#[inline(always)]
-pub(crate) fn sum_ne_inline(bytes: &[u8]) -> u64 {
     let mut acc: u64 = 0;
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {

@@ -205,9 +205,17 @@ const COMMON_TCP: usize = COMMON_IP + ipv4::HEADER_LEN;
 /// The shortest common frame: the three headers without options.
 const COMMON_MIN: usize = COMMON_TCP + tcp::HEADER_LEN;
 
-/// Native-endian `u64` at `at` of the fixed-size head (one load, no bounds check).
+/// Native-endian `u32` at `at` of a fixed-size array, widened (one load, no bounds check
+/// for a constant `at`).
 #[inline(always)]
-fn ne64(h: &[u8; COMMON_MIN], at: usize) -> u64 {
+fn ne32<const N: usize>(h: &[u8; N], at: usize) -> u64 {
+    u64::from(u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]))
+}
+
+/// Native-endian `u64` at `at` of a fixed-size array (one load, no bounds check for a
+/// constant `at`).
+#[inline(always)]
+fn ne64<const N: usize>(h: &[u8; N], at: usize) -> u64 {
     u64::from_ne_bytes([
         h[at],
         h[at + 1],
@@ -218,6 +226,27 @@ fn ne64(h: &[u8; COMMON_MIN], at: usize) -> u64 {
         h[at + 6],
         h[at + 7],
     ])
+}
+
+/// The native-endian sum ([`checksum::sum_ne`]) of a TCP option block: the lengths of the
+/// layouts `TcpRepr::parse` matches whole (none, 12: NOP NOP TS; 20 and 24: the SYN's) as
+/// fixed-size arrays, word by word; any other length by the general loop.
+#[inline(always)]
+fn options_sum(o: &[u8]) -> u64 {
+    use checksum::add_ne;
+    if let Ok(a) = <&[u8; 12]>::try_from(o) {
+        return add_ne(ne64(a, 0), ne32(a, 8));
+    }
+    if o.is_empty() {
+        return 0;
+    }
+    if let Ok(a) = <&[u8; 24]>::try_from(o) {
+        return add_ne(add_ne(ne64(a, 0), ne64(a, 8)), ne64(a, 16));
+    }
+    if let Ok(a) = <&[u8; 20]>::try_from(o) {
+        return add_ne(add_ne(ne64(a, 0), ne64(a, 8)), ne32(a, 16));
+    }
+    checksum::sum_ne(o)
 }
 
 /// The frame almost every segment arrives in, read at fixed offsets with one length check up
@@ -253,25 +282,10 @@ fn parse_common<'a>(frame: &'a [u8], out: &mut TcpFrame<'a>) -> bool {
     // Source and destination address: in the IPv4 header's sum and the pseudo-header's.
     let addrs = ne64(h, COMMON_IP + 12);
     let ip_sum = checksum::add_ne(
-        checksum::add_ne(
-            ne64(h, COMMON_IP),
-            u64::from(u32::from_ne_bytes([h[22], h[23], h[24], h[25]])),
-        ),
+        checksum::add_ne(ne64(h, COMMON_IP), ne32(h, COMMON_IP + 8)),
         addrs,
     );
     if !checksum::verifies_ne(ip_sum) {
-        return false;
-    }
-    // The rest of the pseudo-header (RFC 9293 §3.1): zero, protocol, TCP length.
-    let tcp_len = (total_len - ipv4::HEADER_LEN) as u32;
-    let proto_len = u64::from(u32::from_ne_bytes(
-        ((u32::from(PROTOCOL_TCP) << 16) | tcp_len).to_be_bytes(),
-    ));
-    let tcp_sum = checksum::add_ne(
-        checksum::add_ne(checksum::sum_ne_inline(segment), addrs),
-        proto_len,
-    );
-    if !checksum::verifies_ne(tcp_sum) {
         return false;
     }
     let Some((t, rest)) = segment.split_first_chunk::<{ tcp::HEADER_LEN }>() else {
@@ -280,6 +294,30 @@ fn parse_common<'a>(frame: &'a [u8], out: &mut TcpFrame<'a>) -> bool {
     let Some((options, payload)) = rest.split_at_checked(header_len - tcp::HEADER_LEN) else {
         return false;
     };
+    // The segment's sum in three parts, each starting at an even offset: the fixed header
+    // (read from `h`), the options (the usual lengths as fixed-size arrays), the data (often
+    // none). With them the rest of the pseudo-header (RFC 9293 §3.1): zero, protocol, TCP
+    // length; its terms and the header's last word are below 2^33, so they add plainly.
+    let tcp_len = (total_len - ipv4::HEADER_LEN) as u32;
+    let proto_len = u64::from(u32::from_ne_bytes(
+        ((u32::from(PROTOCOL_TCP) << 16) | tcp_len).to_be_bytes(),
+    ));
+    let head = checksum::add_ne(
+        checksum::add_ne(ne64(h, COMMON_TCP), ne64(h, COMMON_TCP + 8)),
+        ne32(h, COMMON_TCP + 16) + proto_len,
+    );
+    let data = if payload.is_empty() {
+        0
+    } else {
+        checksum::sum_ne(payload)
+    };
+    let tcp_sum = checksum::add_ne(
+        checksum::add_ne(checksum::add_ne(head, options_sum(options)), data),
+        addrs,
+    );
+    if !checksum::verifies_ne(tcp_sum) {
+        return false;
+    }
     out.eth = EthernetRepr {
         dst_addr: EthernetAddress([h[0], h[1], h[2], h[3], h[4], h[5]]),
         src_addr: EthernetAddress([h[6], h[7], h[8], h[9], h[10], h[11]]),
