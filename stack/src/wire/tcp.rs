@@ -966,17 +966,20 @@ impl<'a> TcpRepr<'a> {
     ) -> Result<()> {
         let flags = u16::from_be_bytes([h[12], h[13]]) & field::FLG_MASK;
         let has = |bit: u16| flags & bit != 0;
-        let control = match (
-            has(field::FLG_SYN),
-            has(field::FLG_FIN),
-            has(field::FLG_RST),
-        ) {
-            (false, false, false) => TcpControl::None,
-            (true, false, false) => TcpControl::Syn,
-            (false, true, false) => TcpControl::Fin,
+        // By FIN, SYN, RST (bits 0, 1, 2): one load instead of a chain of tests.
+        const CONTROL: [Option<TcpControl>; 8] = [
+            Some(TcpControl::None),
+            Some(TcpControl::Fin),
+            Some(TcpControl::Syn),
+            None, // SYN+FIN
+            Some(TcpControl::Rst),
             // A reset ends the connection whatever else the segment says.
-            (false, _, true) => TcpControl::Rst,
-            (true, true, _) | (true, _, true) => return Err(Error::Malformed),
+            Some(TcpControl::Rst), // RST+FIN
+            None,                  // SYN+RST
+            None,                  // SYN+RST+FIN
+        ];
+        let Some(control) = CONTROL[usize::from(h[13] & 0x7)] else {
+            return Err(Error::Malformed);
         };
         *repr = TcpRepr {
             src_port: u16::from_be_bytes([h[0], h[1]]),
