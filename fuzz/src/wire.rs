@@ -8,7 +8,7 @@ use xtcp::wire::ethernet::{self, EthernetFrame, EthernetRepr};
 use xtcp::wire::ethernet::EtherType;
 use xtcp::wire::frame::{
     describe_frame, emit_tcp6_frame, parse_icmpv6_frame, parse_l2, parse_tcp_frame,
-    parse_tcp6_frame, tcp6_frame_len,
+    parse_tcp_frame_general, parse_tcp6_frame, tcp6_frame_len,
 };
 use xtcp::wire::icmpv4::{self, Icmpv4Packet, Icmpv4Repr};
 use xtcp::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
@@ -166,6 +166,8 @@ pub fn tcp_options(data: &[u8]) {
 }
 
 pub fn frame(data: &[u8]) {
+    // The fixed-offset path agrees with the layers' parsers, frame or error.
+    assert_eq!(parse_tcp_frame(data), parse_tcp_frame_general(data));
     if let Ok(f) = parse_tcp_frame(data) {
         // A tagged TCP frame is the same frame to the link-layer parser.
         let l2 = parse_l2(data).expect("a parsed TCP frame has a link layer");

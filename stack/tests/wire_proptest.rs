@@ -5,6 +5,7 @@ use proptest::prelude::*;
 use xtcp::wire::arp::{ArpPacket, ArpRepr};
 use xtcp::wire::checksum;
 use xtcp::wire::ethernet::{EthernetFrame, EthernetRepr};
+use xtcp::wire::frame::parse_tcp_frame_general;
 use xtcp::wire::frame::{emit_tcp6_frame, parse_icmpv6_frame, parse_tcp6_frame, tcp6_frame_len};
 use xtcp::wire::icmpv4::{self, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Unreachable};
 use xtcp::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
@@ -121,7 +122,8 @@ fn parse_everything(bytes: &[u8]) {
     let _ = VlanRepr::parse(&VlanPacket::new_unchecked(bytes));
     let _ = parse_l2(bytes);
 
-    let _ = parse_tcp_frame(bytes);
+    // The fixed-offset path (`parse_tcp_frame`) and the layers' parsers agree on everything.
+    assert_eq!(parse_tcp_frame(bytes), parse_tcp_frame_general(bytes));
     let d = describe_frame(bytes);
     assert!(!d.is_empty());
 }
@@ -445,6 +447,7 @@ proptest! {
         prop_assert_eq!(&frame[12..16], &[0x81, 0x00, (vid >> 8) as u8, vid as u8][..]);
         prop_assert_eq!(&frame[16..], &plain[12..]);
         let parsed = parse_tcp_frame(&frame).unwrap();
+        prop_assert_eq!(parse_tcp_frame_general(&frame), Ok(parsed));
         prop_assert_eq!(parsed.tcp, expected);
         prop_assert_eq!(parsed.vlan.map(|t| t.vid), Some(vid));
         let c = cut % n;

@@ -88,6 +88,35 @@ pub(crate) fn finish_ne(acc: u64) -> u16 {
     u16::from_be(fold(acc))
 }
 
+/// Whether an unfolded native-endian sum over a header (or a segment and its
+/// pseudo-header), checksum field included, verifies: its folded sum is `0xffff` (the same
+/// in either byte order, so no conversion).
+///
+/// Without folding: `acc` keeps its value modulo `2^64 - 1` through the end-around carries,
+/// and `0xffff` divides `2^64 - 1`, so `acc ≡` the word sum `(mod 0xffff)`; the fold is a
+/// 16-bit value congruent to it and 0 only for `acc == 0`. So the sum verifies exactly when
+/// `acc` is a non-zero multiple of `0xffff`, tested with one multiplication by the inverse
+/// of `0xffff` modulo `2^64` (a multiple maps to at most `u64::MAX / 0xffff`, anything else
+/// above it).
+#[inline]
+pub(crate) fn verifies_ne(acc: u64) -> bool {
+    acc != 0 && acc.wrapping_mul(INV_FFFF) <= u64::MAX / 0xffff
+}
+
+/// The inverse of `0xffff` modulo `2^64` (Newton's iteration, each step doubling the bits
+/// that are right).
+const INV_FFFF: u64 = {
+    let mut x: u64 = 0xffff; // right to 3 bits (d * d ≡ 1 mod 8 for odd d)
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(0xffffu64.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+};
+
+const _: () = assert!(INV_FFFF.wrapping_mul(0xffff) == 1);
+
 /// Adds `b` to `a` in ones' complement arithmetic on 64-bit words (end-around carry).
 #[inline]
 pub(crate) fn add_ne(a: u64, b: u64) -> u64 {
@@ -313,6 +342,35 @@ mod tests {
             acc = (acc & 0xffff) + (acc >> 16);
         }
         acc as u16
+    }
+
+    #[test]
+    fn verifies_ne_is_a_fold_to_all_ones() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut values = vec![
+            0,
+            1,
+            0xfffe,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0xffff_ffff,
+            u64::MAX,
+        ];
+        values.extend((0..4096u64).map(|k| k * 0xffff));
+        values.extend((0..4096u64).map(|k| u64::MAX - k * 0xffff));
+        values.extend((0..4096u64).map(|k| k * 0xffff + 1));
+        for _ in 0..100_000 {
+            // xorshift64*
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            values.push(x.wrapping_mul(0x2545_f491_4f6c_dd1d));
+            values.push((x % 0x1_0000_0000) * 0xffff);
+        }
+        for v in values {
+            assert_eq!(verifies_ne(v), fold(v) == 0xffff, "{v:#x}");
+        }
     }
 
     #[test]

@@ -865,61 +865,68 @@ fn be_u32_at(b: &[u8], at: usize) -> u32 {
 /// Linux (MSS, SACK-permitted, TS, NOP, WS) and of [`TcpRepr::emit`] (MSS, NOP WS,
 /// SACK-permitted NOP NOP, NOP NOP TS). Anything else takes the general walk, which writes
 /// straight into `repr` instead of going through [`TcpOption`] values.
-#[inline]
+#[inline(always)]
 fn parse_options<'a>(opts: &'a [u8], repr: &mut TcpRepr<'a>) -> Result<()> {
     use field::*;
-    match opts.len() {
-        0 => return Ok(()),
-        12 if opts[..4] == [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10] => {
-            repr.timestamp = Some(TcpTimestamp {
-                tsval: be_u32_at(opts, 4),
-                tsecr: be_u32_at(opts, 8),
-            });
-            return Ok(());
-        }
-        20 if opts[..2] == [OPT_MSS, 4]
-            && opts[4..8] == [OPT_SACKPERM, 2, OPT_TSTAMP, 10]
-            && opts[16..19] == [OPT_NOP, OPT_WS, 3] =>
-        {
-            repr.max_seg_size = Some(u16::from_be_bytes([opts[2], opts[3]]));
-            repr.sack_permitted = true;
-            repr.timestamp = Some(TcpTimestamp {
-                tsval: be_u32_at(opts, 8),
-                tsecr: be_u32_at(opts, 12),
-            });
-            // RFC 7323 §2.3: a shift above 14 is treated as 14.
-            repr.window_scale = Some(opts[19].min(MAX_WINDOW_SCALE));
-            return Ok(());
-        }
-        24 if opts[..2] == [OPT_MSS, 4]
-            && opts[4..7] == [OPT_NOP, OPT_WS, 3]
-            && opts[8..16]
-                == [
-                    OPT_SACKPERM,
-                    2,
-                    OPT_NOP,
-                    OPT_NOP,
-                    OPT_NOP,
-                    OPT_NOP,
-                    OPT_TSTAMP,
-                    10,
-                ] =>
-        {
-            repr.max_seg_size = Some(u16::from_be_bytes([opts[2], opts[3]]));
-            repr.window_scale = Some(opts[7].min(MAX_WINDOW_SCALE));
-            repr.sack_permitted = true;
-            repr.timestamp = Some(TcpTimestamp {
-                tsval: be_u32_at(opts, 16),
-                tsecr: be_u32_at(opts, 20),
-            });
-            return Ok(());
-        }
-        _ => {}
+    // Each layout as a fixed-size array: the reads below need no bounds checks.
+    let be32 = |b: [u8; 4]| u32::from_be_bytes(b);
+    if opts.is_empty() {
+        return Ok(());
+    }
+    if let Ok(o) = <&[u8; 12]>::try_from(opts)
+        && o[..4] == [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10]
+    {
+        repr.timestamp = Some(TcpTimestamp {
+            tsval: be32([o[4], o[5], o[6], o[7]]),
+            tsecr: be32([o[8], o[9], o[10], o[11]]),
+        });
+        return Ok(());
+    }
+    if let Ok(o) = <&[u8; 20]>::try_from(opts)
+        && o[..2] == [OPT_MSS, 4]
+        && o[4..8] == [OPT_SACKPERM, 2, OPT_TSTAMP, 10]
+        && o[16..19] == [OPT_NOP, OPT_WS, 3]
+    {
+        repr.max_seg_size = Some(u16::from_be_bytes([o[2], o[3]]));
+        repr.sack_permitted = true;
+        repr.timestamp = Some(TcpTimestamp {
+            tsval: be32([o[8], o[9], o[10], o[11]]),
+            tsecr: be32([o[12], o[13], o[14], o[15]]),
+        });
+        // RFC 7323 §2.3: a shift above 14 is treated as 14.
+        repr.window_scale = Some(o[19].min(MAX_WINDOW_SCALE));
+        return Ok(());
+    }
+    if let Ok(o) = <&[u8; 24]>::try_from(opts)
+        && o[..2] == [OPT_MSS, 4]
+        && o[4..7] == [OPT_NOP, OPT_WS, 3]
+        && o[8..16]
+            == [
+                OPT_SACKPERM,
+                2,
+                OPT_NOP,
+                OPT_NOP,
+                OPT_NOP,
+                OPT_NOP,
+                OPT_TSTAMP,
+                10,
+            ]
+    {
+        repr.max_seg_size = Some(u16::from_be_bytes([o[2], o[3]]));
+        repr.window_scale = Some(o[7].min(MAX_WINDOW_SCALE));
+        repr.sack_permitted = true;
+        repr.timestamp = Some(TcpTimestamp {
+            tsval: be32([o[16], o[17], o[18], o[19]]),
+            tsecr: be32([o[20], o[21], o[22], o[23]]),
+        });
+        return Ok(());
     }
     parse_options_general(opts, repr)
 }
 
-/// The general option walk of [`parse_options`].
+/// The general option walk of [`parse_options`] (out of line: the layouts above are the
+/// hot path).
+#[inline(never)]
 fn parse_options_general<'a>(opts: &'a [u8], repr: &mut TcpRepr<'a>) -> Result<()> {
     use field::*;
     let mut i = 0;
@@ -1033,19 +1040,36 @@ impl<'a> TcpRepr<'a> {
         else {
             return Err(Error::Truncated);
         };
+        Self::parse_fields(h, options, payload, repr)
+    }
+
+    /// The fields of a segment whose fixed header is `h`, split by its data offset into
+    /// `options` and `payload` (lengths and checksum already checked), written into `repr`:
+    /// the part of [`TcpRepr::parse`] after the checks, shared with the frame parser's
+    /// fixed-offset path (`wire::frame`).
+    #[inline(always)]
+    pub(crate) fn parse_fields(
+        h: &[u8; HEADER_LEN],
+        options: &'a [u8],
+        payload: &'a [u8],
+        repr: &mut TcpRepr<'a>,
+    ) -> Result<()> {
         let flags = u16::from_be_bytes([h[12], h[13]]) & field::FLG_MASK;
         let has = |bit: u16| flags & bit != 0;
-        let control = match (
-            has(field::FLG_SYN),
-            has(field::FLG_FIN),
-            has(field::FLG_RST),
-        ) {
-            (false, false, false) => TcpControl::None,
-            (true, false, false) => TcpControl::Syn,
-            (false, true, false) => TcpControl::Fin,
+        // By FIN, SYN, RST (bits 0, 1, 2): one load instead of a chain of tests.
+        const CONTROL: [Option<TcpControl>; 8] = [
+            Some(TcpControl::None),
+            Some(TcpControl::Fin),
+            Some(TcpControl::Syn),
+            None, // SYN+FIN
+            Some(TcpControl::Rst),
             // A reset ends the connection whatever else the segment says.
-            (false, _, true) => TcpControl::Rst,
-            (true, true, _) | (true, _, true) => return Err(Error::Malformed),
+            Some(TcpControl::Rst), // RST+FIN
+            None,                  // SYN+RST
+            None,                  // SYN+RST+FIN
+        ];
+        let Some(control) = CONTROL[usize::from(h[13] & 0x7)] else {
+            return Err(Error::Malformed);
         };
         *repr = TcpRepr {
             src_port: u16::from_be_bytes([h[0], h[1]]),
