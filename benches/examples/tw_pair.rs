@@ -9,22 +9,9 @@
 //! minute, the paired ratio is what a "within 10 %" claim can rest on: both halves of a pair
 //! ran within milliseconds of each other. Bounded: `pairs × 2` blocks, then it stops.
 
-use xtcp_benches::{RigConfig, ServerRig};
+use xtcp_benches::ServerRig;
 
 const BATCH: usize = 64;
-
-fn rig(tw: usize) -> ServerRig {
-    let mut rig = ServerRig::new(RigConfig {
-        time_wait_capacity: tw.max(1 << 16),
-        ..RigConfig::default()
-    });
-    rig.preload_time_wait(tw);
-    // Warm the slab, the flow table and the timer wheel.
-    for _ in 0..64 {
-        rig.churn(BATCH);
-    }
-    rig
-}
 
 /// Server-side ns per lifecycle over one block.
 fn block(rig: &mut ServerRig, batches: usize) -> f64 {
@@ -72,8 +59,8 @@ fn main() {
     let pairs = arg(&mut args, "pairs", 200, false);
     let batches = arg(&mut args, "batches per block", 16, false);
     let _ = xtcp_benches::clock_overhead();
-    let mut empty = rig(0);
-    let mut full = rig(tw);
+    let mut empty = ServerRig::warmed(0);
+    let mut full = ServerRig::warmed(tw);
     let (mut e, mut f, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..pairs {
         let (a, b) = if i % 2 == 0 {
