@@ -15,7 +15,15 @@ use crate::time::Instant;
 use crate::wire::{EthernetAddress, SeqNumber, SynAckRepr, TcpControl, TcpRepr, TcpTimestamp};
 
 impl<A: StackFamily> Stack<A> {
+    /// The listener for a segment to `addr`:`port`: one bound to that address, else one
+    /// bound to the wildcard address.
+    #[inline]
     pub(super) fn find_listener(&self, addr: A, port: u16) -> Option<usize> {
+        // One listener (the common server): one test, the same answer as the two scans.
+        if let [l] = self.listeners.as_slice() {
+            return (l.port == port && (l.addr == addr || l.addr.is_unspecified_addr()))
+                .then_some(0);
+        }
         self.listeners
             .iter()
             .position(|l| l.port == port && l.addr == addr)
@@ -77,7 +85,6 @@ impl<A: StackFamily> Stack<A> {
         hash: FlowHash,
     ) {
         self.counters.syns_received += 1;
-        let opts = self.syn_options(seg);
         let l = &self.listeners[li];
         let queue_full = l.syn_queue_len >= l.syn_backlog
             || (self.free_syn_recv.is_empty() && self.syn_recv.len() >= self.cfg.max_syn_recv);
@@ -96,9 +103,8 @@ impl<A: StackFamily> Stack<A> {
                 false
             }
         };
-        let peer_mss = seg.max_seg_size.unwrap_or(536);
         if use_cookie {
-            self.listener_syn_cookie(now, tuple, seg, peer_mac, opts, peer_mss);
+            self.listener_syn_cookie(now, tuple, seg, peer_mac);
             return;
         }
         // A compact SYN-RECEIVED entry.
@@ -152,6 +158,10 @@ impl<A: StackFamily> Stack<A> {
                 }
             },
         };
+        // The SYN's options read here, after the calls above: nothing derived from them
+        // stays live across those calls.
+        let opts = self.syn_options(seg);
+        let peer_mss = seg.max_seg_size.unwrap_or(536);
         let flags = SR_LIVE
             | if opts.sack_permitted { SR_SACK } else { 0 }
             | if opts.timestamps { SR_TS } else { 0 };
@@ -183,9 +193,9 @@ impl<A: StackFamily> Stack<A> {
         tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
-        opts: CookieOptions,
-        peer_mss: u16,
     ) {
+        let opts = self.syn_options(seg);
+        let peer_mss = seg.max_seg_size.unwrap_or(536);
         let cookie = self
             .cookies
             .generate(now, &tuple, seg.seq_number, peer_mss, opts);
