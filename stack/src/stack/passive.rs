@@ -383,17 +383,21 @@ impl<A: StackFamily> Stack<A> {
         peer_mac: EthernetAddress,
         hash: FlowHash,
     ) {
-        let e = self.syn_recv[index as usize];
+        // The fields the tests read, not the whole entry copied out: the rest is read in
+        // place where it is used (the entry stays as it is until the next SYN reuses it).
+        let e = &self.syn_recv[index as usize];
+        let (irs, iss, flags, ts_recent, li) =
+            (e.irs, e.iss, e.flags, e.ts_recent, e.listener as usize);
         match (seg.control, seg.ack_number) {
             (TcpControl::Rst, _) => {
                 // RFC 9293 §3.10.7.4 / RFC 5961: only an exact RST removes the entry.
-                if seg.seq_number == e.irs + 1 {
+                if seg.seq_number == irs + 1 {
                     self.counters.resets_received += 1;
                     self.remove_syn_recv(index);
                 }
             }
             (TcpControl::Syn, None) => {
-                if seg.seq_number == e.irs {
+                if seg.seq_number == irs {
                     // Retransmitted SYN: our SYN-ACK was lost.
                     self.counters.retransmits += 1;
                     self.send_synack(now, index);
@@ -402,23 +406,26 @@ impl<A: StackFamily> Stack<A> {
             (TcpControl::Syn, Some(_)) => {}
             (_, None) => {}
             (_, Some(ack)) => {
-                if e.flags & SR_TS != 0 && !self.final_ack_passes_paws(now, &e, seg, peer_mac) {
+                if flags & SR_TS != 0
+                    && !self.final_ack_passes_paws(now, index, ts_recent, seg, peer_mac)
+                {
                     return;
                 }
-                if ack != e.iss + 1 {
+                if ack != iss + 1 {
                     // <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, SYN-RECEIVED).
-                    self.reset(&e.tuple, peer_mac, seg);
+                    let tuple = self.syn_recv[index as usize].tuple;
+                    self.reset(&tuple, peer_mac, seg);
                     return;
                 }
-                if seg.seq_number != e.irs + 1 {
+                if seg.seq_number != irs + 1 {
                     return;
                 }
-                let li = e.listener as usize;
                 if self.listeners[li].accept_queue.len() >= self.listeners[li].accept_backlog {
                     self.counters.accept_queue_overflows += 1;
                     if self.cfg.accept_overflow == AcceptOverflow::Reset {
+                        let tuple = self.syn_recv[index as usize].tuple;
                         self.remove_syn_recv(index);
-                        self.reset(&e.tuple, peer_mac, seg);
+                        self.reset(&tuple, peer_mac, seg);
                     }
                     // Drop: the entry stays, its SYN-ACK is retried and the client's ACK
                     // to it may find room.
@@ -429,18 +436,19 @@ impl<A: StackFamily> Stack<A> {
                     self.counters.conn_table_full += 1;
                     return;
                 }
-                // The entry's flow goes straight to the connection (`establish_passive`).
-                self.release_syn_recv(index, true);
-                let opts = Self::entry_options(&e);
+                // Read from the entry in place into `open` (on the stack) before the release.
+                let e = &self.syn_recv[index as usize];
                 let open = PassiveOpen {
                     tuple: e.tuple,
-                    iss: e.iss,
+                    iss,
                     peer_mss: e.peer_mss,
-                    wscale: opts.wscale,
-                    sack_permitted: opts.sack_permitted,
-                    ts_recent: opts.timestamps.then_some(e.ts_recent),
+                    wscale: (e.peer_wscale != 0xff).then_some(e.peer_wscale),
+                    sack_permitted: flags & SR_SACK != 0,
+                    ts_recent: (flags & SR_TS != 0).then_some(ts_recent),
                     ts_offset: e.ts_offset,
                 };
+                // The entry's flow goes straight to the connection (`establish_passive`).
+                self.release_syn_recv(index, true);
                 self.establish_passive(now, li, seg, peer_mac, &open, true, hash);
             }
         }
@@ -454,14 +462,15 @@ impl<A: StackFamily> Stack<A> {
     pub(super) fn final_ack_passes_paws(
         &mut self,
         now: Instant,
-        e: &SynRecvEntry<A>,
+        index: u32,
+        ts_recent: u32,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) -> bool {
         match seg.timestamp {
-            Some(ts) if (ts.tsval.wrapping_sub(e.ts_recent) as i32) >= 0 => true,
+            Some(ts) if (ts.tsval.wrapping_sub(ts_recent) as i32) >= 0 => true,
             _ => {
-                self.final_ack_fails_paws(now, e, seg, peer_mac);
+                self.final_ack_fails_paws(now, index, seg, peer_mac);
                 false
             }
         }
@@ -472,10 +481,11 @@ impl<A: StackFamily> Stack<A> {
     fn final_ack_fails_paws(
         &mut self,
         now: Instant,
-        e: &SynRecvEntry<A>,
+        index: u32,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) {
+        let e = self.syn_recv[index as usize];
         let Some(ts) = seg.timestamp else {
             self.counters.ts_missing_drops += 1;
             return;
