@@ -10,9 +10,7 @@ use crate::tcp::flow_table::FlowHash;
 use crate::tcp::time_wait::{self, TimeWaitEntry, TwHash};
 use crate::time::Instant;
 use crate::wire::frame::vid_of;
-use crate::wire::{
-    EthernetAddress, SeqNumber, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, VlanId,
-};
+use crate::wire::{EthernetAddress, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, VlanId};
 
 /// Where a segment goes, after one flow-table lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,56 +38,27 @@ enum Step {
     Deliver(Route, FlowHash),
 }
 
-/// What a parked SYN keeps of its segment: the fields a pure SYN (no ACK, no payload) can
-/// carry that the TIME-WAIT check and the listener read. SACK blocks are not kept: they are
-/// meaningless on a SYN (RFC 2018 §3: only SACK-permitted is exchanged on SYNs) and nothing
-/// on the passive side reads them. The ports come back from the tuple.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct ParkedSyn {
-    seq_number: SeqNumber,
-    timestamp: Option<TcpTimestamp>,
-    max_seg_size: Option<u16>,
-    window_len: u16,
-    window_scale: Option<u8>,
-    sack_permitted: bool,
-    psh: bool,
-}
-
-impl ParkedSyn {
-    /// The parked part of `seg`, a pure SYN.
-    #[inline]
-    fn of(seg: &TcpRepr) -> Self {
-        debug_assert!(seg.control == TcpControl::Syn && seg.ack_number.is_none());
-        debug_assert!(seg.payload.is_empty());
-        ParkedSyn {
-            seq_number: seg.seq_number,
-            timestamp: seg.timestamp,
-            max_seg_size: seg.max_seg_size,
-            window_len: seg.window_len,
-            window_scale: seg.window_scale,
-            sack_permitted: seg.sack_permitted,
-            psh: seg.psh,
-        }
-    }
-
-    /// The SYN again, for the tuple it was parked with.
-    #[inline]
-    fn segment<A: StackFamily>(&self, tuple: &FourTuple<A>) -> TcpRepr<'static> {
-        TcpRepr {
-            src_port: tuple.remote_port,
-            dst_port: tuple.local_port,
-            control: TcpControl::Syn,
-            psh: self.psh,
-            seq_number: self.seq_number,
-            ack_number: None,
-            window_len: self.window_len,
-            window_scale: self.window_scale,
-            max_seg_size: self.max_seg_size,
-            sack_permitted: self.sack_permitted,
-            sack_ranges: [None; 3],
-            timestamp: self.timestamp,
-            payload: &[],
-        }
+/// A parked SYN's segment: the pure SYN (no ACK, no payload) as parsed, kept whole so that
+/// its drain hands it on as it is (rebuilding it from a compact form cost more than the
+/// larger copy). Only the payload's borrow of the frame is dropped: it is empty.
+#[inline]
+fn parked_segment(seg: &TcpRepr) -> TcpRepr<'static> {
+    debug_assert!(seg.control == TcpControl::Syn && seg.ack_number.is_none());
+    debug_assert!(seg.payload.is_empty());
+    TcpRepr {
+        src_port: seg.src_port,
+        dst_port: seg.dst_port,
+        control: seg.control,
+        psh: seg.psh,
+        seq_number: seg.seq_number,
+        ack_number: seg.ack_number,
+        window_len: seg.window_len,
+        window_scale: seg.window_scale,
+        max_seg_size: seg.max_seg_size,
+        sack_permitted: seg.sack_permitted,
+        sack_ranges: seg.sack_ranges,
+        timestamp: seg.timestamp,
+        payload: &[],
     }
 }
 
@@ -167,7 +136,7 @@ impl<A: StackFamily> Stack<A> {
     fn park(&mut self, f: &TcpFrame<'_, A::IpRepr>, hash: FlowHash) {
         self.pending_syns.push(PendingSyn {
             tuple: tuple_of(f),
-            seg: ParkedSyn::of(&f.tcp),
+            seg: parked_segment(&f.tcp),
             peer_mac: f.eth.src_addr,
             hash,
         });
@@ -334,7 +303,6 @@ impl<A: StackFamily> Stack<A> {
         // By reference: each parked SYN is read where it lies, not moved out first.
         for p in &pending {
             let bit = 1u64 << (p.hash.get() & 63);
-            let seg = p.seg.segment(&p.tuple);
             let route = if delivered & bit != 0 {
                 self.route(&p.tuple, p.hash)
             } else {
@@ -347,9 +315,9 @@ impl<A: StackFamily> Stack<A> {
                     .time_wait
                     .get_hashed(&p.tuple, TwHash::from_flow(p.hash))
                     .copied();
-                self.deliver_miss(now, p.tuple, &seg, p.peer_mac, p.hash, e);
+                self.deliver_miss(now, p.tuple, &p.seg, p.peer_mac, p.hash, e);
             } else {
-                self.deliver(now, p.tuple, &seg, p.peer_mac, route, p.hash);
+                self.deliver(now, p.tuple, &p.seg, p.peer_mac, route, p.hash);
             }
         }
         pending.clear();
