@@ -48,15 +48,17 @@ fn parked_segment(seg: &TcpRepr) -> TcpRepr<'static> {
     TcpRepr {
         src_port: seg.src_port,
         dst_port: seg.dst_port,
-        control: seg.control,
+        control: TcpControl::Syn,
         psh: seg.psh,
         seq_number: seg.seq_number,
-        ack_number: seg.ack_number,
+        ack_number: None,
         window_len: seg.window_len,
         window_scale: seg.window_scale,
         max_seg_size: seg.max_seg_size,
         sack_permitted: seg.sack_permitted,
-        sack_ranges: seg.sack_ranges,
+        // Meaningless on a SYN (RFC 2018 §3: only SACK-permitted is exchanged on SYNs);
+        // nothing on the passive side reads them.
+        sack_ranges: [None; 3],
         timestamp: seg.timestamp,
         payload: &[],
     }
