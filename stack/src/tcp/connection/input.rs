@@ -83,12 +83,17 @@ impl<A: Address> Connection<A> {
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
             self.update_send_window(seq, ack, window);
         }
-        // Eighth: the FIN, in order.
-        if fin && self.rx_fin.is_none() {
-            self.receive_fin(now);
-        }
-        if self.rx_fin == Some(self.rcv_nxt) {
-            self.receive_fin(now);
+        // Eighth: the FIN, in order (this one, or one that came early and is now at
+        // RCV.NXT). The state is ESTABLISHED here, so `receive_fin` would take it to
+        // CLOSE-WAIT, and it runs at most once: it clears `rx_fin`. Written out for that
+        // state alone (no TIME-WAIT entry from FIN-WAIT-2 to call).
+        if (fin && self.rx_fin.is_none()) || self.rx_fin == Some(self.rcv_nxt) {
+            debug_assert_eq!(self.state, State::Established);
+            self.rx_fin = None;
+            self.rcv_nxt += 1;
+            self.ack_pending = true;
+            self.state = State::CloseWait;
+            self.push_event(Event::PeerClosed);
         }
         self.update_persist(now);
         true
