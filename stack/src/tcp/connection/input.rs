@@ -95,7 +95,10 @@ impl<A: Address> Connection<A> {
             self.state = State::CloseWait;
             self.push_event(Event::PeerClosed);
         }
-        self.update_persist(now);
+        // `update_persist` does nothing unless the timer runs or data waits past SND.NXT.
+        if self.persist.at.is_some() || self.snd_nxt < self.tx_seq + self.tx.len() {
+            self.update_persist(now);
+        }
         true
     }
 
