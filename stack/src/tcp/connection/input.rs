@@ -986,4 +986,47 @@ mod tests {
         println!("fast path: {fast_taken} of {checked} segments");
         assert!(fast_taken > 500, "{fast_taken}");
     }
+
+    /// `close` (its CLOSE-WAIT shortcut where it applies) leaves the connection as the
+    /// general path does, in the fast path's states and after the peer's FIN with and
+    /// without unread data.
+    #[test]
+    fn close_shortcut_matches_the_general_close() {
+        let now = Instant::from_millis(1000);
+        let mut counters = Counters::default();
+        let mut taken = 0;
+        let mut checked = 0;
+        for keepalive in [false, true] {
+            for c in connections(keepalive) {
+                let recent = c.ts.unwrap().recent;
+                let fin = seg(TcpControl::Fin, c.rcv_nxt, c.snd_max, recent);
+                let mut variants = vec![c.clone()];
+                for payload in [&b""[..], &b"abc"[..]] {
+                    let mut w = c.clone();
+                    w.handle_segment(now, &TcpRepr { payload, ..fin }, &mut counters);
+                    variants.push(w.clone());
+                    w.app_closed = true;
+                    w.fin_queued = true;
+                    variants.push(w);
+                }
+                for v in variants {
+                    if v.state == State::CloseWait && v.rx.is_empty() {
+                        taken += 1;
+                    }
+                    let (mut a, mut b) = (v.clone(), v.clone());
+                    let ra = a.close(now);
+                    let rb = if v.state == State::Closed {
+                        Ok(())
+                    } else {
+                        b.close_general(now)
+                    };
+                    assert_eq!(ra, rb);
+                    same(&format!("{a:?}"), &format!("{b:?}"), &fin);
+                    checked += 1;
+                }
+            }
+        }
+        println!("close shortcut: {taken} of {checked}");
+        assert!(taken > 10, "{taken}");
+    }
 }

@@ -1113,7 +1113,7 @@ impl<A: Address> Connection<A> {
     #[inline]
     pub fn close(&mut self, now: Instant) -> Result<(), TcpError> {
         match self.state {
-            State::Closed => return Ok(()),
+            State::Closed => Ok(()),
             // The server's usual close, after the peer's FIN with everything read: what the
             // general path below does for it (`shutdown`'s CLOSE-WAIT case), in one test.
             State::CloseWait if self.rx.is_empty() => {
@@ -1122,7 +1122,7 @@ impl<A: Address> Connection<A> {
                     self.fin_queued = true;
                     self.state = State::LastAck;
                 }
-                return Ok(());
+                Ok(())
             }
             _ => self.close_general(now),
         }
