@@ -60,6 +60,9 @@ impl<A: StackFamily> Stack<A> {
 
     /// Takes the next established connection from the accept queue. Its events (Connected,
     /// and Readable/PeerClosed if data or FIN came already) follow in `poll_event`.
+    /// `#[inline]`: an application calls it in a loop until `None`; inlined into that loop
+    /// it needs no call frame of its own and returns the handle in registers.
+    #[inline]
     pub fn accept(&mut self, l: ListenerId) -> Option<ConnHandle> {
         loop {
             let h = self
@@ -166,31 +169,59 @@ impl<A: StackFamily> Stack<A> {
             .is_some_and(|m| m.generation == h.generation && m.has(SM_LIVE))
     }
 
+    /// The live slot `h` names: its metadata and its connection.
+    #[inline(always)]
+    fn live_slot<'a>(
+        metas: &'a mut [super::SlotMeta],
+        conns: &'a mut [super::ConnCell<A>],
+        h: ConnHandle,
+    ) -> Result<(&'a mut super::SlotMeta, &'a mut Connection<A>), StackError> {
+        match metas.get_mut(h.index as usize) {
+            Some(meta) if meta.generation == h.generation && meta.has(SM_LIVE) => {
+                let conn = conns[h.index as usize]
+                    .get_live_mut()
+                    .ok_or(StackError::InvalidHandle)?;
+                Ok((meta, conn))
+            }
+            _ => Err(StackError::InvalidHandle),
+        }
+    }
+
+    /// After an application call: only a connection with something to do goes on the dirty
+    /// list (an application that polls `recv` in a loop must not keep the stack busy). A
+    /// slot on the list already needs no test.
+    #[inline(always)]
+    fn dirty_if_busy(
+        dirty: &mut Vec<u32>,
+        index: u32,
+        meta: &mut super::SlotMeta,
+        conn: &Connection<A>,
+        state_before: State,
+    ) {
+        if meta.has(SM_DIRTY) {
+            return;
+        }
+        let busy = conn.wants_transmit()
+            || conn.has_events()
+            || matches!(conn.state(), State::Closed | State::TimeWait)
+            || conn.state() != state_before
+            || conn.poll_at() != meta.timer_deadline();
+        if busy {
+            meta.flags |= SM_DIRTY;
+            dirty.push(index);
+        }
+    }
+
     fn with_conn<R>(
         &mut self,
         h: ConnHandle,
         f: impl FnOnce(&mut Connection<A>, Instant) -> R,
     ) -> Result<R, StackError> {
         let now = self.now;
-        if !self.is_live(h) {
-            return Err(StackError::InvalidHandle);
-        }
-        let timer_at = self.meta[h.index as usize].timer_deadline();
-        let conn = self.conns[h.index as usize]
-            .get_live_mut()
-            .ok_or(StackError::InvalidHandle)?;
+        let (meta, conn) = Self::live_slot(&mut self.meta, &mut self.conns, h)?;
         let state = conn.state();
         let r = f(conn, now);
-        // Only a connection with something to do goes on the dirty list: an application that
-        // polls `recv` in a loop must not keep the stack busy.
-        let busy = conn.wants_transmit()
-            || conn.has_events()
-            || matches!(conn.state(), State::Closed | State::TimeWait)
-            || conn.state() != state
-            || conn.poll_at() != timer_at;
-        if busy {
-            self.mark_dirty(h.index);
-        }
+        Self::dirty_if_busy(&mut self.dirty, h.index, meta, conn, state);
         Ok(r)
     }
 
@@ -225,12 +256,15 @@ impl<A: StackFamily> Stack<A> {
 
     /// Closes both directions; the connection becomes an orphan until it finishes.
     pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
-        // Whether it still lives, read while the connection is at hand.
-        let alive = self.with_conn(h, |c, now| {
-            c.close(now)
-                .map(|()| !matches!(c.state(), State::Closed | State::TimeWait))
-        })??;
-        if alive && !self.meta[h.index as usize].has(SM_ORPHAN) {
+        // `with_conn`, with the slot's metadata held for the orphan test.
+        let now = self.now;
+        let (meta, conn) = Self::live_slot(&mut self.meta, &mut self.conns, h)?;
+        let state = conn.state();
+        let r = conn.close(now);
+        let alive = !matches!(conn.state(), State::Closed | State::TimeWait);
+        Self::dirty_if_busy(&mut self.dirty, h.index, meta, conn, state);
+        r.map_err(StackError::Tcp)?;
+        if alive && !meta.has(SM_ORPHAN) {
             self.orphan_push(h.index);
             self.enforce_orphan_limit();
         }

@@ -83,14 +83,22 @@ impl<A: Address> Connection<A> {
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
             self.update_send_window(seq, ack, window);
         }
-        // Eighth: the FIN, in order.
-        if fin && self.rx_fin.is_none() {
-            self.receive_fin(now);
+        // Eighth: the FIN, in order (this one, or one that came early and is now at
+        // RCV.NXT). The state is ESTABLISHED here, so `receive_fin` would take it to
+        // CLOSE-WAIT, and it runs at most once: it clears `rx_fin`. Written out for that
+        // state alone (no TIME-WAIT entry from FIN-WAIT-2 to call).
+        if (fin && self.rx_fin.is_none()) || self.rx_fin == Some(self.rcv_nxt) {
+            debug_assert_eq!(self.state, State::Established);
+            self.rx_fin = None;
+            self.rcv_nxt += 1;
+            self.ack_pending = true;
+            self.state = State::CloseWait;
+            self.push_event(Event::PeerClosed);
         }
-        if self.rx_fin == Some(self.rcv_nxt) {
-            self.receive_fin(now);
+        // `update_persist` does nothing unless the timer runs or data waits past SND.NXT.
+        if self.persist.at.is_some() || self.snd_nxt < self.tx_seq + self.tx.len() {
+            self.update_persist(now);
         }
-        self.update_persist(now);
         true
     }
 
@@ -977,5 +985,48 @@ mod tests {
         }
         println!("fast path: {fast_taken} of {checked} segments");
         assert!(fast_taken > 500, "{fast_taken}");
+    }
+
+    /// `close` (its CLOSE-WAIT shortcut where it applies) leaves the connection as the
+    /// general path does, in the fast path's states and after the peer's FIN with and
+    /// without unread data.
+    #[test]
+    fn close_shortcut_matches_the_general_close() {
+        let now = Instant::from_millis(1000);
+        let mut counters = Counters::default();
+        let mut taken = 0;
+        let mut checked = 0;
+        for keepalive in [false, true] {
+            for c in connections(keepalive) {
+                let recent = c.ts.unwrap().recent;
+                let fin = seg(TcpControl::Fin, c.rcv_nxt, c.snd_max, recent);
+                let mut variants = vec![c.clone()];
+                for payload in [&b""[..], &b"abc"[..]] {
+                    let mut w = c.clone();
+                    w.handle_segment(now, &TcpRepr { payload, ..fin }, &mut counters);
+                    variants.push(w.clone());
+                    w.app_closed = true;
+                    w.fin_queued = true;
+                    variants.push(w);
+                }
+                for v in variants {
+                    if v.state == State::CloseWait && v.rx.is_empty() {
+                        taken += 1;
+                    }
+                    let (mut a, mut b) = (v.clone(), v.clone());
+                    let ra = a.close(now);
+                    let rb = if v.state == State::Closed {
+                        Ok(())
+                    } else {
+                        b.close_general(now)
+                    };
+                    assert_eq!(ra, rb);
+                    same(&format!("{a:?}"), &format!("{b:?}"), &fin);
+                    checked += 1;
+                }
+            }
+        }
+        println!("close shortcut: {taken} of {checked}");
+        assert!(taken > 10, "{taken}");
     }
 }

@@ -1111,10 +1111,27 @@ impl<A: Address> Connection<A> {
 
     /// close(): shut down both directions. Unread received data turns the close into an abort
     /// (RFC 1122 §4.2.2.13, RFC 2525 §2.17), as Linux does.
+    #[inline]
     pub fn close(&mut self, now: Instant) -> Result<(), TcpError> {
-        if self.state == State::Closed {
-            return Ok(());
+        match self.state {
+            State::Closed => Ok(()),
+            // The server's usual close, after the peer's FIN with everything read: what the
+            // general path below does for it (`shutdown`'s CLOSE-WAIT case), in one test.
+            State::CloseWait if self.rx.is_empty() => {
+                self.app_closed = true;
+                if !self.fin_queued {
+                    self.fin_queued = true;
+                    self.state = State::LastAck;
+                }
+                Ok(())
+            }
+            _ => self.close_general(now),
         }
+    }
+
+    /// [`Self::close`] in any other state.
+    #[inline(never)]
+    fn close_general(&mut self, now: Instant) -> Result<(), TcpError> {
         if !self.rx.is_empty() && self.state.is_synchronized() {
             self.abort(now);
             return Ok(());
