@@ -3,7 +3,7 @@
 //! carries the configured VLAN's tag (`StackConfig::vlan`), if any.
 
 use super::family::Resolve;
-use super::{Control, MAX_CONTROL, SM_DIRTY, SM_MAC, Stack, StackFamily};
+use super::{Control, MAX_CONTROL, SM_MAC, Stack, StackFamily};
 use crate::link::Link;
 use crate::tcp::{FourTuple, rst_for_unexpected};
 use crate::time::Instant;
@@ -29,24 +29,40 @@ impl<A: StackFamily> Stack<A> {
         if !self.transmit_control(link) {
             return;
         }
-        let mut i = 0;
-        while i < self.dirty.len() {
-            let index = self.dirty[i];
+        // The list is walked as a local (no bounds check, no reload of its length after each
+        // call): nothing in transmission or `settle` marks a slot dirty.
+        let mut dirty = core::mem::take(&mut self.dirty);
+        for (i, &index) in dirty.iter().enumerate() {
             match self.transmit_slot(now, index, link) {
                 Tx::Done => {}
                 Tx::Unreachable => self.neighbor_unreachable(now, index),
                 Tx::NoBuffer => {
                     // TX ring full: keep the rest dirty for the next poll.
                     self.counters.tx_no_buffer += 1;
-                    self.dirty.drain(..i);
+                    dirty.drain(..i);
+                    self.restore_dirty(dirty);
                     return;
                 }
             }
-            self.meta[index as usize].set(SM_DIRTY, false);
+            // Clears the slot's SM_DIRTY.
             self.settle(index);
-            i += 1;
         }
-        self.dirty.clear();
+        dirty.clear();
+        self.restore_dirty(dirty);
+    }
+
+    /// Puts the dirty list `dispatch` took back (its allocation kept), ahead of anything
+    /// marked dirty meanwhile (nothing is, see `dispatch`; kept correct anyway).
+    #[inline(always)]
+    fn restore_dirty(&mut self, mut dirty: Vec<u32>) {
+        debug_assert!(
+            self.dirty.is_empty(),
+            "nothing marks a slot dirty in dispatch"
+        );
+        if !self.dirty.is_empty() {
+            dirty.append(&mut self.dirty);
+        }
+        self.dirty = dirty;
     }
 
     /// Sends the queued control replies; false when the link ran out of TX frames. Out of

@@ -98,15 +98,12 @@ impl<A: StackFamily> Stack<A> {
             return;
         }
         meta.set(SM_ORPHAN, false);
-        let OrphanLink { prev, next } = self.orphan_links[index as usize];
-        match prev {
-            NIL => self.orphan_head = next,
-            p => self.orphan_links[p as usize].next = next,
-        }
-        match next {
-            NIL => self.orphan_tail = prev,
-            n => self.orphan_links[n as usize].prev = prev,
-        }
+        unlink_orphan(
+            &mut self.orphan_links,
+            &mut self.orphan_head,
+            &mut self.orphan_tail,
+            index,
+        );
         self.counters.orphans -= 1;
     }
 
@@ -232,37 +229,13 @@ impl<A: StackFamily> Stack<A> {
         }
     }
 
-    pub(super) fn free_slot(&mut self, index: u32) {
-        // The block stays in the cell, vacant (its buffers and scoreboard returned as a drop
-        // would return them), for the slot's next passive open to rewrite in place.
-        let Some(conn) = self.conns[index as usize].get_mut() else {
-            return;
-        };
-        let tuple = conn.tuple();
-        conn.vacate();
-        self.orphan_unlink(index);
-        let meta = &mut self.meta[index as usize];
-        if let Some(t) = meta.timer.take() {
-            self.wheel.cancel(t);
-        }
-        meta.timer_at = NO_TIMER;
-        if meta.last_state == State::Established {
-            self.counters.established = self.counters.established.saturating_sub(1);
-        }
-        meta.last_state = State::Closed;
-        // Keep the generation and the dirty bit (the slot may still be on the dirty list).
-        meta.flags &= SM_DIRTY;
-        // The hash stored at insertion: no second hashing of the tuple.
-        self.flows
-            .remove_hashed(&tuple, self.flow_hashes[index as usize]);
-        self.free_slots.push(index);
-        self.live_connections -= 1;
-    }
-
     /// After anything touched a connection: gauges, events, timers, TIME-WAIT migration,
-    /// freeing.
+    /// freeing. Takes the slot off the dirty list's bit (`SM_DIRTY`; dispatch empties the
+    /// list itself). The slot's meta and block are looked up once, here: freeing works on
+    /// them in place.
     pub(super) fn settle(&mut self, index: u32) {
         let meta = &mut self.meta[index as usize];
+        meta.flags &= !SM_DIRTY;
         let Some(conn) = self.conns[index as usize].get_mut() else {
             return;
         };
@@ -317,7 +290,33 @@ impl<A: StackFamily> Stack<A> {
                 };
                 super::icmp::keep_soft_error(&mut self.soft_errors, h, e);
             }
-            self.free_slot(index);
+            // Free the slot. The block stays in the cell, vacant (its buffers and
+            // scoreboard returned as a drop would return them), for the slot's next passive
+            // open to rewrite in place.
+            let tuple = conn.tuple();
+            conn.vacate();
+            if meta.has(SM_ORPHAN) {
+                unlink_orphan(
+                    &mut self.orphan_links,
+                    &mut self.orphan_head,
+                    &mut self.orphan_tail,
+                    index,
+                );
+                self.counters.orphans -= 1;
+            }
+            if let Some(t) = meta.timer.take() {
+                self.wheel.cancel(t);
+            }
+            meta.timer_at = NO_TIMER;
+            // `last_state` is CLOSED or TIME-WAIT (set above): the ESTABLISHED gauge is
+            // settled already. Only the generation stays (the dirty bit is clear).
+            meta.last_state = State::Closed;
+            meta.flags = 0;
+            // The hash stored at insertion: no second hashing of the tuple.
+            self.flows
+                .remove_hashed(&tuple, self.flow_hashes[index as usize]);
+            self.free_slots.push(index);
+            self.live_connections -= 1;
             return;
         }
         let want = conn.poll_at();
@@ -389,5 +388,19 @@ impl<A: StackFamily> Stack<A> {
             .min()
             .filter(|&at| at != NO_TIMER)
             .map(Instant::from_micros)
+    }
+}
+
+/// Takes slot `index` off the doubly linked orphan list (`head`, `tail`, `links`).
+#[inline(always)]
+fn unlink_orphan(links: &mut [OrphanLink], head: &mut u32, tail: &mut u32, index: u32) {
+    let OrphanLink { prev, next } = links[index as usize];
+    match prev {
+        NIL => *head = next,
+        p => links[p as usize].next = next,
+    }
+    match next {
+        NIL => *tail = prev,
+        n => links[n as usize].prev = prev,
     }
 }
