@@ -2,10 +2,12 @@
 //! connection has to send, each touched slot settled after it (`slots.rs`). Every frame
 //! carries the configured VLAN's tag (`StackConfig::vlan`), if any.
 
-use super::family::Resolve;
-use super::{Control, MAX_CONTROL, SM_MAC, Stack, StackFamily};
+use std::collections::HashMap;
+
+use super::neighbor::NeighborEntry;
+use super::{Control, MAX_CONTROL, SM_MAC, SlotMeta, Stack, StackFamily};
 use crate::link::Link;
-use crate::tcp::{FourTuple, rst_for_unexpected};
+use crate::tcp::{Connection, Counters, FourTuple, rst_for_unexpected};
 use crate::time::Instant;
 use crate::wire::arp::{ArpPacket, ArpRepr};
 use crate::wire::ethernet::EtherType;
@@ -14,13 +16,13 @@ use crate::wire::icmpv6::Icmpv6Repr;
 use crate::wire::{EthernetAddress, Ipv6Addr, TcpControl, TcpRepr, VlanId};
 
 /// What became of one slot's transmission.
-enum Tx {
+pub(super) enum Tx {
     /// Everything sent, or nothing to send, or waiting for the neighbour's MAC.
     Done,
     /// The link ran out of TX frames.
     NoBuffer,
-    /// The next hop never answered ARP: the slot is reported to `Stack::neighbor_unreachable`.
-    Unreachable,
+    /// The next hop's MAC is not known (asked for by the caller, `Stack::await_neighbor`).
+    NoNeighbor,
 }
 
 impl<A: StackFamily> Stack<A> {
@@ -33,19 +35,13 @@ impl<A: StackFamily> Stack<A> {
         // call): nothing in transmission or `settle` marks a slot dirty.
         let mut dirty = core::mem::take(&mut self.dirty);
         for (i, &index) in dirty.iter().enumerate() {
-            match self.transmit_slot(now, index, link) {
-                Tx::Done => {}
-                Tx::Unreachable => self.neighbor_unreachable(now, index),
-                Tx::NoBuffer => {
-                    // TX ring full: keep the rest dirty for the next poll.
-                    self.counters.tx_no_buffer += 1;
-                    dirty.drain(..i);
-                    self.restore_dirty(dirty);
-                    return;
-                }
+            if !self.transmit_and_settle(now, index, link) {
+                // TX ring full: keep the rest dirty for the next poll.
+                self.counters.tx_no_buffer += 1;
+                dirty.drain(..i);
+                self.restore_dirty(dirty);
+                return;
             }
-            // Clears the slot's SM_DIRTY.
-            self.settle(index);
         }
         dirty.clear();
         self.restore_dirty(dirty);
@@ -105,91 +101,6 @@ impl<A: StackFamily> Stack<A> {
             self.control.pop_front();
         }
         true
-    }
-
-    /// Sends everything one connection has ready.
-    fn transmit_slot<L: Link>(&mut self, now: Instant, index: u32, link: &mut L) -> Tx {
-        let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
-        let meta = &mut self.meta[index as usize];
-        let Some(conn) = self.conns[index as usize].get_mut() else {
-            return Tx::Done;
-        };
-        if !conn.wants_transmit() {
-            return Tx::Done;
-        }
-        let tuple = conn.tuple();
-        let dst_mac = match meta
-            .peer_mac()
-            .or_else(|| super::neighbor::lookup(&self.neighbors, now, tuple.remote_addr))
-        {
-            Some(m) => {
-                meta.peer_mac = m;
-                meta.flags |= SM_MAC;
-                m
-            }
-            None => {
-                return match self.await_neighbor(now, index, &tuple) {
-                    Resolve::Waiting | Resolve::Known => Tx::Done,
-                    Resolve::Unreachable => Tx::Unreachable,
-                };
-            }
-        };
-        let counters = &mut self.counters;
-        // `wants_transmit` held above and nothing since has touched the connection: the first
-        // segment is asked for without testing it again.
-        loop {
-            let (mut sent, mut last) = (false, false);
-            // The segment is emitted where `poll_transmit` returned it (matched by
-            // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
-            // `Option` first.
-            // A bare FIN (the server's FIN+ACK after the peer's FIN) is built and written in
-            // its compact form (`Connection::poll_bare_fin`, `BareRepr`); anything else
-            // through the generic segment.
-            let ok = link.transmit(|buf| {
-                if let Some(bare) = conn.poll_bare_fin(now) {
-                    (sent, last) = (true, true);
-                    return A::emit_bare_frame(
-                        buf,
-                        vlan,
-                        mac,
-                        dst_mac,
-                        tuple.local_addr,
-                        tuple.remote_addr,
-                        &bare,
-                    )
-                    .unwrap_or(0);
-                }
-                match &conn.poll_transmit(now, counters) {
-                    Some(repr) => {
-                        sent = true;
-                        A::emit_frame(
-                            buf,
-                            vlan,
-                            mac,
-                            dst_mac,
-                            tuple.local_addr,
-                            tuple.remote_addr,
-                            repr,
-                        )
-                        .unwrap_or(0)
-                    }
-                    None => 0,
-                }
-            });
-            if !ok {
-                return Tx::NoBuffer;
-            }
-            if !sent {
-                break;
-            }
-            counters.tx_frames += 1;
-            // Nothing follows a bare FIN: `wants_transmit` is false after it (the unit test
-            // `bare_fin_matches_poll_transmit` asserts it).
-            if last || !conn.wants_transmit() {
-                break;
-            }
-        }
-        Tx::Done
     }
 
     pub(super) fn push_control(&mut self, c: Control<A>) {
@@ -273,4 +184,92 @@ fn emit_nd(
         emit_l2(buf, src, dst, vlan, EtherType::Ipv6);
     }
     len + tag
+}
+
+/// Sends everything `conn` (slot `meta`) has ready; `Tx::NoNeighbor` when the next hop's MAC
+/// is not known (the caller asks for it). A free function over the fields it needs, so that
+/// `Stack::transmit_and_settle` (slots.rs) keeps its one lookup of the slot's meta and block
+/// for transmission and settling both.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn transmit_conn<A: StackFamily, L: Link>(
+    conn: &mut Connection<A>,
+    meta: &mut SlotMeta,
+    neighbors: &HashMap<A, NeighborEntry>,
+    counters: &mut Counters,
+    mac: EthernetAddress,
+    vlan: Option<VlanId>,
+    now: Instant,
+    link: &mut L,
+) -> Tx {
+    if !conn.wants_transmit() {
+        return Tx::Done;
+    }
+    let tuple = conn.tuple();
+    let dst_mac = match meta
+        .peer_mac()
+        .or_else(|| super::neighbor::lookup(neighbors, now, tuple.remote_addr))
+    {
+        Some(m) => {
+            meta.peer_mac = m;
+            meta.flags |= SM_MAC;
+            m
+        }
+        None => return Tx::NoNeighbor,
+    };
+    // `wants_transmit` held above and nothing since has touched the connection: the first
+    // segment is asked for without testing it again.
+    loop {
+        let (mut sent, mut last) = (false, false);
+        // The segment is emitted where `poll_transmit` returned it (matched by
+        // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
+        // `Option` first.
+        // A bare FIN (the server's FIN+ACK after the peer's FIN) is built and written in
+        // its compact form (`Connection::poll_bare_fin`, `BareRepr`); anything else
+        // through the generic segment.
+        let ok = link.transmit(|buf| {
+            if let Some(bare) = conn.poll_bare_fin(now) {
+                (sent, last) = (true, true);
+                return A::emit_bare_frame(
+                    buf,
+                    vlan,
+                    mac,
+                    dst_mac,
+                    tuple.local_addr,
+                    tuple.remote_addr,
+                    &bare,
+                )
+                .unwrap_or(0);
+            }
+            match &conn.poll_transmit(now, counters) {
+                Some(repr) => {
+                    sent = true;
+                    A::emit_frame(
+                        buf,
+                        vlan,
+                        mac,
+                        dst_mac,
+                        tuple.local_addr,
+                        tuple.remote_addr,
+                        repr,
+                    )
+                    .unwrap_or(0)
+                }
+                None => 0,
+            }
+        });
+        if !ok {
+            return Tx::NoBuffer;
+        }
+        if !sent {
+            break;
+        }
+        counters.tx_frames += 1;
+        // Nothing follows a bare FIN: `wants_transmit` is false after it (the unit test
+        // `bare_fin_matches_poll_transmit` asserts it).
+        if last || !conn.wants_transmit() {
+            break;
+        }
+    }
+    Tx::Done
 }

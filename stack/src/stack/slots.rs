@@ -5,11 +5,13 @@
 
 use std::collections::VecDeque;
 
-use super::family::HANDLE_V6;
+use super::egress::{Tx, transmit_conn};
+use super::family::{HANDLE_V6, Resolve};
 use super::{
     ConnCell, ConnHandle, NIL, NO_TIMER, OrphanLink, Owner, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_MAC,
     SM_ORPHAN, SM_TIMER_PENDING, SlotMeta, Stack, StackError, StackFamily, TIMER_TICK,
 };
+use crate::link::Link;
 use crate::tcp::flow_table::FlowHash;
 use crate::tcp::time_wait::TimeWaitInit;
 use crate::tcp::{ConnTemplate, Connection, Event, FourTuple, State};
@@ -229,16 +231,53 @@ impl<A: StackFamily> Stack<A> {
         }
     }
 
-    /// After anything touched a connection: gauges, events, timers, TIME-WAIT migration,
-    /// freeing. Takes the slot off the dirty list's bit (`SM_DIRTY`; dispatch empties the
-    /// list itself). The slot's meta and block are looked up once, here: freeing works on
-    /// them in place.
-    pub(super) fn settle(&mut self, index: u32) {
-        let meta = &mut self.meta[index as usize];
-        meta.flags &= !SM_DIRTY;
-        let Some(conn) = self.conns[index as usize].get_mut() else {
-            return;
+    /// Sends what slot `index` has ready (`egress::transmit_conn`), then what follows any
+    /// change to a connection: gauges, events, timers, TIME-WAIT migration, freeing. The
+    /// slot's meta and block are looked up once for all of it. Clears the slot's SM_DIRTY
+    /// (dispatch empties the list itself). False when the link ran out of TX frames: the
+    /// slot stays dirty and unsettled.
+    #[inline(always)]
+    pub(super) fn transmit_and_settle<L: Link>(
+        &mut self,
+        now: Instant,
+        index: u32,
+        link: &mut L,
+    ) -> bool {
+        let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
+        let mut transmit = true;
+        let (meta, conn) = loop {
+            let meta = &mut self.meta[index as usize];
+            let Some(conn) = self.conns[index as usize].get_mut() else {
+                meta.flags &= !SM_DIRTY;
+                return true;
+            };
+            if transmit {
+                match transmit_conn(
+                    conn,
+                    meta,
+                    &self.neighbors,
+                    &mut self.counters,
+                    mac,
+                    vlan,
+                    now,
+                    link,
+                ) {
+                    Tx::Done => {}
+                    Tx::NoBuffer => return false,
+                    Tx::NoNeighbor => {
+                        // Ask for it (or give up on it), then settle without sending.
+                        let tuple = conn.tuple();
+                        if self.await_neighbor(now, index, &tuple) == Resolve::Unreachable {
+                            self.neighbor_unreachable(now, index);
+                        }
+                        transmit = false;
+                        continue;
+                    }
+                }
+            }
+            break (meta, conn);
         };
+        meta.flags &= !SM_DIRTY;
         let state = conn.state();
         if state != meta.last_state {
             crate::trace::debug!(conn = %conn.tuple(), from = %meta.last_state, to = %state, "state");
@@ -317,7 +356,7 @@ impl<A: StackFamily> Stack<A> {
                 .remove_hashed(&tuple, self.flow_hashes[index as usize]);
             self.free_slots.push(index);
             self.live_connections -= 1;
-            return;
+            return true;
         }
         let want = conn.poll_at();
         if want != meta.timer_deadline() {
@@ -340,6 +379,7 @@ impl<A: StackFamily> Stack<A> {
                 }
             }
         }
+        true
     }
 
     /// Links the deadlines `settle` left pending into the wheel, before `run_timers` expires
