@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::neighbor::NeighborEntry;
-use super::{Control, MAX_CONTROL, SM_MAC, SlotMeta, Stack, StackFamily};
+use super::{Control, MAX_CONTROL, SM_MAC, SlotMeta, Stack, StackConfig, StackFamily};
 use crate::link::Link;
 use crate::tcp::{Connection, Counters, FourTuple, rst_for_unexpected};
 use crate::time::Instant;
@@ -197,14 +197,15 @@ pub(super) fn transmit_conn<A: StackFamily, L: Link>(
     meta: &mut SlotMeta,
     neighbors: &HashMap<A, NeighborEntry>,
     counters: &mut Counters,
-    mac: EthernetAddress,
-    vlan: Option<VlanId>,
+    cfg: &StackConfig,
     now: Instant,
     link: &mut L,
 ) -> Tx {
     if !conn.wants_transmit() {
         return Tx::Done;
     }
+    // Read here, not by the caller: a slot with nothing to send does not load them.
+    let (mac, vlan) = (cfg.mac, cfg.vlan);
     let tuple = conn.tuple();
     let dst_mac = match meta
         .peer_mac()

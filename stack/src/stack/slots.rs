@@ -243,7 +243,6 @@ impl<A: StackFamily> Stack<A> {
         index: u32,
         link: &mut L,
     ) -> bool {
-        let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
         let mut transmit = true;
         let (meta, conn) = loop {
             let meta = &mut self.meta[index as usize];
@@ -257,8 +256,7 @@ impl<A: StackFamily> Stack<A> {
                     meta,
                     &self.neighbors,
                     &mut self.counters,
-                    mac,
-                    vlan,
+                    &self.cfg,
                     now,
                     link,
                 ) {
