@@ -391,19 +391,20 @@ impl<A: StackFamily> Stack<A> {
     /// Entries of freed slots (their flag cleared by `free_slot`) are dropped.
     pub(super) fn link_pending_timers(&mut self, now: Instant) {
         let tick = TIMER_TICK.as_micros() as u64;
-        let now_tick = now.total_micros() / tick;
+        // "Its tick is after now's": div_ceil(at, tick) > now / tick, which for integers (tick
+        // > 0) is at > (now / tick) * tick: one compare per entry, no division.
+        let now_tick_start = now.total_micros() / tick * tick;
+        // Walked as a local (no reload of its length); nothing below queues a deadline.
+        let mut pending = core::mem::take(&mut self.timers_pending);
         let mut kept = 0;
-        for i in 0..self.timers_pending.len() {
-            let index = self.timers_pending[i];
+        for i in 0..pending.len() {
+            let index = pending[i];
             let meta = &mut self.meta[index as usize];
             if !meta.has(SM_TIMER_PENDING) {
                 continue;
             }
-            if meta.timer_at != NO_TIMER
-                && meta.has(SM_DIRTY)
-                && meta.timer_at.div_ceil(tick) > now_tick
-            {
-                self.timers_pending[kept] = index;
+            if meta.timer_at != NO_TIMER && meta.has(SM_DIRTY) && meta.timer_at > now_tick_start {
+                pending[kept] = index;
                 kept += 1;
                 continue;
             }
@@ -413,7 +414,8 @@ impl<A: StackFamily> Stack<A> {
                 meta.timer = self.wheel.schedule(at, Owner::Slot(index).encode()).ok();
             }
         }
-        self.timers_pending.truncate(kept);
+        pending.truncate(kept);
+        self.timers_pending = pending;
     }
 
     /// The earliest deadline still pending (not linked into the wheel yet), for `poll_at`.
