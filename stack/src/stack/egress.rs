@@ -69,38 +69,23 @@ impl<A: StackFamily> Stack<A> {
     #[inline(never)]
     fn transmit_control<L: Link>(&mut self, link: &mut L) -> bool {
         let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
-        // By reference: the closure need not copy the reply.
-        while let Some(c) = self.control.front() {
-            let ok = link.transmit(|buf| match c {
-                Control::Tcp {
-                    dst_mac,
-                    src_ip,
-                    dst_ip,
-                    repr,
-                } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
-                Control::SynAck {
-                    dst_mac,
-                    src_ip,
-                    dst_ip,
-                    repr,
-                } => A::emit_synack_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr)
-                    .unwrap_or(0),
-                Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
-                Control::Nd {
-                    dst_mac,
-                    src_ip,
-                    dst_ip,
-                    repr,
-                } => emit_nd(buf, mac, *dst_mac, vlan, *src_ip, *dst_ip, repr),
-            });
-            if !ok {
-                self.counters.tx_no_buffer += 1;
-                return false;
-            }
-            self.counters.tx_frames += 1;
-            self.control.pop_front();
+        // By reference: the closure need not copy the reply. The queue is read in place
+        // (its two slices) and emptied once at the end, not popped per reply.
+        let mut sent = 0usize;
+        let ok = {
+            let (front, back) = self.control.as_slices();
+            transmit_controls(front, mac, vlan, link, &mut sent)
+                && transmit_controls(back, mac, vlan, link, &mut sent)
+        };
+        self.counters.tx_frames += sent as u64;
+        if ok {
+            self.control.clear();
+        } else {
+            // Those not sent stay queued, in order, for the next poll.
+            self.control.drain(..sent);
+            self.counters.tx_no_buffer += 1;
         }
-        true
+        ok
     }
 
     pub(super) fn push_control(&mut self, c: Control<A>) {
@@ -273,4 +258,46 @@ pub(super) fn transmit_conn<A: StackFamily, L: Link>(
         }
     }
     Tx::Done
+}
+
+/// Sends `replies` in order, counting each sent one in `sent`; false when the link ran out
+/// of TX frames (the rest unsent).
+#[inline(always)]
+fn transmit_controls<A: StackFamily, L: Link>(
+    replies: &[Control<A>],
+    mac: EthernetAddress,
+    vlan: Option<VlanId>,
+    link: &mut L,
+    sent: &mut usize,
+) -> bool {
+    for c in replies {
+        let ok = link.transmit(|buf| match c {
+            Control::Tcp {
+                dst_mac,
+                src_ip,
+                dst_ip,
+                repr,
+            } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
+            Control::SynAck {
+                dst_mac,
+                src_ip,
+                dst_ip,
+                repr,
+            } => {
+                A::emit_synack_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0)
+            }
+            Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
+            Control::Nd {
+                dst_mac,
+                src_ip,
+                dst_ip,
+                repr,
+            } => emit_nd(buf, mac, *dst_mac, vlan, *src_ip, *dst_ip, repr),
+        });
+        if !ok {
+            return false;
+        }
+        *sent += 1;
+    }
+    true
 }
