@@ -388,7 +388,8 @@ impl<A: StackFamily> Stack<A> {
     /// frees the slot. A deadline that may be due now (its tick, rounded up as the wheel
     /// rounds it, not after `now`'s tick) is always linked, so it fires in this batch as an
     /// eagerly linked one would; within one tick the wheel's order is unspecified anyway.
-    /// Entries of freed slots (their flag cleared by `free_slot`) are dropped.
+    /// Entries of freed slots (their flag cleared when `transmit_and_settle` frees them)
+    /// are dropped.
     pub(super) fn link_pending_timers(&mut self, now: Instant) {
         let tick = TIMER_TICK.as_micros() as u64;
         // "Its tick is after now's": div_ceil(at, tick) > now / tick, which for integers (tick
