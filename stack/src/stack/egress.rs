@@ -2,10 +2,12 @@
 //! connection has to send, each touched slot settled after it (`slots.rs`). Every frame
 //! carries the configured VLAN's tag (`StackConfig::vlan`), if any.
 
-use super::family::Resolve;
-use super::{Control, MAX_CONTROL, SM_DIRTY, SM_MAC, Stack, StackFamily};
+use std::collections::HashMap;
+
+use super::neighbor::NeighborEntry;
+use super::{Control, MAX_CONTROL, SM_MAC, SlotMeta, Stack, StackConfig, StackFamily};
 use crate::link::Link;
-use crate::tcp::{FourTuple, rst_for_unexpected};
+use crate::tcp::{Connection, Counters, FourTuple, rst_for_unexpected};
 use crate::time::Instant;
 use crate::wire::arp::{ArpPacket, ArpRepr};
 use crate::wire::ethernet::EtherType;
@@ -14,13 +16,13 @@ use crate::wire::icmpv6::Icmpv6Repr;
 use crate::wire::{EthernetAddress, Ipv6Addr, TcpControl, TcpRepr, VlanId};
 
 /// What became of one slot's transmission.
-enum Tx {
+pub(super) enum Tx {
     /// Everything sent, or nothing to send, or waiting for the neighbour's MAC.
     Done,
     /// The link ran out of TX frames.
     NoBuffer,
-    /// The next hop never answered ARP: the slot is reported to `Stack::neighbor_unreachable`.
-    Unreachable,
+    /// The next hop's MAC is not known (asked for by the caller, `Stack::await_neighbor`).
+    NoNeighbor,
 }
 
 impl<A: StackFamily> Stack<A> {
@@ -29,24 +31,34 @@ impl<A: StackFamily> Stack<A> {
         if !self.transmit_control(link) {
             return;
         }
-        let mut i = 0;
-        while i < self.dirty.len() {
-            let index = self.dirty[i];
-            match self.transmit_slot(now, index, link) {
-                Tx::Done => {}
-                Tx::Unreachable => self.neighbor_unreachable(now, index),
-                Tx::NoBuffer => {
-                    // TX ring full: keep the rest dirty for the next poll.
-                    self.counters.tx_no_buffer += 1;
-                    self.dirty.drain(..i);
-                    return;
-                }
+        // The list is walked as a local (no bounds check, no reload of its length after each
+        // call): nothing in transmission or `settle` marks a slot dirty.
+        let mut dirty = core::mem::take(&mut self.dirty);
+        for (i, &index) in dirty.iter().enumerate() {
+            if !self.transmit_and_settle(now, index, link) {
+                // TX ring full: keep the rest dirty for the next poll.
+                self.counters.tx_no_buffer += 1;
+                dirty.drain(..i);
+                self.restore_dirty(dirty);
+                return;
             }
-            self.meta[index as usize].set(SM_DIRTY, false);
-            self.settle(index);
-            i += 1;
         }
-        self.dirty.clear();
+        dirty.clear();
+        self.restore_dirty(dirty);
+    }
+
+    /// Puts the dirty list `dispatch` took back (its allocation kept), ahead of anything
+    /// marked dirty meanwhile (nothing is, see `dispatch`; kept correct anyway).
+    #[inline(always)]
+    fn restore_dirty(&mut self, mut dirty: Vec<u32>) {
+        debug_assert!(
+            self.dirty.is_empty(),
+            "nothing marks a slot dirty in dispatch"
+        );
+        if !self.dirty.is_empty() {
+            dirty.append(&mut self.dirty);
+        }
+        self.dirty = dirty;
     }
 
     /// Sends the queued control replies; false when the link ran out of TX frames. Out of
@@ -57,123 +69,23 @@ impl<A: StackFamily> Stack<A> {
     #[inline(never)]
     fn transmit_control<L: Link>(&mut self, link: &mut L) -> bool {
         let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
-        // By reference: the closure need not copy the reply.
-        while let Some(c) = self.control.front() {
-            let ok = link.transmit(|buf| match c {
-                Control::Tcp {
-                    dst_mac,
-                    src_ip,
-                    dst_ip,
-                    repr,
-                } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
-                Control::SynAck {
-                    dst_mac,
-                    src_ip,
-                    dst_ip,
-                    repr,
-                } => A::emit_synack_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr)
-                    .unwrap_or(0),
-                Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
-                Control::Nd {
-                    dst_mac,
-                    src_ip,
-                    dst_ip,
-                    repr,
-                } => emit_nd(buf, mac, *dst_mac, vlan, *src_ip, *dst_ip, repr),
-            });
-            if !ok {
-                self.counters.tx_no_buffer += 1;
-                return false;
-            }
-            self.counters.tx_frames += 1;
-            self.control.pop_front();
-        }
-        true
-    }
-
-    /// Sends everything one connection has ready.
-    fn transmit_slot<L: Link>(&mut self, now: Instant, index: u32, link: &mut L) -> Tx {
-        let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
-        let meta = &mut self.meta[index as usize];
-        let Some(conn) = self.conns[index as usize].get_mut() else {
-            return Tx::Done;
+        // By reference: the closure need not copy the reply. The queue is read in place
+        // (its two slices) and emptied once at the end, not popped per reply.
+        let mut sent = 0usize;
+        let ok = {
+            let (front, back) = self.control.as_slices();
+            transmit_controls(front, mac, vlan, link, &mut sent)
+                && transmit_controls(back, mac, vlan, link, &mut sent)
         };
-        if !conn.wants_transmit() {
-            return Tx::Done;
+        self.counters.tx_frames += sent as u64;
+        if ok {
+            self.control.clear();
+        } else {
+            // Those not sent stay queued, in order, for the next poll.
+            self.control.drain(..sent);
+            self.counters.tx_no_buffer += 1;
         }
-        let tuple = conn.tuple();
-        let dst_mac = match meta
-            .peer_mac()
-            .or_else(|| super::neighbor::lookup(&self.neighbors, now, tuple.remote_addr))
-        {
-            Some(m) => {
-                meta.peer_mac = m;
-                meta.flags |= SM_MAC;
-                m
-            }
-            None => {
-                return match self.await_neighbor(now, index, &tuple) {
-                    Resolve::Waiting | Resolve::Known => Tx::Done,
-                    Resolve::Unreachable => Tx::Unreachable,
-                };
-            }
-        };
-        let counters = &mut self.counters;
-        // `wants_transmit` held above and nothing since has touched the connection: the first
-        // segment is asked for without testing it again.
-        loop {
-            let (mut sent, mut last) = (false, false);
-            // The segment is emitted where `poll_transmit` returned it (matched by
-            // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
-            // `Option` first.
-            // A bare FIN (the server's FIN+ACK after the peer's FIN) is built and written in
-            // its compact form (`Connection::poll_bare_fin`, `BareRepr`); anything else
-            // through the generic segment.
-            let ok = link.transmit(|buf| {
-                if let Some(bare) = conn.poll_bare_fin(now) {
-                    (sent, last) = (true, true);
-                    return A::emit_bare_frame(
-                        buf,
-                        vlan,
-                        mac,
-                        dst_mac,
-                        tuple.local_addr,
-                        tuple.remote_addr,
-                        &bare,
-                    )
-                    .unwrap_or(0);
-                }
-                match &conn.poll_transmit(now, counters) {
-                    Some(repr) => {
-                        sent = true;
-                        A::emit_frame(
-                            buf,
-                            vlan,
-                            mac,
-                            dst_mac,
-                            tuple.local_addr,
-                            tuple.remote_addr,
-                            repr,
-                        )
-                        .unwrap_or(0)
-                    }
-                    None => 0,
-                }
-            });
-            if !ok {
-                return Tx::NoBuffer;
-            }
-            if !sent {
-                break;
-            }
-            counters.tx_frames += 1;
-            // Nothing follows a bare FIN: `wants_transmit` is false after it (the unit test
-            // `bare_fin_matches_poll_transmit` asserts it).
-            if last || !conn.wants_transmit() {
-                break;
-            }
-        }
-        Tx::Done
+        ok
     }
 
     pub(super) fn push_control(&mut self, c: Control<A>) {
@@ -257,4 +169,135 @@ fn emit_nd(
         emit_l2(buf, src, dst, vlan, EtherType::Ipv6);
     }
     len + tag
+}
+
+/// Sends everything `conn` (slot `meta`) has ready; `Tx::NoNeighbor` when the next hop's MAC
+/// is not known (the caller asks for it). A free function over the fields it needs, so that
+/// `Stack::transmit_and_settle` (slots.rs) keeps its one lookup of the slot's meta and block
+/// for transmission and settling both.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn transmit_conn<A: StackFamily, L: Link>(
+    conn: &mut Connection<A>,
+    meta: &mut SlotMeta,
+    neighbors: &HashMap<A, NeighborEntry>,
+    counters: &mut Counters,
+    cfg: &StackConfig,
+    now: Instant,
+    link: &mut L,
+) -> Tx {
+    if !conn.wants_transmit() {
+        return Tx::Done;
+    }
+    // Read here, not by the caller: a slot with nothing to send does not load them.
+    let (mac, vlan) = (cfg.mac, cfg.vlan);
+    let tuple = conn.tuple();
+    let dst_mac = match meta
+        .peer_mac()
+        .or_else(|| super::neighbor::lookup(neighbors, now, tuple.remote_addr))
+    {
+        Some(m) => {
+            meta.peer_mac = m;
+            meta.flags |= SM_MAC;
+            m
+        }
+        None => return Tx::NoNeighbor,
+    };
+    // `wants_transmit` held above and nothing since has touched the connection: the first
+    // segment is asked for without testing it again.
+    loop {
+        let (mut sent, mut last) = (false, false);
+        // The segment is emitted where `poll_transmit` returned it (matched by
+        // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
+        // `Option` first.
+        // A bare FIN (the server's FIN+ACK after the peer's FIN) is built and written in
+        // its compact form (`Connection::poll_bare_fin`, `BareRepr`); anything else
+        // through the generic segment.
+        let ok = link.transmit(|buf| {
+            if let Some(bare) = conn.poll_bare_fin(now) {
+                (sent, last) = (true, true);
+                return A::emit_bare_frame(
+                    buf,
+                    vlan,
+                    mac,
+                    dst_mac,
+                    tuple.local_addr,
+                    tuple.remote_addr,
+                    &bare,
+                )
+                .unwrap_or(0);
+            }
+            match &conn.poll_transmit(now, counters) {
+                Some(repr) => {
+                    sent = true;
+                    A::emit_frame(
+                        buf,
+                        vlan,
+                        mac,
+                        dst_mac,
+                        tuple.local_addr,
+                        tuple.remote_addr,
+                        repr,
+                    )
+                    .unwrap_or(0)
+                }
+                None => 0,
+            }
+        });
+        if !ok {
+            return Tx::NoBuffer;
+        }
+        if !sent {
+            break;
+        }
+        counters.tx_frames += 1;
+        // Nothing follows a bare FIN: `wants_transmit` is false after it (the unit test
+        // `bare_fin_matches_poll_transmit` asserts it).
+        if last || !conn.wants_transmit() {
+            break;
+        }
+    }
+    Tx::Done
+}
+
+/// Sends `replies` in order, counting each sent one in `sent`; false when the link ran out
+/// of TX frames (the rest unsent).
+#[inline(always)]
+fn transmit_controls<A: StackFamily, L: Link>(
+    replies: &[Control<A>],
+    mac: EthernetAddress,
+    vlan: Option<VlanId>,
+    link: &mut L,
+    sent: &mut usize,
+) -> bool {
+    for c in replies {
+        let ok = link.transmit(|buf| match c {
+            Control::Tcp {
+                dst_mac,
+                src_ip,
+                dst_ip,
+                repr,
+            } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
+            Control::SynAck {
+                dst_mac,
+                src_ip,
+                dst_ip,
+                repr,
+            } => {
+                A::emit_synack_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0)
+            }
+            Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
+            Control::Nd {
+                dst_mac,
+                src_ip,
+                dst_ip,
+                repr,
+            } => emit_nd(buf, mac, *dst_mac, vlan, *src_ip, *dst_ip, repr),
+        });
+        if !ok {
+            return false;
+        }
+        *sent += 1;
+    }
+    true
 }

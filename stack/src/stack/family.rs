@@ -32,7 +32,7 @@ use crate::wire::{
     parse_tcp_frame_into,
 };
 
-/// What a neighbour lookup that missed the stack's cache found (see `Stack::transmit_slot`).
+/// What a neighbour lookup that missed the stack's cache found (see `egress::transmit_conn`).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolve {

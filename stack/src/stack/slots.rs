@@ -5,11 +5,13 @@
 
 use std::collections::VecDeque;
 
-use super::family::HANDLE_V6;
+use super::egress::{Tx, transmit_conn};
+use super::family::{HANDLE_V6, Resolve};
 use super::{
     ConnCell, ConnHandle, NIL, NO_TIMER, OrphanLink, Owner, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_MAC,
     SM_ORPHAN, SM_TIMER_PENDING, SlotMeta, Stack, StackError, StackFamily, TIMER_TICK,
 };
+use crate::link::Link;
 use crate::tcp::flow_table::FlowHash;
 use crate::tcp::time_wait::TimeWaitInit;
 use crate::tcp::{ConnTemplate, Connection, Event, FourTuple, State};
@@ -98,15 +100,12 @@ impl<A: StackFamily> Stack<A> {
             return;
         }
         meta.set(SM_ORPHAN, false);
-        let OrphanLink { prev, next } = self.orphan_links[index as usize];
-        match prev {
-            NIL => self.orphan_head = next,
-            p => self.orphan_links[p as usize].next = next,
-        }
-        match next {
-            NIL => self.orphan_tail = prev,
-            n => self.orphan_links[n as usize].prev = prev,
-        }
+        unlink_orphan(
+            &mut self.orphan_links,
+            &mut self.orphan_head,
+            &mut self.orphan_tail,
+            index,
+        );
         self.counters.orphans -= 1;
     }
 
@@ -232,40 +231,51 @@ impl<A: StackFamily> Stack<A> {
         }
     }
 
-    pub(super) fn free_slot(&mut self, index: u32) {
-        // The block stays in the cell, vacant (its buffers and scoreboard returned as a drop
-        // would return them), for the slot's next passive open to rewrite in place.
-        let Some(conn) = self.conns[index as usize].get_mut() else {
-            return;
+    /// Sends what slot `index` has ready (`egress::transmit_conn`), then what follows any
+    /// change to a connection: gauges, events, timers, TIME-WAIT migration, freeing. The
+    /// slot's meta and block are looked up once for all of it. Clears the slot's SM_DIRTY
+    /// (dispatch empties the list itself). False when the link ran out of TX frames: the
+    /// slot stays dirty and unsettled.
+    #[inline(always)]
+    pub(super) fn transmit_and_settle<L: Link>(
+        &mut self,
+        now: Instant,
+        index: u32,
+        link: &mut L,
+    ) -> bool {
+        let mut transmit = true;
+        let (meta, conn) = loop {
+            let meta = &mut self.meta[index as usize];
+            let Some(conn) = self.conns[index as usize].get_mut() else {
+                meta.flags &= !SM_DIRTY;
+                return true;
+            };
+            if transmit {
+                match transmit_conn(
+                    conn,
+                    meta,
+                    &self.neighbors,
+                    &mut self.counters,
+                    &self.cfg,
+                    now,
+                    link,
+                ) {
+                    Tx::Done => {}
+                    Tx::NoBuffer => return false,
+                    Tx::NoNeighbor => {
+                        // Ask for it (or give up on it), then settle without sending.
+                        let tuple = conn.tuple();
+                        if self.await_neighbor(now, index, &tuple) == Resolve::Unreachable {
+                            self.neighbor_unreachable(now, index);
+                        }
+                        transmit = false;
+                        continue;
+                    }
+                }
+            }
+            break (meta, conn);
         };
-        let tuple = conn.tuple();
-        conn.vacate();
-        self.orphan_unlink(index);
-        let meta = &mut self.meta[index as usize];
-        if let Some(t) = meta.timer.take() {
-            self.wheel.cancel(t);
-        }
-        meta.timer_at = NO_TIMER;
-        if meta.last_state == State::Established {
-            self.counters.established = self.counters.established.saturating_sub(1);
-        }
-        meta.last_state = State::Closed;
-        // Keep the generation and the dirty bit (the slot may still be on the dirty list).
-        meta.flags &= SM_DIRTY;
-        // The hash stored at insertion: no second hashing of the tuple.
-        self.flows
-            .remove_hashed(&tuple, self.flow_hashes[index as usize]);
-        self.free_slots.push(index);
-        self.live_connections -= 1;
-    }
-
-    /// After anything touched a connection: gauges, events, timers, TIME-WAIT migration,
-    /// freeing.
-    pub(super) fn settle(&mut self, index: u32) {
-        let meta = &mut self.meta[index as usize];
-        let Some(conn) = self.conns[index as usize].get_mut() else {
-            return;
-        };
+        meta.flags &= !SM_DIRTY;
         let state = conn.state();
         if state != meta.last_state {
             crate::trace::debug!(conn = %conn.tuple(), from = %meta.last_state, to = %state, "state");
@@ -317,8 +327,34 @@ impl<A: StackFamily> Stack<A> {
                 };
                 super::icmp::keep_soft_error(&mut self.soft_errors, h, e);
             }
-            self.free_slot(index);
-            return;
+            // Free the slot. The block stays in the cell, vacant (its buffers and
+            // scoreboard returned as a drop would return them), for the slot's next passive
+            // open to rewrite in place.
+            let tuple = conn.tuple();
+            conn.vacate();
+            if meta.has(SM_ORPHAN) {
+                unlink_orphan(
+                    &mut self.orphan_links,
+                    &mut self.orphan_head,
+                    &mut self.orphan_tail,
+                    index,
+                );
+                self.counters.orphans -= 1;
+            }
+            if let Some(t) = meta.timer.take() {
+                self.wheel.cancel(t);
+            }
+            meta.timer_at = NO_TIMER;
+            // `last_state` is CLOSED or TIME-WAIT (set above): the ESTABLISHED gauge is
+            // settled already. Only the generation stays (the dirty bit is clear).
+            meta.last_state = State::Closed;
+            meta.flags = 0;
+            // The hash stored at insertion: no second hashing of the tuple.
+            self.flows
+                .remove_hashed(&tuple, self.flow_hashes[index as usize]);
+            self.free_slots.push(index);
+            self.live_connections -= 1;
+            return true;
         }
         let want = conn.poll_at();
         if want != meta.timer_deadline() {
@@ -341,6 +377,7 @@ impl<A: StackFamily> Stack<A> {
                 }
             }
         }
+        true
     }
 
     /// Links the deadlines `settle` left pending into the wheel, before `run_timers` expires
@@ -351,22 +388,24 @@ impl<A: StackFamily> Stack<A> {
     /// frees the slot. A deadline that may be due now (its tick, rounded up as the wheel
     /// rounds it, not after `now`'s tick) is always linked, so it fires in this batch as an
     /// eagerly linked one would; within one tick the wheel's order is unspecified anyway.
-    /// Entries of freed slots (their flag cleared by `free_slot`) are dropped.
+    /// Entries of freed slots (their flag cleared when `transmit_and_settle` frees them)
+    /// are dropped.
     pub(super) fn link_pending_timers(&mut self, now: Instant) {
         let tick = TIMER_TICK.as_micros() as u64;
-        let now_tick = now.total_micros() / tick;
+        // "Its tick is after now's": div_ceil(at, tick) > now / tick, which for integers (tick
+        // > 0) is at > (now / tick) * tick: one compare per entry, no division.
+        let now_tick_start = now.total_micros() / tick * tick;
+        // Walked as a local (no reload of its length); nothing below queues a deadline.
+        let mut pending = core::mem::take(&mut self.timers_pending);
         let mut kept = 0;
-        for i in 0..self.timers_pending.len() {
-            let index = self.timers_pending[i];
+        for i in 0..pending.len() {
+            let index = pending[i];
             let meta = &mut self.meta[index as usize];
             if !meta.has(SM_TIMER_PENDING) {
                 continue;
             }
-            if meta.timer_at != NO_TIMER
-                && meta.has(SM_DIRTY)
-                && meta.timer_at.div_ceil(tick) > now_tick
-            {
-                self.timers_pending[kept] = index;
+            if meta.timer_at != NO_TIMER && meta.has(SM_DIRTY) && meta.timer_at > now_tick_start {
+                pending[kept] = index;
                 kept += 1;
                 continue;
             }
@@ -376,7 +415,8 @@ impl<A: StackFamily> Stack<A> {
                 meta.timer = self.wheel.schedule(at, Owner::Slot(index).encode()).ok();
             }
         }
-        self.timers_pending.truncate(kept);
+        pending.truncate(kept);
+        self.timers_pending = pending;
     }
 
     /// The earliest deadline still pending (not linked into the wheel yet), for `poll_at`.
@@ -389,5 +429,19 @@ impl<A: StackFamily> Stack<A> {
             .min()
             .filter(|&at| at != NO_TIMER)
             .map(Instant::from_micros)
+    }
+}
+
+/// Takes slot `index` off the doubly linked orphan list (`head`, `tail`, `links`).
+#[inline(always)]
+fn unlink_orphan(links: &mut [OrphanLink], head: &mut u32, tail: &mut u32, index: u32) {
+    let OrphanLink { prev, next } = links[index as usize];
+    match prev {
+        NIL => *head = next,
+        p => links[p as usize].next = next,
+    }
+    match next {
+        NIL => *tail = prev,
+        n => links[n as usize].prev = prev,
     }
 }

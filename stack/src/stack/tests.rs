@@ -127,6 +127,59 @@ fn parked_syns_match_one_frame_per_poll() {
     assert_eq!(out2.len(), 9, "{out2:#?}");
 }
 
+/// The control queue on a TX ring that runs out (`transmit_control` sends from the queue's
+/// slices and empties it once): the replies that did not fit stay queued, in order, and go
+/// out on the next flushes; the frames and counters are those of a roomy ring, apart from
+/// `tx_no_buffer`.
+#[test]
+fn control_replies_survive_a_full_tx_ring() {
+    let now = Instant::from_secs(10);
+    let batch = [
+        frame(7000, TcpControl::Syn, 100, None, 600),
+        frame(6001, TcpControl::Syn, 5, None, 400), // TIME-WAIT, older TS: ACK
+        frame(7001, TcpControl::Syn, 200, None, 600),
+        frame(7002, TcpControl::Syn, 300, None, 600),
+        frame(6002, TcpControl::Fin, 999, Some(78), 600), // TIME-WAIT FIN: ACK
+        frame(7003, TcpControl::Syn, 400, None, 600),
+        frame(7004, TcpControl::Syn, 500, None, 600),
+    ];
+    let (mut roomy, mut link1) = stack(now);
+    for f in &batch {
+        link1.push_rx(f);
+    }
+    roomy.poll(now, &mut link1);
+    let mut want = Vec::new();
+    link1.drain_tx(|f| want.push(crate::wire::describe_frame(f)));
+    assert_eq!(want.len(), batch.len(), "{want:#?}");
+
+    let (mut tight, _) = stack(now);
+    let mut link2 = MemoryLink::new(MemoryLinkConfig {
+        tx_frames: 2,
+        ..MemoryLinkConfig::default()
+    });
+    for f in &batch {
+        link2.push_rx(f);
+    }
+    tight.poll(now, &mut link2);
+    let mut got = Vec::new();
+    let mut flushes = 0;
+    loop {
+        let n = link2.drain_tx(|f| got.push(crate::wire::describe_frame(f)));
+        if n == 0 {
+            break;
+        }
+        tight.flush(now, &mut link2);
+        flushes += 1;
+    }
+    assert_eq!(got, want);
+    assert!(flushes >= 3, "{flushes}");
+    let (r, t) = (roomy.counters(), tight.counters());
+    assert_eq!(r.tx_no_buffer, 0);
+    assert_eq!(t.tx_no_buffer, 3); // 7 replies through 2 frames: 2, 2, 2, 1
+    assert_eq!(t.tx_frames, r.tx_frames);
+    assert!(tight.control.is_empty());
+}
+
 /// A parked SYN keeps what the listener reads: a SYN with every option (and PSH, and SACK
 /// blocks, which a SYN does not use) gets the same SYN-ACK, and its handshake the same
 /// control block, whether it was parked (TIME-WAIT entries present) or not.

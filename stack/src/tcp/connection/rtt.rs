@@ -10,20 +10,35 @@ pub struct RttEstimator {
     srtt_us: Option<u64>,
     rttvar_us: u64,
     rto: Duration,
+    /// `rto` in whole microseconds (floored), kept beside it so that [`deadline`]
+    /// (Self::deadline), run for every armed retransmission timer, converts no `Duration`.
+    rto_us: u64,
     min_rto: Duration,
     pub(super) max_rto: Duration,
+    /// `max_rto` in whole microseconds (floored, at most `u64::MAX`).
+    max_rto_us: u64,
     backoff: u8,
     samples: u64,
 }
 
+/// A `Duration` in whole microseconds, floored, at most `u64::MAX`.
+#[inline]
+fn whole_micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 impl RttEstimator {
     pub fn new(cfg: &TcpConfig) -> Self {
+        let max_rto = cfg.max_rto.max(cfg.min_rto);
         RttEstimator {
             srtt_us: None,
             rttvar_us: 0,
             rto: cfg.initial_rto,
+            // As `rto()` has always floored it (`as_micros() as u64`).
+            rto_us: cfg.initial_rto.as_micros() as u64,
             min_rto: cfg.min_rto,
-            max_rto: cfg.max_rto.max(cfg.min_rto),
+            max_rto,
+            max_rto_us: whole_micros(max_rto),
             backoff: 0,
             samples: 0,
         }
@@ -39,13 +54,15 @@ impl RttEstimator {
 
     /// `now + self.rto()`, the same instant, worked out in microseconds throughout instead of
     /// through a `Duration` built, compared and converted back. Whole microseconds lose
-    /// nothing: `min(b, floor(max))` equals `floor(min(b, max))` for a whole `b`.
+    /// nothing: `min(b, floor(max))` equals `floor(min(b, max))` for a whole `b`. Both
+    /// bounds are kept in microseconds (`rto_us`, `max_rto_us`), so nothing is converted.
     #[inline]
     pub fn deadline(&self, now: Instant) -> Instant {
-        let base = self.rto.as_micros() as u64;
-        let backed = base.saturating_mul(1u64 << self.backoff.min(20));
-        let max = u64::try_from(self.max_rto.as_micros()).unwrap_or(u64::MAX);
-        Instant::from_micros(now.total_micros().saturating_add(backed.min(max)))
+        let backed = self.rto_us.saturating_mul(1u64 << self.backoff.min(20));
+        Instant::from_micros(
+            now.total_micros()
+                .saturating_add(backed.min(self.max_rto_us)),
+        )
     }
 
     /// The RTO without backoff.
@@ -93,6 +110,7 @@ impl RttEstimator {
         self.rto = Duration::from_micros(rto)
             .max(self.min_rto)
             .min(self.max_rto);
+        self.rto_us = self.rto.as_micros() as u64;
     }
 
     /// RFC 6298 §5.5: double the RTO on expiry.
