@@ -52,18 +52,7 @@ fn lifecycle(c: &mut Criterion) {
         // Built on first use, so that a filtered-out benchmark costs no setup.
         let mut rig: Option<ServerRig> = None;
         g.bench_function(BenchmarkId::from_parameter(name), |b| {
-            let rig = rig.get_or_insert_with(|| {
-                let mut rig = ServerRig::new(RigConfig {
-                    time_wait_capacity: tw.max(1 << 16),
-                    ..RigConfig::default()
-                });
-                rig.preload_time_wait(tw);
-                // Warm the slab, the flow table and the timer wheel.
-                for _ in 0..64 {
-                    rig.churn(BATCH);
-                }
-                rig
-            });
+            let rig = rig.get_or_insert_with(|| ServerRig::warmed(tw));
             b.iter_custom(|iters| (0..iters).map(|_| rig.churn(BATCH)).sum());
         });
         if let Some(rig) = rig {

@@ -182,6 +182,21 @@ impl ServerRig {
         }
     }
 
+    /// A rig whose TIME-WAIT table holds `tw` entries (capacity at least 64 Ki), warmed by
+    /// 64 rounds of 64 lifecycles (slab, flow table, timer wheel): what the lifecycle
+    /// benchmarks and `tw_pair` time.
+    pub fn warmed(tw: usize) -> ServerRig {
+        let mut rig = ServerRig::new(RigConfig {
+            time_wait_capacity: tw.max(1 << 16),
+            ..RigConfig::default()
+        });
+        rig.preload_time_wait(tw);
+        for _ in 0..64 {
+            rig.churn(64);
+        }
+        rig
+    }
+
     /// Fills the server's TIME-WAIT table with `n` entries for tuples the churn never uses
     /// (remote addresses 12.x.y.z). Entries last 2×MSL (60 s) of virtual time; the rig's
     /// clock advances 1 µs per round, so they outlive any benchmark.

@@ -10,9 +10,7 @@ use crate::tcp::flow_table::FlowHash;
 use crate::tcp::time_wait::{self, TimeWaitEntry, TwHash};
 use crate::time::Instant;
 use crate::wire::frame::vid_of;
-use crate::wire::{
-    EthernetAddress, SeqNumber, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, VlanId,
-};
+use crate::wire::{EthernetAddress, TcpControl, TcpFrame, TcpRepr, TcpTimestamp, VlanId};
 
 /// Where a segment goes, after one flow-table lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,56 +37,29 @@ enum Step {
     Deliver(Route, FlowHash),
 }
 
-/// What a parked SYN keeps of its segment: the fields a pure SYN (no ACK, no payload) can
-/// carry that the TIME-WAIT check and the listener read. SACK blocks are not kept: they are
-/// meaningless on a SYN (RFC 2018 §3: only SACK-permitted is exchanged on SYNs) and nothing
-/// on the passive side reads them. The ports come back from the tuple.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct ParkedSyn {
-    seq_number: SeqNumber,
-    timestamp: Option<TcpTimestamp>,
-    max_seg_size: Option<u16>,
-    window_len: u16,
-    window_scale: Option<u8>,
-    sack_permitted: bool,
-    psh: bool,
-}
-
-impl ParkedSyn {
-    /// The parked part of `seg`, a pure SYN.
-    #[inline]
-    fn of(seg: &TcpRepr) -> Self {
-        debug_assert!(seg.control == TcpControl::Syn && seg.ack_number.is_none());
-        debug_assert!(seg.payload.is_empty());
-        ParkedSyn {
-            seq_number: seg.seq_number,
-            timestamp: seg.timestamp,
-            max_seg_size: seg.max_seg_size,
-            window_len: seg.window_len,
-            window_scale: seg.window_scale,
-            sack_permitted: seg.sack_permitted,
-            psh: seg.psh,
-        }
-    }
-
-    /// The SYN again, for the tuple it was parked with.
-    #[inline]
-    fn segment<A: StackFamily>(&self, tuple: &FourTuple<A>) -> TcpRepr<'static> {
-        TcpRepr {
-            src_port: tuple.remote_port,
-            dst_port: tuple.local_port,
-            control: TcpControl::Syn,
-            psh: self.psh,
-            seq_number: self.seq_number,
-            ack_number: None,
-            window_len: self.window_len,
-            window_scale: self.window_scale,
-            max_seg_size: self.max_seg_size,
-            sack_permitted: self.sack_permitted,
-            sack_ranges: [None; 3],
-            timestamp: self.timestamp,
-            payload: &[],
-        }
+/// A parked SYN's segment: the pure SYN (no ACK, no payload) as parsed, kept whole so that
+/// its drain hands it on as it is (rebuilding it from a compact form cost more than the
+/// larger copy). Only the payload's borrow of the frame is dropped: it is empty.
+#[inline]
+fn parked_segment(seg: &TcpRepr) -> TcpRepr<'static> {
+    debug_assert!(seg.control == TcpControl::Syn && seg.ack_number.is_none());
+    debug_assert!(seg.payload.is_empty());
+    TcpRepr {
+        src_port: seg.src_port,
+        dst_port: seg.dst_port,
+        control: TcpControl::Syn,
+        psh: seg.psh,
+        seq_number: seg.seq_number,
+        ack_number: None,
+        window_len: seg.window_len,
+        window_scale: seg.window_scale,
+        max_seg_size: seg.max_seg_size,
+        sack_permitted: seg.sack_permitted,
+        // Meaningless on a SYN (RFC 2018 §3: only SACK-permitted is exchanged on SYNs);
+        // nothing on the passive side reads them.
+        sack_ranges: [None; 3],
+        timestamp: seg.timestamp,
+        payload: &[],
     }
 }
 
@@ -168,7 +139,7 @@ impl<A: StackFamily> Stack<A> {
     fn park(&mut self, f: &TcpFrame<'_, A::IpRepr>, hash: FlowHash) {
         self.pending_syns.push(PendingSyn {
             tuple: tuple_of(f),
-            seg: ParkedSyn::of(&f.tcp),
+            seg: parked_segment(&f.tcp),
             peer_mac: f.eth.src_addr,
             hash,
         });
@@ -328,14 +299,29 @@ impl<A: StackFamily> Stack<A> {
 
     #[inline(never)]
     fn route_pending_syns(&mut self, now: Instant) {
+        const _: () = assert!(super::PENDING_SYNS <= 64);
         let mut pending = core::mem::take(&mut self.pending_syns);
         self.time_wait
             .prefetch(pending.iter().map(|p| TwHash::from_flow(p.hash)));
+        // Which parked SYNs' tuples may be in TIME-WAIT, one bit each: a walk of the tags
+        // alone (their lines were just loaded), in one loop that keeps the table's fields in
+        // registers. Almost every new SYN's walk ends at an empty bucket: its tuple is not in
+        // the table, and nothing in this drain can add it (entries are inserted only by
+        // `settle` and `insert_time_wait`; a SYN at most removes its own tuple's, RFC 6191),
+        // so its delivery skips the probe. The others probe the table when delivered, as
+        // before.
+        let mut may_hold = 0u64;
+        for (k, p) in pending.iter().enumerate() {
+            if self.time_wait.may_hold(TwHash::from_flow(p.hash)) {
+                may_hold |= 1 << k;
+            }
+        }
+        #[cfg(debug_assertions)]
+        let inserts = self.time_wait.stats().inserts;
         let mut delivered = 0u64;
         // By reference: each parked SYN is read where it lies, not moved out first.
         for p in &pending {
             let bit = 1u64 << (p.hash.get() & 63);
-            let seg = p.seg.segment(&p.tuple);
             let route = if delivered & bit != 0 {
                 self.route(&p.tuple, p.hash)
             } else {
@@ -343,14 +329,22 @@ impl<A: StackFamily> Stack<A> {
                 Route::Miss
             };
             delivered |= bit;
+            let probe = may_hold & 1 != 0;
+            may_hold >>= 1;
             if route == Route::Miss {
-                let e = self
-                    .time_wait
-                    .get_hashed(&p.tuple, TwHash::from_flow(p.hash))
-                    .copied();
-                self.deliver_miss(now, p.tuple, &seg, p.peer_mac, p.hash, e);
+                #[cfg(debug_assertions)]
+                debug_assert_eq!(self.time_wait.stats().inserts, inserts);
+                let e = if probe {
+                    self.time_wait
+                        .get_hashed(&p.tuple, TwHash::from_flow(p.hash))
+                        .copied()
+                } else {
+                    debug_assert!(self.time_wait.get(&p.tuple).is_none());
+                    None
+                };
+                self.deliver_miss(now, p.tuple, &p.seg, p.peer_mac, p.hash, e);
             } else {
-                self.deliver(now, p.tuple, &seg, p.peer_mac, route, p.hash);
+                self.deliver(now, p.tuple, &p.seg, p.peer_mac, route, p.hash);
             }
         }
         pending.clear();

@@ -496,7 +496,7 @@ const NIL: u32 = u32::MAX;
 /// flow-table hash from parking (also its TIME-WAIT hash: the two tables share a seed).
 struct PendingSyn<A: Address> {
     tuple: FourTuple<A>,
-    seg: demux::ParkedSyn,
+    seg: TcpRepr<'static>,
     peer_mac: EthernetAddress,
     hash: FlowHash,
 }

@@ -15,7 +15,15 @@ use crate::time::Instant;
 use crate::wire::{EthernetAddress, SeqNumber, SynAckRepr, TcpControl, TcpRepr, TcpTimestamp};
 
 impl<A: StackFamily> Stack<A> {
+    /// The listener for a segment to `addr`:`port`: one bound to that address, else one
+    /// bound to the wildcard address.
+    #[inline]
     pub(super) fn find_listener(&self, addr: A, port: u16) -> Option<usize> {
+        // One listener (the common server): one test, the same answer as the two scans.
+        if let [l] = self.listeners.as_slice() {
+            return (l.port == port && (l.addr == addr || l.addr.is_unspecified_addr()))
+                .then_some(0);
+        }
         self.listeners
             .iter()
             .position(|l| l.port == port && l.addr == addr)
@@ -77,7 +85,6 @@ impl<A: StackFamily> Stack<A> {
         hash: FlowHash,
     ) {
         self.counters.syns_received += 1;
-        let opts = self.syn_options(seg);
         let l = &self.listeners[li];
         let queue_full = l.syn_queue_len >= l.syn_backlog
             || (self.free_syn_recv.is_empty() && self.syn_recv.len() >= self.cfg.max_syn_recv);
@@ -96,9 +103,8 @@ impl<A: StackFamily> Stack<A> {
                 false
             }
         };
-        let peer_mss = seg.max_seg_size.unwrap_or(536);
         if use_cookie {
-            self.listener_syn_cookie(now, tuple, seg, peer_mac, opts, peer_mss);
+            self.listener_syn_cookie(now, tuple, seg, peer_mac);
             return;
         }
         // A compact SYN-RECEIVED entry.
@@ -152,6 +158,10 @@ impl<A: StackFamily> Stack<A> {
                 }
             },
         };
+        // The SYN's options read here, after the calls above: nothing derived from them
+        // stays live across those calls.
+        let opts = self.syn_options(seg);
+        let peer_mss = seg.max_seg_size.unwrap_or(536);
         let flags = SR_LIVE
             | if opts.sack_permitted { SR_SACK } else { 0 }
             | if opts.timestamps { SR_TS } else { 0 };
@@ -183,9 +193,9 @@ impl<A: StackFamily> Stack<A> {
         tuple: FourTuple<A>,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
-        opts: CookieOptions,
-        peer_mss: u16,
     ) {
+        let opts = self.syn_options(seg);
+        let peer_mss = seg.max_seg_size.unwrap_or(536);
         let cookie = self
             .cookies
             .generate(now, &tuple, seg.seq_number, peer_mss, opts);
@@ -373,17 +383,21 @@ impl<A: StackFamily> Stack<A> {
         peer_mac: EthernetAddress,
         hash: FlowHash,
     ) {
-        let e = self.syn_recv[index as usize];
+        // The fields the tests read, not the whole entry copied out: the rest is read in
+        // place where it is used (the entry stays as it is until the next SYN reuses it).
+        let e = &self.syn_recv[index as usize];
+        let (irs, iss, flags, ts_recent, li) =
+            (e.irs, e.iss, e.flags, e.ts_recent, e.listener as usize);
         match (seg.control, seg.ack_number) {
             (TcpControl::Rst, _) => {
                 // RFC 9293 §3.10.7.4 / RFC 5961: only an exact RST removes the entry.
-                if seg.seq_number == e.irs + 1 {
+                if seg.seq_number == irs + 1 {
                     self.counters.resets_received += 1;
                     self.remove_syn_recv(index);
                 }
             }
             (TcpControl::Syn, None) => {
-                if seg.seq_number == e.irs {
+                if seg.seq_number == irs {
                     // Retransmitted SYN: our SYN-ACK was lost.
                     self.counters.retransmits += 1;
                     self.send_synack(now, index);
@@ -392,23 +406,26 @@ impl<A: StackFamily> Stack<A> {
             (TcpControl::Syn, Some(_)) => {}
             (_, None) => {}
             (_, Some(ack)) => {
-                if e.flags & SR_TS != 0 && !self.final_ack_passes_paws(now, &e, seg, peer_mac) {
+                if flags & SR_TS != 0
+                    && !self.final_ack_passes_paws(now, index, ts_recent, seg, peer_mac)
+                {
                     return;
                 }
-                if ack != e.iss + 1 {
+                if ack != iss + 1 {
                     // <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, SYN-RECEIVED).
-                    self.reset(&e.tuple, peer_mac, seg);
+                    let tuple = self.syn_recv[index as usize].tuple;
+                    self.reset(&tuple, peer_mac, seg);
                     return;
                 }
-                if seg.seq_number != e.irs + 1 {
+                if seg.seq_number != irs + 1 {
                     return;
                 }
-                let li = e.listener as usize;
                 if self.listeners[li].accept_queue.len() >= self.listeners[li].accept_backlog {
                     self.counters.accept_queue_overflows += 1;
                     if self.cfg.accept_overflow == AcceptOverflow::Reset {
+                        let tuple = self.syn_recv[index as usize].tuple;
                         self.remove_syn_recv(index);
-                        self.reset(&e.tuple, peer_mac, seg);
+                        self.reset(&tuple, peer_mac, seg);
                     }
                     // Drop: the entry stays, its SYN-ACK is retried and the client's ACK
                     // to it may find room.
@@ -419,18 +436,19 @@ impl<A: StackFamily> Stack<A> {
                     self.counters.conn_table_full += 1;
                     return;
                 }
-                // The entry's flow goes straight to the connection (`establish_passive`).
-                self.release_syn_recv(index, true);
-                let opts = Self::entry_options(&e);
+                // Read from the entry in place into `open` (on the stack) before the release.
+                let e = &self.syn_recv[index as usize];
                 let open = PassiveOpen {
                     tuple: e.tuple,
-                    iss: e.iss,
+                    iss,
                     peer_mss: e.peer_mss,
-                    wscale: opts.wscale,
-                    sack_permitted: opts.sack_permitted,
-                    ts_recent: opts.timestamps.then_some(e.ts_recent),
+                    wscale: (e.peer_wscale != 0xff).then_some(e.peer_wscale),
+                    sack_permitted: flags & SR_SACK != 0,
+                    ts_recent: (flags & SR_TS != 0).then_some(ts_recent),
                     ts_offset: e.ts_offset,
                 };
+                // The entry's flow goes straight to the connection (`establish_passive`).
+                self.release_syn_recv(index, true);
                 self.establish_passive(now, li, seg, peer_mac, &open, true, hash);
             }
         }
@@ -444,14 +462,15 @@ impl<A: StackFamily> Stack<A> {
     pub(super) fn final_ack_passes_paws(
         &mut self,
         now: Instant,
-        e: &SynRecvEntry<A>,
+        index: u32,
+        ts_recent: u32,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) -> bool {
         match seg.timestamp {
-            Some(ts) if (ts.tsval.wrapping_sub(e.ts_recent) as i32) >= 0 => true,
+            Some(ts) if (ts.tsval.wrapping_sub(ts_recent) as i32) >= 0 => true,
             _ => {
-                self.final_ack_fails_paws(now, e, seg, peer_mac);
+                self.final_ack_fails_paws(now, index, seg, peer_mac);
                 false
             }
         }
@@ -462,10 +481,11 @@ impl<A: StackFamily> Stack<A> {
     fn final_ack_fails_paws(
         &mut self,
         now: Instant,
-        e: &SynRecvEntry<A>,
+        index: u32,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
     ) {
+        let e = self.syn_recv[index as usize];
         let Some(ts) = seg.timestamp else {
             self.counters.ts_missing_drops += 1;
             return;

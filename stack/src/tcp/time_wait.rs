@@ -500,6 +500,26 @@ impl<A: Address> TimeWaitTable<A> {
         core::hint::black_box(acc);
     }
 
+    /// Whether the tuple of hash `h` may be in the table: `false` means it is not. Walks
+    /// only the 8-bit tags of its probe path (what [`TimeWaitTable::prefetch`] loads) and
+    /// stops at the first empty bucket or the first tag that matches, so it reads neither
+    /// the index nor the ring. A `true` asks for [`TimeWaitTable::get_hashed`]; a `false`
+    /// stays true until the next insert (removals and restarts never make a tuple present).
+    #[inline]
+    pub fn may_hold(&self, h: TwHash) -> bool {
+        let (mut i, _, tag8) = self.home_and_tags_of(h);
+        loop {
+            let g = self.tags[i];
+            if g == 0 {
+                return false;
+            }
+            if g == tag8 {
+                return true;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
     pub fn get(&self, tuple: &FourTuple<A>) -> Option<&TimeWaitEntry<A>> {
         self.index_find(tuple).map(|(_, pos)| &self.ring[pos])
     }

@@ -733,12 +733,13 @@ impl<A: Address> Connection<A> {
         *rtt = t.rtt;
         let mss = open.peer_mss.min(cfg.mss);
         let ts_on = open.ts_recent.is_some() && cfg.timestamps;
-        // As in `from_template`: the final MSS's controller.
-        *cc = if mss == cfg.mss {
-            t.full_mss_cc[usize::from(ts_on)]
+        // As in `from_template`: the final MSS's controller. A store in each branch: the
+        // 64-byte value is copied straight from the template, not merged through the stack.
+        if mss == cfg.mss {
+            *cc = t.full_mss_cc[usize::from(ts_on)];
         } else {
-            CongestionControl::new(cfg.congestion, state::mss_after_options(mss, ts_on))
-        };
+            *cc = CongestionControl::new(cfg.congestion, state::mss_after_options(mss, ts_on));
+        }
         *tuple = open.tuple;
         *state = State::Established;
         *passive = true;
