@@ -23,13 +23,12 @@ enum Route {
     Miss,
 }
 
-/// What ingress does with one frame, decided before it touches any state but counters.
+/// What ingress does with one parsed TCP frame, decided before it touches any state but
+/// counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    /// Malformed or not for us (counted).
+    /// Not for us (counted).
     Dropped,
-    /// Not TCP over IPv4 (ARP, or counted as not ours).
-    Other,
     /// A pure SYN that missed the flow table while the TIME-WAIT table has entries: parked,
     /// with its flow-table hash.
     Park(FlowHash),
@@ -99,35 +98,37 @@ impl<A: StackFamily> Stack<A> {
     /// (unless the parking is full).
     pub(super) fn process_frame(&mut self, now: Instant, frame: &[u8]) {
         self.counters.rx_frames += 1;
-        // The parsed frame stays here (parsed in place); the steps below borrow it.
+        // The parsed frame stays here (parsed in place); the steps below borrow it. It is read
+        // only in the `Ok` arm, so that no path after a failed parse keeps the placeholder
+        // alive.
         let mut f = A::empty_frame();
-        let step = match A::parse_frame(frame, &mut f) {
+        match A::parse_frame(frame, &mut f) {
             Ok(()) => {
                 crate::trace::segment!(src = %A::ip_addrs(&f.ip).0, sport = f.tcp.src_port, dport = f.tcp.dst_port, seq = f.tcp.seq_number.0, len = f.tcp.payload.len(), "rx segment");
-                self.classify(&f)
+                match self.classify(&f) {
+                    Step::Park(hash) => {
+                        if self.pending_syns.len() == self.pending_syns.capacity() {
+                            self.drain_pending_syns(now);
+                        }
+                        self.park(&f, hash);
+                    }
+                    Step::Deliver(route, hash) => {
+                        if !matches!(route, Route::Conn(_)) {
+                            self.drain_pending_syns(now);
+                        }
+                        self.deliver(now, tuple_of(&f), &f.tcp, f.eth.src_addr, route, hash)
+                    }
+                    Step::Dropped => {}
+                }
             }
-            Err(crate::wire::Error::Unsupported) => Step::Other,
+            Err(crate::wire::Error::Unsupported) => {
+                self.drain_pending_syns(now);
+                A::process_other(self, now, frame);
+            }
             Err(_e) => {
                 self.counters.rx_dropped_malformed += 1;
                 crate::trace::debug!(reason = %_e, len = frame.len(), "drop: malformed frame");
-                Step::Dropped
             }
-        };
-        let drain = match step {
-            Step::Dropped | Step::Deliver(Route::Conn(_), _) => false,
-            Step::Park(_) => self.pending_syns.len() == self.pending_syns.capacity(),
-            Step::Other | Step::Deliver(..) => true,
-        };
-        if drain {
-            self.drain_pending_syns(now);
-        }
-        match step {
-            Step::Other => A::process_other(self, now, frame),
-            Step::Park(hash) => self.park(&f, hash),
-            Step::Deliver(route, hash) => {
-                self.deliver(now, tuple_of(&f), &f.tcp, f.eth.src_addr, route, hash)
-            }
-            Step::Dropped => {}
         }
     }
 

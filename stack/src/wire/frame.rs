@@ -271,12 +271,18 @@ fn parse_common<'a>(frame: &'a [u8], out: &mut TcpFrame<'a>) -> bool {
         return false;
     }
     let total_len = usize::from(u16::from_be_bytes([h[COMMON_IP + 2], h[COMMON_IP + 3]]));
-    let header_len = usize::from(h[COMMON_TCP + 12] >> 4) * 4;
-    let end = COMMON_IP + total_len;
-    if header_len < tcp::HEADER_LEN || total_len < ipv4::HEADER_LEN + header_len {
+    // The lengths of the options (the data offset at least 5 words, RFC 9293 §3.1) and of
+    // the data (the IPv4 total length covering both headers and the options), then the
+    // segment behind the fixed TCP header: in this form the compiler sees every later split
+    // in bounds (no check of its own).
+    let Some(options_len) = (usize::from(h[COMMON_TCP + 12] >> 4) * 4).checked_sub(tcp::HEADER_LEN)
+    else {
+        return false;
+    };
+    if total_len < ipv4::HEADER_LEN + tcp::HEADER_LEN + options_len {
         return false;
     }
-    let Some(segment) = frame.get(COMMON_TCP..end) else {
+    let Some(rest) = frame.get(COMMON_MIN..COMMON_IP + total_len) else {
         return false;
     };
     // Source and destination address: in the IPv4 header's sum and the pseudo-header's.
@@ -288,10 +294,10 @@ fn parse_common<'a>(frame: &'a [u8], out: &mut TcpFrame<'a>) -> bool {
     if !checksum::verifies_ne(ip_sum) {
         return false;
     }
-    let Some((t, rest)) = segment.split_first_chunk::<{ tcp::HEADER_LEN }>() else {
+    let Some((_, t)) = h.split_last_chunk::<{ tcp::HEADER_LEN }>() else {
         return false;
     };
-    let Some((options, payload)) = rest.split_at_checked(header_len - tcp::HEADER_LEN) else {
+    let Some((options, payload)) = rest.split_at_checked(options_len) else {
         return false;
     };
     // The segment's sum in three parts, each starting at an even offset: the fixed header
