@@ -71,7 +71,7 @@ impl<A: StackFamily> Stack<A> {
                     src_ip,
                     dst_ip,
                     repr,
-                } => A::emit_synack_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr)
+                } => A::emit_compact_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr)
                     .unwrap_or(0),
                 Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
                 Control::Nd {
@@ -132,7 +132,7 @@ impl<A: StackFamily> Stack<A> {
             let ok = link.transmit(|buf| {
                 if let Some(bare) = conn.poll_bare_fin(now) {
                     (sent, last) = (true, true);
-                    return A::emit_bare_frame(
+                    return A::emit_compact_frame(
                         buf,
                         vlan,
                         mac,
