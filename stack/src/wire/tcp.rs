@@ -188,7 +188,7 @@ impl CompactSegment for SynAckRepr {
     /// for that length (RFC 9293 §3.1); returns the length. Written directly from the
     /// SYN-ACK's fields: no layout to work out, no SACK blocks, payload or flag choices.
     /// The checksum is summed from the words as written (RFC 1071 §2(B), §2(C)), as in
-    /// [`TcpRepr::emit_laid_out`]. The unit tests compare the two for every option set.
+    /// `TcpRepr::emit_laid_out`. The unit tests compare the two for every option set.
     ///
     /// # Panics
     /// If `buf` is shorter than the segment.
@@ -316,7 +316,7 @@ impl CompactSegment for BareRepr {
     /// the generic emitter lays it out) into `buf` (at least [`BareRepr::buffer_len`] bytes),
     /// with `pseudo` the pseudo-header's native-endian sum for that length (RFC 9293 §3.1);
     /// returns the length. The checksum is summed from the words as written (RFC 1071
-    /// §2(B), §2(C)), as in [`TcpRepr::emit_laid_out`]; the unit tests compare the two.
+    /// §2(B), §2(C)), as in `TcpRepr::emit_laid_out`; the unit tests compare the two.
     ///
     /// # Panics
     /// If `buf` is shorter than the segment.
