@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use xtcp::wire::arp::{ArpPacket, ArpRepr};
 use xtcp::wire::checksum;
 use xtcp::wire::ethernet::{EthernetFrame, EthernetRepr};
-use xtcp::wire::frame::parse_tcp_frame_general;
 use xtcp::wire::frame::{emit_tcp6_frame, parse_icmpv6_frame, parse_tcp6_frame, tcp6_frame_len};
+use xtcp::wire::frame::{parse_tcp_frame_general, refix_checksums};
 use xtcp::wire::icmpv4::{self, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Unreachable};
 use xtcp::wire::icmpv6::{Icmpv6Packet, Icmpv6Repr};
 use xtcp::wire::ipv4::{Ipv4Packet, Ipv4Repr};
@@ -208,24 +208,6 @@ fn emit_frame(repr: &TcpRepr) -> Vec<u8> {
     let len = emit_tcp_frame(&mut buf, MAC_A, MAC_B, IP_A, IP_B, repr).unwrap();
     assert_eq!(len, buf.len());
     buf
-}
-
-/// Recomputes the IPv4 and TCP checksums of a (possibly mutated) frame where the lengths
-/// allow, so that mutations reach the option and flag checks behind the checksums.
-fn refix_checksums(frame: &mut [u8]) {
-    if frame.len() < 14 {
-        return;
-    }
-    let ip_bytes = &mut frame[14..];
-    let Ok(mut ip) = Ipv4Packet::new_checked(&mut *ip_bytes) else {
-        return;
-    };
-    ip.fill_checksum();
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    let range = usize::from(ip.header_len())..usize::from(ip.total_len());
-    if let Ok(mut tcp) = TcpPacket::new_checked(&mut ip_bytes[range]) {
-        tcp.fill_checksum(src, dst);
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -216,7 +216,7 @@ pub(super) fn transmit_conn<A: StackFamily, L: Link>(
         let ok = link.transmit(|buf| {
             if let Some(bare) = conn.poll_bare_fin(now) {
                 (sent, last) = (true, true);
-                return A::emit_bare_frame(
+                return A::emit_compact_frame(
                     buf,
                     vlan,
                     mac,
@@ -284,7 +284,7 @@ fn transmit_controls<A: StackFamily, L: Link>(
                 dst_ip,
                 repr,
             } => {
-                A::emit_synack_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0)
+                A::emit_compact_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0)
             }
             Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
             Control::Nd {

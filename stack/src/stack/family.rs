@@ -20,16 +20,13 @@ use crate::tcp::time_wait::TimeWaitTable;
 use crate::time::Instant;
 use crate::wire::checksum::IpAddress;
 use crate::wire::ethernet::{self, EtherType, EthernetFrame, EthernetRepr};
-use crate::wire::frame::{
-    TcpFrame, emit_bare_frame, emit_l2, emit_synack_frame, emit_tcp6_frame, parse_l2,
-};
+use crate::wire::frame::{TcpFrame, emit_compact_frame, emit_l2, emit_tcp6_frame, parse_l2};
 use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::ipv6::{self, Ipv6Packet, Ipv6Repr, next_header};
 use crate::wire::tcp::TcpPacket;
 use crate::wire::vlan::{self, VlanId};
 use crate::wire::{
-    BareRepr, EthernetAddress, Result, SynAckRepr, TcpRepr, emit_tcp_frame_vlan,
-    parse_tcp_frame_into,
+    CompactSegment, EthernetAddress, Result, TcpRepr, emit_tcp_frame_vlan, parse_tcp_frame_into,
 };
 
 /// What a neighbour lookup that missed the stack's cache found (see `egress::transmit_conn`).
@@ -92,38 +89,22 @@ pub trait StackFamily: Address + IpAddress {
         dst: Self,
         tcp: &TcpRepr,
     ) -> Result<usize>;
-    /// [`StackFamily::emit_frame`] for a listener's SYN-ACK in its compact form: the same
-    /// bytes as for `synack.repr()` (IPv4 writes it directly, `emit_synack_frame`).
+    /// [`StackFamily::emit_frame`] for a segment in its compact form (a listener's SYN-ACK,
+    /// a connection's bare FIN+ACK or pure ACK): the same bytes as for `segment.repr()`
+    /// (IPv4 writes it directly, `emit_compact_frame`).
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn emit_synack_frame(
+    fn emit_compact_frame<S: CompactSegment>(
         buf: &mut [u8],
         vlan: Option<VlanId>,
         src_mac: EthernetAddress,
         dst_mac: EthernetAddress,
         src: Self,
         dst: Self,
-        synack: &SynAckRepr,
+        segment: &S,
     ) -> Result<usize> {
-        Self::emit_frame(buf, vlan, src_mac, dst_mac, src, dst, &synack.repr())
-    }
-    /// [`StackFamily::emit_frame`] for a connection's bare FIN+ACK or pure ACK in its
-    /// compact form: the same bytes as for `bare.repr()` (IPv4 writes it directly,
-    /// `emit_bare_frame`).
-    #[doc(hidden)]
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn emit_bare_frame(
-        buf: &mut [u8],
-        vlan: Option<VlanId>,
-        src_mac: EthernetAddress,
-        dst_mac: EthernetAddress,
-        src: Self,
-        dst: Self,
-        bare: &BareRepr,
-    ) -> Result<usize> {
-        Self::emit_frame(buf, vlan, src_mac, dst_mac, src, dst, &bare.repr())
+        Self::emit_frame(buf, vlan, src_mac, dst_mac, src, dst, &segment.repr())
     }
     /// The error of an active open that found no free port.
     #[doc(hidden)]
@@ -197,28 +178,16 @@ impl StackFamily for Ipv4Addr {
         emit_tcp_frame_vlan(buf, vlan, src_mac, dst_mac, src, dst, tcp)
     }
     #[inline]
-    fn emit_synack_frame(
+    fn emit_compact_frame<S: CompactSegment>(
         buf: &mut [u8],
         vlan: Option<VlanId>,
         src_mac: EthernetAddress,
         dst_mac: EthernetAddress,
         src: Ipv4Addr,
         dst: Ipv4Addr,
-        synack: &SynAckRepr,
+        segment: &S,
     ) -> Result<usize> {
-        emit_synack_frame(buf, vlan, src_mac, dst_mac, src, dst, synack)
-    }
-    #[inline]
-    fn emit_bare_frame(
-        buf: &mut [u8],
-        vlan: Option<VlanId>,
-        src_mac: EthernetAddress,
-        dst_mac: EthernetAddress,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        bare: &BareRepr,
-    ) -> Result<usize> {
-        emit_bare_frame(buf, vlan, src_mac, dst_mac, src, dst, bare)
+        emit_compact_frame(buf, vlan, src_mac, dst_mac, src, dst, segment)
     }
     fn ports_exhausted(e: PortsExhausted) -> StackError {
         StackError::PortsExhausted(e)

@@ -33,7 +33,9 @@ pub use self::frame::{
     L2Frame, TcpFrame, describe_frame, emit_tcp_frame, emit_tcp_frame_vlan, parse_l2,
     parse_tcp_frame, parse_tcp_frame_into, tcp_frame_len,
 };
-pub use self::tcp::{BareRepr, SeqNumber, SynAckRepr, TcpControl, TcpRepr, TcpTimestamp};
+pub use self::tcp::{
+    BareRepr, CompactSegment, SeqNumber, SynAckRepr, TcpControl, TcpRepr, TcpTimestamp,
+};
 pub use self::vlan::{VlanId, VlanRepr};
 pub use core::net::{Ipv4Addr, Ipv6Addr};
 

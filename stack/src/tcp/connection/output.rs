@@ -564,6 +564,7 @@ impl<A: Address> Connection<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::CompactSegment;
     use core::net::Ipv4Addr;
 
     fn established(queued: usize) -> Connection {
