@@ -555,8 +555,9 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     conns: Vec<ConnCell<A>>,
     orphan_links: Vec<OrphanLink>,
     /// The slot's tuple's flow-table hash (`FlowTable::hash_of`), stored at insertion:
-    /// freeing the slot (`transmit_and_settle`) removes the flow entry without hashing the tuple again. Beside the slab,
-    /// not in `ConnCell`: a control block fills its 64-byte lines exactly, 8 more bytes
+    /// freeing the slot (`transmit_and_settle`) removes the flow entry without hashing the
+    /// tuple again. Beside the slab, not in `ConnCell`: a control block fills its 64-byte
+    /// lines exactly, 8 more bytes
     /// would cost a line per slot. Meaningless for a free slot.
     flow_hashes: Vec<FlowHash>,
     free_slots: Vec<u32>,
