@@ -45,6 +45,8 @@ impl<A: StackFamily> Stack<A> {
         }
         dirty.clear();
         self.restore_dirty(dirty);
+        // Every slot settled: no deadline is left deferred (`link_pending_timers`).
+        self.timers_deferred = false;
     }
 
     /// Puts the dirty list `dispatch` took back (its allocation kept), ahead of anything

@@ -417,6 +417,10 @@ const SM_LIVE: u8 = 16;
 /// `timer_at` is a deadline not linked into the wheel yet: the slot is on
 /// `timers_pending` (`Stack::link_pending_timers`).
 const SM_TIMER_PENDING: u8 = 32;
+/// On the dirty list, its deadline taken off `timers_pending` (and `timer_at` cleared) by
+/// `link_pending_timers` for the coming `settle` to queue again (or, if a receive comes
+/// first, `Stack::requeue_deferred`).
+const SM_TIMER_DEFERRED: u8 = 64;
 
 const _: () = assert!(core::mem::size_of::<SlotMeta>() <= 32);
 
@@ -574,6 +578,8 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     /// `SM_TIMER_PENDING`; entries of slots freed since are stale and skipped). Preallocated;
     /// when full, `settle` links at once.
     timers_pending: Vec<u32>,
+    /// Some slot on the dirty list has SM_TIMER_DEFERRED (cleared by a complete dispatch).
+    timers_deferred: bool,
     cookies: SynCookies,
     isn: IsnGenerator,
     ports: EphemeralPorts,
@@ -663,6 +669,7 @@ impl<A: StackFamily> Stack<A> {
             syn_fifo: SynFifo::new(cfg.max_syn_recv, cfg.tcp.initial_rto),
             fired: Vec::with_capacity(1024),
             timers_pending: Vec::with_capacity(slots),
+            timers_deferred: false,
             cookies: SynCookies::new(cfg.secret, now),
             isn: IsnGenerator::new(key),
             ports: EphemeralPorts::new(cfg.ephemeral_ports.clone(), seed_u64(&cfg.secret, 2)),

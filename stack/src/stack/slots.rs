@@ -9,7 +9,8 @@ use super::egress::{Tx, transmit_conn};
 use super::family::{HANDLE_V6, Resolve};
 use super::{
     ConnCell, ConnHandle, NIL, NO_TIMER, OrphanLink, Owner, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_MAC,
-    SM_ORPHAN, SM_TIMER_PENDING, SlotMeta, Stack, StackError, StackFamily, TIMER_TICK,
+    SM_ORPHAN, SM_TIMER_DEFERRED, SM_TIMER_PENDING, SlotMeta, Stack, StackError, StackFamily,
+    TIMER_TICK,
 };
 use crate::link::Link;
 use crate::tcp::flow_table::FlowHash;
@@ -247,7 +248,7 @@ impl<A: StackFamily> Stack<A> {
         let (meta, conn) = loop {
             let meta = &mut self.meta[index as usize];
             let Some(conn) = self.conns[index as usize].get_mut() else {
-                meta.flags &= !SM_DIRTY;
+                meta.flags &= !(SM_DIRTY | SM_TIMER_DEFERRED);
                 return true;
             };
             if transmit {
@@ -275,7 +276,8 @@ impl<A: StackFamily> Stack<A> {
             }
             break (meta, conn);
         };
-        meta.flags &= !SM_DIRTY;
+        // Settled: a deadline `link_pending_timers` deferred to here is queued below.
+        meta.flags &= !(SM_DIRTY | SM_TIMER_DEFERRED);
         let state = conn.state();
         if state != meta.last_state {
             crate::trace::debug!(conn = %conn.tuple(), from = %meta.last_state, to = %state, "state");
@@ -382,31 +384,41 @@ impl<A: StackFamily> Stack<A> {
 
     /// Links the deadlines `settle` left pending into the wheel, before `run_timers` expires
     /// it. A slot on the dirty list (touched by this receive batch, settled again by the
-    /// coming `dispatch`) keeps a deadline that cannot fire in this batch pending: the
+    /// coming `dispatch`) with a deadline that cannot fire in this batch is not linked: the
     /// common case is a connection in LAST-ACK whose retransmission deadline (armed after
     /// its FIN+ACK) would be linked here and cancelled a moment later when the peer's ACK
-    /// frees the slot. A deadline that may be due now (its tick, rounded up as the wheel
-    /// rounds it, not after `now`'s tick) is always linked, so it fires in this batch as an
-    /// eagerly linked one would; within one tick the wheel's order is unspecified anyway.
-    /// Entries of freed slots (their flag cleared when `transmit_and_settle` frees them)
-    /// are dropped.
+    /// frees the slot. Its entry is dropped too, the deadline forgotten (SM_TIMER_DEFERRED):
+    /// the coming `settle` finds the connection's deadline differing and queues it again, or
+    /// frees the slot, so no freed slot's entry waits for the next batch to be dropped (a
+    /// receive that comes before that settle queues them again, `requeue_deferred`). A
+    /// deadline that may be due now (its tick, rounded up as the wheel rounds it, not after
+    /// `now`'s tick) is always linked, so it fires in this batch as an eagerly linked one
+    /// would; within one tick the wheel's order is unspecified anyway. Entries of slots
+    /// freed since (their flag cleared when `transmit_and_settle` frees them) are dropped.
     pub(super) fn link_pending_timers(&mut self, now: Instant) {
         let tick = TIMER_TICK.as_micros() as u64;
         // "Its tick is after now's": div_ceil(at, tick) > now / tick, which for integers (tick
         // > 0) is at > (now / tick) * tick: one compare per entry, no division.
         let now_tick_start = now.total_micros() / tick * tick;
+        if self.timers_deferred {
+            // Deferred by an earlier receive whose settle has not come (no `flush` since, or
+            // it stopped on a full TX ring): queued again, to be linked or deferred below.
+            let dirty = core::mem::take(&mut self.dirty);
+            self.requeue_deferred(&dirty);
+            self.dirty = dirty;
+        }
         // Walked as a local (no reload of its length); nothing below queues a deadline.
         let mut pending = core::mem::take(&mut self.timers_pending);
-        let mut kept = 0;
-        for i in 0..pending.len() {
-            let index = pending[i];
+        for &index in &pending {
             let meta = &mut self.meta[index as usize];
             if !meta.has(SM_TIMER_PENDING) {
                 continue;
             }
             if meta.timer_at != NO_TIMER && meta.has(SM_DIRTY) && meta.timer_at > now_tick_start {
-                pending[kept] = index;
-                kept += 1;
+                // Deferred to the coming `settle` (see above).
+                meta.flags = (meta.flags & !SM_TIMER_PENDING) | SM_TIMER_DEFERRED;
+                meta.timer_at = NO_TIMER;
+                self.timers_deferred = true;
                 continue;
             }
             meta.flags &= !SM_TIMER_PENDING;
@@ -415,8 +427,38 @@ impl<A: StackFamily> Stack<A> {
                 meta.timer = self.wheel.schedule(at, Owner::Slot(index).encode()).ok();
             }
         }
-        pending.truncate(kept);
+        pending.clear();
         self.timers_pending = pending;
+    }
+
+    /// The deadlines that `link_pending_timers` deferred to a `settle` that has not come
+    /// yet (the slots in `dirty` with SM_TIMER_DEFERRED), queued again as the connections
+    /// want them, so this timer stage links them (and fires one that is due) as it linked
+    /// a kept entry before. Only when a receive follows a receive without a complete
+    /// `dispatch` between them (several `receive` calls per `flush`, or a full TX ring).
+    #[cold]
+    fn requeue_deferred(&mut self, dirty: &[u32]) {
+        self.timers_deferred = false;
+        for &index in dirty {
+            let meta = &mut self.meta[index as usize];
+            if !meta.has(SM_TIMER_DEFERRED) {
+                continue;
+            }
+            meta.flags &= !SM_TIMER_DEFERRED;
+            let Some(at) = self.conns[index as usize]
+                .get()
+                .and_then(Connection::poll_at)
+            else {
+                continue;
+            };
+            meta.timer_at = at.total_micros();
+            if self.timers_pending.len() < self.timers_pending.capacity() {
+                meta.flags |= SM_TIMER_PENDING;
+                self.timers_pending.push(index);
+            } else {
+                meta.timer = self.wheel.schedule(at, Owner::Slot(index).encode()).ok();
+            }
+        }
     }
 
     /// The earliest deadline still pending (not linked into the wheel yet), for `poll_at`.

@@ -363,7 +363,8 @@ fn synack_retries_from_the_fifo_and_the_wheel() {
 
 /// A slot's deadline set by `settle` is linked into the wheel by the next receive's timer
 /// stage (`link_pending_timers`), and not at all when the slot is freed first: a LAST-ACK
-/// connection whose last ACK arrives in that receive never touches the wheel. One whose
+/// connection whose last ACK arrives in that receive never touches the wheel (its entry is
+/// dropped by that receive, the deadline deferred to the settle that frees it). One whose
 /// peer stays silent is linked by the next receive, and its FIN+ACK is retransmitted at the
 /// RTO as before; `poll_at` reports the pending deadline exactly.
 #[test]
@@ -397,7 +398,9 @@ fn slot_deadlines_are_linked_lazily() {
             s.poll(later, &mut link);
             assert_eq!(s.connection_count(), 0);
             assert_eq!(s.wheel.len(), 0, "the deadline was never linked");
-            // The freed slot's entry is dropped by the next timer stage.
+            // Its entry was dropped by that timer stage already (deferred to the settle that
+            // freed the slot), not left for the next one.
+            assert!(s.timers_pending.is_empty());
             s.poll(later, &mut link);
             assert!(s.timers_pending.is_empty());
             // Only the TIME-WAIT entries of `stack` are left (2 × MSL).
@@ -424,5 +427,62 @@ fn slot_deadlines_are_linked_lazily() {
             );
             assert_eq!(s.counters().retransmits, 1);
         }
+    }
+}
+
+/// A deadline `link_pending_timers` deferred to the coming `settle` (the slot is dirty) is
+/// queued again when another receive comes before that settle (here `dispatch` stopped on
+/// a full TX ring): a LAST-ACK connection's RTO fires in that receive, as with a roomy ring.
+#[test]
+fn deferred_deadline_fires_before_its_settle() {
+    let now = Instant::from_secs(10);
+    for tx_frames in [64, 1] {
+        let (mut s, _) = stack(now);
+        let mut link = MemoryLink::new(MemoryLinkConfig {
+            tx_frames,
+            ..MemoryLinkConfig::default()
+        });
+        let h = s
+            .accept(ListenerId(0))
+            .expect("the connection on port 5000");
+        let iss = s.conns[h.index as usize].get().unwrap().iss().0;
+        link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 3));
+        s.receive(now, &mut link);
+        s.close(h).unwrap();
+        s.flush(now, &mut link);
+        link.drain_tx(|_| {});
+        assert_eq!(s.state(h), Some(State::LastAck));
+        let rto_at = now + Duration::from_secs(1);
+        // A duplicate of the peer's FIN (the slot is dirty, not freed) and two SYNs whose
+        // SYN-ACKs fill a one-frame ring before the slot is settled.
+        link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 4));
+        link.push_rx(&frame(7000, TcpControl::Syn, 100, None, 600));
+        link.push_rx(&frame(7001, TcpControl::Syn, 200, None, 600));
+        s.poll(now + Duration::from_millis(5), &mut link);
+        let meta = s.meta[h.index as usize];
+        if tx_frames == 1 {
+            assert!(s.counters().tx_no_buffer > 0);
+            assert!(meta.has(SM_DIRTY) && meta.has(SM_TIMER_DEFERRED));
+        } else {
+            assert!(!meta.has(SM_DIRTY) && meta.has(SM_TIMER_PENDING));
+            assert_eq!(meta.timer_deadline(), Some(rto_at));
+        }
+        // The RTO is due: it fires in this receive, ring full or not (the flushes below
+        // run no timers).
+        s.receive(rto_at, &mut link);
+        let mut fins = 0;
+        loop {
+            let n = link.drain_tx(|f| {
+                let seg = crate::wire::parse_tcp_frame(f).unwrap();
+                fins += usize::from(seg.tcp.dst_port == 5000 && seg.tcp.control == TcpControl::Fin);
+            });
+            s.flush(rto_at, &mut link);
+            if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(fins, 1, "the FIN+ACK retransmitted ({tx_frames})");
+        assert_eq!(s.counters().retransmits, 1, "{tx_frames}");
+        assert!(!s.meta[h.index as usize].has(SM_TIMER_DEFERRED));
     }
 }
