@@ -494,6 +494,42 @@ struct OrphanLink {
     next: u32,
 }
 
+/// The orphan list: one link per slot, oldest orphan at `head`, newest at `tail`.
+struct OrphanList {
+    links: Vec<OrphanLink>,
+    head: u32,
+    tail: u32,
+}
+
+impl OrphanList {
+    /// Appends slot `index` (newest at the tail).
+    fn push_back(&mut self, index: u32) {
+        self.links[index as usize] = OrphanLink {
+            prev: self.tail,
+            next: NIL,
+        };
+        match self.tail {
+            NIL => self.head = index,
+            t => self.links[t as usize].next = index,
+        }
+        self.tail = index;
+    }
+
+    /// Takes slot `index`, which is on the list, off it.
+    #[inline(always)]
+    fn unlink(&mut self, index: u32) {
+        let OrphanLink { prev, next } = self.links[index as usize];
+        match prev {
+            NIL => self.head = next,
+            p => self.links[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.links[n as usize].prev = prev,
+        }
+    }
+}
+
 const NIL: u32 = u32::MAX;
 
 /// A SYN parked until its TIME-WAIT lookup (see `Stack::drain_pending_syns`), with its
@@ -554,10 +590,10 @@ const TIMER_TICK: Duration = Duration::from_millis(1);
 pub struct Stack<A: StackFamily = Ipv4Addr> {
     cfg: StackConfig,
     now: Instant,
-    /// Hot per-slot metadata; `conns`, `orphan_links` and `flow_hashes` are indexed alike.
+    /// Hot per-slot metadata; `conns`, `orphans.links` and `flow_hashes` are indexed alike.
     meta: Vec<SlotMeta>,
     conns: Vec<ConnCell<A>>,
-    orphan_links: Vec<OrphanLink>,
+    orphans: OrphanList,
     /// The slot's tuple's flow-table hash (`FlowTable::hash_of`), stored at insertion:
     /// freeing the slot (`transmit_and_settle`) removes the flow entry without hashing the
     /// tuple again. Beside the slab, not in `ConnCell`: a control block fills its 64-byte
@@ -591,9 +627,6 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     local_ips: Vec<A>,
     control: VecDeque<Control<A>>,
     events: VecDeque<(ConnHandle, Event)>,
-    /// Oldest and newest orphan slot (`NIL` when none).
-    orphan_head: u32,
-    orphan_tail: u32,
     neighbors: HashMap<A, neighbor::NeighborEntry>,
     /// ARP requests in progress: when the last one went out and how many were sent.
     arp_requested: HashMap<A, (Instant, u8)>,
@@ -651,7 +684,11 @@ impl<A: StackFamily> Stack<A> {
             now,
             meta: Vec::with_capacity(slots),
             conns: Vec::with_capacity(slots),
-            orphan_links: Vec::with_capacity(slots),
+            orphans: OrphanList {
+                links: Vec::with_capacity(slots),
+                head: NIL,
+                tail: NIL,
+            },
             flow_hashes: Vec::with_capacity(slots),
             free_slots: Vec::with_capacity(slots),
             flows: A::flow_table(
@@ -683,8 +720,6 @@ impl<A: StackFamily> Stack<A> {
             },
             control: VecDeque::with_capacity(256),
             events: VecDeque::with_capacity(1024),
-            orphan_head: NIL,
-            orphan_tail: NIL,
             neighbors: HashMap::new(),
             arp_requested: HashMap::new(),
             nd: nd::NeighborCache6::default(),

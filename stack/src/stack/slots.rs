@@ -81,15 +81,7 @@ impl<A: StackFamily> Stack<A> {
     /// Appends a slot to the orphan list (newest at the tail).
     pub(super) fn orphan_push(&mut self, index: u32) {
         self.meta[index as usize].set(SM_ORPHAN, true);
-        self.orphan_links[index as usize] = OrphanLink {
-            prev: self.orphan_tail,
-            next: NIL,
-        };
-        match self.orphan_tail {
-            NIL => self.orphan_head = index,
-            t => self.orphan_links[t as usize].next = index,
-        }
-        self.orphan_tail = index;
+        self.orphans.push_back(index);
         self.counters.orphans += 1;
     }
 
@@ -101,12 +93,7 @@ impl<A: StackFamily> Stack<A> {
             return;
         }
         meta.set(SM_ORPHAN, false);
-        unlink_orphan(
-            &mut self.orphan_links,
-            &mut self.orphan_head,
-            &mut self.orphan_tail,
-            index,
-        );
+        self.orphans.unlink(index);
         self.counters.orphans -= 1;
     }
 
@@ -114,7 +101,7 @@ impl<A: StackFamily> Stack<A> {
     /// `tcp_max_orphans`, which resets rather than lets orphans eat memory).
     pub(super) fn enforce_orphan_limit(&mut self) {
         while self.counters.orphans as usize > self.cfg.max_orphans {
-            let index = self.orphan_head;
+            let index = self.orphans.head;
             if index == NIL {
                 break;
             }
@@ -180,7 +167,7 @@ impl<A: StackFamily> Stack<A> {
                 self.meta.push(SlotMeta::EMPTY);
                 self.conns.push(ConnCell(None));
                 self.flow_hashes.push(FlowHash::UNSET);
-                self.orphan_links.push(OrphanLink {
+                self.orphans.links.push(OrphanLink {
                     prev: NIL,
                     next: NIL,
                 });
@@ -335,12 +322,7 @@ impl<A: StackFamily> Stack<A> {
             let tuple = conn.tuple();
             conn.vacate();
             if meta.has(SM_ORPHAN) {
-                unlink_orphan(
-                    &mut self.orphan_links,
-                    &mut self.orphan_head,
-                    &mut self.orphan_tail,
-                    index,
-                );
+                self.orphans.unlink(index);
                 self.counters.orphans -= 1;
             }
             if let Some(t) = meta.timer.take() {
@@ -471,19 +453,5 @@ impl<A: StackFamily> Stack<A> {
             .min()
             .filter(|&at| at != NO_TIMER)
             .map(Instant::from_micros)
-    }
-}
-
-/// Takes slot `index` off the doubly linked orphan list (`head`, `tail`, `links`).
-#[inline(always)]
-fn unlink_orphan(links: &mut [OrphanLink], head: &mut u32, tail: &mut u32, index: u32) {
-    let OrphanLink { prev, next } = links[index as usize];
-    match prev {
-        NIL => *head = next,
-        p => links[p as usize].next = next,
-    }
-    match next {
-        NIL => *tail = prev,
-        n => links[n as usize].prev = prev,
     }
 }
