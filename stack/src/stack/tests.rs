@@ -361,6 +361,21 @@ fn synack_retries_from_the_fifo_and_the_wheel() {
     assert!(timer_of(&s, 7000).is_none() && timer_of(&s, 7002).is_none());
 }
 
+/// Takes `stack`'s connection on port 5000 to LAST-ACK: accepted, the peer's FIN received
+/// (CLOSE-WAIT), closed by the application and flushed (our FIN+ACK left in `link`).
+/// Returns its handle and ISS.
+fn to_last_ack(s: &mut Stack, link: &mut MemoryLink, now: Instant) -> (ConnHandle, u32) {
+    let h = s
+        .accept(ListenerId(0))
+        .expect("the connection on port 5000");
+    let iss = s.conns[h.index as usize].get().unwrap().iss().0;
+    link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 3));
+    s.receive(now, link);
+    s.close(h).unwrap();
+    s.flush(now, link);
+    (h, iss)
+}
+
 /// A slot's deadline set by `settle` is linked into the wheel by the next receive's timer
 /// stage (`link_pending_timers`), and not at all when the slot is freed first: a LAST-ACK
 /// connection whose last ACK arrives in that receive never touches the wheel (its entry is
@@ -372,15 +387,7 @@ fn slot_deadlines_are_linked_lazily() {
     let now = Instant::from_secs(10);
     for peer_acks in [true, false] {
         let (mut s, mut link) = stack(now);
-        let h = s
-            .accept(ListenerId(0))
-            .expect("the connection on port 5000");
-        let iss = s.conns[h.index as usize].get().unwrap().iss().0;
-        // The peer closes: CLOSE-WAIT; the application closes: our FIN+ACK, LAST-ACK.
-        link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 3));
-        s.receive(now, &mut link);
-        s.close(h).unwrap();
-        s.flush(now, &mut link);
+        let (h, iss) = to_last_ack(&mut s, &mut link, now);
         let mut sent = Vec::new();
         link.drain_tx(|f| sent.push(crate::wire::parse_tcp_frame(f).unwrap().tcp.control));
         assert_eq!(sent, [TcpControl::Fin]);
@@ -442,14 +449,7 @@ fn deferred_deadline_fires_before_its_settle() {
             tx_frames,
             ..MemoryLinkConfig::default()
         });
-        let h = s
-            .accept(ListenerId(0))
-            .expect("the connection on port 5000");
-        let iss = s.conns[h.index as usize].get().unwrap().iss().0;
-        link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 3));
-        s.receive(now, &mut link);
-        s.close(h).unwrap();
-        s.flush(now, &mut link);
+        let (h, iss) = to_last_ack(&mut s, &mut link, now);
         link.drain_tx(|_| {});
         assert_eq!(s.state(h), Some(State::LastAck));
         let rto_at = now + Duration::from_secs(1);
