@@ -73,7 +73,7 @@ impl IsnGenerator {
     /// the reference algorithm reads it: whole 8-byte little-endian blocks, then a final block
     /// with the remaining 4 bytes and the length in the top byte (the test compares with the
     /// `siphasher` crate). For IPv4 that is one block and the final one.
-    #[inline]
+    #[inline(always)]
     fn hash<A: Address>(&self, t: &FourTuple<A>) -> u64 {
         let mut m = [0u8; 36];
         let n = A::tuple_bytes(t, &mut m);
