@@ -410,6 +410,7 @@ impl<A: super::Address> FlowTable<A> {
     }
 
     /// [`insert`](Self::insert) with `key`'s [`hash_of`](Self::hash_of).
+    #[inline(always)]
     pub fn insert_hashed(
         &mut self,
         key: FourTuple<A>,
