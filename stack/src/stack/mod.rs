@@ -94,6 +94,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::link::Link;
+use crate::tcp::connection::CompactOpen;
 use crate::tcp::flow_table::{FlowHash, FlowTable};
 use crate::tcp::ports::{EphemeralPorts, PortsExhausted};
 use crate::tcp::rss::RssSteering;
@@ -318,28 +319,22 @@ impl From<TcpError> for StackError {
 }
 
 /// A half-open passive connection (SYN received, SYN-ACK sent): what the final ACK needs to
-/// create the connection, and what a SYN-ACK retransmission needs. ≤ 64 bytes.
+/// create the connection (`open`, copied whole), and what a SYN-ACK retransmission needs.
+/// ≤ 64 bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct SynRecvEntry<A: Address = Ipv4Addr> {
-    tuple: FourTuple<A>,
-    iss: SeqNumber,
+    /// The tuple, ISN, timestamp offset (keyed hash, computed once per SYN) and the SYN's
+    /// options: the input of `Connection::reinit_passive`.
+    open: CompactOpen<A>,
     irs: SeqNumber,
-    ts_recent: u32,
-    /// Our timestamp clock offset for this tuple (keyed hash, computed once per SYN).
-    ts_offset: u32,
     timer: SynTimer,
     peer_mac: EthernetAddress,
-    peer_mss: u16,
     listener: u16,
-    /// Peer's window scale, or 0xff when not offered.
-    peer_wscale: u8,
-    /// `SR_SACK | SR_TS | SR_LIVE`.
+    /// `SR_LIVE`.
     flags: u8,
     retries: u8,
 }
 
-const SR_SACK: u8 = 1;
-const SR_TS: u8 = 2;
 const SR_LIVE: u8 = 4;
 
 const _: () = assert!(core::mem::size_of::<SynRecvEntry>() <= 64);

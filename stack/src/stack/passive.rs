@@ -4,10 +4,9 @@
 
 use super::syn_fifo::SynTimer;
 use super::{
-    AcceptOverflow, Control, Owner, SR_LIVE, SR_SACK, SR_TS, Stack, StackFamily, SynCookieMode,
-    SynRecvEntry,
+    AcceptOverflow, Control, Owner, SR_LIVE, Stack, StackFamily, SynCookieMode, SynRecvEntry,
 };
-use crate::tcp::connection::PassiveOpen;
+use crate::tcp::connection::{CompactOpen, PassiveOpen};
 use crate::tcp::flow_table::FlowHash;
 use crate::tcp::syncookie::{self, CookieOptions};
 use crate::tcp::{ConnTemplate, Connection, FourTuple};
@@ -112,16 +111,19 @@ impl<A: StackFamily> Stack<A> {
             Some(i) => i,
             None => {
                 self.syn_recv.push(SynRecvEntry {
-                    tuple,
-                    iss: SeqNumber(0),
+                    open: CompactOpen {
+                        tuple,
+                        iss: SeqNumber(0),
+                        ts_recent: 0,
+                        ts_offset: 0,
+                        peer_mss: 0,
+                        peer_wscale: CompactOpen::<A>::NO_WSCALE,
+                        flags: 0,
+                    },
                     irs: SeqNumber(0),
-                    ts_recent: 0,
-                    ts_offset: 0,
                     timer: SynTimer::None,
                     peer_mac,
-                    peer_mss: 0,
                     listener: 0,
-                    peer_wscale: 0xff,
                     flags: 0,
                     retries: 0,
                 });
@@ -162,21 +164,30 @@ impl<A: StackFamily> Stack<A> {
         // stays live across those calls.
         let opts = self.syn_options(seg);
         let peer_mss = seg.max_seg_size.unwrap_or(536);
-        let flags = SR_LIVE
-            | if opts.sack_permitted { SR_SACK } else { 0 }
-            | if opts.timestamps { SR_TS } else { 0 };
+        let flags = if opts.sack_permitted {
+            CompactOpen::<A>::SACK
+        } else {
+            0
+        } | if opts.timestamps {
+            CompactOpen::<A>::TS
+        } else {
+            0
+        };
         self.syn_recv[index as usize] = SynRecvEntry {
-            tuple,
-            iss,
+            open: CompactOpen {
+                tuple,
+                iss,
+                ts_recent: seg.timestamp.map_or(0, |t| t.tsval),
+                ts_offset,
+                peer_mss,
+                peer_wscale: opts.wscale.unwrap_or(CompactOpen::<A>::NO_WSCALE),
+                flags,
+            },
             irs: seg.seq_number,
-            ts_recent: seg.timestamp.map_or(0, |t| t.tsval),
-            ts_offset,
             timer,
             peer_mac,
-            peer_mss,
             listener: li as u16,
-            peer_wscale: opts.wscale.unwrap_or(0xff),
-            flags,
+            flags: SR_LIVE,
             retries: 0,
         };
         self.listeners[li].syn_queue_len += 1;
@@ -229,9 +240,9 @@ impl<A: StackFamily> Stack<A> {
 
     pub(super) fn entry_options(e: &SynRecvEntry<A>) -> CookieOptions {
         CookieOptions {
-            wscale: (e.peer_wscale != 0xff).then_some(e.peer_wscale),
-            sack_permitted: e.flags & SR_SACK != 0,
-            timestamps: e.flags & SR_TS != 0,
+            wscale: e.open.wscale(),
+            sack_permitted: e.open.sack_permitted(),
+            timestamps: e.open.timestamps(),
         }
     }
 
@@ -250,14 +261,15 @@ impl<A: StackFamily> Stack<A> {
     fn synack_control(&self, now: Instant, e: &SynRecvEntry<A>) -> Control<A> {
         let opts = Self::entry_options(e);
         let ts = opts.timestamps.then(|| {
-            let tsval = (now.total_millis() as u32).wrapping_add(e.ts_offset);
-            (tsval, e.ts_recent)
+            let tsval = (now.total_millis() as u32).wrapping_add(e.open.ts_offset);
+            (tsval, e.open.ts_recent)
         });
-        let repr = self.synack(&e.tuple, e.iss, e.irs, opts, ts, self.cfg.tcp.mss);
+        let o = &e.open;
+        let repr = self.synack(&o.tuple, o.iss, e.irs, opts, ts, self.cfg.tcp.mss);
         Control::SynAck {
             dst_mac: e.peer_mac,
-            src_ip: e.tuple.local_addr,
-            dst_ip: e.tuple.remote_addr,
+            src_ip: o.tuple.local_addr,
+            dst_ip: o.tuple.remote_addr,
             repr,
         }
     }
@@ -306,7 +318,7 @@ impl<A: StackFamily> Stack<A> {
         let (timer, li) = (e.timer, e.listener as usize);
         e.timer = SynTimer::None;
         if !keep_flow {
-            let tuple = e.tuple;
+            let tuple = e.open.tuple;
             self.flows.remove(&tuple);
         }
         match timer {
@@ -386,8 +398,13 @@ impl<A: StackFamily> Stack<A> {
         // The fields the tests read, not the whole entry copied out: the rest is read in
         // place where it is used (the entry stays as it is until the next SYN reuses it).
         let e = &self.syn_recv[index as usize];
-        let (irs, iss, flags, ts_recent, li) =
-            (e.irs, e.iss, e.flags, e.ts_recent, e.listener as usize);
+        let (irs, iss, flags, ts_recent, li) = (
+            e.irs,
+            e.open.iss,
+            e.open.flags,
+            e.open.ts_recent,
+            e.listener as usize,
+        );
         match (seg.control, seg.ack_number) {
             (TcpControl::Rst, _) => {
                 // RFC 9293 §3.10.7.4 / RFC 5961: only an exact RST removes the entry.
@@ -406,14 +423,14 @@ impl<A: StackFamily> Stack<A> {
             (TcpControl::Syn, Some(_)) => {}
             (_, None) => {}
             (_, Some(ack)) => {
-                if flags & SR_TS != 0
+                if flags & CompactOpen::<A>::TS != 0
                     && !self.final_ack_passes_paws(now, index, ts_recent, seg, peer_mac)
                 {
                     return;
                 }
                 if ack != iss + 1 {
                     // <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, SYN-RECEIVED).
-                    let tuple = self.syn_recv[index as usize].tuple;
+                    let tuple = self.syn_recv[index as usize].open.tuple;
                     self.reset(&tuple, peer_mac, seg);
                     return;
                 }
@@ -423,7 +440,7 @@ impl<A: StackFamily> Stack<A> {
                 if self.listeners[li].accept_queue.len() >= self.listeners[li].accept_backlog {
                     self.counters.accept_queue_overflows += 1;
                     if self.cfg.accept_overflow == AcceptOverflow::Reset {
-                        let tuple = self.syn_recv[index as usize].tuple;
+                        let tuple = self.syn_recv[index as usize].open.tuple;
                         self.remove_syn_recv(index);
                         self.reset(&tuple, peer_mac, seg);
                     }
@@ -436,17 +453,8 @@ impl<A: StackFamily> Stack<A> {
                     self.counters.conn_table_full += 1;
                     return;
                 }
-                // Read from the entry in place into `open` (on the stack) before the release.
-                let e = &self.syn_recv[index as usize];
-                let open = PassiveOpen {
-                    tuple: e.tuple,
-                    iss,
-                    peer_mss: e.peer_mss,
-                    wscale: (e.peer_wscale != 0xff).then_some(e.peer_wscale),
-                    sack_permitted: flags & SR_SACK != 0,
-                    ts_recent: (flags & SR_TS != 0).then_some(ts_recent),
-                    ts_offset: e.ts_offset,
-                };
+                // The entry's handshake copied whole (a few wide moves) before the release.
+                let open = self.syn_recv[index as usize].open;
                 // The entry's flow goes straight to the connection (`establish_passive`).
                 self.release_syn_recv(index, true);
                 self.establish_passive(now, li, seg, peer_mac, &open, true, hash);
@@ -490,21 +498,21 @@ impl<A: StackFamily> Stack<A> {
             self.counters.ts_missing_drops += 1;
             return;
         };
-        debug_assert!((ts.tsval.wrapping_sub(e.ts_recent) as i32) < 0);
+        debug_assert!((ts.tsval.wrapping_sub(e.open.ts_recent) as i32) < 0);
         self.counters.paws_drops += 1;
         let repr = TcpRepr {
-            src_port: e.tuple.local_port,
-            dst_port: e.tuple.remote_port,
-            seq_number: e.iss + 1,
+            src_port: e.open.tuple.local_port,
+            dst_port: e.open.tuple.remote_port,
+            seq_number: e.open.iss + 1,
             ack_number: Some(e.irs + 1),
             window_len: self.cfg.tcp.recv_buffer.min(65535) as u16,
             timestamp: Some(TcpTimestamp {
-                tsval: (now.total_millis() as u32).wrapping_add(e.ts_offset),
-                tsecr: e.ts_recent,
+                tsval: (now.total_millis() as u32).wrapping_add(e.open.ts_offset),
+                tsecr: e.open.ts_recent,
             }),
             ..TcpRepr::default()
         };
-        self.reply(&e.tuple, peer_mac, repr);
+        self.reply(&e.open.tuple, peer_mac, repr);
     }
 
     /// Records whether listener `li` answers SYNs with cookies now (`WhenFull` mode); a change
@@ -591,6 +599,7 @@ impl<A: StackFamily> Stack<A> {
                         .map(|t| t.tsval),
                     ts_offset: self.isn.ts_offset(&tuple),
                 };
+                let open = CompactOpen::from(&open);
                 self.establish_passive(now, li, seg, peer_mac, &open, false, hash);
             }
         }
@@ -605,7 +614,7 @@ impl<A: StackFamily> Stack<A> {
         li: usize,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
-        open: &PassiveOpen<A>,
+        open: &CompactOpen<A>,
         flow_held: bool,
         hash: FlowHash,
     ) {
@@ -614,7 +623,9 @@ impl<A: StackFamily> Stack<A> {
         let make = |t: &ConnTemplate, cell: &mut Option<Connection<A>>| match cell {
             Some(c) => c.reinit_passive(t, open, seg, now),
             None => {
-                cell.get_or_insert_with(|| Connection::from_template(t, open, seg, now));
+                cell.get_or_insert_with(|| {
+                    Connection::from_template(t, &open.to_passive(), seg, now)
+                });
             }
         };
         let Ok(h) =

@@ -276,7 +276,7 @@ fn synack_retries_from_the_fifo_and_the_wheel() {
     let timer_of = |s: &Stack, port: u16| {
         s.syn_recv
             .iter()
-            .find(|e| e.flags & SR_LIVE != 0 && e.tuple == tuple(port))
+            .find(|e| e.flags & SR_LIVE != 0 && e.open.tuple == tuple(port))
             .map(|e| e.timer)
     };
     // 7000 stays half-open; 7001 completes at once (its ticket goes stale behind 7000's).

@@ -435,6 +435,83 @@ pub struct PassiveOpen<A: Address = Ipv4Addr> {
     pub ts_offset: u32,
 }
 
+/// [`PassiveOpen`] as a listener's SYN queue keeps it: a bit set and a sentinel instead of
+/// `Option`s, 28 bytes for IPv4. The final ACK copies it whole out of the SYN-RECEIVED
+/// entry (a few wide moves) and [`Connection::reinit_passive`] reads it, instead of a
+/// `PassiveOpen` being assembled field by field between the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompactOpen<A: Address = Ipv4Addr> {
+    pub(crate) tuple: FourTuple<A>,
+    pub(crate) iss: SeqNumber,
+    /// TS.Recent (the SYN's TSval, a cookie's final ACK's); meaningful with `OPEN_TS` only.
+    pub(crate) ts_recent: u32,
+    pub(crate) ts_offset: u32,
+    pub(crate) peer_mss: u16,
+    /// The peer's window scale, [`CompactOpen::NO_WSCALE`] when not offered.
+    pub(crate) peer_wscale: u8,
+    /// `OPEN_SACK | OPEN_TS`.
+    pub(crate) flags: u8,
+}
+
+impl<A: Address> CompactOpen<A> {
+    /// Both sides offered SACK.
+    pub(crate) const SACK: u8 = 1;
+    /// Timestamps were negotiated.
+    pub(crate) const TS: u8 = 2;
+    /// `peer_wscale` when the peer offered no window scale.
+    pub(crate) const NO_WSCALE: u8 = 0xff;
+
+    #[inline(always)]
+    pub(crate) fn wscale(&self) -> Option<u8> {
+        (self.peer_wscale != Self::NO_WSCALE).then_some(self.peer_wscale)
+    }
+
+    #[inline(always)]
+    pub(crate) fn sack_permitted(&self) -> bool {
+        self.flags & Self::SACK != 0
+    }
+
+    #[inline(always)]
+    pub(crate) fn timestamps(&self) -> bool {
+        self.flags & Self::TS != 0
+    }
+
+    #[inline(always)]
+    pub(crate) fn ts_recent(&self) -> Option<u32> {
+        self.timestamps().then_some(self.ts_recent)
+    }
+
+    /// The same handshake as a [`PassiveOpen`].
+    pub(crate) fn to_passive(&self) -> PassiveOpen<A> {
+        PassiveOpen {
+            tuple: self.tuple,
+            iss: self.iss,
+            peer_mss: self.peer_mss,
+            wscale: self.wscale(),
+            sack_permitted: self.sack_permitted(),
+            ts_recent: self.ts_recent(),
+            ts_offset: self.ts_offset,
+        }
+    }
+}
+
+impl<A: Address> From<&PassiveOpen<A>> for CompactOpen<A> {
+    /// A window scale of 0xff (never valid: RFC 7323 §2.3 caps it at 14) cannot be kept.
+    fn from(o: &PassiveOpen<A>) -> Self {
+        debug_assert!(o.wscale != Some(Self::NO_WSCALE));
+        CompactOpen {
+            tuple: o.tuple,
+            iss: o.iss,
+            ts_recent: o.ts_recent.unwrap_or(0),
+            ts_offset: o.ts_offset,
+            peer_mss: o.peer_mss,
+            peer_wscale: o.wscale.unwrap_or(Self::NO_WSCALE),
+            flags: if o.sack_permitted { Self::SACK } else { 0 }
+                | if o.ts_recent.is_some() { Self::TS } else { 0 },
+        }
+    }
+}
+
 impl<A: Address> Connection<A> {
     /// `cc`: the congestion controller, built by the caller for the MSS it knows (the
     /// configured one for an active open, rebuilt when the handshake completes; the final one
@@ -639,7 +716,7 @@ impl<A: Address> Connection<A> {
     pub(crate) fn reinit_passive(
         &mut self,
         t: &ConnTemplate,
-        open: &PassiveOpen<A>,
+        open: &CompactOpen<A>,
         ack: &TcpRepr,
         now: Instant,
     ) {
@@ -732,7 +809,7 @@ impl<A: Address> Connection<A> {
         }
         *rtt = t.rtt;
         let mss = open.peer_mss.min(cfg.mss);
-        let ts_on = open.ts_recent.is_some() && cfg.timestamps;
+        let ts_on = open.timestamps() && cfg.timestamps;
         // As in `from_template`: the final MSS's controller. A store in each branch: the
         // 64-byte value is copied straight from the template, not merged through the stack.
         if mss == cfg.mss {
@@ -757,7 +834,7 @@ impl<A: Address> Connection<A> {
         *last_ack_sent = ack.seq_number;
         *rx_fin = None;
         *snd_mss = mss;
-        let (snd_shift, rcv_shift) = match (open.wscale, t.offered_wscale) {
+        let (snd_shift, rcv_shift) = match (open.wscale(), t.offered_wscale) {
             (Some(peer), Some(ours)) => (peer.min(14), ours),
             _ => (0, 0),
         };
@@ -766,7 +843,7 @@ impl<A: Address> Connection<A> {
         *offered_wscale = None;
         // Timestamps (RFC 7323 §3.2, §4.3 R3) as in `from_template`.
         *ts = open
-            .ts_recent
+            .ts_recent()
             .filter(|_| cfg.timestamps)
             .map(|syn_tsval| Timestamps {
                 recent: ack.timestamp.map_or(syn_tsval, |t| t.tsval),
@@ -774,7 +851,7 @@ impl<A: Address> Connection<A> {
                 offset: open.ts_offset,
             });
         *ts_offset = open.ts_offset;
-        *sack_ok = open.sack_permitted && cfg.sack;
+        *sack_ok = open.sack_permitted() && cfg.sack;
         *fin_queued = false;
         *app_closed = false;
         *rtx_at = None;
@@ -1292,7 +1369,7 @@ mod tests {
                 assert!(c.is_vacant());
                 let now = Instant::from_millis(30);
                 let a = ack(5000, opens[new].5, b"");
-                c.reinit_passive(&t, &open(new), &a, now);
+                c.reinit_passive(&t, &CompactOpen::from(&open(new)), &a, now);
                 let fresh = Connection::from_template(&t, &open(new), &a, now);
                 assert!(!c.is_vacant());
                 assert_eq!(format!("{c:?}"), format!("{fresh:?}"), "{old} -> {new}");
