@@ -457,7 +457,7 @@ impl<A: StackFamily> Stack<A> {
                 let open = self.syn_recv[index as usize].open;
                 // The entry's flow goes straight to the connection (`establish_passive`).
                 self.release_syn_recv(index, true);
-                self.establish_passive(now, li, seg, peer_mac, &open, true, hash);
+                self.establish_passive::<true>(now, li, seg, peer_mac, &open, hash);
             }
         }
     }
@@ -600,22 +600,21 @@ impl<A: StackFamily> Stack<A> {
                     ts_offset: self.isn.ts_offset(&tuple),
                 };
                 let open = CompactOpen::from(&open);
-                self.establish_passive(now, li, seg, peer_mac, &open, false, hash);
+                self.establish_passive::<false>(now, li, seg, peer_mac, &open, hash);
             }
         }
     }
 
-    /// `flow_held`: the tuple's flow entry exists (handed over by the SYN-RECEIVED entry).
-    /// `hash`: the tuple's flow-table hash.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn establish_passive(
+    /// `FLOW_HELD`: the tuple's flow entry exists (handed over by the SYN-RECEIVED entry); a
+    /// constant, so that each caller gets its own copy without the test (a cookie ACK's is
+    /// out of the common path). `hash`: the tuple's flow-table hash.
+    pub(super) fn establish_passive<const FLOW_HELD: bool>(
         &mut self,
         now: Instant,
         li: usize,
         seg: &TcpRepr,
         peer_mac: EthernetAddress,
         open: &CompactOpen<A>,
-        flow_held: bool,
         hash: FlowHash,
     ) {
         // A vacant block (the slot's last connection) is rewritten in place; an empty cell
@@ -629,7 +628,7 @@ impl<A: StackFamily> Stack<A> {
             }
         };
         let Ok(h) =
-            self.insert_connection_hashed(open.tuple, Some(peer_mac), false, flow_held, hash, make)
+            self.insert_connection_hashed(open.tuple, Some(peer_mac), false, FLOW_HELD, hash, make)
         else {
             return;
         };
