@@ -294,7 +294,7 @@ impl<A: StackFamily> Stack<A> {
             dst_port: tuple.remote_port,
             seq_number: iss,
             ack_number: irs + 1,
-            window_len: self.cfg.tcp.recv_buffer.min(65535) as u16,
+            window_len: self.conn_template.synack_window(),
             max_seg_size: mss,
             window_scale: our_wscale,
             sack_permitted: opts.sack_permitted,

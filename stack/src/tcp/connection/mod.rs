@@ -266,6 +266,9 @@ pub(crate) struct ConnTemplate {
     rtt: RttEstimator,
     /// `cfg.offered_wscale()`.
     offered_wscale: Option<u8>,
+    /// The unscaled window a passive open offers, its empty receive buffer's free space:
+    /// `cfg.recv_buffer.min(65535)` (the SYN-ACK's window, and RCV.ADV after it).
+    initial_window: usize,
     /// The controller a passive open starts with when the peer's MSS is at least ours, with
     /// timestamps (`[1]`) or without (`[0]`).
     full_mss_cc: [CongestionControl; 2],
@@ -278,12 +281,19 @@ impl ConnTemplate {
         self.offered_wscale
     }
 
+    /// The SYN-ACK's window (see `initial_window`), computed once.
+    #[inline]
+    pub(crate) fn synack_window(&self) -> u16 {
+        self.initial_window as u16
+    }
+
     #[inline(always)]
     pub(crate) fn new(cfg: &TcpConfig) -> Self {
         ConnTemplate {
             cfg: *cfg,
             rtt: RttEstimator::new(cfg),
             offered_wscale: cfg.offered_wscale(),
+            initial_window: cfg.recv_buffer.min(65535),
             full_mss_cc: [false, true].map(|ts| {
                 CongestionControl::new(cfg.congestion, state::mss_after_options(cfg.mss, ts))
             }),
@@ -829,8 +839,10 @@ impl<A: Address> Connection<A> {
         *tx_seq = iss + 1;
         *irs = SeqNumber(ack.seq_number.0.wrapping_sub(1));
         *rcv_nxt = ack.seq_number;
-        // The SYN-ACK the listener sent offered the unscaled free space.
-        *rcv_adv = ack.seq_number + rx.free().min(65535);
+        // The SYN-ACK the listener sent offered the unscaled free space (of the empty buffer,
+        // whose capacity is the configuration's: the template's value).
+        debug_assert_eq!(rx.free().min(65535), t.initial_window);
+        *rcv_adv = ack.seq_number + t.initial_window;
         *last_ack_sent = ack.seq_number;
         *rx_fin = None;
         *snd_mss = mss;
