@@ -28,11 +28,11 @@ pub(super) enum SynTimer {
     Fifo(u32),
 }
 
+/// A ticket's number is its position in the stream of pushes (`head`..`tail`), not stored.
 #[derive(Clone, Copy, Default)]
 struct Ticket {
     tick: u64,
     index: u32,
-    seq: u32,
 }
 
 /// The tick in microseconds: the timer wheel's (`TIMER_TICK`), a constant, so that rounding
@@ -47,9 +47,10 @@ const TICK_MICROS: u64 = {
 pub(super) struct SynFifo {
     ring: Box<[Ticket]>,
     mask: usize,
-    head: usize,
-    len: usize,
-    next_seq: u32,
+    /// The front ticket's number (tickets popped so far); its place is `head & mask`.
+    head: u32,
+    /// The next ticket's number (tickets pushed so far); `tail - head` are queued.
+    tail: u32,
     /// The last queued ticket's tick (meaningful while `len != 0`): the order check reads
     /// it here instead of from the ring.
     back_tick: u64,
@@ -70,8 +71,7 @@ impl SynFifo {
             ring: vec![Ticket::default(); size].into_boxed_slice(),
             mask: size - 1,
             head: 0,
-            len: 0,
-            next_seq: 0,
+            tail: 0,
             back_tick: 0,
             delay,
             memo_now: 0,
@@ -85,16 +85,21 @@ impl SynFifo {
         (now + delay).total_micros().div_ceil(TICK_MICROS)
     }
 
-    /// The front ticket, if any.
+    /// Tickets queued (at most `mask + 1`, so the `u32` numbers never lap).
     #[inline]
-    fn front(&self) -> Option<&Ticket> {
-        (self.len != 0).then(|| &self.ring[self.head])
+    fn queued(&self) -> usize {
+        self.tail.wrapping_sub(self.head) as usize
+    }
+
+    /// The front ticket and its number, if any.
+    #[inline]
+    fn front(&self) -> Option<(Ticket, u32)> {
+        (self.head != self.tail).then(|| (self.ring[self.head as usize & self.mask], self.head))
     }
 
     #[inline]
     fn pop_front(&mut self) {
-        self.head = (self.head + 1) & self.mask;
-        self.len -= 1;
+        self.head = self.head.wrapping_add(1);
     }
 
     /// Queues entry `index` for `now + delay`, which must be no earlier than any queued
@@ -107,16 +112,16 @@ impl SynFifo {
             self.memo_tick = Self::deadline_tick(now, self.delay);
         }
         let tick = self.memo_tick;
-        if self.len > self.mask {
+        let queued = self.queued();
+        if queued > self.mask {
             return None;
         }
-        if self.len != 0 && self.back_tick > tick {
+        if queued != 0 && self.back_tick > tick {
             return None;
         }
-        let seq = self.next_seq;
-        self.next_seq = seq.wrapping_add(1);
-        self.ring[(self.head + self.len) & self.mask] = Ticket { tick, index, seq };
-        self.len += 1;
+        let seq = self.tail;
+        self.ring[seq as usize & self.mask] = Ticket { tick, index };
+        self.tail = seq.wrapping_add(1);
         self.back_tick = tick;
         Some(SynTimer::Fifo(seq))
     }
@@ -125,8 +130,8 @@ impl SynFifo {
     /// still holds ticket `seq`.
     #[inline]
     pub(super) fn trim(&mut self, mut live: impl FnMut(u32, u32) -> bool) {
-        while let Some(&t) = self.front() {
-            if live(t.index, t.seq) {
+        while let Some((t, seq)) = self.front() {
+            if live(t.index, seq) {
                 return;
             }
             self.pop_front();
@@ -139,9 +144,9 @@ impl SynFifo {
     pub(super) fn pop_due(&mut self, now: Instant) -> Option<(u32, u32)> {
         let now_tick = now.total_micros() / TICK_MICROS;
         match self.front() {
-            Some(&t) if t.tick <= now_tick => {
+            Some((t, seq)) if t.tick <= now_tick => {
                 self.pop_front();
-                Some((t.index, t.seq))
+                Some((t.index, seq))
             }
             _ => None,
         }
@@ -152,12 +157,12 @@ impl SynFifo {
     #[inline]
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.front()
-            .map(|t| Instant::from_micros(t.tick.saturating_mul(TICK_MICROS)))
+            .map(|(t, _)| Instant::from_micros(t.tick.saturating_mul(TICK_MICROS)))
     }
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.len
+        self.queued()
     }
 }
 
