@@ -854,14 +854,11 @@ impl<A: Address> Connection<A> {
         *rcv_wscale = rcv_shift;
         *offered_wscale = None;
         // Timestamps (RFC 7323 §3.2, §4.3 R3) as in `from_template`.
-        *ts = open
-            .ts_recent()
-            .filter(|_| cfg.timestamps)
-            .map(|syn_tsval| Timestamps {
-                recent: ack.timestamp.map_or(syn_tsval, |t| t.tsval),
-                recent_at: now,
-                offset: open.ts_offset,
-            });
+        *ts = ts_on.then(|| Timestamps {
+            recent: ack.timestamp.map_or(open.ts_recent, |t| t.tsval),
+            recent_at: now,
+            offset: open.ts_offset,
+        });
         *ts_offset = open.ts_offset;
         *sack_ok = open.sack_permitted() && cfg.sack;
         *fin_queued = false;
