@@ -221,6 +221,31 @@ mod unit {
         assert_eq!(g.next_deadline(), Some(Instant::from_millis(2)));
     }
 
+    /// Ticket numbers are positions in the stream of pushes: they wrap past `u32::MAX` with
+    /// the ring's places, and stay the numbers the entries were given.
+    #[test]
+    fn ticket_numbers_wrap() {
+        let t0 = Instant::from_millis(10);
+        let mut f = SynFifo::new(4, Duration::ZERO);
+        f.head = u32::MAX - 2;
+        f.tail = u32::MAX - 2;
+        let pushed: Vec<_> = (0..4).map(|i| f.push(t0, 10 + i)).collect();
+        assert_eq!(
+            pushed,
+            [u32::MAX - 2, u32::MAX - 1, u32::MAX, 0].map(|s| Some(SynTimer::Fifo(s)))
+        );
+        assert_eq!(f.len(), 4);
+        assert_eq!(f.push(t0, 99), None, "full");
+        f.trim(|_, seq| seq != u32::MAX - 2);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.pop_due(t0), Some((11, u32::MAX - 1)));
+        assert_eq!(f.push(t0, 14), Some(SynTimer::Fifo(1)));
+        assert_eq!(f.pop_due(t0), Some((12, u32::MAX)));
+        assert_eq!(f.pop_due(t0), Some((13, 0)));
+        assert_eq!(f.pop_due(t0), Some((14, 1)));
+        assert_eq!((f.len(), f.pop_due(t0)), (0, None));
+    }
+
     #[test]
     fn trim_drops_only_stale_front_tickets() {
         let t0 = Instant::from_millis(10);

@@ -492,7 +492,7 @@ impl<A: Address> CompactOpen<A> {
     }
 
     /// The same handshake as a [`PassiveOpen`].
-    pub(crate) fn to_passive(&self) -> PassiveOpen<A> {
+    pub(crate) fn to_passive(self) -> PassiveOpen<A> {
         PassiveOpen {
             tuple: self.tuple,
             iss: self.iss,
@@ -1313,9 +1313,53 @@ mod tests {
     /// configuration, other options), for every kind of handshake.
     #[test]
     fn reinit_passive_equals_from_template() {
+        // A receive buffer above the unscaled 65535 and one below it (the template's
+        // `initial_window`, RCV.ADV's base).
+        for recv_buffer in [1 << 20, 4000] {
+            reinit_passive_equals_from_template_with(recv_buffer);
+        }
+    }
+
+    /// The compact form the SYN queue keeps gives back the handshake it was made from, for
+    /// every combination of options (window scale 0 and 14 included).
+    #[test]
+    fn compact_open_round_trips() {
+        for (wscale, sack_permitted, ts_recent) in [
+            (None, false, None),
+            (Some(0), true, Some(0)),
+            (Some(14), false, Some(u32::MAX)),
+            (Some(7), true, None),
+            (None, true, Some(12345)),
+        ] {
+            let open = PassiveOpen {
+                tuple: FourTuple {
+                    local_addr: Ipv4Addr::new(10, 0, 0, 1),
+                    remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+                    local_port: 80,
+                    remote_port: 4242,
+                },
+                iss: SeqNumber(0xdead_beef),
+                peer_mss: 1200,
+                wscale,
+                sack_permitted,
+                ts_recent,
+                ts_offset: 99,
+            };
+            let c = CompactOpen::from(&open);
+            assert_eq!(c.wscale(), wscale);
+            assert_eq!(c.sack_permitted(), sack_permitted);
+            assert_eq!(
+                (c.timestamps(), c.ts_recent()),
+                (ts_recent.is_some(), ts_recent)
+            );
+            assert_eq!(format!("{:?}", c.to_passive()), format!("{open:?}"));
+        }
+    }
+
+    fn reinit_passive_equals_from_template_with(recv_buffer: usize) {
         let cfg = TcpConfig {
             send_buffer: 4096,
-            recv_buffer: 1 << 20,
+            recv_buffer,
             ..TcpConfig::default()
         };
         let t = ConnTemplate::new(&cfg);
