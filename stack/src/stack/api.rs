@@ -212,6 +212,20 @@ impl<A: StackFamily> Stack<A> {
         }
     }
 
+    /// [`Self::dirty_if_busy`] out of line, for a fast path where the slot is usually dirty
+    /// already (its register saves stay out of the fast path).
+    #[cold]
+    #[inline(never)]
+    fn dirty_if_busy_cold(
+        dirty: &mut Vec<u32>,
+        index: u32,
+        meta: &mut super::SlotMeta,
+        conn: &Connection<A>,
+        state_before: State,
+    ) {
+        Self::dirty_if_busy(dirty, index, meta, conn, state_before);
+    }
+
     fn with_conn<R>(
         &mut self,
         h: ConnHandle,
@@ -255,7 +269,34 @@ impl<A: StackFamily> Stack<A> {
     }
 
     /// Closes both directions; the connection becomes an orphan until it finishes.
+    #[inline]
     pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        // The server's usual close (`Connection::close_in_close_wait`): what `close_general`
+        // does for it, without its result and state tests. The connection stays alive
+        // (CLOSE-WAIT or LAST-ACK), so it becomes an orphan. Every other case out of line.
+        if let Ok((meta, conn)) = Self::live_slot(&mut self.meta, &mut self.conns, h) {
+            let state = conn.state();
+            if conn.close_in_close_wait() {
+                if !meta.has(SM_DIRTY) {
+                    Self::dirty_if_busy_cold(&mut self.dirty, h.index, meta, conn, state);
+                }
+                if !meta.has(SM_ORPHAN) {
+                    meta.flags |= SM_ORPHAN;
+                    self.orphans.push_back(h.index);
+                    self.counters.orphans += 1;
+                    if self.counters.orphans as usize > self.cfg.max_orphans {
+                        self.enforce_orphan_limit();
+                    }
+                }
+                return Ok(());
+            }
+        }
+        self.close_general(h)
+    }
+
+    /// [`Self::close`] in any other case.
+    #[inline(never)]
+    pub(super) fn close_general(&mut self, h: ConnHandle) -> Result<(), StackError> {
         // `with_conn`, with the slot's metadata held for the orphan test.
         let now = self.now;
         let (meta, conn) = Self::live_slot(&mut self.meta, &mut self.conns, h)?;

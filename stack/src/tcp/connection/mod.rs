@@ -1113,18 +1113,11 @@ impl<A: Address> Connection<A> {
     /// (RFC 1122 §4.2.2.13, RFC 2525 §2.17), as Linux does.
     #[inline]
     pub fn close(&mut self, now: Instant) -> Result<(), TcpError> {
+        if self.close_in_close_wait() {
+            return Ok(());
+        }
         match self.state {
             State::Closed => Ok(()),
-            // The server's usual close, after the peer's FIN with everything read: what the
-            // general path below does for it (`shutdown`'s CLOSE-WAIT case), in one test.
-            State::CloseWait if self.rx.is_empty() => {
-                self.app_closed = true;
-                if !self.fin_queued {
-                    self.fin_queued = true;
-                    self.state = State::LastAck;
-                }
-                Ok(())
-            }
             _ => self.close_general(now),
         }
     }
