@@ -359,6 +359,63 @@ impl<A: StackFamily> Stack<A> {
     /// The next application event.
     #[inline]
     pub fn poll_event(&mut self) -> Option<(ConnHandle, Event)> {
-        self.events.pop_front()
+        self.events.pop()
+    }
+}
+
+/// The application's event queue ([`Stack::poll_event`]), first in, first out: a vector read
+/// from the front by an index and emptied whole once read to the end (what an application
+/// that polls until `None` always does). A push is a vector push and a read an index test
+/// and a load, cheaper than a ring's wrapping arithmetic on both sides. Memory: a queue never
+/// read to the end is compacted (the read events dropped) before its vector grows, so it
+/// holds what a ring would.
+pub(super) struct EventQueue {
+    items: Vec<(ConnHandle, Event)>,
+    /// The next event to read: `items[read]`; `read ≤ items.len()`.
+    read: usize,
+}
+
+impl EventQueue {
+    pub(super) fn with_capacity(n: usize) -> EventQueue {
+        EventQueue {
+            items: Vec::with_capacity(n),
+            read: 0,
+        }
+    }
+
+    #[inline]
+    pub(super) fn push(&mut self, e: (ConnHandle, Event)) {
+        if self.items.len() == self.items.capacity() {
+            self.make_room();
+        }
+        self.items.push(e);
+    }
+
+    /// Full: the read events dropped, or (none read) the vector grown.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self) {
+        if self.read > 0 {
+            self.items.drain(..self.read);
+            self.read = 0;
+        } else {
+            self.items.reserve(1);
+        }
+    }
+
+    #[inline]
+    pub(super) fn pop(&mut self) -> Option<(ConnHandle, Event)> {
+        match self.items.get(self.read) {
+            Some(&e) => {
+                self.read += 1;
+                Some(e)
+            }
+            None => {
+                // Read to the end: empty again, from the start of the vector.
+                self.items.clear();
+                self.read = 0;
+                None
+            }
+        }
     }
 }

@@ -3,8 +3,6 @@
 //! TIME-WAIT hand-over, freeing), and the one place events reach the application's queue
 //! (`Stack::emit_events`).
 
-use std::collections::VecDeque;
-
 use super::egress::{Tx, transmit_conn};
 use super::family::{HANDLE_V6, Resolve};
 use super::{
@@ -28,7 +26,7 @@ impl<A: StackFamily> Stack<A> {
     /// (accepted, or opened with `connect`): the others keep theirs until `accept`.
     #[inline]
     pub(super) fn emit_events(
-        events: &mut VecDeque<(ConnHandle, Event)>,
+        events: &mut super::api::EventQueue,
         index: u32,
         meta: &SlotMeta,
         conn: &mut Connection<A>,
@@ -42,10 +40,10 @@ impl<A: StackFamily> Stack<A> {
             generation: meta.generation,
         };
         if let Some(e) = first {
-            events.push_back((handle, e));
+            events.push((handle, e));
         }
         while let Some(e) = conn.poll_event() {
-            events.push_back((handle, e));
+            events.push((handle, e));
         }
     }
 

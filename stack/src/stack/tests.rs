@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::link::memory::{MemoryLink, MemoryLinkConfig};
+use crate::tcp::Event;
 use crate::tcp::time_wait::TimeWaitInit;
 use crate::wire::{TcpControl, TcpTimestamp, emit_tcp_frame};
 use std::net::SocketAddrV4;
@@ -552,4 +553,37 @@ fn close_shortcut_matches_close_general() {
         }
     }
     assert_eq!(taken, 6);
+}
+
+/// The application's event queue is first in, first out like the `VecDeque` it replaced,
+/// through growth (nothing read), compaction (some read before the vector is full) and
+/// emptying (read to the end).
+#[test]
+fn event_queue_is_fifo() {
+    let mut q = api::EventQueue::with_capacity(4);
+    let mut model = std::collections::VecDeque::new();
+    let events = [Event::Connected, Event::Readable, Event::PeerClosed, Event::Closed];
+    let mut n = 0u32;
+    for round in 0..200u32 {
+        for _ in 0..(round % 7) {
+            let e = (
+                ConnHandle {
+                    index: n,
+                    generation: n / 3,
+                },
+                events[(n % 4) as usize],
+            );
+            q.push(e);
+            model.push_back(e);
+            n += 1;
+        }
+        for _ in 0..(round % 5) {
+            assert_eq!(q.pop(), model.pop_front());
+        }
+    }
+    while let Some(e) = model.pop_front() {
+        assert_eq!(q.pop(), Some(e));
+    }
+    assert_eq!(q.pop(), None);
+    assert!(n > 500);
 }
