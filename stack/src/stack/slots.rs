@@ -42,8 +42,11 @@ impl<A: StackFamily> Stack<A> {
         if let Some(e) = first {
             events.push((handle, e));
         }
-        while let Some(e) = conn.poll_event() {
-            events.push((handle, e));
+        // Usually none (settle, after collect_events): one test, no store.
+        if conn.has_events() {
+            for e in conn.take_events() {
+                events.push((handle, e));
+            }
         }
     }
 
