@@ -59,7 +59,8 @@ impl<A: StackFamily> Stack<A> {
             if !meta.has(SM_ACCEPTED) {
                 continue;
             }
-            if let Some(c) = self.conns[index as usize].get_mut() {
+            // Accepted: live (a freed slot's flags are cleared), so no vacancy test.
+            if let Some(c) = self.conns[index as usize].get_live_mut() {
                 Self::emit_events(&mut self.events, index, meta, c, None);
             }
         }
