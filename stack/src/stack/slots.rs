@@ -54,14 +54,17 @@ impl<A: StackFamily> Stack<A> {
     /// that they are visible between `receive` and `flush` (the rest of the bookkeeping
     /// waits for `settle`, after transmission).
     pub(super) fn collect_events(&mut self) {
+        // The slices as locals: their pointers and lengths stay in registers across the
+        // event pushes (which the compiler cannot tell from the vectors' own fields).
+        let (metas, conns, events) = (&self.meta[..], &mut self.conns[..], &mut self.events);
         for &index in &self.dirty {
-            let meta = &self.meta[index as usize];
+            let meta = &metas[index as usize];
             if !meta.has(SM_ACCEPTED) {
                 continue;
             }
             // Accepted: live (a freed slot's flags are cleared), so no vacancy test.
-            if let Some(c) = self.conns[index as usize].get_live_mut() {
-                Self::emit_events(&mut self.events, index, meta, c, None);
+            if let Some(c) = conns[index as usize].get_live_mut() {
+                Self::emit_events(events, index, meta, c, None);
             }
         }
     }
