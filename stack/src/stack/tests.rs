@@ -562,7 +562,12 @@ fn close_shortcut_matches_close_general() {
 fn event_queue_is_fifo() {
     let mut q = api::EventQueue::with_capacity(4);
     let mut model = std::collections::VecDeque::new();
-    let events = [Event::Connected, Event::Readable, Event::PeerClosed, Event::Closed];
+    let events = [
+        Event::Connected,
+        Event::Readable,
+        Event::PeerClosed,
+        Event::Closed,
+    ];
     let mut n = 0u32;
     for round in 0..200u32 {
         for _ in 0..(round % 7) {
