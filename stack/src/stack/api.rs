@@ -212,6 +212,20 @@ impl<A: StackFamily> Stack<A> {
         }
     }
 
+    /// [`Self::dirty_if_busy`] out of line, for a fast path where the slot is usually dirty
+    /// already (its register saves stay out of the fast path).
+    #[cold]
+    #[inline(never)]
+    fn dirty_if_busy_cold(
+        dirty: &mut Vec<u32>,
+        index: u32,
+        meta: &mut super::SlotMeta,
+        conn: &Connection<A>,
+        state_before: State,
+    ) {
+        Self::dirty_if_busy(dirty, index, meta, conn, state_before);
+    }
+
     fn with_conn<R>(
         &mut self,
         h: ConnHandle,
@@ -255,7 +269,34 @@ impl<A: StackFamily> Stack<A> {
     }
 
     /// Closes both directions; the connection becomes an orphan until it finishes.
+    #[inline]
     pub fn close(&mut self, h: ConnHandle) -> Result<(), StackError> {
+        // The server's usual close (`Connection::close_in_close_wait`): what `close_general`
+        // does for it, without its result and state tests. The connection stays alive
+        // (CLOSE-WAIT or LAST-ACK), so it becomes an orphan. Every other case out of line.
+        if let Ok((meta, conn)) = Self::live_slot(&mut self.meta, &mut self.conns, h) {
+            let state = conn.state();
+            if conn.close_in_close_wait() {
+                if !meta.has(SM_DIRTY) {
+                    Self::dirty_if_busy_cold(&mut self.dirty, h.index, meta, conn, state);
+                }
+                if !meta.has(SM_ORPHAN) {
+                    meta.flags |= SM_ORPHAN;
+                    self.orphans.push_back(h.index);
+                    self.counters.orphans += 1;
+                    if self.counters.orphans as usize > self.cfg.max_orphans {
+                        self.enforce_orphan_limit();
+                    }
+                }
+                return Ok(());
+            }
+        }
+        self.close_general(h)
+    }
+
+    /// [`Self::close`] in any other case.
+    #[inline(never)]
+    pub(super) fn close_general(&mut self, h: ConnHandle) -> Result<(), StackError> {
         // `with_conn`, with the slot's metadata held for the orphan test.
         let now = self.now;
         let (meta, conn) = Self::live_slot(&mut self.meta, &mut self.conns, h)?;
@@ -318,6 +359,63 @@ impl<A: StackFamily> Stack<A> {
     /// The next application event.
     #[inline]
     pub fn poll_event(&mut self) -> Option<(ConnHandle, Event)> {
-        self.events.pop_front()
+        self.events.pop()
+    }
+}
+
+/// The application's event queue ([`Stack::poll_event`]), first in, first out: a vector read
+/// from the front by an index and emptied whole once read to the end (what an application
+/// that polls until `None` always does). A push is a vector push and a read an index test
+/// and a load, cheaper than a ring's wrapping arithmetic on both sides. Memory: a queue never
+/// read to the end is compacted (the read events dropped) before its vector grows, so it
+/// holds what a ring would.
+pub(super) struct EventQueue {
+    items: Vec<(ConnHandle, Event)>,
+    /// The next event to read: `items[read]`; `read ≤ items.len()`.
+    read: usize,
+}
+
+impl EventQueue {
+    pub(super) fn with_capacity(n: usize) -> EventQueue {
+        EventQueue {
+            items: Vec::with_capacity(n),
+            read: 0,
+        }
+    }
+
+    #[inline]
+    pub(super) fn push(&mut self, e: (ConnHandle, Event)) {
+        if self.items.len() == self.items.capacity() {
+            self.make_room();
+        }
+        self.items.push(e);
+    }
+
+    /// Full: the read events dropped, or (none read) the vector grown.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self) {
+        if self.read > 0 {
+            self.items.drain(..self.read);
+            self.read = 0;
+        } else {
+            self.items.reserve(1);
+        }
+    }
+
+    #[inline]
+    pub(super) fn pop(&mut self) -> Option<(ConnHandle, Event)> {
+        match self.items.get(self.read) {
+            Some(&e) => {
+                self.read += 1;
+                Some(e)
+            }
+            None => {
+                // Read to the end: empty again, from the start of the vector.
+                self.items.clear();
+                self.read = 0;
+                None
+            }
+        }
     }
 }

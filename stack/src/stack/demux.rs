@@ -208,7 +208,9 @@ impl<A: StackFamily> Stack<A> {
         match route {
             Route::SynRecv(index) => self.segment_for_syn_recv(now, index, seg, peer_mac, hash),
             Route::Conn(index) => {
-                let live = match self.conns[index as usize].get_mut() {
+                // A flow entry names a live slot (`settle` removes it when it vacates the
+                // block): no vacancy test.
+                let live = match self.conns[index as usize].get_live_mut() {
                     Some(c) => {
                         c.handle_segment(now, seg, &mut self.counters);
                         true

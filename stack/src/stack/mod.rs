@@ -102,7 +102,7 @@ use crate::tcp::syncookie::SynCookies;
 use crate::tcp::time_wait::{self, InsertOutcome, TimeWaitInit, TimeWaitTable};
 use crate::tcp::timer_wheel::{TimerId, TimerWheel};
 use crate::tcp::{
-    Address, ConnTemplate, Connection, Counters, Event, FourTuple, IsnGenerator, State, TcpConfig,
+    Address, ConnTemplate, Connection, Counters, FourTuple, IsnGenerator, State, TcpConfig,
     TcpError,
 };
 use crate::time::{Duration, Instant};
@@ -621,7 +621,7 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     /// segments that miss the flow table must be checked against all of them.
     local_ips: Vec<A>,
     control: VecDeque<Control<A>>,
-    events: VecDeque<(ConnHandle, Event)>,
+    events: api::EventQueue,
     neighbors: HashMap<A, neighbor::NeighborEntry>,
     /// ARP requests in progress: when the last one went out and how many were sent.
     arp_requested: HashMap<A, (Instant, u8)>,
@@ -714,7 +714,7 @@ impl<A: StackFamily> Stack<A> {
                 ips
             },
             control: VecDeque::with_capacity(256),
-            events: VecDeque::with_capacity(1024),
+            events: api::EventQueue::with_capacity(1024),
             neighbors: HashMap::new(),
             arp_requested: HashMap::new(),
             nd: nd::NeighborCache6::default(),

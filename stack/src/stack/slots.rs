@@ -3,8 +3,6 @@
 //! TIME-WAIT hand-over, freeing), and the one place events reach the application's queue
 //! (`Stack::emit_events`).
 
-use std::collections::VecDeque;
-
 use super::egress::{Tx, transmit_conn};
 use super::family::{HANDLE_V6, Resolve};
 use super::{
@@ -28,7 +26,7 @@ impl<A: StackFamily> Stack<A> {
     /// (accepted, or opened with `connect`): the others keep theirs until `accept`.
     #[inline]
     pub(super) fn emit_events(
-        events: &mut VecDeque<(ConnHandle, Event)>,
+        events: &mut super::api::EventQueue,
         index: u32,
         meta: &SlotMeta,
         conn: &mut Connection<A>,
@@ -42,10 +40,13 @@ impl<A: StackFamily> Stack<A> {
             generation: meta.generation,
         };
         if let Some(e) = first {
-            events.push_back((handle, e));
+            events.push((handle, e));
         }
-        while let Some(e) = conn.poll_event() {
-            events.push_back((handle, e));
+        // Usually none (settle, after collect_events): one test, no store.
+        if conn.has_events() {
+            for e in conn.take_events() {
+                events.push((handle, e));
+            }
         }
     }
 
@@ -53,13 +54,17 @@ impl<A: StackFamily> Stack<A> {
     /// that they are visible between `receive` and `flush` (the rest of the bookkeeping
     /// waits for `settle`, after transmission).
     pub(super) fn collect_events(&mut self) {
+        // The slices as locals: their pointers and lengths stay in registers across the
+        // event pushes (which the compiler cannot tell from the vectors' own fields).
+        let (metas, conns, events) = (&self.meta[..], &mut self.conns[..], &mut self.events);
         for &index in &self.dirty {
-            let meta = &self.meta[index as usize];
+            let meta = &metas[index as usize];
             if !meta.has(SM_ACCEPTED) {
                 continue;
             }
-            if let Some(c) = self.conns[index as usize].get_mut() {
-                Self::emit_events(&mut self.events, index, meta, c, None);
+            // Accepted: live (a freed slot's flags are cleared), so no vacancy test.
+            if let Some(c) = conns[index as usize].get_live_mut() {
+                Self::emit_events(events, index, meta, c, None);
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::link::memory::{MemoryLink, MemoryLinkConfig};
+use crate::tcp::Event;
 use crate::tcp::time_wait::TimeWaitInit;
 use crate::wire::{TcpControl, TcpTimestamp, emit_tcp_frame};
 use std::net::SocketAddrV4;
@@ -485,4 +486,109 @@ fn deferred_deadline_fires_before_its_settle() {
         assert_eq!(s.counters().retransmits, 1, "{tx_frames}");
         assert!(!s.meta[h.index as usize].has(SM_TIMER_DEFERRED));
     }
+}
+
+/// `Stack::close`'s CLOSE-WAIT shortcut leaves the stack as `close_general` does: the
+/// connection, its slot's metadata, the dirty list, the orphan list and the counters, with
+/// the slot dirty or not, the orphan limit reached or not, unread data (no shortcut) or not,
+/// and for a second close.
+#[test]
+fn close_shortcut_matches_close_general() {
+    let now = Instant::from_secs(10);
+    let mut taken = 0;
+    for payload in [&b""[..], &b"abc"[..]] {
+        for flushed in [false, true] {
+            for max_orphans in [0, 1, 65_536] {
+                let mut runs = Vec::new();
+                for general in [false, true] {
+                    let (mut s, mut link) = stack(now);
+                    s.cfg.max_orphans = max_orphans;
+                    let h = s.accept(ListenerId(0)).unwrap();
+                    let iss = s.conns[h.index as usize].get().unwrap().iss().0;
+                    let repr = TcpRepr {
+                        src_port: 5000,
+                        dst_port: 80,
+                        control: TcpControl::Fin,
+                        seq_number: SeqNumber(11),
+                        ack_number: Some(SeqNumber(iss + 1)),
+                        window_len: 1000,
+                        timestamp: Some(TcpTimestamp { tsval: 3, tsecr: 0 }),
+                        payload,
+                        ..TcpRepr::default()
+                    };
+                    let mut buf = vec![0u8; 128];
+                    let t = tuple(5000);
+                    let len =
+                        emit_tcp_frame(&mut buf, PEER_MAC, MAC, t.remote_addr, IP, &repr).unwrap();
+                    link.push_rx(&buf[..len]);
+                    s.receive(now, &mut link);
+                    if flushed {
+                        s.flush(now, &mut link);
+                    }
+                    let conn = s.conns[h.index as usize].get().unwrap();
+                    if !general && conn.state() == State::CloseWait && conn.recv_queue() == 0 {
+                        taken += 1;
+                    }
+                    let mut results = Vec::new();
+                    for _ in 0..2 {
+                        results.push(if general {
+                            s.close_general(h)
+                        } else {
+                            s.close(h)
+                        });
+                    }
+                    let i = h.index as usize;
+                    runs.push(format!(
+                        "{results:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                        s.conns[i].get(),
+                        s.meta[i],
+                        s.dirty,
+                        (s.orphans.head, s.orphans.tail),
+                        (s.orphans.links[i].prev, s.orphans.links[i].next),
+                        s.counters(),
+                    ));
+                }
+                assert_eq!(runs[0], runs[1], "{payload:?} {flushed} {max_orphans}");
+            }
+        }
+    }
+    assert_eq!(taken, 6);
+}
+
+/// The application's event queue is first in, first out like the `VecDeque` it replaced,
+/// through growth (nothing read), compaction (some read before the vector is full) and
+/// emptying (read to the end).
+#[test]
+fn event_queue_is_fifo() {
+    let mut q = api::EventQueue::with_capacity(4);
+    let mut model = std::collections::VecDeque::new();
+    let events = [
+        Event::Connected,
+        Event::Readable,
+        Event::PeerClosed,
+        Event::Closed,
+    ];
+    let mut n = 0u32;
+    for round in 0..200u32 {
+        for _ in 0..(round % 7) {
+            let e = (
+                ConnHandle {
+                    index: n,
+                    generation: n / 3,
+                },
+                events[(n % 4) as usize],
+            );
+            q.push(e);
+            model.push_back(e);
+            n += 1;
+        }
+        for _ in 0..(round % 5) {
+            assert_eq!(q.pop(), model.pop_front());
+        }
+    }
+    while let Some(e) = model.pop_front() {
+        assert_eq!(q.pop(), Some(e));
+    }
+    assert_eq!(q.pop(), None);
+    assert!(n > 500);
 }

@@ -50,11 +50,14 @@ impl<A: Address> Connection<A> {
                 }
                 false
             }
-            // The ACK of our FIN (`on_segment_ack`'s LAST-ACK case), unless RFC 5961 §5.2
-            // calls it too old.
+            // The ACK of our FIN (`on_segment_ack`'s LAST-ACK case). RFC 5961 §5.2 cannot
+            // call it too old: it is SND.MAX, at most the send window (< 2^30, RFC 7323 §2.3)
+            // plus the FIN above SND.UNA, so not below SND.UNA - MAX.SND.WND.
             State::LastAck => {
-                let oldest = SeqNumber(self.snd_una.0.wrapping_sub(self.max_snd_wnd.max(1)));
-                if !self.fin_queued || ack != self.fin_seq() + 1 || ack < oldest {
+                debug_assert!(
+                    ack >= SeqNumber(self.snd_una.0.wrapping_sub(self.max_snd_wnd.max(1)))
+                );
+                if !self.fin_queued || ack != self.fin_seq() + 1 {
                     return false;
                 }
                 true

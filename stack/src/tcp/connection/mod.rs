@@ -151,6 +151,41 @@ fn event_bit(e: Event) -> u8 {
     1 << EVENT_ORDER.iter().position(|x| *x == e).unwrap_or(0)
 }
 
+/// The first event of a set of event bits (`EVENT_ORDER`), taken out of it.
+#[inline(always)]
+fn next_event(bits: &mut u8) -> Option<Event> {
+    if *bits == 0 {
+        return None;
+    }
+    // `bits` is not zero, so `i` < 8; `& 7` tells the compiler (no bounds check). Bit 7 is
+    // never set (`event_bit`): the table's last entry is never read.
+    let i = (bits.trailing_zeros() & 7) as usize;
+    // The lowest set bit, bit `i`, cleared.
+    *bits &= *bits - 1;
+    const BY_BIT: [Event; 8] = {
+        let mut t = [Event::Closed; 8];
+        let mut k = 0;
+        while k < EVENT_ORDER.len() {
+            t[k] = EVENT_ORDER[k];
+            k += 1;
+        }
+        t
+    };
+    Some(BY_BIT[i])
+}
+
+/// A connection's pending events, taken at once ([`Connection::take_events`]).
+pub(crate) struct PendingEvents(u8);
+
+impl Iterator for PendingEvents {
+    type Item = Event;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Event> {
+        next_event(&mut self.0)
+    }
+}
+
 /// Why an application operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpError {
@@ -1199,18 +1234,11 @@ impl<A: Address> Connection<A> {
     /// (RFC 1122 §4.2.2.13, RFC 2525 §2.17), as Linux does.
     #[inline]
     pub fn close(&mut self, now: Instant) -> Result<(), TcpError> {
+        if self.close_in_close_wait() {
+            return Ok(());
+        }
         match self.state {
             State::Closed => Ok(()),
-            // The server's usual close, after the peer's FIN with everything read: what the
-            // general path below does for it (`shutdown`'s CLOSE-WAIT case), in one test.
-            State::CloseWait if self.rx.is_empty() => {
-                self.app_closed = true;
-                if !self.fin_queued {
-                    self.fin_queued = true;
-                    self.state = State::LastAck;
-                }
-                Ok(())
-            }
             _ => self.close_general(now),
         }
     }
@@ -1249,23 +1277,13 @@ impl<A: Address> Connection<A> {
     /// The next application event, in a fixed order (Connected, Readable, Writable, PeerClosed,
     /// Reset, TimedOut, Closed).
     pub fn poll_event(&mut self) -> Option<Event> {
-        if self.events == 0 {
-            return None;
-        }
-        // `events` is not zero, so `i` < 8; `& 7` tells the compiler (no bounds check). Bit 7
-        // is never set (`event_bit`): the table's last entry is never read.
-        let i = (self.events.trailing_zeros() & 7) as usize;
-        self.events &= !(1 << i);
-        const BY_BIT: [Event; 8] = {
-            let mut t = [Event::Closed; 8];
-            let mut k = 0;
-            while k < EVENT_ORDER.len() {
-                t[k] = EVENT_ORDER[k];
-                k += 1;
-            }
-            t
-        };
-        Some(BY_BIT[i])
+        next_event(&mut self.events)
+    }
+
+    /// Takes every pending event at once, in `poll_event`'s order (for the stack's event
+    /// queue: the set is read from a register, not stored back after each event).
+    pub(crate) fn take_events(&mut self) -> PendingEvents {
+        PendingEvents(core::mem::take(&mut self.events))
     }
 
     fn push_event(&mut self, e: Event) {
@@ -1288,6 +1306,32 @@ mod tests {
     use core::mem::{offset_of, size_of};
 
     use super::*;
+
+    /// `take_events` gives every set of pending events in `poll_event`'s order, and leaves
+    /// none behind.
+    #[test]
+    fn take_events_gives_poll_events_order() {
+        let tuple = FourTuple {
+            local_addr: core::net::Ipv4Addr::new(10, 0, 0, 1),
+            remote_addr: core::net::Ipv4Addr::new(10, 0, 0, 2),
+            local_port: 80,
+            remote_port: 5000,
+        };
+        let now = Instant::from_secs(1);
+        let mut c = Connection::connect(&TcpConfig::default(), tuple, SeqNumber(1), 0, now);
+        for bits in 0..128u8 {
+            c.events = bits;
+            let mut polled = Vec::new();
+            let mut d = c.clone();
+            while let Some(e) = d.poll_event() {
+                polled.push(e);
+            }
+            let taken: Vec<Event> = c.take_events().collect();
+            assert_eq!(taken, polled, "{bits:#b}");
+            assert_eq!(taken.len(), bits.count_ones() as usize);
+            assert!(!c.has_events());
+        }
+    }
 
     #[test]
     fn hot_fields_share_the_first_cache_lines() {

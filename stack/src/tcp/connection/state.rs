@@ -29,6 +29,23 @@ impl<A: Address> Connection<A> {
         }
     }
 
+    /// [`Self::close`] in CLOSE-WAIT with nothing unread, the server's usual close after the
+    /// peer's FIN: what the general path does for it (`shutdown`'s CLOSE-WAIT case: the FIN
+    /// is queued and the state is LAST-ACK, RFC 9293 §3.10.4), in one test. False, with
+    /// nothing changed, in any other case.
+    #[inline(always)]
+    pub(crate) fn close_in_close_wait(&mut self) -> bool {
+        if self.state != State::CloseWait || !self.rx.is_empty() {
+            return false;
+        }
+        self.app_closed = true;
+        if !self.fin_queued {
+            self.fin_queued = true;
+            self.state = State::LastAck;
+        }
+        true
+    }
+
     pub(super) fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
         self.stop_timers();
