@@ -253,9 +253,7 @@ impl<A: StackFamily> Stack<A> {
                     Tx::NoNeighbor => {
                         // Ask for it (or give up on it), then settle without sending.
                         let tuple = conn.tuple();
-                        if self.await_neighbor(now, index, &tuple) == Resolve::Unreachable {
-                            self.neighbor_unreachable(now, index);
-                        }
+                        self.no_neighbor(now, index, &tuple);
                         transmit = false;
                         continue;
                     }
@@ -362,6 +360,18 @@ impl<A: StackFamily> Stack<A> {
             }
         }
         true
+    }
+
+    /// Slot `index` has something to send and no MAC for its next hop: asks for it, or
+    /// aborts the connection when the neighbour protocol gave up. Cold and out of line: in
+    /// the dirty loop of `dispatch` its code (the `waiting_arp` search) took registers and
+    /// hoisted work into every slot's visit.
+    #[cold]
+    #[inline(never)]
+    fn no_neighbor(&mut self, now: Instant, index: u32, tuple: &FourTuple<A>) {
+        if self.await_neighbor(now, index, tuple) == Resolve::Unreachable {
+            self.neighbor_unreachable(now, index);
+        }
     }
 
     /// Links the deadlines `settle` left pending into the wheel, before `run_timers` expires
