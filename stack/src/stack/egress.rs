@@ -194,16 +194,17 @@ pub(super) fn transmit_conn<A: StackFamily, L: Link>(
     // Read here, not by the caller: a slot with nothing to send does not load them.
     let (mac, vlan) = (cfg.mac, cfg.vlan);
     let tuple = conn.tuple();
-    let dst_mac = match meta
-        .peer_mac()
-        .or_else(|| super::neighbor::lookup(neighbors, now, tuple.remote_addr))
-    {
-        Some(m) => {
-            meta.peer_mac = m;
-            meta.flags |= SM_MAC;
-            m
-        }
-        None => return Tx::NoNeighbor,
+    // The slot's MAC when it has one (not stored back); else the cache's, kept in the slot.
+    let dst_mac = match meta.peer_mac() {
+        Some(m) => m,
+        None => match super::neighbor::lookup(neighbors, now, tuple.remote_addr) {
+            Some(m) => {
+                meta.peer_mac = m;
+                meta.flags |= SM_MAC;
+                m
+            }
+            None => return Tx::NoNeighbor,
+        },
     };
     // `wants_transmit` held above and nothing since has touched the connection: the first
     // segment is asked for without testing it again.
