@@ -274,13 +274,8 @@ fn transmit_controls<A: StackFamily, L: Link>(
     sent: &mut usize,
 ) -> bool {
     for c in replies {
-        let ok = link.transmit(|buf| match c {
-            Control::Tcp {
-                dst_mac,
-                src_ip,
-                dst_ip,
-                repr,
-            } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
+        // The SYN-ACK, nearly every reply, tested first (not through the match's table).
+        let ok = link.transmit(move |buf| match c {
             Control::SynAck {
                 dst_mac,
                 src_ip,
@@ -289,13 +284,7 @@ fn transmit_controls<A: StackFamily, L: Link>(
             } => {
                 A::emit_compact_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0)
             }
-            Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
-            Control::Nd {
-                dst_mac,
-                src_ip,
-                dst_ip,
-                repr,
-            } => emit_nd(buf, mac, *dst_mac, vlan, *src_ip, *dst_ip, repr),
+            c => emit_other_control(buf, mac, vlan, c),
         });
         if !ok {
             return false;
@@ -303,4 +292,34 @@ fn transmit_controls<A: StackFamily, L: Link>(
         *sent += 1;
     }
     true
+}
+
+/// The control replies other than a SYN-ACK (RST, TIME-WAIT ACK, ARP, ND).
+fn emit_other_control<A: StackFamily>(
+    buf: &mut [u8],
+    mac: EthernetAddress,
+    vlan: Option<VlanId>,
+    c: &Control<A>,
+) -> usize {
+    match c {
+        Control::Tcp {
+            dst_mac,
+            src_ip,
+            dst_ip,
+            repr,
+        } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
+        Control::SynAck {
+            dst_mac,
+            src_ip,
+            dst_ip,
+            repr,
+        } => A::emit_compact_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
+        Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
+        Control::Nd {
+            dst_mac,
+            src_ip,
+            dst_ip,
+            repr,
+        } => emit_nd(buf, mac, *dst_mac, vlan, *src_ip, *dst_ip, repr),
+    }
 }
