@@ -208,41 +208,29 @@ pub(super) fn transmit_conn<A: StackFamily, L: Link>(
     };
     // `wants_transmit` held above and nothing since has touched the connection: the first
     // segment is asked for without testing it again.
+    let (local, remote) = (tuple.local_addr, tuple.remote_addr);
     loop {
-        let (mut sent, mut last) = (false, false);
+        // What the closure sent: `NOTHING`, `SENT` or `LAST` (a bare FIN).
+        let mut sent = NOTHING;
+        let out = &mut sent;
+        let (c, ctr) = (&mut *conn, &mut *counters);
         // The segment is emitted where `poll_transmit` returned it (matched by
         // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
         // `Option` first.
         // A bare FIN (the server's FIN+ACK after the peer's FIN) is built and written in
         // its compact form (`Connection::poll_bare_fin`, `BareRepr`); anything else
-        // through the generic segment.
-        let ok = link.transmit(|buf| {
-            if let Some(bare) = conn.poll_bare_fin(now) {
-                (sent, last) = (true, true);
-                return A::emit_compact_frame(
-                    buf,
-                    vlan,
-                    mac,
-                    dst_mac,
-                    tuple.local_addr,
-                    tuple.remote_addr,
-                    &bare,
-                )
-                .unwrap_or(0);
+        // through the generic segment. A `move` closure: it holds the addresses and MACs
+        // themselves, not a reference to each.
+        let ok = link.transmit(move |buf| {
+            if let Some(bare) = c.poll_bare_fin(now) {
+                *out = LAST;
+                return A::emit_compact_frame(buf, vlan, mac, dst_mac, local, remote, &bare)
+                    .unwrap_or(0);
             }
-            match &conn.poll_transmit(now, counters) {
+            match &c.poll_transmit(now, ctr) {
                 Some(repr) => {
-                    sent = true;
-                    A::emit_frame(
-                        buf,
-                        vlan,
-                        mac,
-                        dst_mac,
-                        tuple.local_addr,
-                        tuple.remote_addr,
-                        repr,
-                    )
-                    .unwrap_or(0)
+                    *out = SENT;
+                    A::emit_frame(buf, vlan, mac, dst_mac, local, remote, repr).unwrap_or(0)
                 }
                 None => 0,
             }
@@ -250,18 +238,23 @@ pub(super) fn transmit_conn<A: StackFamily, L: Link>(
         if !ok {
             return Tx::NoBuffer;
         }
-        if !sent {
+        if sent == NOTHING {
             break;
         }
         counters.tx_frames += 1;
         // Nothing follows a bare FIN: `wants_transmit` is false after it (the unit test
         // `bare_fin_matches_poll_transmit` asserts it).
-        if last || !conn.wants_transmit() {
+        if sent == LAST || !conn.wants_transmit() {
             break;
         }
     }
     Tx::Done
 }
+
+/// What `transmit_conn`'s closure sent.
+const NOTHING: u8 = 0;
+const SENT: u8 = 1;
+const LAST: u8 = 2;
 
 /// Sends `replies` in order, counting each sent one in `sent`; false when the link ran out
 /// of TX frames (the rest unsent).
