@@ -349,9 +349,11 @@ impl<A: StackFamily> Stack<A> {
             {
                 if self.timers_pending.len() < self.timers_pending.capacity() {
                     // Linked into the wheel by the next `run_timers`, unless the slot is
-                    // settled again or freed first (`link_pending_timers`).
-                    meta.flags |= SM_TIMER_PENDING;
+                    // settled again or freed first (`link_pending_timers`). Pushed before
+                    // the flag is set: no store between the room test and the push, which
+                    // then tests the room no more.
                     self.timers_pending.push(index);
+                    meta.flags |= SM_TIMER_PENDING;
                 } else {
                     // The wheel holds max_connections + max_syn_recv nodes: one per slot, so
                     // it cannot be full here.
