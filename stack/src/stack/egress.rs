@@ -191,24 +191,19 @@ pub(super) fn transmit_conn<A: StackFamily, L: Link>(
     if !conn.wants_transmit() {
         return Tx::Done;
     }
-    // Read here, not by the caller: a slot with nothing to send does not load them.
-    let (mac, vlan) = (cfg.mac, cfg.vlan);
-    let tuple = conn.tuple();
-    // The slot's MAC when it has one (not stored back); else the cache's, kept in the slot.
-    let dst_mac = match meta.peer_mac() {
-        Some(m) => m,
-        None => match super::neighbor::lookup(neighbors, now, tuple.remote_addr) {
+    // The slot's MAC when it has one; else the cache's, kept in the slot.
+    if !meta.has(SM_MAC) {
+        match super::neighbor::lookup(neighbors, now, conn.tuple().remote_addr) {
             Some(m) => {
                 meta.peer_mac = m;
                 meta.flags |= SM_MAC;
-                m
             }
             None => return Tx::NoNeighbor,
-        },
-    };
+        }
+    }
+    let dst_mac = &meta.peer_mac;
     // `wants_transmit` held above and nothing since has touched the connection: the first
     // segment is asked for without testing it again.
-    let (local, remote) = (tuple.local_addr, tuple.remote_addr);
     loop {
         // What the closure sent: `NOTHING`, `SENT` or `LAST` (a bare FIN).
         let mut sent = NOTHING;
@@ -219,18 +214,31 @@ pub(super) fn transmit_conn<A: StackFamily, L: Link>(
         // `Option` first.
         // A bare FIN (the server's FIN+ACK after the peer's FIN) is built and written in
         // its compact form (`Connection::poll_bare_fin`, `BareRepr`); anything else
-        // through the generic segment. A `move` closure: it holds the addresses and MACs
-        // themselves, not a reference to each.
+        // through the generic segment. A `move` closure of five words: the config, the
+        // slot's MAC and the connection by reference, read where the frame is written
+        // (copies of MACs and addresses into the closure cost more than they saved).
         let ok = link.transmit(move |buf| {
+            let (mac, vlan, dst_mac) = (cfg.mac, cfg.vlan, *dst_mac);
             if let Some(bare) = c.poll_bare_fin(now) {
                 *out = LAST;
-                return A::emit_compact_frame(buf, vlan, mac, dst_mac, local, remote, &bare)
-                    .unwrap_or(0);
+                let t = c.tuple();
+                return A::emit_compact_frame(
+                    buf,
+                    vlan,
+                    mac,
+                    dst_mac,
+                    t.local_addr,
+                    t.remote_addr,
+                    &bare,
+                )
+                .unwrap_or(0);
             }
+            let t = c.tuple();
             match &c.poll_transmit(now, ctr) {
                 Some(repr) => {
                     *out = SENT;
-                    A::emit_frame(buf, vlan, mac, dst_mac, local, remote, repr).unwrap_or(0)
+                    A::emit_frame(buf, vlan, mac, dst_mac, t.local_addr, t.remote_addr, repr)
+                        .unwrap_or(0)
                 }
                 None => 0,
             }
