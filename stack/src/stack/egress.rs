@@ -70,14 +70,13 @@ impl<A: StackFamily> Stack<A> {
     /// lifecycle (callgrind, docs/ipv6.md); this way it is +0.6 %.
     #[inline(never)]
     fn transmit_control<L: Link>(&mut self, link: &mut L) -> bool {
-        let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
         // By reference: the closure need not copy the reply. The queue is read in place
         // (its two slices) and emptied once at the end, not popped per reply.
         let mut sent = 0usize;
         let ok = {
             let (front, back) = self.control.as_slices();
-            transmit_controls(front, mac, vlan, link, &mut sent)
-                && transmit_controls(back, mac, vlan, link, &mut sent)
+            transmit_controls(front, &self.cfg, link, &mut sent)
+                && transmit_controls(back, &self.cfg, link, &mut sent)
         };
         self.counters.tx_frames += sent as u64;
         if ok {
@@ -269,23 +268,23 @@ const LAST: u8 = 2;
 #[inline(always)]
 fn transmit_controls<A: StackFamily, L: Link>(
     replies: &[Control<A>],
-    mac: EthernetAddress,
-    vlan: Option<VlanId>,
+    cfg: &StackConfig,
     link: &mut L,
     sent: &mut usize,
 ) -> bool {
     for c in replies {
-        // The SYN-ACK, nearly every reply, tested first (not through the match's table).
+        // The SYN-ACK, nearly every reply, tested first (not through the match's table). A
+        // `move` closure of two words (the reply and the config, read where the frame is
+        // written).
         let ok = link.transmit(move |buf| match c {
             Control::SynAck {
                 dst_mac,
                 src_ip,
                 dst_ip,
                 repr,
-            } => {
-                A::emit_compact_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0)
-            }
-            c => emit_other_control(buf, mac, vlan, c),
+            } => A::emit_compact_frame(buf, cfg.vlan, cfg.mac, *dst_mac, *src_ip, *dst_ip, repr)
+                .unwrap_or(0),
+            c => emit_other_control(buf, cfg.mac, cfg.vlan, c),
         });
         if !ok {
             return false;
