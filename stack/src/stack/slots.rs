@@ -53,12 +53,15 @@ impl<A: StackFamily> Stack<A> {
     /// that they are visible between `receive` and `flush` (the rest of the bookkeeping
     /// waits for `settle`, after transmission).
     pub(super) fn collect_events(&mut self) {
+        // The slab's slices held across the walk: a push to the event queue does not make
+        // their lengths be read again.
+        let (metas, conns) = (&self.meta[..], &mut self.conns[..]);
         for &index in &self.dirty {
-            let meta = &self.meta[index as usize];
+            let meta = &metas[index as usize];
             if !meta.has(SM_ACCEPTED) {
                 continue;
             }
-            if let Some(c) = self.conns[index as usize].get_mut() {
+            if let Some(c) = conns[index as usize].get_mut() {
                 Self::emit_events(&mut self.events, index, meta, c, None);
             }
         }
