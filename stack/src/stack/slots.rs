@@ -341,12 +341,15 @@ impl<A: StackFamily> Stack<A> {
             self.live_connections -= 1;
             return true;
         }
+        // Compared as microseconds (`NO_TIMER` for none; `poll_at` never answers an instant
+        // of `u64::MAX` µs), not as two `Option`s.
         let want = conn.poll_at();
-        if want != meta.timer_deadline() {
+        let want_at = want.map_or(NO_TIMER, Instant::total_micros);
+        if want_at != meta.timer_at {
             if let Some(t) = meta.timer.take() {
                 self.wheel.cancel(t);
             }
-            meta.timer_at = want.map_or(NO_TIMER, Instant::total_micros);
+            meta.timer_at = want_at;
             if let Some(at) = want
                 && !meta.has(SM_TIMER_PENDING)
             {
