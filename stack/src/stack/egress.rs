@@ -70,14 +70,13 @@ impl<A: StackFamily> Stack<A> {
     /// lifecycle (callgrind, docs/ipv6.md); this way it is +0.6 %.
     #[inline(never)]
     fn transmit_control<L: Link>(&mut self, link: &mut L) -> bool {
-        let (mac, vlan) = (self.cfg.mac, self.cfg.vlan);
         // By reference: the closure need not copy the reply. The queue is read in place
         // (its two slices) and emptied once at the end, not popped per reply.
         let mut sent = 0usize;
         let ok = {
             let (front, back) = self.control.as_slices();
-            transmit_controls(front, mac, vlan, link, &mut sent)
-                && transmit_controls(back, mac, vlan, link, &mut sent)
+            transmit_controls(front, &self.cfg, link, &mut sent)
+                && transmit_controls(back, &self.cfg, link, &mut sent)
         };
         self.counters.tx_frames += sent as u64;
         if ok {
@@ -191,57 +190,54 @@ pub(super) fn transmit_conn<A: StackFamily, L: Link>(
     if !conn.wants_transmit() {
         return Tx::Done;
     }
-    // Read here, not by the caller: a slot with nothing to send does not load them.
-    let (mac, vlan) = (cfg.mac, cfg.vlan);
-    let tuple = conn.tuple();
-    let dst_mac = match meta
-        .peer_mac()
-        .or_else(|| super::neighbor::lookup(neighbors, now, tuple.remote_addr))
-    {
-        Some(m) => {
-            meta.peer_mac = m;
-            meta.flags |= SM_MAC;
-            m
+    // The slot's MAC when it has one; else the cache's, kept in the slot.
+    if !meta.has(SM_MAC) {
+        match super::neighbor::lookup(neighbors, now, conn.tuple().remote_addr) {
+            Some(m) => {
+                meta.peer_mac = m;
+                meta.flags |= SM_MAC;
+            }
+            None => return Tx::NoNeighbor,
         }
-        None => return Tx::NoNeighbor,
-    };
+    }
+    let dst_mac = &meta.peer_mac;
     // `wants_transmit` held above and nothing since has touched the connection: the first
     // segment is asked for without testing it again.
     loop {
-        let (mut sent, mut last) = (false, false);
+        // What the closure sent: `NOTHING`, `SENT` or `LAST` (a bare FIN).
+        let mut sent = NOTHING;
+        let out = &mut sent;
+        let (c, ctr) = (&mut *conn, &mut *counters);
         // The segment is emitted where `poll_transmit` returned it (matched by
         // reference): binding it by value copied the ~100-byte `TcpRepr` out of the
         // `Option` first.
         // A bare FIN (the server's FIN+ACK after the peer's FIN) is built and written in
         // its compact form (`Connection::poll_bare_fin`, `BareRepr`); anything else
-        // through the generic segment.
-        let ok = link.transmit(|buf| {
-            if let Some(bare) = conn.poll_bare_fin(now) {
-                (sent, last) = (true, true);
+        // through the generic segment. A `move` closure of five words: the config, the
+        // slot's MAC and the connection by reference, read where the frame is written
+        // (copies of MACs and addresses into the closure cost more than they saved).
+        let ok = link.transmit(move |buf| {
+            let (mac, vlan, dst_mac) = (cfg.mac, cfg.vlan, *dst_mac);
+            if let Some(bare) = c.poll_bare_fin(now) {
+                *out = LAST;
+                let t = c.tuple();
                 return A::emit_compact_frame(
                     buf,
                     vlan,
                     mac,
                     dst_mac,
-                    tuple.local_addr,
-                    tuple.remote_addr,
+                    t.local_addr,
+                    t.remote_addr,
                     &bare,
                 )
                 .unwrap_or(0);
             }
-            match &conn.poll_transmit(now, counters) {
+            let t = c.tuple();
+            match &c.poll_transmit(now, ctr) {
                 Some(repr) => {
-                    sent = true;
-                    A::emit_frame(
-                        buf,
-                        vlan,
-                        mac,
-                        dst_mac,
-                        tuple.local_addr,
-                        tuple.remote_addr,
-                        repr,
-                    )
-                    .unwrap_or(0)
+                    *out = SENT;
+                    A::emit_frame(buf, vlan, mac, dst_mac, t.local_addr, t.remote_addr, repr)
+                        .unwrap_or(0)
                 }
                 None => 0,
             }
@@ -249,52 +245,46 @@ pub(super) fn transmit_conn<A: StackFamily, L: Link>(
         if !ok {
             return Tx::NoBuffer;
         }
-        if !sent {
+        if sent == NOTHING {
             break;
         }
         counters.tx_frames += 1;
         // Nothing follows a bare FIN: `wants_transmit` is false after it (the unit test
         // `bare_fin_matches_poll_transmit` asserts it).
-        if last || !conn.wants_transmit() {
+        if sent == LAST || !conn.wants_transmit() {
             break;
         }
     }
     Tx::Done
 }
 
+/// What `transmit_conn`'s closure sent.
+const NOTHING: u8 = 0;
+const SENT: u8 = 1;
+const LAST: u8 = 2;
+
 /// Sends `replies` in order, counting each sent one in `sent`; false when the link ran out
 /// of TX frames (the rest unsent).
 #[inline(always)]
 fn transmit_controls<A: StackFamily, L: Link>(
     replies: &[Control<A>],
-    mac: EthernetAddress,
-    vlan: Option<VlanId>,
+    cfg: &StackConfig,
     link: &mut L,
     sent: &mut usize,
 ) -> bool {
     for c in replies {
-        let ok = link.transmit(|buf| match c {
-            Control::Tcp {
-                dst_mac,
-                src_ip,
-                dst_ip,
-                repr,
-            } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
+        // The SYN-ACK, nearly every reply, tested first (not through the match's table). A
+        // `move` closure of two words (the reply and the config, read where the frame is
+        // written).
+        let ok = link.transmit(move |buf| match c {
             Control::SynAck {
                 dst_mac,
                 src_ip,
                 dst_ip,
                 repr,
-            } => {
-                A::emit_compact_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0)
-            }
-            Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
-            Control::Nd {
-                dst_mac,
-                src_ip,
-                dst_ip,
-                repr,
-            } => emit_nd(buf, mac, *dst_mac, vlan, *src_ip, *dst_ip, repr),
+            } => A::emit_compact_frame(buf, cfg.vlan, cfg.mac, *dst_mac, *src_ip, *dst_ip, repr)
+                .unwrap_or(0),
+            c => emit_other_control(buf, cfg.mac, cfg.vlan, c),
         });
         if !ok {
             return false;
@@ -302,4 +292,34 @@ fn transmit_controls<A: StackFamily, L: Link>(
         *sent += 1;
     }
     true
+}
+
+/// The control replies other than a SYN-ACK (RST, TIME-WAIT ACK, ARP, ND).
+fn emit_other_control<A: StackFamily>(
+    buf: &mut [u8],
+    mac: EthernetAddress,
+    vlan: Option<VlanId>,
+    c: &Control<A>,
+) -> usize {
+    match c {
+        Control::Tcp {
+            dst_mac,
+            src_ip,
+            dst_ip,
+            repr,
+        } => A::emit_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
+        Control::SynAck {
+            dst_mac,
+            src_ip,
+            dst_ip,
+            repr,
+        } => A::emit_compact_frame(buf, vlan, mac, *dst_mac, *src_ip, *dst_ip, repr).unwrap_or(0),
+        Control::Arp { dst_mac, repr } => emit_arp(buf, mac, *dst_mac, vlan, repr),
+        Control::Nd {
+            dst_mac,
+            src_ip,
+            dst_ip,
+            repr,
+        } => emit_nd(buf, mac, *dst_mac, vlan, *src_ip, *dst_ip, repr),
+    }
 }

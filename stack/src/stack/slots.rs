@@ -258,9 +258,7 @@ impl<A: StackFamily> Stack<A> {
                     Tx::NoNeighbor => {
                         // Ask for it (or give up on it), then settle without sending.
                         let tuple = conn.tuple();
-                        if self.await_neighbor(now, index, &tuple) == Resolve::Unreachable {
-                            self.neighbor_unreachable(now, index);
-                        }
+                        self.no_neighbor(now, index, &tuple);
                         transmit = false;
                         continue;
                     }
@@ -345,20 +343,25 @@ impl<A: StackFamily> Stack<A> {
             self.live_connections -= 1;
             return true;
         }
+        // Compared as microseconds (`NO_TIMER` for none; `poll_at` never answers an instant
+        // of `u64::MAX` µs), not as two `Option`s.
         let want = conn.poll_at();
-        if want != meta.timer_deadline() {
+        let want_at = want.map_or(NO_TIMER, Instant::total_micros);
+        if want_at != meta.timer_at {
             if let Some(t) = meta.timer.take() {
                 self.wheel.cancel(t);
             }
-            meta.timer_at = want.map_or(NO_TIMER, Instant::total_micros);
+            meta.timer_at = want_at;
             if let Some(at) = want
                 && !meta.has(SM_TIMER_PENDING)
             {
                 if self.timers_pending.len() < self.timers_pending.capacity() {
                     // Linked into the wheel by the next `run_timers`, unless the slot is
-                    // settled again or freed first (`link_pending_timers`).
-                    meta.flags |= SM_TIMER_PENDING;
+                    // settled again or freed first (`link_pending_timers`). Pushed before
+                    // the flag is set: no store between the room test and the push, which
+                    // then tests the room no more.
                     self.timers_pending.push(index);
+                    meta.flags |= SM_TIMER_PENDING;
                 } else {
                     // The wheel holds max_connections + max_syn_recv nodes: one per slot, so
                     // it cannot be full here.
@@ -367,6 +370,18 @@ impl<A: StackFamily> Stack<A> {
             }
         }
         true
+    }
+
+    /// Slot `index` has something to send and no MAC for its next hop: asks for it, or
+    /// aborts the connection when the neighbour protocol gave up. Cold and out of line: in
+    /// the dirty loop of `dispatch` its code (the `waiting_arp` search) took registers and
+    /// hoisted work into every slot's visit.
+    #[cold]
+    #[inline(never)]
+    fn no_neighbor(&mut self, now: Instant, index: u32, tuple: &FourTuple<A>) {
+        if self.await_neighbor(now, index, tuple) == Resolve::Unreachable {
+            self.neighbor_unreachable(now, index);
+        }
     }
 
     /// Links the deadlines `settle` left pending into the wheel, before `run_timers` expires

@@ -148,9 +148,10 @@ impl<A: Address> Connection<A> {
         let right = self.rcv_nxt + max;
         if right > self.rcv_adv {
             // Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): only move the right edge by at
-            // least min(buffer/2, MSS), or to the full buffer.
+            // least min(buffer/2, MSS), or to the full buffer (tested first: an empty
+            // buffer, the common case, needs no threshold).
             let grow = right - self.rcv_adv;
-            if grow >= self.rcv_sws_threshold() || max == self.rx.capacity() {
+            if max == self.rx.capacity() || grow >= self.rcv_sws_threshold() {
                 self.rcv_adv = right;
             }
         }
