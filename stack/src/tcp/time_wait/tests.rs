@@ -591,3 +591,49 @@ fn may_hold_is_never_false_for_a_present_tuple() {
     // Absent tuples (2,600 + the 467 removed): nearly all end at an empty bucket.
     assert!(absent_no > 2_900, "{absent_no}");
 }
+
+/// `may_hold` (eight tags at a time) answers as the walk one tag at a time does, from every
+/// bucket: runs of occupied buckets longer than eight, matching tags before and after the
+/// first empty bucket, and walks that cross the array's end (where eight do not fit).
+#[test]
+fn may_hold_eight_at_a_time_matches_one_at_a_time() {
+    let mut tw = TimeWaitTable::with_capacity(40, 3);
+    let n = tw.tags.len();
+    assert_eq!(n, tw.mask + 1);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut yes, mut no) = (0, 0);
+    for round in 0..2000u64 {
+        // Occupancy from 5 % to 95 %, and a small tag alphabet so that tags often match.
+        let full = 5 + (round % 10) * 10;
+        for t in tw.tags.iter_mut() {
+            let r = next();
+            *t = if r % 100 < full {
+                (r >> 8) as u8 % 4 + 1
+            } else {
+                0
+            };
+        }
+        // At least one empty bucket, as in a real table (load ≤ 0.7).
+        let hole = (next() % n as u64) as usize;
+        tw.tags[hole] = 0;
+        for home in 0..n {
+            for tag8 in 1..=5u8 {
+                let h = TwHash(u64::from(tag8) << 32 | home as u64);
+                let want = tw.may_hold_bytewise(home, tag8);
+                assert_eq!(tw.may_hold(h), want, "round {round} home {home} tag {tag8}");
+                if want {
+                    yes += 1;
+                } else {
+                    no += 1;
+                }
+            }
+        }
+    }
+    assert!(yes > 100_000 && no > 100_000, "{yes} {no}");
+}
