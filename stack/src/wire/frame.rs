@@ -145,7 +145,7 @@ pub struct TcpFrame<'a, IP = Ipv4Repr> {
 }
 
 impl TcpFrame<'_> {
-    /// A placeholder for [`parse_tcp_frame_into`] to overwrite: zero addresses, no flags.
+    /// A placeholder for a parser to overwrite (the IPv6 one): zero addresses, no flags.
     pub fn empty() -> TcpFrame<'static> {
         TcpFrame {
             eth: EthernetRepr {
@@ -265,11 +265,12 @@ fn options_sum(o: &[u8]) -> u64 {
 /// front: untagged, EtherType IPv4, version 4 with a 20-byte header, not a fragment,
 /// protocol TCP, the IPv4 total length and the TCP data offset consistent with each other
 /// and with the frame, both checksums verifying (the addresses loaded once for the IPv4
-/// header's sum and the TCP pseudo-header's), and the TCP flags valid: then the frame is
-/// written into `slot`, each field once, and the result is that of its options (a malformed
+/// header's sum and the TCP pseudo-header's), and the TCP flags valid: then the frame is in
+/// `slot`, each field written once, and the result is that of its options (a malformed
 /// option block is reported by [`parse_tcp_frame_general`], which reaches it after the same
-/// checks). Anything else gives `slot` back (`Err`) untouched, for the general parser to
-/// read (and report) as before.
+/// checks). Anything else gives `slot` back (`Err`), possibly holding a partial frame (the
+/// fields are written before the checksums are verified), for the general parser to read
+/// (and report) as before.
 #[inline(always)]
 #[allow(clippy::type_complexity)]
 fn parse_common<'a, 'o>(
