@@ -194,9 +194,9 @@ pub fn parse_tcp_frame_into<'a>(frame: &'a [u8], out: &mut TcpFrame<'a>) -> Resu
 /// partial frame or nothing.
 ///
 /// The common frame (untagged, a 20-byte IPv4 header, TCP, valid) is parsed at fixed offsets
-/// by [`parse_common`]; anything else, and every error, by [`parse_tcp_frame_general`]: the
-/// same result for every input (`fast_path_agrees_with_the_general_parser` in
-/// `tests/wire_proptest.rs`).
+/// by `parse_common`; anything else, and every error, by [`parse_tcp_frame_general`]: the
+/// same result for every input (`fast_path_agrees_with_the_general_parser` in this module's
+/// tests, `parse_everything` in `tests/wire_proptest.rs`).
 #[inline]
 pub fn parse_tcp_frame_in<'a, 'o>(
     frame: &'a [u8],
