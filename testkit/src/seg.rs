@@ -67,8 +67,8 @@ impl Seg {
 
     /// [`Seg::from_frame`] for a frame of family `A` (IPv4 or IPv6, checksum verified).
     pub fn from_frame_of<A: StackFamily + Into<IpAddr>>(frame: &[u8]) -> Seg {
-        let mut f = A::empty_frame();
-        A::parse_frame(frame, &mut f).expect("a TCP frame");
+        let mut slot = None;
+        let f = A::parse_frame(frame, &mut slot).expect("a TCP frame");
         Seg {
             dst: A::ip_addrs(&f.ip).1.into(),
             dst_mac: f.eth.dst_addr,

@@ -98,25 +98,25 @@ impl<A: StackFamily> Stack<A> {
     /// (unless the parking is full).
     pub(super) fn process_frame(&mut self, now: Instant, frame: &[u8]) {
         self.counters.rx_frames += 1;
-        // The parsed frame stays here (parsed in place); the steps below borrow it. It is read
-        // only in the `Ok` arm, so that no path after a failed parse keeps the placeholder
-        // alive.
-        let mut f = A::empty_frame();
-        match A::parse_frame(frame, &mut f) {
-            Ok(()) => {
+        // The parsed frame stays here (parsed in place into `slot`, no placeholder frame); the
+        // steps below borrow it.
+        let mut slot = None;
+        match A::parse_frame(frame, &mut slot) {
+            Ok(f) => {
+                let f = &*f;
                 crate::trace::segment!(src = %A::ip_addrs(&f.ip).0, sport = f.tcp.src_port, dport = f.tcp.dst_port, seq = f.tcp.seq_number.0, len = f.tcp.payload.len(), "rx segment");
-                match self.classify(&f) {
+                match self.classify(f) {
                     Step::Park(hash) => {
                         if self.pending_syns.len() == self.pending_syns.capacity() {
                             self.drain_pending_syns(now);
                         }
-                        self.park(&f, hash);
+                        self.park(f, hash);
                     }
                     Step::Deliver(route, hash) => {
                         if !matches!(route, Route::Conn(_)) {
                             self.drain_pending_syns(now);
                         }
-                        self.deliver(now, tuple_of(&f), &f.tcp, f.eth.src_addr, route, hash)
+                        self.deliver(now, tuple_of(f), &f.tcp, f.eth.src_addr, route, hash)
                     }
                     Step::Dropped => {}
                 }

@@ -26,7 +26,7 @@ use crate::wire::ipv6::{self, Ipv6Packet, Ipv6Repr, next_header};
 use crate::wire::tcp::TcpPacket;
 use crate::wire::vlan::{self, VlanId};
 use crate::wire::{
-    CompactSegment, EthernetAddress, Result, TcpRepr, emit_tcp_frame_vlan, parse_tcp_frame_into,
+    CompactSegment, EthernetAddress, Result, TcpRepr, emit_tcp_frame_vlan, parse_tcp_frame_in,
 };
 
 /// What a neighbour lookup that missed the stack's cache found (see `egress::transmit_conn`).
@@ -70,13 +70,14 @@ pub trait StackFamily: Address + IpAddress {
     /// Source and destination address of a received segment.
     #[doc(hidden)]
     fn ip_addrs(ip: &Self::IpRepr) -> (Self, Self);
-    /// A placeholder for [`StackFamily::parse_frame`] to overwrite.
+    /// Parses one Ethernet [+ 802.1Q] / IP / TCP frame in place, into `slot` (`None`, not a
+    /// placeholder frame); `Unsupported` for a frame that is not TCP over this family (it
+    /// then goes to [`StackFamily::process_other`]).
     #[doc(hidden)]
-    fn empty_frame() -> TcpFrame<'static, Self::IpRepr>;
-    /// Parses one Ethernet [+ 802.1Q] / IP / TCP frame in place; `Unsupported` for a frame
-    /// that is not TCP over this family (it then goes to [`StackFamily::process_other`]).
-    #[doc(hidden)]
-    fn parse_frame<'a>(frame: &'a [u8], out: &mut TcpFrame<'a, Self::IpRepr>) -> Result<()>;
+    fn parse_frame<'a, 'o>(
+        frame: &'a [u8],
+        slot: &'o mut Option<TcpFrame<'a, Self::IpRepr>>,
+    ) -> Result<&'o mut TcpFrame<'a, Self::IpRepr>>;
     /// Writes one Ethernet [+ 802.1Q] / IP / TCP frame; its length.
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
@@ -158,12 +159,11 @@ impl StackFamily for Ipv4Addr {
         (ip.src_addr, ip.dst_addr)
     }
     #[inline(always)]
-    fn empty_frame() -> TcpFrame<'static> {
-        TcpFrame::empty()
-    }
-    #[inline(always)]
-    fn parse_frame<'a>(frame: &'a [u8], out: &mut TcpFrame<'a>) -> Result<()> {
-        parse_tcp_frame_into(frame, out)
+    fn parse_frame<'a, 'o>(
+        frame: &'a [u8],
+        slot: &'o mut Option<TcpFrame<'a>>,
+    ) -> Result<&'o mut TcpFrame<'a>> {
+        parse_tcp_frame_in(frame, slot)
     }
     #[inline(always)]
     fn emit_frame(
@@ -248,9 +248,14 @@ impl StackFamily for Ipv6Addr {
     fn ip_addrs(ip: &Ipv6Repr) -> (Ipv6Addr, Ipv6Addr) {
         (ip.src_addr, ip.dst_addr)
     }
-    fn empty_frame() -> TcpFrame<'static, Ipv6Repr> {
+    #[inline]
+    fn parse_frame<'a, 'o>(
+        frame: &'a [u8],
+        slot: &'o mut Option<TcpFrame<'a, Ipv6Repr>>,
+    ) -> Result<&'o mut TcpFrame<'a, Ipv6Repr>> {
+        // A placeholder for the layers' parsers to overwrite.
         let v4 = TcpFrame::empty();
-        TcpFrame {
+        let out = slot.insert(TcpFrame {
             eth: v4.eth,
             vlan: None,
             ip: Ipv6Repr {
@@ -261,11 +266,9 @@ impl StackFamily for Ipv6Addr {
                 hop_limit: 0,
             },
             tcp: v4.tcp,
-        }
-    }
-    #[inline]
-    fn parse_frame<'a>(frame: &'a [u8], out: &mut TcpFrame<'a, Ipv6Repr>) -> Result<()> {
-        parse_tcp6_frame_vlan(frame, out)
+        });
+        parse_tcp6_frame_vlan(frame, out)?;
+        Ok(out)
     }
     #[inline]
     fn emit_frame(

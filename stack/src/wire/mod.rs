@@ -31,7 +31,7 @@ pub mod vlan;
 pub use self::ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use self::frame::{
     L2Frame, TcpFrame, describe_frame, emit_tcp_frame, emit_tcp_frame_vlan, parse_l2,
-    parse_tcp_frame, parse_tcp_frame_into, tcp_frame_len,
+    parse_tcp_frame, parse_tcp_frame_in, parse_tcp_frame_into, tcp_frame_len,
 };
 pub use self::tcp::{
     BareRepr, CompactSegment, SeqNumber, SynAckRepr, TcpControl, TcpRepr, TcpTimestamp,

@@ -1076,15 +1076,23 @@ impl<'a> TcpRepr<'a> {
 
     /// The fields of a segment whose fixed header is `h`, split by its data offset into
     /// `options` and `payload` (lengths and checksum already checked), written into `repr`:
-    /// the part of [`TcpRepr::parse`] after the checks, shared with the frame parser's
-    /// fixed-offset path (`wire::frame`).
+    /// the part of [`TcpRepr::parse`] after the checks.
     #[inline(always)]
-    pub(crate) fn parse_fields(
+    fn parse_fields(
         h: &[u8; HEADER_LEN],
         options: &'a [u8],
         payload: &'a [u8],
         repr: &mut TcpRepr<'a>,
     ) -> Result<()> {
+        *repr = Self::fixed_fields(h, payload)?;
+        repr.read_options(options)
+    }
+
+    /// The fixed header `h`'s fields with `payload`, no options yet (`Malformed` for SYN+FIN
+    /// and SYN+RST): the first half of [`TcpRepr::parse_fields`], shared with the frame
+    /// parser's fixed-offset path (`wire::frame`), which writes them straight into its slot.
+    #[inline(always)]
+    pub(crate) fn fixed_fields(h: &[u8; HEADER_LEN], payload: &'a [u8]) -> Result<TcpRepr<'a>> {
         let flags = u16::from_be_bytes([h[12], h[13]]) & field::FLG_MASK;
         let has = |bit: u16| flags & bit != 0;
         // By FIN, SYN, RST (bits 0, 1, 2): one load instead of a chain of tests.
@@ -1102,22 +1110,33 @@ impl<'a> TcpRepr<'a> {
         let Some(control) = CONTROL[usize::from(h[13] & 0x7)] else {
             return Err(Error::Malformed);
         };
-        *repr = TcpRepr {
+        // The ACK field read with a plain load and kept by the flag (no branch), the payload
+        // first: in this order the fixed-offset frame parser stores both straight from their
+        // registers (measured: 15 instructions per lifecycle fewer than `then` and the
+        // payload last, which branched and spilled).
+        let ack = SeqNumber(be_u32_at(h, field::ACK_NUM.start));
+        Ok(TcpRepr {
+            payload,
             src_port: u16::from_be_bytes([h[0], h[1]]),
             dst_port: u16::from_be_bytes([h[2], h[3]]),
             control,
             psh: has(field::FLG_PSH),
             seq_number: SeqNumber(be_u32_at(h, field::SEQ_NUM.start)),
-            ack_number: has(field::FLG_ACK).then(|| SeqNumber(be_u32_at(h, field::ACK_NUM.start))),
             window_len: u16::from_be_bytes([h[14], h[15]]),
             window_scale: None,
             max_seg_size: None,
             sack_permitted: false,
             sack_ranges: [None; 3],
             timestamp: None,
-            payload,
-        };
-        parse_options(options, repr)
+            ack_number: if has(field::FLG_ACK) { Some(ack) } else { None },
+        })
+    }
+
+    /// The option block `options` read into a `repr` from [`TcpRepr::fixed_fields`]: the
+    /// second half of [`TcpRepr::parse_fields`].
+    #[inline(always)]
+    pub(crate) fn read_options(&mut self, options: &'a [u8]) -> Result<()> {
+        parse_options(options, self)
     }
 
     /// Option bytes other than SACK blocks, as `emit` lays them out (each padded to 4).
