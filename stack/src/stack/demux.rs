@@ -303,19 +303,21 @@ impl<A: StackFamily> Stack<A> {
     fn route_pending_syns(&mut self, now: Instant) {
         const _: () = assert!(super::PENDING_SYNS <= 64);
         let mut pending = core::mem::take(&mut self.pending_syns);
-        // Which parked SYNs' tuples may be in TIME-WAIT, one bit each, from a walk of the
-        // tags alone (`TimeWaitTable::may_hold_each`). This walk is also the batch's
-        // prefetch: each starts with one 8-byte load of the tags at the SYN's home bucket
-        // (the cache miss with a large table), and its exits are predictable (that one load
-        // answers 88 % of the walks, with no branch per tag), so the processor runs ahead
-        // into the next SYNs' loads while the misses are outstanding: they overlap. Almost every new
-        // SYN's walk ends at an empty bucket: its tuple is not in the table, and nothing in
-        // this drain can add it (entries are inserted only by `settle` and
-        // `insert_time_wait`; a SYN at most removes its own tuple's, RFC 6191), so its
-        // delivery skips the probe. The others probe the table when delivered, as before.
-        let mut may_hold = self
-            .time_wait
-            .may_hold_each(pending.iter().map(|p| TwHash::from_flow(p.hash)));
+        self.time_wait
+            .prefetch(pending.iter().map(|p| TwHash::from_flow(p.hash)));
+        // Which parked SYNs' tuples may be in TIME-WAIT, one bit each: a walk of the tags
+        // alone (their lines were just loaded), in one loop that keeps the table's fields in
+        // registers. Almost every new SYN's walk ends at an empty bucket: its tuple is not in
+        // the table, and nothing in this drain can add it (entries are inserted only by
+        // `settle` and `insert_time_wait`; a SYN at most removes its own tuple's, RFC 6191),
+        // so its delivery skips the probe. The others probe the table when delivered, as
+        // before.
+        let mut may_hold = 0u64;
+        for (k, p) in pending.iter().enumerate() {
+            if self.time_wait.may_hold(TwHash::from_flow(p.hash)) {
+                may_hold |= 1 << k;
+            }
+        }
         #[cfg(debug_assertions)]
         let inserts = self.time_wait.stats().inserts;
         let mut delivered = 0u64;

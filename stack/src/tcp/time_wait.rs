@@ -39,8 +39,7 @@
 //! bucket number does not use). A probe reads the ring only when the tag matches; a false
 //! match is 1 in 2^tag-bits. Beside the index, a byte per bucket holds a second 8-bit tag
 //! (0 = empty), and a probe walks those bytes first, reading a bucket only where its byte
-//! matches (1 in 255 for an occupied bucket of another tuple; `may_hold` reads eight of them
-//! at a time). So a lookup that misses
+//! matches (1 in 255 for an occupied bucket of another tuple). So a lookup that misses
 //! (every new SYN) reads one cache line of the tags, an array a quarter of the index's size
 //! (16 MiB for 10 M entries) that stays in a large last-level cache where the 64 MiB index
 //! does not (cachegrind, 32 MiB LL: a full table's last-level read misses per server
@@ -197,16 +196,6 @@ pub struct TimeWaitTable<A: Address = Ipv4Addr> {
 /// Default capacity: 10 M entries (≈ 404 MB when full).
 pub const DEFAULT_CAPACITY: usize = 10_000_000;
 
-const SWAR_LO: u64 = 0x0101_0101_0101_0101;
-
-/// The bytes of `x` that are 0, as their top bit set: nonzero exactly when one is. (Only the
-/// lowest flag is exact: a byte just above a zero byte may be flagged too, by the
-/// subtraction's borrow.)
-#[inline]
-fn zero_bytes(x: u64) -> u64 {
-    x.wrapping_sub(SWAR_LO) & !x & (SWAR_LO << 7)
-}
-
 #[inline]
 fn ceil_ms(t: Instant) -> u64 {
     t.total_micros().div_ceil(1000)
@@ -235,12 +224,6 @@ impl<A: Address> TimeWaitTable<A> {
             "TIME-WAIT capacity must fit in u32"
         );
         let buckets = buckets_for(cap);
-        // Bucket numbers are the hash's low 32 bits at most (the tags take the high ones),
-        // which also tells the tags' walk that a bucket number plus 8 cannot overflow.
-        assert!(
-            buckets - 1 <= u32::MAX as usize,
-            "TIME-WAIT capacity needs more than 2^32 buckets"
-        );
         // Positions + 1 run up to `cap`: the bits above the highest one are free for the tag.
         let pos_bits = u32::BITS - (cap as u32).leading_zeros();
         let pos_mask = u32::MAX >> (u32::BITS - pos_bits);
@@ -324,7 +307,7 @@ impl<A: Address> TimeWaitTable<A> {
         let h = h.0;
         let hi = (h >> 32) as u32;
         (
-            (h as u32 as usize) & self.mask,
+            h as usize & self.mask,
             hi & !self.pos_mask,
             (hi as u8).max(1),
         )
@@ -504,69 +487,27 @@ impl<A: Address> TimeWaitTable<A> {
         }
     }
 
+    /// Loads the tags of the tuples' home buckets into the cache ahead of their lookups: the
+    /// loads are independent, so their cache and TLB misses overlap instead of each stalling
+    /// the lookup that needs it. The hashes are those [`TimeWaitTable::get_hashed`] is given
+    /// afterwards. No effect on the table's contents.
+    pub fn prefetch(&self, hashes: impl Iterator<Item = TwHash>) {
+        let mut acc = 0u8;
+        for h in hashes {
+            acc ^= self.tags[h.0 as usize & self.mask];
+        }
+        // Keeps the loads (their values are otherwise unused).
+        core::hint::black_box(acc);
+    }
+
     /// Whether the tuple of hash `h` may be in the table: `false` means it is not. Walks
-    /// only the 8-bit tags of its probe path (an array a quarter of the index's size) and
+    /// only the 8-bit tags of its probe path (what [`TimeWaitTable::prefetch`] loads) and
     /// stops at the first empty bucket or the first tag that matches, so it reads neither
     /// the index nor the ring. A `true` asks for [`TimeWaitTable::get_hashed`]; a `false`
     /// stays true until the next insert (removals and restarts never make a tuple present).
-    ///
-    /// Eight tags per step, as one `u64` (SWAR): a probe that misses passes 3.6 tags on
-    /// average at the load a full table runs at (0.6), so one step answers most SYNs with
-    /// a single load and no per-tag branch. When none of the eight matches and one is
-    /// empty, the tuple is not in the table (its probe path would have to cross that empty
-    /// bucket); when none matches and none is empty, the walk goes on with the next eight.
-    /// Only when one matches (about 2 % of missing tuples) does the order matter (a match
-    /// after the first empty bucket does not count): the walk is then redone one tag at a
-    /// time, as it is near the array's end, where eight would not fit
-    /// ([`Self::may_hold_bytewise`]).
     #[inline]
     pub fn may_hold(&self, h: TwHash) -> bool {
-        let (home, _, tag8) = self.home_and_tags_of(h);
-        let pat = SWAR_LO * u64::from(tag8);
-        // Bucket numbers fit in u32 (see `new`): `i + 8` below cannot overflow.
-        let mask = self.mask as u32;
-        let mut i = home as u32;
-        loop {
-            let at = i as usize;
-            let Some(w) = self.tags.get(at..at + 8) else {
-                return self.may_hold_bytewise(at, tag8);
-            };
-            let x = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
-            // Either mask is nonzero exactly when one of the eight bytes is (0, the tag).
-            if zero_bytes(x ^ pat) != 0 {
-                return self.may_hold_bytewise(at, tag8);
-            }
-            if zero_bytes(x) != 0 {
-                return false;
-            }
-            i = i.wrapping_add(8) & mask;
-        }
-    }
-
-    /// [`Self::may_hold`] for each hash, as bit `k` of the result for the `k`-th (at most
-    /// 64). Out of line, so that the walk's constants and the table's fields stay in
-    /// registers whatever the caller's loop keeps live. It is also the way to prefetch a
-    /// batch's tags: each walk starts with one load at its home bucket and almost always
-    /// ends there (predictably, no branch per tag), so the processor issues the next walks'
-    /// loads while the earlier ones miss.
-    #[inline(never)]
-    pub fn may_hold_each(&self, hashes: impl Iterator<Item = TwHash>) -> u64 {
-        let mut may = 0u64;
-        let mut bit = 1u64;
-        for h in hashes {
-            debug_assert!(bit != 0, "more than 64 hashes");
-            if self.may_hold(h) {
-                may |= bit;
-            }
-            bit <<= 1;
-        }
-        may
-    }
-
-    /// [`Self::may_hold`] one tag at a time from bucket `i`, wrapping at the end.
-    #[cold]
-    #[inline(never)]
-    fn may_hold_bytewise(&self, mut i: usize, tag8: u8) -> bool {
+        let (mut i, _, tag8) = self.home_and_tags_of(h);
         loop {
             let g = self.tags[i];
             if g == 0 {
@@ -583,8 +524,8 @@ impl<A: Address> TimeWaitTable<A> {
         self.index_find(tuple).map(|(_, pos)| &self.ring[pos])
     }
 
-    /// [`TimeWaitTable::get`] with the tuple's hash from [`TimeWaitTable::hash_of`] of this
-    /// table.
+    /// [`TimeWaitTable::get`] with the tuple's hash from [`TimeWaitTable::hash_of`] (or
+    /// [`TimeWaitTable::prefetch`]) of this table.
     #[inline]
     pub fn get_hashed(&self, tuple: &FourTuple<A>, h: TwHash) -> Option<&TimeWaitEntry<A>> {
         debug_assert_eq!(h, self.hash_of(tuple));
