@@ -281,9 +281,7 @@ impl<A: StackFamily> Stack<A> {
                     Self::dirty_if_busy_cold(&mut self.dirty, h.index, meta, conn, state);
                 }
                 if !meta.has(SM_ORPHAN) {
-                    meta.flags |= SM_ORPHAN;
-                    self.orphans.push_back(h.index);
-                    self.counters.orphans += 1;
+                    Self::orphan_push_slot(&mut self.orphans, &mut self.counters, meta, h.index);
                     if self.counters.orphans as usize > self.cfg.max_orphans {
                         self.enforce_orphan_limit();
                     }

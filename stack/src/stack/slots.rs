@@ -6,14 +6,14 @@
 use super::egress::{Tx, transmit_conn};
 use super::family::{HANDLE_V6, Resolve};
 use super::{
-    ConnCell, ConnHandle, NIL, NO_TIMER, OrphanLink, Owner, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_MAC,
-    SM_ORPHAN, SM_TIMER_DEFERRED, SM_TIMER_PENDING, SlotMeta, Stack, StackError, StackFamily,
-    TIMER_TICK,
+    ConnCell, ConnHandle, NIL, NO_TIMER, OrphanLink, OrphanList, Owner, SM_ACCEPTED, SM_DIRTY,
+    SM_LIVE, SM_MAC, SM_ORPHAN, SM_TIMER_DEFERRED, SM_TIMER_PENDING, SlotMeta, Stack, StackError,
+    StackFamily, TIMER_TICK,
 };
 use crate::link::Link;
 use crate::tcp::flow_table::FlowHash;
 use crate::tcp::time_wait::TimeWaitInit;
-use crate::tcp::{ConnTemplate, Connection, Event, FourTuple, State};
+use crate::tcp::{ConnTemplate, Connection, Counters, Event, FourTuple, State};
 use crate::time::Instant;
 use crate::wire::EthernetAddress;
 
@@ -85,9 +85,26 @@ impl<A: StackFamily> Stack<A> {
 
     /// Appends a slot to the orphan list (newest at the tail).
     pub(super) fn orphan_push(&mut self, index: u32) {
-        self.meta[index as usize].set(SM_ORPHAN, true);
-        self.orphans.push_back(index);
-        self.counters.orphans += 1;
+        Self::orphan_push_slot(
+            &mut self.orphans,
+            &mut self.counters,
+            &mut self.meta[index as usize],
+            index,
+        );
+    }
+
+    /// [`Self::orphan_push`] for a caller that holds the slot's metadata already (and so
+    /// cannot borrow the whole stack).
+    #[inline(always)]
+    pub(super) fn orphan_push_slot(
+        orphans: &mut OrphanList,
+        counters: &mut Counters,
+        meta: &mut SlotMeta,
+        index: u32,
+    ) {
+        meta.set(SM_ORPHAN, true);
+        orphans.push_back(index);
+        counters.orphans += 1;
     }
 
     /// Takes a slot off the orphan list (it finished, or is being reset).

@@ -989,6 +989,17 @@ mod tests {
         }
     }
 
+    /// [`syn_ack`]'s segment as a pure ACK: no SYN, no SYN-only options (timestamps kept).
+    fn ack_with_ts() -> TcpRepr<'static> {
+        TcpRepr {
+            control: TcpControl::None,
+            max_seg_size: None,
+            window_scale: None,
+            sack_permitted: false,
+            ..syn_ack()
+        }
+    }
+
     /// The Ethernet/IPv4/TCP frame as the header emitters write it one by one, the TCP
     /// checksum summed back from the buffer: what [`emit_tcp_frame`] wrote before it wrote
     /// both headers in one array and shared the addresses' sum.
@@ -1228,12 +1239,8 @@ mod tests {
     #[test]
     fn padded_frame_parses() {
         let tcp = TcpRepr {
-            control: TcpControl::None,
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
             timestamp: None,
-            ..syn_ack()
+            ..ack_with_ts()
         };
         let mut buf = [0u8; 60];
         let len = emit_tcp_frame(&mut buf, MAC_A, MAC_B, IP_A, IP_B, &tcp).unwrap();
@@ -1255,13 +1262,7 @@ mod tests {
         let mut stale = [0u8; 128];
         let len = emit_tcp_frame(&mut stale, MAC_B, MAC_A, IP_B, IP_A, &other).unwrap();
         let stale = parse_tcp_frame(&stale[..len]).unwrap();
-        let ack = TcpRepr {
-            control: TcpControl::None,
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
-            ..syn_ack()
-        };
+        let ack = ack_with_ts();
         for repr in [syn_ack(), ack] {
             let mut buf = [0u8; 128];
             let len = emit_tcp_frame(&mut buf, MAC_A, MAC_B, IP_A, IP_B, &repr).unwrap();
@@ -1303,13 +1304,7 @@ mod tests {
     #[test]
     fn fast_path_agrees_with_the_general_parser() {
         let payload = [0x5au8, 0, 0xff, 7, 1];
-        let ack = TcpRepr {
-            control: TcpControl::None,
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
-            ..syn_ack()
-        };
+        let ack = ack_with_ts();
         let reprs = [
             syn_ack(),
             TcpRepr {
