@@ -2,8 +2,6 @@
 //! (`send`, `recv`, `close`, options). Each takes effect on the next poll (see the module
 //! docs of [`super`]).
 
-use std::collections::VecDeque;
-
 use super::{
     ConnHandle, Listener, ListenerId, SM_ACCEPTED, SM_DIRTY, SM_LIVE, SM_ORPHAN, Stack, StackError,
     StackFamily,
@@ -45,7 +43,7 @@ impl<A: StackFamily> Stack<A> {
             syn_backlog,
             accept_backlog,
             syn_queue_len: 0,
-            accept_queue: VecDeque::with_capacity(accept_backlog.min(1 << 16)),
+            accept_queue: Fifo::with_capacity(accept_backlog.min(1 << 16)),
             sending_cookies: false,
         });
         Ok(ListenerId(self.listeners.len() as u32 - 1))
@@ -65,11 +63,7 @@ impl<A: StackFamily> Stack<A> {
     #[inline]
     pub fn accept(&mut self, l: ListenerId) -> Option<ConnHandle> {
         loop {
-            let h = self
-                .listeners
-                .get_mut(l.0 as usize)?
-                .accept_queue
-                .pop_front()?;
+            let h = self.listeners.get_mut(l.0 as usize)?.accept_queue.pop()?;
             if !self.is_live(h) {
                 continue; // died in the queue (reset, timed out)
             }
@@ -361,39 +355,57 @@ impl<A: StackFamily> Stack<A> {
     }
 }
 
-/// The application's event queue ([`Stack::poll_event`]), first in, first out: a vector read
-/// from the front by an index and emptied whole once read to the end (what an application
-/// that polls until `None` always does). A push is a vector push and a read an index test
-/// and a load, cheaper than a ring's wrapping arithmetic on both sides. Memory: a queue never
-/// read to the end is compacted (the read events dropped) before its vector grows, so it
-/// holds what a ring would.
-pub(super) struct EventQueue {
-    items: Vec<(ConnHandle, Event)>,
-    /// The next event to read: `items[read]`; `read ≤ items.len()`.
+/// A first-in, first-out queue of small `Copy` items: a vector read from the front by an
+/// index and emptied whole once read to the end (what an application that polls or accepts
+/// until `None` always does). A push is a vector push and a read an index test and a load,
+/// cheaper than a ring's wrapping arithmetic on both sides. Used for the application's
+/// events ([`Stack::poll_event`]) and each listener's accept queue ([`Stack::accept`]).
+///
+/// Memory and time: a queue never read to the end is compacted (the read items dropped) when
+/// its vector is full and at least half of it is read, and grown otherwise; so it holds at
+/// most about four times its largest length, and a push costs amortized O(1) even when the
+/// reader keeps it near full.
+pub(super) struct Fifo<T> {
+    items: Vec<T>,
+    /// The next item to read: `items[read]`; `read ≤ items.len()`.
     read: usize,
 }
 
-impl EventQueue {
-    pub(super) fn with_capacity(n: usize) -> EventQueue {
-        EventQueue {
+/// The application's event queue.
+pub(super) type EventQueue = Fifo<(ConnHandle, Event)>;
+
+impl<T: Copy> Fifo<T> {
+    pub(super) fn with_capacity(n: usize) -> Fifo<T> {
+        Fifo {
             items: Vec::with_capacity(n),
             read: 0,
         }
     }
 
+    /// Items pushed and not yet read.
     #[inline]
-    pub(super) fn push(&mut self, e: (ConnHandle, Event)) {
+    pub(super) fn len(&self) -> usize {
+        self.items.len() - self.read
+    }
+
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.items.capacity()
+    }
+
+    #[inline]
+    pub(super) fn push(&mut self, e: T) {
         if self.items.len() == self.items.capacity() {
             self.make_room();
         }
         self.items.push(e);
     }
 
-    /// Full: the read events dropped, or (none read) the vector grown.
+    /// Full: the read items dropped if they are at least half, or else the vector grown.
     #[cold]
     #[inline(never)]
     fn make_room(&mut self) {
-        if self.read > 0 {
+        if self.read > 0 && self.read * 2 >= self.items.len() {
             self.items.drain(..self.read);
             self.read = 0;
         } else {
@@ -402,7 +414,7 @@ impl EventQueue {
     }
 
     #[inline]
-    pub(super) fn pop(&mut self) -> Option<(ConnHandle, Event)> {
+    pub(super) fn pop(&mut self) -> Option<T> {
         match self.items.get(self.read) {
             Some(&e) => {
                 self.read += 1;

@@ -377,7 +377,7 @@ struct Listener<A> {
     syn_backlog: usize,
     accept_backlog: usize,
     syn_queue_len: usize,
-    accept_queue: VecDeque<ConnHandle>,
+    accept_queue: api::Fifo<ConnHandle>,
     /// `SynCookieMode::WhenFull`: the last SYN found the SYN queue full and got a cookie.
     /// Flips (traced and counted) when the queue fills up or has room again.
     sending_cookies: bool,

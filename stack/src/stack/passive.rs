@@ -639,6 +639,6 @@ impl<A: StackFamily> Stack<A> {
         {
             c.handle_segment(now, seg, &mut self.counters);
         }
-        self.listeners[li].accept_queue.push_back(h);
+        self.listeners[li].accept_queue.push(h);
     }
 }

@@ -585,10 +585,27 @@ fn event_queue_is_fifo() {
         for _ in 0..(round % 5) {
             assert_eq!(q.pop(), model.pop_front());
         }
+        assert_eq!(q.len(), model.len());
     }
     while let Some(e) = model.pop_front() {
         assert_eq!(q.pop(), Some(e));
     }
     assert_eq!(q.pop(), None);
     assert!(n > 500);
+}
+
+/// A reader that keeps the queue near full (one read, one push) does not make it grow
+/// without bound: its vector stays within four times its largest length.
+#[test]
+fn fifo_kept_near_full_stays_bounded() {
+    let mut q = api::Fifo::<u32>::with_capacity(64);
+    for i in 0..64 {
+        q.push(i);
+    }
+    for i in 64..100_000u32 {
+        assert_eq!(q.pop(), Some(i - 64));
+        q.push(i);
+        assert_eq!(q.len(), 64);
+    }
+    assert!(q.capacity() <= 4 * 64, "capacity {}", q.capacity());
 }
