@@ -421,7 +421,8 @@ fn two_cores_on_two_queues_against_xtcp_echo() {
 }
 
 /// `--pcap`: the load generator's own capture, read back by tshark with checksum checks,
-/// holds a SYN, a SYN-ACK and a FIN each way for each of the run's 10 connections.
+/// holds a SYN, a SYN-ACK and a FIN each way for each of the run's 10 connections; every
+/// frame the load generator sent verifies.
 #[test]
 fn pcap_capture_has_every_handshake_and_fin() {
     if skip("pcap_capture_has_every_handshake_and_fin") {
@@ -491,13 +492,27 @@ fn pcap_capture_has_every_handshake_and_fin() {
         String::from_utf8_lossy(&rows.stderr)
     );
     let mut sets: [std::collections::BTreeSet<u16>; 4] = Default::default();
+    // Frames from the kernel server with a bad checksum (a partial one: the kernel peer's,
+    // seen once in CI on another test): the client must have dropped them, so each is
+    // retransmitted and seen again with a good checksum.
+    let mut bad_received = Vec::new();
+    let mut good = std::collections::BTreeSet::new();
     for line in String::from_utf8_lossy(&rows.stdout).lines() {
         let fl: Vec<&str> = line.split('\t').collect();
         assert_eq!(fl.len(), 5, "{line:?}");
-        assert_eq!((fl[3], fl[4]), ("1", "1"), "checksum not good: {line:?}");
         let (sp, dp): (u16, u16) = (fl[0].parse().unwrap(), fl[1].parse().unwrap());
         let flags = u16::from_str_radix(fl[2].trim_start_matches("0x"), 16).unwrap();
         let from_client = dp == 8080;
+        if (fl[3], fl[4]) != ("1", "1") {
+            assert!(
+                !from_client,
+                "xtcp sent a frame with a bad checksum: {line:?}"
+            );
+            eprintln!("received with a bad checksum: {line:?}");
+            bad_received.push((sp, dp, flags));
+            continue;
+        }
+        good.insert((sp, dp, flags));
         let client = if from_client { sp } else { dp };
         match (flags & 0x12, from_client) {
             (0x02, true) => sets[0].insert(client),
@@ -509,6 +524,9 @@ fn pcap_capture_has_every_handshake_and_fin() {
         }
     }
     assert_eq!(sets.map(|s| s.len()), [10; 4], "SYN, SYN-ACK, FIN each way");
+    for b in &bad_received {
+        assert!(good.contains(b), "{b:?} never arrived with a good checksum");
+    }
 }
 
 /// `--vlan 100`: the load generator's stack on VLAN 100 against a Linux server on the same
