@@ -73,7 +73,9 @@ impl<A: Address> Connection<A> {
         }
         // Fifth: ACK.
         self.persist.unanswered = 0;
-        if self.cfg.keepalive.is_some() && self.keepalive_at.is_some() {
+        // The hot deadline first: it is armed only with keepalive on, so the configuration
+        // (a cold line of the control block) is read only then.
+        if self.keepalive_at.is_some() && self.cfg.keepalive.is_some() {
             self.arm_keepalive(now);
         }
         if last_ack {
@@ -348,7 +350,9 @@ impl<A: Address> Connection<A> {
         };
         // Anything acceptable from the peer shows it is alive.
         self.persist.unanswered = 0;
-        if self.cfg.keepalive.is_some() && self.keepalive_at.is_some() {
+        // The hot deadline first: it is armed only with keepalive on, so the configuration
+        // (a cold line of the control block) is read only then.
+        if self.keepalive_at.is_some() && self.cfg.keepalive.is_some() {
             self.arm_keepalive(now);
         }
         if self.state == State::SynReceived {

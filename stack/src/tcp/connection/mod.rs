@@ -342,18 +342,28 @@ impl ConnTemplate {
 
 /// A TCP connection (a transmission control block).
 ///
-/// `repr(C)` so the declaration order is the layout: fields used on every segment come first
-/// and share the first cache lines; rarely used state (and the out-of-line reassembly ranges
-/// and SACK blocks) stays off the hot path.
+/// `repr(C)` so the declaration order is the layout, and aligned to a cache line so that
+/// the layout is the lines (a slab holds blocks side by side). A server's lifecycle passes
+/// over each block several times (the final ACK and the peer's FIN, the application's
+/// accept and close, the FIN+ACK, the last ACK, the release), each time after the other
+/// connections of a batch have evicted it: each line a pass touches is a cache miss. So
+/// everything those passes touch shares the first seven lines: lines 0-5 what any segment
+/// in or out uses (timers, sequence space, flags, buffers), line 6 what a sent segment adds
+/// (the RTT probe, the RTO). Rarely used state (data-path recovery bookkeeping, the
+/// handshake-only fields, the controller, limits, the configuration and statistics) comes
+/// after; the reassembly ranges and SACK blocks are out of line.
+/// `hot_fields_share_the_first_cache_lines` holds the line of every field named here.
 #[derive(Debug, Clone)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub struct Connection<A: Address = Ipv4Addr> {
-    // Hot: read or written for every segment, sent or received (lines 0-2).
+    // Line 0. `rtx_at`'s tag, at offset 0, is the niche of `Option<Connection>` (a slab's
+    // cell), read with `slab` (line 2) on every lookup.
     rtx_at: Option<Instant>,
     /// A delayed ACK is owed at this time.
     ack_at: Option<Instant>,
     ts: Option<Timestamps>,
     last_send: Instant,
+    // Line 1: the sequence space and the tuple.
     snd_una: SeqNumber,
     snd_nxt: SeqNumber,
     /// One past the highest sequence number ever sent (SND.NXT rewinds after an RTO).
@@ -372,6 +382,7 @@ pub struct Connection<A: Address = Ipv4Addr> {
     tuple: FourTuple<A>,
     /// The peer's FIN, once seen (possibly ahead of RCV.NXT, waiting for a hole to fill).
     rx_fin: Option<SeqNumber>,
+    // Line 2: the state, the flags the application's calls and every segment test.
     /// Largest payload we put in a segment (options excluded).
     snd_mss: u16,
     state: State,
@@ -389,69 +400,71 @@ pub struct Connection<A: Address = Ipv4Addr> {
     /// that the sender counts them (fast retransmit without SACK needs three).
     dup_acks_owed: u8,
     events: u8,
-    want_writable: bool,
-    rtx_count: u8,
-    /// The last transmission attempt was stopped by the congestion window.
-    cwnd_blocked: bool,
     /// Send a zero-window probe (or a segment overriding sender SWS avoidance) now.
     force_probe: bool,
     /// Created by a listener (passive open): a RST in SYN-RECEIVED returns to LISTEN, i.e. the
     /// entry is dropped silently.
     passive: bool,
+    /// A stack slab's bookkeeping, read with the cell's niche on every lookup:
+    /// `SLAB_VACANT`, a block kept for reuse after its connection ended
+    /// ([`Connection::vacate`]: no connection, its buffers and scoreboard returned, until
+    /// [`Connection::reinit_passive`] makes it a new one); `SLAB_CFG_CHANGED`, a knob
+    /// changed `cfg` since the block was built from its template.
+    slab: u8,
+    keepalive_probe: bool,
+    /// An ICMP Destination Unreachable seen in SYN-SENT (`icmp.rs`).
+    soft_error: Option<SoftError>,
     /// Full-sized segments received and not acknowledged yet.
     rcv_unacked_full: u32,
-    dupacks: u32,
+    /// Our timestamp clock offset, chosen before we know whether timestamps are used.
+    ts_offset: u32,
     /// In-order bytes received and not acknowledged yet.
     rcv_unacked: usize,
-    /// Largest payload seen from the peer: what "full-sized" means.
-    rcv_mss: usize,
+    rst_pending: Option<PendingRst>,
+    keepalive_sent: u8,
+    want_writable: bool,
+    rtx_count: u8,
+    /// The last transmission attempt was stopped by the congestion window.
+    cwnd_blocked: bool,
     recovery: Recovery,
+    // Lines 3-5: the buffers and the other timers (`poll_at`).
     /// A retransmission owed now, outside the congestion window (fast retransmit, NewReno
     /// partial ACK).
     rtx_next: Option<SeqNumber>,
-
-    // Warm: buffers, the other timers (`poll_at`), RTT and congestion state.
+    scoreboard: Scoreboard,
     tx: RingBuffer,
     rx: RecvBuffer,
     time_wait_until: Option<Instant>,
     fin_wait2_until: Option<Instant>,
     keepalive_at: Option<Instant>,
     persist: Persist,
+    // Line 6: what a first transmission adds (RFC 6298 §5.1); `rtt` begins with what
+    // `RttEstimator::deadline` reads.
     /// Karn's rule: the segment being timed (its end sequence and send time).
     rtt_probe: Option<(SeqNumber, Instant)>,
-    cc: CongestionControl,
     rtt: RttEstimator,
 
-    // Cold: handshake-only, recovery bookkeeping, limits, configuration and statistics.
+    // Cold: the data path's recovery bookkeeping, handshake-only, limits, configuration and
+    // statistics.
+    cc: CongestionControl,
+    dupacks: u32,
+    /// Largest payload seen from the peer: what "full-sized" means.
+    rcv_mss: usize,
     quick_acks: u16,
     /// The shift we offered in our SYN (only meaningful until the handshake completes).
     offered_wscale: Option<u8>,
-    keepalive_sent: u8,
-    keepalive_probe: bool,
-    /// An ICMP Destination Unreachable seen in SYN-SENT (`icmp.rs`).
-    soft_error: Option<SoftError>,
     /// The MSS the path MTU allows (`icmp.rs`); `u16::MAX` until an ICMP lowers it.
     path_mss: u16,
     /// The SYN was retransmitted: the initial window is one segment (RFC 5681 §3.1).
     syn_retransmitted: bool,
-    /// A stack slab's bookkeeping, in the padding byte before `iss`: `SLAB_VACANT`, a block
-    /// kept for reuse after its connection ended ([`Connection::vacate`]: no connection, its
-    /// buffers and scoreboard returned, until [`Connection::reinit_passive`] makes it a new
-    /// one); `SLAB_CFG_CHANGED`, a knob changed `cfg` since the block was built from its
-    /// template.
-    slab: u8,
     iss: SeqNumber,
     irs: SeqNumber,
     /// RFC 6582 `recover` / RFC 6675 RecoveryPoint: SND.MAX when recovery (or an RTO) began.
     recover: SeqNumber,
     /// RFC 6675 HighRxt: one past the highest byte retransmitted in this recovery.
     high_rxt: SeqNumber,
-    /// Our timestamp clock offset, chosen before we know whether timestamps are used.
-    ts_offset: u32,
     challenge_count: u32,
-    rst_pending: Option<PendingRst>,
     challenge_window: Instant,
-    scoreboard: Scoreboard,
     cfg: TcpConfig,
     stats: ConnStats,
 }
@@ -914,7 +927,9 @@ impl<A: Address> Connection<A> {
         *force_probe = false;
         *time_wait_until = None;
         *fin_wait2_until = None;
-        *keepalive_at = None;
+        // `arm_keepalive` (ESTABLISHED), read from the template's configuration, the
+        // block's: the block's own copy, on cold lines, is not read.
+        *keepalive_at = cfg.keepalive.map(|ka| now + ka.idle);
         *keepalive_sent = 0;
         *keepalive_probe = false;
         *soft_error = None;
@@ -934,7 +949,6 @@ impl<A: Address> Connection<A> {
         *stats = ConnStats::default();
         *snd_wnd = (ack.window_len as u32) << snd_shift;
         *max_snd_wnd = *snd_wnd;
-        self.arm_keepalive(now);
         self.push_event(Event::Connected);
     }
 
@@ -1333,20 +1347,31 @@ mod tests {
         }
     }
 
+    /// The layout `Connection`'s declaration describes: blocks on line boundaries; lines 0-5
+    /// hold every field declared up to `persist` (what the lifecycle's passes touch for any
+    /// segment), line 6 the RTT probe and the part of the estimator a first transmission
+    /// reads (`RttEstimator::deadline`, the first 24 bytes: `rtt.rs` asserts it).
     #[test]
     fn hot_fields_share_the_first_cache_lines() {
-        let hot_end = offset_of!(Connection, rtx_next) + size_of::<Option<SeqNumber>>();
+        let hot_end = offset_of!(Connection, persist) + size_of::<Persist>();
+        let sent_end = offset_of!(Connection, rtt) + 24;
         println!(
-            "control block {} bytes; hot part {hot_end} bytes; tx at {}, cc at {}, rtt at {}, scoreboard at {}, cfg at {}, stats at {}",
+            "control block {} bytes; lines 0-5 end at {hot_end}, line 6's part at {sent_end}; tx at {}, rx at {}, cc at {}, cfg at {}, stats at {}",
             size_of::<Connection>(),
             offset_of!(Connection, tx),
+            offset_of!(Connection, rx),
             offset_of!(Connection, cc),
-            offset_of!(Connection, rtt),
-            offset_of!(Connection, scoreboard),
             offset_of!(Connection, cfg),
             offset_of!(Connection, stats),
         );
-        assert!(hot_end <= 3 * 64, "hot fields span {hot_end} bytes");
+        assert_eq!(core::mem::align_of::<Connection>(), 64);
+        assert!(hot_end <= 6 * 64, "lines 0-5 end at {hot_end}");
+        assert!(offset_of!(Connection, rtt_probe) >= 6 * 64);
+        assert!(sent_end <= 7 * 64, "line 6 ends at {sent_end}");
+        // The cell's niche (`Option<Connection>`) is `rtx_at`'s tag, on line 0 with the
+        // other fields every lookup reads.
+        assert_eq!(size_of::<Option<Connection>>(), size_of::<Connection>());
+        assert_eq!(offset_of!(Connection, rtx_at), 0);
         // The reassembly ranges and SACK blocks are out of line.
         assert!(size_of::<Scoreboard>() <= 16);
         assert!(size_of::<RecvBuffer>() <= 64);
@@ -1358,9 +1383,12 @@ mod tests {
     #[test]
     fn reinit_passive_equals_from_template() {
         // A receive buffer above the unscaled 65535 and one below it (the template's
-        // `initial_window`, RCV.ADV's base).
+        // `initial_window`, RCV.ADV's base); keepalive off and on (`reinit_passive` arms it
+        // from the template's configuration).
         for recv_buffer in [1 << 20, 4000] {
-            reinit_passive_equals_from_template_with(recv_buffer);
+            for keepalive in [None, Some(Keepalive::default())] {
+                reinit_passive_equals_from_template_with(recv_buffer, keepalive);
+            }
         }
     }
 
@@ -1400,10 +1428,11 @@ mod tests {
         }
     }
 
-    fn reinit_passive_equals_from_template_with(recv_buffer: usize) {
+    fn reinit_passive_equals_from_template_with(recv_buffer: usize, keepalive: Option<Keepalive>) {
         let cfg = TcpConfig {
             send_buffer: 4096,
             recv_buffer,
+            keepalive,
             ..TcpConfig::default()
         };
         let t = ConnTemplate::new(&cfg);

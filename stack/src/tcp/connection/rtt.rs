@@ -5,21 +5,28 @@ use crate::time::{Duration, Instant};
 
 /// RFC 6298 retransmission timer state. Samples come from timestamps (RFC 7323 §4) or from
 /// timing one segment at a time (Karn's rule: never a retransmitted one).
+///
+/// `repr(C)`: what [`deadline`](Self::deadline) reads comes first, in the control block's
+/// line of a sent segment's state (`Connection`'s layout).
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub struct RttEstimator {
-    srtt_us: Option<u64>,
-    rttvar_us: u64,
-    rto: Duration,
     /// `rto` in whole microseconds (floored), kept beside it so that [`deadline`]
     /// (Self::deadline), run for every armed retransmission timer, converts no `Duration`.
     rto_us: u64,
-    min_rto: Duration,
-    pub(super) max_rto: Duration,
     /// `max_rto` in whole microseconds (floored, at most `u64::MAX`).
     max_rto_us: u64,
     backoff: u8,
+    srtt_us: Option<u64>,
+    rttvar_us: u64,
+    rto: Duration,
+    min_rto: Duration,
+    pub(super) max_rto: Duration,
     samples: u64,
 }
+
+// What `deadline` reads lies in the first 24 bytes (the control block's layout test).
+const _: () = assert!(core::mem::offset_of!(RttEstimator, backoff) < 24);
 
 /// A `Duration` in whole microseconds, floored, at most `u64::MAX`.
 #[inline]
