@@ -256,7 +256,7 @@ impl<A: Address> Connection<A> {
                 counters.unacceptable_segments += 1;
                 crate::trace::debug!(conn = %self.tuple, seq = seq.0, "drop: out of window");
                 if seg_len > 0 && seq + seg_len <= self.rcv_nxt {
-                    self.stats.duplicate_segments += 1;
+                    self.stats_mut().duplicate_segments += 1;
                 }
                 self.ack_pending = true;
                 // In TIME-WAIT a retransmitted FIN is below RCV.NXT: re-ACK and restart the
@@ -456,7 +456,7 @@ impl<A: Address> Connection<A> {
             for (l, r) in seg.sack_ranges.iter().flatten().copied() {
                 if self.scoreboard.add(l, r, base, self.snd_max) {
                     sacked_new = true;
-                    self.stats.sack_blocks_received += 1;
+                    self.stats_mut().sack_blocks_received += 1;
                 }
             }
         }
@@ -507,7 +507,7 @@ impl<A: Address> Connection<A> {
     /// RFC 5681 §3.2 / RFC 6582 §3.2: a duplicate ACK.
     pub(super) fn on_duplicate_ack(&mut self, now: Instant) {
         self.dupacks += 1;
-        self.stats.dup_acks += 1;
+        self.stats_mut().dup_acks += 1;
         match self.recovery {
             Recovery::NewReno { cwnd } => {
                 // Step 4: each further duplicate ACK means a segment left the network.
@@ -529,10 +529,11 @@ impl<A: Address> Connection<A> {
     /// Fast retransmit: enter NewReno (RFC 6582) or SACK (RFC 6675) loss recovery.
     pub(super) fn enter_recovery(&mut self, now: Instant) {
         let mss = self.eff_mss();
+        self.cc_changed();
         self.cc.on_congestion_event(now, self.flight_size(), mss);
         self.recover = self.snd_max;
         self.high_rxt = self.snd_una;
-        self.stats.fast_retransmits += 1;
+        self.stats_mut().fast_retransmits += 1;
         // Karn: the timed segment may be retransmitted now.
         self.rtt_probe = None;
         self.recovery = if self.sack_ok {
@@ -606,6 +607,7 @@ impl<A: Address> Connection<A> {
             Recovery::None => {
                 if acked_data > 0 && self.state.is_synchronized() {
                     let limited = self.cwnd_blocked || flight_before + 2 * mss >= self.cc.window();
+                    self.cc_changed();
                     self.cc
                         .on_ack(now, acked_data, mss, self.rtt.srtt(), limited);
                 }
@@ -614,12 +616,13 @@ impl<A: Address> Connection<A> {
                 if ack >= self.recover {
                     // Full ACK (RFC 6582 §3.2 step 3): leave recovery.
                     self.recovery = Recovery::None;
+                    self.cc_changed();
                     self.cc.on_recovery_exit(now, self.flight_size(), mss);
                 } else {
                     // Partial ACK (step 4): retransmit the next hole, deflate by the amount
                     // acknowledged, add back one SMSS if at least that much was acknowledged.
                     self.rtx_next = Some(ack);
-                    self.stats.partial_acks += 1;
+                    self.stats_mut().partial_acks += 1;
                     let back = if acked >= mss { mss } else { 0 };
                     self.recovery = Recovery::NewReno {
                         cwnd: cwnd.saturating_sub(acked).max(mss) + back,
@@ -630,6 +633,7 @@ impl<A: Address> Connection<A> {
                 if ack >= self.recover {
                     // RFC 6675 §5: the cumulative ACK covers RecoveryPoint.
                     self.recovery = Recovery::None;
+                    self.cc_changed();
                     self.cc.on_recovery_exit(now, self.flight_size(), mss);
                 }
             }
@@ -661,7 +665,7 @@ impl<A: Address> Connection<A> {
         }
         if !payload.is_empty() && end <= self.rcv_nxt {
             // Entirely old: the peer missed our ACK. Tell it at once.
-            self.stats.duplicate_segments += 1;
+            self.stats_mut().duplicate_segments += 1;
             self.ack_pending = true;
             return;
         }
@@ -688,7 +692,7 @@ impl<A: Address> Connection<A> {
                 }
                 Err(_) => {
                     // Out of reassembly ranges: drop it, the peer retransmits.
-                    self.stats.out_of_order_dropped += 1;
+                    self.stats_mut().out_of_order_dropped += 1;
                     self.ack_pending = true;
                     return;
                 }
@@ -706,7 +710,7 @@ impl<A: Address> Connection<A> {
         self.rcv_mss = self.rcv_mss.max(payload.len());
         if offset > 0 {
             // RFC 5681 §4.2: an out-of-order segment is acknowledged at once (with SACK).
-            self.stats.out_of_order_segments += 1;
+            self.stats_mut().out_of_order_segments += 1;
             self.ack_pending = true;
             self.dup_acks_owed = self.dup_acks_owed.saturating_add(1).min(8);
         } else if had_hole || take < data.len() {

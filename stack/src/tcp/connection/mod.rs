@@ -409,8 +409,9 @@ pub struct Connection<A: Address = Ipv4Addr> {
     /// `SLAB_VACANT`, a block kept for reuse after its connection ended
     /// ([`Connection::vacate`]: no connection, its buffers and scoreboard returned, until
     /// [`Connection::reinit_passive`] makes it a new one); `SLAB_CFG_CHANGED`, a knob
-    /// changed `cfg` since the block was built from its template.
-    slab: u8,
+    /// changed `cfg` since the block was built from its template; `SLAB_STATS`,
+    /// `SLAB_CC_FULL*`: what `reinit_passive` need not write again.
+    slab: Slab,
     keepalive_probe: bool,
     /// An ICMP Destination Unreachable seen in SYN-SENT (`icmp.rs`).
     soft_error: Option<SoftError>,
@@ -468,10 +469,34 @@ pub struct Connection<A: Address = Ipv4Addr> {
     cfg: TcpConfig,
     stats: ConnStats,
 }
+/// `Connection::slab`: the `SLAB_*` bits. Its `Debug` shows the block's own state
+/// (`SLAB_VACANT`, `SLAB_CFG_CHANGED`) only: the other bits (`SLAB_STATS`, `SLAB_CC_FULL*`)
+/// say what `reinit_passive` may leave unwritten, facts about other fields kept as a cache (a
+/// clear bit costs only a store, never a different connection), so two blocks that differ
+/// only there are the same connection.
+#[derive(Clone, Copy)]
+struct Slab(u8);
+
+impl fmt::Debug for Slab {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0 & (SLAB_VACANT | SLAB_CFG_CHANGED))
+    }
+}
+
 /// `Connection::slab`: the block is vacant (`Connection::vacate`).
 const SLAB_VACANT: u8 = 1;
 /// `Connection::slab`: a knob changed the block's `cfg` since it was built from its template.
 const SLAB_CFG_CHANGED: u8 = 2;
+/// `Connection::slab`: `stats` counted something (`Connection::stats_mut`) since the block
+/// was built or reinitialised: only then does `reinit_passive` zero them (their lines,
+/// otherwise untouched by a connection's life, are not written).
+const SLAB_STATS: u8 = 4;
+/// `Connection::slab`: `cc` is the template's controller for a full-sized MSS without
+/// timestamps (`ConnTemplate::full_mss_cc[0]`), unchanged since `reinit_passive` copied it;
+/// any change goes through `Connection::cc_mut`, which clears this bit and the next.
+const SLAB_CC_FULL: u8 = 8;
+/// `Connection::slab`: as `SLAB_CC_FULL`, with timestamps (`full_mss_cc[1]`).
+const SLAB_CC_FULL_TS: u8 = 16;
 
 /// What a listener learned from a handshake it completed: the input of
 /// [`Connection::from_handshake`].
@@ -627,7 +652,7 @@ impl<A: Address> Connection<A> {
             scoreboard: Scoreboard::new(),
             cwnd_blocked: false,
             syn_retransmitted: false,
-            slab: 0,
+            slab: Slab(0),
             last_send: now,
             persist: Persist::default(),
             force_probe: false,
@@ -755,13 +780,13 @@ impl<A: Address> Connection<A> {
         self.tx.release();
         self.rx.release();
         self.scoreboard.release();
-        self.slab |= SLAB_VACANT;
+        self.slab.0 |= SLAB_VACANT;
     }
 
     /// Whether [`vacate`](Self::vacate) ended this block (and nothing reused it since).
     #[inline(always)]
     pub(crate) fn is_vacant(&self) -> bool {
-        self.slab & SLAB_VACANT != 0
+        self.slab.0 & SLAB_VACANT != 0
     }
 
     /// Makes a vacant block the connection [`from_template`](Self::from_template) builds,
@@ -850,10 +875,15 @@ impl<A: Address> Connection<A> {
         } = self;
         // The block was built from this template (a stack's template never changes): its
         // configuration is the template's unless a knob changed it (a 136-byte copy saved).
-        if *slab & SLAB_CFG_CHANGED != 0 {
+        if slab.0 & SLAB_CFG_CHANGED != 0 {
             *cfg = t.cfg;
         }
         debug_assert!(*cfg == t.cfg, "a vacant block of another configuration");
+        // The statistics are zero unless the last connection counted something.
+        if slab.0 & SLAB_STATS != 0 {
+            *stats = ConnStats::default();
+        }
+        debug_assert!(*stats == ConnStats::default());
         let cfg = &t.cfg;
         // Empty since `vacate`; a capacity other than the configuration's (a block of another
         // configuration) is replaced.
@@ -865,16 +895,32 @@ impl<A: Address> Connection<A> {
         if rx.capacity() != cfg.recv_buffer {
             *rx = RecvBuffer::new(cfg.recv_buffer);
         }
-        *rtt = t.rtt;
+        // The estimator is the template's unless the last connection took a sample or
+        // backed off (every block of a stack is built with its template's estimator).
+        if rtt.changed() {
+            *rtt = t.rtt;
+        }
+        debug_assert!(*rtt == t.rtt);
         let mss = open.peer_mss.min(cfg.mss);
         let ts_on = open.timestamps() && cfg.timestamps;
         // As in `from_template`: the final MSS's controller. A store in each branch: the
         // 64-byte value is copied straight from the template, not merged through the stack.
-        if mss == cfg.mss {
-            *cc = t.full_mss_cc[usize::from(ts_on)];
+        // The template's controller a block still holds unchanged (`SLAB_CC_FULL*`, set
+        // below for the next connection) is not written again: its line stays untouched.
+        let cc_bit = if ts_on { SLAB_CC_FULL_TS } else { SLAB_CC_FULL };
+        let cc_kept = if mss == cfg.mss {
+            if slab.0 & cc_bit == 0 {
+                *cc = t.full_mss_cc[usize::from(ts_on)];
+            }
+            debug_assert_eq!(
+                format!("{cc:?}"),
+                format!("{:?}", t.full_mss_cc[usize::from(ts_on)])
+            );
+            cc_bit
         } else {
             *cc = CongestionControl::new(cfg.congestion, state::mss_after_options(mss, ts_on));
-        }
+            0
+        };
         *tuple = open.tuple;
         *state = State::Established;
         *passive = true;
@@ -921,7 +967,7 @@ impl<A: Address> Connection<A> {
         *dupacks = 0;
         *cwnd_blocked = false;
         *syn_retransmitted = false;
-        *slab = 0;
+        *slab = Slab(cc_kept);
         *last_send = now;
         *persist = Persist::default();
         *force_probe = false;
@@ -946,7 +992,6 @@ impl<A: Address> Connection<A> {
         *challenge_count = 0;
         *events = 0;
         *want_writable = false;
-        *stats = ConnStats::default();
         *snd_wnd = (ack.window_len as u32) << snd_shift;
         *max_snd_wnd = *snd_wnd;
         self.push_event(Event::Connected);
@@ -1044,6 +1089,24 @@ impl<A: Address> Connection<A> {
     pub fn stats(&self) -> &ConnStats {
         &self.stats
     }
+    /// The congestion controller, to change it: it is no longer the template's
+    /// (`SLAB_CC_FULL*`).
+    #[inline(always)]
+    pub(super) fn cc_mut(&mut self) -> &mut CongestionControl {
+        self.cc_changed();
+        &mut self.cc
+    }
+    /// Before `cc` changes: it is no longer the template's (`SLAB_CC_FULL*`).
+    #[inline(always)]
+    pub(super) fn cc_changed(&mut self) {
+        self.slab.0 &= !(SLAB_CC_FULL | SLAB_CC_FULL_TS);
+    }
+    /// The statistics, to count in: marks the block's `stats` as used (`SLAB_STATS`).
+    #[inline(always)]
+    pub(super) fn stats_mut(&mut self) -> &mut ConnStats {
+        self.slab.0 |= SLAB_STATS;
+        &mut self.stats
+    }
     pub fn config(&self) -> &TcpConfig {
         &self.cfg
     }
@@ -1116,12 +1179,12 @@ impl<A: Address> Connection<A> {
     /// at the initial window if data has not flowed yet, else keeps its current size).
     pub fn set_congestion_algorithm(&mut self, algorithm: CongestionAlgorithm) {
         self.cfg.congestion = algorithm;
-        self.slab |= SLAB_CFG_CHANGED;
+        self.slab.0 |= SLAB_CFG_CHANGED;
         if self.cc.algorithm() != algorithm {
             let mss = self.eff_mss();
             let cwnd = self.cc.window();
             let initial = self.snd_max == self.iss || self.snd_max == self.iss + 1;
-            self.cc = if initial {
+            *self.cc_mut() = if initial {
                 CongestionControl::new(algorithm, mss)
             } else {
                 CongestionControl::with_window(algorithm, mss, cwnd)
@@ -1132,13 +1195,13 @@ impl<A: Address> Connection<A> {
     /// Turns Nagle's algorithm on or off (`TCP_NODELAY` is `set_nagle(false)`).
     pub fn set_nagle(&mut self, on: bool) {
         self.cfg.nagle = on;
-        self.slab |= SLAB_CFG_CHANGED;
+        self.slab.0 |= SLAB_CFG_CHANGED;
     }
 
     /// Turns keepalive on (with these settings) or off.
     pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<Keepalive>) {
         self.cfg.keepalive = keepalive;
-        self.slab |= SLAB_CFG_CHANGED;
+        self.slab.0 |= SLAB_CFG_CHANGED;
         self.keepalive_sent = 0;
         self.keepalive_probe = false;
         self.keepalive_at = None;
@@ -1486,10 +1549,22 @@ mod tests {
                 let later = Instant::from_millis(20);
                 let mut seg = ack(9000, opens[old].5.map(|v| v + 1), b"data");
                 seg.ack_number = Some(SeqNumber(opens[old].0 + 1));
-                c.handle_segment(later, &seg, &mut counters);
-                while c.poll_transmit(later, &mut counters).is_some() {}
+                // The first kind of handshake leaves its block's statistics unused (not
+                // zeroed again), the others count what they send.
+                if old != 0 {
+                    c.handle_segment(later, &seg, &mut counters);
+                    while c.poll_transmit(later, &mut counters).is_some() {}
+                }
+                assert_eq!(c.slab.0 & SLAB_STATS != 0, old != 0, "{old}");
                 while c.poll_event().is_some() {}
                 c.set_nagle(true);
+                if old % 2 == 1 {
+                    // An estimator changed by a sample and a backoff (copied back).
+                    c.rtt.sample(crate::time::Duration::from_millis(30));
+                    c.rtt.back_off();
+                    // And a controller changed (written again).
+                    c.cc_mut().on_retransmit_timeout(later, 0, 1000);
+                }
                 c.abort(later);
                 c.vacate();
                 assert!(c.is_vacant());

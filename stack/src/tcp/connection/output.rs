@@ -168,7 +168,7 @@ impl<A: Address> Connection<A> {
         }
         let repr = self.base_repr(now);
         self.note_ack_sent();
-        self.stats.pure_acks_sent += 1;
+        self.stats_mut().pure_acks_sent += 1;
         Some(repr)
     }
 
@@ -195,7 +195,7 @@ impl<A: Address> Connection<A> {
         }
         if retransmit {
             counters.retransmits += 1;
-            self.stats.retransmits += 1;
+            self.stats_mut().retransmits += 1;
             self.syn_retransmitted = true;
         } else {
             self.rtt_probe = Some((self.iss + 1, now));
@@ -371,7 +371,7 @@ impl<A: Address> Connection<A> {
             // Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1): the byte at
             // SND.UNA if an earlier probe sent it, else the next new one.
             self.force_probe = false;
-            self.stats.zero_window_probes += 1;
+            self.stats_mut().zero_window_probes += 1;
             let seq = if self.snd_nxt > self.snd_una {
                 self.snd_una
             } else {
@@ -422,6 +422,7 @@ impl<A: Address> Connection<A> {
         if !retransmitting && !in_flight && len > 0 {
             // RFC 5681 §4.1: restart from the initial window after an idle RTO.
             if now.saturating_since(self.last_send) > self.rtt.rto() {
+                self.cc_changed();
                 self.cc.on_idle_restart(now, mss);
             }
         }
@@ -492,10 +493,10 @@ impl<A: Address> Connection<A> {
                 // RFC 1122 §4.2.3.6: SEG.SEQ = SND.NXT - 1 (SND.MAX here), no data: the peer
                 // answers with an ACK whether or not it is synchronized with us.
                 self.keepalive_probe = false;
-                self.stats.keepalive_probes += 1;
+                self.stats_mut().keepalive_probes += 1;
                 repr.seq_number = SeqNumber(self.snd_max.0.wrapping_sub(1));
                 self.note_ack_sent();
-                self.stats.pure_acks_sent += 1;
+                self.stats_mut().pure_acks_sent += 1;
                 return Some(repr);
             }
             let owed = self.dup_acks_owed;
@@ -505,7 +506,7 @@ impl<A: Address> Connection<A> {
                 self.dup_acks_owed = owed - 1;
                 self.ack_pending = true;
             }
-            self.stats.pure_acks_sent += 1;
+            self.stats_mut().pure_acks_sent += 1;
             return Some(repr);
         };
         self.keepalive_probe = false;
@@ -522,15 +523,15 @@ impl<A: Address> Connection<A> {
             // Counted in zero_window_probes; the persist timer covers it.
         } else if pick.seq < self.snd_max {
             counters.retransmits += 1;
-            self.stats.retransmits += 1;
-            self.stats.bytes_retransmitted += len as u64;
+            self.stats_mut().retransmits += 1;
+            self.stats_mut().bytes_retransmitted += len as u64;
             // Karn: a retransmission invalidates the timed segment.
             self.rtt_probe = None;
             if !pick.advance && end > self.high_rxt {
                 self.high_rxt = end;
             }
         } else {
-            self.stats.bytes_sent += len as u64;
+            self.stats_mut().bytes_sent += len as u64;
             if self.rtt_probe.is_none() {
                 self.rtt_probe = Some((end, now));
             }
@@ -546,7 +547,7 @@ impl<A: Address> Connection<A> {
         if seq_len > 0 {
             self.last_send = now;
         } else {
-            self.stats.pure_acks_sent += 1;
+            self.stats_mut().pure_acks_sent += 1;
         }
         let mut repr = self.base_repr(now);
         self.note_ack_sent();

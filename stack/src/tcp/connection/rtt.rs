@@ -8,7 +8,7 @@ use crate::time::{Duration, Instant};
 ///
 /// `repr(C)`: what [`deadline`](Self::deadline) reads comes first, in the control block's
 /// line of a sent segment's state (`Connection`'s layout).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
 pub struct RttEstimator {
     /// `rto` in whole microseconds (floored), kept beside it so that [`deadline`]
@@ -17,6 +17,10 @@ pub struct RttEstimator {
     /// `max_rto` in whole microseconds (floored, at most `u64::MAX`).
     max_rto_us: u64,
     backoff: u8,
+    /// A sample or a backoff changed the estimator since [`new`](Self::new) made it: a
+    /// control block reused for a new connection (`Connection::reinit_passive`) copies its
+    /// template's estimator only then (its two lines are otherwise not written).
+    changed: bool,
     srtt_us: Option<u64>,
     rttvar_us: u64,
     rto: Duration,
@@ -47,6 +51,7 @@ impl RttEstimator {
             max_rto,
             max_rto_us: whole_micros(max_rto),
             backoff: 0,
+            changed: false,
             samples: 0,
         }
     }
@@ -100,6 +105,7 @@ impl RttEstimator {
     /// RFC 6298 §2.2-2.3 with alpha = 1/8, beta = 1/4, K = 4, G = 1 ms.
     pub fn sample(&mut self, rtt: Duration) {
         let r = rtt.as_micros() as u64;
+        self.changed = true;
         self.samples += 1;
         match self.srtt_us {
             None => {
@@ -122,13 +128,22 @@ impl RttEstimator {
 
     /// RFC 6298 §5.5: double the RTO on expiry.
     pub fn back_off(&mut self) {
+        self.changed = true;
         self.backoff = self.backoff.saturating_add(1);
     }
 
     /// A new ACK ends the backoff (RFC 6298 §5.7 keeps the doubled value until a new sample;
     /// like Linux we return to the computed RTO once data is acknowledged).
     pub fn reset_backoff(&mut self) {
+        // A backoff other than 0 came from `back_off`, which set `changed`.
         self.backoff = 0;
+    }
+
+    /// Whether a sample or a backoff changed the estimator since `new` made it (else it is
+    /// the value `new` made).
+    #[inline(always)]
+    pub(super) fn changed(&self) -> bool {
+        self.changed
     }
 }
 

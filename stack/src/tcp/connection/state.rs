@@ -68,7 +68,7 @@ impl<A: Address> Connection<A> {
     /// if the SYN or SYN-ACK had to be retransmitted (RFC 5681 §3.1).
     pub(super) fn start_congestion_control(&mut self) {
         let mss = self.eff_mss();
-        self.cc = if self.syn_retransmitted {
+        *self.cc_mut() = if self.syn_retransmitted {
             CongestionControl::with_window(self.cfg.congestion, mss, mss)
         } else {
             CongestionControl::new(self.cfg.congestion, mss)

@@ -28,7 +28,7 @@ impl<A: Address> Connection<A> {
             self.ack_at = None;
             if !self.ack_pending {
                 self.ack_pending = true;
-                self.stats.delayed_acks += 1;
+                self.stats_mut().delayed_acks += 1;
             }
         }
         if let Some(t) = self.keepalive_at
@@ -104,7 +104,7 @@ impl<A: Address> Connection<A> {
 
     pub(super) fn on_retransmit_timer(&mut self, now: Instant, counters: &mut Counters) {
         self.rtx_count += 1;
-        self.stats.rto_expirations += 1;
+        self.stats_mut().rto_expirations += 1;
         let limit = match self.state {
             State::SynSent => self.cfg.syn_retries,
             State::SynReceived => self.cfg.synack_retries,
@@ -123,11 +123,13 @@ impl<A: Address> Connection<A> {
             // RFC 5681 §3.1: ssthresh only on the first timeout of a segment; RFC 6582 §4 /
             // RFC 6675 §5.1: recovery ends, `recover` becomes the highest sequence sent.
             if self.rtx_count == 1 {
+                self.cc_changed();
                 self.cc.on_retransmit_timeout(now, self.flight_size(), mss);
             } else {
                 // RFC 2018 §8: two timeouts in a row may mean the receiver reneged on what it
                 // SACKed: forget it.
                 self.scoreboard.clear();
+                self.cc_changed();
                 self.cc.on_retransmit_timeout(now, 0, mss);
             }
             self.recovery = Recovery::None;
