@@ -339,7 +339,6 @@ impl<A: StackFamily> Stack<A> {
             // Free the slot. The block stays in the cell, vacant (its buffers and
             // scoreboard returned as a drop would return them), for the slot's next passive
             // open to rewrite in place.
-            let tuple = conn.tuple();
             conn.vacate();
             if meta.has(SM_ORPHAN) {
                 self.orphans.unlink(index);
@@ -353,9 +352,12 @@ impl<A: StackFamily> Stack<A> {
             // settled already. Only the generation stays (the dirty bit is clear).
             meta.last_state = State::Closed;
             meta.flags = 0;
-            // The hash stored at insertion: no second hashing of the tuple.
-            self.flows
-                .remove_hashed(&tuple, self.flow_hashes[index as usize]);
+            // The hash stored at insertion (no second hashing of the tuple) and the slot's
+            // value (the tuple, on another line of the block, is not read).
+            self.flows.remove_value_hashed(
+                Owner::Slot(index).encode(),
+                self.flow_hashes[index as usize],
+            );
             self.free_slots.push(index);
             self.live_connections -= 1;
             return true;

@@ -471,11 +471,42 @@ impl<A: super::Address> FlowTable<A> {
     /// of the entry since its insertion, so that the removal does not hash the tuple again).
     #[inline]
     pub fn remove_hashed(&mut self, key: &FourTuple<A>, hash: FlowHash) -> Option<u32> {
-        let (mut hole, found) = self.find_from(&A::key(key), hash.0);
+        let (hole, found) = self.find_from(&A::key(key), hash.0);
         if !found {
             return None;
         }
         let value = A::stored(&self.buckets[hole]) - 1;
+        self.remove_at(hole);
+        Some(value)
+    }
+
+    /// [`remove_hashed`](Self::remove_hashed) by the stored value instead of the key, for an
+    /// owner that keeps its entry's value and hash but not the key at hand (a stack's slot,
+    /// whose control block's tuple then stays unread when the slot is freed). Correct when
+    /// no other key of `hash`'s probe run holds `value` (the stack stores each owner under
+    /// its one tuple): the first bucket of the run holding it is the entry. The removed
+    /// value, or None (nothing of the run holds it).
+    #[inline]
+    pub fn remove_value_hashed(&mut self, value: u32, hash: FlowHash) -> Option<u32> {
+        let stored = value.checked_add(1)?;
+        let mut i = hash.0 as usize & self.mask;
+        loop {
+            let s = A::stored(&self.buckets[i]);
+            if s == 0 {
+                return None;
+            }
+            if s == stored {
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
+        self.remove_at(i);
+        Some(value)
+    }
+
+    /// Empties bucket `hole` (a member of a probe run).
+    #[inline(always)]
+    fn remove_at(&mut self, mut hole: usize) {
         // Backward-shift deletion: pull later members of the probe run into the hole when
         // their home bucket does not lie cyclically in (hole, j], so every remaining key stays
         // reachable from its home without tombstones.
@@ -494,7 +525,6 @@ impl<A: super::Address> FlowTable<A> {
         }
         self.buckets[hole] = A::EMPTY;
         self.len -= 1;
-        Some(value)
     }
 
     /// Removes every entry (touches every bucket: O(buckets)).
@@ -560,6 +590,35 @@ mod tests {
             );
         }
         assert_eq!(t.len(), u.len());
+    }
+
+    /// `remove_value_hashed` (an owner's value and its key's hash) removes what
+    /// `remove_hashed` (the key) removes, leaving the same buckets, under random churn with
+    /// one value per key (as the stack stores them); a value absent from the probe run
+    /// removes nothing.
+    #[test]
+    fn remove_by_value_matches_remove_by_key() {
+        let mut rng = Rng(7);
+        for seed in 0..50u64 {
+            let mut t = FlowTable::with_capacity(11, seed); // 16 buckets, load up to 0.69
+            let mut u = FlowTable::with_capacity(11, seed);
+            for _ in 0..2000 {
+                let i = (rng.next() % 24) as u32;
+                let k = tuple(i);
+                if rng.next().is_multiple_of(2) {
+                    assert_eq!(t.insert(k, i), u.insert(k, i));
+                } else {
+                    let h = t.hash_of(&k);
+                    assert_eq!(t.remove_value_hashed(i, h), u.remove_hashed(&k, h));
+                }
+                assert_eq!(t.len(), u.len());
+                assert_eq!(t.buckets, u.buckets);
+            }
+            let h = t.hash_of(&tuple(0));
+            assert_eq!(t.remove_value_hashed(u32::MAX, h), None);
+            assert_eq!(t.remove_value_hashed(999, h), None);
+            assert_eq!(t.buckets, u.buckets);
+        }
     }
 
     #[test]

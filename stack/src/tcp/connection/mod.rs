@@ -351,7 +351,8 @@ impl ConnTemplate {
 /// every pass reads (the slab cell's niche, the state and flags), lines 1-2 the timers and
 /// timestamps, line 3 the sequence space, lines 4-5 the buffers, line 6 what a sent segment
 /// adds (the RTT probe, the RTO). The application's calls touch lines 0 and 5, the last ACK
-/// lines 0-4, the release lines 0 and 3-5. Rarely used state (data-path recovery
+/// lines 0-4, the release lines 0, 4 and 5 (its flow entry is removed by the slot's value,
+/// not by the tuple). Rarely used state (data-path recovery
 /// bookkeeping, the handshake-only fields, the controller, limits, the configuration and
 /// statistics) comes after; the reassembly ranges and SACK blocks are out of line.
 /// `hot_fields_share_the_first_cache_lines` holds the lines.
