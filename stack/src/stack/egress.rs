@@ -45,8 +45,10 @@ impl<A: StackFamily> Stack<A> {
         }
         dirty.clear();
         self.restore_dirty(dirty);
-        // Every slot settled: no deadline is left deferred (`link_pending_timers`).
+        // Every slot settled: no deadline is left deferred (`link_pending_timers`), and the
+        // list is empty.
         self.timers_deferred = false;
+        self.dirty_flags = 0;
     }
 
     /// Puts the dirty list `dispatch` took back (its allocation kept), ahead of anything

@@ -611,6 +611,11 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     timers_pending: Vec<u32>,
     /// Some slot on the dirty list has SM_TIMER_DEFERRED (cleared by a complete dispatch).
     timers_deferred: bool,
+    /// The union of the flags of the slots on the dirty list, OR-ed in as each is pushed
+    /// (and SM_ACCEPTED by `accept` for a slot already on it); emptied by a complete
+    /// dispatch. Without SM_ACCEPTED no slot on the list is accepted, and `collect_events`
+    /// has nothing to move (one test instead of a visit per dirty slot).
+    dirty_flags: u8,
     cookies: SynCookies,
     isn: IsnGenerator,
     ports: EphemeralPorts,
@@ -702,6 +707,7 @@ impl<A: StackFamily> Stack<A> {
             fired: Vec::with_capacity(1024),
             timers_pending: Vec::with_capacity(slots),
             timers_deferred: false,
+            dirty_flags: 0,
             cookies: SynCookies::new(cfg.secret, now),
             isn: IsnGenerator::new(key),
             ports: EphemeralPorts::new(cfg.ephemeral_ports.clone(), seed_u64(&cfg.secret, 2)),

@@ -54,6 +54,10 @@ impl<A: StackFamily> Stack<A> {
     /// that they are visible between `receive` and `flush` (the rest of the bookkeeping
     /// waits for `settle`, after transmission).
     pub(super) fn collect_events(&mut self) {
+        // No accepted slot on the list (`dirty_flags`): nothing to move.
+        if self.dirty_flags & SM_ACCEPTED == 0 {
+            return;
+        }
         // The slices as locals: their pointers and lengths stay in registers across the
         // event pushes (which the compiler cannot tell from the vectors' own fields).
         let (metas, conns, events) = (&self.meta[..], &mut self.conns[..], &mut self.events);
@@ -222,6 +226,7 @@ impl<A: StackFamily> Stack<A> {
             meta.flags |= SM_MAC;
         }
         meta.set(SM_ACCEPTED, accepted);
+        self.dirty_flags |= meta.flags;
         self.flow_hashes[index as usize] = hash;
         let cell = &mut self.conns[index as usize];
         debug_assert!(cell.get().is_none(), "a free slot holds no connection");
@@ -237,6 +242,7 @@ impl<A: StackFamily> Stack<A> {
         let meta = &mut self.meta[index as usize];
         if !meta.has(SM_DIRTY) {
             meta.flags |= SM_DIRTY;
+            self.dirty_flags |= meta.flags;
             self.dirty.push(index);
         }
     }

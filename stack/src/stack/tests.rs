@@ -609,3 +609,52 @@ fn fifo_kept_near_full_stays_bounded() {
     }
     assert!(q.capacity() <= 4 * 64, "capacity {}", q.capacity());
 }
+
+/// `collect_events` moves events only while an accepted slot is on the dirty list
+/// (`dirty_flags`): an accepted connection's events still reach `poll_event` right after
+/// the receive that raised them, before any flush, whether its slot went on the list
+/// accepted (demux) or was accepted while on it (`accept`); one not accepted keeps its
+/// events until `accept`.
+#[test]
+fn accepted_events_are_collected_before_flush() {
+    let now = Instant::from_secs(10);
+    let iss_of = |s: &Stack| s.conns.iter().find_map(|c| c.get()).unwrap().iss().0;
+    // Accepted while on the list: the peer's FIN first (not accepted: kept), then
+    // `accept`, then the peer's RST in another receive, with no flush between.
+    let (mut s, mut link) = stack_with_time_wait(now, false);
+    let iss = iss_of(&s);
+    link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 3));
+    s.receive(now, &mut link);
+    assert_eq!(
+        s.dirty_flags & SM_ACCEPTED,
+        0,
+        "no accepted slot: nothing to collect"
+    );
+    assert_eq!(
+        s.poll_event(),
+        None,
+        "not accepted: the events wait for accept"
+    );
+    let h = s.accept(ListenerId(0)).unwrap();
+    assert_eq!(s.poll_event(), Some((h, Event::Connected)));
+    assert_eq!(s.poll_event(), Some((h, Event::PeerClosed)));
+    assert_eq!(s.poll_event(), None);
+    link.push_rx(&frame(5000, TcpControl::Rst, 12, None, 4));
+    s.receive(now, &mut link);
+    assert_eq!(s.poll_event(), Some((h, Event::Reset)));
+    assert_eq!(s.poll_event(), Some((h, Event::Closed)));
+    assert_eq!(s.poll_event(), None);
+    // Accepted before: a complete flush empties the list (and `dirty_flags`); the FIN puts
+    // the accepted slot on it again.
+    let (mut s, mut link) = stack_with_time_wait(now, false);
+    let iss = iss_of(&s);
+    let h = s.accept(ListenerId(0)).unwrap();
+    assert_eq!(s.poll_event(), Some((h, Event::Connected)));
+    s.flush(now, &mut link);
+    assert!(s.dirty.is_empty());
+    assert_eq!(s.dirty_flags, 0);
+    link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 3));
+    s.receive(now, &mut link);
+    assert_eq!(s.poll_event(), Some((h, Event::PeerClosed)));
+    assert_eq!(s.poll_event(), None);
+}
