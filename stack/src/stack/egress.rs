@@ -34,11 +34,15 @@ impl<A: StackFamily> Stack<A> {
         // The list is walked as a local (no bounds check, no reload of its length after each
         // call): nothing in transmission or `settle` marks a slot dirty.
         let mut dirty = core::mem::take(&mut self.dirty);
-        for (i, &index) in dirty.iter().enumerate() {
+        let mut rest = dirty.iter();
+        while let Some(&index) = rest.next() {
             if !self.transmit_and_settle(now, index, link) {
-                // TX ring full: keep the rest dirty for the next poll.
+                // TX ring full: keep this slot and the rest dirty for the next poll. Those
+                // settled counted from what the iterator has left, not by a count kept per
+                // slot (a register, or a spill, across each transmission).
+                let settled = dirty.len() - rest.len() - 1;
                 self.counters.tx_no_buffer += 1;
-                dirty.drain(..i);
+                dirty.drain(..settled);
                 self.restore_dirty(dirty);
                 return;
             }

@@ -658,3 +658,75 @@ fn accepted_events_are_collected_before_flush() {
     assert_eq!(s.poll_event(), Some((h, Event::PeerClosed)));
     assert_eq!(s.poll_event(), None);
 }
+
+/// A dispatch that runs out of TX frames partway through the dirty list keeps the slot it
+/// stopped at and those after it dirty, in order, and no other: the FINs of four connections
+/// through a one-frame ring leave one per flush, in the order and with the counters of a
+/// roomy ring.
+#[test]
+fn dispatch_stopped_by_a_full_ring_keeps_the_rest_dirty() {
+    let now = Instant::from_secs(10);
+    let ports = [5001, 5002, 5003];
+    let run = |tx_frames: usize| {
+        let (mut s, _) = stack_with_time_wait(now, false);
+        let mut link = MemoryLink::new(MemoryLinkConfig {
+            tx_frames,
+            ..MemoryLinkConfig::default()
+        });
+        // Three more connections, established and the peer's FIN received; all four
+        // accepted (each goes on the dirty list) and closed.
+        let mut handles = Vec::new();
+        for port in ports {
+            link.push_rx(&frame(port, TcpControl::Syn, 10, None, 1));
+            s.poll(now, &mut link);
+            let mut iss = 0;
+            link.drain_tx(|f| iss = crate::wire::parse_tcp_frame(f).unwrap().tcp.seq_number.0);
+            link.push_rx(&frame(port, TcpControl::None, 11, Some(iss + 1), 2));
+            link.push_rx(&frame(port, TcpControl::Fin, 11, Some(iss + 1), 3));
+            s.poll(now, &mut link);
+            link.drain_tx(|_| {});
+        }
+        while let Some(h) = s.accept(ListenerId(0)) {
+            handles.push(h);
+        }
+        for &h in &handles {
+            s.close(h).unwrap();
+        }
+        let dirty_before = s.dirty.clone();
+        assert_eq!(dirty_before.len(), 4);
+        let mut fins = Vec::new();
+        let mut left = Vec::new();
+        loop {
+            s.flush(now, &mut link);
+            left.push(s.dirty.clone());
+            let n = link.drain_tx(|f| {
+                let seg = crate::wire::parse_tcp_frame(f).unwrap();
+                assert_eq!(seg.tcp.control, TcpControl::Fin);
+                fins.push(seg.tcp.dst_port);
+            });
+            if n == 0 {
+                break;
+            }
+        }
+        (dirty_before, fins, left, s.counters().tx_no_buffer)
+    };
+    let (dirty, fins, left, no_buffer) = run(64);
+    assert_eq!(fins, [5000, 5001, 5002, 5003]);
+    assert!(left.iter().all(Vec::is_empty));
+    assert_eq!(no_buffer, 0);
+    let (tight_dirty, tight_fins, tight_left, tight_no_buffer) = run(1);
+    assert_eq!(tight_dirty, dirty);
+    assert_eq!(tight_fins, fins);
+    // Each stop keeps the slot it could not send for, and those after it.
+    assert_eq!(
+        tight_left,
+        [
+            dirty[1..].to_vec(),
+            dirty[2..].to_vec(),
+            dirty[3..].to_vec(),
+            vec![],
+            vec![]
+        ]
+    );
+    assert_eq!(tight_no_buffer, 3);
+}
