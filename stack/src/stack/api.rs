@@ -384,7 +384,8 @@ impl<A: StackFamily> Stack<A> {
 /// index and emptied whole once read to the end (what an application that polls or accepts
 /// until `None` always does). A push is a vector push and a read an index test and a load,
 /// cheaper than a ring's wrapping arithmetic on both sides. Used for the application's
-/// events ([`Stack::poll_event`]) and each listener's accept queue ([`Stack::accept`]).
+/// events ([`Stack::poll_event`]), each listener's accept queue ([`Stack::accept`]) and the
+/// stateless replies (`Stack::push_control`, read in place by `transmit_control`).
 ///
 /// Memory and time: a queue never read to the end is compacted (the read items dropped) when
 /// its vector is full and at least half of it is read, and grown otherwise; so it holds at
@@ -436,6 +437,26 @@ impl<T: Copy> Fifo<T> {
         } else {
             self.items.reserve(1);
         }
+    }
+
+    /// The items pushed and not yet read, in order, in place.
+    #[inline]
+    pub(super) fn unread(&self) -> &[T] {
+        &self.items[self.read..]
+    }
+
+    /// Marks the first `n` (≤ [`Fifo::len`]) unread items read.
+    #[inline]
+    pub(super) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.read += n;
+    }
+
+    /// Reads every item: empty again, from the start of the vector.
+    #[inline]
+    pub(super) fn clear(&mut self) {
+        self.items.clear();
+        self.read = 0;
     }
 
     #[inline]

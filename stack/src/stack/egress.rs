@@ -77,19 +77,15 @@ impl<A: StackFamily> Stack<A> {
     #[inline(never)]
     fn transmit_control<L: Link>(&mut self, link: &mut L) -> bool {
         // By reference: the closure need not copy the reply. The queue is read in place
-        // (its two slices) and emptied once at the end, not popped per reply.
+        // and emptied once at the end, not popped per reply.
         let mut sent = 0usize;
-        let ok = {
-            let (front, back) = self.control.as_slices();
-            transmit_controls(front, &self.cfg, link, &mut sent)
-                && transmit_controls(back, &self.cfg, link, &mut sent)
-        };
+        let ok = transmit_controls(self.control.unread(), &self.cfg, link, &mut sent);
         self.counters.tx_frames += sent as u64;
         if ok {
             self.control.clear();
         } else {
             // Those not sent stay queued, in order, for the next poll.
-            self.control.drain(..sent);
+            self.control.consume(sent);
             self.counters.tx_no_buffer += 1;
         }
         ok
@@ -100,7 +96,7 @@ impl<A: StackFamily> Stack<A> {
             self.counters.tx_no_buffer += 1;
             return;
         }
-        self.control.push_back(c);
+        self.control.push(c);
     }
 
     pub(super) fn reply(

@@ -178,7 +178,7 @@ fn control_replies_survive_a_full_tx_ring() {
     assert_eq!(r.tx_no_buffer, 0);
     assert_eq!(t.tx_no_buffer, 3); // 7 replies through 2 frames: 2, 2, 2, 1
     assert_eq!(t.tx_frames, r.tx_frames);
-    assert!(tight.control.is_empty());
+    assert_eq!(tight.control.len(), 0);
 }
 
 /// A parked SYN keeps what the listener reads: a SYN with every option (and PSH, and SACK
@@ -729,4 +729,32 @@ fn dispatch_stopped_by_a_full_ring_keeps_the_rest_dirty() {
         ]
     );
     assert_eq!(tight_no_buffer, 3);
+}
+
+/// The control queue's use of `Fifo`: read in place (`unread`), a prefix marked read
+/// (`consume`, a dispatch stopped by a full TX ring), pushes after that (compacting the read
+/// items away when full), and `clear`: the unread items stay in order, and a queue whose
+/// reader keeps stopping partway stays bounded.
+#[test]
+fn fifo_read_in_place_keeps_order() {
+    let mut q = api::Fifo::<u32>::with_capacity(8);
+    let mut next = 0u32;
+    let mut first = 0u32;
+    for round in 0..10_000 {
+        while q.len() < 6 {
+            q.push(next);
+            next += 1;
+        }
+        let want: Vec<u32> = (first..next).collect();
+        assert_eq!(q.unread(), &want[..], "round {round}");
+        let n = round % 4;
+        q.consume(n);
+        first += n as u32;
+        assert_eq!(q.len(), (next - first) as usize);
+    }
+    assert!(q.capacity() <= 4 * 8, "capacity {}", q.capacity());
+    q.clear();
+    assert_eq!((q.len(), q.unread()), (0, &[][..]));
+    q.push(7);
+    assert_eq!(q.unread(), [7]);
 }
