@@ -59,8 +59,11 @@ impl<A: StackFamily> Stack<A> {
             return;
         }
         // The slices as locals: their pointers and lengths stay in registers across the
-        // event pushes (which the compiler cannot tell from the vectors' own fields).
-        let (metas, conns, events) = (&self.meta[..], &mut self.conns[..], &mut self.events);
+        // event pushes (which the compiler cannot tell from the vectors' own fields). The
+        // blocks' slice cut to the metadata's length (the two are indexed alike, so equal):
+        // a slot's metadata found, its block needs no bounds test of its own.
+        let metas = &self.meta[..];
+        let (conns, events) = (&mut self.conns[..metas.len()], &mut self.events);
         for &index in &self.dirty {
             let meta = &metas[index as usize];
             if !meta.has(SM_ACCEPTED) {
