@@ -71,6 +71,7 @@ impl<A: StackFamily> Stack<A> {
             // Accepted, and dirty (`mark_dirty` without looking the slot up again).
             let was_dirty = meta.has(SM_DIRTY);
             meta.flags |= SM_ACCEPTED | SM_DIRTY;
+            self.dirty_flags |= SM_ACCEPTED;
             if let Some(c) = self.conns[h.index as usize].get_live_mut() {
                 Self::emit_events(&mut self.events, h.index, meta, c, None);
             }
@@ -187,6 +188,7 @@ impl<A: StackFamily> Stack<A> {
     #[inline(always)]
     fn dirty_if_busy(
         dirty: &mut Vec<u32>,
+        dirty_flags: &mut u8,
         index: u32,
         meta: &mut super::SlotMeta,
         conn: &Connection<A>,
@@ -202,6 +204,7 @@ impl<A: StackFamily> Stack<A> {
             || conn.poll_at() != meta.timer_deadline();
         if busy {
             meta.flags |= SM_DIRTY;
+            *dirty_flags |= meta.flags;
             dirty.push(index);
         }
     }
@@ -212,12 +215,13 @@ impl<A: StackFamily> Stack<A> {
     #[inline(never)]
     fn dirty_if_busy_cold(
         dirty: &mut Vec<u32>,
+        dirty_flags: &mut u8,
         index: u32,
         meta: &mut super::SlotMeta,
         conn: &Connection<A>,
         state_before: State,
     ) {
-        Self::dirty_if_busy(dirty, index, meta, conn, state_before);
+        Self::dirty_if_busy(dirty, dirty_flags, index, meta, conn, state_before);
     }
 
     fn with_conn<R>(
@@ -229,7 +233,14 @@ impl<A: StackFamily> Stack<A> {
         let (meta, conn) = Self::live_slot(&mut self.meta, &mut self.conns, h)?;
         let state = conn.state();
         let r = f(conn, now);
-        Self::dirty_if_busy(&mut self.dirty, h.index, meta, conn, state);
+        Self::dirty_if_busy(
+            &mut self.dirty,
+            &mut self.dirty_flags,
+            h.index,
+            meta,
+            conn,
+            state,
+        );
         Ok(r)
     }
 
@@ -272,7 +283,14 @@ impl<A: StackFamily> Stack<A> {
             let state = conn.state();
             if conn.close_in_close_wait() {
                 if !meta.has(SM_DIRTY) {
-                    Self::dirty_if_busy_cold(&mut self.dirty, h.index, meta, conn, state);
+                    Self::dirty_if_busy_cold(
+                        &mut self.dirty,
+                        &mut self.dirty_flags,
+                        h.index,
+                        meta,
+                        conn,
+                        state,
+                    );
                 }
                 if !meta.has(SM_ORPHAN) {
                     Self::orphan_push_slot(&mut self.orphans, &mut self.counters, meta, h.index);
@@ -295,7 +313,14 @@ impl<A: StackFamily> Stack<A> {
         let state = conn.state();
         let r = conn.close(now);
         let alive = !matches!(conn.state(), State::Closed | State::TimeWait);
-        Self::dirty_if_busy(&mut self.dirty, h.index, meta, conn, state);
+        Self::dirty_if_busy(
+            &mut self.dirty,
+            &mut self.dirty_flags,
+            h.index,
+            meta,
+            conn,
+            state,
+        );
         r.map_err(StackError::Tcp)?;
         if alive && !meta.has(SM_ORPHAN) {
             self.orphan_push(h.index);
@@ -359,7 +384,8 @@ impl<A: StackFamily> Stack<A> {
 /// index and emptied whole once read to the end (what an application that polls or accepts
 /// until `None` always does). A push is a vector push and a read an index test and a load,
 /// cheaper than a ring's wrapping arithmetic on both sides. Used for the application's
-/// events ([`Stack::poll_event`]) and each listener's accept queue ([`Stack::accept`]).
+/// events ([`Stack::poll_event`]), each listener's accept queue ([`Stack::accept`]) and the
+/// stateless replies (`Stack::push_control`, read in place by `transmit_control`).
 ///
 /// Memory and time: a queue never read to the end is compacted (the read items dropped) when
 /// its vector is full and at least half of it is read, and grown otherwise; so it holds at
@@ -411,6 +437,26 @@ impl<T: Copy> Fifo<T> {
         } else {
             self.items.reserve(1);
         }
+    }
+
+    /// The items pushed and not yet read, in order, in place.
+    #[inline]
+    pub(super) fn unread(&self) -> &[T] {
+        &self.items[self.read..]
+    }
+
+    /// Marks the first `n` (≤ [`Fifo::len`]) unread items read.
+    #[inline]
+    pub(super) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.read += n;
+    }
+
+    /// Reads every item: empty again, from the start of the vector.
+    #[inline]
+    pub(super) fn clear(&mut self) {
+        self.items.clear();
+        self.read = 0;
     }
 
     #[inline]

@@ -228,6 +228,7 @@ impl<A: StackFamily> Stack<A> {
                 }
                 meta.flags = was | set;
                 if was & SM_DIRTY == 0 {
+                    self.dirty_flags |= was;
                     self.dirty.push(index);
                 }
             }

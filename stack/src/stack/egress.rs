@@ -34,19 +34,25 @@ impl<A: StackFamily> Stack<A> {
         // The list is walked as a local (no bounds check, no reload of its length after each
         // call): nothing in transmission or `settle` marks a slot dirty.
         let mut dirty = core::mem::take(&mut self.dirty);
-        for (i, &index) in dirty.iter().enumerate() {
+        let mut rest = dirty.iter();
+        while let Some(&index) = rest.next() {
             if !self.transmit_and_settle(now, index, link) {
-                // TX ring full: keep the rest dirty for the next poll.
+                // TX ring full: keep this slot and the rest dirty for the next poll. Those
+                // settled counted from what the iterator has left, not by a count kept per
+                // slot (a register, or a spill, across each transmission).
+                let settled = dirty.len() - rest.len() - 1;
                 self.counters.tx_no_buffer += 1;
-                dirty.drain(..i);
+                dirty.drain(..settled);
                 self.restore_dirty(dirty);
                 return;
             }
         }
         dirty.clear();
         self.restore_dirty(dirty);
-        // Every slot settled: no deadline is left deferred (`link_pending_timers`).
+        // Every slot settled: no deadline is left deferred (`link_pending_timers`), and the
+        // list is empty.
         self.timers_deferred = false;
+        self.dirty_flags = 0;
     }
 
     /// Puts the dirty list `dispatch` took back (its allocation kept), ahead of anything
@@ -71,19 +77,15 @@ impl<A: StackFamily> Stack<A> {
     #[inline(never)]
     fn transmit_control<L: Link>(&mut self, link: &mut L) -> bool {
         // By reference: the closure need not copy the reply. The queue is read in place
-        // (its two slices) and emptied once at the end, not popped per reply.
+        // and emptied once at the end, not popped per reply.
         let mut sent = 0usize;
-        let ok = {
-            let (front, back) = self.control.as_slices();
-            transmit_controls(front, &self.cfg, link, &mut sent)
-                && transmit_controls(back, &self.cfg, link, &mut sent)
-        };
+        let ok = transmit_controls(self.control.unread(), &self.cfg, link, &mut sent);
         self.counters.tx_frames += sent as u64;
         if ok {
             self.control.clear();
         } else {
             // Those not sent stay queued, in order, for the next poll.
-            self.control.drain(..sent);
+            self.control.consume(sent);
             self.counters.tx_no_buffer += 1;
         }
         ok
@@ -94,7 +96,7 @@ impl<A: StackFamily> Stack<A> {
             self.counters.tx_no_buffer += 1;
             return;
         }
-        self.control.push_back(c);
+        self.control.push(c);
     }
 
     pub(super) fn reply(

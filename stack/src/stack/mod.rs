@@ -611,6 +611,11 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     timers_pending: Vec<u32>,
     /// Some slot on the dirty list has SM_TIMER_DEFERRED (cleared by a complete dispatch).
     timers_deferred: bool,
+    /// The union of the flags of the slots on the dirty list, OR-ed in as each is pushed
+    /// (and SM_ACCEPTED by `accept` for a slot already on it); emptied by a complete
+    /// dispatch. Without SM_ACCEPTED no slot on the list is accepted, and `collect_events`
+    /// has nothing to move (one test instead of a visit per dirty slot).
+    dirty_flags: u8,
     cookies: SynCookies,
     isn: IsnGenerator,
     ports: EphemeralPorts,
@@ -620,7 +625,10 @@ pub struct Stack<A: StackFamily = Ipv4Addr> {
     /// `cfg.ips`, sorted: a load generator's stack may own hundreds of source addresses, and
     /// segments that miss the flow table must be checked against all of them.
     local_ips: Vec<A>,
-    control: VecDeque<Control<A>>,
+    /// The stateless replies for the next dispatch, in order: a `Fifo` (a push is a vector
+    /// push, no ring arithmetic), read in place and emptied whole by a dispatch; one that
+    /// stops on a full TX ring marks those sent read.
+    control: api::Fifo<Control<A>>,
     events: api::EventQueue,
     neighbors: HashMap<A, neighbor::NeighborEntry>,
     /// ARP requests in progress: when the last one went out and how many were sent.
@@ -702,6 +710,7 @@ impl<A: StackFamily> Stack<A> {
             fired: Vec::with_capacity(1024),
             timers_pending: Vec::with_capacity(slots),
             timers_deferred: false,
+            dirty_flags: 0,
             cookies: SynCookies::new(cfg.secret, now),
             isn: IsnGenerator::new(key),
             ports: EphemeralPorts::new(cfg.ephemeral_ports.clone(), seed_u64(&cfg.secret, 2)),
@@ -713,7 +722,7 @@ impl<A: StackFamily> Stack<A> {
                 ips.dedup();
                 ips
             },
-            control: VecDeque::with_capacity(256),
+            control: api::Fifo::with_capacity(256),
             events: api::EventQueue::with_capacity(1024),
             neighbors: HashMap::new(),
             arp_requested: HashMap::new(),
@@ -838,7 +847,7 @@ impl<A: StackFamily> Stack<A> {
 
     /// When `poll` must next be called even if no frame arrives.
     pub fn poll_at(&self) -> Option<Instant> {
-        if !self.dirty.is_empty() || !self.control.is_empty() {
+        if !self.dirty.is_empty() || self.control.len() > 0 {
             return Some(self.now);
         }
         [

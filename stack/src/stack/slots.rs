@@ -54,9 +54,16 @@ impl<A: StackFamily> Stack<A> {
     /// that they are visible between `receive` and `flush` (the rest of the bookkeeping
     /// waits for `settle`, after transmission).
     pub(super) fn collect_events(&mut self) {
+        // No accepted slot on the list (`dirty_flags`): nothing to move.
+        if self.dirty_flags & SM_ACCEPTED == 0 {
+            return;
+        }
         // The slices as locals: their pointers and lengths stay in registers across the
-        // event pushes (which the compiler cannot tell from the vectors' own fields).
-        let (metas, conns, events) = (&self.meta[..], &mut self.conns[..], &mut self.events);
+        // event pushes (which the compiler cannot tell from the vectors' own fields). The
+        // blocks' slice cut to the metadata's length (the two are indexed alike, so equal):
+        // a slot's metadata found, its block needs no bounds test of its own.
+        let metas = &self.meta[..];
+        let (conns, events) = (&mut self.conns[..metas.len()], &mut self.events);
         for &index in &self.dirty {
             let meta = &metas[index as usize];
             if !meta.has(SM_ACCEPTED) {
@@ -222,6 +229,7 @@ impl<A: StackFamily> Stack<A> {
             meta.flags |= SM_MAC;
         }
         meta.set(SM_ACCEPTED, accepted);
+        self.dirty_flags |= meta.flags;
         self.flow_hashes[index as usize] = hash;
         let cell = &mut self.conns[index as usize];
         debug_assert!(cell.get().is_none(), "a free slot holds no connection");
@@ -237,6 +245,7 @@ impl<A: StackFamily> Stack<A> {
         let meta = &mut self.meta[index as usize];
         if !meta.has(SM_DIRTY) {
             meta.flags |= SM_DIRTY;
+            self.dirty_flags |= meta.flags;
             self.dirty.push(index);
         }
     }

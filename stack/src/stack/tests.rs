@@ -178,7 +178,7 @@ fn control_replies_survive_a_full_tx_ring() {
     assert_eq!(r.tx_no_buffer, 0);
     assert_eq!(t.tx_no_buffer, 3); // 7 replies through 2 frames: 2, 2, 2, 1
     assert_eq!(t.tx_frames, r.tx_frames);
-    assert!(tight.control.is_empty());
+    assert_eq!(tight.control.len(), 0);
 }
 
 /// A parked SYN keeps what the listener reads: a SYN with every option (and PSH, and SACK
@@ -608,4 +608,153 @@ fn fifo_kept_near_full_stays_bounded() {
         assert_eq!(q.len(), 64);
     }
     assert!(q.capacity() <= 4 * 64, "capacity {}", q.capacity());
+}
+
+/// `collect_events` moves events only while an accepted slot is on the dirty list
+/// (`dirty_flags`): an accepted connection's events still reach `poll_event` right after
+/// the receive that raised them, before any flush, whether its slot went on the list
+/// accepted (demux) or was accepted while on it (`accept`); one not accepted keeps its
+/// events until `accept`.
+#[test]
+fn accepted_events_are_collected_before_flush() {
+    let now = Instant::from_secs(10);
+    let iss_of = |s: &Stack| s.conns.iter().find_map(|c| c.get()).unwrap().iss().0;
+    // Accepted while on the list: the peer's FIN first (not accepted: kept), then
+    // `accept`, then the peer's RST in another receive, with no flush between.
+    let (mut s, mut link) = stack_with_time_wait(now, false);
+    let iss = iss_of(&s);
+    link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 3));
+    s.receive(now, &mut link);
+    assert_eq!(
+        s.dirty_flags & SM_ACCEPTED,
+        0,
+        "no accepted slot: nothing to collect"
+    );
+    assert_eq!(
+        s.poll_event(),
+        None,
+        "not accepted: the events wait for accept"
+    );
+    let h = s.accept(ListenerId(0)).unwrap();
+    assert_eq!(s.poll_event(), Some((h, Event::Connected)));
+    assert_eq!(s.poll_event(), Some((h, Event::PeerClosed)));
+    assert_eq!(s.poll_event(), None);
+    link.push_rx(&frame(5000, TcpControl::Rst, 12, None, 4));
+    s.receive(now, &mut link);
+    assert_eq!(s.poll_event(), Some((h, Event::Reset)));
+    assert_eq!(s.poll_event(), Some((h, Event::Closed)));
+    assert_eq!(s.poll_event(), None);
+    // Accepted before: a complete flush empties the list (and `dirty_flags`); the FIN puts
+    // the accepted slot on it again.
+    let (mut s, mut link) = stack_with_time_wait(now, false);
+    let iss = iss_of(&s);
+    let h = s.accept(ListenerId(0)).unwrap();
+    assert_eq!(s.poll_event(), Some((h, Event::Connected)));
+    s.flush(now, &mut link);
+    assert!(s.dirty.is_empty());
+    assert_eq!(s.dirty_flags, 0);
+    link.push_rx(&frame(5000, TcpControl::Fin, 11, Some(iss + 1), 3));
+    s.receive(now, &mut link);
+    assert_eq!(s.poll_event(), Some((h, Event::PeerClosed)));
+    assert_eq!(s.poll_event(), None);
+}
+
+/// A dispatch that runs out of TX frames partway through the dirty list keeps the slot it
+/// stopped at and those after it dirty, in order, and no other: the FINs of four connections
+/// through a one-frame ring leave one per flush, in the order and with the counters of a
+/// roomy ring.
+#[test]
+fn dispatch_stopped_by_a_full_ring_keeps_the_rest_dirty() {
+    let now = Instant::from_secs(10);
+    let ports = [5001, 5002, 5003];
+    let run = |tx_frames: usize| {
+        let (mut s, _) = stack_with_time_wait(now, false);
+        let mut link = MemoryLink::new(MemoryLinkConfig {
+            tx_frames,
+            ..MemoryLinkConfig::default()
+        });
+        // Three more connections, established and the peer's FIN received; all four
+        // accepted (each goes on the dirty list) and closed.
+        let mut handles = Vec::new();
+        for port in ports {
+            link.push_rx(&frame(port, TcpControl::Syn, 10, None, 1));
+            s.poll(now, &mut link);
+            let mut iss = 0;
+            link.drain_tx(|f| iss = crate::wire::parse_tcp_frame(f).unwrap().tcp.seq_number.0);
+            link.push_rx(&frame(port, TcpControl::None, 11, Some(iss + 1), 2));
+            link.push_rx(&frame(port, TcpControl::Fin, 11, Some(iss + 1), 3));
+            s.poll(now, &mut link);
+            link.drain_tx(|_| {});
+        }
+        while let Some(h) = s.accept(ListenerId(0)) {
+            handles.push(h);
+        }
+        for &h in &handles {
+            s.close(h).unwrap();
+        }
+        let dirty_before = s.dirty.clone();
+        assert_eq!(dirty_before.len(), 4);
+        let mut fins = Vec::new();
+        let mut left = Vec::new();
+        loop {
+            s.flush(now, &mut link);
+            left.push(s.dirty.clone());
+            let n = link.drain_tx(|f| {
+                let seg = crate::wire::parse_tcp_frame(f).unwrap();
+                assert_eq!(seg.tcp.control, TcpControl::Fin);
+                fins.push(seg.tcp.dst_port);
+            });
+            if n == 0 {
+                break;
+            }
+        }
+        (dirty_before, fins, left, s.counters().tx_no_buffer)
+    };
+    let (dirty, fins, left, no_buffer) = run(64);
+    assert_eq!(fins, [5000, 5001, 5002, 5003]);
+    assert!(left.iter().all(Vec::is_empty));
+    assert_eq!(no_buffer, 0);
+    let (tight_dirty, tight_fins, tight_left, tight_no_buffer) = run(1);
+    assert_eq!(tight_dirty, dirty);
+    assert_eq!(tight_fins, fins);
+    // Each stop keeps the slot it could not send for, and those after it.
+    assert_eq!(
+        tight_left,
+        [
+            dirty[1..].to_vec(),
+            dirty[2..].to_vec(),
+            dirty[3..].to_vec(),
+            vec![],
+            vec![]
+        ]
+    );
+    assert_eq!(tight_no_buffer, 3);
+}
+
+/// The control queue's use of `Fifo`: read in place (`unread`), a prefix marked read
+/// (`consume`, a dispatch stopped by a full TX ring), pushes after that (compacting the read
+/// items away when full), and `clear`: the unread items stay in order, and a queue whose
+/// reader keeps stopping partway stays bounded.
+#[test]
+fn fifo_read_in_place_keeps_order() {
+    let mut q = api::Fifo::<u32>::with_capacity(8);
+    let mut next = 0u32;
+    let mut first = 0u32;
+    for round in 0..10_000 {
+        while q.len() < 6 {
+            q.push(next);
+            next += 1;
+        }
+        let want: Vec<u32> = (first..next).collect();
+        assert_eq!(q.unread(), &want[..], "round {round}");
+        let n = round % 4;
+        q.consume(n);
+        first += n as u32;
+        assert_eq!(q.len(), (next - first) as usize);
+    }
+    assert!(q.capacity() <= 4 * 8, "capacity {}", q.capacity());
+    q.clear();
+    assert_eq!((q.len(), q.unread()), (0, &[][..]));
+    q.push(7);
+    assert_eq!(q.unread(), [7]);
 }

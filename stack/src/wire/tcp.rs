@@ -140,6 +140,38 @@ pub trait CompactSegment: Copy + core::fmt::Debug {
     /// # Panics
     /// If `buf` is shorter than the segment.
     fn emit_segment(&self, buf: &mut [u8], pseudo: u64) -> usize;
+
+    /// Writes a frame of `headers_len` header bytes and the segment into `buf`: `headers`
+    /// writes the headers (given those bytes and the segment's length) and returns the
+    /// pseudo-header's native-endian sum for it; then the segment as
+    /// [`CompactSegment::emit_segment`] writes it. Returns the frame's length, or `None`
+    /// (nothing written) when `buf` is too short. A segment whose length depends on an
+    /// option may branch on it first, so that each branch knows its length as a constant.
+    #[inline(always)]
+    fn emit_after(
+        &self,
+        buf: &mut [u8],
+        headers_len: usize,
+        headers: impl FnOnce(&mut [u8], usize) -> u64,
+    ) -> Option<usize> {
+        emit_after_headers(self, buf, headers_len, headers)
+    }
+}
+
+/// [`CompactSegment::emit_after`] with the segment's length computed at run time.
+#[inline(always)]
+fn emit_after_headers<S: CompactSegment>(
+    segment: &S,
+    buf: &mut [u8],
+    headers_len: usize,
+    headers: impl FnOnce(&mut [u8], usize) -> u64,
+) -> Option<usize> {
+    let tcp_len = segment.buffer_len();
+    let len = headers_len + tcp_len;
+    let (head, tcp_bytes) = buf.get_mut(..len)?.split_at_mut(headers_len);
+    let pseudo = headers(head, tcp_len);
+    segment.emit_segment(tcp_bytes, pseudo);
+    Some(len)
 }
 
 impl SynAckRepr {
@@ -195,54 +227,93 @@ impl CompactSegment for SynAckRepr {
     #[inline]
     fn emit_segment(&self, buf: &mut [u8], pseudo: u64) -> usize {
         use field::*;
+        // What nearly every peer offers: all four options.
+        if let (Some(shift), true, Some(ts)) =
+            (self.window_scale, self.sack_permitted, self.timestamp)
+        {
+            return self.emit_all_options(buf, pseudo, shift, ts);
+        }
         let len = self.buffer_len();
         let (fixed, opts) = buf[..len].split_at_mut(HEADER_LEN);
         let [hi, lo] = self.max_seg_size.to_be_bytes();
         let mss = [OPT_MSS, 4, hi, lo];
-        let acc = match (self.window_scale, self.sack_permitted, self.timestamp) {
-            // What nearly every peer offers: all four options in six whole words.
-            (Some(shift), true, Some(ts)) => {
-                let words = [
-                    mss,
-                    [OPT_NOP, OPT_WS, 3, shift],
-                    [OPT_SACKPERM, 2, OPT_NOP, OPT_NOP],
-                    [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10],
-                    ts.tsval.to_be_bytes(),
-                    ts.tsecr.to_be_bytes(),
-                ];
-                // 24 bytes, known here: the words are stored without a length test each.
-                let opts: &mut [u8; 24] = (&mut opts[..24]).try_into().expect("24 bytes");
-                let mut sum = 0;
-                for (o, w) in opts.chunks_exact_mut(4).zip(words) {
-                    o.copy_from_slice(&w);
-                    sum += u64::from(u32::from_ne_bytes(w));
-                }
-                sum
-            }
-            (ws, sack, ts) => {
-                let mut acc: u64 = 0;
-                let mut at = 0;
-                let mut put = |word: [u8; 4]| {
-                    opts[at..at + 4].copy_from_slice(&word);
-                    acc += u64::from(u32::from_ne_bytes(word));
-                    at += 4;
-                };
-                put(mss);
-                if let Some(shift) = ws {
-                    put([OPT_NOP, OPT_WS, 3, shift]);
-                }
-                if sack {
-                    put([OPT_SACKPERM, 2, OPT_NOP, OPT_NOP]);
-                }
-                if let Some(ts) = ts {
-                    put([OPT_NOP, OPT_NOP, OPT_TSTAMP, 10]);
-                    put(ts.tsval.to_be_bytes());
-                    put(ts.tsecr.to_be_bytes());
-                }
-                acc
-            }
+        // Any other option set, word by word.
+        let mut acc: u64 = 0;
+        let mut at = 0;
+        let mut put = |word: [u8; 4]| {
+            opts[at..at + 4].copy_from_slice(&word);
+            acc += u64::from(u32::from_ne_bytes(word));
+            at += 4;
         };
+        put(mss);
+        if let Some(shift) = self.window_scale {
+            put([OPT_NOP, OPT_WS, 3, shift]);
+        }
+        if self.sack_permitted {
+            put([OPT_SACKPERM, 2, OPT_NOP, OPT_NOP]);
+        }
+        if let Some(ts) = self.timestamp {
+            put([OPT_NOP, OPT_NOP, OPT_TSTAMP, 10]);
+            put(ts.tsval.to_be_bytes());
+            put(ts.tsecr.to_be_bytes());
+        }
         // The fixed header as in `TcpRepr::emit_laid_out`: SYN and ACK.
+        self.acked()
+            .write_header(fixed, len, FLG_SYN | FLG_ACK, acc, pseudo);
+        len
+    }
+
+    /// The options tested once: with all four the frame's length is a constant in its
+    /// branch (no length computed from the options, no test of the buffer's room for them).
+    #[inline(always)]
+    fn emit_after(
+        &self,
+        buf: &mut [u8],
+        headers_len: usize,
+        headers: impl FnOnce(&mut [u8], usize) -> u64,
+    ) -> Option<usize> {
+        if let (Some(shift), true, Some(ts)) =
+            (self.window_scale, self.sack_permitted, self.timestamp)
+        {
+            let tcp_len = Self::ALL_OPTIONS_LEN;
+            let len = headers_len + tcp_len;
+            let (head, tcp_bytes) = buf.get_mut(..len)?.split_at_mut(headers_len);
+            let pseudo = headers(head, tcp_len);
+            self.emit_all_options(tcp_bytes, pseudo, shift, ts);
+            return Some(len);
+        }
+        emit_after_headers(self, buf, headers_len, headers)
+    }
+}
+
+impl SynAckRepr {
+    /// The segment's length with all four options (MSS, window scale, SACK-permitted,
+    /// timestamps): six whole words after the header.
+    const ALL_OPTIONS_LEN: usize = HEADER_LEN + 24;
+
+    /// [`CompactSegment::emit_segment`] for a SYN-ACK with all four options (window scale
+    /// `shift`, timestamps `ts`).
+    #[inline(always)]
+    fn emit_all_options(&self, buf: &mut [u8], pseudo: u64, shift: u8, ts: TcpTimestamp) -> usize {
+        use field::*;
+        let len = Self::ALL_OPTIONS_LEN;
+        let (fixed, opts) = buf[..len].split_at_mut(HEADER_LEN);
+        let [hi, lo] = self.max_seg_size.to_be_bytes();
+        let words = [
+            [OPT_MSS, 4, hi, lo],
+            [OPT_NOP, OPT_WS, 3, shift],
+            [OPT_SACKPERM, 2, OPT_NOP, OPT_NOP],
+            [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10],
+            ts.tsval.to_be_bytes(),
+            ts.tsecr.to_be_bytes(),
+        ];
+        // 24 bytes, known here: the words are stored without a length test each.
+        let opts: &mut [u8; 24] = opts.try_into().expect("24 bytes");
+        let mut acc = 0;
+        for (o, w) in opts.chunks_exact_mut(4).zip(words) {
+            o.copy_from_slice(&w);
+            acc += u64::from(u32::from_ne_bytes(w));
+        }
         self.acked()
             .write_header(fixed, len, FLG_SYN | FLG_ACK, acc, pseudo);
         len
@@ -309,7 +380,7 @@ impl CompactSegment for BareRepr {
     /// Length of the segment: the header and, with timestamps, NOP NOP TS (12 bytes).
     #[inline]
     fn buffer_len(&self) -> usize {
-        HEADER_LEN + if self.timestamp.is_some() { 12 } else { 0 }
+        Self::len_with(self.timestamp)
     }
 
     /// Writes the bytes [`BareRepr::repr`]'s [`TcpRepr::emit`] would write (NOP NOP TS as
@@ -322,10 +393,56 @@ impl CompactSegment for BareRepr {
     /// If `buf` is shorter than the segment.
     #[inline]
     fn emit_segment(&self, buf: &mut [u8], pseudo: u64) -> usize {
+        self.emit_with(buf, pseudo, self.timestamp)
+    }
+
+    /// The timestamps tested once, the frame's headers and the segment written in two
+    /// copies, each with its length a constant (not a length chosen by one test and the
+    /// options by another).
+    #[inline(always)]
+    fn emit_after(
+        &self,
+        buf: &mut [u8],
+        headers_len: usize,
+        headers: impl FnOnce(&mut [u8], usize) -> u64,
+    ) -> Option<usize> {
+        #[inline(always)]
+        fn emit(
+            seg: &BareRepr,
+            ts: Option<TcpTimestamp>,
+            buf: &mut [u8],
+            headers_len: usize,
+            headers: impl FnOnce(&mut [u8], usize) -> u64,
+        ) -> Option<usize> {
+            let tcp_len = BareRepr::len_with(ts);
+            let len = headers_len + tcp_len;
+            let (head, tcp_bytes) = buf.get_mut(..len)?.split_at_mut(headers_len);
+            let pseudo = headers(head, tcp_len);
+            seg.emit_with(tcp_bytes, pseudo, ts);
+            Some(len)
+        }
+        match self.timestamp {
+            Some(ts) => emit(self, Some(ts), buf, headers_len, headers),
+            None => emit(self, None, buf, headers_len, headers),
+        }
+    }
+}
+
+impl BareRepr {
+    /// The segment's length with timestamps `ts` or without.
+    #[inline(always)]
+    fn len_with(ts: Option<TcpTimestamp>) -> usize {
+        HEADER_LEN + if ts.is_some() { 12 } else { 0 }
+    }
+
+    /// [`CompactSegment::emit_segment`] with the timestamps given (`self.timestamp`): where
+    /// the caller has tested them already, each of its branches writes its own segment.
+    #[inline(always)]
+    fn emit_with(&self, buf: &mut [u8], pseudo: u64, timestamp: Option<TcpTimestamp>) -> usize {
         use field::*;
-        let len = self.buffer_len();
+        let len = Self::len_with(timestamp);
         let (fixed, opts) = buf[..len].split_at_mut(HEADER_LEN);
-        let acc = match self.timestamp {
+        let acc = match timestamp {
             Some(ts) => {
                 let words = [
                     [OPT_NOP, OPT_NOP, OPT_TSTAMP, 10],
