@@ -106,6 +106,9 @@ impl<A: StackFamily> Stack<A> {
             self.listener_syn_cookie(now, tuple, seg, peer_mac);
             return;
         }
+        // Counted in the listener's queue here, where its entry is at hand (taken back on the
+        // two failures below), not after the stores that follow: then it is indexed again.
+        self.listeners[li].syn_queue_len += 1;
         // A compact SYN-RECEIVED entry.
         let index = match self.free_syn_recv.pop() {
             Some(i) => i,
@@ -136,6 +139,7 @@ impl<A: StackFamily> Stack<A> {
             .is_err()
         {
             self.free_syn_recv.push(index);
+            self.listeners[li].syn_queue_len -= 1;
             self.counters.conn_table_full += 1;
             return;
         }
@@ -155,6 +159,7 @@ impl<A: StackFamily> Stack<A> {
                     // counted.
                     self.flows.remove(&tuple);
                     self.free_syn_recv.push(index);
+                    self.listeners[li].syn_queue_len -= 1;
                     self.counters.conn_table_full += 1;
                     return;
                 }
@@ -190,7 +195,6 @@ impl<A: StackFamily> Stack<A> {
             flags: SR_LIVE,
             retries: 0,
         };
-        self.listeners[li].syn_queue_len += 1;
         self.counters.syn_recv += 1;
         self.send_synack(now, index);
     }
@@ -310,9 +314,18 @@ impl<A: StackFamily> Stack<A> {
     /// caller hands it to a connection: `insert_connection` with `flow_held`).
     #[inline(always)]
     fn release_syn_recv(&mut self, index: u32, keep_flow: bool) {
+        if let Some(li) = self.release_syn_entry(index, keep_flow) {
+            self.listeners[li].syn_queue_len -= 1;
+        }
+    }
+
+    /// [`Stack::release_syn_recv`] but for the listener's queue count, which the caller takes
+    /// back: the entry's listener, or `None` if the entry was not live (nothing done).
+    #[inline(always)]
+    fn release_syn_entry(&mut self, index: u32, keep_flow: bool) -> Option<usize> {
         let e = &mut self.syn_recv[index as usize];
         if e.flags & SR_LIVE == 0 {
-            return;
+            return None;
         }
         e.flags = 0;
         let (timer, li) = (e.timer, e.listener as usize);
@@ -329,8 +342,8 @@ impl<A: StackFamily> Stack<A> {
             SynTimer::Fifo(_) | SynTimer::None => {}
         }
         self.free_syn_recv.push(index);
-        self.listeners[li].syn_queue_len -= 1;
         self.counters.syn_recv -= 1;
+        Some(li)
     }
 
     /// Keeps the FIFO's front ticket live, so that its deadline is exact.
@@ -437,7 +450,8 @@ impl<A: StackFamily> Stack<A> {
                 if seg.seq_number != irs + 1 {
                     return;
                 }
-                if self.listeners[li].accept_queue.len() >= self.listeners[li].accept_backlog {
+                let l = &mut self.listeners[li];
+                if l.accept_queue.len() >= l.accept_backlog {
                     self.counters.accept_queue_overflows += 1;
                     if self.cfg.accept_overflow == AcceptOverflow::Reset {
                         let tuple = self.syn_recv[index as usize].open.tuple;
@@ -455,8 +469,13 @@ impl<A: StackFamily> Stack<A> {
                 }
                 // The entry's handshake copied whole (a few wide moves) before the release.
                 let open = self.syn_recv[index as usize].open;
-                // The entry's flow goes straight to the connection (`establish_passive`).
-                self.release_syn_recv(index, true);
+                // The listener's queue count taken back through the reference at hand (the
+                // entry is live: a flow entry names a SYN-RECEIVED entry only while it is),
+                // then the entry released; its flow goes straight to the connection
+                // (`establish_passive`).
+                l.syn_queue_len -= 1;
+                let _was_live = self.release_syn_entry(index, true);
+                debug_assert_eq!(_was_live, Some(li));
                 self.establish_passive::<true>(now, li, seg, peer_mac, &open, hash);
             }
         }
