@@ -243,16 +243,19 @@ impl<A: StackFamily> Stack<A> {
                     self.dirty.push(index);
                 }
             }
+            // With the TIME-WAIT table empty, straight to the listener (the tuple is then
+            // built once, for the call: measured, the joined path spilled it and copied it
+            // again).
+            Route::Miss if self.time_wait.is_empty() => {
+                self.segment_for_listener(now, tuple, seg, peer_mac, hash)
+            }
             Route::Miss => {
                 // One probe of the TIME-WAIT table (RFC 6191 for a SYN; a retransmitted FIN
                 // or a stray segment for a closed connection otherwise).
-                let e = if self.time_wait.is_empty() {
-                    None
-                } else {
-                    self.time_wait
-                        .get_hashed(&tuple, TwHash::from_flow(hash))
-                        .copied()
-                };
+                let e = self
+                    .time_wait
+                    .get_hashed(&tuple, TwHash::from_flow(hash))
+                    .copied();
                 self.deliver_miss(now, tuple, seg, peer_mac, hash, e);
             }
         }
