@@ -206,7 +206,8 @@ impl FlowKey for core::net::Ipv4Addr {
     }
     #[inline(always)]
     fn matches(b: &[u64; 2], k: &(u64, u32)) -> bool {
-        b[0] == k.0 && b[1] & 0xffff_ffff_0000_0000 == u64::from(k.1) << 32
+        // The ports shifted down to the key's (no mask and shifted key set up per probe).
+        b[0] == k.0 && (b[1] >> 32) as u32 == k.1
     }
     #[inline(always)]
     fn bucket(k: &(u64, u32), stored: u32) -> [u64; 2] {
