@@ -84,31 +84,43 @@ impl<A: StackFamily> Stack<A> {
         hash: FlowHash,
     ) {
         self.counters.syns_received += 1;
-        let l = &self.listeners[li];
+        let l = &mut self.listeners[li];
         let queue_full = l.syn_queue_len >= l.syn_backlog
             || (self.free_syn_recv.is_empty() && self.syn_recv.len() >= self.cfg.max_syn_recv);
-        let use_cookie = match self.cfg.syn_cookies {
-            SynCookieMode::Always => true,
-            SynCookieMode::WhenFull => {
-                self.note_cookie_mode(li, queue_full);
-                queue_full
-            }
-            SynCookieMode::Off => {
-                if queue_full {
-                    self.counters.syn_queue_overflows += 1;
-                    crate::trace::debug!(conn = %tuple, "drop: SYN queue full");
-                    return;
+        // The common SYN: room in the queue, and no cookie now nor a change of the cookie mode
+        // to note (the decision below gives the same answer): counted in the listener's queue
+        // through the reference at hand, not indexed again after the decision's stores.
+        let common = !queue_full
+            && match self.cfg.syn_cookies {
+                SynCookieMode::Always => false,
+                SynCookieMode::WhenFull => !l.sending_cookies,
+                SynCookieMode::Off => true,
+            };
+        if common {
+            l.syn_queue_len += 1;
+        } else {
+            let use_cookie = match self.cfg.syn_cookies {
+                SynCookieMode::Always => true,
+                SynCookieMode::WhenFull => {
+                    self.note_cookie_mode(li, queue_full);
+                    queue_full
                 }
-                false
+                SynCookieMode::Off => {
+                    if queue_full {
+                        self.counters.syn_queue_overflows += 1;
+                        crate::trace::debug!(conn = %tuple, "drop: SYN queue full");
+                        return;
+                    }
+                    false
+                }
+            };
+            if use_cookie {
+                self.listener_syn_cookie(now, tuple, seg, peer_mac);
+                return;
             }
-        };
-        if use_cookie {
-            self.listener_syn_cookie(now, tuple, seg, peer_mac);
-            return;
+            // Counted here (taken back on the two failures below).
+            self.listeners[li].syn_queue_len += 1;
         }
-        // Counted in the listener's queue here, where its entry is at hand (taken back on the
-        // two failures below), not after the stores that follow: then it is indexed again.
-        self.listeners[li].syn_queue_len += 1;
         // A compact SYN-RECEIVED entry.
         let index = match self.free_syn_recv.pop() {
             Some(i) => i,
