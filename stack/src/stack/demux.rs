@@ -222,6 +222,9 @@ impl<A: StackFamily> Stack<A> {
             Route::Conn(index) => {
                 // A flow entry names a live slot (`settle` removes it when it vacates the
                 // block): no vacancy test.
+                // The slot's metadata indexed before the segment's call (its reference kept
+                // across it), not bounds-checked again after it.
+                let meta = &mut self.meta[index as usize];
                 let live = match self.conns[index as usize].get_live_mut() {
                     Some(c) => {
                         c.handle_segment(now, seg, &mut self.counters);
@@ -231,7 +234,6 @@ impl<A: StackFamily> Stack<A> {
                 };
                 // The peer's MAC (first segment only) and `mark_dirty`, in one visit of the
                 // slot's metadata.
-                let meta = &mut self.meta[index as usize];
                 let was = meta.flags;
                 let mut set = SM_DIRTY;
                 if live && was & SM_MAC == 0 {
