@@ -70,6 +70,18 @@ fn is_broadcast_cold(mac: &EthernetAddress) -> bool {
     mac.is_broadcast()
 }
 
+/// `a != b` for two MACs, as a 4-byte and a 2-byte word xor-ed and or-ed into one test:
+/// each word of one side is compared straight from memory (the derived `!=` assembled both
+/// sides into 48-bit values first, three instructions more per frame).
+#[inline(always)]
+fn mac_differs(a: &EthernetAddress, b: &EthernetAddress) -> bool {
+    let (a, b) = (&a.0, &b.0);
+    let high =
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]) ^ u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+    let low = u16::from_ne_bytes([a[4], a[5]]) ^ u16::from_ne_bytes([b[4], b[5]]);
+    (high | u32::from(low)) != 0
+}
+
 /// A received segment's 4-tuple, our side local.
 #[inline]
 fn tuple_of<A: StackFamily>(f: &TcpFrame<'_, A::IpRepr>) -> FourTuple<A> {
@@ -159,7 +171,7 @@ impl<A: StackFamily> Stack<A> {
         // tuple in the table always has one of our addresses.
         // Our MAC first; the broadcast test only for a frame that is not (out of line, so
         // that it is not computed for every frame alongside).
-        if f.eth.dst_addr != self.cfg.mac && !is_broadcast_cold(&f.eth.dst_addr) {
+        if mac_differs(&f.eth.dst_addr, &self.cfg.mac) && !is_broadcast_cold(&f.eth.dst_addr) {
             self.counters.rx_not_ours += 1;
             return Step::Dropped;
         }
@@ -210,6 +222,9 @@ impl<A: StackFamily> Stack<A> {
             Route::Conn(index) => {
                 // A flow entry names a live slot (`settle` removes it when it vacates the
                 // block): no vacancy test.
+                // The slot's metadata indexed before the segment's call (its reference kept
+                // across it), not bounds-checked again after it.
+                let meta = &mut self.meta[index as usize];
                 let live = match self.conns[index as usize].get_live_mut() {
                     Some(c) => {
                         c.handle_segment(now, seg, &mut self.counters);
@@ -219,7 +234,6 @@ impl<A: StackFamily> Stack<A> {
                 };
                 // The peer's MAC (first segment only) and `mark_dirty`, in one visit of the
                 // slot's metadata.
-                let meta = &mut self.meta[index as usize];
                 let was = meta.flags;
                 let mut set = SM_DIRTY;
                 if live && was & SM_MAC == 0 {
@@ -232,16 +246,19 @@ impl<A: StackFamily> Stack<A> {
                     self.dirty.push(index);
                 }
             }
+            // With the TIME-WAIT table empty, straight to the listener (the tuple is then
+            // built once, for the call: measured, the joined path spilled it and copied it
+            // again).
+            Route::Miss if self.time_wait.is_empty() => {
+                self.segment_for_listener(now, tuple, seg, peer_mac, hash)
+            }
             Route::Miss => {
                 // One probe of the TIME-WAIT table (RFC 6191 for a SYN; a retransmitted FIN
                 // or a stray segment for a closed connection otherwise).
-                let e = if self.time_wait.is_empty() {
-                    None
-                } else {
-                    self.time_wait
-                        .get_hashed(&tuple, TwHash::from_flow(hash))
-                        .copied()
-                };
+                let e = self
+                    .time_wait
+                    .get_hashed(&tuple, TwHash::from_flow(hash))
+                    .copied();
                 self.deliver_miss(now, tuple, seg, peer_mac, hash, e);
             }
         }
@@ -435,5 +452,30 @@ impl<A: StackFamily> Stack<A> {
             ..TcpRepr::default()
         };
         self.reply(tuple, peer_mac, repr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `mac_differs` is `!=`: equal MACs, each byte differing alone (in both words), the
+    /// broadcast and zero addresses.
+    #[test]
+    fn mac_differs_is_ne() {
+        let base = EthernetAddress([0x02, 0x10, 0x20, 0x30, 0x40, 0x50]);
+        let mut macs = vec![base, EthernetAddress([0xff; 6]), EthernetAddress([0; 6])];
+        for i in 0..6 {
+            for bit in [0x01, 0x80] {
+                let mut m = base;
+                m.0[i] ^= bit;
+                macs.push(m);
+            }
+        }
+        for a in &macs {
+            for b in &macs {
+                assert_eq!(mac_differs(a, b), a != b, "{a} vs {b}");
+            }
+        }
     }
 }

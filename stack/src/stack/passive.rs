@@ -84,27 +84,42 @@ impl<A: StackFamily> Stack<A> {
         hash: FlowHash,
     ) {
         self.counters.syns_received += 1;
-        let l = &self.listeners[li];
+        let l = &mut self.listeners[li];
         let queue_full = l.syn_queue_len >= l.syn_backlog
             || (self.free_syn_recv.is_empty() && self.syn_recv.len() >= self.cfg.max_syn_recv);
-        let use_cookie = match self.cfg.syn_cookies {
-            SynCookieMode::Always => true,
-            SynCookieMode::WhenFull => {
-                self.note_cookie_mode(li, queue_full);
-                queue_full
-            }
-            SynCookieMode::Off => {
-                if queue_full {
-                    self.counters.syn_queue_overflows += 1;
-                    crate::trace::debug!(conn = %tuple, "drop: SYN queue full");
-                    return;
+        // The common SYN: room in the queue, and no cookie now nor a change of the cookie mode
+        // to note (the decision below gives the same answer): counted in the listener's queue
+        // through the reference at hand, not indexed again after the decision's stores.
+        let common = !queue_full
+            && match self.cfg.syn_cookies {
+                SynCookieMode::Always => false,
+                SynCookieMode::WhenFull => !l.sending_cookies,
+                SynCookieMode::Off => true,
+            };
+        if common {
+            l.syn_queue_len += 1;
+        } else {
+            let use_cookie = match self.cfg.syn_cookies {
+                SynCookieMode::Always => true,
+                SynCookieMode::WhenFull => {
+                    self.note_cookie_mode(li, queue_full);
+                    queue_full
                 }
-                false
+                SynCookieMode::Off => {
+                    if queue_full {
+                        self.counters.syn_queue_overflows += 1;
+                        crate::trace::debug!(conn = %tuple, "drop: SYN queue full");
+                        return;
+                    }
+                    false
+                }
+            };
+            if use_cookie {
+                self.listener_syn_cookie(now, tuple, seg, peer_mac);
+                return;
             }
-        };
-        if use_cookie {
-            self.listener_syn_cookie(now, tuple, seg, peer_mac);
-            return;
+            // Counted here (taken back on the two failures below).
+            self.listeners[li].syn_queue_len += 1;
         }
         // A compact SYN-RECEIVED entry.
         let index = match self.free_syn_recv.pop() {
@@ -136,6 +151,7 @@ impl<A: StackFamily> Stack<A> {
             .is_err()
         {
             self.free_syn_recv.push(index);
+            self.listeners[li].syn_queue_len -= 1;
             self.counters.conn_table_full += 1;
             return;
         }
@@ -155,6 +171,7 @@ impl<A: StackFamily> Stack<A> {
                     // counted.
                     self.flows.remove(&tuple);
                     self.free_syn_recv.push(index);
+                    self.listeners[li].syn_queue_len -= 1;
                     self.counters.conn_table_full += 1;
                     return;
                 }
@@ -190,7 +207,6 @@ impl<A: StackFamily> Stack<A> {
             flags: SR_LIVE,
             retries: 0,
         };
-        self.listeners[li].syn_queue_len += 1;
         self.counters.syn_recv += 1;
         self.send_synack(now, index);
     }
@@ -310,9 +326,18 @@ impl<A: StackFamily> Stack<A> {
     /// caller hands it to a connection: `insert_connection` with `flow_held`).
     #[inline(always)]
     fn release_syn_recv(&mut self, index: u32, keep_flow: bool) {
+        if let Some(li) = self.release_syn_entry(index, keep_flow) {
+            self.listeners[li].syn_queue_len -= 1;
+        }
+    }
+
+    /// [`Stack::release_syn_recv`] but for the listener's queue count, which the caller takes
+    /// back: the entry's listener, or `None` if the entry was not live (nothing done).
+    #[inline(always)]
+    fn release_syn_entry(&mut self, index: u32, keep_flow: bool) -> Option<usize> {
         let e = &mut self.syn_recv[index as usize];
         if e.flags & SR_LIVE == 0 {
-            return;
+            return None;
         }
         e.flags = 0;
         let (timer, li) = (e.timer, e.listener as usize);
@@ -329,8 +354,8 @@ impl<A: StackFamily> Stack<A> {
             SynTimer::Fifo(_) | SynTimer::None => {}
         }
         self.free_syn_recv.push(index);
-        self.listeners[li].syn_queue_len -= 1;
         self.counters.syn_recv -= 1;
+        Some(li)
     }
 
     /// Keeps the FIFO's front ticket live, so that its deadline is exact.
@@ -437,7 +462,8 @@ impl<A: StackFamily> Stack<A> {
                 if seg.seq_number != irs + 1 {
                     return;
                 }
-                if self.listeners[li].accept_queue.len() >= self.listeners[li].accept_backlog {
+                let l = &mut self.listeners[li];
+                if l.accept_queue.len() >= l.accept_backlog {
                     self.counters.accept_queue_overflows += 1;
                     if self.cfg.accept_overflow == AcceptOverflow::Reset {
                         let tuple = self.syn_recv[index as usize].open.tuple;
@@ -455,8 +481,13 @@ impl<A: StackFamily> Stack<A> {
                 }
                 // The entry's handshake copied whole (a few wide moves) before the release.
                 let open = self.syn_recv[index as usize].open;
-                // The entry's flow goes straight to the connection (`establish_passive`).
-                self.release_syn_recv(index, true);
+                // The listener's queue count taken back through the reference at hand (the
+                // entry is live: a flow entry names a SYN-RECEIVED entry only while it is),
+                // then the entry released; its flow goes straight to the connection
+                // (`establish_passive`).
+                l.syn_queue_len -= 1;
+                let _was_live = self.release_syn_entry(index, true);
+                debug_assert_eq!(_was_live, Some(li));
                 self.establish_passive::<true>(now, li, seg, peer_mac, &open, hash);
             }
         }

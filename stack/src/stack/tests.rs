@@ -758,3 +758,65 @@ fn fifo_read_in_place_keeps_order() {
     q.push(7);
     assert_eq!(q.unread(), [7]);
 }
+
+/// The SYN's common case in `listener_syn` (queue room, no cookie, no mode change) and its
+/// general decision give each cookie mode's answers: five SYNs against a SYN backlog of
+/// three, then two more after the queue has room again.
+#[test]
+fn syn_queue_and_cookie_modes() {
+    let now = Instant::from_secs(1);
+    for mode in [
+        SynCookieMode::Off,
+        SynCookieMode::WhenFull,
+        SynCookieMode::Always,
+    ] {
+        let cfg = StackConfig {
+            mac: MAC,
+            ips: vec![IP],
+            syn_backlog: 3,
+            syn_cookies: mode,
+            arp: false,
+            ..StackConfig::default()
+        };
+        let mut s = Stack::new(cfg, now);
+        s.add_neighbor(Ipv4Addr::new(10, 0, 0, 2), PEER_MAC);
+        let l = s.listen(SocketAddrV4::new(IP, 80)).unwrap();
+        let mut link = MemoryLink::new(MemoryLinkConfig::default());
+        for port in 7000..7005 {
+            link.push_rx(&frame(port, TcpControl::Syn, 10, None, 1));
+        }
+        s.poll(now, &mut link);
+        let mut replies = 0;
+        link.drain_tx(|_| replies += 1);
+        let c = s.counters();
+        let (queued, cookies, overflows, changes) = match mode {
+            SynCookieMode::Off => (3, 0, 2, 0),
+            SynCookieMode::WhenFull => (3, 2, 0, 1),
+            SynCookieMode::Always => (0, 5, 0, 0),
+        };
+        assert_eq!(s.syn_queue_len(l), queued, "{mode:?}");
+        assert_eq!(c.syns_received, 5, "{mode:?}");
+        assert_eq!(c.syn_recv, queued as u64, "{mode:?}");
+        assert_eq!(c.syn_cookies_sent, cookies, "{mode:?}");
+        assert_eq!(c.syn_queue_overflows, overflows, "{mode:?}");
+        assert_eq!(c.syn_cookie_mode_changes, changes, "{mode:?}");
+        assert_eq!(replies, queued as u64 + cookies, "{mode:?}");
+        // An exact RST frees one entry (RFC 9293 §3.10.7.4): the next SYN is queued (and
+        // `WhenFull` notes that cookies are off), the one after it meets a full queue again.
+        link.push_rx(&frame(7000, TcpControl::Rst, 11, None, 2));
+        link.push_rx(&frame(7010, TcpControl::Syn, 10, None, 1));
+        link.push_rx(&frame(7011, TcpControl::Syn, 10, None, 1));
+        s.poll(now, &mut link);
+        link.drain_tx(|_| {});
+        let c = s.counters();
+        let (queued, cookies, overflows, changes) = match mode {
+            SynCookieMode::Off => (3, 0, 3, 0),
+            SynCookieMode::WhenFull => (3, 3, 0, 3),
+            SynCookieMode::Always => (0, 7, 0, 0),
+        };
+        assert_eq!(s.syn_queue_len(l), queued, "{mode:?} after the RST");
+        assert_eq!(c.syn_cookies_sent, cookies, "{mode:?} after the RST");
+        assert_eq!(c.syn_queue_overflows, overflows, "{mode:?} after the RST");
+        assert_eq!(c.syn_cookie_mode_changes, changes, "{mode:?} after the RST");
+    }
+}
