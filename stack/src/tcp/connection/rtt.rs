@@ -10,9 +10,11 @@ pub struct RttEstimator {
     srtt_us: Option<u64>,
     rttvar_us: u64,
     rto: Duration,
-    /// `rto` in whole microseconds (floored), kept beside it so that [`deadline`]
-    /// (Self::deadline), run for every armed retransmission timer, converts no `Duration`.
-    rto_us: u64,
+    /// What [`deadline`](Self::deadline) adds to `now`: `rto` in whole microseconds
+    /// (floored), times 2^min(backoff, 20) (saturating), at most `max_rto_us`. Kept up to
+    /// date wherever `rto` or `backoff` changes, so that arming the retransmission timer
+    /// (every first transmission) is one saturating add, not a multiply and two minima.
+    span_us: u64,
     min_rto: Duration,
     pub(super) max_rto: Duration,
     /// `max_rto` in whole microseconds (floored, at most `u64::MAX`).
@@ -30,18 +32,29 @@ fn whole_micros(d: Duration) -> u64 {
 impl RttEstimator {
     pub fn new(cfg: &TcpConfig) -> Self {
         let max_rto = cfg.max_rto.max(cfg.min_rto);
-        RttEstimator {
+        let mut rtt = RttEstimator {
             srtt_us: None,
             rttvar_us: 0,
             rto: cfg.initial_rto,
-            // As `rto()` has always floored it (`as_micros() as u64`).
-            rto_us: cfg.initial_rto.as_micros() as u64,
+            span_us: 0,
             min_rto: cfg.min_rto,
             max_rto,
             max_rto_us: whole_micros(max_rto),
             backoff: 0,
             samples: 0,
-        }
+        };
+        rtt.update_span();
+        rtt
+    }
+
+    /// Works `span_us` out again from `rto`, `backoff` and `max_rto_us`: `rto()` in whole
+    /// microseconds (`min(b, floor(max))` equals `floor(min(b, max))` for a whole `b`).
+    #[inline]
+    fn update_span(&mut self) {
+        // As `rto()` has always floored it (`as_micros() as u64`).
+        let base = self.rto.as_micros() as u64;
+        let backed = base.saturating_mul(1u64 << self.backoff.min(20));
+        self.span_us = backed.min(self.max_rto_us);
     }
 
     /// The current RTO, backoff included, at most the configured maximum.
@@ -52,17 +65,12 @@ impl RttEstimator {
         Duration::from_micros(backed).min(self.max_rto)
     }
 
-    /// `now + self.rto()`, the same instant, worked out in microseconds throughout instead of
-    /// through a `Duration` built, compared and converted back. Whole microseconds lose
-    /// nothing: `min(b, floor(max))` equals `floor(min(b, max))` for a whole `b`. Both
-    /// bounds are kept in microseconds (`rto_us`, `max_rto_us`), so nothing is converted.
+    /// `now + self.rto()`, the same instant, worked out in microseconds instead of through a
+    /// `Duration` built, compared and converted back: `rto()` is kept as whole microseconds
+    /// (`span_us`, see `update_span`), so this is one saturating add.
     #[inline]
     pub fn deadline(&self, now: Instant) -> Instant {
-        let backed = self.rto_us.saturating_mul(1u64 << self.backoff.min(20));
-        Instant::from_micros(
-            now.total_micros()
-                .saturating_add(backed.min(self.max_rto_us)),
-        )
+        Instant::from_micros(now.total_micros().saturating_add(self.span_us))
     }
 
     /// The RTO without backoff.
@@ -110,18 +118,23 @@ impl RttEstimator {
         self.rto = Duration::from_micros(rto)
             .max(self.min_rto)
             .min(self.max_rto);
-        self.rto_us = self.rto.as_micros() as u64;
+        self.update_span();
     }
 
     /// RFC 6298 §5.5: double the RTO on expiry.
     pub fn back_off(&mut self) {
         self.backoff = self.backoff.saturating_add(1);
+        self.update_span();
     }
 
     /// A new ACK ends the backoff (RFC 6298 §5.7 keeps the doubled value until a new sample;
     /// like Linux we return to the computed RTO once data is acknowledged).
     pub fn reset_backoff(&mut self) {
-        self.backoff = 0;
+        // Called for every ACK that advances SND.UNA: nothing to work out when no backoff ran.
+        if self.backoff != 0 {
+            self.backoff = 0;
+            self.update_span();
+        }
     }
 }
 
@@ -164,6 +177,60 @@ mod tests {
                         assert_eq!(rtt.deadline(now), now + rtt.rto(), "{rtt:?} {now:?}");
                     }
                     rtt.back_off();
+                }
+            }
+        }
+    }
+
+    /// `deadline` keeps equal to `now + rto()` through samples, backoffs (past the 20
+    /// doublings `rto()` caps them at) and backoff resets, in any order, with a minimum and
+    /// maximum that clamp the samples and are not whole microseconds.
+    #[test]
+    fn deadline_follows_samples_backoffs_and_resets() {
+        let samples = [
+            Duration::from_nanos(1),
+            Duration::from_micros(700),
+            Duration::from_nanos(30_000_500),
+            Duration::from_millis(250),
+            Duration::from_secs(3),
+            Duration::from_secs(500),
+        ];
+        let nows = [
+            Instant::ZERO,
+            Instant::from_micros(987_654_321),
+            Instant::from_micros(u64::MAX - 1_000),
+        ];
+        for (min_rto, max_rto) in [
+            (Duration::from_millis(200), Duration::from_secs(60)),
+            (
+                Duration::from_nanos(1_500),
+                Duration::from_nanos(120_000_000_777),
+            ),
+            (Duration::from_nanos(1), Duration::MAX),
+        ] {
+            let cfg = TcpConfig {
+                min_rto,
+                max_rto,
+                ..TcpConfig::default()
+            };
+            let mut rtt = RttEstimator::new(&cfg);
+            let check = |rtt: &RttEstimator| {
+                for &now in &nows {
+                    assert_eq!(rtt.deadline(now), now + rtt.rto(), "{rtt:?} {now:?}");
+                }
+            };
+            check(&rtt);
+            for (i, &s) in samples.iter().cycle().take(60).enumerate() {
+                rtt.sample(s);
+                check(&rtt);
+                for _ in 0..(i % 4) * 7 {
+                    rtt.back_off();
+                    check(&rtt);
+                }
+                if i % 3 != 0 {
+                    rtt.reset_backoff();
+                    assert_eq!(rtt.backoff(), 0);
+                    check(&rtt);
                 }
             }
         }
