@@ -72,15 +72,20 @@ impl<A: Address> Connection<A> {
             t.recent_at = now;
         }
         // Fifth: ACK.
-        self.persist.unanswered = 0;
-        if self.cfg.keepalive.is_some() && self.keepalive_at.is_some() {
-            self.arm_keepalive(now);
-        }
         if last_ack {
+            // `enter_closed` clears the persist state (`persist.unanswered` with it) and the
+            // keepalive timer, and `arm_keepalive` does nothing in LAST-ACK: neither is
+            // touched first.
             self.snd_una = ack;
             self.snd_nxt = ack;
             self.enter_closed(now, None);
             return true;
+        }
+        self.persist.unanswered = 0;
+        // The timer first: a connection's own field, where the configuration's is on a line
+        // of its own (the same result, both are plain reads).
+        if self.keepalive_at.is_some() && self.cfg.keepalive.is_some() {
+            self.arm_keepalive(now);
         }
         let window = (seg.window_len as u32) << self.snd_wscale;
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
@@ -348,7 +353,7 @@ impl<A: Address> Connection<A> {
         };
         // Anything acceptable from the peer shows it is alive.
         self.persist.unanswered = 0;
-        if self.cfg.keepalive.is_some() && self.keepalive_at.is_some() {
+        if self.keepalive_at.is_some() && self.cfg.keepalive.is_some() {
             self.arm_keepalive(now);
         }
         if self.state == State::SynReceived {
@@ -928,6 +933,12 @@ mod tests {
             let mut x = c.clone();
             x.snd_wl1 = x.rcv_nxt + 1;
             x.snd_wnd = 0;
+            more.push(x);
+            // Probes unanswered and a keepalive deadline kept from ESTABLISHED (in LAST-ACK,
+            // closing must clear both).
+            let mut x = c.clone();
+            x.persist.unanswered = 2;
+            x.keepalive_at = Some(now + Duration::from_secs(7));
             more.push(x);
         }
         out.extend(more);
