@@ -78,7 +78,27 @@ impl<A: Address> Connection<A> {
             // touched first.
             self.snd_una = ack;
             self.snd_nxt = ack;
-            self.enter_closed(now, None);
+            // `enter_closed(now, None)` from LAST-ACK, an open state, once our FIN went out
+            // (ACK = SND.MAX = FIN + 1), less the stores of what is clear already, so that the
+            // two cache lines they alone would touch are not: TIME-WAIT's and FIN-WAIT-2's
+            // deadlines (neither state leads to LAST-ACK; a block starts with both None) and
+            // the keepalive probe (each transmission of the FIN cleared it, and the keepalive
+            // timer sets it only with nothing in flight, while the FIN is in flight until
+            // this ACK).
+            debug_assert!(
+                self.time_wait_until.is_none()
+                    && self.fin_wait2_until.is_none()
+                    && !self.keepalive_probe
+            );
+            self.state = State::Closed;
+            self.rtx_at = None;
+            self.persist = Persist::default();
+            self.force_probe = false;
+            self.ack_at = None;
+            self.keepalive_at = None;
+            self.rtx_next = None;
+            self.ack_pending = false;
+            self.push_event(Event::Closed);
             return true;
         }
         self.persist.unanswered = 0;
@@ -1042,5 +1062,61 @@ mod tests {
         }
         println!("close shortcut: {taken} of {checked}");
         assert!(taken > 10, "{taken}");
+    }
+
+    /// The fast path's close from LAST-ACK stores nothing into TIME-WAIT's and FIN-WAIT-2's
+    /// deadlines or the keepalive probe flag: each is clear there once our FIN went out, also
+    /// when the keepalive timer ran out in CLOSE-WAIT (a probe pending at the close) or in
+    /// LAST-ACK itself, and after the FIN was retransmitted. The close then equals the full
+    /// path's.
+    #[test]
+    fn last_ack_has_no_deadline_or_probe_left_for_the_fast_close() {
+        let mut counters = Counters::default();
+        let mut checked = 0;
+        let idle = Keepalive::default().idle + Duration::from_secs(1);
+        for c in connections(true) {
+            if c.state != State::Established || c.rx_fin.is_some() || c.persist.at.is_some() {
+                continue;
+            }
+            // Probe in CLOSE-WAIT, then close; close, then the timers (keepalive, RTO) run
+            // in LAST-ACK once and twice.
+            for (probe_first, timeouts) in [(true, 0), (false, 1), (false, 2)] {
+                let mut now = Instant::from_millis(1000);
+                let mut l = c.clone();
+                let fin = seg(TcpControl::Fin, l.rcv_nxt, l.snd_una, 101);
+                l.handle_segment(now, &fin, &mut counters);
+                assert_eq!(l.state, State::CloseWait);
+                while l.poll_transmit(now, &mut counters).is_some() {}
+                if probe_first {
+                    now += idle;
+                    l.handle_timeout(now, &mut counters);
+                    assert!(l.keepalive_probe || l.snd_una != l.snd_max);
+                }
+                l.close(now).unwrap();
+                while l.poll_transmit(now, &mut counters).is_some() {}
+                for _ in 0..timeouts {
+                    now += idle;
+                    l.handle_timeout(now, &mut counters);
+                    while l.poll_transmit(now, &mut counters).is_some() {}
+                }
+                assert_eq!(l.state, State::LastAck);
+                assert_eq!(l.snd_max, l.fin_seq() + 1, "the FIN went out");
+                assert!(l.time_wait_until.is_none());
+                assert!(l.fin_wait2_until.is_none());
+                assert!(!l.keepalive_probe);
+                let recent = l.ts.unwrap().recent;
+                let ack = seg(TcpControl::None, l.rcv_nxt, l.snd_max, recent);
+                let (mut fast, mut full) = (l.clone(), l.clone());
+                let (mut cf, mut cs) = (Counters::default(), Counters::default());
+                assert!(l.clone().fast_segment(now, &ack), "{l:?}");
+                fast.handle_segment(now, &ack, &mut cf);
+                full.handle_segment_full(now, &ack, &mut cs);
+                assert_eq!(fast.state, State::Closed);
+                same(&format!("{fast:?}"), &format!("{full:?}"), &ack);
+                assert_eq!(cf, cs);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 6, "{checked}");
     }
 }
