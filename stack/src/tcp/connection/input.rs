@@ -39,7 +39,7 @@ impl<A: Address> Connection<A> {
         {
             return false;
         }
-        let last_ack = match self.state {
+        match self.state {
             // All we sent acknowledged: no RTT sample, duplicate ACK, SACK or recovery
             // work in `process_ack`, only the window update.
             State::Established => {
@@ -48,11 +48,11 @@ impl<A: Address> Connection<A> {
                 {
                     return false;
                 }
-                false
             }
             // The ACK of our FIN (`on_segment_ack`'s LAST-ACK case). RFC 5961 §5.2 cannot
             // call it too old: it is SND.MAX, at most the send window (< 2^30, RFC 7323 §2.3)
-            // plus the FIN above SND.UNA, so not below SND.UNA - MAX.SND.WND.
+            // plus the FIN above SND.UNA, so not below SND.UNA - MAX.SND.WND. Handled to the
+            // end here (nothing carried past the match).
             State::LastAck => {
                 debug_assert!(
                     ack >= SeqNumber(self.snd_una.0.wrapping_sub(self.max_snd_wnd.max(1)))
@@ -60,47 +60,39 @@ impl<A: Address> Connection<A> {
                 if !self.fin_queued || ack != self.fin_seq() + 1 {
                     return false;
                 }
-                true
+                self.fast_ts_recent(seq, seg_ts.tsval, now);
+                // Fifth: ACK. `enter_closed` clears the persist state (`persist.unanswered`
+                // with it) and the keepalive timer, and `arm_keepalive` does nothing in
+                // LAST-ACK: neither is touched first.
+                self.snd_una = ack;
+                self.snd_nxt = ack;
+                // `enter_closed(now, None)` from LAST-ACK, an open state, once our FIN went
+                // out (ACK = SND.MAX = FIN + 1), less the stores of what is clear already, so
+                // that the two cache lines they alone would touch are not: TIME-WAIT's and
+                // FIN-WAIT-2's deadlines (neither state leads to LAST-ACK; a block starts
+                // with both None) and the keepalive probe (each transmission of the FIN
+                // cleared it, and the keepalive timer sets it only with nothing in flight,
+                // while the FIN is in flight until this ACK).
+                debug_assert!(
+                    self.time_wait_until.is_none()
+                        && self.fin_wait2_until.is_none()
+                        && !self.keepalive_probe
+                );
+                self.state = State::Closed;
+                self.rtx_at = None;
+                self.persist = Persist::default();
+                self.force_probe = false;
+                self.ack_at = None;
+                self.keepalive_at = None;
+                self.rtx_next = None;
+                self.ack_pending = false;
+                self.push_event(Event::Closed);
+                return true;
             }
             _ => return false,
-        };
-        // TS.Recent update (RFC 7323 §4.3).
-        if seq <= self.last_ack_sent
-            && let Some(t) = self.ts.as_mut()
-        {
-            t.recent = seg_ts.tsval;
-            t.recent_at = now;
         }
+        self.fast_ts_recent(seq, seg_ts.tsval, now);
         // Fifth: ACK.
-        if last_ack {
-            // `enter_closed` clears the persist state (`persist.unanswered` with it) and the
-            // keepalive timer, and `arm_keepalive` does nothing in LAST-ACK: neither is
-            // touched first.
-            self.snd_una = ack;
-            self.snd_nxt = ack;
-            // `enter_closed(now, None)` from LAST-ACK, an open state, once our FIN went out
-            // (ACK = SND.MAX = FIN + 1), less the stores of what is clear already, so that the
-            // two cache lines they alone would touch are not: TIME-WAIT's and FIN-WAIT-2's
-            // deadlines (neither state leads to LAST-ACK; a block starts with both None) and
-            // the keepalive probe (each transmission of the FIN cleared it, and the keepalive
-            // timer sets it only with nothing in flight, while the FIN is in flight until
-            // this ACK).
-            debug_assert!(
-                self.time_wait_until.is_none()
-                    && self.fin_wait2_until.is_none()
-                    && !self.keepalive_probe
-            );
-            self.state = State::Closed;
-            self.rtx_at = None;
-            self.persist = Persist::default();
-            self.force_probe = false;
-            self.ack_at = None;
-            self.keepalive_at = None;
-            self.rtx_next = None;
-            self.ack_pending = false;
-            self.push_event(Event::Closed);
-            return true;
-        }
         self.persist.unanswered = 0;
         // The timer first: a connection's own field, where the configuration's is on a line
         // of its own (the same result, both are plain reads).
@@ -128,6 +120,17 @@ impl<A: Address> Connection<A> {
             self.update_persist(now);
         }
         true
+    }
+
+    /// `fast_segment`'s TS.Recent update (RFC 7323 §4.3): timestamps are on there.
+    #[inline(always)]
+    fn fast_ts_recent(&mut self, seq: SeqNumber, tsval: u32, now: Instant) {
+        if seq <= self.last_ack_sent
+            && let Some(t) = self.ts.as_mut()
+        {
+            t.recent = tsval;
+            t.recent_at = now;
+        }
     }
 
     /// [`Self::handle_segment`] for any segment.
