@@ -1010,6 +1010,11 @@ mod tests {
                                             full.handle_segment_full(now, &s, &mut cs);
                                             same(&format!("{fast:?}"), &format!("{full:?}"), &s);
                                             assert_eq!(cf, cs, "{s:?}");
+                                            assert_eq!(full.poll_at(), full.poll_at_all());
+                                            // And once the timers ran out.
+                                            let later = now + Duration::from_secs(100_000);
+                                            full.handle_timeout(later, &mut cs);
+                                            assert_eq!(full.poll_at(), full.poll_at_all());
                                             checked += 1;
                                         }
                                     }
@@ -1101,6 +1106,7 @@ mod tests {
                     now += idle;
                     l.handle_timeout(now, &mut counters);
                     while l.poll_transmit(now, &mut counters).is_some() {}
+                    assert_eq!(l.poll_at(), l.poll_at_all());
                 }
                 assert_eq!(l.state, State::LastAck);
                 assert_eq!(l.snd_max, l.fin_seq() + 1, "the FIN went out");
