@@ -516,8 +516,9 @@ impl<A: Address> Connection<A> {
         self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
         self.snd_wl1 = seq;
         self.snd_wl2 = ack;
-        let room = (self.snd_una + self.snd_wnd as usize) - self.snd_nxt;
-        if room > 0 && self.persist.at.is_some() {
+        // The persist timer first: it seldom runs, and then the room need not be worked out
+        // (the same result, both are plain reads).
+        if self.persist.at.is_some() && (self.snd_una + self.snd_wnd as usize) - self.snd_nxt > 0 {
             // The window opened: leave persist. A probe byte the peer did not take is
             // sent again as ordinary data.
             self.persist = Persist::default();
