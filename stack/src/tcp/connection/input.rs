@@ -57,7 +57,10 @@ impl<A: Address> Connection<A> {
                 debug_assert!(
                     ack >= SeqNumber(self.snd_una.0.wrapping_sub(self.max_snd_wnd.max(1)))
                 );
-                if !self.fin_queued || ack != self.fin_seq() + 1 {
+                // Our FIN is queued in LAST-ACK (both ways in set `fin_queued`, and only a
+                // reinitialised block clears it), so the ACK of it is FIN + 1 alone.
+                debug_assert!(self.fin_queued);
+                if ack != self.fin_seq() + 1 {
                     return false;
                 }
                 self.fast_ts_recent(seq, seg_ts.tsval, now);
