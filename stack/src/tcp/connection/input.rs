@@ -1015,10 +1015,22 @@ mod tests {
                                             same(&format!("{fast:?}"), &format!("{full:?}"), &s);
                                             assert_eq!(cf, cs, "{s:?}");
                                             assert_eq!(full.poll_at(), full.poll_at_all());
+                                            // Nothing to send where `wants_transmit` says so.
+                                            if !full.wants_transmit() {
+                                                let mut c = Counters::default();
+                                                let mut x = full.clone();
+                                                assert!(x.poll_transmit(now, &mut c).is_none());
+                                            }
                                             // And once the timers ran out.
                                             let later = now + Duration::from_secs(100_000);
                                             full.handle_timeout(later, &mut cs);
                                             assert_eq!(full.poll_at(), full.poll_at_all());
+                                            if !full.wants_transmit() {
+                                                let mut c = Counters::default();
+                                                assert!(
+                                                    full.poll_transmit(later, &mut c).is_none()
+                                                );
+                                            }
                                             checked += 1;
                                         }
                                     }

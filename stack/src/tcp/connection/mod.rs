@@ -1067,20 +1067,23 @@ impl<A: Address> Connection<A> {
 
     /// True when `poll_transmit` may have something to send right now.
     pub fn wants_transmit(&self) -> bool {
+        // In CLOSED (the freed connection's last settle) and LISTEN `poll_transmit` sends a
+        // pending RST and nothing else: the state is tested before the other flags.
         self.rst_pending.is_some()
-            || self.ack_pending
-            || self.force_probe
-            || self.keepalive_probe
-            || self.rtx_next.is_some()
-            || match self.state {
-                State::SynSent | State::SynReceived => self.snd_nxt == self.iss,
-                State::Established
-                | State::CloseWait
-                | State::FinWait1
-                | State::Closing
-                | State::LastAck => self.has_sendable() || self.recovery == Recovery::Sack,
-                _ => false,
-            }
+            || (!matches!(self.state, State::Closed | State::Listen)
+                && (self.ack_pending
+                    || self.force_probe
+                    || self.keepalive_probe
+                    || self.rtx_next.is_some()
+                    || match self.state {
+                        State::SynSent | State::SynReceived => self.snd_nxt == self.iss,
+                        State::Established
+                        | State::CloseWait
+                        | State::FinWait1
+                        | State::Closing
+                        | State::LastAck => self.has_sendable() || self.recovery == Recovery::Sack,
+                        _ => false,
+                    }))
     }
 
     /// The earliest time `handle_timeout` must be called, if any.
