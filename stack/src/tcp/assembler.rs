@@ -105,16 +105,24 @@ impl RecvBuffer {
     /// block kept for reuse.
     #[inline]
     pub(crate) fn release(&mut self) {
+        // Unallocated storage never held a byte, and the range table is taken (and the clock
+        // moved) only by a write whose bytes are then copied in, which allocates: nothing
+        // else to reset then.
+        debug_assert!(
+            self.storage.is_allocated()
+                || (self.ranges.is_none()
+                    && (self.head, self.len, self.count, self.clock) == (0, 0, 0, 0))
+        );
         if self.storage.is_allocated() {
             self.storage = Storage::new(self.storage.capacity());
+            if let Some(t) = self.ranges.take() {
+                give_table(t);
+            }
+            self.head = 0;
+            self.len = 0;
+            self.count = 0;
+            self.clock = 0;
         }
-        if let Some(t) = self.ranges.take() {
-            give_table(t);
-        }
-        self.head = 0;
-        self.len = 0;
-        self.count = 0;
-        self.clock = 0;
     }
     pub fn new(capacity: usize) -> RecvBuffer {
         RecvBuffer {
@@ -348,6 +356,50 @@ mod tests {
         assert_eq!(b.free(), 5);
         assert_eq!(read_all(&mut b), b"abc");
         assert!(b.ranges.is_none(), "in-order data needs no range table");
+    }
+
+    /// `release` (which resets the rest only for allocated storage) leaves `new`'s state after
+    /// any use: never written, an empty write, in order, out of order (a range table taken),
+    /// a hole filled, cleared, part read.
+    #[test]
+    fn release_returns_to_the_new_state() {
+        type Use = fn(&mut RecvBuffer);
+        let uses: [Use; 7] = [
+            |_| {},
+            |b| {
+                b.write(5, &[]).unwrap();
+            },
+            |b| {
+                b.write(0, &[1; 10]).unwrap();
+            },
+            |b| {
+                b.write(4, &[1; 3]).unwrap();
+            },
+            |b| {
+                b.write(4, &[1; 3]).unwrap();
+                b.write(0, &[2; 4]).unwrap();
+            },
+            |b| {
+                b.write(4, &[1; 3]).unwrap();
+                b.clear();
+            },
+            |b| {
+                b.write(0, &[1; 12]).unwrap();
+                b.consume(7);
+                b.write(9, &[3; 2]).unwrap();
+            },
+        ];
+        for u in uses {
+            let mut b = RecvBuffer::new(16);
+            u(&mut b);
+            b.release();
+            assert!(!b.storage.is_allocated());
+            assert!(b.ranges.is_none());
+            assert_eq!((b.head, b.len, b.count, b.clock), (0, 0, 0, 0));
+            assert_eq!(b.capacity(), 16);
+            assert_eq!(b.write(0, b"abc").unwrap(), 3);
+            assert_eq!(b.front(), b"abc");
+        }
     }
 
     #[test]

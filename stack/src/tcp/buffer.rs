@@ -206,11 +206,14 @@ impl RingBuffer {
     /// back to the pool as a drop would return it. For a control block kept for reuse.
     #[inline]
     pub(crate) fn release(&mut self) {
+        // Unallocated storage never held a byte (`enqueue` allocates before the first one is
+        // stored, `consume` and `dequeue_into` need one): head and length are 0 already.
+        debug_assert!(self.storage.is_allocated() || (self.head == 0 && self.len == 0));
         if self.storage.is_allocated() {
             self.storage = Storage::new(self.storage.cap);
+            self.head = 0;
+            self.len = 0;
         }
-        self.head = 0;
-        self.len = 0;
     }
     /// A buffer of `capacity` bytes. Allocates nothing until the first byte is enqueued.
     pub fn new(capacity: usize) -> Self {
@@ -337,6 +340,44 @@ mod tests {
         assert_eq!(r.dequeue_into(&mut out), 8);
         assert_eq!(&out, b"efghijkl");
         assert!(r.is_empty());
+    }
+
+    /// `release` (which stores head and length only for allocated storage) leaves
+    /// `new`'s state after any use: never written, written, emptied, cleared, part read.
+    #[test]
+    fn release_returns_to_the_new_state() {
+        type Use = fn(&mut RingBuffer);
+        let uses: [Use; 6] = [
+            |_| {},
+            |r| {
+                r.enqueue(&[]);
+            },
+            |r| {
+                r.enqueue(&[1; 10]);
+            },
+            |r| {
+                r.enqueue(&[1; 10]);
+                r.consume(10);
+            },
+            |r| {
+                r.enqueue(&[1; 10]);
+                r.clear();
+            },
+            |r| {
+                r.enqueue(&[1; 14]);
+                r.consume(9);
+                r.enqueue(&[2; 3]);
+            },
+        ];
+        for u in uses {
+            let mut r = RingBuffer::new(16);
+            u(&mut r);
+            r.release();
+            assert!(!r.is_allocated());
+            assert_eq!((r.head, r.len, r.capacity()), (0, 0, 16));
+            assert_eq!(r.enqueue(b"abc"), 3);
+            assert_eq!(r.front(), b"abc");
+        }
     }
 
     #[test]

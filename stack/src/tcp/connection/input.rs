@@ -39,7 +39,7 @@ impl<A: Address> Connection<A> {
         {
             return false;
         }
-        let last_ack = match self.state {
+        match self.state {
             // All we sent acknowledged: no RTT sample, duplicate ACK, SACK or recovery
             // work in `process_ack`, only the window update.
             State::Established => {
@@ -48,41 +48,59 @@ impl<A: Address> Connection<A> {
                 {
                     return false;
                 }
-                false
             }
             // The ACK of our FIN (`on_segment_ack`'s LAST-ACK case). RFC 5961 §5.2 cannot
             // call it too old: it is SND.MAX, at most the send window (< 2^30, RFC 7323 §2.3)
-            // plus the FIN above SND.UNA, so not below SND.UNA - MAX.SND.WND.
+            // plus the FIN above SND.UNA, so not below SND.UNA - MAX.SND.WND. Handled to the
+            // end here (nothing carried past the match).
             State::LastAck => {
                 debug_assert!(
                     ack >= SeqNumber(self.snd_una.0.wrapping_sub(self.max_snd_wnd.max(1)))
                 );
-                if !self.fin_queued || ack != self.fin_seq() + 1 {
+                // Our FIN is queued in LAST-ACK (both ways in set `fin_queued`, and only a
+                // reinitialised block clears it), so the ACK of it is FIN + 1 alone.
+                debug_assert!(self.fin_queued);
+                if ack != self.fin_seq() + 1 {
                     return false;
                 }
-                true
+                self.fast_ts_recent(seq, seg_ts.tsval, now);
+                // Fifth: ACK. `enter_closed` clears the persist state (`persist.unanswered`
+                // with it) and the keepalive timer, and `arm_keepalive` does nothing in
+                // LAST-ACK: neither is touched first.
+                self.snd_una = ack;
+                self.snd_nxt = ack;
+                // `enter_closed(now, None)` from LAST-ACK, an open state, once our FIN went
+                // out (ACK = SND.MAX = FIN + 1), less the stores of what is clear already, so
+                // that the two cache lines they alone would touch are not: TIME-WAIT's and
+                // FIN-WAIT-2's deadlines (neither state leads to LAST-ACK; a block starts
+                // with both None) and the keepalive probe (each transmission of the FIN
+                // cleared it, and the keepalive timer sets it only with nothing in flight,
+                // while the FIN is in flight until this ACK).
+                debug_assert!(
+                    self.time_wait_until.is_none()
+                        && self.fin_wait2_until.is_none()
+                        && !self.keepalive_probe
+                );
+                self.state = State::Closed;
+                self.rtx_at = None;
+                self.persist = Persist::default();
+                self.force_probe = false;
+                self.ack_at = None;
+                self.keepalive_at = None;
+                self.rtx_next = None;
+                self.ack_pending = false;
+                self.push_event(Event::Closed);
+                return true;
             }
             _ => return false,
-        };
-        // TS.Recent update (RFC 7323 §4.3).
-        if seq <= self.last_ack_sent
-            && let Some(t) = self.ts.as_mut()
-        {
-            t.recent = seg_ts.tsval;
-            t.recent_at = now;
         }
+        self.fast_ts_recent(seq, seg_ts.tsval, now);
         // Fifth: ACK.
         self.persist.unanswered = 0;
         // The hot deadline first: it is armed only with keepalive on, so the configuration
         // (a cold line of the control block) is read only then.
         if self.keepalive_at.is_some() && self.cfg.keepalive.is_some() {
             self.arm_keepalive(now);
-        }
-        if last_ack {
-            self.snd_una = ack;
-            self.snd_nxt = ack;
-            self.enter_closed(now, None);
-            return true;
         }
         let window = (seg.window_len as u32) << self.snd_wscale;
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
@@ -105,6 +123,17 @@ impl<A: Address> Connection<A> {
             self.update_persist(now);
         }
         true
+    }
+
+    /// `fast_segment`'s TS.Recent update (RFC 7323 §4.3): timestamps are on there.
+    #[inline(always)]
+    fn fast_ts_recent(&mut self, seq: SeqNumber, tsval: u32, now: Instant) {
+        if seq <= self.last_ack_sent
+            && let Some(t) = self.ts.as_mut()
+        {
+            t.recent = tsval;
+            t.recent_at = now;
+        }
     }
 
     /// [`Self::handle_segment`] for any segment.
@@ -492,8 +521,9 @@ impl<A: Address> Connection<A> {
         self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
         self.snd_wl1 = seq;
         self.snd_wl2 = ack;
-        let room = (self.snd_una + self.snd_wnd as usize) - self.snd_nxt;
-        if room > 0 && self.persist.at.is_some() {
+        // The persist timer first: it seldom runs, and then the room need not be worked out
+        // (the same result, both are plain reads).
+        if self.persist.at.is_some() && (self.snd_una + self.snd_wnd as usize) - self.snd_nxt > 0 {
             // The window opened: leave persist. A probe byte the peer did not take is
             // sent again as ordinary data.
             self.persist = Persist::default();
@@ -937,6 +967,12 @@ mod tests {
             x.snd_wl1 = x.rcv_nxt + 1;
             x.snd_wnd = 0;
             more.push(x);
+            // Probes unanswered and a keepalive deadline kept from ESTABLISHED (in LAST-ACK,
+            // closing must clear both).
+            let mut x = c.clone();
+            x.persist.unanswered = 2;
+            x.keepalive_at = Some(now + Duration::from_secs(7));
+            more.push(x);
         }
         out.extend(more);
         out
@@ -984,6 +1020,23 @@ mod tests {
                                             full.handle_segment_full(now, &s, &mut cs);
                                             same(&format!("{fast:?}"), &format!("{full:?}"), &s);
                                             assert_eq!(cf, cs, "{s:?}");
+                                            assert_eq!(full.poll_at(), full.poll_at_all());
+                                            // Nothing to send where `wants_transmit` says so.
+                                            if !full.wants_transmit() {
+                                                let mut c = Counters::default();
+                                                let mut x = full.clone();
+                                                assert!(x.poll_transmit(now, &mut c).is_none());
+                                            }
+                                            // And once the timers ran out.
+                                            let later = now + Duration::from_secs(100_000);
+                                            full.handle_timeout(later, &mut cs);
+                                            assert_eq!(full.poll_at(), full.poll_at_all());
+                                            if !full.wants_transmit() {
+                                                let mut c = Counters::default();
+                                                assert!(
+                                                    full.poll_transmit(later, &mut c).is_none()
+                                                );
+                                            }
                                             checked += 1;
                                         }
                                     }
@@ -1039,5 +1092,62 @@ mod tests {
         }
         println!("close shortcut: {taken} of {checked}");
         assert!(taken > 10, "{taken}");
+    }
+
+    /// The fast path's close from LAST-ACK stores nothing into TIME-WAIT's and FIN-WAIT-2's
+    /// deadlines or the keepalive probe flag: each is clear there once our FIN went out, also
+    /// when the keepalive timer ran out in CLOSE-WAIT (a probe pending at the close) or in
+    /// LAST-ACK itself, and after the FIN was retransmitted. The close then equals the full
+    /// path's.
+    #[test]
+    fn last_ack_has_no_deadline_or_probe_left_for_the_fast_close() {
+        let mut counters = Counters::default();
+        let mut checked = 0;
+        let idle = Keepalive::default().idle + Duration::from_secs(1);
+        for c in connections(true) {
+            if c.state != State::Established || c.rx_fin.is_some() || c.persist.at.is_some() {
+                continue;
+            }
+            // Probe in CLOSE-WAIT, then close; close, then the timers (keepalive, RTO) run
+            // in LAST-ACK once and twice.
+            for (probe_first, timeouts) in [(true, 0), (false, 1), (false, 2)] {
+                let mut now = Instant::from_millis(1000);
+                let mut l = c.clone();
+                let fin = seg(TcpControl::Fin, l.rcv_nxt, l.snd_una, 101);
+                l.handle_segment(now, &fin, &mut counters);
+                assert_eq!(l.state, State::CloseWait);
+                while l.poll_transmit(now, &mut counters).is_some() {}
+                if probe_first {
+                    now += idle;
+                    l.handle_timeout(now, &mut counters);
+                    assert!(l.keepalive_probe || l.snd_una != l.snd_max);
+                }
+                l.close(now).unwrap();
+                while l.poll_transmit(now, &mut counters).is_some() {}
+                for _ in 0..timeouts {
+                    now += idle;
+                    l.handle_timeout(now, &mut counters);
+                    while l.poll_transmit(now, &mut counters).is_some() {}
+                    assert_eq!(l.poll_at(), l.poll_at_all());
+                }
+                assert_eq!(l.state, State::LastAck);
+                assert_eq!(l.snd_max, l.fin_seq() + 1, "the FIN went out");
+                assert!(l.time_wait_until.is_none());
+                assert!(l.fin_wait2_until.is_none());
+                assert!(!l.keepalive_probe);
+                let recent = l.ts.unwrap().recent;
+                let ack = seg(TcpControl::None, l.rcv_nxt, l.snd_max, recent);
+                let (mut fast, mut full) = (l.clone(), l.clone());
+                let (mut cf, mut cs) = (Counters::default(), Counters::default());
+                assert!(l.clone().fast_segment(now, &ack), "{l:?}");
+                fast.handle_segment(now, &ack, &mut cf);
+                full.handle_segment_full(now, &ack, &mut cs);
+                assert_eq!(fast.state, State::Closed);
+                same(&format!("{fast:?}"), &format!("{full:?}"), &ack);
+                assert_eq!(cf, cs);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 6, "{checked}");
     }
 }

@@ -147,6 +147,13 @@ const EVENT_ORDER: [Event; 7] = [
     Event::Closed,
 ];
 
+/// A deadline as microseconds, `u64::MAX` for none (an instant of `u64::MAX` µs, 584,000
+/// years after the epoch, cannot occur).
+#[inline(always)]
+fn us(t: Option<Instant>) -> u64 {
+    t.map_or(u64::MAX, Instant::total_micros)
+}
+
 fn event_bit(e: Event) -> u8 {
     1 << EVENT_ORDER.iter().position(|x| *x == e).unwrap_or(0)
 }
@@ -1142,33 +1149,52 @@ impl<A: Address> Connection<A> {
 
     /// True when `poll_transmit` may have something to send right now.
     pub fn wants_transmit(&self) -> bool {
+        // In CLOSED (the freed connection's last settle) and LISTEN `poll_transmit` sends a
+        // pending RST and nothing else: the state is tested before the other flags.
         self.rst_pending.is_some()
-            || self.ack_pending
-            || self.force_probe
-            || self.keepalive_probe
-            || self.rtx_next.is_some()
-            || match self.state {
-                State::SynSent | State::SynReceived => self.snd_nxt == self.iss,
-                State::Established
-                | State::CloseWait
-                | State::FinWait1
-                | State::Closing
-                | State::LastAck => self.has_sendable() || self.recovery == Recovery::Sack,
-                _ => false,
-            }
+            || (!matches!(self.state, State::Closed | State::Listen)
+                && (self.ack_pending
+                    || self.force_probe
+                    || self.keepalive_probe
+                    || self.rtx_next.is_some()
+                    || match self.state {
+                        State::SynSent | State::SynReceived => self.snd_nxt == self.iss,
+                        State::Established
+                        | State::CloseWait
+                        | State::FinWait1
+                        | State::Closing
+                        | State::LastAck => self.has_sendable() || self.recovery == Recovery::Sack,
+                        _ => false,
+                    }))
     }
 
     /// The earliest time `handle_timeout` must be called, if any.
     ///
-    /// Computed branch-free (called after every segment): each timer as microseconds with
-    /// `None` as `u64::MAX`, the minimum of those, and `u64::MAX` back to `None` (an instant
-    /// of `u64::MAX` µs, 584,000 years after the epoch, cannot occur).
+    /// Computed without a branch per timer (called after every segment): each timer as
+    /// microseconds with `None` as `u64::MAX`, the minimum of those, and `u64::MAX` back to
+    /// `None` (an instant of `u64::MAX` µs, 584,000 years after the epoch, cannot occur).
+    ///
+    /// TIME-WAIT's and FIN-WAIT-2's deadlines are read in those two states alone: each is
+    /// armed only in its state and cleared on leaving it (`stop_timers` on entering
+    /// TIME-WAIT or CLOSED, the 2MSL expiry), so elsewhere both are None (the unit tests
+    /// compare with [`Self::poll_at_all`] after every segment and timeout).
     #[inline]
     pub fn poll_at(&self) -> Option<Instant> {
-        #[inline(always)]
-        fn us(t: Option<Instant>) -> u64 {
-            t.map_or(u64::MAX, Instant::total_micros)
+        let mut m = us(self.rtx_at)
+            .min(us(self.persist.at))
+            .min(us(self.ack_at))
+            .min(us(self.keepalive_at));
+        if matches!(self.state, State::FinWait2 | State::TimeWait) {
+            m = m
+                .min(us(self.time_wait_until))
+                .min(us(self.fin_wait2_until));
         }
+        debug_assert_eq!(m, us(self.poll_at_all()));
+        (m != u64::MAX).then_some(Instant::from_micros(m))
+    }
+
+    /// [`Self::poll_at`] over every timer whatever the state.
+    pub(crate) fn poll_at_all(&self) -> Option<Instant> {
         let m = us(self.rtx_at)
             .min(us(self.persist.at))
             .min(us(self.ack_at))

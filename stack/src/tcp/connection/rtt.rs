@@ -11,9 +11,11 @@ use crate::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[repr(C)]
 pub struct RttEstimator {
-    /// `rto` in whole microseconds (floored), kept beside it so that [`deadline`]
-    /// (Self::deadline), run for every armed retransmission timer, converts no `Duration`.
-    rto_us: u64,
+    /// What [`deadline`](Self::deadline) adds to `now`: `rto` in whole microseconds
+    /// (floored), times 2^min(backoff, 20) (saturating), at most `max_rto_us`. Kept up to
+    /// date wherever `rto` or `backoff` changes, so that arming the retransmission timer
+    /// (every first transmission) is one saturating add, not a multiply and two minima.
+    span_us: u64,
     /// `max_rto` in whole microseconds (floored, at most `u64::MAX`).
     max_rto_us: u64,
     backoff: u8,
@@ -30,7 +32,7 @@ pub struct RttEstimator {
 }
 
 // What `deadline` reads lies in the first 24 bytes (the control block's layout test).
-const _: () = assert!(core::mem::offset_of!(RttEstimator, backoff) < 24);
+const _: () = assert!(core::mem::offset_of!(RttEstimator, span_us) < 24);
 
 /// A `Duration` in whole microseconds, floored, at most `u64::MAX`.
 #[inline]
@@ -41,19 +43,30 @@ fn whole_micros(d: Duration) -> u64 {
 impl RttEstimator {
     pub fn new(cfg: &TcpConfig) -> Self {
         let max_rto = cfg.max_rto.max(cfg.min_rto);
-        RttEstimator {
+        let mut rtt = RttEstimator {
             srtt_us: None,
             rttvar_us: 0,
             rto: cfg.initial_rto,
-            // As `rto()` has always floored it (`as_micros() as u64`).
-            rto_us: cfg.initial_rto.as_micros() as u64,
+            span_us: 0,
             min_rto: cfg.min_rto,
             max_rto,
             max_rto_us: whole_micros(max_rto),
             backoff: 0,
             changed: false,
             samples: 0,
-        }
+        };
+        rtt.update_span();
+        rtt
+    }
+
+    /// Works `span_us` out again from `rto`, `backoff` and `max_rto_us`: `rto()` in whole
+    /// microseconds (`min(b, floor(max))` equals `floor(min(b, max))` for a whole `b`).
+    #[inline]
+    fn update_span(&mut self) {
+        // As `rto()` has always floored it (`as_micros() as u64`).
+        let base = self.rto.as_micros() as u64;
+        let backed = base.saturating_mul(1u64 << self.backoff.min(20));
+        self.span_us = backed.min(self.max_rto_us);
     }
 
     /// The current RTO, backoff included, at most the configured maximum.
@@ -64,17 +77,12 @@ impl RttEstimator {
         Duration::from_micros(backed).min(self.max_rto)
     }
 
-    /// `now + self.rto()`, the same instant, worked out in microseconds throughout instead of
-    /// through a `Duration` built, compared and converted back. Whole microseconds lose
-    /// nothing: `min(b, floor(max))` equals `floor(min(b, max))` for a whole `b`. Both
-    /// bounds are kept in microseconds (`rto_us`, `max_rto_us`), so nothing is converted.
+    /// `now + self.rto()`, the same instant, worked out in microseconds instead of through a
+    /// `Duration` built, compared and converted back: `rto()` is kept as whole microseconds
+    /// (`span_us`, see `update_span`), so this is one saturating add.
     #[inline]
     pub fn deadline(&self, now: Instant) -> Instant {
-        let backed = self.rto_us.saturating_mul(1u64 << self.backoff.min(20));
-        Instant::from_micros(
-            now.total_micros()
-                .saturating_add(backed.min(self.max_rto_us)),
-        )
+        Instant::from_micros(now.total_micros().saturating_add(self.span_us))
     }
 
     /// The RTO without backoff.
@@ -123,20 +131,25 @@ impl RttEstimator {
         self.rto = Duration::from_micros(rto)
             .max(self.min_rto)
             .min(self.max_rto);
-        self.rto_us = self.rto.as_micros() as u64;
+        self.update_span();
     }
 
     /// RFC 6298 §5.5: double the RTO on expiry.
     pub fn back_off(&mut self) {
         self.changed = true;
         self.backoff = self.backoff.saturating_add(1);
+        self.update_span();
     }
 
     /// A new ACK ends the backoff (RFC 6298 §5.7 keeps the doubled value until a new sample;
     /// like Linux we return to the computed RTO once data is acknowledged).
     pub fn reset_backoff(&mut self) {
-        // A backoff other than 0 came from `back_off`, which set `changed`.
-        self.backoff = 0;
+        // Called for every ACK that advances SND.UNA: nothing to work out when no backoff ran
+        // (a backoff other than 0 came from `back_off`, which set `changed`).
+        if self.backoff != 0 {
+            self.backoff = 0;
+            self.update_span();
+        }
     }
 
     /// Whether a sample or a backoff changed the estimator since `new` made it (else it is
@@ -186,6 +199,60 @@ mod tests {
                         assert_eq!(rtt.deadline(now), now + rtt.rto(), "{rtt:?} {now:?}");
                     }
                     rtt.back_off();
+                }
+            }
+        }
+    }
+
+    /// `deadline` keeps equal to `now + rto()` through samples, backoffs (past the 20
+    /// doublings `rto()` caps them at) and backoff resets, in any order, with a minimum and
+    /// maximum that clamp the samples and are not whole microseconds.
+    #[test]
+    fn deadline_follows_samples_backoffs_and_resets() {
+        let samples = [
+            Duration::from_nanos(1),
+            Duration::from_micros(700),
+            Duration::from_nanos(30_000_500),
+            Duration::from_millis(250),
+            Duration::from_secs(3),
+            Duration::from_secs(500),
+        ];
+        let nows = [
+            Instant::ZERO,
+            Instant::from_micros(987_654_321),
+            Instant::from_micros(u64::MAX - 1_000),
+        ];
+        for (min_rto, max_rto) in [
+            (Duration::from_millis(200), Duration::from_secs(60)),
+            (
+                Duration::from_nanos(1_500),
+                Duration::from_nanos(120_000_000_777),
+            ),
+            (Duration::from_nanos(1), Duration::MAX),
+        ] {
+            let cfg = TcpConfig {
+                min_rto,
+                max_rto,
+                ..TcpConfig::default()
+            };
+            let mut rtt = RttEstimator::new(&cfg);
+            let check = |rtt: &RttEstimator| {
+                for &now in &nows {
+                    assert_eq!(rtt.deadline(now), now + rtt.rto(), "{rtt:?} {now:?}");
+                }
+            };
+            check(&rtt);
+            for (i, &s) in samples.iter().cycle().take(60).enumerate() {
+                rtt.sample(s);
+                check(&rtt);
+                for _ in 0..(i % 4) * 7 {
+                    rtt.back_off();
+                    check(&rtt);
+                }
+                if i % 3 != 0 {
+                    rtt.reset_backoff();
+                    assert_eq!(rtt.backoff(), 0);
+                    check(&rtt);
                 }
             }
         }
