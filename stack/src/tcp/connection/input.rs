@@ -559,8 +559,8 @@ impl<A: Address> Connection<A> {
     /// Fast retransmit: enter NewReno (RFC 6582) or SACK (RFC 6675) loss recovery.
     pub(super) fn enter_recovery(&mut self, now: Instant) {
         let mss = self.eff_mss();
-        self.cc_changed();
-        self.cc.on_congestion_event(now, self.flight_size(), mss);
+        let flight = self.flight_size();
+        self.cc_mut().on_congestion_event(now, flight, mss);
         self.recover = self.snd_max;
         self.high_rxt = self.snd_una;
         self.stats_mut().fast_retransmits += 1;
@@ -637,17 +637,16 @@ impl<A: Address> Connection<A> {
             Recovery::None => {
                 if acked_data > 0 && self.state.is_synchronized() {
                     let limited = self.cwnd_blocked || flight_before + 2 * mss >= self.cc.window();
-                    self.cc_changed();
-                    self.cc
-                        .on_ack(now, acked_data, mss, self.rtt.srtt(), limited);
+                    let srtt = self.rtt.srtt();
+                    self.cc_mut().on_ack(now, acked_data, mss, srtt, limited);
                 }
             }
             Recovery::NewReno { cwnd } => {
                 if ack >= self.recover {
                     // Full ACK (RFC 6582 §3.2 step 3): leave recovery.
                     self.recovery = Recovery::None;
-                    self.cc_changed();
-                    self.cc.on_recovery_exit(now, self.flight_size(), mss);
+                    let flight = self.flight_size();
+                    self.cc_mut().on_recovery_exit(now, flight, mss);
                 } else {
                     // Partial ACK (step 4): retransmit the next hole, deflate by the amount
                     // acknowledged, add back one SMSS if at least that much was acknowledged.
@@ -663,8 +662,8 @@ impl<A: Address> Connection<A> {
                 if ack >= self.recover {
                     // RFC 6675 §5: the cumulative ACK covers RecoveryPoint.
                     self.recovery = Recovery::None;
-                    self.cc_changed();
-                    self.cc.on_recovery_exit(now, self.flight_size(), mss);
+                    let flight = self.flight_size();
+                    self.cc_mut().on_recovery_exit(now, flight, mss);
                 }
             }
         }

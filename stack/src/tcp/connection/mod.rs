@@ -69,6 +69,46 @@ mod rtt;
 mod state;
 mod timers;
 
+/// A part of the control block that a block reused for a new connection keeps, unwritten,
+/// while its last connection left it as the template made it (`Connection::slab`'s
+/// `SLAB_STATS`, `SLAB_CC_FULL*` say when). It reads through `Deref`; there is no `DerefMut`,
+/// so a change cannot skip the bit that records it: it goes through `Connection::stats_mut`
+/// or `Connection::cc_mut`, the only callers of [`Noted::noted_mut`].
+mod noted {
+    use core::fmt;
+    use core::ops::Deref;
+
+    #[derive(Clone, Copy, PartialEq, Default)]
+    pub(super) struct Noted<T>(T);
+
+    impl<T> Noted<T> {
+        #[inline(always)]
+        pub(super) fn new(value: T) -> Noted<T> {
+            Noted(value)
+        }
+        /// Mutable access, for the accessors that note the change in `Connection::slab`.
+        #[inline(always)]
+        pub(super) fn noted_mut(&mut self) -> &mut T {
+            &mut self.0
+        }
+    }
+
+    impl<T> Deref for Noted<T> {
+        type Target = T;
+        #[inline(always)]
+        fn deref(&self) -> &T {
+            &self.0
+        }
+    }
+
+    impl<T: fmt::Debug> fmt::Debug for Noted<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+}
+use noted::Noted;
+
 pub use self::config::{Keepalive, TcpConfig};
 pub use self::icmp::{IcmpOutcome, SoftError};
 pub use self::rtt::RttEstimator;
@@ -459,7 +499,7 @@ pub struct Connection<A: Address = Ipv4Addr> {
 
     // Cold: the data path's recovery bookkeeping, handshake-only, limits, configuration and
     // statistics.
-    cc: CongestionControl,
+    cc: Noted<CongestionControl>,
     dupacks: u32,
     /// Largest payload seen from the peer: what "full-sized" means.
     rcv_mss: usize,
@@ -479,7 +519,7 @@ pub struct Connection<A: Address = Ipv4Addr> {
     challenge_count: u32,
     challenge_window: Instant,
     cfg: TcpConfig,
-    stats: ConnStats,
+    stats: Noted<ConnStats>,
 }
 /// `Connection::slab`: the `SLAB_*` bits. Its `Debug` shows the block's own state
 /// (`SLAB_VACANT`, `SLAB_CFG_CHANGED`) only: the other bits (`SLAB_STATS`, `SLAB_CC_FULL*`)
@@ -655,7 +695,7 @@ impl<A: Address> Connection<A> {
             rtx_at: None,
             rtx_count: 0,
             rtt_probe: None,
-            cc,
+            cc: Noted::new(cc),
             recovery: Recovery::None,
             recover: iss,
             high_rxt: iss,
@@ -688,7 +728,7 @@ impl<A: Address> Connection<A> {
             challenge_count: 0,
             events: 0,
             want_writable: false,
-            stats: ConnStats::default(),
+            stats: Noted::default(),
         }
     }
 
@@ -893,9 +933,9 @@ impl<A: Address> Connection<A> {
         debug_assert!(*cfg == t.cfg, "a vacant block of another configuration");
         // The statistics are zero unless the last connection counted something.
         if slab.0 & SLAB_STATS != 0 {
-            *stats = ConnStats::default();
+            *stats = Noted::default();
         }
-        debug_assert!(*stats == ConnStats::default());
+        debug_assert!(**stats == ConnStats::default());
         let cfg = &t.cfg;
         // Empty since `vacate`; a capacity other than the configuration's (a block of another
         // configuration) is replaced.
@@ -922,7 +962,7 @@ impl<A: Address> Connection<A> {
         let cc_bit = if ts_on { SLAB_CC_FULL_TS } else { SLAB_CC_FULL };
         let cc_kept = if mss == cfg.mss {
             if slab.0 & cc_bit == 0 {
-                *cc = t.full_mss_cc[usize::from(ts_on)];
+                *cc = Noted::new(t.full_mss_cc[usize::from(ts_on)]);
             }
             debug_assert_eq!(
                 format!("{cc:?}"),
@@ -930,7 +970,10 @@ impl<A: Address> Connection<A> {
             );
             cc_bit
         } else {
-            *cc = CongestionControl::new(cfg.congestion, state::mss_after_options(mss, ts_on));
+            *cc = Noted::new(CongestionControl::new(
+                cfg.congestion,
+                state::mss_after_options(mss, ts_on),
+            ));
             0
         };
         *tuple = open.tuple;
@@ -1105,19 +1148,14 @@ impl<A: Address> Connection<A> {
     /// (`SLAB_CC_FULL*`).
     #[inline(always)]
     pub(super) fn cc_mut(&mut self) -> &mut CongestionControl {
-        self.cc_changed();
-        &mut self.cc
-    }
-    /// Before `cc` changes: it is no longer the template's (`SLAB_CC_FULL*`).
-    #[inline(always)]
-    pub(super) fn cc_changed(&mut self) {
         self.slab.0 &= !(SLAB_CC_FULL | SLAB_CC_FULL_TS);
+        self.cc.noted_mut()
     }
     /// The statistics, to count in: marks the block's `stats` as used (`SLAB_STATS`).
     #[inline(always)]
     pub(super) fn stats_mut(&mut self) -> &mut ConnStats {
         self.slab.0 |= SLAB_STATS;
-        &mut self.stats
+        self.stats.noted_mut()
     }
     pub fn config(&self) -> &TcpConfig {
         &self.cfg

@@ -422,8 +422,7 @@ impl<A: Address> Connection<A> {
         if !retransmitting && !in_flight && len > 0 {
             // RFC 5681 §4.1: restart from the initial window after an idle RTO.
             if now.saturating_since(self.last_send) > self.rtt.rto() {
-                self.cc_changed();
-                self.cc.on_idle_restart(now, mss);
+                self.cc_mut().on_idle_restart(now, mss);
             }
         }
         Some(Pick {

@@ -123,14 +123,13 @@ impl<A: Address> Connection<A> {
             // RFC 5681 §3.1: ssthresh only on the first timeout of a segment; RFC 6582 §4 /
             // RFC 6675 §5.1: recovery ends, `recover` becomes the highest sequence sent.
             if self.rtx_count == 1 {
-                self.cc_changed();
-                self.cc.on_retransmit_timeout(now, self.flight_size(), mss);
+                let flight = self.flight_size();
+                self.cc_mut().on_retransmit_timeout(now, flight, mss);
             } else {
                 // RFC 2018 §8: two timeouts in a row may mean the receiver reneged on what it
                 // SACKed: forget it.
                 self.scoreboard.clear();
-                self.cc_changed();
-                self.cc.on_retransmit_timeout(now, 0, mss);
+                self.cc_mut().on_retransmit_timeout(now, 0, mss);
             }
             self.recovery = Recovery::None;
             self.recover = self.snd_max;
