@@ -246,17 +246,12 @@ impl CompactSegment for SynAckRepr {
             at += 4;
         };
         put(mss);
-        if let Some(shift) = self.window_scale {
-            put([OPT_NOP, OPT_WS, 3, shift]);
-        }
-        if self.sack_permitted {
-            put([OPT_SACKPERM, 2, OPT_NOP, OPT_NOP]);
-        }
-        if let Some(ts) = self.timestamp {
-            put([OPT_NOP, OPT_NOP, OPT_TSTAMP, 10]);
-            put(ts.tsval.to_be_bytes());
-            put(ts.tsecr.to_be_bytes());
-        }
+        put_after_mss(
+            self.window_scale,
+            self.sack_permitted,
+            self.timestamp,
+            &mut put,
+        );
         // The fixed header as in `TcpRepr::emit_laid_out`: SYN and ACK.
         self.acked()
             .write_header(fixed, len, FLG_SYN | FLG_ACK, acc, pseudo);
@@ -1340,17 +1335,12 @@ impl<'a> TcpRepr<'a> {
             let [hi, lo] = mss.to_be_bytes();
             put([OPT_MSS, 4, hi, lo]);
         }
-        if let Some(shift) = self.window_scale {
-            put([OPT_NOP, OPT_WS, 3, shift]);
-        }
-        if self.sack_permitted {
-            put([OPT_SACKPERM, 2, OPT_NOP, OPT_NOP]);
-        }
-        if let Some(ts) = self.timestamp {
-            put([OPT_NOP, OPT_NOP, OPT_TSTAMP, 10]);
-            put(ts.tsval.to_be_bytes());
-            put(ts.tsecr.to_be_bytes());
-        }
+        put_after_mss(
+            self.window_scale,
+            self.sack_permitted,
+            self.timestamp,
+            &mut put,
+        );
         if blocks > 0 {
             put([OPT_NOP, OPT_NOP, OPT_SACKRNG, 2 + 8 * blocks as u8]);
             for (l, r) in self.sack_ranges.iter().flatten().take(blocks) {
@@ -1500,6 +1490,30 @@ fn write_fixed_header(
     let (w, rest) = rest.split_at_mut(4);
     w.copy_from_slice(&off_win);
     rest.copy_from_slice(&ck_urg);
+}
+
+/// The options after the MSS, in the order and layout [`TcpRepr::emit`] documents (window
+/// scale, SACK-permitted, timestamps), each whole word handed to `put`: shared by the general
+/// writer and the SYN-ACK's.
+#[inline(always)]
+fn put_after_mss(
+    window_scale: Option<u8>,
+    sack_permitted: bool,
+    timestamp: Option<TcpTimestamp>,
+    put: &mut impl FnMut([u8; 4]),
+) {
+    use field::*;
+    if let Some(shift) = window_scale {
+        put([OPT_NOP, OPT_WS, 3, shift]);
+    }
+    if sack_permitted {
+        put([OPT_SACKPERM, 2, OPT_NOP, OPT_NOP]);
+    }
+    if let Some(ts) = timestamp {
+        put([OPT_NOP, OPT_NOP, OPT_TSTAMP, 10]);
+        put(ts.tsval.to_be_bytes());
+        put(ts.tsecr.to_be_bytes());
+    }
 }
 
 #[cfg(test)]
